@@ -1,0 +1,60 @@
+"""Streaming LLM prompt executions from Firebase to the browser."""
+
+from __future__ import annotations
+
+from ._client import (
+    DEFAULT_BASE_URL,
+    ChatResponse,
+    ChatStream,
+    OpenRouterClient,
+    OpenRouterConfig,
+    StreamChunk,
+)
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ContentBlockedError,
+    InternalServerError,
+    InvalidResponseError,
+    MidStreamError,
+    OpenRouterError,
+    PaymentRequiredError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    StreamInterruptedError,
+    UpstreamUnavailableError,
+)
+from ._sse import ServerSentEvent, SSEDecoder, encode_comment, encode_event
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatResponse",
+    "ChatStream",
+    "ContentBlockedError",
+    "InternalServerError",
+    "InvalidResponseError",
+    "MidStreamError",
+    "OpenRouterClient",
+    "OpenRouterConfig",
+    "OpenRouterError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "StreamChunk",
+    "StreamInterruptedError",
+    "UpstreamUnavailableError",
+    "encode_comment",
+    "encode_event",
+]

@@ -1,0 +1,597 @@
+"""The async OpenRouter client: chat-completion streams, one typed chunk at a time.
+
+The per-chunk path is bytes → dict → slotted dataclass; no pydantic object is built per
+chunk. aiohttp exceptions are translated to the ``_errors`` tree in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import enum
+import inspect
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    InvalidResponseError,
+    MidStreamError,
+    OpenRouterError,
+    StreamInterruptedError,
+    status_error_for,
+)
+from ._sse import SSEDecoder
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ChatResponse",
+    "ChatStream",
+    "OpenRouterClient",
+    "OpenRouterConfig",
+    "StreamChunk",
+]
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+
+OnChunk = Callable[["StreamChunk"], Awaitable[None] | None]
+
+# Body parameters a caller may set per call. Anything else is a typo, not a request.
+_OVERRIDABLE = frozenset(
+    {
+        "model",
+        "models",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "frequency_penalty",
+        "presence_penalty",
+        "repetition_penalty",
+        "stop",
+        "seed",
+        "reasoning",
+        "provider",
+        "user",
+    }
+)
+
+
+class OpenRouterConfig(BaseModel):
+    """Client settings. ``base_url`` may point at any OpenAI-compatible server."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
+    model: str = "x-ai/grok-4-fast:free"
+    base_url: str = DEFAULT_BASE_URL
+    max_tokens: int | None = Field(default=1024, ge=1)
+    temperature: float | None = Field(default=0.7, ge=0, le=2)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    # Until the response headers arrive.
+    first_byte_timeout: float = Field(default=60.0, gt=0)
+    # The content watchdog: the longest silence between two content chunks. Keep-alive
+    # comments do not count, which is why a socket read timeout cannot do this job.
+    idle_timeout: float = Field(default=90.0, gt=0)
+    # The whole call, retries included; keep it below the function's timeout.
+    deadline: float = Field(default=3300.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=8.0, ge=0)
+    # A Retry-After longer than this is not waited for; the error goes to the caller.
+    max_retry_after: float = Field(default=10.0, ge=0)
+    max_connections: int = Field(default=1000, ge=1)
+    app_url: str | None = None
+    app_title: str | None = None
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    content: str
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+    reasoning: str | None = None
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    content: str
+    finish_reason: str | None
+    model: str | None
+    usage: dict[str, Any] | None
+    reasoning: str | None = None
+    generation_id: str | None = None
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+def _should_retry(error: OpenRouterError) -> bool:
+    if isinstance(error, APIConnectionError):
+        return True
+    status = getattr(error, "status_code", None)
+    if status is None:
+        return False
+    if status == 402:
+        return error.retry_after is not None
+    return status in _RETRYABLE_STATUS or status >= 500
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@contextlib.contextmanager
+def _translate_errors(partial: Callable[[], str]) -> Iterator[None]:
+    """The one boundary where aiohttp and timeout exceptions become ours."""
+    try:
+        yield
+    except OpenRouterError:
+        raise
+    except TimeoutError as exc:
+        raise APITimeoutError("upstream timed out", partial=partial()) from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise StreamInterruptedError(
+            "upstream connection dropped mid-stream", partial=partial()
+        ) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        text = partial()
+        if text:
+            raise StreamInterruptedError(
+                "upstream connection dropped mid-stream", partial=text
+            ) from exc
+        raise APIConnectionError("upstream closed the connection") from exc
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise APIConnectionError(f"cannot reach upstream: {type(exc).__name__}") from exc
+    except aiohttp.ClientError as exc:
+        raise APIConnectionError(f"upstream request failed: {type(exc).__name__}") from exc
+
+
+class OpenRouterClient:
+    """``async with OpenRouterClient(config) as client: ...``
+
+    It owns its ``aiohttp.ClientSession``, or borrows the one it is given and leaves it
+    open. One session pools connections: N calls in a row reuse one upstream connection.
+    """
+
+    def __init__(
+        self, config: OpenRouterConfig, *, session: aiohttp.ClientSession | None = None
+    ) -> None:
+        self.config = config
+        self._session = session
+        self._owns_session = session is None
+        self._state = _State.UNOPENED
+        self._url = config.base_url.rstrip("/") + "/chat/completions"
+
+    async def __aenter__(self) -> OpenRouterClient:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("an OpenRouterClient can be opened once")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self.config.max_connections, keepalive_timeout=60
+                ),
+                # No total cap: it would cut long generations short. Our own watchdogs
+                # (first byte, content idle, deadline) do that job.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
+                auto_decompress=True,
+            )
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._state is _State.OPENED and self._owns_session and self._session is not None:
+            await self._session.close()
+        self._state = _State.CLOSED
+
+    # -- public calls ---------------------------------------------------------------
+
+    def generate_response_stream(
+        self,
+        prompt: str,
+        system_prompt: str | None = None,
+        context: str | None = None,
+        on_chunk: OnChunk | None = None,
+        **overrides: Any,
+    ) -> ChatStream:
+        """Stream a completion. Iterate the result with ``async for``.
+
+        The returned ``ChatStream`` also exposes ``generation_id``, ``usage``, ``model``
+        and ``finish_reason`` as they become known, and closes the upstream response
+        on ``aclose()`` or when used as ``async with``.
+        """
+        body = self._body(prompt, system_prompt, context, overrides, stream=True)
+        return ChatStream(self, body, on_chunk)
+
+    async def generate_response(
+        self,
+        prompt: str,
+        system_prompt: str | None = None,
+        context: str | None = None,
+        **overrides: Any,
+    ) -> ChatResponse:
+        """One completion, not streamed."""
+        body = self._body(prompt, system_prompt, context, overrides, stream=False)
+        deadline = time.monotonic() + self.config.deadline
+        attempt = 0
+        while True:
+            try:
+                return await self._complete_once(body)
+            except OpenRouterError as error:
+                await self._backoff_or_raise(error, attempt, deadline)
+                attempt += 1
+
+    # -- internals ------------------------------------------------------------------
+
+    def _body(
+        self,
+        prompt: str,
+        system_prompt: str | None,
+        context: str | None,
+        overrides: dict[str, Any],
+        *,
+        stream: bool,
+    ) -> dict[str, Any]:
+        unknown = set(overrides) - _OVERRIDABLE
+        if unknown:
+            raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
+        messages: list[dict[str, str]] = []
+        if system_prompt:
+            messages.append({"role": "system", "content": system_prompt})
+        if context:
+            messages.append(
+                {
+                    "role": "system",
+                    "content": f"Use the following context to answer the question:\n\n{context}",
+                }
+            )
+        messages.append({"role": "user", "content": prompt})
+        cfg = self.config
+        body: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
+        if cfg.max_tokens is not None:
+            body["max_tokens"] = cfg.max_tokens
+        if cfg.temperature is not None:
+            body["temperature"] = cfg.temperature
+        if stream:
+            # OpenRouter always sends usage; other OpenAI-compatible servers need asking.
+            body["stream_options"] = {"include_usage": True}
+        body.update({k: v for k, v in overrides.items() if v is not None})
+        return body
+
+    def _headers(self) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self.config.api_key.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
+        if self.config.app_url:
+            headers["HTTP-Referer"] = self.config.app_url
+        if self.config.app_title:
+            headers["X-Title"] = self.config.app_title
+        return headers
+
+    def _session_or_fail(self) -> aiohttp.ClientSession:
+        if self._state is not _State.OPENED or self._session is None:
+            raise RuntimeError("use the client inside 'async with OpenRouterClient(...)'")
+        return self._session
+
+    async def _open(self, body: dict[str, Any], *, stream: bool) -> aiohttp.ClientResponse:
+        """POST and return the response once its status says it is usable."""
+        session = self._session_or_fail()
+        with _translate_errors(str):
+            async with asyncio.timeout(self.config.first_byte_timeout):
+                response = await session.post(
+                    self._url, data=json.dumps(body), headers=self._headers()
+                )
+            if response.status >= 400:
+                try:
+                    async with asyncio.timeout(self.config.first_byte_timeout):
+                        raw = await response.read()
+                finally:
+                    response.release()
+                raise _status_error(response, raw)
+            if stream:
+                ctype = response.headers.get("Content-Type", "")
+                if not ctype.startswith("text/event-stream"):
+                    try:
+                        async with asyncio.timeout(self.config.first_byte_timeout):
+                            raw = await response.read()
+                    finally:
+                        response.release()
+                    raise _unexpected_body(response, raw)
+            return response
+
+    async def _complete_once(self, body: dict[str, Any]) -> ChatResponse:
+        response = await self._open(body, stream=False)
+        try:
+            with _translate_errors(str):
+                async with asyncio.timeout(self.config.idle_timeout):
+                    raw = await response.read()
+        finally:
+            response.release()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidResponseError("upstream answered with invalid JSON") from exc
+        if not isinstance(data, dict):
+            raise InvalidResponseError("upstream answered with a non-object")
+        if "error" in data:
+            raise _in_band_error(data["error"], partial="")
+        choices = data.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        return ChatResponse(
+            content=message.get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            model=data.get("model"),
+            usage=data.get("usage"),
+            reasoning=message.get("reasoning"),
+            generation_id=response.headers.get("X-Generation-Id") or data.get("id"),
+        )
+
+    async def _backoff_or_raise(
+        self, error: OpenRouterError, attempt: int, deadline: float
+    ) -> None:
+        """Sleep before the next attempt, or re-raise ``error`` if it should not be retried."""
+        cfg = self.config
+        if attempt >= cfg.max_retries or not _should_retry(error):
+            raise error
+        if error.retry_after is not None:
+            if error.retry_after > cfg.max_retry_after:
+                raise error
+            delay = error.retry_after
+        else:
+            ceiling = min(cfg.backoff_max, cfg.backoff_base * (2**attempt))
+            delay = ceiling * (0.5 + random.random() / 2)
+        if time.monotonic() + delay >= deadline:
+            raise error
+        await asyncio.sleep(delay)
+
+
+class ChatStream:
+    """An async iterator of ``StreamChunk`` over one streamed completion.
+
+    Retries happen only before the first chunk has reached the caller; once one has,
+    a retry would duplicate text, so errors are raised with ``partial`` instead.
+    """
+
+    def __init__(
+        self, client: OpenRouterClient, body: dict[str, Any], on_chunk: OnChunk | None
+    ) -> None:
+        self._client = client
+        self._body = body
+        self._on_chunk = on_chunk
+        self._on_chunk_is_async = on_chunk is not None and inspect.iscoroutinefunction(on_chunk)
+        self._gen: AsyncIterator[StreamChunk] | None = None
+        self._parts: list[str] = []
+        self.generation_id: str | None = None
+        self.model: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.attempts = 0
+
+    @property
+    def content(self) -> str:
+        """The content received so far."""
+        return "".join(self._parts)
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        if self._gen is None:
+            self._gen = self._run()
+        chunk = await self._gen.__anext__()
+        if self._on_chunk is not None:
+            if self._on_chunk_is_async:
+                await self._on_chunk(chunk)  # type: ignore[misc]
+            else:
+                result = self._on_chunk(chunk)
+                if inspect.isawaitable(result):
+                    await result
+        return chunk
+
+    async def aclose(self) -> None:
+        """Close the upstream response now. Safe to call more than once."""
+        if self._gen is not None:
+            await self._gen.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _run(self) -> AsyncIterator[StreamChunk]:
+        client = self._client
+        deadline = time.monotonic() + client.config.deadline
+        attempt = 0
+        delivered = False
+        while True:
+            self.attempts = attempt + 1
+            response: aiohttp.ClientResponse | None = None
+            try:
+                response = await client._open(self._body, stream=True)
+                self.generation_id = response.headers.get("X-Generation-Id")
+                async for chunk in self._chunks(response, deadline):
+                    delivered = True
+                    yield chunk
+                return
+            except OpenRouterError as error:
+                if delivered:
+                    raise
+                await client._backoff_or_raise(error, attempt, deadline)
+                attempt += 1
+            finally:
+                if response is not None:
+                    # A response read to its end goes back to the pool; one left early is
+                    # closed, which tells the upstream to stop generating.
+                    if response.content.at_eof():
+                        response.release()
+                    else:
+                        response.close()
+
+    async def _chunks(
+        self, response: aiohttp.ClientResponse, deadline: float
+    ) -> AsyncIterator[StreamChunk]:
+        idle = self._client.config.idle_timeout
+        loop = asyncio.get_running_loop()
+        hard_stop = loop.time() + max(0.0, deadline - time.monotonic())
+        watchdog = min(loop.time() + idle, hard_stop)
+        decoder = SSEDecoder()
+        reader = response.content
+        while True:
+            # The timeout wraps the read only, never a yield: a timer that fired while the
+            # caller holds the chunk would cancel the caller's own work.
+            with _translate_errors(lambda: self.content):
+                async with asyncio.timeout_at(watchdog):
+                    data = await reader.readany()
+            if not data:
+                break
+            for event in decoder.feed(data):
+                if event.data == "[DONE]":
+                    await self._drain(reader)
+                    return
+                chunk = self._parse(event.data)
+                if chunk is None:
+                    continue
+                if chunk.content or chunk.reasoning:
+                    watchdog = min(loop.time() + idle, hard_stop)
+                    if chunk.content:
+                        self._parts.append(chunk.content)
+                yield chunk
+        if self.finish_reason is None:
+            raise StreamInterruptedError(
+                "upstream stream ended without [DONE] or a finish_reason", partial=self.content
+            )
+
+    @staticmethod
+    async def _drain(reader: aiohttp.StreamReader) -> None:
+        """Read the few bytes after ``[DONE]`` so the connection can go back to the pool."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                while await reader.readany():
+                    pass
+
+    def _parse(self, raw: str) -> StreamChunk | None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise InvalidResponseError(
+                "upstream sent a data line that is not JSON", partial=self.content
+            ) from None
+        if not isinstance(data, dict):
+            raise InvalidResponseError("upstream sent a non-object event", partial=self.content)
+        if "error" in data:
+            raise _in_band_error(data["error"], partial=self.content)
+        model = data.get("model")
+        if model:
+            self.model = model
+        if self.generation_id is None and data.get("id"):
+            self.generation_id = data["id"]
+        content = ""
+        reasoning = None
+        finish_reason = None
+        choices = data.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            content = delta.get("content") or ""
+            reasoning = delta.get("reasoning") or None
+            finish_reason = choice.get("finish_reason")
+            if finish_reason == "error":
+                error = data.get("error") or {"message": "upstream reported an error"}
+                raise _in_band_error(error, partial=self.content)
+            if finish_reason:
+                self.finish_reason = finish_reason
+        usage = data.get("usage")
+        if usage:
+            self.usage = usage
+        if not (content or reasoning or finish_reason or usage):
+            return None
+        return StreamChunk(content, finish_reason, self.model, usage, reasoning)
+
+
+def _error_message(body: Any, fallback: str) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str):
+            return message[:500]
+        if isinstance(error, str):
+            return error[:500]
+    return fallback
+
+
+def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> OpenRouterError:
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = raw[:500].decode("utf-8", "replace")
+    message = _error_message(body, f"upstream answered HTTP {response.status}")
+    return status_error_for(
+        response.status,
+        message,
+        body=body,
+        retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _unexpected_body(response: aiohttp.ClientResponse, raw: bytes) -> OpenRouterError:
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "error" in body:
+        return _in_band_error(body["error"], partial="")
+    ctype = response.headers.get("Content-Type", "none")
+    return InvalidResponseError(f"upstream answered {ctype}, not an event stream")
+
+
+_IN_BAND_CODES = {
+    402: "out_of_credits",
+    403: "content_blocked",
+    408: "upstream_timeout",
+    429: "rate_limited",
+    502: "upstream_unavailable",
+    503: "upstream_unavailable",
+    504: "upstream_timeout",
+}
+
+
+def _in_band_error(error: Any, *, partial: str) -> MidStreamError:
+    """An error object inside a 200 answer (OpenRouter's mid-stream error)."""
+    message = _error_message({"error": error}, "upstream reported an error")
+    code = error.get("code") if isinstance(error, dict) else None
+    typed = MidStreamError(message, upstream_code=code, partial=partial, body={"error": error})
+    if isinstance(code, int) and code in _IN_BAND_CODES:
+        typed.code = _IN_BAND_CODES[code]
+    return typed
