@@ -1,0 +1,314 @@
+/**
+ * Clients for POST /execute_prompt_stream (SSE over fetch) and POST /execute_prompt (JSON).
+ *
+ * Not EventSource: it cannot POST, send an Authorization header or be aborted per request.
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { config } from '../config';
+import type { ExecuteRequest, ExecutePromptResponse, ExecutionResult, StreamEvent, Usage } from '../types';
+import { CLIENT_CODES, ExecutionError, errorFromResponse } from './errors';
+
+export interface RequestOptions {
+  idToken: string;
+  signal?: AbortSignal;
+  /** Defaults to VITE_FUNCTIONS_BASE_URL. */
+  baseUrl?: string;
+  /** For tests; defaults to the global fetch. */
+  fetchImpl?: typeof fetch;
+}
+
+export interface StreamOptions extends RequestOptions {
+  onEvent?: (event: StreamEvent) => void;
+  /**
+   * No byte for this long means the connection is gone. The backend pings every 15 s while the
+   * model is silent, so three missed pings is a dead link rather than a slow model.
+   */
+  idleTimeoutMs?: number;
+}
+
+const DEFAULT_IDLE_TIMEOUT_MS = 45_000;
+
+/** Whether this browser can read a streamed response body incrementally. */
+export function supportsStreamingBody(): boolean {
+  return (
+    typeof ReadableStream !== 'undefined' &&
+    typeof TextDecoder !== 'undefined' &&
+    typeof Response !== 'undefined' &&
+    'body' in Response.prototype
+  );
+}
+
+function emptyResult(): ExecutionResult {
+  return {
+    executionId: null,
+    model: null,
+    content: '',
+    reasoning: '',
+    finishReason: null,
+    usage: null,
+    generationId: null,
+    cancelled: false,
+  };
+}
+
+function isAbort(error: unknown, signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true || (error instanceof DOMException && error.name === 'AbortError');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function str(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function usageOf(value: unknown): Usage | null {
+  return isRecord(value) ? (value as Usage) : null;
+}
+
+function post(url: string, request: ExecuteRequest, options: RequestOptions, accept: string): Promise<Response> {
+  const fetchImpl = options.fetchImpl ?? globalThis.fetch.bind(globalThis);
+  return fetchImpl(url, {
+    method: 'POST',
+    headers: {
+      Authorization: `Bearer ${options.idToken}`,
+      'Content-Type': 'application/json',
+      Accept: accept,
+    },
+    body: JSON.stringify(request),
+    signal: options.signal,
+    cache: 'no-store',
+  });
+}
+
+async function send(url: string, request: ExecuteRequest, options: RequestOptions, accept: string): Promise<Response | null> {
+  try {
+    return await post(url, request, options, accept);
+  } catch (error) {
+    if (isAbort(error, options.signal)) return null;
+    // fetch rejects with a TypeError for every network-level failure (offline, refused, CORS).
+    throw new ExecutionError(CLIENT_CODES.network, 'Could not reach the server.', { cause: error });
+  }
+}
+
+/**
+ * Runs a prompt and streams its output. `onEvent` sees every event in order.
+ *
+ * Resolves with the whole result on `event: end` / `data: [DONE]`, or with `cancelled: true`
+ * (and the partial text) once `signal` aborts. Rejects with an ExecutionError for a non-2xx
+ * answer, an in-stream `event: error` (`midStream: true`), a network failure, or a stream that
+ * closes before it finished.
+ */
+export async function executePromptStream(
+  request: ExecuteRequest,
+  options: StreamOptions,
+): Promise<ExecutionResult> {
+  const { signal, onEvent } = options;
+  const result = emptyResult();
+  if (signal?.aborted) return { ...result, cancelled: true };
+
+  const baseUrl = options.baseUrl ?? config.functionsBaseUrl;
+  const response = await send(`${baseUrl}/execute_prompt_stream`, request, options, 'text/event-stream');
+  if (response === null) return { ...result, cancelled: true };
+  if (!response.ok) throw await errorFromResponse(response);
+
+  const contentType = response.headers.get('Content-Type') ?? '';
+  if (!contentType.toLowerCase().startsWith('text/event-stream')) {
+    await response.body?.cancel().catch(() => undefined);
+    throw new ExecutionError(CLIENT_CODES.badResponse, `Expected an event stream, got "${contentType}".`, {
+      status: response.status,
+    });
+  }
+  const body = response.body;
+  if (body === null || typeof body.getReader !== 'function') {
+    throw new ExecutionError(CLIENT_CODES.streamingUnsupported, 'The response body cannot be read as a stream.');
+  }
+
+  let sawDone = false;
+  let sawEnd = false;
+  let streamError: ExecutionError | null = null;
+  let protocolError: ExecutionError | null = null;
+
+  const emit = (event: StreamEvent): void => {
+    onEvent?.(event);
+  };
+
+  const handle = (message: EventSourceMessage): void => {
+    if (sawDone) return;
+    if (message.data === '[DONE]') {
+      sawDone = true;
+      emit({ type: 'done' });
+      return;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(message.data);
+    } catch {
+      protocolError = new ExecutionError(CLIENT_CODES.badResponse, 'The server sent an event that is not JSON.');
+      return;
+    }
+    if (!isRecord(data)) return;
+    switch (message.event ?? 'message') {
+      case 'start':
+        result.executionId = str(data.execution_id);
+        result.model = str(data.model);
+        emit({
+          type: 'start',
+          executionId: result.executionId ?? '',
+          promptId: str(data.prompt_id) ?? '',
+          model: result.model ?? '',
+        });
+        break;
+      case 'message': {
+        const content = str(data.content) ?? '';
+        const reasoning = str(data.reasoning) ?? undefined;
+        const finishReason = str(data.finish_reason);
+        result.content += content;
+        if (reasoning !== undefined) result.reasoning += reasoning;
+        if (finishReason !== null) result.finishReason = finishReason;
+        emit({ type: 'content', id: message.id, content, reasoning, finishReason });
+        break;
+      }
+      case 'end':
+        sawEnd = true;
+        result.executionId = str(data.execution_id) ?? result.executionId;
+        result.model = str(data.model) ?? result.model;
+        result.finishReason = str(data.finish_reason) ?? result.finishReason;
+        result.usage = usageOf(data.usage);
+        result.generationId = str(data.generation_id);
+        emit({
+          type: 'end',
+          executionId: result.executionId ?? '',
+          model: result.model ?? '',
+          finishReason: result.finishReason,
+          usage: result.usage,
+          generationId: result.generationId,
+        });
+        break;
+      case 'error': {
+        const code = str(data.code) ?? 'upstream_error';
+        const text = str(data.message) ?? 'The stream failed.';
+        streamError = new ExecutionError(code, text, { status: response.status, midStream: true });
+        emit({ type: 'error', code, message: text });
+        break;
+      }
+      default:
+        // Unknown event types are for newer clients; skipping them keeps old ones working.
+        break;
+    }
+  };
+
+  // Heartbeat comments (`: ping`) need no handler: the parser drops them.
+  const parser = createParser({ onEvent: handle });
+  const reader = body.getReader();
+  const decoder = new TextDecoder('utf-8');
+
+  let lastText = '';
+  let idleExpired = false;
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const armIdleTimer = (): void => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      idleExpired = true;
+      reader.cancel().catch(() => undefined);
+    }, idleTimeoutMs);
+  };
+  // A body handed over by something other than the browser's fetch (a test, a polyfill) does not
+  // see the signal, so cancel the reader ourselves; with a real fetch this is a harmless repeat.
+  const onAbort = (): void => {
+    reader.cancel().catch(() => undefined);
+  };
+  signal?.addEventListener('abort', onAbort);
+
+  try {
+    armIdleTimer();
+    while (!sawDone) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        if (isAbort(error, signal)) return { ...result, cancelled: true };
+        throw new ExecutionError(CLIENT_CODES.network, 'The connection dropped while reading the answer.', {
+          cause: error,
+        });
+      }
+      if (signal?.aborted) return { ...result, cancelled: true };
+      if (chunk.done) break;
+      armIdleTimer();
+      const text = decoder.decode(chunk.value, { stream: true });
+      if (text !== '') lastText = text;
+      parser.feed(text);
+      if (protocolError !== null) throw protocolError;
+    }
+    if (!sawDone) {
+      let tail = decoder.decode();
+      // A stream that uses bare CR line ends leaves its last CR pending (a LF might still
+      // follow); at the end of the stream none will, so settle it. Truncated events stay
+      // incomplete and are dropped, as the spec says.
+      if ((tail === '' ? lastText : tail).endsWith('\r')) tail += '\n';
+      parser.feed(tail);
+      if (protocolError !== null) throw protocolError;
+    }
+  } finally {
+    clearTimeout(idleTimer);
+    signal?.removeEventListener('abort', onAbort);
+    // Releases the connection when we stop early; a no-op on a finished stream.
+    reader.cancel().catch(() => undefined);
+  }
+
+  if (streamError !== null) throw streamError;
+  if (idleExpired && !sawDone && !sawEnd) {
+    throw new ExecutionError(CLIENT_CODES.interrupted, `No data for ${Math.round(idleTimeoutMs / 1000)} s; the connection looks dead.`);
+  }
+  if (!sawDone && !sawEnd) {
+    throw new ExecutionError(CLIENT_CODES.interrupted, 'The stream closed before the answer finished.');
+  }
+  return result;
+}
+
+/** Non-streaming run: the whole answer in one JSON body. Resolves `cancelled: true` on abort. */
+export async function executePrompt(
+  request: ExecuteRequest,
+  options: RequestOptions,
+): Promise<ExecutionResult & { durationMs: number | null }> {
+  const cancelled = { ...emptyResult(), cancelled: true, durationMs: null };
+  if (options.signal?.aborted) return cancelled;
+  const baseUrl = options.baseUrl ?? config.functionsBaseUrl;
+  const response = await send(`${baseUrl}/execute_prompt`, request, options, 'application/json');
+  if (response === null) return cancelled;
+  if (!response.ok) throw await errorFromResponse(response);
+
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    if (isAbort(error, options.signal)) return cancelled;
+    throw new ExecutionError(CLIENT_CODES.network, 'The connection dropped while reading the answer.', {
+      cause: error,
+    });
+  }
+  let body: Partial<ExecutePromptResponse>;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isRecord(parsed)) throw new TypeError('not an object');
+    body = parsed as Partial<ExecutePromptResponse>;
+  } catch (error) {
+    throw new ExecutionError(CLIENT_CODES.badResponse, 'The server answered with invalid JSON.', {
+      status: response.status,
+      cause: error,
+    });
+  }
+  return {
+    executionId: str(body.execution_id),
+    model: str(body.model),
+    content: str(body.content) ?? '',
+    reasoning: str(body.reasoning) ?? '',
+    finishReason: str(body.finish_reason),
+    usage: usageOf(body.usage),
+    generationId: str(body.generation_id),
+    cancelled: false,
+    durationMs: typeof body.duration_ms === 'number' ? body.duration_ms : null,
+  };
+}

@@ -1,0 +1,125 @@
+/** Wire types of the backend contract (README: request, SSE events, JSON answers). */
+
+/** Body of POST /execute_prompt_stream and /execute_prompt. snake_case on purpose: the backend refuses unknown fields. */
+export interface ExecuteRequest {
+  prompt_id: string;
+  variables?: Record<string, string>;
+  model?: string;
+  context?: string;
+  max_tokens?: number;
+  temperature?: number;
+}
+
+export interface Usage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+  cost?: number;
+  [key: string]: unknown;
+}
+
+export interface StartEvent {
+  type: 'start';
+  executionId: string;
+  promptId: string;
+  model: string;
+}
+
+export interface ContentEvent {
+  type: 'content';
+  id: string | undefined;
+  content: string;
+  reasoning: string | undefined;
+  finishReason: string | null;
+}
+
+export interface EndEvent {
+  type: 'end';
+  executionId: string;
+  model: string;
+  finishReason: string | null;
+  usage: Usage | null;
+  generationId: string | null;
+}
+
+export interface ErrorEvent {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export interface DoneEvent {
+  type: 'done';
+}
+
+export type StreamEvent = StartEvent | ContentEvent | EndEvent | ErrorEvent | DoneEvent;
+
+/** What a stream (or the non-streaming call) leaves behind once it finished or was cancelled. */
+export interface ExecutionResult {
+  executionId: string | null;
+  model: string | null;
+  content: string;
+  reasoning: string;
+  finishReason: string | null;
+  usage: Usage | null;
+  generationId: string | null;
+  cancelled: boolean;
+}
+
+/** The JSON answer of POST /execute_prompt. */
+export interface ExecutePromptResponse {
+  execution_id: string;
+  prompt_id: string;
+  model: string;
+  content: string;
+  reasoning: string | null;
+  finish_reason: string | null;
+  usage: Usage | null;
+  generation_id: string | null;
+  duration_ms: number;
+}
+
+export interface PromptVariable {
+  name: string;
+  required: boolean;
+  default: string | null;
+  description?: string;
+}
+
+/** A `prompts/{id}` document as the app reads it. */
+export interface Prompt {
+  id: string;
+  owner_uid: string;
+  title: string;
+  content: string;
+  system_prompt?: string;
+  variables: PromptVariable[];
+  public: boolean;
+  updatedAtMs: number | null;
+}
+
+/** Fields the editor produces; the store adds owner_uid and timestamps. */
+export interface PromptDraft {
+  title: string;
+  content: string;
+  system_prompt: string;
+  variables: PromptVariable[];
+  public: boolean;
+}
+
+export type ExecutionStatus = 'streaming' | 'completed' | 'error' | 'cancelled';
+
+/** An `executions/{id}` document, as shown in the history. */
+export interface ExecutionRecord {
+  id: string;
+  prompt_id: string;
+  model: string;
+  status: ExecutionStatus | string;
+  output: string;
+  error_code: string | null;
+  error_message: string | null;
+  usage: Usage | null;
+  ttft_ms: number | null;
+  duration_ms: number | null;
+  createdAtMs: number | null;
+}
