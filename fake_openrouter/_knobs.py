@@ -1,0 +1,208 @@
+"""Behaviour knobs: their types, defaults, and the three places they come from.
+
+Precedence, highest first: `[[fake k=v ...]]` directives in the message texts, the
+`X-Fake-Scenario` request header (a JSON object), the server defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "FAILURE_KNOBS",
+    "KNOB_NAMES",
+    "KnobError",
+    "Knobs",
+    "coerce_knobs",
+    "find_directives",
+    "resolve_knobs",
+    "strip_directives",
+]
+
+
+class KnobError(ValueError):
+    """A knob name or value the fake does not understand (answered with 400)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Knobs:
+    """One request's resolved behaviour. `None` on an `*_after` knob means "off"."""
+
+    # Shape of a normal answer.
+    chunks: int = 8
+    text: str | None = None
+    unicode: bool = False
+    reasoning: int = 0
+    usage: bool = True
+    stamp: bool = False
+    finish_reason: str = "stop"
+    provider: str = "FakeProvider"
+    cost: float = 0.0
+    gen_id: str | None = None
+    created: int | None = None
+    # Timing.
+    delay: float = 0.02
+    first_byte_delay: float = 0.0
+    first_chunk_delay: float = 0.0
+    comments: int = 0
+    comment_every: float = 0.0
+    # Failures before the first byte.
+    status: int | None = None
+    message: str | None = None
+    retry_after: str | None = None
+    disconnect: bool = False
+    fail_times: int | None = None
+    fail_key: str | None = None
+    # Failures inside the stream (counted in content chunks).
+    error_after: int | None = None
+    error_code: str = "server_error"
+    error_message: str = "Provider disconnected unexpectedly"
+    drop_after: int | None = None
+    truncate_after: int | None = None
+    no_done: bool = False
+    stall_after: int | None = None
+    stall: float = 1.0
+    stall_then: str = "continue"
+    malformed_after: int | None = None
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Knobs)}
+KNOB_NAMES: tuple[str, ...] = tuple(_FIELDS)
+
+# The knobs that `fail_times` switches off once its count is used up.
+FAILURE_KNOBS: tuple[str, ...] = (
+    "status",
+    "disconnect",
+    "error_after",
+    "drop_after",
+    "truncate_after",
+    "no_done",
+    "stall_after",
+    "malformed_after",
+)
+
+_INT = {"chunks", "reasoning", "comments", "created"}
+_OPT_INT = {
+    "status",
+    "fail_times",
+    "error_after",
+    "drop_after",
+    "truncate_after",
+    "stall_after",
+    "malformed_after",
+}
+_FLOAT = {"delay", "first_byte_delay", "first_chunk_delay", "comment_every", "stall", "cost"}
+_BOOL = {"unicode", "usage", "stamp", "disconnect", "no_done"}
+_CHOICES = {"stall_then": ("continue", "end", "drop")}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_OFF = {"", "none", "null", "off"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _FIELDS:
+        raise KnobError(f"unknown fake knob {name!r}")
+    if value is None:
+        if name in _OPT_INT or _FIELDS[name].default is None:
+            return None
+        raise KnobError(f"fake knob {name!r} cannot be null")
+    try:
+        if name in _BOOL:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(value)
+        if name in _OPT_INT and isinstance(value, str) and value.strip().lower() in _OFF:
+            return None
+        if name in _INT or name in _OPT_INT:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            number = int(value)
+            if number < 0 and name != "created":
+                raise ValueError(value)
+            return number
+        if name in _FLOAT:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number_f = float(value)
+            if number_f < 0 or number_f != number_f:
+                raise ValueError(value)
+            return number_f
+        text = str(value)
+        choices = _CHOICES.get(name)
+        if choices is not None and text not in choices:
+            raise ValueError(value)
+        return text
+    except (TypeError, ValueError):
+        raise KnobError(f"bad value for fake knob {name!r}: {value!r}") from None
+
+
+def coerce_knobs(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Check names and convert values (strings from directives, JSON from headers)."""
+    return {name: _coerce(name, value) for name, value in raw.items()}
+
+
+def resolve_knobs(
+    defaults: Mapping[str, Any],
+    header: Mapping[str, Any],
+    directive: Mapping[str, Any],
+) -> Knobs:
+    """Merge the three sources (each already coerced) into one `Knobs`."""
+    merged: dict[str, Any] = {}
+    merged.update(defaults)
+    merged.update(header)
+    merged.update(directive)
+    return Knobs(**merged)
+
+
+_DIRECTIVE = re.compile(r"\[\[fake(?:\s+([^\]]*))?\]\]")
+
+
+def find_directives(texts: list[str]) -> tuple[dict[str, Any], str]:
+    """Parse every `[[fake k=v ...]]` in order; later keys win.
+
+    Values may be quoted shell-style (`text="two words"`). Returns the coerced knobs and
+    the directives' raw text joined, which is the default `fail_key`.
+    """
+    knobs: dict[str, Any] = {}
+    raw: list[str] = []
+    for text in texts:
+        for match in _DIRECTIVE.finditer(text):
+            raw.append(match.group(0))
+            body = match.group(1) or ""
+            try:
+                words = shlex.split(body)
+            except ValueError as exc:
+                raise KnobError(f"cannot parse fake directive {match.group(0)!r}: {exc}") from None
+            for word in words:
+                name, sep, value = word.partition("=")
+                if not sep:
+                    raise KnobError(f"fake directive item {word!r} is not key=value")
+                knobs[name] = _coerce(name, value)
+    return knobs, " ".join(raw)
+
+
+def strip_directives(text: str) -> str:
+    return _DIRECTIVE.sub("", text)
+
+
+def parse_header(value: str | None) -> dict[str, Any]:
+    """The `X-Fake-Scenario` header: a JSON object of knobs."""
+    if not value:
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise KnobError("X-Fake-Scenario is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise KnobError("X-Fake-Scenario must be a JSON object")
+    return coerce_knobs(data)

@@ -1,0 +1,94 @@
+"""What the fake model says: the demo text, the reasoning text, and how both are cut."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._knobs import strip_directives
+
+__all__ = [
+    "REASONING_TEXT",
+    "UNICODE_SAMPLE",
+    "count_words",
+    "demo_text",
+    "message_texts",
+    "split_text",
+    "user_prompt",
+]
+
+UNICODE_SAMPLE = " Unicode check: café, naïve, Ελληνικά, 日本語, 🚀."
+REASONING_TEXT = "The user wants a short answer. I will reply plainly and keep it brief."
+_ECHO_LIMIT = 80
+_TOKEN = re.compile(r"\s*\S+\s*$|\s*\S+")
+
+
+def message_texts(messages: list[Any]) -> list[str]:
+    """The text of every message: plain string content or the `text` content parts."""
+    texts: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+    return texts
+
+
+def user_prompt(messages: list[Any]) -> str:
+    """The last user message's text without directives, whitespace collapsed."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            text = " ".join(message_texts([message]))
+            return " ".join(strip_directives(text).split())
+    return ""
+
+
+def count_words(texts: list[str]) -> int:
+    return sum(len(strip_directives(text).split()) for text in texts)
+
+
+def demo_text(prompt: str, *, unicode: bool = False) -> str:
+    """Readable text that says where it comes from and echoes the prompt's start."""
+    if len(prompt) > _ECHO_LIMIT:
+        echo = prompt[:_ECHO_LIMIT].rstrip() + "..."
+    else:
+        echo = prompt
+    text = (
+        "Hello from the local demo model. This answer was streamed by the fake "
+        "OpenRouter server on this machine because no OpenRouter API key is set, "
+        "so no real model was called. "
+    )
+    text += f'You asked: "{echo}". ' if echo else "Your prompt was empty. "
+    text += "Set OPENROUTER_API_KEY to get real answers."
+    if unicode:
+        text += UNICODE_SAMPLE
+    return text
+
+
+def split_text(text: str, pieces: int) -> list[str]:
+    """Cut `text` into `pieces` parts that join back to it.
+
+    Parts are runs of whole words (each word keeps its leading whitespace, like model
+    tokens), spread evenly; with fewer words than parts, code points are spread instead,
+    and with fewer code points than parts the tail parts are empty. `pieces == 0` means
+    one part per word.
+    """
+    words = _TOKEN.findall(text)
+    if pieces == 0:
+        return words or [text]
+    units: list[str] = words if len(words) >= pieces else list(text)
+    if len(units) < pieces:
+        return units + [""] * (pieces - len(units))
+    size, extra = divmod(len(units), pieces)
+    parts: list[str] = []
+    start = 0
+    for index in range(pieces):
+        end = start + size + (1 if index < extra else 0)
+        parts.append("".join(units[start:end]))
+        start = end
+    return parts
