@@ -697,7 +697,7 @@ async def test_early_close_before_headers_is_counted(
 
 
 async def test_a_thousand_concurrent_streams(session: aiohttp.ClientSession) -> None:
-    async with FakeOpenRouter(delay=0.05, chunks=4) as server:
+    async with FakeOpenRouter(delay=0.2, chunks=5) as server:
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as client:
 
