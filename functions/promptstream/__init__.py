@@ -10,6 +10,7 @@ from ._client import (
     OpenRouterConfig,
     StreamChunk,
 )
+from ._config import Settings
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -28,6 +29,7 @@ from ._errors import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
+from ._handler import ExecuteRequest, get_service, handle_execute, handle_stream
 from ._sse import ServerSentEvent, SSEDecoder, encode_comment, encode_event
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "ChatResponse",
     "ChatStream",
     "ContentBlockedError",
+    "ExecuteRequest",
     "InternalServerError",
     "InvalidResponseError",
     "MidStreamError",
@@ -52,9 +55,13 @@ __all__ = [
     "RequestTimeoutError",
     "SSEDecoder",
     "ServerSentEvent",
+    "Settings",
     "StreamChunk",
     "StreamInterruptedError",
     "UpstreamUnavailableError",
     "encode_comment",
     "encode_event",
+    "get_service",
+    "handle_execute",
+    "handle_stream",
 ]

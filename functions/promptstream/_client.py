@@ -391,6 +391,8 @@ class ChatStream:
         self._on_chunk = on_chunk
         self._on_chunk_is_async = on_chunk is not None and inspect.iscoroutinefunction(on_chunk)
         self._gen: AsyncIterator[StreamChunk] | None = None
+        self._response: aiohttp.ClientResponse | None = None
+        self._deadline = time.monotonic() + client.config.deadline
         self._parts: list[str] = []
         self.generation_id: str | None = None
         self.model: str | None = None
@@ -421,6 +423,9 @@ class ChatStream:
 
     async def aclose(self) -> None:
         """Close the upstream response now. Safe to call more than once."""
+        if self._response is not None:
+            self._response.close()
+            self._response = None
         if self._gen is not None:
             await self._gen.aclose()  # type: ignore[attr-defined]
 
@@ -430,34 +435,47 @@ class ChatStream:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    async def start(self) -> None:
+        """Open the upstream response now (retrying as allowed), without reading content.
+
+        A refusal (401, 402, 429 after retries, 503 ...) is raised here, before anything
+        has been streamed, so a relay can still answer with a proper HTTP status.
+        """
+        if self._response is None and self._gen is None:
+            self._response = await self._open_with_retries()
+
+    async def _open_with_retries(self) -> aiohttp.ClientResponse:
+        client = self._client
+        while True:
+            self.attempts += 1
+            try:
+                return await client._open(self._body, stream=True)
+            except OpenRouterError as error:
+                await client._backoff_or_raise(error, self.attempts - 1, self._deadline)
+
     async def _run(self) -> AsyncIterator[StreamChunk]:
         client = self._client
-        deadline = time.monotonic() + client.config.deadline
-        attempt = 0
         delivered = False
         while True:
-            self.attempts = attempt + 1
-            response: aiohttp.ClientResponse | None = None
+            response = self._response or await self._open_with_retries()
+            self._response = None
             try:
-                response = await client._open(self._body, stream=True)
                 self.generation_id = response.headers.get("X-Generation-Id")
-                async for chunk in self._chunks(response, deadline):
+                async for chunk in self._chunks(response, self._deadline):
                     delivered = True
                     yield chunk
                 return
             except OpenRouterError as error:
                 if delivered:
                     raise
-                await client._backoff_or_raise(error, attempt, deadline)
-                attempt += 1
+                await client._backoff_or_raise(error, self.attempts - 1, self._deadline)
             finally:
-                if response is not None:
-                    # A response read to its end goes back to the pool; one left early is
-                    # closed, which tells the upstream to stop generating.
-                    if response.content.at_eof():
-                        response.release()
-                    else:
-                        response.close()
+                # A response read to its end goes back to the pool; one left early is
+                # closed, which tells the upstream to stop generating.
+                if response.content.at_eof():
+                    response.release()
+                else:
+                    response.close()
 
     async def _chunks(
         self, response: aiohttp.ClientResponse, deadline: float

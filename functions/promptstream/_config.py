@@ -1,0 +1,88 @@
+"""Settings read once from the environment (``functions/.env`` locally and in production)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Settings", "emulator_auth_in_production"]
+
+
+def _csv(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    project_id: str = "demo-rag-prompts"
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"
+    default_model: str = "x-ai/grok-4-fast:free"
+    allowed_models: tuple[str, ...] = ("x-ai/grok-4-fast:free",)
+    allowed_origins: tuple[str, ...] = ()
+    heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # How often an idle stream checks whether the browser is still there.
+    disconnect_poll_seconds: float = Field(default=0.25, gt=0)
+    app_url: str | None = None
+    app_title: str | None = "RAG Prompt Library"
+    # Upstream timeouts (seconds). The deadline stays below the function's timeout_sec.
+    upstream_connect_timeout: float = Field(default=10.0, gt=0)
+    upstream_first_byte_timeout: float = Field(default=60.0, gt=0)
+    upstream_idle_timeout: float = Field(default=90.0, gt=0)
+    upstream_deadline: float = Field(default=3300.0, gt=0)
+    upstream_max_retries: int = Field(default=2, ge=0, le=10)
+    upstream_backoff_base: float = Field(default=0.5, ge=0)
+    # Request limits.
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    max_variables: int = Field(default=50, gt=0)
+    max_variable_chars: int = Field(default=20_000, gt=0)
+    max_context_chars: int = Field(default=100_000, gt=0)
+    max_prompt_chars: int = Field(default=200_000, gt=0)
+    default_max_tokens: int = Field(default=2048, gt=0)
+    max_tokens_cap: int = Field(default=32_000, gt=0)
+    # Per-user limits, enforced in Firestore transactions.
+    max_concurrent_streams: int = Field(default=5, gt=0)
+    daily_token_budget: int = Field(default=500_000, gt=0)
+    # Leases older than this are treated as dead (an instance crashed mid-stream).
+    stream_lease_seconds: float = Field(default=3700.0, gt=0)
+    debug_logging: bool = False
+
+    _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            name: env[name.upper()] for name in cls.model_fields if name.upper() in env
+        }
+        if "project_id" not in values:
+            project = env.get("GCLOUD_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT")
+            if not project and env.get("FIREBASE_CONFIG", "").startswith("{"):
+                project = json.loads(env["FIREBASE_CONFIG"]).get("projectId")
+            if project:
+                values["project_id"] = project
+        settings = cls.model_validate(values)
+        if settings.default_model not in settings.allowed_models:
+            settings = settings.model_copy(
+                update={"allowed_models": (settings.default_model, *settings.allowed_models)}
+            )
+        return settings
+
+
+def emulator_auth_in_production(env: Mapping[str, str] | None = None) -> bool:
+    """True when the Auth emulator switch is set on a real deployment.
+
+    With ``FIREBASE_AUTH_EMULATOR_HOST`` set, firebase-admin accepts unsigned ID tokens;
+    on Cloud Run (``K_SERVICE`` set) outside the emulator that would let anyone in.
+    """
+    env = os.environ if env is None else env
+    return bool(
+        env.get("FIREBASE_AUTH_EMULATOR_HOST")
+        and env.get("K_SERVICE")
+        and env.get("FUNCTIONS_EMULATOR") != "true"
+    )

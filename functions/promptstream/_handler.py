@@ -1,0 +1,670 @@
+"""The HTTP handlers: the request model, the order of checks, and the stream assembly.
+
+Every check happens before the first byte (method, size, auth, body, prompt, variables,
+model, limits, and the upstream's own answer to the request). Once the first byte has
+gone out, errors travel as an ``event: error``. The per-chunk path is bytes and dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, cast
+
+import flask
+from firebase_functions import logger
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
+
+from ._bridge import END, AsyncBridge, Pump
+from ._client import ChatStream, OpenRouterClient, OpenRouterConfig, StreamChunk
+from ._config import Settings, emulator_auth_in_production
+from ._errors import OpenRouterError
+from ._sse import encode_comment, encode_event
+from ._store import LimitExceeded, Prompt, Store
+from ._templates import VariableError, VariableSpec, placeholders, render, resolve_variables
+
+__all__ = ["ExecuteRequest", "Service", "get_service", "handle_execute", "handle_stream"]
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+    "Content-Encoding": "identity",
+}
+_DONE = encode_event("[DONE]")
+
+
+def _firestore_id(value: str) -> str:
+    # Firestore refuses these as document ids; refuse them here with a clear message.
+    if value in (".", "..") or (value.startswith("__") and value.endswith("__")):
+        raise ValueError("not a valid prompt id")
+    return value
+
+
+PromptId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$"),
+    AfterValidator(_firestore_id),
+]
+VariableName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ExecuteRequest(BaseModel):
+    """The body of both endpoints. snake_case only; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    prompt_id: PromptId
+    variables: dict[VariableName, str] = Field(default_factory=dict)
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    context: str | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=32_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+
+
+class HttpError(Exception):
+    """A refusal before the first byte: an HTTP status with the JSON error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after = retry_after
+
+    def response(self) -> flask.Response:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        resp = flask.Response(
+            json.dumps({"error": error}, ensure_ascii=False),
+            status=self.status,
+            mimetype="application/json",
+        )
+        if self.retry_after is not None:
+            resp.headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        if self.status == 405:
+            resp.headers["Allow"] = "POST, OPTIONS"
+        return resp
+
+
+@dataclass
+class _Execution:
+    """One prepared execution: everything checked, the record opened."""
+
+    uid: str
+    request: ExecuteRequest
+    prompt: Prompt
+    model: str
+    user_prompt: str
+    system_prompt: str | None
+    values: dict[str, str]
+    execution_id: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Opened:
+    """First item of a relayed stream: the upstream accepted the request."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: ChatStream) -> None:
+        self.stream = stream
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class Service:
+    """Everything a request needs, built once per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        verify_token: Callable[[str], str],
+        api_key: str | None,
+        bridge: AsyncBridge | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.verify_token = verify_token
+        self.api_key = api_key or None
+        self.bridge = bridge or AsyncBridge()
+        self._redact = [api_key] if api_key else []
+
+    # -- checks, in order -------------------------------------------------------------
+
+    def prepare(self, request: flask.Request) -> _Execution:
+        settings = self.settings
+        if emulator_auth_in_production():
+            raise HttpError(500, "configuration_error", "The server is misconfigured.")
+        if not self.api_key:
+            raise HttpError(
+                500, "configuration_error", "OPENROUTER_API_KEY is not configured on the server."
+            )
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            raise _too_large(settings)
+        uid = self._authenticate(request.headers.get("Authorization"))
+        raw = request.stream.read(settings.max_body_bytes + 1)
+        if len(raw) > settings.max_body_bytes:
+            raise _too_large(settings)
+        try:
+            body = ExecuteRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            raise HttpError(
+                400,
+                "invalid_request",
+                _validation_message(exc),
+                {
+                    "errors": exc.errors(
+                        include_url=False, include_input=False, include_context=False
+                    )
+                },
+            ) from None
+        if len(body.variables) > settings.max_variables:
+            raise HttpError(400, "invalid_request", f"At most {settings.max_variables} variables")
+        too_long = sorted(
+            k for k, v in body.variables.items() if len(v) > settings.max_variable_chars
+        )
+        if too_long:
+            raise HttpError(
+                400,
+                "invalid_request",
+                f"Variable values are limited to {settings.max_variable_chars} characters: "
+                + ", ".join(too_long),
+                {"too_long": too_long},
+            )
+        if body.max_tokens is not None and body.max_tokens > settings.max_tokens_cap:
+            raise HttpError(
+                400, "invalid_request", f"max_tokens is limited to {settings.max_tokens_cap}"
+            )
+        model = body.model or settings.default_model
+        if model not in settings.allowed_models:
+            raise HttpError(
+                400,
+                "model_not_allowed",
+                f"Model {model!r} is not allowed. Allowed: {', '.join(settings.allowed_models)}",
+                {"allowed": list(settings.allowed_models)},
+            )
+        prompt = self.store.get_prompt(body.prompt_id)
+        if prompt is None or not (prompt.public or prompt.owner_uid == uid):
+            # The same answer for "absent" and "someone else's private prompt".
+            raise HttpError(404, "prompt_not_found", "Prompt not found.")
+        declared = [s for s in map(VariableSpec.from_doc, prompt.variables) if s is not None]
+        try:
+            values = resolve_variables(
+                declared, placeholders(prompt.content, prompt.system_prompt), body.variables
+            )
+        except VariableError as exc:
+            key = "missing" if exc.code == "missing_variables" else "unknown"
+            raise HttpError(400, exc.code, str(exc), {key: exc.names}) from None
+        user_prompt = render(prompt.content, values)
+        system_prompt = render(prompt.system_prompt, values) if prompt.system_prompt else None
+        size = len(user_prompt) + len(system_prompt or "") + len(body.context or "")
+        if len(body.context or "") > settings.max_context_chars or size > settings.max_prompt_chars:
+            raise HttpError(
+                400,
+                "prompt_too_large",
+                f"The rendered prompt and context are {size} characters; "
+                f"the limit is {settings.max_prompt_chars}.",
+            )
+        return _Execution(uid, body, prompt, model, user_prompt, system_prompt, values)
+
+    def _authenticate(self, header: str | None) -> str:
+        if not header or not header.startswith("Bearer ") or not header[7:].strip():
+            raise HttpError(
+                401,
+                "unauthenticated",
+                "Sign in: an 'Authorization: Bearer <ID token>' header is required.",
+            )
+        try:
+            return self.verify_token(header[7:].strip())
+        except Exception:
+            raise HttpError(401, "unauthenticated", "The ID token is invalid or expired.") from None
+
+    def open_record(self, ex: _Execution) -> None:
+        try:
+            ex.execution_id = self.store.begin_execution(
+                uid=ex.uid,
+                record={
+                    "prompt_id": ex.prompt.id,
+                    "model": ex.model,
+                    "variables": ex.values,
+                    "output": "",
+                    "usage": None,
+                    "finish_reason": None,
+                    "error_code": None,
+                    "error_message": None,
+                },
+            )
+        except LimitExceeded as exc:
+            raise HttpError(429, exc.code, exc.message, retry_after=exc.retry_after) from None
+
+    # -- the upstream ---------------------------------------------------------------------
+
+    async def _make_client(self) -> OpenRouterClient:
+        s = self.settings
+        client = OpenRouterClient(
+            OpenRouterConfig(
+                api_key=SecretStr(self.api_key or ""),
+                model=s.default_model,
+                base_url=s.openrouter_base_url,
+                max_tokens=s.default_max_tokens,
+                temperature=None,
+                connect_timeout=s.upstream_connect_timeout,
+                first_byte_timeout=s.upstream_first_byte_timeout,
+                idle_timeout=s.upstream_idle_timeout,
+                deadline=s.upstream_deadline,
+                max_retries=s.upstream_max_retries,
+                backoff_base=s.upstream_backoff_base,
+                app_url=s.app_url,
+                app_title=s.app_title,
+            )
+        )
+        return await client.__aenter__()
+
+    def client(self) -> OpenRouterClient:
+        return self.bridge.resource("openrouter", self._make_client)
+
+    def _overrides(self, ex: _Execution) -> dict[str, Any]:
+        body = ex.request
+        return {
+            "model": ex.model,
+            "max_tokens": body.max_tokens or self.settings.default_max_tokens,
+            "temperature": body.temperature,
+        }
+
+    async def _relay_source(self, client: OpenRouterClient, ex: _Execution) -> AsyncIterator[Any]:
+        stream = client.generate_response_stream(
+            ex.user_prompt, ex.system_prompt, ex.request.context, **self._overrides(ex)
+        )
+        try:
+            await stream.start()
+            yield _Opened(stream)
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.aclose()
+
+    def redact(self, text: str) -> str:
+        for secret in self._redact:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    # -- finishing ------------------------------------------------------------------------
+
+    def finish(
+        self,
+        ex: _Execution,
+        *,
+        status: str,
+        output: str,
+        reasoning: str = "",
+        stream: ChatStream | None = None,
+        usage: dict[str, Any] | None = None,
+        finish_reason: str | None = None,
+        generation_id: str | None = None,
+        model: str | None = None,
+        ttft: float | None = None,
+        error: tuple[str, str] | None = None,
+    ) -> None:
+        if stream is not None:
+            usage = stream.usage
+            finish_reason = stream.finish_reason
+            generation_id = stream.generation_id
+            model = stream.model
+        duration_ms = round((time.monotonic() - ex.started) * 1000, 1)
+        ttft_ms = None if ttft is None else round((ttft - ex.started) * 1000, 1)
+        if usage and isinstance(usage.get("total_tokens"), int):
+            tokens = usage["total_tokens"]
+        else:
+            # No usage (a disconnect, an error): debit an estimate so the budget holds.
+            size = len(ex.user_prompt) + len(ex.system_prompt or "") + len(ex.request.context or "")
+            tokens = math.ceil((size + len(output) + len(reasoning)) / 4)
+        fields: dict[str, Any] = {
+            "status": status,
+            "output": output,
+            "reasoning": reasoning or None,
+            "usage": usage,
+            "finish_reason": finish_reason,
+            "generation_id": generation_id,
+            "model": model or ex.model,
+            "ttft_ms": ttft_ms,
+            "duration_ms": duration_ms,
+            "error_code": error[0] if error else None,
+            "error_message": error[1] if error else None,
+            "tokens_debited": tokens,
+        }
+        try:
+            self.store.finish_execution(
+                uid=ex.uid, execution_id=ex.execution_id, fields=fields, tokens=tokens
+            )
+        finally:
+            entry: dict[str, Any] = {
+                "execution_id": ex.execution_id,
+                "uid": ex.uid,
+                "prompt_id": ex.prompt.id,
+                "model": fields["model"],
+                "status": status,
+                "ttft_ms": ttft_ms,
+                "duration_ms": duration_ms,
+                "tokens": tokens,
+                "usage_reported": usage is not None,
+                "error_code": fields["error_code"],
+            }
+            if self.settings.debug_logging:
+                entry["prompt"] = ex.user_prompt
+            (logger.warn if status == "error" else logger.info)("execution", **entry)
+
+
+# -- the two endpoints --------------------------------------------------------------------
+
+
+def handle_stream(request: flask.Request) -> flask.Response:
+    early = _early_response(request)
+    if early is not None:
+        return early
+    service = get_service()
+    try:
+        ex = service.prepare(request)
+        service.open_record(ex)
+    except HttpError as exc:
+        return exc.response()
+    peer_gone = _peer_watch(request)
+    # The client is fetched here, not on the loop: creating it waits for the loop.
+    client = service.client()
+    pump: Pump[Any] = Pump(service.bridge, lambda: service._relay_source(client, ex))
+    try:
+        first = _wait(pump, service.settings.disconnect_poll_seconds, peer_gone)
+    except OpenRouterError as exc:
+        service.finish(ex, status="error", output="", error=(exc.code, service.redact(exc.message)))
+        return HttpError(
+            exc.status, exc.code, service.redact(exc.message), retry_after=exc.retry_after
+        ).response()
+    except _ClientGone:
+        pump.close()
+        service.finish(ex, status="cancelled", output="")
+        return flask.Response(status=499)
+    except BaseException:
+        pump.close()
+        service.finish(ex, status="error", output="", error=("internal", "internal error"))
+        raise
+    assert isinstance(first, _Opened)
+    resp = flask.Response(_relay(service, ex, pump, first.stream, peer_gone), headers=SSE_HEADERS)
+    resp.headers["X-Execution-Id"] = ex.execution_id
+    return resp
+
+
+def handle_execute(request: flask.Request) -> flask.Response:
+    early = _early_response(request)
+    if early is not None:
+        return early
+    service = get_service()
+    try:
+        ex = service.prepare(request)
+        service.open_record(ex)
+    except HttpError as exc:
+        return exc.response()
+    try:
+        result = service.bridge.run(
+            service.client().generate_response(
+                ex.user_prompt, ex.system_prompt, ex.request.context, **service._overrides(ex)
+            )
+        )
+    except OpenRouterError as exc:
+        message = service.redact(exc.message)
+        service.finish(ex, status="error", output=exc.partial, error=(exc.code, message))
+        return HttpError(exc.status, exc.code, message, retry_after=exc.retry_after).response()
+    except BaseException:
+        service.finish(ex, status="error", output="", error=("internal", "internal error"))
+        raise
+    service.finish(
+        ex,
+        status="completed",
+        output=result.content,
+        reasoning=result.reasoning or "",
+        usage=result.usage,
+        finish_reason=result.finish_reason,
+        generation_id=result.generation_id,
+        model=result.model,
+    )
+    return flask.Response(
+        json.dumps(
+            {
+                "execution_id": ex.execution_id,
+                "prompt_id": ex.prompt.id,
+                "model": result.model or ex.model,
+                "content": result.content,
+                "reasoning": result.reasoning,
+                "finish_reason": result.finish_reason,
+                "usage": result.usage,
+                "generation_id": result.generation_id,
+                "duration_ms": round((time.monotonic() - ex.started) * 1000, 1),
+            },
+            ensure_ascii=False,
+        ),
+        mimetype="application/json",
+    )
+
+
+def _early_response(request: flask.Request) -> flask.Response | None:
+    if request.path.endswith("/__/health"):
+        # The emulator's worker probe: answer at once, touch nothing.
+        return flask.Response("ok", mimetype="text/plain")
+    if request.method == "OPTIONS":
+        return flask.Response(status=204)
+    if request.method != "POST":
+        return HttpError(405, "method_not_allowed", "Use POST.").response()
+    return None
+
+
+def _wait(pump: Pump[Any], poll: float, peer_gone: Callable[[], bool]) -> Any:
+    while True:
+        try:
+            return pump.get(timeout=poll)
+        except queue.Empty:
+            if peer_gone():
+                raise _ClientGone from None
+
+
+def _relay(
+    service: Service,
+    ex: _Execution,
+    pump: Pump[Any],
+    stream: ChatStream,
+    peer_gone: Callable[[], bool],
+) -> Iterator[bytes]:
+    settings = service.settings
+    parts: list[str] = []
+    reasoning: list[str] = []
+    status = "cancelled"
+    error: tuple[str, str] | None = None
+    ttft: float | None = None
+    seq = 0
+    poll = min(settings.disconnect_poll_seconds, settings.heartbeat_seconds)
+    heartbeat = settings.heartbeat_seconds
+    ping = encode_comment("ping")
+    try:
+        yield encode_event(
+            json.dumps(
+                {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
+            ),
+            event="start",
+        )
+        last_write = time.monotonic()
+        while True:
+            try:
+                item = pump.get(timeout=poll)
+            except queue.Empty:
+                if peer_gone():
+                    raise _ClientGone from None
+                now = time.monotonic()
+                if now - last_write >= heartbeat:
+                    last_write = now
+                    yield ping
+                continue
+            except OpenRouterError as exc:
+                status = "error"
+                error = (exc.code, service.redact(exc.message))
+                yield encode_event(
+                    json.dumps({"code": error[0], "message": error[1]}), event="error"
+                )
+                yield _DONE
+                return
+            except Exception:
+                logger.error("relay failed", execution_id=ex.execution_id)
+                status = "error"
+                error = ("internal", "internal error")
+                yield encode_event(
+                    json.dumps({"code": "internal", "message": "Internal error."}), event="error"
+                )
+                yield _DONE
+                return
+            if item is END:
+                status = "completed"
+                yield encode_event(
+                    json.dumps(
+                        {
+                            "execution_id": ex.execution_id,
+                            "model": stream.model or ex.model,
+                            "finish_reason": stream.finish_reason,
+                            "usage": stream.usage,
+                            "generation_id": stream.generation_id,
+                        },
+                        ensure_ascii=False,
+                    ),
+                    event="end",
+                )
+                yield _DONE
+                return
+            chunk = cast(StreamChunk, item)
+            if not (chunk.content or chunk.reasoning or chunk.finish_reason):
+                continue  # the usage chunk: it goes out with the end event
+            if ttft is None and chunk.content:
+                ttft = time.monotonic()
+            payload: dict[str, Any] = {
+                "content": chunk.content,
+                "finish_reason": chunk.finish_reason,
+            }
+            if chunk.content:
+                parts.append(chunk.content)
+            if chunk.reasoning:
+                reasoning.append(chunk.reasoning)
+                payload["reasoning"] = chunk.reasoning
+            seq += 1
+            yield encode_event(json.dumps(payload, ensure_ascii=False), id=seq)
+            last_write = time.monotonic()
+    except (_ClientGone, GeneratorExit):
+        status = "cancelled"
+    finally:
+        pump.close()
+        service.finish(
+            ex,
+            status=status,
+            output="".join(parts),
+            reasoning="".join(reasoning),
+            stream=stream,
+            ttft=ttft,
+            error=error,
+        )
+
+
+def _peer_watch(request: flask.Request) -> Callable[[], bool]:
+    """A cheap check that the browser is still connected, for streams that are idle.
+
+    gunicorn only notices a gone client when a write fails; while the model is silent
+    nothing is written, so we peek at the socket: a readable socket that returns no
+    bytes has been closed by the peer.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
+    return gone
+
+
+def _too_large(settings: Settings) -> HttpError:
+    return HttpError(
+        413, "payload_too_large", f"The body is limited to {settings.max_body_bytes} bytes."
+    )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(str(part) for part in err["loc"]) or "body"
+        messages.append(f"{loc}: {err['msg']}")
+    return "Invalid request: " + "; ".join(messages)
+
+
+# -- the process-wide service ----------------------------------------------------------------
+
+_service: Service | None = None
+_service_lock = threading.Lock()
+
+
+def get_service() -> Service:
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                _service = _build_service()
+    return _service
+
+
+def set_service(service: Service | None) -> None:
+    """Replace the process-wide service (tests)."""
+    global _service
+    _service = service
+
+
+def _build_service() -> Service:
+    import os
+
+    import firebase_admin
+    from firebase_admin import auth
+    from google.cloud import firestore
+
+    settings = Settings.from_env()
+    try:
+        app = firebase_admin.get_app()
+    except ValueError:
+        app = firebase_admin.initialize_app(options={"projectId": settings.project_id})
+
+    def verify(token: str) -> str:
+        return str(auth.verify_id_token(token, app=app, clock_skew_seconds=5)["uid"])
+
+    store = Store(firestore.Client(project=settings.project_id), settings)
+    return Service(settings, store, verify, os.environ.get("OPENROUTER_API_KEY"))
