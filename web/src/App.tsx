@@ -1,0 +1,125 @@
+import { signOut, type User } from 'firebase/auth';
+import { useEffect, useState } from 'react';
+import { ExecutionHistory } from './components/ExecutionHistory';
+import { EMPTY_DRAFT, PromptEditor } from './components/PromptEditor';
+import { PromptExecutionForm } from './components/PromptExecutionForm';
+import { PromptList } from './components/PromptList';
+import { PromptView } from './components/PromptView';
+import { SignIn } from './components/SignIn';
+import { auth, db } from './firebase';
+import { useAuth } from './hooks/useAuth';
+import { createPrompt, updatePrompt, watchPrompts } from './services/prompts';
+import type { Prompt, PromptDraft } from './types';
+
+type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string };
+
+function draftOf(p: Prompt): PromptDraft {
+  return {
+    title: p.title,
+    content: p.content,
+    system_prompt: p.system_prompt ?? '',
+    variables: p.variables,
+    public: p.public,
+  };
+}
+
+function Workspace({ user }: { user: User }) {
+  const [prompts, setPrompts] = useState<Prompt[]>([]);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [selectedId, setSelectedId] = useState<string | null>(null);
+  const [mode, setMode] = useState<Mode>({ kind: 'view' });
+
+  useEffect(
+    () =>
+      watchPrompts(
+        db,
+        user.uid,
+        (list) => {
+          setPrompts(list);
+          setLoadError(null);
+        },
+        (e) => setLoadError(e.message),
+      ),
+    [user.uid],
+  );
+
+  const selected = prompts.find((p) => p.id === selectedId) ?? null;
+
+  async function save(draft: PromptDraft) {
+    if (mode.kind === 'edit') {
+      await updatePrompt(db, mode.id, draft);
+      setSelectedId(mode.id);
+    } else {
+      setSelectedId(await createPrompt(db, user.uid, draft));
+    }
+    setMode({ kind: 'view' });
+  }
+
+  return (
+    <div className="layout">
+      <header className="topbar">
+        <span className="brand">
+          <span className="logo" aria-hidden="true">
+            ◆
+          </span>{' '}
+          RAG Prompt Library
+        </span>
+        <span className="spacer" />
+        <span className="muted small" data-testid="user-email">
+          {user.email}
+        </span>
+        <button type="button" className="btn btn-small btn-ghost" onClick={() => void signOut(auth)} data-testid="sign-out">
+          Sign out
+        </button>
+      </header>
+      <PromptList
+        prompts={prompts}
+        uid={user.uid}
+        selectedId={selectedId}
+        onSelect={(id) => {
+          setSelectedId(id);
+          setMode({ kind: 'view' });
+        }}
+        onNew={() => setMode({ kind: 'new' })}
+      />
+      <main className="main">
+        {loadError && <div className="alert alert-error">Could not load prompts: {loadError}</div>}
+        {mode.kind === 'new' && (
+          <PromptEditor key="new" initial={EMPTY_DRAFT} isNew onSave={save} onCancel={() => setMode({ kind: 'view' })} />
+        )}
+        {mode.kind === 'edit' && selected && (
+          <PromptEditor
+            key={`edit-${selected.id}`}
+            initial={draftOf(selected)}
+            isNew={false}
+            onSave={save}
+            onCancel={() => setMode({ kind: 'view' })}
+          />
+        )}
+        {mode.kind === 'view' && selected && (
+          <>
+            <PromptView
+              prompt={selected}
+              isOwner={selected.owner_uid === user.uid}
+              onEdit={() => setMode({ kind: 'edit', id: selected.id })}
+            />
+            <PromptExecutionForm key={selected.id} prompt={selected} getIdToken={() => user.getIdToken()} />
+            <ExecutionHistory uid={user.uid} promptId={selected.id} />
+          </>
+        )}
+        {mode.kind === 'view' && !selected && (
+          <div className="card empty">
+            <h2>Pick a prompt</h2>
+            <p className="muted">Choose one on the left, or create a new one, then run it and watch the answer stream in.</p>
+          </div>
+        )}
+      </main>
+    </div>
+  );
+}
+
+export function App() {
+  const { user, loading } = useAuth();
+  if (loading) return <div className="loading">Loading…</div>;
+  return user ? <Workspace user={user} /> : <SignIn />;
+}

@@ -1,0 +1,54 @@
+import type { ExecutionState } from '../hooks/executionState';
+
+const PHASE_LABEL: Record<ExecutionState['phase'], string> = {
+  idle: 'Idle',
+  connecting: 'Waiting for the first token…',
+  streaming: 'Streaming',
+  completed: 'Completed',
+  cancelled: 'Cancelled',
+  error: 'Failed',
+};
+
+export function PhaseBadge({ phase }: { phase: ExecutionState['phase'] }) {
+  return (
+    <span className={`badge badge-${phase}`} data-testid="execution-status" data-phase={phase}>
+      {PHASE_LABEL[phase]}
+    </span>
+  );
+}
+
+export function Spinner({ label }: { label: string }) {
+  return (
+    <div className="spinner-row" data-testid="spinner" role="status">
+      <span className="spinner" aria-hidden="true" />
+      <span className="muted">{label}</span>
+    </div>
+  );
+}
+
+/**
+ * The answer text. Text left by a failed or cancelled run stays on screen, marked partial:
+ * it is what the model produced before the failure, and the backend keeps it too.
+ */
+export function OutputText({ state, testId, cursor }: { state: ExecutionState; testId: string; cursor: boolean }) {
+  const partial = (state.phase === 'error' || state.phase === 'cancelled') && state.content !== '';
+  return (
+    <div className={`output-wrap${partial ? ' partial' : ''}`}>
+      {partial && (
+        <span className="badge badge-partial" data-testid="partial-badge">
+          Partial output
+        </span>
+      )}
+      {state.reasoning !== '' && (
+        <details className="reasoning" data-testid="reasoning">
+          <summary>Reasoning</summary>
+          <pre>{state.reasoning}</pre>
+        </details>
+      )}
+      <pre className="output" data-testid={testId} data-partial={partial ? 'true' : 'false'}>
+        {state.content}
+        {cursor && <span className="cursor" aria-hidden="true" />}
+      </pre>
+    </div>
+  );
+}

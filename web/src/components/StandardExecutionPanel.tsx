@@ -1,0 +1,32 @@
+import type { ExecutionState } from '../hooks/executionState';
+import { ErrorBanner } from './ErrorBanner';
+import { OutputText, PhaseBadge, Spinner } from './ExecutionOutput';
+import { UsageSummary } from './UsageSummary';
+
+interface Props {
+  state: ExecutionState;
+  onCancel: () => void;
+}
+
+/** Shows a non-streaming run: a spinner, then the whole answer at once. */
+export function StandardExecutionPanel({ state, onCancel }: Props) {
+  const busy = state.phase === 'connecting';
+  return (
+    <section className="card panel" data-testid="standard-panel">
+      <header className="panel-header">
+        <h3>Output</h3>
+        <PhaseBadge phase={state.phase} />
+        <span className="spacer" />
+        {busy && (
+          <button type="button" className="btn btn-danger btn-small" onClick={onCancel} data-testid="cancel-button">
+            Cancel
+          </button>
+        )}
+      </header>
+      {busy && <Spinner label="Waiting for the full answer…" />}
+      {state.content !== '' && <OutputText state={state} testId="standard-output" cursor={false} />}
+      {state.error && <ErrorBanner error={state.error} />}
+      {state.phase === 'completed' && <UsageSummary state={state} />}
+    </section>
+  );
+}

@@ -1,0 +1,44 @@
+import type { ExecutionState } from '../hooks/executionState';
+import { ErrorBanner } from './ErrorBanner';
+import { OutputText, PhaseBadge, Spinner } from './ExecutionOutput';
+import { UsageSummary } from './UsageSummary';
+
+interface Props {
+  state: ExecutionState;
+  onCancel: () => void;
+}
+
+/** Shows a streaming run: spinner until the first token, the text as it grows, then usage. */
+export function StreamingExecutionPanel({ state, onCancel }: Props) {
+  const busy = state.phase === 'connecting' || state.phase === 'streaming';
+  return (
+    <section className="card panel" data-testid="streaming-panel" aria-live="polite">
+      <header className="panel-header">
+        <h3>Output</h3>
+        <PhaseBadge phase={state.phase} />
+        {state.usedFallback && (
+          <span className="badge" data-testid="fallback-badge" title="This browser cannot read streams">
+            non-streaming fallback
+          </span>
+        )}
+        <span className="spacer" />
+        {busy && (
+          <button type="button" className="btn btn-danger btn-small" onClick={onCancel} data-testid="cancel-button">
+            Cancel
+          </button>
+        )}
+      </header>
+      {state.phase === 'connecting' && <Spinner label="Waiting for the first token…" />}
+      {(state.content !== '' || state.reasoning !== '' || state.phase === 'streaming') && (
+        <OutputText state={state} testId="stream-output" cursor={state.phase === 'streaming'} />
+      )}
+      {state.phase === 'cancelled' && (
+        <p className="muted small" data-testid="cancelled-notice">
+          Cancelled. The server stopped the model; the text above is what arrived before.
+        </p>
+      )}
+      {state.error && <ErrorBanner error={state.error} />}
+      {(state.phase === 'completed' || state.usage !== null) && <UsageSummary state={state} />}
+    </section>
+  );
+}

@@ -1,0 +1,40 @@
+import type { ExecutionError } from '../services/errors';
+import type { Usage } from '../types';
+
+export type ExecutionPhase = 'idle' | 'connecting' | 'streaming' | 'completed' | 'cancelled' | 'error';
+
+/** What a panel shows about one run; both hooks produce this shape. */
+export interface ExecutionState {
+  phase: ExecutionPhase;
+  content: string;
+  reasoning: string;
+  error: ExecutionError | null;
+  usage: Usage | null;
+  model: string | null;
+  executionId: string | null;
+  finishReason: string | null;
+  /** Client-side time from pressing Run to the first token. */
+  ttftMs: number | null;
+  /** Client-side time from pressing Run to the end. */
+  totalMs: number | null;
+  /** True when a streaming run fell back to the non-streaming endpoint. */
+  usedFallback: boolean;
+}
+
+export const IDLE_STATE: ExecutionState = {
+  phase: 'idle',
+  content: '',
+  reasoning: '',
+  error: null,
+  usage: null,
+  model: null,
+  executionId: null,
+  finishReason: null,
+  ttftMs: null,
+  totalMs: null,
+  usedFallback: false,
+};
+
+export function isBusy(phase: ExecutionPhase): boolean {
+  return phase === 'connecting' || phase === 'streaming';
+}

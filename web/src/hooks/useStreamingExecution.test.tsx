@@ -1,0 +1,183 @@
+// @vitest-environment jsdom
+import { act, renderHook, waitFor } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { ExecuteRequest } from '../types';
+import { useStreamingExecution } from './useStreamingExecution';
+
+const encoder = new TextEncoder();
+const REQUEST: ExecuteRequest = { prompt_id: 'p1', variables: {}, model: 'demo/local-model' };
+const OPTIONS = { idToken: 'tok', baseUrl: 'http://functions.test' };
+
+/** A stream the test writes to by hand, one frame at a time. */
+function controlledStream() {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let cancelled = false;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  return {
+    body,
+    write: (text: string) => controller.enqueue(encoder.encode(text)),
+    close: () => controller.close(),
+    wasCancelled: () => cancelled,
+  };
+}
+
+function stubFetch(respond: (url: string, init?: RequestInit) => Response) {
+  const fetchMock = vi.fn(async (url: RequestInfo | URL, init?: RequestInit) => respond(String(url), init));
+  vi.stubGlobal('fetch', fetchMock);
+  return fetchMock;
+}
+
+function sse(body: ReadableStream<Uint8Array>): Response {
+  return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+});
+
+describe('useStreamingExecution', () => {
+  it('grows the content token by token and reports usage, model and TTFT at the end', async () => {
+    const stream = controlledStream();
+    stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.execute(REQUEST, OPTIONS);
+    });
+    expect(result.current.phase).toBe('connecting');
+    expect(result.current.isStreaming).toBe(true);
+
+    stream.write('event: start\ndata: {"execution_id": "ex1", "prompt_id": "p1", "model": "demo/local-model"}\n\n');
+    await waitFor(() => expect(result.current.executionId).toBe('ex1'));
+    expect(result.current.ttftMs).toBeNull();
+
+    stream.write('data: {"content": "Hel", "finish_reason": null}\n\n');
+    await waitFor(() => expect(result.current.content).toBe('Hel'));
+    expect(result.current.phase).toBe('streaming');
+    expect(result.current.ttftMs).not.toBeNull();
+
+    stream.write('data: {"content": "lo", "finish_reason": "stop"}\n\n');
+    await waitFor(() => expect(result.current.content).toBe('Hello'));
+
+    stream.write(
+      'event: end\ndata: {"execution_id": "ex1", "model": "demo/local-model", "finish_reason": "stop", ' +
+        '"usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "cost": 0.001}, "generation_id": "g"}\n\n' +
+        'data: [DONE]\n\n',
+    );
+    stream.close();
+    await act(() => done);
+    expect(result.current.phase).toBe('completed');
+    expect(result.current.isStreaming).toBe(false);
+    expect(result.current.usage).toEqual({ prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, cost: 0.001 });
+    expect(result.current.model).toBe('demo/local-model');
+    expect(result.current.error).toBeNull();
+  });
+
+  it('cancel aborts the fetch and keeps the text so far', async () => {
+    const stream = controlledStream();
+    const fetchMock = stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.execute(REQUEST, OPTIONS);
+    });
+    stream.write('data: {"content": "partial", "finish_reason": null}\n\n');
+    await waitFor(() => expect(result.current.content).toBe('partial'));
+
+    act(() => result.current.cancel());
+    await act(() => done);
+    const signal = fetchMock.mock.calls[0]![1]?.signal;
+    expect(signal?.aborted).toBe(true);
+    expect(stream.wasCancelled()).toBe(true);
+    expect(result.current.phase).toBe('cancelled');
+    expect(result.current.content).toBe('partial');
+  });
+
+  it('cancels the run when the component unmounts', async () => {
+    const stream = controlledStream();
+    const fetchMock = stubFetch(() => sse(stream.body));
+    const { result, unmount } = renderHook(() => useStreamingExecution());
+    act(() => {
+      void result.current.execute(REQUEST, OPTIONS);
+    });
+    await waitFor(() => expect(fetchMock).toHaveBeenCalled());
+    unmount();
+    expect(fetchMock.mock.calls[0]![1]?.signal?.aborted).toBe(true);
+  });
+
+  it('keeps the partial text and sets a mid-stream error', async () => {
+    const stream = controlledStream();
+    stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.execute(REQUEST, OPTIONS);
+    });
+    stream.write('data: {"content": "half an ", "finish_reason": null}\n\n');
+    stream.write('data: {"content": "answer", "finish_reason": null}\n\n');
+    stream.write('event: error\ndata: {"code": "upstream_error", "message": "boom"}\n\ndata: [DONE]\n\n');
+    stream.close();
+    await act(() => done);
+    expect(result.current.phase).toBe('error');
+    expect(result.current.error?.code).toBe('upstream_error');
+    expect(result.current.error?.midStream).toBe(true);
+    expect(result.current.content).toBe('half an answer');
+  });
+
+  it('reports a typed HTTP error before any content', async () => {
+    stubFetch(
+      () =>
+        new Response('{"error": {"code": "missing_variables", "message": "m", "details": {"missing": ["tone"]}}}', {
+          status: 400,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+    );
+    const { result } = renderHook(() => useStreamingExecution());
+    await act(() => result.current.execute(REQUEST, OPTIONS));
+    expect(result.current.phase).toBe('error');
+    expect(result.current.error?.code).toBe('missing_variables');
+    expect(result.current.error?.details).toEqual({ missing: ['tone'] });
+  });
+
+  it('falls back to execute_prompt when the response body cannot be streamed', async () => {
+    const fetchMock = stubFetch((url) => {
+      if (url.endsWith('/execute_prompt_stream')) {
+        const response = sse(controlledStream().body);
+        Object.defineProperty(response, 'body', { value: null });
+        return response;
+      }
+      return new Response(
+        JSON.stringify({
+          execution_id: 'ex7',
+          prompt_id: 'p1',
+          model: 'demo/local-model',
+          content: 'whole answer',
+          reasoning: null,
+          finish_reason: 'stop',
+          usage: { total_tokens: 4 },
+          generation_id: 'g',
+          duration_ms: 5,
+        }),
+        { status: 200, headers: { 'Content-Type': 'application/json' } },
+      );
+    });
+    const { result } = renderHook(() => useStreamingExecution());
+    await act(() => result.current.execute(REQUEST, OPTIONS));
+    expect(fetchMock.mock.calls.map((c) => String(c[0]))).toEqual([
+      'http://functions.test/execute_prompt_stream',
+      'http://functions.test/execute_prompt',
+    ]);
+    expect(result.current.usedFallback).toBe(true);
+    expect(result.current.phase).toBe('completed');
+    expect(result.current.content).toBe('whole answer');
+    expect(result.current.executionId).toBe('ex7');
+  });
+});

@@ -1,0 +1,141 @@
+import { useCallback, useEffect, useReducer, useRef } from 'react';
+import { CLIENT_CODES, ExecutionError } from '../services/errors';
+import { executePrompt, executePromptStream } from '../services/streaming';
+import type { ExecuteRequest, ExecutionResult, StreamEvent } from '../types';
+import { IDLE_STATE, isBusy, type ExecutionState } from './executionState';
+
+export interface ExecuteOptions {
+  idToken: string;
+  /** Overrides VITE_FUNCTIONS_BASE_URL (tests). */
+  baseUrl?: string;
+}
+
+type Action =
+  | { type: 'begin' }
+  | { type: 'event'; event: StreamEvent; elapsedMs: number }
+  | { type: 'fallback' }
+  | { type: 'finish'; result: ExecutionResult; elapsedMs: number }
+  | { type: 'fail'; error: ExecutionError; elapsedMs: number };
+
+function reducer(state: ExecutionState, action: Action): ExecutionState {
+  switch (action.type) {
+    case 'begin':
+      return { ...IDLE_STATE, phase: 'connecting' };
+    case 'event': {
+      const { event } = action;
+      switch (event.type) {
+        case 'start':
+          return { ...state, executionId: event.executionId, model: event.model };
+        case 'content': {
+          const hasToken = event.content !== '' || (event.reasoning ?? '') !== '';
+          return {
+            ...state,
+            phase: hasToken ? 'streaming' : state.phase,
+            content: state.content + event.content,
+            reasoning: state.reasoning + (event.reasoning ?? ''),
+            finishReason: event.finishReason ?? state.finishReason,
+            ttftMs: state.ttftMs ?? (hasToken ? action.elapsedMs : null),
+          };
+        }
+        case 'end':
+          return {
+            ...state,
+            executionId: event.executionId || state.executionId,
+            model: event.model || state.model,
+            usage: event.usage,
+            finishReason: event.finishReason ?? state.finishReason,
+          };
+        default:
+          // Errors arrive through 'fail' once the stream has closed; [DONE] through 'finish'.
+          return state;
+      }
+    }
+    case 'fallback':
+      return { ...state, usedFallback: true };
+    case 'finish': {
+      const { result } = action;
+      return {
+        ...state,
+        phase: result.cancelled ? 'cancelled' : 'completed',
+        // The fallback path has no events, so take the text from the result when we have none.
+        content: state.content || result.content,
+        reasoning: state.reasoning || result.reasoning,
+        usage: result.usage ?? state.usage,
+        model: result.model ?? state.model,
+        executionId: result.executionId ?? state.executionId,
+        finishReason: result.finishReason ?? state.finishReason,
+        ttftMs: state.ttftMs ?? (state.usedFallback && result.content !== '' ? action.elapsedMs : null),
+        totalMs: action.elapsedMs,
+      };
+    }
+    case 'fail':
+      return { ...state, phase: 'error', error: action.error, totalMs: action.elapsedMs };
+  }
+}
+
+function asExecutionError(error: unknown): ExecutionError {
+  if (error instanceof ExecutionError) return error;
+  return new ExecutionError('internal', error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+export interface StreamingExecution extends ExecutionState {
+  isStreaming: boolean;
+  execute: (request: ExecuteRequest, options: ExecuteOptions) => Promise<void>;
+  cancel: () => void;
+}
+
+/**
+ * Runs a prompt through the streaming endpoint and exposes its growing text. A new `execute`
+ * cancels the run before it; unmounting cancels the current one, so the backend stops the
+ * upstream. If the browser hands back no readable body, it reruns on the non-streaming endpoint.
+ */
+export function useStreamingExecution(): StreamingExecution {
+  const [state, dispatch] = useReducer(reducer, IDLE_STATE);
+  const controllerRef = useRef<AbortController | null>(null);
+
+  const cancel = useCallback(() => {
+    controllerRef.current?.abort();
+  }, []);
+
+  useEffect(() => () => controllerRef.current?.abort(), []);
+
+  const execute = useCallback(async (request: ExecuteRequest, options: ExecuteOptions) => {
+    controllerRef.current?.abort();
+    const controller = new AbortController();
+    controllerRef.current = controller;
+    const started = performance.now();
+    const elapsed = (): number => Math.round(performance.now() - started);
+    // Events of a run that was replaced must not touch the new run's state.
+    const current = (): boolean => controllerRef.current === controller;
+
+    dispatch({ type: 'begin' });
+    try {
+      let result: ExecutionResult;
+      try {
+        result = await executePromptStream(request, {
+          idToken: options.idToken,
+          baseUrl: options.baseUrl,
+          signal: controller.signal,
+          onEvent: (event) => {
+            if (current()) dispatch({ type: 'event', event, elapsedMs: elapsed() });
+          },
+        });
+      } catch (error) {
+        if (!(error instanceof ExecutionError && error.code === CLIENT_CODES.streamingUnsupported)) throw error;
+        if (current()) dispatch({ type: 'fallback' });
+        result = await executePrompt(request, {
+          idToken: options.idToken,
+          baseUrl: options.baseUrl,
+          signal: controller.signal,
+        });
+      }
+      if (current()) dispatch({ type: 'finish', result, elapsedMs: elapsed() });
+    } catch (error) {
+      if (current()) dispatch({ type: 'fail', error: asExecutionError(error), elapsedMs: elapsed() });
+    } finally {
+      if (current()) controllerRef.current = null;
+    }
+  }, []);
+
+  return { ...state, isStreaming: isBusy(state.phase), execute, cancel };
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { describeError, ExecutionError, parseRetryAfter } from './errors';
+
+// Every code in the README's error table and mid-stream list, plus the client's own.
+const KNOWN_CODES = [
+  'invalid_request', 'missing_variables', 'unknown_variables', 'model_not_allowed', 'prompt_too_large',
+  'unauthenticated', 'prompt_not_found', 'payload_too_large', 'concurrency_limit', 'budget_exceeded',
+  'rate_limited', 'out_of_credits', 'upstream_error', 'upstream_auth', 'upstream_bad_request',
+  'content_blocked', 'upstream_unavailable', 'upstream_timeout', 'configuration_error', 'internal',
+  'upstream_disconnected', 'network_error', 'stream_interrupted', 'bad_response', 'streaming_unsupported',
+];
+
+describe('describeError', () => {
+  it.each(KNOWN_CODES)('has its own words for %s', (code) => {
+    const { title } = describeError(new ExecutionError(code, 'server text'));
+    expect(title).not.toBe('Request failed');
+  });
+
+  it('gives distinct titles to the cases a person must tell apart', () => {
+    const codes = ['unauthenticated', 'prompt_not_found', 'missing_variables', 'unknown_variables',
+      'model_not_allowed', 'rate_limited', 'out_of_credits', 'upstream_error', 'network_error'];
+    const titles = codes.map((c) => describeError(new ExecutionError(c, 'x')).title);
+    expect(new Set(titles).size).toBe(codes.length);
+  });
+
+  it('names the missing and unknown variables from details', () => {
+    const missing = new ExecutionError('missing_variables', 'm', { details: { missing: ['audience', 'tone'] } });
+    expect(describeError(missing).detail).toBe('Fill in: audience, tone.');
+    const unknown = new ExecutionError('unknown_variables', 'm', { details: { unknown: ['zzz'] } });
+    expect(describeError(unknown).detail).toContain('zzz');
+  });
+
+  it('shows Retry-After for rate limits', () => {
+    const error = new ExecutionError('rate_limited', 'm', { status: 429, retryAfter: 30 });
+    expect(describeError(error).detail).toContain('30 s');
+  });
+
+  it('falls back to the server message for an unknown code', () => {
+    expect(describeError(new ExecutionError('brand_new', 'Something new'))).toEqual({
+      title: 'Request failed',
+      detail: 'Something new',
+    });
+  });
+});
+
+describe('parseRetryAfter', () => {
+  it.each([
+    [null, null],
+    ['', null],
+    ['7', 7],
+    ['1.2', 2],
+    ['soon', null],
+  ])('%j -> %j', (value, expected) => {
+    expect(parseRetryAfter(value)).toBe(expected);
+  });
+
+  it('reads an HTTP date relative to now', () => {
+    const now = Date.parse('Wed, 21 Oct 2026 07:28:00 GMT');
+    expect(parseRetryAfter('Wed, 21 Oct 2026 07:28:30 GMT', now)).toBe(30);
+    expect(parseRetryAfter('Wed, 21 Oct 2026 07:27:00 GMT', now)).toBe(0);
+  });
+});

@@ -1,0 +1,165 @@
+/** Firestore reads and writes for `prompts` and `executions`, field names exactly as the README's schema. */
+import {
+  addDoc,
+  collection,
+  deleteField,
+  doc,
+  limit,
+  onSnapshot,
+  orderBy,
+  query,
+  serverTimestamp,
+  Timestamp,
+  updateDoc,
+  where,
+  type DocumentData,
+  type Firestore,
+  type QueryDocumentSnapshot,
+  type Unsubscribe,
+} from 'firebase/firestore';
+import type { ExecutionRecord, Prompt, PromptDraft, PromptVariable, Usage } from '../types';
+
+function millis(value: unknown): number | null {
+  return value instanceof Timestamp ? value.toMillis() : null;
+}
+
+function toVariables(raw: unknown): PromptVariable[] {
+  if (!Array.isArray(raw)) return [];
+  return raw.flatMap((v): PromptVariable[] => {
+    if (typeof v !== 'object' || v === null || typeof (v as { name?: unknown }).name !== 'string') return [];
+    const r = v as Record<string, unknown>;
+    const out: PromptVariable = {
+      name: r.name as string,
+      required: r.required === true,
+      default: typeof r.default === 'string' ? r.default : null,
+    };
+    if (typeof r.description === 'string') out.description = r.description;
+    return [out];
+  });
+}
+
+export function toPrompt(snap: QueryDocumentSnapshot<DocumentData>): Prompt {
+  const d = snap.data();
+  return {
+    id: snap.id,
+    owner_uid: String(d.owner_uid ?? ''),
+    title: String(d.title ?? ''),
+    content: String(d.content ?? ''),
+    system_prompt: typeof d.system_prompt === 'string' ? d.system_prompt : undefined,
+    variables: toVariables(d.variables),
+    public: d.public === true,
+    updatedAtMs: millis(d.updated_at),
+  };
+}
+
+export function toExecution(snap: QueryDocumentSnapshot<DocumentData>): ExecutionRecord {
+  const d = snap.data();
+  const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+  const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  return {
+    id: snap.id,
+    prompt_id: String(d.prompt_id ?? ''),
+    model: String(d.model ?? ''),
+    status: String(d.status ?? ''),
+    output: String(d.output ?? ''),
+    error_code: strOrNull(d.error_code),
+    error_message: strOrNull(d.error_message),
+    usage: typeof d.usage === 'object' && d.usage !== null ? (d.usage as Usage) : null,
+    ttft_ms: num(d.ttft_ms),
+    duration_ms: num(d.duration_ms),
+    createdAtMs: millis(d.created_at),
+  };
+}
+
+/** The variables list as stored: description only when given (the rules refuse unknown keys). */
+function storedVariables(variables: PromptVariable[]): Array<Record<string, unknown>> {
+  return variables.map((v) => {
+    const out: Record<string, unknown> = { name: v.name, required: v.required, default: v.default };
+    if (v.description) out.description = v.description;
+    return out;
+  });
+}
+
+export async function createPrompt(db: Firestore, uid: string, draft: PromptDraft): Promise<string> {
+  const data: Record<string, unknown> = {
+    owner_uid: uid,
+    title: draft.title,
+    content: draft.content,
+    variables: storedVariables(draft.variables),
+    public: draft.public,
+    created_at: serverTimestamp(),
+    updated_at: serverTimestamp(),
+  };
+  if (draft.system_prompt.trim() !== '') data.system_prompt = draft.system_prompt;
+  const ref = await addDoc(collection(db, 'prompts'), data);
+  return ref.id;
+}
+
+export async function updatePrompt(db: Firestore, id: string, draft: PromptDraft): Promise<void> {
+  await updateDoc(doc(db, 'prompts', id), {
+    title: draft.title,
+    content: draft.content,
+    system_prompt: draft.system_prompt.trim() !== '' ? draft.system_prompt : deleteField(),
+    variables: storedVariables(draft.variables),
+    public: draft.public,
+    updated_at: serverTimestamp(),
+  });
+}
+
+/**
+ * Live list of the user's prompts and the public ones: two queries (the rules allow each on its
+ * own, not an OR), merged and de-duplicated, newest first.
+ */
+export function watchPrompts(
+  db: Firestore,
+  uid: string,
+  onChange: (prompts: Prompt[]) => void,
+  onError: (error: Error) => void,
+): Unsubscribe {
+  let own: Prompt[] = [];
+  let shared: Prompt[] = [];
+  const emit = (): void => {
+    const byId = new Map<string, Prompt>();
+    for (const p of [...shared, ...own]) byId.set(p.id, p);
+    onChange([...byId.values()].sort((a, b) => (b.updatedAtMs ?? Infinity) - (a.updatedAtMs ?? Infinity)));
+  };
+  const prompts = collection(db, 'prompts');
+  const unsubOwn = onSnapshot(
+    query(prompts, where('owner_uid', '==', uid)),
+    (snap) => {
+      own = snap.docs.map(toPrompt);
+      emit();
+    },
+    onError,
+  );
+  const unsubPublic = onSnapshot(
+    query(prompts, where('public', '==', true)),
+    (snap) => {
+      shared = snap.docs.map(toPrompt);
+      emit();
+    },
+    onError,
+  );
+  return () => {
+    unsubOwn();
+    unsubPublic();
+  };
+}
+
+/** Live list of the last 20 runs of one prompt by this user. */
+export function watchExecutions(
+  db: Firestore,
+  uid: string,
+  promptId: string,
+  onChange: (executions: ExecutionRecord[]) => void,
+  onError: (error: Error) => void,
+): Unsubscribe {
+  const q = query(
+    collection(db, 'executions'),
+    where('owner_uid', '==', uid),
+    where('prompt_id', '==', promptId),
+    orderBy('created_at', 'desc'),
+    limit(20),
+  );
+  return onSnapshot(q, (snap) => onChange(snap.docs.map(toExecution)), onError);
+}
