@@ -224,3 +224,30 @@ def started(*parts: Any) -> Iterator[None]:
     finally:
         for part in reversed(parts):
             part.stop()
+
+
+# -- small builders for endpoint tests --------------------------------------------
+
+
+def add_prompt(db: Any, prompt_id: str = "p1", **fields: Any) -> str:
+    doc = {
+        "owner_uid": "alice",
+        "title": "Test prompt",
+        "content": "Tell me about {{topic}}.",
+        "public": False,
+        **fields,
+    }
+    db.collection("prompts").document(prompt_id).set(doc)
+    return prompt_id
+
+
+def auth(uid: str = "alice", **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {id_token(uid, **kwargs)}"}
+
+
+def body(prompt_id: str = "p1", **fields: Any) -> bytes:
+    return json.dumps({"prompt_id": prompt_id, **fields}).encode()
+
+
+def executions(db: Any) -> list[dict[str, Any]]:
+    return [{"id": d.id, **(d.to_dict() or {})} for d in db.collection("executions").stream()]
