@@ -12,7 +12,7 @@ interface Props {
 export function StandardExecutionPanel({ state, onCancel }: Props) {
   const busy = state.phase === 'connecting';
   return (
-    <section className="card panel" data-testid="standard-panel">
+    <section className="card panel" data-testid="standard-panel" data-execution-id={state.executionId ?? ''}>
       <header className="panel-header">
         <h3>Output</h3>
         <PhaseBadge phase={state.phase} />

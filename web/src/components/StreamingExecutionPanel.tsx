@@ -12,7 +12,12 @@ interface Props {
 export function StreamingExecutionPanel({ state, onCancel }: Props) {
   const busy = state.phase === 'connecting' || state.phase === 'streaming';
   return (
-    <section className="card panel" data-testid="streaming-panel" aria-live="polite">
+    <section
+      className="card panel"
+      data-testid="streaming-panel"
+      data-execution-id={state.executionId ?? ''}
+      aria-live="polite"
+    >
       <header className="panel-header">
         <h3>Output</h3>
         <PhaseBadge phase={state.phase} />

@@ -1,0 +1,245 @@
+// Browser suite: the real app in Chromium against the local stack (Auth, Firestore and
+// Functions emulators, the Python function, the fake OpenRouter). See README, "Web app".
+//
+// The fake model is steered by `[[fake ...]]` directives inside the prompt text.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  authUid,
+  createPrompt,
+  ensureDir,
+  eventually,
+  fakeRequests,
+  fakeStats,
+  launchBrowser,
+  loadEnv,
+  phase,
+  readDoc,
+  signIn,
+  signUp,
+  startRun,
+  tid,
+  waitForPhase,
+} from './support.mjs';
+
+const SCREENSHOT = fileURLToPath(new URL('./screenshots/streaming.png', import.meta.url));
+const env = loadEnv();
+const stamp = `${Date.now()}-${process.pid}`;
+const email = `e2e-${stamp}@example.com`;
+const password = 'correct-horse-42';
+
+let browser;
+let context;
+let page;
+const consoleErrors = [];
+
+before(async () => {
+  browser = await launchBrowser(env);
+  context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
+  page.on('pageerror', (err) => consoleErrors.push(String(err)));
+});
+
+after(async () => {
+  if (consoleErrors.length > 0) console.log('browser console errors:\n' + consoleErrors.join('\n'));
+  await browser?.close();
+});
+
+/** Samples the streamed text in the page every 60 ms until the run leaves connecting/streaming. */
+function sampleStream(timeoutMs = 30_000) {
+  return page.evaluate(async (limit) => {
+    const samples = [];
+    const deadline = performance.now() + limit;
+    let sawSpinner = false;
+    while (performance.now() < deadline) {
+      const ph = document.querySelector('[data-testid="execution-status"]')?.getAttribute('data-phase');
+      if (document.querySelector('[data-testid="spinner"]')) sawSpinner = true;
+      const text = document.querySelector('[data-testid="stream-output"]')?.textContent ?? '';
+      samples.push({ ph, len: text.length });
+      if (ph !== 'connecting' && ph !== 'streaming' && ph !== undefined) break;
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    return { samples, sawSpinner };
+  }, timeoutMs);
+}
+
+describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
+  it('creates an account, signs out and signs back in', async () => {
+    await signUp(page, env, email, password);
+    assert.equal(await page.textContent(tid('user-email')), email);
+    assert.ok(await authUid(env, email, password), 'the Auth emulator knows the new account');
+
+    await page.click(tid('sign-out'));
+    await page.waitForSelector(tid('sign-in-form'));
+    await page.fill(tid('email-input'), email);
+    await page.fill(tid('password-input'), 'wrong-password');
+    await page.click(tid('sign-in-button'));
+    await page.waitForSelector(tid('auth-error'));
+
+    await signIn(page, env, email, password);
+    assert.equal(await page.textContent(tid('user-email')), email);
+  });
+
+  it('streams a run token by token, then shows usage, model and time to first token', async () => {
+    const promptId = await createPrompt(page, {
+      title: `Streaming ${stamp}`,
+      content: 'Write a short note about {{topic}}. [[fake chunks=40 delay=0.1 first_chunk_delay=0.8]]',
+    });
+    assert.ok(promptId);
+    const before = await fakeStats(env);
+
+    await startRun(page, { variables: { topic: 'streaming' } });
+    const sampling = sampleStream();
+    // Screenshot mid-stream, for the README.
+    await page.waitForFunction(
+      () => (document.querySelector('[data-testid="stream-output"]')?.textContent ?? '').length > 120,
+      null,
+      { timeout: 20_000, polling: 50 },
+    );
+    assert.equal(await phase(page), 'streaming');
+    await ensureDir(SCREENSHOT);
+    await page.screenshot({ path: SCREENSHOT });
+
+    const { samples, sawSpinner } = await sampling;
+    assert.ok(sawSpinner, 'a spinner shows until the first token');
+    assert.equal(samples.at(-1).ph, 'completed');
+    const during = samples.filter((s) => s.ph === 'streaming').map((s) => s.len);
+    const distinct = [...new Set(during)];
+    assert.ok(distinct.length >= 5, `text grew in at least 5 steps while streaming, saw ${JSON.stringify(distinct)}`);
+    for (let i = 1; i < during.length; i++) assert.ok(during[i] >= during[i - 1], 'text never shrinks');
+    const finalText = await page.textContent(tid('stream-output'));
+    assert.ok(distinct.at(-1) <= finalText.length);
+    assert.match(finalText, /Hello from the local demo model/);
+    assert.match(finalText, /Write a short note about streaming/);
+
+    assert.equal(await page.textContent(tid('usage-model')), 'demo/local-model');
+    assert.match(await page.textContent(tid('usage-tokens')), /\d+ in · \d+ out · \d+ total/);
+    assert.match(await page.textContent(tid('usage-ttft')), /^\d+(\.\d+)? (ms|s)$/);
+    assert.notEqual(await page.textContent(tid('usage-cost')), '—');
+
+    const executionId = await page.getAttribute(tid('streaming-panel'), 'data-execution-id');
+    assert.ok(executionId, 'the panel knows the execution id from the start event');
+    const record = await eventually(async () => {
+      const doc = await readDoc(env, `executions/${executionId}`);
+      return doc?.status === 'completed' ? doc : null;
+    }, { what: 'the execution record to be completed' });
+    assert.equal(record.prompt_id, promptId);
+    assert.equal(record.output, finalText);
+    assert.deepEqual(record.variables, { topic: 'streaming' });
+
+    const afterStats = await fakeStats(env);
+    assert.ok(afterStats.streams_completed > before.streams_completed, 'the fake served the stream to the end');
+
+    // History shows the run (Firestore query on owner_uid + prompt_id, newest first).
+    await page.waitForSelector(`${tid('history-row')}[data-execution-id="${executionId}"][data-status="completed"]`);
+  });
+
+  it('cancels a run: the partial text stays and the backend records it as cancelled', async () => {
+    await createPrompt(page, {
+      title: `Cancel ${stamp}`,
+      content: 'A long answer please. [[fake chunks=200 delay=0.1]]',
+    });
+    const before = await fakeStats(env);
+    await startRun(page);
+    await page.waitForFunction(
+      () => (document.querySelector('[data-testid="stream-output"]')?.textContent ?? '').length > 30,
+      null,
+      { timeout: 20_000, polling: 50 },
+    );
+    await page.click(tid('cancel-button'));
+    assert.equal(await waitForPhase(page, ['cancelled', 'completed', 'error']), 'cancelled');
+    await page.waitForSelector(tid('cancelled-notice'));
+    const partial = await page.textContent(tid('stream-output'));
+    assert.ok(partial.length > 30, 'the text that arrived stays on screen');
+    assert.equal(await page.getAttribute(tid('stream-output'), 'data-partial'), 'true');
+
+    const executionId = await page.getAttribute(tid('streaming-panel'), 'data-execution-id');
+    assert.ok(executionId);
+    const record = await eventually(async () => {
+      const doc = await readDoc(env, `executions/${executionId}`);
+      return doc && doc.status !== 'streaming' ? doc : null;
+    }, { what: 'the execution record to leave streaming' });
+    assert.equal(record.status, 'cancelled');
+    assert.ok(record.output.length > 0, 'the backend kept the partial output');
+
+    // The backend closed its upstream connection too.
+    await eventually(async () => (await fakeStats(env)).early_closes > before.early_closes, {
+      what: 'the fake OpenRouter to see the upstream closed early',
+    });
+    await page.waitForSelector(`${tid('history-row')}[data-execution-id="${executionId}"][data-status="cancelled"]`);
+  });
+
+  it('names the missing required variables', async () => {
+    await createPrompt(page, {
+      title: `Missing ${stamp}`,
+      content: 'Explain {{subject}} to {{audience}}.',
+      variables: [
+        { name: 'subject', required: true },
+        { name: 'audience', required: true },
+      ],
+    });
+    await startRun(page, { variables: { subject: 'SSE' } });
+    assert.equal(await waitForPhase(page, ['error', 'completed']), 'error');
+    assert.equal(await page.getAttribute(tid('execution-error'), 'data-code'), 'missing_variables');
+    assert.equal(await page.textContent(tid('execution-error-title')), 'Missing variables');
+    assert.equal(await page.textContent(tid('execution-error-detail')), 'Fill in: audience.');
+    assert.equal(await page.$(tid('stream-output')), null, 'no output for a refused run');
+  });
+
+  it('keeps the partial text on screen when the model fails mid-stream', async () => {
+    await createPrompt(page, {
+      title: `Mid-stream error ${stamp}`,
+      content: 'Start answering. [[fake chunks=12 delay=0.05 error_after=3]]',
+    });
+    await startRun(page);
+    assert.equal(await waitForPhase(page, ['error', 'completed']), 'error');
+    const code = await page.getAttribute(tid('execution-error'), 'data-code');
+    assert.ok(['upstream_error', 'upstream_disconnected'].includes(code), `mid-stream error code, got ${code}`);
+    const partial = await page.textContent(tid('stream-output'));
+    assert.ok(partial.length > 0, 'the text before the failure stays');
+    assert.match(partial, /^Hello from the local demo model/);
+    await page.waitForSelector(tid('partial-badge'));
+    assert.equal(await page.getAttribute(tid('stream-output'), 'data-partial'), 'true');
+
+    const executionId = await page.getAttribute(tid('streaming-panel'), 'data-execution-id');
+    const record = await eventually(async () => {
+      const doc = await readDoc(env, `executions/${executionId}`);
+      return doc && doc.status !== 'streaming' ? doc : null;
+    }, { what: 'the execution record to be finalised' });
+    assert.equal(record.status, 'error');
+    assert.equal(record.output, partial);
+  });
+
+  it('runs without streaming through execute_prompt', async () => {
+    await createPrompt(page, {
+      title: `Standard ${stamp}`,
+      content: 'Summarise {{thing}}. [[fake chunks=10 delay=0.05]]',
+      variables: [{ name: 'thing', required: false, default: 'the defaults' }],
+    });
+    const marker = `CTX-${stamp}`;
+    await startRun(page, { streaming: false, context: `Retrieved passage ${marker}` });
+    await page.waitForSelector(tid('standard-panel'));
+    assert.equal(await waitForPhase(page, ['completed', 'error']), 'completed');
+    assert.equal(await page.$(tid('streaming-panel')), null);
+    const text = await page.textContent(tid('standard-output'));
+    assert.match(text, /Summarise the defaults\./, 'the declared default filled the variable');
+    assert.equal(await page.textContent(tid('usage-model')), 'demo/local-model');
+
+    const executionId = await page.getAttribute(tid('standard-panel'), 'data-execution-id');
+    const record = await readDoc(env, `executions/${executionId}`);
+    assert.equal(record.status, 'completed');
+    assert.equal(record.output, text);
+
+    // The RAG context reached the model as a system message.
+    const requests = await fakeRequests(env);
+    const sent = requests.filter((r) => JSON.stringify(r.json ?? {}).includes(marker));
+    assert.equal(sent.length, 1);
+    const system = sent[0].json.messages.filter((m) => m.role === 'system').map((m) => m.content);
+    assert.ok(system.some((c) => typeof c === 'string' && c.includes(marker)));
+  });
+});
