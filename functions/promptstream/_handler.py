@@ -505,7 +505,8 @@ def _relay(
     error: tuple[str, str] | None = None
     ttft: float | None = None
     seq = 0
-    poll = min(settings.disconnect_poll_seconds, settings.heartbeat_seconds)
+    idle_poll = settings.disconnect_poll_seconds
+    poll = min(idle_poll, settings.heartbeat_seconds)
     heartbeat = settings.heartbeat_seconds
     ping = encode_comment("ping")
     try:
@@ -515,7 +516,7 @@ def _relay(
             ),
             event="start",
         )
-        last_write = time.monotonic()
+        next_ping = time.monotonic() + heartbeat
         while True:
             try:
                 item = pump.get(timeout=poll)
@@ -523,9 +524,11 @@ def _relay(
                 if peer_gone():
                     raise _ClientGone from None
                 now = time.monotonic()
-                if now - last_write >= heartbeat:
-                    last_write = now
+                if now >= next_ping:
+                    next_ping = now + heartbeat
                     yield ping
+                # Wake up for the next heartbeat on time, or to check on the browser.
+                poll = max(0.001, min(idle_poll, next_ping - now))
                 continue
             except OpenRouterError as exc:
                 status = "error"
@@ -577,7 +580,7 @@ def _relay(
                 payload["reasoning"] = chunk.reasoning
             seq += 1
             yield encode_event(json.dumps(payload, ensure_ascii=False), id=seq)
-            last_write = time.monotonic()
+            next_ping = time.monotonic() + heartbeat
     except (_ClientGone, GeneratorExit):
         status = "cancelled"
     finally:

@@ -1,0 +1,456 @@
+"""execute_prompt_stream and execute_prompt as deployed: functions-framework on gunicorn,
+the real Firestore emulator, the fake OpenRouter upstream, read with a streaming client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from promptstream import SSEDecoder
+from support import (
+    FirestoreEmulator,
+    FunctionServer,
+    add_prompt,
+    auth,
+    body,
+    executions,
+)
+
+from fake_openrouter import FakeOpenRouterThread
+
+
+@dataclass
+class Received:
+    status: int
+    headers: dict[str, str]
+    events: list[tuple[float, str, str]]  # (arrival, event type, data)
+    comments: int
+    json: Any = None
+
+    def content_events(self) -> list[dict[str, Any]]:
+        return [json.loads(d) for _, e, d in self.events if e == "message" and d != "[DONE]"]
+
+    def text(self) -> str:
+        return "".join(e["content"] for e in self.content_events())
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [json.loads(d) for _, e, d in self.events if e == name]
+
+
+async def post_stream(
+    url: str,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    stop_after_content: int | None = None,
+    timeout: float = 30,
+) -> Received:
+    decoder = SSEDecoder()
+    events: list[tuple[float, str, str]] = []
+    seen_content = 0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with session.post(url, data=payload, headers=headers) as resp:
+            hdrs = dict(resp.headers)
+            if resp.headers.get("Content-Type", "").startswith("application/json"):
+                return Received(resp.status, hdrs, [], 0, await resp.json())
+            async for data in resp.content.iter_any():
+                now = time.monotonic()
+                for ev in decoder.feed(data):
+                    events.append((now, ev.event, ev.data))
+                    if ev.event == "message" and ev.data != "[DONE]":
+                        seen_content += 1
+                if stop_after_content is not None and seen_content >= stop_after_content:
+                    break  # leaving the block closes the connection: a browser going away
+            return Received(resp.status, hdrs, events, decoder.comments)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+# -- streaming ---------------------------------------------------------------------------
+
+
+def test_stream_relays_chunks_incrementally(db: Any, stream_server: FunctionServer) -> None:
+    add_prompt(db, content="Story about {{topic}} [[fake chunks=5 delay=0.25]]")
+    got = run(post_stream(stream_server.url, body(variables={"topic": "owls"}), auth()))
+    assert got.status == 200
+    content_times = [t for t, e, d in got.events if e == "message" and d != "[DONE]"]
+    assert len(content_times) == 5
+    # Arrivals are spread over the upstream's own pacing (4 gaps of 0.25 s), not bunched
+    # at the end, which is what a buffering relay would do.
+    gaps = [b - a for a, b in zip(content_times, content_times[1:], strict=False)]
+    assert all(gap > 0.1 for gap in gaps), gaps
+
+
+def test_stream_wire_format(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, content="Say {{topic}} [[fake chunks=3 text='a b c']]")
+    got = run(post_stream(stream_server.url, body(variables={"topic": "x"}), auth()))
+    assert got.headers["Content-Type"].startswith("text/event-stream")
+    assert got.headers["Cache-Control"] == "no-cache, no-transform"
+    assert got.headers["X-Accel-Buffering"] == "no"
+    assert got.headers.get("Content-Encoding", "identity") == "identity"
+    types = [e for _, e, _ in got.events]
+    assert types[0] == "start" and types[-2] == "end" and got.events[-1][2] == "[DONE]"
+    start = got.named("start")[0]
+    assert start["execution_id"] == got.headers["X-Execution-Id"]
+    assert got.text() == "a b c"
+    assert got.content_events()[-1]["finish_reason"] == "stop"
+    end = got.named("end")[0]
+    assert end["usage"]["completion_tokens"] == 3
+    assert end["model"] == "x-ai/grok-4-fast:free"
+    assert end["generation_id"].startswith("gen-")
+    record = db.collection("executions").document(start["execution_id"]).get().to_dict()
+    assert record["status"] == "completed"
+    assert record["output"] == "a b c"
+    assert record["usage"]["total_tokens"] == end["usage"]["total_tokens"]
+    assert record["generation_id"] == end["generation_id"]
+    assert record["owner_uid"] == "alice" and record["prompt_id"] == "p1"
+    assert record["variables"] == {"topic": "x"}
+    assert record["ttft_ms"] is not None and record["duration_ms"] >= record["ttft_ms"]
+    assert fake_upstream.stats()["requests"] == 1
+
+
+def test_event_ids_increase(db: Any, stream_server: FunctionServer) -> None:
+    add_prompt(db, content="{{topic}} [[fake chunks=4]]")
+    decoder_ids: list[str] = []
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                stream_server.url, data=body(variables={"topic": "t"}), headers=auth()
+            ) as resp:
+                dec = SSEDecoder()
+                async for data in resp.content.iter_any():
+                    decoder_ids.extend(
+                        ev.id
+                        for ev in dec.feed(data)
+                        if ev.event == "message" and ev.data != "[DONE]"
+                    )
+
+    run(go())
+    assert decoder_ids == ["1", "2", "3", "4"]
+
+
+def test_variable_values_are_never_expanded_again(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(
+        db,
+        content="Write for {{audience}} about {{ topic }}.",
+        system_prompt="Secret plan: {{secret}}",
+        variables=[{"name": "secret", "required": False, "default": "hidden"}],
+    )
+    payload = body(variables={"topic": "{{secret}} and {{audience}}", "audience": "{{topic}}"})
+    got = run(post_stream(stream_server.url, payload, auth()))
+    assert got.status == 200
+    messages = fake_upstream.requests()[-1]["json"]["messages"]
+    assert messages[0] == {"role": "system", "content": "Secret plan: hidden"}
+    assert messages[-1]["content"] == "Write for {{topic}} about {{secret}} and {{audience}}."
+
+
+def test_missing_variables_are_all_named(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(
+        db,
+        content="{{a}} {{b}} {{c}}",
+        variables=[{"name": "c", "required": False, "default": "C"}],
+    )
+    got = run(post_stream(stream_server.url, body(), auth()))
+    assert got.status == 400
+    assert got.json["error"]["code"] == "missing_variables"
+    assert got.json["error"]["details"]["missing"] == ["a", "b"]
+    assert fake_upstream.stats()["requests"] == 0
+    assert executions(db) == []
+
+
+def test_unknown_variables_are_an_error(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, content="{{topic}}")
+    got = run(post_stream(stream_server.url, body(variables={"topic": "t", "tpoic": "t"}), auth()))
+    assert got.status == 400
+    assert got.json["error"]["code"] == "unknown_variables"
+    assert got.json["error"]["details"]["unknown"] == ["tpoic"]
+    assert fake_upstream.stats()["requests"] == 0
+
+
+def test_defaults_fill_in(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(
+        db,
+        content="Hello {{name}}",
+        variables=[{"name": "name", "required": True, "default": "world"}],
+    )
+    got = run(post_stream(stream_server.url, body(), auth()))
+    assert got.status == 200
+    assert fake_upstream.requests()[-1]["json"]["messages"][-1]["content"] == "Hello world"
+
+
+def test_public_prompt_runs_for_others_private_one_is_not_found(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, "pub", content="public [[fake chunks=1]]", public=True)
+    add_prompt(db, "priv", content="private")
+    ok = run(post_stream(stream_server.url, body("pub"), auth("bob")))
+    assert ok.status == 200 and ok.named("end")
+    hidden = run(post_stream(stream_server.url, body("priv"), auth("bob")))
+    absent = run(post_stream(stream_server.url, body("nope"), auth("bob")))
+    assert hidden.status == absent.status == 404
+    assert hidden.json == absent.json
+    assert fake_upstream.stats()["requests"] == 1
+
+
+def test_upstream_refusal_before_content_is_an_http_status(
+    db: Any, stream_server: FunctionServer
+) -> None:
+    add_prompt(db, content="{{topic}} [[fake status=402]]")
+    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    assert got.status == 402
+    assert got.json["error"]["code"] == "out_of_credits"
+    (record,) = executions(db)
+    assert record["status"] == "error" and record["error_code"] == "out_of_credits"
+
+
+def test_error_mid_stream_is_an_error_event_and_the_partial_is_kept(
+    db: Any, stream_server: FunctionServer
+) -> None:
+    add_prompt(db, content="{{topic}} [[fake error_after=2 chunks=5 text='a b c d e']]")
+    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    assert got.status == 200
+    assert got.text() == "a b"
+    (error,) = got.named("error")
+    assert error["code"] == "upstream_error"
+    assert "Traceback" not in error["message"]
+    assert got.events[-1][2] == "[DONE]"
+    assert not got.named("end")
+    (record,) = executions(db)
+    assert record["status"] == "error"
+    assert record["output"] == "a b"
+    assert record["error_code"] == "upstream_error"
+
+
+def test_heartbeats_while_the_model_is_silent(db: Any, stream_server: FunctionServer) -> None:
+    # The test server sends a heartbeat every 0.3 s; the model is silent for 1.5 s.
+    add_prompt(db, content="{{topic}} [[fake first_chunk_delay=1.5 chunks=2]]")
+    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    assert got.status == 200
+    assert got.comments >= 3
+    assert got.named("end")
+
+
+def test_disconnect_cancels_upstream_and_records_partial(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, content="{{topic}} [[fake chunks=60 delay=0.1]]")
+    got = run(
+        post_stream(stream_server.url, body(variables={"topic": "t"}), auth(), stop_after_content=3)
+    )
+    assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
+    record = wait_until(
+        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None)
+    )
+    assert record["status"] == "cancelled"
+    # The record holds at least what the client saw; chunks written after the client
+    # stopped reading (before the relay noticed) may be there too.
+    assert record["output"].startswith(got.text())
+    assert fake_upstream.stats()["streams_completed"] == 0
+    limits = db.collection("user_limits").document("alice").get().to_dict()
+    assert limits["leases"] == {}
+    assert limits["tokens_today"] > 0  # debited by an estimate, no usage was reported
+
+
+def test_disconnect_while_model_is_silent_is_noticed(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, content="{{topic}} [[fake first_chunk_delay=30 chunks=1]]")
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                stream_server.url, data=body(variables={"topic": "t"}), headers=auth()
+            ) as resp:
+                assert resp.status == 200
+                await resp.content.readany()  # the start event, then leave
+
+    run(go())
+    assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
+    record = wait_until(
+        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None)
+    )
+    assert record["status"] == "cancelled"
+
+
+def test_concurrent_streams_do_not_block_each_other(db: Any, stream_server: FunctionServer) -> None:
+    add_prompt(db, "pub", content="{{topic}} [[fake chunks=8 delay=0.2]]", public=True)
+    n = 20
+
+    async def go() -> list[Received]:
+        return await asyncio.gather(
+            *(
+                post_stream(
+                    stream_server.url, body("pub", variables={"topic": "t"}), auth(f"user{i}")
+                )
+                for i in range(n)
+            )
+        )
+
+    results = run(go())
+    assert all(r.status == 200 and len(r.content_events()) == 8 for r in results)
+    first_contents = [next(t for t, e, d in r.events if e == "message") for r in results]
+    ends = [r.events[-1][0] for r in results]
+    # Every stream had its first token before any stream finished: they ran side by side.
+    assert max(first_contents) < min(ends)
+
+
+def test_health_probe_answers_at_once(stream_server: FunctionServer) -> None:
+    async def go() -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(stream_server.url + "/__/health") as resp:
+                return resp.status, await resp.text()
+
+    assert run(go()) == (200, "ok")
+
+
+def test_cors_preflight_and_stream_headers(db: Any, stream_server: FunctionServer) -> None:
+    add_prompt(db, content="{{topic}} [[fake chunks=1]]")
+
+    async def go() -> tuple[Any, Any, Any]:
+        async with aiohttp.ClientSession() as session:
+            pre = await session.options(
+                stream_server.url,
+                headers={
+                    "Origin": "http://127.0.0.1:5173",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization,content-type",
+                },
+            )
+            evil = await session.options(
+                stream_server.url,
+                headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+            )
+            post = await session.post(
+                stream_server.url,
+                data=body(variables={"topic": "t"}),
+                headers={**auth(), "Origin": "http://127.0.0.1:5173"},
+            )
+            await post.read()
+            return pre.headers, evil.headers, post.headers
+
+    pre, evil, post = run(go())
+    assert pre["Access-Control-Allow-Origin"] == "http://127.0.0.1:5173"
+    assert "POST" in pre["Access-Control-Allow-Methods"]
+    assert "authorization" in pre["Access-Control-Allow-Headers"].lower()
+    assert "Access-Control-Allow-Origin" not in evil
+    assert post["Access-Control-Allow-Origin"] == "http://127.0.0.1:5173"
+    assert "Retry-After" in post["Access-Control-Expose-Headers"]
+
+
+def test_missing_api_key_is_a_configuration_error(
+    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
+) -> None:
+    server = FunctionServer(
+        "execute_prompt_stream",
+        firestore_emulator.host,
+        fake_upstream.base_url,
+        env={"OPENROUTER_API_KEY": ""},
+    )
+    server.start()
+    try:
+        add_prompt(db, content="{{topic}}")
+        got = run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
+    finally:
+        server.stop()
+    assert got.status == 500
+    assert got.json["error"]["code"] == "configuration_error"
+    assert fake_upstream.stats()["requests"] == 0
+
+
+def test_emulator_auth_is_refused_on_a_real_deployment(
+    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
+) -> None:
+    # K_SERVICE is what Cloud Run sets; with the Auth emulator switch also set, unsigned
+    # tokens would be accepted, so the function refuses to serve at all.
+    server = FunctionServer(
+        "execute_prompt_stream",
+        firestore_emulator.host,
+        fake_upstream.base_url,
+        env={"K_SERVICE": "execute_prompt_stream"},
+    )
+    server.env["K_SERVICE"] = "execute_prompt_stream"
+    server.start()
+    try:
+        add_prompt(db, content="{{topic}}")
+        got = run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
+    finally:
+        server.stop()
+    assert got.status == 500
+    assert got.json["error"]["code"] == "configuration_error"
+    assert fake_upstream.stats()["requests"] == 0
+
+
+# -- the non-streaming sibling -----------------------------------------------------------------
+
+
+def test_execute_prompt_returns_json(
+    db: Any, execute_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, content="Say {{topic}} [[fake text='whole answer']]")
+
+    async def go() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                execute_server.url, data=body(variables={"topic": "t"}), headers=auth()
+            ) as resp:
+                return resp.status, await resp.json()
+
+    status, answer = run(go())
+    assert status == 200
+    assert answer["content"] == "whole answer"
+    assert answer["finish_reason"] == "stop"
+    assert answer["usage"]["total_tokens"] > 0
+    record = db.collection("executions").document(answer["execution_id"]).get().to_dict()
+    assert record["status"] == "completed" and record["output"] == "whole answer"
+    assert fake_upstream.requests()[-1]["json"]["stream"] is False
+
+
+@pytest.mark.parametrize(
+    ("directive", "status", "code"),
+    [("status=429", 429, "rate_limited"), ("status=503", 503, "upstream_unavailable")],
+)
+def test_execute_prompt_maps_upstream_errors(
+    db: Any, execute_server: FunctionServer, directive: str, status: int, code: str
+) -> None:
+    add_prompt(db, content="{{topic}} [[fake " + directive + "]]")
+
+    async def go() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                execute_server.url, data=body(variables={"topic": "t"}), headers=auth()
+            ) as resp:
+                return resp.status, await resp.json()
+
+    got_status, answer = run(go())
+    assert got_status == status
+    assert answer["error"]["code"] == code
+    (record,) = executions(db)
+    assert record["status"] == "error" and record["error_code"] == code
