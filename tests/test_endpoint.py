@@ -4,6 +4,7 @@ the real Firestore emulator, the fake OpenRouter upstream, read with a streaming
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ def test_stream_relays_chunks_incrementally(db: Any, stream_server: FunctionServ
     assert len(content_times) == 5
     # Arrivals are spread over the upstream's own pacing (4 gaps of 0.25 s), not bunched
     # at the end, which is what a buffering relay would do.
-    gaps = [b - a for a, b in zip(content_times, content_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(content_times)]
     assert all(gap > 0.1 for gap in gaps), gaps
 
 
