@@ -667,7 +667,17 @@ def _build_service() -> Service:
         app = firebase_admin.initialize_app(options={"projectId": settings.project_id})
 
     def verify(token: str) -> str:
-        return str(auth.verify_id_token(token, app=app, clock_skew_seconds=5)["uid"])
+        claims = auth.verify_id_token(token, app=app, clock_skew_seconds=5)
+        # With the Auth emulator on, firebase-admin checks neither exp nor iat (it accepts
+        # unsigned tokens and stops there), so an expired token would pass. Check the
+        # times here; in production this repeats what google-auth already did.
+        now = time.time()
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, int | float) or exp <= now - 5:
+            raise ValueError("ID token expired")
+        if not isinstance(iat, int | float) or iat > now + 5:
+            raise ValueError("ID token issued in the future")
+        return str(claims["uid"])
 
     store = Store(firestore.Client(project=settings.project_id), settings)
     return Service(settings, store, verify, os.environ.get("OPENROUTER_API_KEY"))
