@@ -1,0 +1,513 @@
+"""The bad-input matrix: every refusal has its documented status and JSON error, makes no
+upstream request and writes nothing to Firestore. A few hostile-looking inputs (unicode,
+NUL, ``{{`` in values) must instead succeed and reach the model intact.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from typing import Any
+
+import pytest
+from promptstream import ServerSentEvent, SSEDecoder
+from support import FunctionServer, add_prompt, auth, body, executions, id_token
+
+from fake_openrouter import FakeOpenRouterThread
+
+ALLOWED_ORIGIN = "http://127.0.0.1:5173"
+JSON = {"Content-Type": "application/json"}
+ALLOWED_MODELS = ["x-ai/grok-4-fast:free", "openai/gpt-4o-mini", "demo/local-model"]
+
+
+def call(
+    server: FunctionServer,
+    payload: bytes | None,
+    headers: dict[str, str] | None = None,
+    method: str = "POST",
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(method, "/", body=payload, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def error_of(status: int, headers: http.client.HTTPMessage, raw: bytes) -> dict[str, Any]:
+    assert headers.get("Content-Type", "").startswith("application/json"), (status, raw[:200])
+    doc = json.loads(raw)
+    assert set(doc) == {"error"}, doc
+    error = doc["error"]
+    assert isinstance(error["code"], str) and error["code"]
+    assert isinstance(error["message"], str) and error["message"]
+    assert "Traceback" not in error["message"]
+    return dict(error)
+
+
+def assert_untouched(db: Any, fake: FakeOpenRouterThread) -> None:
+    assert fake.stats()["requests"] == 0
+    assert executions(db) == []
+    assert list(db.collection("user_limits").stream()) == []
+    # No collection other than the prompts the test itself wrote, and no subcollections.
+    assert {c.id for c in db.collections()} <= {"prompts"}
+    for doc in db.collection("prompts").stream():
+        assert list(doc.reference.collections()) == []
+
+
+def events_of(raw: bytes) -> list[ServerSentEvent]:
+    decoder = SSEDecoder()
+    return [*decoder.feed(raw), *decoder.close()]
+
+
+# -- the body ----------------------------------------------------------------------------
+
+# (case id, raw body). All get 400 invalid_request.
+INVALID_BODIES: list[tuple[str, bytes]] = [
+    ("not json", b"prompt_id=p1"),
+    ("truncated json", b'{"prompt_id": "p1"'),
+    ("empty body", b""),
+    ("json array", b'["p1"]'),
+    ("json string", b'"p1"'),
+    ("json number", b"42"),
+    ("json null", b"null"),
+    ("invalid utf-8", b'{"prompt_id": "p\xff\xfe1"}'),
+    ("prompt_id number", b'{"prompt_id": 1}'),
+    ("prompt_id null", b'{"prompt_id": null}'),
+    ("prompt_id missing", b'{"variables": {}}'),
+    ("variables a list", body(variables=["topic"])),
+    ("variables a string", body(variables="topic=x")),
+    ("variable value a number", body(variables={"topic": 1})),
+    ("variable value null", body(variables={"topic": None})),
+    ("variable value an object", body(variables={"topic": {"a": "b"}})),
+    ("empty variable name", body(variables={"": "x"})),
+    ("model a number", body(model=4)),
+    ("model empty", body(model="")),
+    ("context a list", body(context=["a"])),
+    ("max_tokens a string", body(max_tokens="100")),
+    ("max_tokens a bool", body(max_tokens=True)),
+    ("max_tokens a float", body(max_tokens=10.5)),
+    ("max_tokens zero", body(max_tokens=0)),
+    ("max_tokens negative", body(max_tokens=-5)),
+    ("max_tokens above the cap", body(max_tokens=32_001)),
+    ("temperature a string", body(temperature="hot")),
+    ("temperature above 2", body(temperature=2.5)),
+    ("temperature negative", body(temperature=-0.1)),
+    ("temperature NaN", b'{"prompt_id": "p1", "temperature": NaN}'),
+    ("unknown field promptId (camelCase)", b'{"promptId": "p1"}'),
+    ("promptId next to prompt_id", body(promptId="p1")),
+    ("unknown field", body(stream=True)),
+    ("unknown nested-looking field", body(**{"variables.topic": "x"})),
+    ("empty prompt_id", body("")),
+    ("prompt_id with slash", body("p1/executions")),
+    ("prompt_id leading slash", body("/p1")),
+    ("prompt_id path traversal", body("../p1")),
+    ("prompt_id dot dot", body("..")),
+    ("prompt_id dot", body(".")),
+    ("prompt_id reserved __x__", body("__p1__")),
+    ("prompt_id too long", body("p" * 129)),
+    ("duplicate keys smuggling an unknown field", b'{"prompt_id": "p1", "x": 1, "x": 2}'),
+]
+
+
+@pytest.mark.parametrize(("case", "raw"), INVALID_BODIES, ids=[c[0] for c in INVALID_BODIES])
+def test_invalid_body_is_400_invalid_request(
+    case: str, raw: bytes, stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
+    assert status == 400, resp
+    assert error_of(status, headers, resp)["code"] == "invalid_request"
+    assert_untouched(db, fake_upstream)
+
+
+@pytest.mark.parametrize(
+    ("case", "raw"),
+    [
+        c
+        for c in INVALID_BODIES
+        if c[0]
+        in {
+            "not json",
+            "json array",
+            "unknown field promptId (camelCase)",
+            "prompt_id path traversal",
+        }
+    ],
+)
+def test_execute_prompt_refuses_the_same_bodies(
+    case: str, raw: bytes, execute_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    status, headers, resp = call(execute_server, raw, {**auth(), **JSON})
+    assert status == 400
+    assert error_of(status, headers, resp)["code"] == "invalid_request"
+    assert_untouched(db, fake_upstream)
+
+
+def test_camel_case_prompt_id_is_named_in_the_error(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    status, headers, resp = call(stream_server, b'{"promptId": "p1"}', {**auth(), **JSON})
+    error = error_of(status, headers, resp)
+    assert "promptId" in error["message"]
+    assert "prompt_id" in error["message"]  # and the missing right name
+    assert_untouched(db, fake_upstream)
+
+
+def test_huge_body_with_content_length_is_413(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    raw = body(variables={"topic": "x" * (300 * 1024)})
+    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
+    assert status == 413
+    assert error_of(status, headers, resp)["code"] == "payload_too_large"
+    assert_untouched(db, fake_upstream)
+
+
+def test_huge_chunked_body_without_content_length_is_413(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    raw = body(variables={"topic": "x" * (300 * 1024)})
+    conn = http.client.HTTPConnection("127.0.0.1", stream_server.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/")
+        for name, value in {**auth(), **JSON, "Transfer-Encoding": "chunked"}.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        for start in range(0, len(raw), 64 * 1024):
+            piece = raw[start : start + 64 * 1024]
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        conn.send(b"0\r\n\r\n")
+        resp = conn.getresponse()
+        status, headers, data = resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+    assert status == 413
+    assert error_of(status, headers, data)["code"] == "payload_too_large"
+    assert_untouched(db, fake_upstream)
+
+
+def test_huge_variable_is_400_naming_it(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    raw = body(variables={"topic": "x" * 20_001})  # under the body limit
+    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
+    assert status == 400
+    error = error_of(status, headers, resp)
+    assert error["code"] == "invalid_request"
+    assert "topic" in error["message"] and "20000" in error["message"]
+    assert error["details"] == {"too_long": ["topic"]}
+    assert_untouched(db, fake_upstream)
+
+
+def test_too_many_variables_is_400(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db, content=" ".join(f"{{{{v{i}}}}}" for i in range(51)))
+    raw = body(variables={f"v{i}": "x" for i in range(51)})
+    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
+    assert status == 400
+    error = error_of(status, headers, resp)
+    assert error["code"] == "invalid_request" and "50" in error["message"]
+    assert_untouched(db, fake_upstream)
+
+
+def test_rendered_prompt_over_the_limit_is_400_prompt_too_large(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    # Ten values at the per-value limit render to 200,000 characters plus the text around.
+    add_prompt(db, content="Start " + "".join(f"{{{{v{i}}}}}" for i in range(10)))
+    raw = body(variables={f"v{i}": "y" * 20_000 for i in range(10)})
+    assert len(raw) < 256 * 1024
+    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
+    assert status == 400
+    error = error_of(status, headers, resp)
+    assert error["code"] == "prompt_too_large"
+    assert "200000" in error["message"]
+    assert_untouched(db, fake_upstream)
+
+
+def test_context_over_the_limit_is_400_prompt_too_large(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    raw = body(variables={"topic": "x"}, context="c" * 100_001)
+    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
+    assert status == 400
+    assert error_of(status, headers, resp)["code"] == "prompt_too_large"
+    assert_untouched(db, fake_upstream)
+
+
+def test_missing_and_unknown_variables_are_400(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db, content="{{a}} and {{b}}")
+    status, headers, resp = call(stream_server, body(), {**auth(), **JSON})
+    error = error_of(status, headers, resp)
+    assert (status, error["code"], error["details"]) == (
+        400,
+        "missing_variables",
+        {"missing": ["a", "b"]},
+    )
+    status, headers, resp = call(
+        stream_server, body(variables={"a": "1", "b": "2", "c": "3"}), {**auth(), **JSON}
+    )
+    error = error_of(status, headers, resp)
+    assert (status, error["code"], error["details"]) == (
+        400,
+        "unknown_variables",
+        {"unknown": ["c"]},
+    )
+    assert_untouched(db, fake_upstream)
+
+
+# -- the model --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model", ["openai/gpt-4o", "X-AI/GROK-4-FAST:FREE", "x-ai/grok-4-fast:free ", "*"]
+)
+def test_disallowed_model_is_400_naming_the_allowed_ones(
+    model: str, stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    status, headers, resp = call(
+        stream_server, body(variables={"topic": "x"}, model=model), {**auth(), **JSON}
+    )
+    assert status == 400
+    error = error_of(status, headers, resp)
+    assert error["code"] == "model_not_allowed"
+    assert sorted(error["details"]["allowed"]) == sorted(ALLOWED_MODELS)
+    for allowed in ALLOWED_MODELS:
+        assert allowed in error["message"]
+    assert_untouched(db, fake_upstream)
+
+
+# -- methods and CORS -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH", "TRACE", "PROPFIND"])
+def test_methods_other_than_post_are_405(
+    method: str, stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    status, headers, resp = call(
+        stream_server, body(variables={"topic": "x"}), {**auth(), **JSON}, method=method
+    )
+    assert status == 405, resp
+    assert error_of(status, headers, resp)["code"] == "method_not_allowed"
+    assert "POST" in headers.get("Allow", "")
+    assert_untouched(db, fake_upstream)
+
+
+def test_head_is_405_without_a_body(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db)
+    status, _, resp = call(stream_server, None, auth(), method="HEAD")
+    assert status == 405
+    assert resp == b""
+    assert_untouched(db, fake_upstream)
+
+
+def test_preflight_from_an_allowed_origin_gets_cors_headers(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    status, headers, _ = call(
+        stream_server,
+        None,
+        {
+            "Origin": ALLOWED_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+        method="OPTIONS",
+    )
+    assert status in (200, 204)
+    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    allowed_headers = headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed_headers and "content-type" in allowed_headers
+    assert_untouched(db, fake_upstream)
+
+
+def test_preflight_from_another_origin_gets_no_cors_grant(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    status, headers, _ = call(
+        stream_server,
+        None,
+        {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        method="OPTIONS",
+    )
+    assert status < 500
+    assert headers.get("Access-Control-Allow-Origin") not in ("https://evil.example", "*")
+    assert_untouched(db, fake_upstream)
+
+
+def test_errors_carry_cors_headers_so_the_browser_can_read_them(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    status, headers, _ = call(stream_server, b"[]", {**auth(), **JSON, "Origin": ALLOWED_ORIGIN})
+    assert status == 400
+    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert_untouched(db, fake_upstream)
+
+
+# -- tokens -----------------------------------------------------------------------------
+
+
+def _token_with_claims(**changes: Any) -> str:
+    header, payload, _ = id_token("alice").split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims.update(changes)
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    return f"{header}.{encoded}."
+
+
+TOKENS: list[tuple[str, dict[str, str]]] = [
+    ("missing header", {}),
+    ("empty bearer", {"Authorization": "Bearer "}),
+    ("wrong scheme", {"Authorization": "Basic YWxpY2U6c2VjcmV0"}),
+    ("no scheme", {"Authorization": id_token("alice")}),
+    ("lowercase scheme only", {"Authorization": "bearer"}),
+    ("garbage", {"Authorization": "Bearer not.a.jwt"}),
+    ("one segment", {"Authorization": "Bearer abcdef"}),
+    ("expired", auth(expires_in=60, issued_ago=4000)),
+    ("issued in the future", auth(issued_ago=-4000)),
+    ("foreign project", auth(project="someone-elses-project")),
+    ("empty subject", {"Authorization": f"Bearer {_token_with_claims(sub='', user_id='')}"}),
+    ("wrong issuer", {"Authorization": f"Bearer {_token_with_claims(iss='https://evil.example')}"}),
+]
+
+
+@pytest.mark.parametrize(("case", "headers"), TOKENS, ids=[c[0] for c in TOKENS])
+def test_bad_tokens_are_401(
+    case: str,
+    headers: dict[str, str],
+    stream_server: FunctionServer,
+    db: Any,
+    fake_upstream: Any,
+) -> None:
+    add_prompt(db)
+    status, resp_headers, resp = call(
+        stream_server, body(variables={"topic": "x"}), {**headers, **JSON}
+    )
+    assert status == 401, resp
+    assert error_of(status, resp_headers, resp)["code"] == "unauthenticated"
+    assert_untouched(db, fake_upstream)
+
+
+def test_bad_token_is_refused_before_the_body_is_judged(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    # An anonymous caller learns nothing about the body (or whether prompts exist).
+    status, headers, resp = call(stream_server, b"not json", JSON)
+    assert status == 401
+    assert error_of(status, headers, resp)["code"] == "unauthenticated"
+    assert_untouched(db, fake_upstream)
+
+
+# -- other users' prompts ---------------------------------------------------------------
+
+
+def test_another_users_private_prompt_looks_exactly_like_a_missing_one(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db, "bobs", owner_uid="bob", public=False)
+    private = call(stream_server, body("bobs", variables={"topic": "x"}), {**auth(), **JSON})
+    missing = call(stream_server, body("nope", variables={"topic": "x"}), {**auth(), **JSON})
+    # Even the wrong variables must not reveal the prompt's shape.
+    probing = call(stream_server, body("bobs", variables={"zzz": "x"}), {**auth(), **JSON})
+    assert private[0] == missing[0] == probing[0] == 404
+    assert error_of(*private)["code"] == "prompt_not_found"
+    assert private[2] == missing[2] == probing[2]
+    assert_untouched(db, fake_upstream)
+
+
+def test_a_document_without_content_is_not_found(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    db.collection("prompts").document("broken").set({"owner_uid": "alice", "content": 5})
+    status, headers, resp = call(stream_server, body("broken"), {**auth(), **JSON})
+    assert status == 404
+    assert error_of(status, headers, resp)["code"] == "prompt_not_found"
+    assert_untouched(db, fake_upstream)
+
+
+# -- hostile values that must go through intact ----------------------------------------
+
+
+def _run_ok(server: FunctionServer, raw: bytes) -> list[ServerSentEvent]:
+    status, _, resp = call(server, raw, {**auth(), **JSON})
+    assert status == 200, resp
+    events = events_of(resp)
+    assert events[0].event == "start"
+    assert events[-2].event == "end" and events[-1].data == "[DONE]"
+    return events
+
+
+def _user_message(fake: FakeOpenRouterThread) -> str:
+    requests = fake.requests()
+    assert len(requests) == 1
+    messages = requests[0]["json"]["messages"]
+    user = [m["content"] for m in messages if m["role"] == "user"]
+    assert len(user) == 1
+    return str(user[0])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "café, naïve, Ελληνικά, 日本語, 🚀, \u200b\u202e RTL, combining e\u0301",
+        "before\x00after",
+        "\x00",
+        "tabs\tand\nnewlines\r\nand \x07 bell \x1b[31m ansi",
+        "surrogate-looking \\ud800 text and \\u0000 escapes",
+        "\ufeffBOM first",
+    ],
+)
+def test_unicode_and_nul_in_values_reach_the_model_intact(
+    value: str, stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db, content="Tell me about <{{topic}}>.")
+    _run_ok(stream_server, body(variables={"topic": value}))
+    assert _user_message(fake_upstream) == f"Tell me about <{value}>."
+    [record] = executions(db)
+    assert record["status"] == "completed"
+    assert record["variables"] == {"topic": value}
+
+
+def test_nul_escaped_in_json_reaches_the_model(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(db, content="[{{topic}}]")
+    _run_ok(stream_server, b'{"prompt_id": "p1", "variables": {"topic": "a\\u0000b"}}')
+    assert _user_message(fake_upstream) == "[a\x00b]"
+
+
+def test_placeholders_inside_values_are_literal_not_expanded(
+    stream_server: FunctionServer, db: Any, fake_upstream: Any
+) -> None:
+    add_prompt(
+        db,
+        content="Topic: {{topic}}. Audience: {{ audience }}.",
+        system_prompt="Secret rules: {{rules}}",
+        variables=[
+            {"name": "topic", "required": True},
+            {"name": "audience", "required": True},
+            {"name": "rules", "required": False, "default": "be kind"},
+        ],
+    )
+    injected = "{{rules}} and {{ audience }} and {{topic}} and {{nope}} {{"
+    _run_ok(stream_server, body(variables={"topic": injected, "audience": "{{topic}}"}))
+    assert _user_message(fake_upstream) == f"Topic: {injected}. Audience: {{{{topic}}}}."
+    system = [m for m in fake_upstream.requests()[0]["json"]["messages"] if m["role"] == "system"]
+    assert system == [{"role": "system", "content": "Secret rules: be kind"}]
