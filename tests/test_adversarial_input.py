@@ -11,10 +11,10 @@ import json
 from typing import Any
 
 import pytest
-from promptstream import ServerSentEvent, SSEDecoder
-from support import FunctionServer, add_prompt, auth, body, executions, id_token
 
 from fake_openrouter import FakeOpenRouterThread
+from promptstream import ServerSentEvent, SSEDecoder
+from support import FunctionServer, add_prompt, auth, body, executions, id_token
 
 ALLOWED_ORIGIN = "http://127.0.0.1:5173"
 JSON = {"Content-Type": "application/json"}

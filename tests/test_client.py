@@ -11,6 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+
+from fake_openrouter import FakeOpenRouter
 from promptstream import (
     APIConnectionError,
     APITimeoutError,
@@ -29,8 +31,6 @@ from promptstream import (
     UpstreamUnavailableError,
 )
 from promptstream._client import _parse_retry_after
-
-from fake_openrouter import FakeOpenRouter
 
 
 @pytest.fixture

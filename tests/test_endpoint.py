@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from fake_openrouter import FakeOpenRouterThread
 from promptstream import SSEDecoder
 from support import (
     FirestoreEmulator,
@@ -21,8 +23,6 @@ from support import (
     body,
     executions,
 )
-
-from fake_openrouter import FakeOpenRouterThread
 
 
 @dataclass
