@@ -6,6 +6,7 @@ import flask
 from firebase_functions import https_fn, options, params
 from firebase_functions.core import init
 from flask_cors import cross_origin
+
 from promptstream import Settings, get_service, handle_execute, handle_stream
 
 OPENROUTER_API_KEY = params.SecretParam("OPENROUTER_API_KEY")

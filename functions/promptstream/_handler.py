@@ -13,6 +13,7 @@ import queue
 import socket
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
@@ -409,10 +410,9 @@ def handle_stream(request: flask.Request) -> flask.Response:
         pump.close()
         service.finish(ex, status="cancelled", output="")
         return flask.Response(status=499)
-    except BaseException:
+    except Exception:
         pump.close()
-        service.finish(ex, status="error", output="", error=("internal", "internal error"))
-        raise
+        return _internal(service, ex)
     assert isinstance(first, _Opened)
     resp = flask.Response(_relay(service, ex, pump, first.stream, peer_gone), headers=SSE_HEADERS)
     resp.headers["X-Execution-Id"] = ex.execution_id
@@ -439,9 +439,8 @@ def handle_execute(request: flask.Request) -> flask.Response:
         message = service.redact(exc.message)
         service.finish(ex, status="error", output=exc.partial, error=(exc.code, message))
         return HttpError(exc.status, exc.code, message, retry_after=exc.retry_after).response()
-    except BaseException:
-        service.finish(ex, status="error", output="", error=("internal", "internal error"))
-        raise
+    except Exception:
+        return _internal(service, ex)
     service.finish(
         ex,
         status="completed",
@@ -469,6 +468,17 @@ def handle_execute(request: flask.Request) -> flask.Response:
         ),
         mimetype="application/json",
     )
+
+
+def _internal(service: Service, ex: _Execution) -> flask.Response:
+    """A bug before the first byte: log it, close the record, answer without details."""
+    logger.error(
+        "execution failed",
+        execution_id=ex.execution_id,
+        traceback=service.redact(traceback.format_exc()),
+    )
+    service.finish(ex, status="error", output="", error=("internal", "internal error"))
+    return HttpError(500, "internal", "Internal error.").response()
 
 
 def _early_response(request: flask.Request) -> flask.Response | None:
@@ -539,7 +549,11 @@ def _relay(
                 yield _DONE
                 return
             except Exception:
-                logger.error("relay failed", execution_id=ex.execution_id)
+                logger.error(
+                    "relay failed",
+                    execution_id=ex.execution_id,
+                    traceback=service.redact(traceback.format_exc()),
+                )
                 status = "error"
                 error = ("internal", "internal error")
                 yield encode_event(
