@@ -1,0 +1,350 @@
+// Security rules tests: every allow, and a deny for each way in.
+//
+// Run: npm run test:rules:emulated   (starts a Firestore emulator on free ports via
+//      `python -m devstack exec --only firestore`), or `npm run test:rules` with
+//      FIRESTORE_EMULATOR_HOST pointing at a running emulator.
+import { readFileSync } from 'node:fs';
+import { after, before, beforeEach, describe, it } from 'node:test';
+
+import {
+  assertFails,
+  assertSucceeds,
+  initializeTestEnvironment,
+} from '@firebase/rules-unit-testing';
+import {
+  Timestamp,
+  collection,
+  deleteDoc,
+  doc,
+  getDoc,
+  getDocs,
+  query,
+  serverTimestamp,
+  setDoc,
+  setLogLevel,
+  updateDoc,
+  where,
+} from 'firebase/firestore';
+
+// Denied requests are the point of half of these tests: keep the SDK quiet about them.
+setLogLevel('silent');
+
+const PROJECT_ID = process.env.GCLOUD_PROJECT || 'demo-rag-prompts';
+const RULES = readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8');
+
+let env;
+
+before(async () => {
+  if (!process.env.FIRESTORE_EMULATOR_HOST) {
+    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run `npm run test:rules:emulated`');
+  }
+  const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
+  env = await initializeTestEnvironment({
+    projectId: PROJECT_ID,
+    firestore: { rules: RULES, host, port: Number(port) },
+  });
+});
+
+after(async () => {
+  await env?.cleanup();
+});
+
+beforeEach(async () => {
+  await env.clearFirestore();
+  await env.withSecurityRulesDisabled(async (ctx) => {
+    const db = ctx.firestore();
+    await setDoc(doc(db, 'prompts/alice-private'), prompt('alice', { public: false }));
+    await setDoc(doc(db, 'prompts/alice-public'), prompt('alice', { public: true }));
+    await setDoc(doc(db, 'prompts/bob-private'), prompt('bob', { public: false }));
+    await setDoc(doc(db, 'prompts/bob-public'), prompt('bob', { public: true }));
+    await setDoc(doc(db, 'executions/alice-run'), execution('alice'));
+    await setDoc(doc(db, 'executions/bob-run'), execution('bob'));
+    await setDoc(doc(db, 'user_limits/alice'), { active_streams: 0, tokens_today: 10 });
+    await setDoc(doc(db, 'user_limits/bob'), { active_streams: 1, tokens_today: 99 });
+    await setDoc(doc(db, 'other/thing'), { any: 'thing' });
+  });
+});
+
+const T0 = Timestamp.fromMillis(Date.UTC(2025, 0, 1));
+
+function prompt(owner, overrides = {}) {
+  return {
+    owner_uid: owner,
+    title: 'Greeting',
+    content: 'Say hello to {{name}}.',
+    public: false,
+    created_at: T0,
+    updated_at: T0,
+    ...overrides,
+  };
+}
+
+function fullPrompt(owner, overrides = {}) {
+  return prompt(owner, {
+    system_prompt: 'Be brief.',
+    variables: [{ name: 'name', required: true, default: null, description: 'who' }],
+    ...overrides,
+  });
+}
+
+function execution(owner) {
+  return {
+    owner_uid: owner,
+    prompt_id: `${owner}-private`,
+    model: 'demo/local-model',
+    status: 'completed',
+    output: 'hello',
+    created_at: T0,
+  };
+}
+
+const as = (uid) => env.authenticatedContext(uid).firestore();
+const anonymous = () => env.unauthenticatedContext().firestore();
+const without = (data, field) => {
+  const copy = { ...data };
+  delete copy[field];
+  return copy;
+};
+
+describe('prompts: allowed', () => {
+  it('owner creates a minimal prompt', async () => {
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), prompt('alice')));
+  });
+
+  it('owner creates a prompt with every optional field and server timestamps', async () => {
+    await assertSucceeds(
+      setDoc(
+        doc(as('alice'), 'prompts/new'),
+        fullPrompt('alice', { created_at: serverTimestamp(), updated_at: serverTimestamp() }),
+      ),
+    );
+  });
+
+  it('accepts each size limit exactly', async () => {
+    const data = fullPrompt('alice', {
+      title: 't'.repeat(200),
+      content: 'c'.repeat(50_000),
+      system_prompt: 's'.repeat(20_000),
+      variables: Array.from({ length: 50 }, (_, i) => ({ name: `v${i}`, required: false })),
+    });
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), data));
+  });
+
+  it('owner reads an own private prompt', async () => {
+    await assertSucceeds(getDoc(doc(as('alice'), 'prompts/alice-private')));
+  });
+
+  it('another signed-in user reads a public prompt', async () => {
+    await assertSucceeds(getDoc(doc(as('bob'), 'prompts/alice-public')));
+  });
+
+  it('owner updates an own prompt', async () => {
+    await assertSucceeds(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), {
+        title: 'New title',
+        public: true,
+        updated_at: serverTimestamp(),
+      }),
+    );
+  });
+
+  it('owner deletes an own prompt', async () => {
+    await assertSucceeds(deleteDoc(doc(as('alice'), 'prompts/alice-private')));
+  });
+
+  it('lists public prompts', async () => {
+    const snap = await assertSucceeds(
+      getDocs(query(collection(as('alice'), 'prompts'), where('public', '==', true))),
+    );
+    assertIds(snap, ['alice-public', 'bob-public']);
+  });
+
+  it('lists own prompts', async () => {
+    const snap = await assertSucceeds(
+      getDocs(query(collection(as('alice'), 'prompts'), where('owner_uid', '==', 'alice'))),
+    );
+    assertIds(snap, ['alice-private', 'alice-public']);
+  });
+});
+
+describe('prompts: denied', () => {
+  it('unauthenticated create', async () => {
+    await assertFails(setDoc(doc(anonymous(), 'prompts/new'), prompt('alice')));
+  });
+
+  it('create with a forged owner_uid', async () => {
+    await assertFails(setDoc(doc(as('alice'), 'prompts/new'), prompt('bob')));
+  });
+
+  const badCreates = {
+    'missing title': without(prompt('alice'), 'title'),
+    'empty title': prompt('alice', { title: '' }),
+    'title over 200 chars': prompt('alice', { title: 't'.repeat(201) }),
+    'title not a string': prompt('alice', { title: 42 }),
+    'missing content': without(prompt('alice'), 'content'),
+    'content over 50,000 chars': prompt('alice', { content: 'c'.repeat(50_001) }),
+    'content not a string': prompt('alice', { content: ['x'] }),
+    'system_prompt over 20,000 chars': fullPrompt('alice', { system_prompt: 's'.repeat(20_001) }),
+    'system_prompt not a string': fullPrompt('alice', { system_prompt: null }),
+    'variables not a list': fullPrompt('alice', { variables: { name: 'x' } }),
+    'variables over 50 entries': fullPrompt('alice', {
+      variables: Array.from({ length: 51 }, (_, i) => ({ name: `v${i}`, required: false })),
+    }),
+    'public not a bool': prompt('alice', { public: 'true' }),
+    'missing public': without(prompt('alice'), 'public'),
+    'created_at not a timestamp': prompt('alice', { created_at: '2025-01-01T00:00:00Z' }),
+    'missing updated_at': without(prompt('alice'), 'updated_at'),
+    'unknown field': prompt('alice', { promptId: 'x' }),
+  };
+  for (const [name, data] of Object.entries(badCreates)) {
+    it(`create with ${name}`, async () => {
+      await assertFails(setDoc(doc(as('alice'), 'prompts/new'), data));
+    });
+  }
+
+  it("another user reads a private prompt", async () => {
+    await assertFails(getDoc(doc(as('bob'), 'prompts/alice-private')));
+  });
+
+  it('unauthenticated read of a public prompt', async () => {
+    await assertFails(getDoc(doc(anonymous(), 'prompts/alice-public')));
+  });
+
+  it("another user updates a public prompt", async () => {
+    await assertFails(updateDoc(doc(as('bob'), 'prompts/alice-public'), { title: 'Mine now' }));
+  });
+
+  it('another user takes a prompt over by rewriting owner_uid', async () => {
+    await assertFails(setDoc(doc(as('bob'), 'prompts/alice-public'), prompt('bob')));
+  });
+
+  it('owner changes owner_uid', async () => {
+    await assertFails(updateDoc(doc(as('alice'), 'prompts/alice-private'), { owner_uid: 'bob' }));
+  });
+
+  it('owner changes created_at', async () => {
+    await assertFails(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), { created_at: Timestamp.now() }),
+    );
+  });
+
+  it('owner adds an unknown field on update', async () => {
+    await assertFails(updateDoc(doc(as('alice'), 'prompts/alice-private'), { views: 1 }));
+  });
+
+  it('owner updates content past the limit', async () => {
+    await assertFails(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), { content: 'c'.repeat(50_001) }),
+    );
+  });
+
+  it('unauthenticated update', async () => {
+    await assertFails(updateDoc(doc(anonymous(), 'prompts/alice-public'), { title: 'x' }));
+  });
+
+  it('another user deletes a prompt', async () => {
+    await assertFails(deleteDoc(doc(as('bob'), 'prompts/alice-public')));
+  });
+
+  it('unauthenticated delete', async () => {
+    await assertFails(deleteDoc(doc(anonymous(), 'prompts/alice-public')));
+  });
+
+  it("a list query that would include others' private prompts", async () => {
+    await assertFails(getDocs(collection(as('alice'), 'prompts')));
+  });
+
+  it("a list query for another user's prompts", async () => {
+    await assertFails(
+      getDocs(query(collection(as('alice'), 'prompts'), where('owner_uid', '==', 'bob'))),
+    );
+  });
+
+  it('unauthenticated list of public prompts', async () => {
+    await assertFails(
+      getDocs(query(collection(anonymous(), 'prompts'), where('public', '==', true))),
+    );
+  });
+});
+
+describe('executions', () => {
+  it('owner reads an own execution', async () => {
+    await assertSucceeds(getDoc(doc(as('alice'), 'executions/alice-run')));
+  });
+
+  it('owner lists own executions', async () => {
+    const snap = await assertSucceeds(
+      getDocs(query(collection(as('alice'), 'executions'), where('owner_uid', '==', 'alice'))),
+    );
+    assertIds(snap, ['alice-run']);
+  });
+
+  it("another user reads an execution: denied", async () => {
+    await assertFails(getDoc(doc(as('bob'), 'executions/alice-run')));
+  });
+
+  it('unauthenticated read: denied', async () => {
+    await assertFails(getDoc(doc(anonymous(), 'executions/alice-run')));
+  });
+
+  it('a list query without the owner filter: denied', async () => {
+    await assertFails(getDocs(collection(as('alice'), 'executions')));
+  });
+
+  it('client creates an own execution: denied', async () => {
+    await assertFails(setDoc(doc(as('alice'), 'executions/forged'), execution('alice')));
+  });
+
+  it('client updates an own execution: denied', async () => {
+    await assertFails(
+      updateDoc(doc(as('alice'), 'executions/alice-run'), { status: 'cancelled' }),
+    );
+  });
+
+  it('client deletes an own execution: denied', async () => {
+    await assertFails(deleteDoc(doc(as('alice'), 'executions/alice-run')));
+  });
+});
+
+describe('user_limits', () => {
+  it('user reads own limits', async () => {
+    await assertSucceeds(getDoc(doc(as('alice'), 'user_limits/alice')));
+  });
+
+  it("user reads another user's limits: denied", async () => {
+    await assertFails(getDoc(doc(as('alice'), 'user_limits/bob')));
+  });
+
+  it('unauthenticated read: denied', async () => {
+    await assertFails(getDoc(doc(anonymous(), 'user_limits/alice')));
+  });
+
+  it('user writes own limits: denied', async () => {
+    await assertFails(setDoc(doc(as('alice'), 'user_limits/alice'), { tokens_today: 0 }));
+  });
+
+  it('user creates own limits: denied', async () => {
+    await assertFails(setDoc(doc(as('carol'), 'user_limits/carol'), { tokens_today: 0 }));
+  });
+});
+
+describe('everything else', () => {
+  it('read of an unlisted collection: denied', async () => {
+    await assertFails(getDoc(doc(as('alice'), 'other/thing')));
+  });
+
+  it('write to an unlisted collection: denied', async () => {
+    await assertFails(setDoc(doc(as('alice'), 'users/alice'), { name: 'Alice' }));
+  });
+
+  it('write to a prompt subcollection: denied', async () => {
+    await assertFails(setDoc(doc(as('alice'), 'prompts/alice-private/notes/n1'), { x: 1 }));
+  });
+});
+
+function assertIds(snap, expected) {
+  const ids = snap.docs.map((d) => d.id).sort();
+  if (JSON.stringify(ids) !== JSON.stringify([...expected].sort())) {
+    throw new Error(`expected documents ${expected.join(', ')}, got ${ids.join(', ')}`);
+  }
+}
