@@ -390,11 +390,9 @@ def handle_stream(request: flask.Request) -> flask.Response:
     if early is not None:
         return early
     service = get_service()
-    try:
-        ex = service.prepare(request)
-        service.open_record(ex)
-    except HttpError as exc:
-        return exc.response()
+    ex = _prepared(service, request)
+    if isinstance(ex, flask.Response):
+        return ex
     peer_gone = _peer_watch(request)
     # The client is fetched here, not on the loop: creating it waits for the loop.
     client = service.client()
@@ -424,11 +422,9 @@ def handle_execute(request: flask.Request) -> flask.Response:
     if early is not None:
         return early
     service = get_service()
-    try:
-        ex = service.prepare(request)
-        service.open_record(ex)
-    except HttpError as exc:
-        return exc.response()
+    ex = _prepared(service, request)
+    if isinstance(ex, flask.Response):
+        return ex
     try:
         result = service.bridge.run(
             service.client().generate_response(
@@ -468,6 +464,20 @@ def handle_execute(request: flask.Request) -> flask.Response:
         ),
         mimetype="application/json",
     )
+
+
+def _prepared(service: Service, request: flask.Request) -> _Execution | flask.Response:
+    """Run every check and open the record, or answer with the refusal."""
+    try:
+        ex = service.prepare(request)
+        service.open_record(ex)
+    except HttpError as exc:
+        return exc.response()
+    except Exception:
+        # Firestore unreachable, say: nothing was written, nothing was sent upstream.
+        logger.error("request failed", traceback=service.redact(traceback.format_exc()))
+        return HttpError(503, "unavailable", "The service is unavailable; try again.").response()
+    return ex
 
 
 def _internal(service: Service, ex: _Execution) -> flask.Response:
