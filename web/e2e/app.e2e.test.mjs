@@ -87,17 +87,21 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
 
   it('streams a run token by token, then shows usage, model and time to first token', async () => {
     const promptId = await createPrompt(page, {
-      title: `Streaming ${stamp}`,
-      content: 'Write a short note about {{topic}}. [[fake chunks=40 delay=0.1 first_chunk_delay=0.8]]',
+      title: 'Launch announcement',
+      systemPrompt: 'You write short, friendly product copy.',
+      content:
+        'Write a launch note for {{product}} aimed at {{audience}}. ' +
+        '[[fake chunks=40 delay=0.1 first_chunk_delay=0.8]]',
+      variables: [{ name: 'audience', required: false, default: 'developers' }],
     });
     assert.ok(promptId);
     const before = await fakeStats(env);
 
-    await startRun(page, { variables: { topic: 'streaming' } });
+    await startRun(page, { variables: { product: 'streaming' } });
     const sampling = sampleStream();
     // Screenshot mid-stream, for the README.
     await page.waitForFunction(
-      () => (document.querySelector('[data-testid="stream-output"]')?.textContent ?? '').length > 120,
+      () => (document.querySelector('[data-testid="stream-output"]')?.textContent ?? '').length > 160,
       null,
       { timeout: 20_000, polling: 50 },
     );
@@ -115,7 +119,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     const finalText = await page.textContent(tid('stream-output'));
     assert.ok(distinct.at(-1) <= finalText.length);
     assert.match(finalText, /Hello from the local demo model/);
-    assert.match(finalText, /Write a short note about streaming/);
+    assert.match(finalText, /Write a launch note for streaming aimed at developers/);
 
     assert.equal(await page.textContent(tid('usage-model')), 'demo/local-model');
     assert.match(await page.textContent(tid('usage-tokens')), /\d+ in · \d+ out · \d+ total/);
@@ -130,7 +134,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     }, { what: 'the execution record to be completed' });
     assert.equal(record.prompt_id, promptId);
     assert.equal(record.output, finalText);
-    assert.deepEqual(record.variables, { topic: 'streaming' });
+    assert.deepEqual(record.variables, { product: 'streaming', audience: 'developers' });
 
     const afterStats = await fakeStats(env);
     assert.ok(afterStats.streams_completed > before.streams_completed, 'the fake served the stream to the end');
@@ -141,7 +145,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
 
   it('cancels a run: the partial text stays and the backend records it as cancelled', async () => {
     await createPrompt(page, {
-      title: `Cancel ${stamp}`,
+      title: 'Long essay (cancel me)',
       content: 'A long answer please. [[fake chunks=200 delay=0.1]]',
     });
     const before = await fakeStats(env);
@@ -176,7 +180,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
 
   it('names the missing required variables', async () => {
     await createPrompt(page, {
-      title: `Missing ${stamp}`,
+      title: 'Explainer',
       content: 'Explain {{subject}} to {{audience}}.',
       variables: [
         { name: 'subject', required: true },
@@ -193,7 +197,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
 
   it('keeps the partial text on screen when the model fails mid-stream', async () => {
     await createPrompt(page, {
-      title: `Mid-stream error ${stamp}`,
+      title: 'Flaky provider',
       content: 'Start answering. [[fake chunks=12 delay=0.05 error_after=3]]',
     });
     await startRun(page);
@@ -217,8 +221,9 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
 
   it('runs without streaming through execute_prompt', async () => {
     await createPrompt(page, {
-      title: `Standard ${stamp}`,
+      title: 'Summary (non-streaming)',
       content: 'Summarise {{thing}}. [[fake chunks=10 delay=0.05]]',
+      isPublic: true,
       variables: [{ name: 'thing', required: false, default: 'the defaults' }],
     });
     const marker = `CTX-${stamp}`;
@@ -241,5 +246,30 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     assert.equal(sent.length, 1);
     const system = sent[0].json.messages.filter((m) => m.role === 'system').map((m) => m.content);
     assert.ok(system.some((c) => typeof c === 'string' && c.includes(marker)));
+  });
+
+  it('lists a public prompt for another user, and hides private ones', async () => {
+    const other = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    try {
+      const page2 = await other.newPage();
+      page2.setDefaultTimeout(15_000);
+      await signUp(page2, env, `e2e-other-${stamp}@example.com`, password);
+      const publicIds = await eventually(async () => {
+        const ids = await page2.$$eval(`${tid('public-prompts')} ${tid('prompt-item')}`, (els) =>
+          els.map((e) => e.getAttribute('data-prompt-id')),
+        );
+        const mine = await page.$$eval(`${tid('my-prompts')} ${tid('prompt-item')}`, (els) =>
+          els.map((e) => ({ id: e.getAttribute('data-prompt-id'), title: e.textContent })),
+        );
+        const shared = mine.find((p) => p.title.startsWith('Summary (non-streaming)'));
+        return shared && ids.includes(shared.id) ? { ids, mine, shared } : null;
+      }, { what: 'the public prompt to show for the other user' });
+      const privateIds = publicIds.mine.filter((p) => p.id !== publicIds.shared.id).map((p) => p.id);
+      assert.ok(privateIds.length >= 4);
+      for (const id of privateIds) assert.ok(!publicIds.ids.includes(id), 'a private prompt stays private');
+      assert.equal(await page2.$$eval(`${tid('my-prompts')} ${tid('prompt-item')}`, (els) => els.length), 0);
+    } finally {
+      await other.close();
+    }
   });
 });

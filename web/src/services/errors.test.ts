@@ -7,7 +7,7 @@ const KNOWN_CODES = [
   'unauthenticated', 'prompt_not_found', 'payload_too_large', 'concurrency_limit', 'budget_exceeded',
   'rate_limited', 'out_of_credits', 'upstream_error', 'upstream_auth', 'upstream_bad_request',
   'content_blocked', 'upstream_unavailable', 'upstream_timeout', 'configuration_error', 'internal',
-  'upstream_disconnected', 'network_error', 'stream_interrupted', 'bad_response', 'streaming_unsupported',
+  'upstream_disconnected', 'unavailable', 'method_not_allowed', 'network_error', 'stream_interrupted', 'bad_response', 'streaming_unsupported',
 ];
 
 describe('describeError', () => {

@@ -158,6 +158,10 @@ export function describeError(error: ExecutionError): ErrorDescription {
     case 'upstream_auth':
     case 'upstream_bad_request':
       return { title: 'The model provider failed', detail: error.message };
+    case 'unavailable':
+      return { title: 'Service temporarily unavailable', detail: 'Nothing was run or saved. Try again shortly.' };
+    case 'method_not_allowed':
+      return { title: 'Request refused', detail: error.message };
     case 'configuration_error':
     case 'internal':
       return { title: 'Server error', detail: error.message };
