@@ -1,0 +1,146 @@
+"""Seed data over the emulators' REST APIs: a demo user and three prompts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEMO_UID = "demo-user"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"
+# The Auth emulator accepts any API key.
+API_KEY = "fake-api-key-for-emulators"
+
+PROMPTS: dict[str, dict[str, Any]] = {
+    "product-announcement": {
+        "title": "Product announcement",
+        "content": (
+            "Write a short announcement of {{product}} for {{audience}}. "
+            "Keep the tone {{tone}} and end with one call to action."
+        ),
+        "system_prompt": "You are a concise product marketer.",
+        "variables": [
+            {
+                "name": "product",
+                "required": True,
+                "default": None,
+                "description": "what is being announced",
+            },
+            {"name": "audience", "required": True, "default": None, "description": "who reads it"},
+            {"name": "tone", "required": False, "default": "friendly"},
+        ],
+        "public": True,
+    },
+    "summarize-context": {
+        "title": "Summarize the context",
+        "content": "Summarize the context in {{sentences}} sentences for a {{reader}}.",
+        "variables": [
+            {"name": "sentences", "required": False, "default": "3"},
+            {
+                "name": "reader",
+                "required": True,
+                "default": None,
+                "description": "e.g. new engineer",
+            },
+        ],
+        "public": False,
+    },
+    "explain-like-five": {
+        "title": "Explain like I'm five",
+        "content": "Explain {{topic}} to a five-year-old in a short paragraph.",
+        "variables": [{"name": "topic", "required": True, "default": None}],
+        "public": False,
+    },
+}
+
+# The line scripts/dev prints: it streams this prompt with these variables.
+CURL_PROMPT_ID = "product-announcement"
+CURL_VARIABLES = {"product": "the RAG Prompt Library", "audience": "developers"}
+
+
+def _request(
+    method: str, url: str, body: dict[str, Any] | None, *, owner: bool = False
+) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if owner:
+        # The emulators' admin credential: skips security rules.
+        headers["Authorization"] = "Bearer owner"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            payload = resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", errors="replace")[:500]
+        raise RuntimeError(f"{method} {url} -> {exc.code}: {detail}") from exc
+    result: dict[str, Any] = json.loads(payload) if payload else {}
+    return result
+
+
+def _value(value: Any) -> dict[str, Any]:
+    """A Python value as a Firestore REST `Value`."""
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, dt.datetime):
+        return {"timestampValue": value.isoformat().replace("+00:00", "Z")}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_value(item) for item in value]}}
+    if isinstance(value, dict):
+        return {"mapValue": {"fields": {k: _value(v) for k, v in value.items()}}}
+    raise TypeError(f"cannot seed a {type(value).__name__}")
+
+
+def create_demo_user(auth_host: str, project_id: str) -> None:
+    _request(
+        "POST",
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/projects/{project_id}/accounts",
+        {
+            "localId": DEMO_UID,
+            "email": DEMO_EMAIL,
+            "password": DEMO_PASSWORD,
+            "displayName": "Demo User",
+            "emailVerified": True,
+        },
+        owner=True,
+    )
+
+
+def sign_in(auth_host: str, email: str = DEMO_EMAIL, password: str = DEMO_PASSWORD) -> str:
+    """A fresh ID token from the Auth emulator."""
+    answer = _request(
+        "POST",
+        f"http://{auth_host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+        f"?key={API_KEY}",
+        {"email": email, "password": password, "returnSecureToken": True},
+    )
+    token = answer["idToken"]
+    assert isinstance(token, str)
+    return token
+
+
+def seed_prompts(firestore_host: str, project_id: str, owner_uid: str = DEMO_UID) -> list[str]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    base = f"http://{firestore_host}/v1/projects/{project_id}/databases/(default)/documents"
+    for prompt_id, prompt in PROMPTS.items():
+        fields = {**prompt, "owner_uid": owner_uid, "created_at": now, "updated_at": now}
+        _request(
+            "PATCH",
+            f"{base}/prompts/{prompt_id}",
+            {"fields": {k: _value(v) for k, v in fields.items()}},
+            owner=True,
+        )
+    return list(PROMPTS)
+
+
+def seed(auth_host: str, firestore_host: str, project_id: str) -> list[str]:
+    create_demo_user(auth_host, project_id)
+    return seed_prompts(firestore_host, project_id)
