@@ -248,6 +248,60 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     assert.ok(system.some((c) => typeof c === 'string' && c.includes(marker)));
   });
 
+  it('tells apart rate limits, missing credits, a bad token, a missing prompt and network loss', async () => {
+    const errorOf = async () => {
+      assert.equal(await waitForPhase(page, ['error', 'completed']), 'error');
+      return {
+        code: await page.getAttribute(tid('execution-error'), 'data-code'),
+        title: await page.textContent(tid('execution-error-title')),
+        detail: await page.textContent(tid('execution-error-detail')),
+      };
+    };
+
+    await createPrompt(page, { title: 'Busy provider', content: 'Hi. [[fake status=429 retry_after=2]]' });
+    await startRun(page);
+    const limited = await errorOf();
+    assert.equal(limited.code, 'rate_limited');
+    assert.match(limited.detail, /Try again in 2 s/, 'Retry-After crosses CORS and is shown');
+
+    await createPrompt(page, { title: 'No credits', content: 'Hi. [[fake status=402]]' });
+    await startRun(page);
+    assert.equal((await errorOf()).code, 'out_of_credits');
+
+    // The real backend judges a bad token and an unknown prompt id; the browser only alters the request.
+    await createPrompt(page, { title: 'Plain', content: 'Hi. [[fake chunks=4 delay=0.01]]' });
+    const stream = '**/execute_prompt_stream';
+    await page.route(stream, (route) =>
+      route.continue({ headers: { ...route.request().headers(), authorization: 'Bearer not-a-token' } }),
+    );
+    await startRun(page);
+    const unauth = await errorOf();
+    assert.equal(unauth.code, 'unauthenticated');
+    assert.equal(unauth.title, 'You are not signed in');
+    await page.unroute(stream);
+
+    await page.route(stream, (route) => {
+      const body = JSON.parse(route.request().postData());
+      return route.continue({ postData: JSON.stringify({ ...body, prompt_id: `missing-${stamp}` }) });
+    });
+    await startRun(page);
+    assert.equal((await errorOf()).title, 'Prompt not found');
+    await page.unroute(stream);
+
+    await page.route(stream, (route) => route.abort('internetdisconnected'));
+    await startRun(page);
+    const offline = await errorOf();
+    assert.equal(offline.code, 'network_error');
+    assert.equal(offline.title, 'Network connection lost');
+    await page.unroute(stream);
+
+    const titles = [limited.title, unauth.title, offline.title, 'Prompt not found'];
+    assert.equal(new Set(titles).size, titles.length);
+
+    await startRun(page);
+    assert.equal(await waitForPhase(page, ['completed', 'error']), 'completed', 'a clean run works again');
+  });
+
   it('lists a public prompt for another user, and hides private ones', async () => {
     const other = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     try {

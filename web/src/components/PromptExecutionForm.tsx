@@ -54,15 +54,8 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
     const request = buildRequest(prompt, values, variables.map((v) => v.name), model, context, maxTokens, temperature);
     const useStream = streaming && canStream;
     setLastMode(useStream ? 'streaming' : 'standard');
-    let idToken: string;
-    try {
-      idToken = await getIdToken();
-    } catch {
-      // A token we cannot get is the same problem as a token the server refuses.
-      idToken = '';
-    }
-    if (useStream) await stream.execute(request, { idToken });
-    else await standard.execute(request, { idToken });
+    if (useStream) await stream.execute(request, { idToken: getIdToken });
+    else await standard.execute(request, { idToken: getIdToken });
   }
 
   return (

@@ -3,7 +3,7 @@ import { ExecutionError } from '../services/errors';
 import { executePrompt } from '../services/streaming';
 import type { ExecuteRequest } from '../types';
 import { IDLE_STATE, isBusy, type ExecutionState } from './executionState';
-import type { ExecuteOptions } from './useStreamingExecution';
+import { resolveToken, type ExecuteOptions } from './useStreamingExecution';
 
 export interface StandardExecution extends ExecutionState {
   isRunning: boolean;
@@ -26,8 +26,9 @@ export function useStandardExecution(): StandardExecution {
     const started = performance.now();
     setState({ ...IDLE_STATE, phase: 'connecting' });
     try {
+      const idToken = await resolveToken(options.idToken);
       const result = await executePrompt(request, {
-        idToken: options.idToken,
+        idToken,
         baseUrl: options.baseUrl,
         signal: controller.signal,
       });

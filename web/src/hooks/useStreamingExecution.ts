@@ -5,7 +5,8 @@ import type { ExecuteRequest, ExecutionResult, StreamEvent } from '../types';
 import { IDLE_STATE, isBusy, type ExecutionState } from './executionState';
 
 export interface ExecuteOptions {
-  idToken: string;
+  /** The Firebase ID token, or a getter; a getter runs after the run shows as started. */
+  idToken: string | (() => Promise<string>);
   /** Overrides VITE_FUNCTIONS_BASE_URL (tests). */
   baseUrl?: string;
 }
@@ -73,6 +74,16 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
   }
 }
 
+/** A token we cannot get is sent empty: the server's 401 then says what a person must do. */
+export async function resolveToken(token: ExecuteOptions['idToken']): Promise<string> {
+  if (typeof token === 'string') return token;
+  try {
+    return await token();
+  } catch {
+    return '';
+  }
+}
+
 function asExecutionError(error: unknown): ExecutionError {
   if (error instanceof ExecutionError) return error;
   return new ExecutionError('internal', error instanceof Error ? error.message : String(error), { cause: error });
@@ -110,10 +121,11 @@ export function useStreamingExecution(): StreamingExecution {
 
     dispatch({ type: 'begin' });
     try {
+      const idToken = await resolveToken(options.idToken);
       let result: ExecutionResult;
       try {
         result = await executePromptStream(request, {
-          idToken: options.idToken,
+          idToken,
           baseUrl: options.baseUrl,
           signal: controller.signal,
           onEvent: (event) => {
@@ -124,7 +136,7 @@ export function useStreamingExecution(): StreamingExecution {
         if (!(error instanceof ExecutionError && error.code === CLIENT_CODES.streamingUnsupported)) throw error;
         if (current()) dispatch({ type: 'fallback' });
         result = await executePrompt(request, {
-          idToken: options.idToken,
+          idToken,
           baseUrl: options.baseUrl,
           signal: controller.signal,
         });
