@@ -9,6 +9,7 @@ across instances; closing it releases the lease and debits the tokens in one bat
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,11 @@ class Store:
     def __init__(self, client: firestore.Client, settings: Settings) -> None:
         self._db = client
         self._settings = settings
+        # Firestore transactions lock pessimistically: concurrent read-then-write
+        # transactions on one user_limits doc wait on each other until a lock timeout
+        # (the emulator took 44 s for six at once). One transaction per user per
+        # process at a time; striped so the table stays bounded.
+        self._user_locks = tuple(threading.Lock() for _ in range(64))
 
     def get_prompt(self, prompt_id: str) -> Prompt | None:
         snap = self._db.collection(PROMPTS).document(prompt_id).get()
@@ -116,7 +122,8 @@ class Store:
                 },
             )
 
-        take_lease(self._db.transaction(max_attempts=20))
+        with self._user_locks[hash(uid) % len(self._user_locks)]:
+            take_lease(self._db.transaction(max_attempts=20))
         return str(exec_ref.id)
 
     def finish_execution(
