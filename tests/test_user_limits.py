@@ -1,0 +1,237 @@
+"""Per-user limits, enforced in Firestore transactions: a concurrency cap and a daily token
+budget. Over a limit the caller gets 429 with Retry-After before any upstream call; a
+disconnect is still debited by an estimate; the limits hold across two function server
+processes sharing one emulator.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fake_openrouter import FakeOpenRouterThread
+from support import FirestoreEmulator, FunctionServer, add_prompt, auth, body, executions
+
+MAX_STREAMS = 2
+BUDGET = 60
+LONG = "[[fake chunks=200 delay=0.05]]"  # ten seconds of content unless cut short
+
+
+def _server(emulator: FirestoreEmulator, fake: FakeOpenRouterThread) -> FunctionServer:
+    return FunctionServer(
+        "execute_prompt_stream",
+        emulator.host,
+        fake.base_url,
+        env={"MAX_CONCURRENT_STREAMS": str(MAX_STREAMS), "DAILY_TOKEN_BUDGET": str(BUDGET)},
+    )
+
+
+@pytest.fixture(scope="module")
+def servers(
+    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
+) -> Iterator[tuple[FunctionServer, FunctionServer]]:
+    a = _server(firestore_emulator, fake_upstream).start()
+    try:
+        b = _server(firestore_emulator, fake_upstream).start()
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+class OpenStream:
+    """A raw-socket stream that has received its first content event; close() hangs up."""
+
+    def __init__(self, server: FunctionServer, payload: bytes, uid: str = "alice") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        headers = "".join(f"{k}: {v}\r\n" for k, v in auth(uid).items())
+        self.sock.sendall(
+            (
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"{headers}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + payload
+        )
+        self.received = b""
+        deadline = time.monotonic() + 10
+        while b"\nid: 1\n" not in self.received:
+            assert time.monotonic() < deadline, self.received
+            data = self.sock.recv(65536)
+            assert data, self.received
+            self.received += data
+        assert self.received.startswith(b"HTTP/1.1 200"), self.received[:300]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def post(server: FunctionServer, payload: bytes, uid: str = "alice") -> tuple[int, Any, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/", body=payload, headers=auth(uid))
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def limits(db: Any, uid: str = "alice") -> dict[str, Any]:
+    snap = db.collection("user_limits").document(uid).get()
+    return dict(snap.to_dict() or {})
+
+
+def eventually(check: Callable[[], bool], timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def assert_refused(resp: tuple[int, Any, bytes], code: str, max_retry_after: int = 86_401) -> None:
+    status, headers, raw = resp
+    assert status == 429, raw
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(raw)["error"]["code"] == code
+    assert 1 <= int(headers["Retry-After"]) <= max_retry_after
+
+
+def test_concurrency_cap_is_429_before_any_upstream_call(
+    servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    a, _ = servers
+    add_prompt(db, content=f"{{{{topic}}}} {LONG}", public=True)
+    payload = body(variables={"topic": "x"})
+    streams = [OpenStream(a, payload) for _ in range(MAX_STREAMS)]
+    try:
+        assert len(limits(db)["leases"]) == MAX_STREAMS
+        assert_refused(post(a, payload), "concurrency_limit", max_retry_after=60)
+        assert fake_upstream.stats()["requests"] == MAX_STREAMS
+        assert len(executions(db)) == MAX_STREAMS
+        # Another user is not affected.
+        other = OpenStream(a, payload, uid="bob")
+        other.close()
+        # Hanging up frees the slot.
+        streams.pop().close()
+        eventually(lambda: len(limits(db)["leases"]) == MAX_STREAMS - 1)
+        streams.append(OpenStream(a, payload))
+    finally:
+        for stream in streams:
+            stream.close()
+    eventually(lambda: limits(db)["leases"] == {} and limits(db, "bob")["leases"] == {})
+    records = executions(db)
+    assert len(records) == MAX_STREAMS + 2
+    assert {r["status"] for r in records} == {"cancelled"}
+
+
+def test_concurrency_cap_holds_across_two_processes(
+    servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    a, b = servers
+    add_prompt(db, content=f"{{{{topic}}}} {LONG}")
+    payload = body(variables={"topic": "x"})
+    streams = [OpenStream(a, payload), OpenStream(b, payload)]
+    try:
+        assert_refused(post(a, payload), "concurrency_limit", max_retry_after=60)
+        assert_refused(post(b, payload), "concurrency_limit", max_retry_after=60)
+        assert fake_upstream.stats()["requests"] == 2
+    finally:
+        for stream in streams:
+            stream.close()
+    eventually(lambda: limits(db)["leases"] == {})
+
+
+def test_concurrent_requests_on_two_processes_never_exceed_the_cap(
+    servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    # Six requests race on both processes at once; the transaction lets exactly two in.
+    import threading
+
+    a, b = servers
+    add_prompt(db, content=f"{{{{topic}}}} {LONG}")
+    payload = body(variables={"topic": "x"})
+    socks: list[socket.socket] = []
+    lock = threading.Lock()
+
+    def fire(server: FunctionServer) -> None:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        headers = "".join(f"{k}: {v}\r\n" for k, v in auth().items())
+        sock.sendall(
+            (
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"{headers}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            + payload
+        )
+        with lock:
+            socks.append(sock)
+
+    threads = [threading.Thread(target=fire, args=(s,)) for s in (a, b) * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    try:
+        statuses = []
+        for sock in socks:
+            head = b""
+            deadline = time.monotonic() + 30
+            while b"\r\n" not in head and time.monotonic() < deadline:
+                head += sock.recv(1024)
+            statuses.append(int(head.split()[1]))
+        assert sorted(statuses) == [200, 200, 429, 429, 429, 429]
+        assert fake_upstream.stats()["requests"] == 2
+    finally:
+        for sock in socks:
+            sock.close()
+    eventually(lambda: limits(db)["leases"] == {})
+    assert len(executions(db)) == 2
+
+
+def test_daily_budget_is_debited_from_reported_usage_and_then_refused(
+    servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    a, b = servers
+    add_prompt(db, content="Tell me about {{topic}}. [[fake chunks=70 delay=0]]", public=True)
+    payload = body(variables={"topic": "x"})
+    status, _, raw = post(a, payload)
+    assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
+    [record] = executions(db)
+    usage_total = record["usage"]["total_tokens"]
+    assert usage_total > BUDGET
+    assert record["tokens_debited"] == usage_total
+    assert limits(db)["tokens_today"] == usage_total
+    for server in (a, b):  # the budget is shared by every instance
+        assert_refused(post(server, payload), "budget_exceeded")
+    assert fake_upstream.stats()["requests"] == 1
+    assert len(executions(db)) == 1
+    # Others still have their budget.
+    assert post(a, payload, uid="bob")[0] == 200
+
+
+def test_a_disconnect_is_debited_by_an_estimate(
+    servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    a, b = servers
+    # About 300 characters of prompt: an estimate of at least 75 tokens, over the budget.
+    add_prompt(db, content="{{topic}} " + "lorem ipsum " * 25 + LONG)
+    payload = body(variables={"topic": "x"})
+    stream = OpenStream(a, payload)
+    stream.close()
+    eventually(lambda: executions(db)[0]["status"] != "streaming")
+    [record] = executions(db)
+    assert record["status"] == "cancelled"
+    assert record["usage"] is None  # the upstream never reported it
+    assert record["tokens_debited"] >= 300 // 4
+    assert limits(db)["tokens_today"] == record["tokens_debited"]
+    assert limits(db)["leases"] == {}
+    eventually(lambda: fake_upstream.stats()["early_closes"] == 1)
+    assert_refused(post(b, payload), "budget_exceeded")
+    assert fake_upstream.stats()["requests"] == 1
