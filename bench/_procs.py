@@ -1,0 +1,394 @@
+"""The parts under test, each in its own process group, and what /proc says about them.
+
+The fake upstream, the Firestore emulator and the function (functions-framework on
+gunicorn, as deployed) run as separate processes so that none of them shares the load
+generator's GIL. Everything binds to 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "FUNCTIONS",
+    "ROOT",
+    "FakeUpstream",
+    "FirestoreEmulator",
+    "FunctionServer",
+    "ProcSample",
+    "dotenv",
+    "free_port",
+    "machine_busy",
+    "raise_fd_limit",
+    "sample",
+    "tree_pids",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+VENV_BIN = Path(sys.executable).parent
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_fd_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit; children started after this inherit it.
+
+    1,000 streams through the relay hold 2,000+ sockets in the gunicorn worker (client
+    side and upstream side), over the usual soft limit of 1,024.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a dotenv file; comments and blank lines skipped."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} was up")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} not up after {timeout}s")
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """End a process tree started with start_new_session=True (wrappers leave children)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+# -- /proc -------------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces; fields start after it.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants, found by parent pid."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    todo = [root]
+    while todo and len(found) < 10_000:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSample:
+    """CPU seconds (user + system, all threads) and peak RSS of a set of processes."""
+
+    cpu: dict[int, float]
+    sys_cpu: dict[int, float]
+    hwm_bytes: dict[int, int]
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(self.cpu.values())
+
+    @property
+    def hwm_total(self) -> int:
+        return sum(self.hwm_bytes.values())
+
+    def cpu_since(self, before: ProcSample) -> float:
+        """CPU used since ``before`` (a process that started in between counts whole)."""
+        return sum(cpu - before.cpu.get(pid, 0.0) for pid, cpu in self.cpu.items())
+
+    def sys_since(self, before: ProcSample) -> float:
+        """The kernel's share of ``cpu_since``."""
+        return sum(cpu - before.sys_cpu.get(pid, 0.0) for pid, cpu in self.sys_cpu.items())
+
+
+def sample(pids: Iterable[int]) -> ProcSample:
+    cpu: dict[int, float] = {}
+    sys_cpu: dict[int, float] = {}
+    hwm: dict[int, int] = {}
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields is None:
+            continue
+        # utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        sys_cpu[pid] = int(fields[12]) / _CLK_TCK
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    hwm[pid] = int(line.split()[1]) * 1024
+                    break
+    return ProcSample(cpu, sys_cpu, hwm)
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all processes, all cores)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _CLK_TCK
+
+
+# -- the parts ---------------------------------------------------------------------------
+
+
+class FakeUpstream:
+    """``python -m fake_openrouter`` in its own process, stamping every content chunk."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_path = log_dir / "fake-openrouter.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+        self.root_url = ""
+
+    def start(self) -> FakeUpstream:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fake_openrouter", "--port", "0", "--set", "stamp=1"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = b""
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
+            if ready:
+                piece = os.read(self.proc.stdout.fileno(), 4096)
+                if not piece:
+                    break
+                line += piece
+        text = line.decode(errors="replace").strip()
+        if "listening on " not in text:
+            self.stop()
+            raise RuntimeError(f"fake_openrouter did not start: {text!r}")
+        self.base_url = text.split("listening on ", 1)[1].split()[0]
+        self.root_url = self.base_url.rsplit("/api/v1", 1)[0]
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self._log.close()
+            self.proc = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+class FirestoreEmulator:
+    """gcloud's Firestore emulator (Java) in its own process group."""
+
+    def __init__(self, project: str, log_dir: Path) -> None:
+        self.project = project
+        self.host = f"127.0.0.1:{free_port()}"
+        self.log_path = log_dir / "firestore-emulator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FirestoreEmulator:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host}", "--quiet"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"http://{self.host}/", 90, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self._log.close()
+            self.proc = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def reset(self) -> None:
+        req = urllib.request.Request(
+            f"http://{self.host}/emulator/v1/projects/{self.project}/databases/(default)/documents",
+            method="DELETE",
+        )
+        urllib.request.urlopen(req, timeout=30).close()
+
+    def put(self, collection: str, doc_id: str, fields: Mapping[str, object]) -> None:
+        """Write one document through the emulator's REST API (as its owner: no rules)."""
+        import json
+
+        body = json.dumps({"fields": {k: _value(v) for k, v in fields.items()}}).encode()
+        req = urllib.request.Request(
+            f"http://{self.host}/v1/projects/{self.project}/databases/(default)/documents/"
+            f"{collection}/{doc_id}",
+            data=body,
+            method="PATCH",
+            headers={"Content-Type": "application/json", "Authorization": "Bearer owner"},
+        )
+        urllib.request.urlopen(req, timeout=30).close()
+
+    def count(self, collection: str, limit: int = 5000) -> int:
+        """How many documents ``collection`` holds (up to ``limit``)."""
+        import json
+
+        req = urllib.request.Request(
+            f"http://{self.host}/v1/projects/{self.project}/databases/(default)/documents/"
+            f"{collection}?pageSize={limit}&mask.fieldPaths=status",
+            headers={"Authorization": "Bearer owner"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return len(json.loads(resp.read()).get("documents", []))
+
+
+def _value(value: object) -> dict[str, object]:
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_value(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"mapValue": {"fields": {str(k): _value(v) for k, v in value.items()}}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+class FunctionServer:
+    """``execute_prompt_stream`` served as deployed: functions-framework on gunicorn.
+
+    The environment is ``functions/.env`` (THREADS=1000 and the rest) with only what
+    must point at local servers overridden, plus the given extras.
+    """
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        firestore_host: str,
+        base_url: str,
+        api_key: str,
+        log_dir: Path,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"function-{self.port}.log"
+        self.overrides = {
+            "OPENROUTER_BASE_URL": base_url,
+            "OPENROUTER_API_KEY": api_key,
+            "GCLOUD_PROJECT": project,
+            "FIRESTORE_EMULATOR_HOST": firestore_host,
+            # Makes firebase-admin accept the Auth emulator's unsigned tokens. The function
+            # refuses to serve with this set on a real deployment (K_SERVICE without
+            # FUNCTIONS_EMULATOR): see emulator_auth_in_production in _config.py.
+            "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9",
+            **(extra_env or {}),
+        }
+        self.dotenv = dotenv(FUNCTIONS / ".env")
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.dotenv, **self.overrides}
+        for name in ("K_SERVICE", "FUNCTIONS_EMULATOR"):
+            self.env.pop(name, None)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FunctionServer:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(VENV_BIN / "functions-framework"),
+                "--target",
+                "execute_prompt_stream",
+                "--source",
+                str(FUNCTIONS / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=FUNCTIONS,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"{self.url}/__/health", 60, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self._log.close()
+            self.proc = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        return [pid for pid in tree_pids(self.pid) if pid != self.pid]

@@ -1,0 +1,473 @@
+"""Orchestration: bring the parts up, run every scenario against the floor and the relay,
+measure the processes, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import platform
+import resource
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._loadgen import Request, StreamResult, run_streams
+from ._procs import (
+    FakeUpstream,
+    FirestoreEmulator,
+    FunctionServer,
+    ProcSample,
+    machine_busy,
+    raise_fd_limit,
+    sample,
+    tree_pids,
+)
+from ._report import added, close_latency, summarize, table
+from ._scenarios import FULL, QUICK, TARGETS, Scenario
+
+__all__ = ["main"]
+
+PROJECT = "demo-rag-prompts"
+# Not a secret: the fake accepts any key. It must be set, or the function refuses to run.
+API_KEY = "sk-or-v1-bench-not-a-secret"
+MODEL = "x-ai/grok-4-fast:free"
+PROMPT_ID = "bench-prompt"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def id_token(uid: str, project: str = PROJECT) -> str:
+    """An unsigned ID token, in the Auth emulator's format.
+
+    firebase-admin verifies these only when FIREBASE_AUTH_EMULATOR_HOST is set, and the
+    function refuses to serve at all with that set on a real deployment; so the bench
+    goes through the real token-verification code path without any bypass that could
+    be switched on in production.
+    """
+    now = int(time.time())
+
+    def b64(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    claims = {
+        "iss": f"https://securetoken.google.com/{project}",
+        "aud": project,
+        "auth_time": now,
+        "user_id": uid,
+        "sub": uid,
+        "iat": now,
+        "exp": now + 3600,
+        "firebase": {"identities": {}, "sign_in_provider": "password"},
+    }
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+def floor_requests(sc: Scenario, fake: FakeUpstream) -> list[Request]:
+    body = json.dumps(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": f"Benchmark run. {sc.directive}"}],
+            "stream": True,
+            "max_tokens": 32000,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    url = fake.base_url + "/chat/completions"
+    return [Request(url, body, headers, "openrouter") for _ in range(sc.streams)]
+
+
+def relay_requests(sc: Scenario, server: FunctionServer, run_id: str) -> list[Request]:
+    body = json.dumps(
+        {"prompt_id": PROMPT_ID, "variables": {"knobs": sc.directive}, "max_tokens": 32000}
+    ).encode()
+    url = server.url + "/execute_prompt_stream"
+    requests = []
+    for i in range(sc.streams):
+        # One user per stream keeps the per-user limits (5 concurrent streams) out of the
+        # way; S6 is one user running executions one after another.
+        uid = f"bench-{run_id}-{sc.key}-{0 if sc.sequential else i}"
+        headers = {"Authorization": f"Bearer {id_token(uid)}", "Content-Type": "application/json"}
+        requests.append(Request(url, body, headers, "relay"))
+    return requests
+
+
+def seed(emulator: FirestoreEmulator) -> None:
+    emulator.reset()
+    emulator.put(
+        "prompts",
+        PROMPT_ID,
+        {
+            "owner_uid": "bench-owner",
+            "title": "Benchmark prompt",
+            # The fake's knobs travel in a variable, so every execution reads the prompt,
+            # renders it, and sends the directive upstream as a real client's text would.
+            "content": "Benchmark run. {{knobs}}",
+            "variables": [{"name": "knobs", "required": True, "default": None}],
+            "public": True,
+        },
+    )
+
+
+# -- the fake's control routes -----------------------------------------------------------
+
+
+def _http_json(url: str, method: str = "GET", body: bytes | None = None) -> Any:
+    req = urllib.request.Request(url, data=body, method=method)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def fake_stats(fake: FakeUpstream) -> dict[str, Any]:
+    return dict(_http_json(fake.root_url + "/_fake/stats"))
+
+
+def fake_reset(fake: FakeUpstream) -> None:
+    _http_json(fake.root_url + "/_fake/reset", "POST", b"")
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(every)
+    return check()
+
+
+def _settle(pids: Sequence[int], timeout: float = 10.0) -> None:
+    """Wait until the processes go quiet (the relay finalises records after the last byte)."""
+    deadline = time.monotonic() + timeout
+    last = sample(pids).cpu_total
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = sample(pids).cpu_total
+        if now - last < 0.01:
+            return
+        last = now
+
+
+def _warm_up(server: FunctionServer) -> None:
+    """One request that builds the service (token check, Firestore read), not the upstream.
+
+    An absent prompt answers 404 after the token check and the Firestore read, so the
+    instance is warm but its upstream pool is still empty: S6 can count connections.
+    """
+    body = json.dumps({"prompt_id": "bench-absent", "variables": {}}).encode()
+    req = urllib.request.Request(
+        server.url + "/execute_prompt_stream",
+        data=body,
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {id_token('bench-warm-up')}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        urllib.request.urlopen(req, timeout=60).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise RuntimeError(f"warm-up answered {exc.code}: {exc.read()[:300]!r}") from None
+    else:
+        raise RuntimeError("warm-up: the absent prompt was found")
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Profiler:
+    """py-spy record on the gunicorn worker for one run (collapsed stacks, text)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "200",
+                "--nonblocking",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(1.0)  # py-spy attaches before the load starts
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+# -- one scenario ------------------------------------------------------------------------
+
+
+def _drive(sc: Scenario, requests: list[Request]) -> list[StreamResult]:
+    return asyncio.run(
+        run_streams(
+            requests,
+            sequential=sc.sequential,
+            close_after=sc.close_after,
+            stream_timeout=sc.timeout(),
+        )
+    )
+
+
+class _Meter:
+    """CPU of every part over one run, and of everything else on the machine."""
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self.before = {name: sample(pids) for name, pids in parts.items()}
+        self.busy = machine_busy()
+        self.self_cpu = _cpu_self()
+
+    def read(self) -> tuple[dict[str, float], dict[str, ProcSample]]:
+        after = {name: sample(pids) for name, pids in self.parts.items()}
+        cpu = {name: after[name].cpu_since(self.before[name]) for name in self.parts}
+        cpu["loadgen"] = _cpu_self() - self.self_cpu
+        # Other sessions share this machine; their load is part of every number.
+        cpu["other"] = max(0.0, machine_busy() - self.busy - sum(cpu.values()))
+        if "relay" in after:
+            cpu["relay_sys"] = after["relay"].sys_since(self.before["relay"])
+        return {k: round(v, 3) for k, v in cpu.items()}, after
+
+
+def _finish_run(
+    sc: Scenario, fake: FakeUpstream, results: list[StreamResult], meter: _Meter
+) -> tuple[dict[str, Any], dict[str, ProcSample]]:
+    if sc.close_after is not None:
+        _wait_until(lambda: fake_stats(fake)["early_closes"] >= sc.streams, 5.0)
+    _wait_until(lambda: fake_stats(fake)["active_streams"] == 0, 10.0)
+    _settle([pid for pids in meter.parts.values() for pid in pids])
+    cpu, after = meter.read()
+    stats = fake_stats(fake)
+    out = summarize(sc, results)
+    out["cpu_s"] = cpu
+    out["upstream"] = _upstream(stats)
+    if sc.close_after is not None:
+        out["close"] = close_latency(results, stats["early_close_ns"])
+    return out, after
+
+
+def run_floor(sc: Scenario, fake: FakeUpstream, emulator: FirestoreEmulator) -> dict[str, Any]:
+    fake_reset(fake)
+    meter = _Meter({"fake": [fake.pid], "firestore": tree_pids(emulator.pid)})
+    results = _drive(sc, floor_requests(sc, fake))
+    out, _ = _finish_run(sc, fake, results, meter)
+    return out
+
+
+def run_relay(
+    sc: Scenario,
+    fake: FakeUpstream,
+    emulator: FirestoreEmulator,
+    server: FunctionServer,
+    run_id: str,
+    profile: Path | None,
+) -> dict[str, Any]:
+    requests = relay_requests(sc, server, run_id)
+    fake_reset(fake)
+    profiler = _Profiler(server.worker_pids()[0], profile) if profile else None
+    meter = _Meter(
+        {
+            "relay": tree_pids(server.pid),
+            "fake": [fake.pid],
+            "firestore": tree_pids(emulator.pid),
+        }
+    )
+    results = _drive(sc, requests)
+    try:
+        out, after = _finish_run(sc, fake, results, meter)
+    finally:
+        if profiler is not None:
+            profiler.stop()
+    relay_cpu = out["cpu_s"]["relay"]
+    out["relay_cpu_s"] = relay_cpu
+    out["relay_cpu_us_per_chunk"] = (
+        round(relay_cpu / out["chunks"] * 1e6, 1) if out["chunks"] else None
+    )
+    out["firestore_cpu_s"] = out["cpu_s"]["firestore"]
+    # VmHWM of the functions-framework master and its worker: this instance's peak,
+    # and the instance is fresh for each scenario.
+    out["relay_peak_rss_mb"] = round(after["relay"].hwm_total / 2**20, 1)
+    out["relay_processes"] = len(after["relay"].cpu)
+    if profile is not None:
+        out["profile"] = str(profile)
+    return out
+
+
+def _upstream(stats: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: stats.get(key)
+        for key in ("requests", "connections_opened", "streams_completed", "early_closes")
+    }
+
+
+# -- the whole bench ---------------------------------------------------------------------
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in subprocess.run(
+            ["lscpu"], capture_output=True, text=True, check=False, timeout=10
+        ).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(
+            "What the relay adds over the upstream floor: latency per chunk, time to first "
+            "byte, CPU and memory, for scenarios S1-S6 (issue 6). Loopback only."
+        ),
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny versions (a smoke check)")
+    parser.add_argument("--only", default="", help="comma-separated scenario keys, e.g. S2,S3")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help=f"directory for the JSON (default {RESULTS})"
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="scenario keys whose relay run is recorded with py-spy (collapsed stacks)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the function (recorded in the JSON)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    scenarios = QUICK if args.quick else FULL
+    only = {k.strip().upper() for k in args.only.split(",") if k.strip()}
+    if only:
+        unknown = only - {sc.key for sc in scenarios}
+        if unknown:
+            print(f"bench: unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
+        scenarios = tuple(sc for sc in scenarios if sc.key in only)
+    profile_keys = {k.strip().upper() for k in args.profile.split(",") if k.strip()}
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    fd_limit = raise_fd_limit()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_id = stamp.lower()
+    started = time.monotonic()
+    report: dict[str, Any] = {
+        "started_at": stamp,
+        "mode": "quick" if args.quick else "full",
+        "command": "functions/venv/bin/python -m bench " + shlex.join(argv or sys.argv[1:]),
+        "machine": _machine(),
+        "fd_limit": fd_limit,
+        "logs": str(log_dir),
+        "scenarios": {},
+    }
+    emulator = FirestoreEmulator(PROJECT, log_dir)
+    fake = FakeUpstream(log_dir)
+    try:
+        print("starting the Firestore emulator and the fake upstream ...", flush=True)
+        emulator.start()
+        fake.start()
+        for sc in scenarios:
+            t0 = time.monotonic()
+            print(f"{sc.key}: {sc.load} ...", end=" ", flush=True)
+            seed(emulator)
+            floor = run_floor(sc, fake, emulator)
+            server = FunctionServer(
+                project=PROJECT,
+                firestore_host=emulator.host,
+                base_url=fake.base_url,
+                api_key=API_KEY,
+                log_dir=log_dir,
+                extra_env=extra_env,
+            )
+            report.setdefault("function_env", {**server.dotenv, **server.overrides})
+            report["function_env"].pop("OPENROUTER_API_KEY", None)
+            server.start()
+            try:
+                _warm_up(server)
+                profile = (
+                    args.out / f"profile-{sc.key}-{stamp}.txt" if sc.key in profile_keys else None
+                )
+                relay = run_relay(sc, fake, emulator, server, run_id, profile)
+            finally:
+                server.stop()
+            report["scenarios"][sc.key] = {
+                "title": sc.title,
+                "load": sc.load,
+                "streams": sc.streams,
+                "chunks": sc.chunks,
+                "delay_s": sc.delay,
+                "floor": floor,
+                "relay": relay,
+                "added": added(floor, relay),
+                "seconds": round(time.monotonic() - t0, 1),
+            }
+            print(
+                f"{time.monotonic() - t0:.1f}s (errors floor {floor['errors']}, "
+                f"relay {relay['errors']})",
+                flush=True,
+            )
+    finally:
+        fake.stop()
+        emulator.stop()
+    report["duration_s"] = round(time.monotonic() - started, 1)
+    report["targets"] = [
+        t.check(report["scenarios"][t.scenario])
+        for t in TARGETS
+        if t.scenario in report["scenarios"]
+    ]
+    text = table(report)
+    print()
+    print(text)
+    print(f"\ntotal {report['duration_s']}s")
+    prefix = "quick-" if args.quick else ""
+    for name in (f"{prefix}{stamp}.json", f"{prefix}latest.json"):
+        (args.out / name).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.out / (prefix + stamp + '.json')} and {prefix}latest.json")
+    return 0
