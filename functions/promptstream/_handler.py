@@ -47,6 +47,8 @@ SSE_HEADERS = {
     "Content-Encoding": "identity",
 }
 _DONE = encode_event("[DONE]")
+# At most this many queued events go out in one write.
+_MAX_COALESCED = 64
 
 
 def _firestore_id(value: str) -> str:
@@ -314,6 +316,12 @@ class Service:
     def redact(self, text: str) -> str:
         for secret in self._redact:
             text = text.replace(secret, "[redacted]")
+            # Upstream messages are cut to 500 characters, which can leave the start of
+            # the key at the very end; redact any such tail of 8 characters or more.
+            for size in range(len(secret) - 1, 7, -1):
+                if text.endswith(secret[:size]):
+                    text = text[:-size] + "[redacted]"
+                    break
         return text
 
     # -- finishing ------------------------------------------------------------------------
@@ -529,6 +537,10 @@ def _relay(
     poll = min(idle_poll, settings.heartbeat_seconds)
     heartbeat = settings.heartbeat_seconds
     ping = encode_comment("ping")
+    # Events already encoded but not yet written. When chunks queue up faster than this
+    # thread writes them (a burst, or a busy CPU), they go out in one write: one trip
+    # through WSGI and one send() for many events instead of one each.
+    pending: list[bytes] = []
     try:
         yield encode_event(
             json.dumps(
@@ -538,6 +550,11 @@ def _relay(
         )
         next_ping = time.monotonic() + heartbeat
         while True:
+            if pending and (len(pending) >= _MAX_COALESCED or not pump.ready()):
+                # Never wait for the upstream with bytes unsent.
+                yield b"".join(pending)
+                pending.clear()
+                next_ping = time.monotonic() + heartbeat
             try:
                 item = pump.get(timeout=poll)
             except queue.Empty:
@@ -553,6 +570,8 @@ def _relay(
             except OpenRouterError as exc:
                 status = "error"
                 error = (exc.code, service.redact(exc.message))
+                if pending:
+                    yield b"".join(pending)
                 yield encode_event(
                     json.dumps({"code": error[0], "message": error[1]}), event="error"
                 )
@@ -566,6 +585,8 @@ def _relay(
                 )
                 status = "error"
                 error = ("internal", "internal error")
+                if pending:
+                    yield b"".join(pending)
                 yield encode_event(
                     json.dumps({"code": "internal", "message": "Internal error."}), event="error"
                 )
@@ -573,6 +594,8 @@ def _relay(
                 return
             if item is END:
                 status = "completed"
+                if pending:
+                    yield b"".join(pending)
                 yield encode_event(
                     json.dumps(
                         {
@@ -603,8 +626,7 @@ def _relay(
                 reasoning.append(chunk.reasoning)
                 payload["reasoning"] = chunk.reasoning
             seq += 1
-            yield encode_event(json.dumps(payload, ensure_ascii=False), id=seq)
-            next_ping = time.monotonic() + heartbeat
+            pending.append(encode_event(json.dumps(payload, ensure_ascii=False), id=seq))
     except (_ClientGone, GeneratorExit):
         status = "cancelled"
     finally:
