@@ -261,7 +261,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     assert.ok(system.some((c) => typeof c === 'string' && c.includes(marker)));
   });
 
-  it('tells apart rate limits, missing credits, a bad token, a missing prompt and network loss', async () => {
+  it('tells apart rate limits, missing credits, a bad token, a missing prompt, bad model or variables, and network loss', async () => {
     const errorOf = async () => {
       assert.equal(await waitForPhase(page, ['error', 'completed']), 'error');
       return {
@@ -301,6 +301,26 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     assert.equal((await errorOf()).title, 'Prompt not found');
     await page.unroute(stream);
 
+    await page.route(stream, (route) => {
+      const body = JSON.parse(route.request().postData());
+      return route.continue({ postData: JSON.stringify({ ...body, model: 'not/allowed-model' }) });
+    });
+    await startRun(page);
+    const notAllowed = await errorOf();
+    assert.equal(notAllowed.code, 'model_not_allowed');
+    assert.match(notAllowed.detail, /demo\/local-model/, 'lists the allowed models');
+    await page.unroute(stream);
+
+    await page.route(stream, (route) => {
+      const body = JSON.parse(route.request().postData());
+      return route.continue({ postData: JSON.stringify({ ...body, variables: { typo_name: 'x' } }) });
+    });
+    await startRun(page);
+    const unknown = await errorOf();
+    assert.equal(unknown.code, 'unknown_variables');
+    assert.match(unknown.detail, /typo_name/);
+    await page.unroute(stream);
+
     await page.route(stream, (route) => route.abort('internetdisconnected'));
     await startRun(page);
     const offline = await errorOf();
@@ -308,7 +328,7 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
     assert.equal(offline.title, 'Network connection lost');
     await page.unroute(stream);
 
-    const titles = [limited.title, unauth.title, offline.title, 'Prompt not found'];
+    const titles = [limited.title, unauth.title, offline.title, notAllowed.title, unknown.title, 'Prompt not found'];
     assert.equal(new Set(titles).size, titles.length);
 
     await startRun(page);
