@@ -120,6 +120,10 @@ class Pump(Generic[T]):
             raise item.exc
         return item  # type: ignore[no-any-return]
 
+    def ready(self) -> bool:
+        """True when ``get()`` would return at once (an item or an error is waiting)."""
+        return not self._queue.empty()
+
     def close(self) -> None:
         """Cancel the task on the loop; the upstream response closes in its ``finally``."""
         self._future.cancel()
