@@ -108,8 +108,11 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     finally:
         _ignore_signals()
-        stack.down()
-        print("[devstack] stopped: every process group is gone.", flush=True)
+        survivors = stack.down()
+        if survivors:
+            print(f"[devstack] WARNING: still running: pids {survivors}", flush=True)
+        else:
+            print("[devstack] stopped: no process of the stack is left.", flush=True)
 
 
 def _exec(args: argparse.Namespace) -> int:

@@ -145,11 +145,12 @@ class Managed:
         if self.running():
             self._known.update(descendants(self.proc.pid))
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 10.0) -> list[int]:
         """SIGINT the leader (lets firebase-tools clean up), then TERM/KILL what is left.
 
         Everything that ever descended from the leader and was seen is signalled,
-        including trees that started their own process group.
+        including trees that started their own process group. Returns the pids that
+        survived (none, unless something ignores SIGKILL).
         """
         self.remember_descendants()
         pid = self.proc.pid
@@ -185,6 +186,7 @@ class Managed:
                 break
         self._reader.join(timeout=2)
         self._log.close()
+        return sorted(p for p in self._known | {pid} if _alive(p))
 
     def tail(self, lines: int = 30) -> str:
         with self._cond:

@@ -233,13 +233,16 @@ class Stack:
         if opts.web:
             self._start_web()
 
-    def down(self) -> None:
+    def down(self) -> list[int]:
+        """Stop every part, newest first; returns the pids that survived (expected: none)."""
+        survivors: list[int] = []
         while self.parts:
             part = self.parts.pop()
-            part.stop()
+            survivors += part.stop()
         if self.isolated and self.workdir.exists():
             # Keep the logs of a failed run; the copied sources are not needed.
             shutil.rmtree(self.workdir / "functions", ignore_errors=True)
+        return survivors
 
     def check_alive(self) -> None:
         for part in self.parts:
@@ -469,4 +472,9 @@ def run_exec(stack: Stack, command: Sequence[str]) -> int:
     with stack:
         env = {**os.environ, **stack.client_env()}
         sys.stdout.flush()
-        return subprocess.call(list(command), env=env)
+        code = subprocess.call(list(command), env=env)
+    if code == 0:
+        shutil.rmtree(stack.workdir, ignore_errors=True)
+    else:
+        print(f"[devstack] the stack's logs: {stack.logs}", file=sys.stderr, flush=True)
+    return code
