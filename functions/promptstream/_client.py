@@ -480,32 +480,36 @@ class ChatStream:
     async def _chunks(
         self, response: aiohttp.ClientResponse, deadline: float
     ) -> AsyncIterator[StreamChunk]:
-        idle = self._client.config.idle_timeout
         loop = asyncio.get_running_loop()
-        hard_stop = loop.time() + max(0.0, deadline - time.monotonic())
-        watchdog = min(loop.time() + idle, hard_stop)
-        decoder = SSEDecoder()
         reader = response.content
-        while True:
-            # The timeout wraps the read only, never a yield: a timer that fired while the
-            # caller holds the chunk would cancel the caller's own work.
-            with _translate_errors(lambda: self.content):
-                async with asyncio.timeout_at(watchdog):
+        watchdog = _Watchdog(
+            loop,
+            reader,
+            self._client.config.idle_timeout,
+            loop.time() + max(0.0, deadline - time.monotonic()),
+        )
+        decoder = SSEDecoder()
+        try:
+            while True:
+                with _translate_errors(lambda: self.content):
                     data = await reader.readany()
-            if not data:
-                break
-            for event in decoder.feed(data):
-                if event.data == "[DONE]":
-                    await self._drain(reader)
-                    return
-                chunk = self._parse(event.data)
-                if chunk is None:
-                    continue
-                if chunk.content or chunk.reasoning:
-                    watchdog = min(loop.time() + idle, hard_stop)
-                    if chunk.content:
-                        self._parts.append(chunk.content)
-                yield chunk
+                if not data:
+                    break
+                for event in decoder.feed(data):
+                    if event.data == "[DONE]":
+                        watchdog.cancel()
+                        await self._drain(reader)
+                        return
+                    chunk = self._parse(event.data)
+                    if chunk is None:
+                        continue
+                    if chunk.content or chunk.reasoning:
+                        watchdog.last_content = loop.time()
+                        if chunk.content:
+                            self._parts.append(chunk.content)
+                    yield chunk
+        finally:
+            watchdog.cancel()
         if self.finish_reason is None:
             raise StreamInterruptedError(
                 "upstream stream ended without [DONE] or a finish_reason", partial=self.content
@@ -556,6 +560,46 @@ class ChatStream:
         if not (content or reasoning or finish_reason or usage):
             return None
         return StreamChunk(content, finish_reason, self.model, usage, reasoning)
+
+
+class _Watchdog:
+    """The content watchdog: wakes a pending read with ``TimeoutError`` once no content
+    has arrived for ``idle`` seconds, or at the hard stop.
+
+    Keep-alive comments do not feed it. Content only stamps ``last_content``; the timer
+    is re-armed lazily when it fires early, so the per-chunk cost is one clock read, not
+    a timer created and cancelled for every read. It never cancels a task, so it cannot
+    hit the caller while the caller holds a chunk.
+    """
+
+    __slots__ = ("_handle", "_hard_stop", "_idle", "_loop", "_reader", "last_content")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reader: aiohttp.StreamReader,
+        idle: float,
+        hard_stop: float,
+    ) -> None:
+        self._loop = loop
+        self._reader = reader
+        self._idle = idle
+        self._hard_stop = hard_stop
+        self.last_content = loop.time()
+        self._handle = loop.call_at(self._due(), self._check)
+
+    def _due(self) -> float:
+        return min(self.last_content + self._idle, self._hard_stop)
+
+    def _check(self) -> None:
+        due = self._due()
+        if self._loop.time() < due:
+            self._handle = self._loop.call_at(due, self._check)
+        else:
+            self._reader.set_exception(TimeoutError("no content from upstream in time"))
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _error_message(body: Any, fallback: str) -> str:
