@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 import flask
-from firebase_functions import logger
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +29,7 @@ from pydantic import (
     ValidationError,
 )
 
+from . import _logging as logger
 from ._bridge import END, AsyncBridge, Pump
 from ._client import ChatStream, OpenRouterClient, OpenRouterConfig, StreamChunk
 from ._config import Settings, emulator_auth_in_production
