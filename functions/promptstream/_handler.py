@@ -113,6 +113,15 @@ class HttpError(Exception):
         return resp
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """A request that passed every check that needs no database."""
+
+    uid: str
+    body: ExecuteRequest
+    model: str
+
+
 @dataclass
 class _Execution:
     """One prepared execution: everything checked, the record opened."""
@@ -161,7 +170,8 @@ class Service:
 
     # -- checks, in order -------------------------------------------------------------
 
-    def prepare(self, request: flask.Request) -> _Execution:
+    def prepare(self, request: flask.Request) -> _Request:
+        """The checks that need no database: configuration, size, token, body, model."""
         settings = self.settings
         if emulator_auth_in_production():
             raise HttpError(500, "configuration_error", "The server is misconfigured.")
@@ -213,8 +223,13 @@ class Service:
                 f"Model {model!r} is not allowed. Allowed: {', '.join(settings.allowed_models)}",
                 {"allowed": list(settings.allowed_models)},
             )
-        prompt = self.store.get_prompt(body.prompt_id)
-        if prompt is None or not (prompt.public or prompt.owner_uid == uid):
+        return _Request(uid, body, model)
+
+    def resolve(self, req: _Request, prompt: Prompt | None) -> _Execution:
+        """The checks that need the prompt: access, variables, size. Pure; raises HttpError."""
+        settings = self.settings
+        body = req.body
+        if prompt is None or not (prompt.public or prompt.owner_uid == req.uid):
             # The same answer for "absent" and "someone else's private prompt".
             raise HttpError(404, "prompt_not_found", "Prompt not found.")
         declared = [s for s in map(VariableSpec.from_doc, prompt.variables) if s is not None]
@@ -235,7 +250,7 @@ class Service:
                 f"The rendered prompt and context are {size} characters; "
                 f"the limit is {settings.max_prompt_chars}.",
             )
-        return _Execution(uid, body, prompt, model, user_prompt, system_prompt, values)
+        return _Execution(req.uid, body, prompt, req.model, user_prompt, system_prompt, values)
 
     def _authenticate(self, header: str | None) -> str:
         if not header or not header.startswith("Bearer ") or not header[7:].strip():
@@ -249,23 +264,31 @@ class Service:
         except Exception:
             raise HttpError(401, "unauthenticated", "The ID token is invalid or expired.") from None
 
-    def open_record(self, ex: _Execution) -> None:
+    def open(self, req: _Request) -> _Execution:
+        """Load and check the prompt, take a lease and open the record, in one transaction."""
+
+        def build(prompt: Prompt | None) -> tuple[dict[str, Any], _Execution]:
+            ex = self.resolve(req, prompt)
+            record = {
+                "prompt_id": ex.prompt.id,
+                "model": ex.model,
+                "variables": ex.values,
+                "output": "",
+                "usage": None,
+                "finish_reason": None,
+                "error_code": None,
+                "error_message": None,
+            }
+            return record, ex
+
         try:
-            ex.execution_id = self.store.begin_execution(
-                uid=ex.uid,
-                record={
-                    "prompt_id": ex.prompt.id,
-                    "model": ex.model,
-                    "variables": ex.values,
-                    "output": "",
-                    "usage": None,
-                    "finish_reason": None,
-                    "error_code": None,
-                    "error_message": None,
-                },
+            execution_id, ex = self.store.begin_execution(
+                uid=req.uid, prompt_id=req.body.prompt_id, build=build
             )
         except LimitExceeded as exc:
             raise HttpError(429, exc.code, exc.message, retry_after=exc.retry_after) from None
+        ex.execution_id = execution_id
+        return ex
 
     # -- the upstream ---------------------------------------------------------------------
 
@@ -477,8 +500,7 @@ def handle_execute(request: flask.Request) -> flask.Response:
 def _prepared(service: Service, request: flask.Request) -> _Execution | flask.Response:
     """Run every check and open the record, or answer with the refusal."""
     try:
-        ex = service.prepare(request)
-        service.open_record(ex)
+        ex = service.open(service.prepare(request))
     except HttpError as exc:
         return exc.response()
     except Exception:

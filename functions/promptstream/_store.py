@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from google.cloud import firestore
 from google.cloud.firestore_v1.field_path import FieldPath
@@ -20,6 +21,8 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from ._config import Settings
 
 __all__ = ["LimitExceeded", "Prompt", "Store"]
+
+T = TypeVar("T")
 
 PROMPTS = "prompts"
 EXECUTIONS = "executions"
@@ -44,6 +47,22 @@ class LimitExceeded(Exception):
         self.retry_after = retry_after
 
 
+def _prompt_from(snap: Any) -> Prompt | None:
+    data = snap.to_dict() if snap is not None and snap.exists else None
+    if not data or not isinstance(data.get("content"), str):
+        return None
+    system_prompt = data.get("system_prompt")
+    variables = data.get("variables")
+    return Prompt(
+        id=snap.id,
+        owner_uid=str(data.get("owner_uid") or ""),
+        content=data["content"],
+        system_prompt=system_prompt if isinstance(system_prompt, str) else None,
+        variables=variables if isinstance(variables, list) else [],
+        public=data.get("public") is True,
+    )
+
+
 def _seconds_to_utc_midnight(now: dt.datetime) -> int:
     tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, int((tomorrow - now).total_seconds()) + 1)
@@ -59,28 +78,22 @@ class Store:
         # process at a time; striped so the table stays bounded.
         self._user_locks = tuple(threading.Lock() for _ in range(64))
 
-    def get_prompt(self, prompt_id: str) -> Prompt | None:
-        snap = self._db.collection(PROMPTS).document(prompt_id).get()
-        data = snap.to_dict() if snap.exists else None
-        if not data or not isinstance(data.get("content"), str):
-            return None
-        system_prompt = data.get("system_prompt")
-        variables = data.get("variables")
-        return Prompt(
-            id=prompt_id,
-            owner_uid=str(data.get("owner_uid") or ""),
-            content=data["content"],
-            system_prompt=system_prompt if isinstance(system_prompt, str) else None,
-            variables=variables if isinstance(variables, list) else [],
-            public=data.get("public") is True,
-        )
+    def begin_execution(
+        self,
+        *,
+        uid: str,
+        prompt_id: str,
+        build: Callable[[Prompt | None], tuple[dict[str, Any], T]],
+    ) -> tuple[str, T]:
+        """Read the prompt, check it, take a stream lease and create the execution record,
+        all in one transaction (two round trips: one read of both documents, one commit).
 
-    def begin_execution(self, *, uid: str, record: dict[str, Any]) -> str:
-        """Take a stream lease for ``uid`` and create the execution record, atomically.
-
+        ``build`` sees the prompt (``None`` if absent) and returns the record's fields and
+        a result for the caller; it refuses by raising, and then nothing is written.
         Raises ``LimitExceeded`` (and writes nothing) when the user is over a limit.
         """
         settings = self._settings
+        prompt_ref = self._db.collection(PROMPTS).document(prompt_id)
         exec_ref = self._db.collection(EXECUTIONS).document()
         limits_ref = self._db.collection(USER_LIMITS).document(uid)
         now = dt.datetime.now(dt.UTC)
@@ -89,9 +102,13 @@ class Store:
         lease_ms = settings.stream_lease_seconds * 1000
 
         @firestore.transactional
-        def take_lease(transaction: firestore.Transaction) -> None:
-            snap = limits_ref.get(transaction=transaction)
-            data = (snap.to_dict() if snap.exists else None) or {}
+        def take_lease(transaction: firestore.Transaction) -> T:
+            snaps = {
+                snap.reference.path: snap for snap in transaction.get_all([prompt_ref, limits_ref])
+            }
+            record, result = build(_prompt_from(snaps.get(prompt_ref.path)))
+            limits = snaps.get(limits_ref.path)
+            data = (limits.to_dict() if limits is not None and limits.exists else None) or {}
             leases = {
                 key: started
                 for key, started in (data.get("leases") or {}).items()
@@ -121,10 +138,11 @@ class Store:
                     "created_at": firestore.SERVER_TIMESTAMP,
                 },
             )
+            return result
 
         with self._user_locks[hash(uid) % len(self._user_locks)]:
-            take_lease(self._db.transaction(max_attempts=20))
-        return str(exec_ref.id)
+            result = take_lease(self._db.transaction(max_attempts=20))
+        return str(exec_ref.id), result
 
     def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
