@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support import FirestoreEmulator, FunctionServer
 
 from fake_openrouter import FakeOpenRouterThread
+from support import FirestoreEmulator, FunctionServer
 
 
 @pytest.fixture(scope="session")
