@@ -23,7 +23,9 @@ import {
   waitForPhase,
 } from './support.mjs';
 
-const SCREENSHOT = fileURLToPath(new URL('./screenshots/streaming.png', import.meta.url));
+// Written to the git-ignored test-results/ on every run; the README's picture is a copy of
+// one of them in e2e/screenshots/ (copy it over to refresh it).
+const SCREENSHOT = fileURLToPath(new URL('../test-results/streaming.png', import.meta.url));
 const env = loadEnv();
 const stamp = `${Date.now()}-${process.pid}`;
 const email = `e2e-${stamp}@example.com`;
