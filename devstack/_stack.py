@@ -343,6 +343,9 @@ class Stack:
                 "127.0.0.1",
                 "--port",
                 str(self.ports.fake_openrouter),
+                # The demo streams word by word at a readable pace; test stacks keep the
+                # fake's defaults, which their directives build on.
+                *([] if self.isolated else ["--chunks", "0", "--delay", "0.05"]),
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             cwd=REPO,
