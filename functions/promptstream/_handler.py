@@ -417,13 +417,10 @@ class Service:
 
 
 def handle_stream(request: flask.Request) -> flask.Response:
-    early = _early_response(request)
-    if early is not None:
-        return early
-    service = get_service()
-    ex = _prepared(service, request)
-    if isinstance(ex, flask.Response):
-        return ex
+    started = _start(request)
+    if isinstance(started, flask.Response):
+        return started
+    service, ex = started
     peer_gone = _peer_watch(request)
     # The client is fetched here, not on the loop: creating it waits for the loop.
     client = service.client()
@@ -449,13 +446,10 @@ def handle_stream(request: flask.Request) -> flask.Response:
 
 
 def handle_execute(request: flask.Request) -> flask.Response:
-    early = _early_response(request)
-    if early is not None:
-        return early
-    service = get_service()
-    ex = _prepared(service, request)
-    if isinstance(ex, flask.Response):
-        return ex
+    started = _start(request)
+    if isinstance(started, flask.Response):
+        return started
+    service, ex = started
     try:
         result = service.bridge.run(
             service.client().generate_response(
@@ -497,17 +491,25 @@ def handle_execute(request: flask.Request) -> flask.Response:
     )
 
 
-def _prepared(service: Service, request: flask.Request) -> _Execution | flask.Response:
-    """Run every check and open the record, or answer with the refusal."""
+def _start(request: flask.Request) -> tuple[Service, _Execution] | flask.Response:
+    """Answer probes, preflights and other methods; else run every check and open the
+    record. Returns the refusal as a response."""
+    if request.path.endswith("/__/health"):
+        # The emulator's worker probe: answer at once, touch nothing.
+        return flask.Response("ok", mimetype="text/plain")
+    if request.method == "OPTIONS":
+        return flask.Response(status=204)
+    if request.method != "POST":
+        return HttpError(405, "method_not_allowed", "Use POST.").response()
+    service = get_service()
     try:
-        ex = service.open(service.prepare(request))
+        return service, service.open(service.prepare(request))
     except HttpError as exc:
         return exc.response()
     except Exception:
         # Firestore unreachable, say: nothing was written, nothing was sent upstream.
         logger.error("request failed", traceback=service.redact(traceback.format_exc()))
         return HttpError(503, "unavailable", "The service is unavailable; try again.").response()
-    return ex
 
 
 def _internal(service: Service, ex: _Execution) -> flask.Response:
@@ -519,17 +521,6 @@ def _internal(service: Service, ex: _Execution) -> flask.Response:
     )
     service.finish(ex, status="error", output="", error=("internal", "internal error"))
     return HttpError(500, "internal", "Internal error.").response()
-
-
-def _early_response(request: flask.Request) -> flask.Response | None:
-    if request.path.endswith("/__/health"):
-        # The emulator's worker probe: answer at once, touch nothing.
-        return flask.Response("ok", mimetype="text/plain")
-    if request.method == "OPTIONS":
-        return flask.Response(status=204)
-    if request.method != "POST":
-        return HttpError(405, "method_not_allowed", "Use POST.").response()
-    return None
 
 
 def _wait(pump: Pump[Any], poll: float, peer_gone: Callable[[], bool]) -> Any:
