@@ -188,6 +188,7 @@ class OpenRouterClient:
         self._owns_session = session is None
         self._state = _State.UNOPENED
         self._url = config.base_url.rstrip("/") + "/chat/completions"
+        self._secret = config.api_key.get_secret_value()
 
     async def __aenter__(self) -> OpenRouterClient:
         if self._state is not _State.UNOPENED:
@@ -317,7 +318,7 @@ class OpenRouterClient:
                         raw = await response.read()
                 finally:
                     response.release()
-                raise _status_error(response, raw)
+                raise _status_error(response, raw, self._secret)
             if stream:
                 ctype = response.headers.get("Content-Type", "")
                 if not ctype.startswith("text/event-stream"):
@@ -326,7 +327,7 @@ class OpenRouterClient:
                             raw = await response.read()
                     finally:
                         response.release()
-                    raise _unexpected_body(response, raw)
+                    raise _unexpected_body(response, raw, self._secret)
             return response
 
     async def _complete_once(self, body: dict[str, Any]) -> ChatResponse:
@@ -344,7 +345,7 @@ class OpenRouterClient:
         if not isinstance(data, dict):
             raise InvalidResponseError("upstream answered with a non-object")
         if "error" in data:
-            raise _in_band_error(data["error"], partial="")
+            raise _in_band_error(data["error"], partial="", secret=self._secret)
         choices = data.get("choices") or [{}]
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
@@ -533,7 +534,7 @@ class ChatStream:
         if not isinstance(data, dict):
             raise InvalidResponseError("upstream sent a non-object event", partial=self.content)
         if "error" in data:
-            raise _in_band_error(data["error"], partial=self.content)
+            raise _in_band_error(data["error"], partial=self.content, secret=self._client._secret)
         model = data.get("model")
         if model:
             self.model = model
@@ -551,7 +552,7 @@ class ChatStream:
             finish_reason = choice.get("finish_reason")
             if finish_reason == "error":
                 error = data.get("error") or {"message": "upstream reported an error"}
-                raise _in_band_error(error, partial=self.content)
+                raise _in_band_error(error, partial=self.content, secret=self._client._secret)
             if finish_reason:
                 self.finish_reason = finish_reason
         usage = data.get("usage")
@@ -602,23 +603,26 @@ class _Watchdog:
         self._handle.cancel()
 
 
-def _error_message(body: Any, fallback: str) -> str:
+def _error_message(body: Any, fallback: str, secret: str) -> str:
+    """The upstream's message, with our own API key taken out *before* it is cut to
+    500 characters (a cut could otherwise leave a recognisable piece of the key)."""
+    message = fallback
     if isinstance(body, dict):
         error = body.get("error")
-        message = error.get("message") if isinstance(error, dict) else None
-        if isinstance(message, str):
-            return message[:500]
-        if isinstance(error, str):
-            return error[:500]
-    return fallback
+        found = error.get("message") if isinstance(error, dict) else error
+        if isinstance(found, str):
+            message = found
+    if secret:
+        message = message.replace(secret, "[redacted]")
+    return message[:500]
 
 
-def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> OpenRouterError:
+def _status_error(response: aiohttp.ClientResponse, raw: bytes, secret: str) -> OpenRouterError:
     try:
         body: Any = json.loads(raw)
     except ValueError:
         body = raw[:500].decode("utf-8", "replace")
-    message = _error_message(body, f"upstream answered HTTP {response.status}")
+    message = _error_message(body, f"upstream answered HTTP {response.status}", secret)
     return status_error_for(
         response.status,
         message,
@@ -627,13 +631,13 @@ def _status_error(response: aiohttp.ClientResponse, raw: bytes) -> OpenRouterErr
     )
 
 
-def _unexpected_body(response: aiohttp.ClientResponse, raw: bytes) -> OpenRouterError:
+def _unexpected_body(response: aiohttp.ClientResponse, raw: bytes, secret: str) -> OpenRouterError:
     try:
         body: Any = json.loads(raw)
     except ValueError:
         body = None
     if isinstance(body, dict) and "error" in body:
-        return _in_band_error(body["error"], partial="")
+        return _in_band_error(body["error"], partial="", secret=secret)
     ctype = response.headers.get("Content-Type", "none")
     return InvalidResponseError(f"upstream answered {ctype}, not an event stream")
 
@@ -649,9 +653,9 @@ _IN_BAND_CODES = {
 }
 
 
-def _in_band_error(error: Any, *, partial: str) -> MidStreamError:
+def _in_band_error(error: Any, *, partial: str, secret: str) -> MidStreamError:
     """An error object inside a 200 answer (OpenRouter's mid-stream error)."""
-    message = _error_message({"error": error}, "upstream reported an error")
+    message = _error_message({"error": error}, "upstream reported an error", secret)
     code = error.get("code") if isinstance(error, dict) else None
     typed = MidStreamError(message, upstream_code=code, partial=partial, body={"error": error})
     if isinstance(code, int) and code in _IN_BAND_CODES:

@@ -338,13 +338,9 @@ class Service:
 
     def redact(self, text: str) -> str:
         for secret in self._redact:
+            # The client already takes the key out of upstream messages before it cuts
+            # them to length; this is the last line of defence for anything else.
             text = text.replace(secret, "[redacted]")
-            # Upstream messages are cut to 500 characters, which can leave the start of
-            # the key at the very end; redact any such tail of 8 characters or more.
-            for size in range(len(secret) - 1, 7, -1):
-                if text.endswith(secret[:size]):
-                    text = text[:-size] + "[redacted]"
-                    break
         return text
 
     # -- finishing ------------------------------------------------------------------------
