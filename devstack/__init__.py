@@ -4,11 +4,32 @@ The stack: the local demo model (fake OpenRouter, only without a real key), the
 Firebase emulators for Functions, Firestore and Auth, seed data, and optionally
 the web dev server. Every part runs in its own process group and is torn down,
 with all of its descendants, on exit, Ctrl-C or SIGTERM.
+
+The same real parts, one at a time, for the tests and the benchmark: the Firestore
+emulator, a function served by functions-framework on gunicorn, and unsigned ID tokens.
 """
 
 from __future__ import annotations
 
+from ._parts import (
+    FirestoreEmulator,
+    FunctionServer,
+    free_port,
+    id_token,
+    stop_group,
+    wait_http,
+)
 from ._ports import Ports
 from ._stack import Stack, StackOptions
 
-__all__ = ["Ports", "Stack", "StackOptions"]
+__all__ = [
+    "FirestoreEmulator",
+    "FunctionServer",
+    "Ports",
+    "Stack",
+    "StackOptions",
+    "free_port",
+    "id_token",
+    "stop_group",
+    "wait_http",
+]

@@ -1,0 +1,274 @@
+"""Single real parts for tests and the benchmark: gcloud's Firestore emulator, a function
+served as deployed (functions-framework on gunicorn), and Auth-emulator ID tokens.
+
+Each part runs in its own process group on 127.0.0.1 on a free port, so it can run next
+to a live dev stack, and `stop()` ends the whole tree (wrappers leave children behind).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any, Self
+
+from ._firebase import REPO
+from ._procs import _children_by_parent
+
+FUNCTIONS = REPO / "functions"
+# functions-framework from the venv that runs us (the tests and the bench run from it).
+_VENV_BIN = Path(sys.executable).parent
+# Makes firebase-admin accept the Auth emulator's unsigned tokens. The function refuses to
+# serve with this set on a real deployment (K_SERVICE without FUNCTIONS_EMULATOR): see
+# emulator_auth_in_production in _config.py. Nothing listens on port 9: no token is sent there.
+_AUTH_EMULATOR_HOST = "127.0.0.1:9"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Return once `url` answers at all (any status); fail early if `proc` exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} was up")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} not up after {timeout}s")
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """End a process tree started with start_new_session=True: TERM, then KILL the group.
+
+    The group is killed even when the leader has already exited, because wrappers
+    (gcloud, functions-framework) leave children behind.
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def id_token(
+    uid: str,
+    *,
+    project: str,
+    expires_in: int = 3600,
+    issued_ago: int = 0,
+    email: bool = True,
+) -> str:
+    """An unsigned ID token, in the Auth emulator's format.
+
+    firebase-admin verifies these only when FIREBASE_AUTH_EMULATOR_HOST is set, and the
+    function refuses to serve at all with that set on a real deployment; so callers go
+    through the real token-verification code path without any bypass that could be
+    switched on in production. With `email`, the token carries `{uid}@example.com`, as
+    after a password sign-in.
+    """
+    now = int(time.time()) - issued_ago
+
+    def b64(obj: Mapping[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    claims: dict[str, Any] = {
+        "iss": f"https://securetoken.google.com/{project}",
+        "aud": project,
+        "auth_time": now,
+        "user_id": uid,
+        "sub": uid,
+        "iat": now,
+        "exp": now + expires_in,
+    }
+    if email:
+        claims["email"] = f"{uid}@example.com"
+    claims["firebase"] = {"identities": {}, "sign_in_provider": "password"}
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+
+
+class FirestoreEmulator:
+    """gcloud's Firestore emulator (Java) in its own process group.
+
+    Its output goes to `log_dir/firestore-emulator.log`, or nowhere without `log_dir`.
+    `http_timeout` bounds each request to the emulator's REST API.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        log_dir: Path | None = None,
+        start_timeout: float = 60.0,
+        http_timeout: float = 30.0,
+    ) -> None:
+        self.project = project
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log_path = log_dir / "firestore-emulator.log" if log_dir is not None else None
+        self.start_timeout = start_timeout
+        self.http_timeout = http_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> Self:
+        if self.log_path is not None:
+            self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host}", "--quiet"],
+            stdout=self._log if self._log is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if self._log is not None else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_http(f"http://{self.host}/", self.start_timeout, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def reset(self) -> None:
+        """Delete every document of the project."""
+        req = urllib.request.Request(
+            f"http://{self.host}/emulator/v1/projects/{self.project}/databases/(default)/documents",
+            method="DELETE",
+        )
+        urllib.request.urlopen(req, timeout=self.http_timeout).close()
+
+    def client(self) -> Any:
+        """A google.cloud.firestore.Client on this emulator (sets FIRESTORE_EMULATOR_HOST)."""
+        from google.cloud import firestore
+
+        os.environ["FIRESTORE_EMULATOR_HOST"] = self.host
+        return firestore.Client(project=self.project)
+
+
+class FunctionServer:
+    """One function of functions/main.py served as deployed: functions-framework on gunicorn.
+
+    The environment is ours, then `defaults` (e.g. functions/.env), then `overrides`: what
+    must point at local parts (upstream, Firestore emulator, project, API key, unsigned
+    tokens) and finally the caller's `env`. Output goes to `log_path` under `log_dir`
+    ($TMPDIR without one).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        firestore_host: str,
+        base_url: str,
+        *,
+        project: str,
+        api_key: str,
+        defaults: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        log_dir: Path | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.target = target
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log_dir = log_dir if log_dir is not None else Path(os.environ.get("TMPDIR", "/tmp"))
+        self.log_path = log_dir / f"fn-{target}-{self.port}.log"
+        self.start_timeout = start_timeout
+        self.defaults = dict(defaults or {})
+        self.overrides = {
+            "OPENROUTER_BASE_URL": base_url,
+            "OPENROUTER_API_KEY": api_key,
+            "GCLOUD_PROJECT": project,
+            "FIRESTORE_EMULATOR_HOST": firestore_host,
+            "FIREBASE_AUTH_EMULATOR_HOST": _AUTH_EMULATOR_HOST,
+            **(env or {}),
+        }
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.defaults, **self.overrides}
+        # Not a deployment, not the Functions emulator: whatever our own environment says.
+        for name in ("K_SERVICE", "FUNCTIONS_EMULATOR"):
+            self.env.pop(name, None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> Self:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(_VENV_BIN / "functions-framework"),
+                "--target",
+                self.target,
+                "--source",
+                str(FUNCTIONS / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=FUNCTIONS,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_http(f"{self.url}/__/health", self.start_timeout, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    @property
+    def pid(self) -> int:
+        """The functions-framework master (the gunicorn arbiter)."""
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn worker(s): the master's children."""
+        return sorted(_children_by_parent().get(self.pid, []))
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The log lines that are JSON objects (the function's structured logs)."""
+        records = []
+        for line in self.log_text().splitlines():
+            with contextlib.suppress(ValueError):
+                obj = json.loads(line)
+                if isinstance(obj, dict):
+                    records.append(obj)
+        return records
