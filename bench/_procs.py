@@ -1,35 +1,36 @@
-"""The parts under test, each in its own process group, and what /proc says about them.
+"""The bench's own parts, and what /proc says about the processes under test.
 
 The fake upstream, the Firestore emulator and the function (functions-framework on
 gunicorn, as deployed) run as separate processes so that none of them shares the load
-generator's GIL. Everything binds to 127.0.0.1 on a free port.
+generator's GIL. Everything binds to 127.0.0.1 on a free port. The emulator and the
+function are devstack's shared parts; here the emulator learns to write and count
+documents through its REST API.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import devstack
+from devstack import stop_group
 
 __all__ = [
     "FUNCTIONS",
     "ROOT",
     "FakeUpstream",
     "FirestoreEmulator",
-    "FunctionServer",
     "ProcSample",
     "dotenv",
-    "free_port",
     "machine_busy",
     "raise_fd_limit",
     "sample",
@@ -38,14 +39,7 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
-VENV_BIN = Path(sys.executable).parent
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def raise_fd_limit() -> int:
@@ -75,34 +69,6 @@ def dotenv(path: Path) -> dict[str, str]:
         key, _, value = line.partition("=")
         values[key.strip()] = value.strip().strip('"').strip("'")
     return values
-
-
-def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} was up")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"{url} not up after {timeout}s")
-
-
-def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """End a process tree started with start_new_session=True (wrappers leave children)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 # -- /proc -------------------------------------------------------------------------------
@@ -238,48 +204,14 @@ class FakeUpstream:
         return self.proc.pid
 
 
-class FirestoreEmulator:
-    """gcloud's Firestore emulator (Java) in its own process group."""
+class FirestoreEmulator(devstack.FirestoreEmulator):
+    """The shared emulator, logging to ``log_dir``, plus REST writes and counts."""
 
     def __init__(self, project: str, log_dir: Path) -> None:
-        self.project = project
-        self.host = f"127.0.0.1:{free_port()}"
-        self.log_path = log_dir / "firestore-emulator.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> FirestoreEmulator:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            ["gcloud", "emulators", "firestore", "start", f"--host-port={self.host}", "--quiet"],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_http(f"http://{self.host}/", 90, self.proc)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-            self._log.close()
-            self.proc = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def reset(self) -> None:
-        req = urllib.request.Request(
-            f"http://{self.host}/emulator/v1/projects/{self.project}/databases/(default)/documents",
-            method="DELETE",
-        )
-        urllib.request.urlopen(req, timeout=30).close()
+        super().__init__(project, log_dir=log_dir, start_timeout=90, http_timeout=30)
 
     def put(self, collection: str, doc_id: str, fields: Mapping[str, object]) -> None:
         """Write one document through the emulator's REST API (as its owner: no rules)."""
-        import json
-
         body = json.dumps({"fields": {k: _value(v) for k, v in fields.items()}}).encode()
         req = urllib.request.Request(
             f"http://{self.host}/v1/projects/{self.project}/databases/(default)/documents/"
@@ -288,18 +220,16 @@ class FirestoreEmulator:
             method="PATCH",
             headers={"Content-Type": "application/json", "Authorization": "Bearer owner"},
         )
-        urllib.request.urlopen(req, timeout=30).close()
+        urllib.request.urlopen(req, timeout=self.http_timeout).close()
 
     def count(self, collection: str, limit: int = 5000) -> int:
         """How many documents ``collection`` holds (up to ``limit``)."""
-        import json
-
         req = urllib.request.Request(
             f"http://{self.host}/v1/projects/{self.project}/databases/(default)/documents/"
             f"{collection}?pageSize={limit}&mask.fieldPaths=status",
             headers={"Authorization": "Bearer owner"},
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=self.http_timeout) as resp:
             return len(json.loads(resp.read()).get("documents", []))
 
 
@@ -317,78 +247,3 @@ def _value(value: object) -> dict[str, object]:
     if isinstance(value, dict):
         return {"mapValue": {"fields": {str(k): _value(v) for k, v in value.items()}}}
     raise TypeError(f"cannot store {type(value).__name__}")
-
-
-class FunctionServer:
-    """``execute_prompt_stream`` served as deployed: functions-framework on gunicorn.
-
-    The environment is ``functions/.env`` (THREADS=1000 and the rest) with only what
-    must point at local servers overridden, plus the given extras.
-    """
-
-    def __init__(
-        self,
-        *,
-        project: str,
-        firestore_host: str,
-        base_url: str,
-        api_key: str,
-        log_dir: Path,
-        extra_env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"function-{self.port}.log"
-        self.overrides = {
-            "OPENROUTER_BASE_URL": base_url,
-            "OPENROUTER_API_KEY": api_key,
-            "GCLOUD_PROJECT": project,
-            "FIRESTORE_EMULATOR_HOST": firestore_host,
-            # Makes firebase-admin accept the Auth emulator's unsigned tokens. The function
-            # refuses to serve with this set on a real deployment (K_SERVICE without
-            # FUNCTIONS_EMULATOR): see emulator_auth_in_production in _config.py.
-            "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9",
-            **(extra_env or {}),
-        }
-        self.dotenv = dotenv(FUNCTIONS / ".env")
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.dotenv, **self.overrides}
-        for name in ("K_SERVICE", "FUNCTIONS_EMULATOR"):
-            self.env.pop(name, None)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> FunctionServer:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "functions-framework"),
-                "--target",
-                "execute_prompt_stream",
-                "--source",
-                str(FUNCTIONS / "main.py"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            cwd=FUNCTIONS,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_http(f"{self.url}/__/health", 60, self.proc)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-            self._log.close()
-            self.proc = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def worker_pids(self) -> list[int]:
-        return [pid for pid in tree_pids(self.pid) if pid != self.pid]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import platform
@@ -21,12 +20,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import devstack
+from devstack import FunctionServer
+
 from ._loadgen import Request, StreamResult, run_streams
 from ._procs import (
+    FUNCTIONS,
     FakeUpstream,
     FirestoreEmulator,
-    FunctionServer,
     ProcSample,
+    dotenv,
     machine_busy,
     raise_fd_limit,
     sample,
@@ -45,30 +48,9 @@ PROMPT_ID = "bench-prompt"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def id_token(uid: str, project: str = PROJECT) -> str:
-    """An unsigned ID token, in the Auth emulator's format.
-
-    firebase-admin verifies these only when FIREBASE_AUTH_EMULATOR_HOST is set, and the
-    function refuses to serve at all with that set on a real deployment; so the bench
-    goes through the real token-verification code path without any bypass that could
-    be switched on in production.
-    """
-    now = int(time.time())
-
-    def b64(obj: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-    claims = {
-        "iss": f"https://securetoken.google.com/{project}",
-        "aud": project,
-        "auth_time": now,
-        "user_id": uid,
-        "sub": uid,
-        "iat": now,
-        "exp": now + 3600,
-        "firebase": {"identities": {}, "sign_in_provider": "password"},
-    }
-    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+def id_token(uid: str) -> str:
+    """An unsigned ID token for the bench project (see devstack.id_token: no bypass)."""
+    return devstack.id_token(uid, project=PROJECT, email=False)
 
 
 # -- requests ------------------------------------------------------------------------------
@@ -418,15 +400,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{sc.key}: {sc.load} ...", end=" ", flush=True)
             seed(emulator)
             floor = run_floor(sc, fake, emulator)
+            # functions/.env as deployed (THREADS=1000 and the rest), with only what must
+            # point at local parts overridden, plus --env.
             server = FunctionServer(
+                "execute_prompt_stream",
+                emulator.host,
+                fake.base_url,
                 project=PROJECT,
-                firestore_host=emulator.host,
-                base_url=fake.base_url,
                 api_key=API_KEY,
+                defaults=dotenv(FUNCTIONS / ".env"),
+                env=extra_env,
                 log_dir=log_dir,
-                extra_env=extra_env,
+                start_timeout=60,
             )
-            report.setdefault("function_env", {**server.dotenv, **server.overrides})
+            report.setdefault("function_env", {**server.defaults, **server.overrides})
             report["function_env"].pop("OPENROUTER_API_KEY", None)
             server.start()
             try:
