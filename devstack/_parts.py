@@ -110,7 +110,29 @@ def id_token(
     return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
 
 
-class FirestoreEmulator:
+class _Part:
+    """A process group we started, with the log file its output goes to (if any)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        """The group leader."""
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class FirestoreEmulator(_Part):
     """gcloud's Firestore emulator (Java) in its own process group.
 
     Its output goes to `log_dir/firestore-emulator.log`, or nowhere without `log_dir`.
@@ -125,14 +147,13 @@ class FirestoreEmulator:
         start_timeout: float = 60.0,
         http_timeout: float = 30.0,
     ) -> None:
+        super().__init__()
         self.project = project
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.log_path = log_dir / "firestore-emulator.log" if log_dir is not None else None
         self.start_timeout = start_timeout
         self.http_timeout = http_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self) -> Self:
         if self.log_path is not None:
@@ -145,19 +166,6 @@ class FirestoreEmulator:
         )
         wait_http(f"http://{self.host}/", self.start_timeout, self.proc)
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-            self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
 
     def reset(self) -> None:
         """Delete every document of the project."""
@@ -175,7 +183,7 @@ class FirestoreEmulator:
         return firestore.Client(project=self.project)
 
 
-class FunctionServer:
+class FunctionServer(_Part):
     """One function of functions/main.py served as deployed: functions-framework on gunicorn.
 
     The environment is ours, then `defaults` (e.g. functions/.env), then `overrides`: what
@@ -197,6 +205,7 @@ class FunctionServer:
         log_dir: Path | None = None,
         start_timeout: float = 60.0,
     ) -> None:
+        super().__init__()
         self.target = target
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -216,8 +225,6 @@ class FunctionServer:
         # Not a deployment, not the Functions emulator: whatever our own environment says.
         for name in ("K_SERVICE", "FUNCTIONS_EMULATOR"):
             self.env.pop(name, None)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def start(self) -> Self:
         self._log = self.log_path.open("wb")
@@ -242,22 +249,8 @@ class FunctionServer:
         wait_http(f"{self.url}/__/health", self.start_timeout, self.proc)
         return self
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-            self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    @property
-    def pid(self) -> int:
-        """The functions-framework master (the gunicorn arbiter)."""
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
     def worker_pids(self) -> list[int]:
-        """The gunicorn worker(s): the master's children."""
+        """The gunicorn worker(s): children of `pid`, the functions-framework master."""
         return sorted(_children_by_parent().get(self.pid, []))
 
     def log_text(self) -> str:
