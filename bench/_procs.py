@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import devstack
-from devstack import stop_group
+from devstack import firestore_value, stop_group
 
 __all__ = [
     "FUNCTIONS",
@@ -212,7 +212,7 @@ class FirestoreEmulator(devstack.FirestoreEmulator):
 
     def put(self, collection: str, doc_id: str, fields: Mapping[str, object]) -> None:
         """Write one document through the emulator's REST API (as its owner: no rules)."""
-        body = json.dumps({"fields": {k: _value(v) for k, v in fields.items()}}).encode()
+        body = json.dumps({"fields": {k: firestore_value(v) for k, v in fields.items()}}).encode()
         req = urllib.request.Request(
             f"http://{self.host}/v1/projects/{self.project}/databases/(default)/documents/"
             f"{collection}/{doc_id}",
@@ -231,19 +231,3 @@ class FirestoreEmulator(devstack.FirestoreEmulator):
         )
         with urllib.request.urlopen(req, timeout=self.http_timeout) as resp:
             return len(json.loads(resp.read()).get("documents", []))
-
-
-def _value(value: object) -> dict[str, object]:
-    if value is None:
-        return {"nullValue": None}
-    if isinstance(value, bool):
-        return {"booleanValue": value}
-    if isinstance(value, int):
-        return {"integerValue": str(value)}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [_value(v) for v in value]}}
-    if isinstance(value, dict):
-        return {"mapValue": {"fields": {str(k): _value(v) for k, v in value.items()}}}
-    raise TypeError(f"cannot store {type(value).__name__}")

@@ -20,6 +20,7 @@ from ._parts import (
     wait_http,
 )
 from ._ports import Ports
+from ._seed import firestore_value
 from ._stack import Stack, StackOptions
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Ports",
     "Stack",
     "StackOptions",
+    "firestore_value",
     "free_port",
     "id_token",
     "stop_group",

@@ -80,7 +80,7 @@ def _request(
     return result
 
 
-def _value(value: Any) -> dict[str, Any]:
+def firestore_value(value: Any) -> dict[str, Any]:
     """A Python value as a Firestore REST `Value`."""
     if value is None:
         return {"nullValue": None}
@@ -93,9 +93,9 @@ def _value(value: Any) -> dict[str, Any]:
     if isinstance(value, dt.datetime):
         return {"timestampValue": value.isoformat().replace("+00:00", "Z")}
     if isinstance(value, list):
-        return {"arrayValue": {"values": [_value(item) for item in value]}}
+        return {"arrayValue": {"values": [firestore_value(item) for item in value]}}
     if isinstance(value, dict):
-        return {"mapValue": {"fields": {k: _value(v) for k, v in value.items()}}}
+        return {"mapValue": {"fields": {k: firestore_value(v) for k, v in value.items()}}}
     raise TypeError(f"cannot seed a {type(value).__name__}")
 
 
@@ -135,7 +135,7 @@ def seed_prompts(firestore_host: str, project_id: str, owner_uid: str = DEMO_UID
         _request(
             "PATCH",
             f"{base}/prompts/{prompt_id}",
-            {"fields": {k: _value(v) for k, v in fields.items()}},
+            {"fields": {k: firestore_value(v) for k, v in fields.items()}},
             owner=True,
         )
     return list(PROMPTS)
