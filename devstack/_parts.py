@@ -221,10 +221,12 @@ class FunctionServer(_Part):
             "FIREBASE_AUTH_EMULATOR_HOST": _AUTH_EMULATOR_HOST,
             **(env or {}),
         }
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.defaults, **self.overrides}
-        # Not a deployment, not the Functions emulator: whatever our own environment says.
-        for name in ("K_SERVICE", "FUNCTIONS_EMULATOR"):
-            self.env.pop(name, None)
+        # Not a deployment, not the Functions emulator, whatever our own environment says
+        # (a caller may still set either on purpose, through ``env``).
+        inherited = {
+            k: v for k, v in os.environ.items() if k not in ("K_SERVICE", "FUNCTIONS_EMULATOR")
+        }
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **self.defaults, **self.overrides}
 
     def start(self) -> Self:
         self._log = self.log_path.open("wb")

@@ -366,47 +366,40 @@ def test_cors_preflight_and_stream_headers(db: Any, stream_server: FunctionServe
     assert "Retry-After" in post["Access-Control-Expose-Headers"]
 
 
-def test_missing_api_key_is_a_configuration_error(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
-) -> None:
+def refused_by_a_server_with(
+    env: dict[str, str], firestore_emulator: FirestoreEmulator, fake: FakeOpenRouterThread, db: Any
+) -> Received:
+    """Start a function server with ``env`` and post one valid request to it."""
+    add_prompt(db, content="{{topic}}")
     server = FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={"OPENROUTER_API_KEY": ""},
-    )
-    server.start()
+        "execute_prompt_stream", firestore_emulator.host, fake.base_url, env=env
+    ).start()
     try:
-        add_prompt(db, content="{{topic}}")
-        got = run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
+        return run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param({"OPENROUTER_API_KEY": ""}, id="no API key"),
+        # K_SERVICE is what Cloud Run sets; with the Auth emulator switch also set, unsigned
+        # tokens would be accepted, so the function refuses to serve at all.
+        pytest.param({"K_SERVICE": "execute_prompt_stream"}, id="emulator auth on Cloud Run"),
+    ],
+)
+def test_misconfiguration_is_refused_before_any_work(
+    env: dict[str, str],
+    firestore_emulator: FirestoreEmulator,
+    fake_upstream: FakeOpenRouterThread,
+    db: Any,
+) -> None:
+    got = refused_by_a_server_with(env, firestore_emulator, fake_upstream, db)
     assert got.status == 500
     assert got.json["error"]["code"] == "configuration_error"
     assert fake_upstream.stats()["requests"] == 0
-
-
-def test_emulator_auth_is_refused_on_a_real_deployment(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
-) -> None:
-    # K_SERVICE is what Cloud Run sets; with the Auth emulator switch also set, unsigned
-    # tokens would be accepted, so the function refuses to serve at all.
-    server = FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={"K_SERVICE": "execute_prompt_stream"},
-    )
-    server.env["K_SERVICE"] = "execute_prompt_stream"
-    server.start()
-    try:
-        add_prompt(db, content="{{topic}}")
-        got = run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
-    finally:
-        server.stop()
-    assert got.status == 500
-    assert got.json["error"]["code"] == "configuration_error"
-    assert fake_upstream.stats()["requests"] == 0
+    assert executions(db) == []
 
 
 # -- the non-streaming sibling -----------------------------------------------------------------
