@@ -70,6 +70,12 @@ async def post_stream(
             return Received(resp.status, hdrs, events, decoder.comments)
 
 
+async def post_json(url: str, payload: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=payload, headers=headers) as resp:
+            return resp.status, await resp.json()
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -410,14 +416,7 @@ def test_execute_prompt_returns_json(
 ) -> None:
     add_prompt(db, content="Say {{topic}} [[fake text='whole answer']]")
 
-    async def go() -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                execute_server.url, data=body(variables={"topic": "t"}), headers=auth()
-            ) as resp:
-                return resp.status, await resp.json()
-
-    status, answer = run(go())
+    status, answer = run(post_json(execute_server.url, body(variables={"topic": "t"}), auth()))
     assert status == 200
     assert answer["content"] == "whole answer"
     assert answer["finish_reason"] == "stop"
@@ -436,14 +435,7 @@ def test_execute_prompt_maps_upstream_errors(
 ) -> None:
     add_prompt(db, content="{{topic}} [[fake " + directive + "]]")
 
-    async def go() -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                execute_server.url, data=body(variables={"topic": "t"}), headers=auth()
-            ) as resp:
-                return resp.status, await resp.json()
-
-    got_status, answer = run(go())
+    got_status, answer = run(post_json(execute_server.url, body(variables={"topic": "t"}), auth()))
     assert got_status == status
     assert answer["error"]["code"] == code
     (record,) = executions(db)
