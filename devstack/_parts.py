@@ -123,6 +123,19 @@ class _Part:
         assert self.proc is not None, "not started"
         return self.proc.pid
 
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # a part that never came up is still a process group to end
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.proc is not None:
             stop_group(self.proc)

@@ -14,11 +14,8 @@ from support import FirestoreEmulator, FunctionServer
 
 @pytest.fixture(scope="session")
 def firestore_emulator() -> Iterator[FirestoreEmulator]:
-    emulator = FirestoreEmulator().start()
-    try:
+    with FirestoreEmulator() as emulator:
         yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture(scope="session")
@@ -35,29 +32,23 @@ def fake_upstream() -> Iterator[FakeOpenRouterThread]:
 def stream_server(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt_stream",
         firestore_emulator.host,
         fake_upstream.base_url,
         env={"HEARTBEAT_SECONDS": "0.3"},
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def execute_server(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt", firestore_emulator.host, fake_upstream.base_url
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

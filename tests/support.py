@@ -7,9 +7,8 @@ the test project, the test API key and the environment every test server starts 
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ __all__ = [
     "executions",
     "free_port",
     "id_token",
-    "started",
     "stop_group",
     "wait_http",
     "worker_pids",
@@ -94,17 +92,6 @@ def id_token(
 def worker_pids(server: FunctionServer) -> list[int]:
     """The gunicorn worker(s) under the functions-framework master."""
     return server.worker_pids()
-
-
-@contextlib.contextmanager
-def started(*parts: Any) -> Iterator[None]:
-    try:
-        for part in parts:
-            part.start()
-        yield
-    finally:
-        for part in reversed(parts):
-            part.stop()
 
 
 # -- small builders for endpoint tests --------------------------------------------

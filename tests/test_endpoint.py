@@ -377,13 +377,10 @@ def refused_by_a_server_with(
 ) -> Received:
     """Start a function server with ``env`` and post one valid request to it."""
     add_prompt(db, content="{{topic}}")
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt_stream", firestore_emulator.host, fake.base_url, env=env
-    ).start()
-    try:
+    ) as server:
         return run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ RETRIES = 2  # the default UPSTREAM_MAX_RETRIES: three attempts in all
 def fault_server(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt_stream",
         firestore_emulator.host,
         fake_upstream.base_url,
@@ -38,25 +38,19 @@ def fault_server(
             "UPSTREAM_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
             "HEARTBEAT_SECONDS": "0.15",
         },
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def refused_server(firestore_emulator: FirestoreEmulator) -> Iterator[FunctionServer]:
     # A port that was free a moment ago and has no listener: connections are refused.
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt_stream",
         firestore_emulator.host,
         f"http://127.0.0.1:{free_port()}/api/v1",
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @dataclass

@@ -39,29 +39,23 @@ def leaks(text: str) -> bool:
 def log_server(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt_stream", firestore_emulator.host, fake_upstream.base_url
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def debug_server(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt",
         firestore_emulator.host,
         fake_upstream.base_url,
         env={"DEBUG_LOGGING": "true"},
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run(server: FunctionServer, db: Any, directive: str) -> tuple[int, bytes]:

@@ -50,16 +50,13 @@ def soak_fake() -> Iterator[FakeOpenRouterThread]:
 def soak_server(
     firestore_emulator: FirestoreEmulator, soak_fake: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:
-    server = FunctionServer(
+    with FunctionServer(
         "execute_prompt_stream",
         firestore_emulator.host,
         soak_fake.base_url,
         env={"THREADS": str(THREADS), "MAX_CONCURRENT_STREAMS": "100", "HEARTBEAT_SECONDS": "0.5"},
-    ).start()
-    try:
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def plan(i: int) -> tuple[str, str, str | None]:

@@ -36,15 +36,11 @@ def _server(emulator: FirestoreEmulator, fake: FakeOpenRouterThread) -> Function
 def servers(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[tuple[FunctionServer, FunctionServer]]:
-    a = _server(firestore_emulator, fake_upstream).start()
-    try:
-        b = _server(firestore_emulator, fake_upstream).start()
-        try:
-            yield a, b
-        finally:
-            b.stop()
-    finally:
-        a.stop()
+    with (
+        _server(firestore_emulator, fake_upstream) as a,
+        _server(firestore_emulator, fake_upstream) as b,
+    ):
+        yield a, b
 
 
 class OpenStream:
