@@ -127,6 +127,8 @@ class _Part:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
+        if self.proc is not None:
+            return self  # `with part.start() as part:` starts it once, not twice
         try:
             return self.start()
         except BaseException:
