@@ -4,8 +4,10 @@ the real Firestore emulator, the fake OpenRouter upstream, read with a streaming
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
 import json
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,15 @@ async def post_json(url: str, payload: bytes, headers: dict[str, str]) -> tuple[
             return resp.status, await resp.json()
 
 
+def raw_request(version: str, payload: bytes) -> bytes:
+    """A POST of ``payload`` as Alice, byte for byte, for clients written on a socket."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in auth().items())
+    return (
+        f"POST / {version}\r\nHost: 127.0.0.1\r\n{head}Content-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -93,9 +104,18 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
 # -- streaming ---------------------------------------------------------------------------
 
 
-def test_stream_relays_chunks_incrementally(db: Any, stream_server: FunctionServer) -> None:
+@pytest.fixture(params=["socket", "thread"])
+def relay(request: pytest.FixtureRequest) -> FunctionServer:
+    """The stream endpoint, once with each writer of the body: the event loop writing to
+    the connection itself (the default under gunicorn) and the request thread."""
+    name = "stream_server" if request.param == "socket" else "thread_stream_server"
+    server: FunctionServer = request.getfixturevalue(name)
+    return server
+
+
+def test_stream_relays_chunks_incrementally(db: Any, relay: FunctionServer) -> None:
     add_prompt(db, content="Story about {{topic}} [[fake chunks=5 delay=0.25]]")
-    got = run(post_stream(stream_server.url, body(variables={"topic": "owls"}), auth()))
+    got = run(post_stream(relay.url, body(variables={"topic": "owls"}), auth()))
     assert got.status == 200
     content_times = [t for t, e, d in got.events if e == "message" and d != "[DONE]"]
     assert len(content_times) == 5
@@ -106,10 +126,10 @@ def test_stream_relays_chunks_incrementally(db: Any, stream_server: FunctionServ
 
 
 def test_stream_wire_format(
-    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+    db: Any, relay: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
     add_prompt(db, content="Say {{topic}} [[fake chunks=3 text='a b c']]")
-    got = run(post_stream(stream_server.url, body(variables={"topic": "x"}), auth()))
+    got = run(post_stream(relay.url, body(variables={"topic": "x"}), auth()))
     assert got.headers["Content-Type"].startswith("text/event-stream")
     assert got.headers["Cache-Control"] == "no-cache, no-transform"
     assert got.headers["X-Accel-Buffering"] == "no"
@@ -135,14 +155,14 @@ def test_stream_wire_format(
     assert fake_upstream.stats()["requests"] == 1
 
 
-def test_event_ids_increase(db: Any, stream_server: FunctionServer) -> None:
+def test_event_ids_increase(db: Any, relay: FunctionServer) -> None:
     add_prompt(db, content="{{topic}} [[fake chunks=4]]")
     decoder_ids: list[str] = []
 
     async def go() -> None:
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                stream_server.url, data=body(variables={"topic": "t"}), headers=auth()
+                relay.url, data=body(variables={"topic": "t"}), headers=auth()
             ) as resp:
                 dec = SSEDecoder()
                 async for data in resp.content.iter_any():
@@ -239,10 +259,10 @@ def test_upstream_refusal_before_content_is_an_http_status(
 
 
 def test_error_mid_stream_is_an_error_event_and_the_partial_is_kept(
-    db: Any, stream_server: FunctionServer
+    db: Any, relay: FunctionServer
 ) -> None:
     add_prompt(db, content="{{topic}} [[fake error_after=2 chunks=5 text='a b c d e']]")
-    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    got = run(post_stream(relay.url, body(variables={"topic": "t"}), auth()))
     assert got.status == 200
     assert got.text() == "a b"
     (error,) = got.named("error")
@@ -256,22 +276,20 @@ def test_error_mid_stream_is_an_error_event_and_the_partial_is_kept(
     assert record["error_code"] == "upstream_error"
 
 
-def test_heartbeats_while_the_model_is_silent(db: Any, stream_server: FunctionServer) -> None:
+def test_heartbeats_while_the_model_is_silent(db: Any, relay: FunctionServer) -> None:
     # The test server sends a heartbeat every 0.3 s; the model is silent for 1.5 s.
     add_prompt(db, content="{{topic}} [[fake first_chunk_delay=1.5 chunks=2]]")
-    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    got = run(post_stream(relay.url, body(variables={"topic": "t"}), auth()))
     assert got.status == 200
     assert got.comments >= 3
     assert got.named("end")
 
 
 def test_disconnect_cancels_upstream_and_records_partial(
-    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+    db: Any, relay: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
     add_prompt(db, content="{{topic}} [[fake chunks=60 delay=0.1]]")
-    got = run(
-        post_stream(stream_server.url, body(variables={"topic": "t"}), auth(), stop_after_content=3)
-    )
+    got = run(post_stream(relay.url, body(variables={"topic": "t"}), auth(), stop_after_content=3))
     assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
     record = wait_until(
         lambda: next((r for r in executions(db) if r["status"] != "streaming"), None)
@@ -287,14 +305,14 @@ def test_disconnect_cancels_upstream_and_records_partial(
 
 
 def test_disconnect_while_model_is_silent_is_noticed(
-    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+    db: Any, relay: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
     add_prompt(db, content="{{topic}} [[fake first_chunk_delay=30 chunks=1]]")
 
     async def go() -> None:
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                stream_server.url, data=body(variables={"topic": "t"}), headers=auth()
+                relay.url, data=body(variables={"topic": "t"}), headers=auth()
             ) as resp:
                 assert resp.status == 200
                 await resp.content.readany()  # the start event, then leave
@@ -307,16 +325,14 @@ def test_disconnect_while_model_is_silent_is_noticed(
     assert record["status"] == "cancelled"
 
 
-def test_concurrent_streams_do_not_block_each_other(db: Any, stream_server: FunctionServer) -> None:
+def test_concurrent_streams_do_not_block_each_other(db: Any, relay: FunctionServer) -> None:
     add_prompt(db, "pub", content="{{topic}} [[fake chunks=8 delay=0.2]]", public=True)
     n = 20
 
     async def go() -> list[Received]:
         return await asyncio.gather(
             *(
-                post_stream(
-                    stream_server.url, body("pub", variables={"topic": "t"}), auth(f"user{i}")
-                )
+                post_stream(relay.url, body("pub", variables={"topic": "t"}), auth(f"user{i}"))
                 for i in range(n)
             )
         )
@@ -327,6 +343,123 @@ def test_concurrent_streams_do_not_block_each_other(db: Any, stream_server: Func
     ends = [r.events[-1][0] for r in results]
     # Every stream had its first token before any stream finished: they ran side by side.
     assert max(first_contents) < min(ends)
+
+
+def _writer(request: pytest.FixtureRequest) -> str:
+    return str(request.node.callspec.params["relay"])
+
+
+def test_log_names_the_writer_of_the_body(
+    db: Any, relay: FunctionServer, request: pytest.FixtureRequest
+) -> None:
+    add_prompt(db, content="{{topic}} [[fake chunks=3]]")
+    got = run(post_stream(relay.url, body(variables={"topic": "t"}), auth()))
+    execution_id = got.named("start")[0]["execution_id"]
+    entry = wait_until(
+        lambda: next(
+            (
+                r
+                for r in relay.log_records()
+                if r.get("message") == "execution" and r.get("execution_id") == execution_id
+            ),
+            None,
+        )
+    )
+    assert entry["status"] == "completed"
+    assert entry["writer"] == _writer(request)
+
+
+def test_keep_alive_connection_is_reused_after_a_stream(db: Any, relay: FunctionServer) -> None:
+    # After the loop gave the connection back, gunicorn ends the chunked body and serves
+    # the next request on the same socket.
+    add_prompt(db, content="{{topic}} [[fake chunks=4 text='one two three four']]")
+    conn = http.client.HTTPConnection("127.0.0.1", relay.port, timeout=20)
+    sockets = []
+    try:
+        for _ in range(3):
+            conn.request(
+                "POST",
+                "/",
+                body=body(variables={"topic": "t"}),
+                headers={**auth(), "Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            raw = resp.read()
+            assert resp.status == 200
+            assert resp.getheader("Transfer-Encoding") == "chunked"
+            assert not resp.will_close
+            decoder = SSEDecoder()
+            events = decoder.feed(raw)
+            text = "".join(
+                json.loads(e.data)["content"]
+                for e in events
+                if e.event == "message" and e.data != "[DONE]"
+            )
+            assert text == "one two three four"
+            assert events[-1].data == "[DONE]"
+            sockets.append(conn.sock)
+    finally:
+        conn.close()
+    assert sockets[0] is sockets[1] is sockets[2]
+
+
+def test_http_1_0_client_gets_an_unframed_body(db: Any, relay: FunctionServer) -> None:
+    add_prompt(db, content="{{topic}} [[fake chunks=3 text='a b c']]")
+    request = raw_request("HTTP/1.0", body(variables={"topic": "t"}))
+    received = b""
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as sock:
+        sock.sendall(request)
+        while data := sock.recv(65536):  # HTTP/1.0: the body ends when the server closes
+            received += data
+    head_bytes, _, raw = received.partition(b"\r\n\r\n")
+    assert head_bytes.startswith(b"HTTP/1.0 200") or head_bytes.startswith(b"HTTP/1.1 200")
+    assert b"transfer-encoding" not in head_bytes.lower()
+    events = SSEDecoder().feed(raw)
+    assert events[0].event == "start"
+    assert events[-1].data == "[DONE]"
+    text = "".join(
+        json.loads(e.data)["content"] for e in events if e.event == "message" and e.data != "[DONE]"
+    )
+    assert text == "a b c"
+
+
+@pytest.fixture(scope="module")
+def stall_server(firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread) -> Any:
+    with FunctionServer(
+        "execute_prompt_stream",
+        firestore_emulator.host,
+        fake_upstream.base_url,
+        env={"STALL_TIMEOUT_SECONDS": "1", "DEFAULT_MAX_TOKENS": "150000"},
+    ) as server:
+        yield server
+
+
+def test_client_that_stops_reading_is_cut_off(
+    db: Any, stall_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    # ~10 MB of events at full speed to a client whose receive window is tiny and who reads
+    # nothing after the headers: more than the socket buffers (up to 4 MB here) and the
+    # transport's high-water mark hold, so the writer waits, and after
+    # STALL_TIMEOUT_SECONDS it counts the client as gone.
+    add_prompt(db, content="{{topic}} [[fake chunks=150000 delay=0 stamp=true]]")
+    request = raw_request("HTTP/1.1", body(variables={"topic": "t"}))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.settimeout(20)
+        sock.connect(("127.0.0.1", stall_server.port))
+        sock.sendall(request)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")
+        # Now read nothing: the record must still be closed, and the upstream with it.
+        record = wait_until(
+            lambda: next((r for r in executions(db) if r["status"] != "streaming"), None),
+            timeout=15,
+        )
+        assert record["status"] == "cancelled"
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
+        assert fake_upstream.stats()["streams_completed"] == 0
+    finally:
+        sock.close()
 
 
 def test_health_probe_answers_at_once(stream_server: FunctionServer) -> None:

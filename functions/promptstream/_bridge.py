@@ -16,9 +16,13 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-__all__ = ["END", "AsyncBridge", "Pump"]
+__all__ = ["END", "AsyncBridge", "Pump", "PumpCancelled"]
 
 T = TypeVar("T")
+
+
+class PumpCancelled(Exception):
+    """What ``get()`` raises once the pump was closed (or its task cancelled)."""
 
 
 class _End:
@@ -99,7 +103,17 @@ class Pump(Generic[T]):
 
     def __init__(self, bridge: AsyncBridge, source: Callable[[], AsyncIterator[T]]) -> None:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._future = bridge.submit(self._run(source))
+        self._ended = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop = bridge.loop
+        # Spawned and cancelled by callbacks on the loop, which run in order: close()
+        # always finds the task, and the task always ends (even if cancelled before it
+        # ran), so waiting for it cannot hang.
+        self._loop.call_soon_threadsafe(self._spawn, source)
+
+    def _spawn(self, source: Callable[[], AsyncIterator[T]]) -> None:
+        self._task = self._loop.create_task(self._run(source))
+        self._task.add_done_callback(lambda _: self._ended.set())
 
     async def _run(self, source: Callable[[], AsyncIterator[T]]) -> None:
         put = self._queue.put
@@ -107,6 +121,7 @@ class Pump(Generic[T]):
             async for item in source():
                 put(item)
         except asyncio.CancelledError:
+            put(_Raised(PumpCancelled()))  # a thread still waiting learns it at once
             raise
         except BaseException as exc:  # handed to the reading thread, which decides
             put(_Raised(exc))
@@ -124,9 +139,21 @@ class Pump(Generic[T]):
         """True when ``get()`` would return at once (an item or an error is waiting)."""
         return not self._queue.empty()
 
-    def close(self) -> None:
-        """Cancel the task on the loop; the upstream response closes in its ``finally``."""
-        self._future.cancel()
+    def close(self, wait: float | None = None) -> bool:
+        """Cancel the task on the loop; the upstream response closes in its ``finally``.
+
+        With ``wait``, block up to that many seconds until the task has ended (its
+        ``finally`` blocks have run). Returns whether it has.
+        """
+        if not self._ended.is_set():
+            self._loop.call_soon_threadsafe(self._cancel)
+        if wait is not None:
+            self._ended.wait(wait)
+        return self._ended.is_set()
+
+    def _cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 class _Raised:

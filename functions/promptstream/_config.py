@@ -28,6 +28,12 @@ class Settings(BaseModel):
     heartbeat_seconds: float = Field(default=15.0, gt=0)
     # How often an idle stream checks whether the browser is still there.
     disconnect_poll_seconds: float = Field(default=0.25, gt=0)
+    # A client that takes no bytes for this long while the stream has some to send is
+    # treated as gone (only where the loop writes to the socket itself).
+    stall_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Under gunicorn, the event loop writes the body straight to the client's socket
+    # instead of handing every chunk to the request thread (see _socket.py).
+    direct_socket_writes: bool = True
     app_url: str | None = None
     app_title: str | None = "RAG Prompt Library"
     # Upstream timeouts (seconds). The deadline stays below the function's timeout_sec.

@@ -7,6 +7,7 @@ gone out, errors travel as an ``event: error``. The per-chunk path is bytes and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import queue
@@ -30,10 +31,11 @@ from pydantic import (
 )
 
 from . import _logging as logger
-from ._bridge import END, AsyncBridge, Pump
+from ._bridge import END, AsyncBridge, Pump, PumpCancelled
 from ._client import ChatStream, OpenRouterClient, OpenRouterConfig, StreamChunk
 from ._config import Settings, emulator_auth_in_production
 from ._errors import OpenRouterError
+from ._socket import ClientGone, SocketSink
 from ._sse import encode_comment, encode_event
 from ._store import LimitExceeded, Prompt, Store
 from ._templates import VariableError, VariableSpec, placeholders, render, resolve_variables
@@ -324,15 +326,28 @@ class Service:
             "temperature": body.temperature,
         }
 
-    async def _relay_source(self, client: OpenRouterClient, ex: _Execution) -> AsyncIterator[Any]:
+    async def _relay_source(
+        self,
+        client: OpenRouterClient,
+        ex: _Execution,
+        progress: _Progress,
+        sink_ready: asyncio.Future[SocketSink | None],
+    ) -> AsyncIterator[Any]:
+        """On the loop: open the upstream, hand ``_Opened`` to the request thread, then
+        either yield the chunks to that thread or, once it hands over the client's socket,
+        write the rest of the body there directly."""
         stream = client.generate_response_stream(
             ex.user_prompt, ex.system_prompt, ex.request.context, **self._overrides(ex)
         )
         try:
             await stream.start()
             yield _Opened(stream)
-            async for chunk in stream:
-                yield chunk
+            sink = await sink_ready
+            if sink is None:
+                async for chunk in stream:
+                    yield chunk
+            else:
+                await _write_direct(sink, stream, progress, self.settings.heartbeat_seconds)
         finally:
             await stream.aclose()
 
@@ -359,6 +374,7 @@ class Service:
         model: str | None = None,
         ttft: float | None = None,
         error: tuple[str, str] | None = None,
+        writer: str | None = None,
     ) -> None:
         if stream is not None:
             usage = stream.usage
@@ -404,6 +420,10 @@ class Service:
                 "usage_reported": usage is not None,
                 "error_code": fields["error_code"],
             }
+            if writer is not None:
+                # Who wrote the body: "socket" (the loop, straight to the connection) or
+                # "thread" (the request thread, handed each event).
+                entry["writer"] = writer
             if self.settings.debug_logging:
                 entry["prompt"] = ex.user_prompt
             (logger.warn if status == "error" else logger.info)("execution", **entry)
@@ -417,12 +437,23 @@ def handle_stream(request: flask.Request) -> flask.Response:
     if isinstance(started, flask.Response):
         return started
     service, ex = started
+    settings = service.settings
     peer_gone = _peer_watch(request)
+    sink = (
+        SocketSink.from_environ(request.environ, settings.stall_timeout_seconds)
+        if settings.direct_socket_writes
+        else None
+    )
+    progress = _Progress(service, ex)
+    loop = service.bridge.loop
+    sink_ready: asyncio.Future[SocketSink | None] = loop.create_future()
     # The client is fetched here, not on the loop: creating it waits for the loop.
     client = service.client()
-    pump: Pump[Any] = Pump(service.bridge, lambda: service._relay_source(client, ex))
+    pump: Pump[Any] = Pump(
+        service.bridge, lambda: service._relay_source(client, ex, progress, sink_ready)
+    )
     try:
-        first = _wait(pump, service.settings.disconnect_poll_seconds, peer_gone)
+        first = _wait(pump, settings.disconnect_poll_seconds, peer_gone)
     except OpenRouterError as exc:
         service.finish(ex, status="error", output="", error=(exc.code, service.redact(exc.message)))
         return HttpError(
@@ -436,7 +467,16 @@ def handle_stream(request: flask.Request) -> flask.Response:
         pump.close()
         return _internal(service, ex)
     assert isinstance(first, _Opened)
-    resp = flask.Response(_relay(service, ex, pump, first.stream, peer_gone), headers=SSE_HEADERS)
+
+    def choose(chosen: SocketSink | None) -> None:
+        def set_on_loop() -> None:
+            if not sink_ready.done():
+                sink_ready.set_result(chosen)
+
+        loop.call_soon_threadsafe(set_on_loop)
+
+    body = _relay(service, progress, pump, first.stream, peer_gone, sink, choose)
+    resp = flask.Response(body, headers=SSE_HEADERS)
     resp.headers["X-Execution-Id"] = ex.execution_id
     return resp
 
@@ -528,20 +568,234 @@ def _wait(pump: Pump[Any], poll: float, peer_gone: Callable[[], bool]) -> Any:
                 raise _ClientGone from None
 
 
+class _Progress:
+    """What one stream has relayed so far, and the bytes of each step of its body.
+
+    Both ways of writing the body use it (the request thread, or the loop writing to the
+    socket directly); only one of them touches it at a time, and the request thread reads
+    it for the record once the loop is done with it.
+    """
+
+    __slots__ = (
+        "error",
+        "ex",
+        "parts",
+        "reasoning",
+        "seq",
+        "service",
+        "status",
+        "ttft",
+        "writer",
+    )
+
+    def __init__(self, service: Service, ex: _Execution) -> None:
+        self.service = service
+        self.ex = ex
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.seq = 0
+        self.ttft: float | None = None
+        # Until the stream ends one way or another, it counts as cancelled.
+        self.status = "cancelled"
+        self.error: tuple[str, str] | None = None
+        self.writer: str | None = None
+
+    def start(self) -> bytes:
+        ex = self.ex
+        start = {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
+        return encode_event(json.dumps(start), event="start")
+
+    def chunk(self, chunk: StreamChunk) -> bytes | None:
+        """The content event for ``chunk``, or ``None`` for the usage chunk (which goes
+        out with the end event)."""
+        if not (chunk.content or chunk.reasoning or chunk.finish_reason):
+            return None
+        if self.ttft is None and chunk.content:
+            self.ttft = time.monotonic()
+        payload: dict[str, Any] = {"content": chunk.content, "finish_reason": chunk.finish_reason}
+        if chunk.content:
+            self.parts.append(chunk.content)
+        if chunk.reasoning:
+            self.reasoning.append(chunk.reasoning)
+            payload["reasoning"] = chunk.reasoning
+        self.seq += 1
+        return encode_event(json.dumps(payload, ensure_ascii=False), id=self.seq)
+
+    def end(self, stream: ChatStream) -> bytes:
+        self.status = "completed"
+        ex = self.ex
+        return (
+            encode_event(
+                json.dumps(
+                    {
+                        "execution_id": ex.execution_id,
+                        "model": stream.model or ex.model,
+                        "finish_reason": stream.finish_reason,
+                        "usage": stream.usage,
+                        "generation_id": stream.generation_id,
+                    },
+                    ensure_ascii=False,
+                ),
+                event="end",
+            )
+            + _DONE
+        )
+
+    def upstream_error(self, exc: OpenRouterError) -> bytes:
+        self.status = "error"
+        self.error = (exc.code, self.service.redact(exc.message))
+        return _error_event(*self.error)
+
+    def internal_error(self) -> bytes:
+        """For a bug while relaying: logs it (with the traceback of the exception being
+        handled) and returns the error event."""
+        logger.error(
+            "relay failed",
+            execution_id=self.ex.execution_id,
+            traceback=self.service.redact(traceback.format_exc()),
+        )
+        self.status = "error"
+        self.error = ("internal", "internal error")
+        return _error_event("internal", "Internal error.")
+
+    def finish(self, stream: ChatStream) -> None:
+        self.service.finish(
+            self.ex,
+            status=self.status,
+            output="".join(self.parts),
+            reasoning="".join(self.reasoning),
+            stream=stream,
+            ttft=self.ttft,
+            error=self.error,
+            writer=self.writer,
+        )
+
+
+def _error_event(code: str, message: str) -> bytes:
+    return encode_event(json.dumps({"code": code, "message": message}), event="error") + _DONE
+
+
+async def _write_direct(
+    sink: SocketSink, stream: ChatStream, progress: _Progress, heartbeat: float
+) -> None:
+    """On the loop: write every remaining event of the body to the client's socket.
+
+    Ends normally once ``[DONE]`` is queued (after an upstream error too: that is an
+    event of the body); raises ``ClientGone`` when the client left.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    await sink.open(on_gone=lambda: _cancel(task))
+    pinger = _Pinger(sink, heartbeat)
+    try:
+        try:
+            async for chunk in stream:
+                data = progress.chunk(chunk)
+                if data is not None:
+                    sink.write(data)
+                    await sink.drain()
+            sink.write(progress.end(stream))
+        except OpenRouterError as exc:
+            sink.write(progress.upstream_error(exc))
+        except asyncio.CancelledError:
+            if not sink.gone:
+                raise
+            task.uncancel()
+            raise ClientGone from None
+        except ClientGone:
+            raise
+        except Exception:
+            sink.write(progress.internal_error())
+    finally:
+        pinger.cancel()
+        await sink.close()
+
+
+def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+
+
+class _Pinger:
+    """Heartbeats for a directly written stream: a ``: ping`` once nothing has been
+    written for ``every`` seconds. One timer per stream, re-armed lazily, so writing a
+    chunk costs nothing here."""
+
+    __slots__ = ("_every", "_handle", "_loop", "_sink")
+
+    _PING = encode_comment("ping")
+
+    def __init__(self, sink: SocketSink, every: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._sink = sink
+        self._every = every
+        self._handle = self._loop.call_at(sink.last_write + every, self._tick)
+
+    def _tick(self) -> None:
+        sink = self._sink
+        now = self._loop.time()
+        due = sink.last_write + self._every
+        if now >= due:
+            try:
+                sink.write(self._PING)
+            except ClientGone:
+                return
+            due = now + self._every
+        self._handle = self._loop.call_at(due, self._tick)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 def _relay(
     service: Service,
-    ex: _Execution,
+    progress: _Progress,
     pump: Pump[Any],
     stream: ChatStream,
     peer_gone: Callable[[], bool],
+    sink: SocketSink | None,
+    choose: Callable[[SocketSink | None], None],
 ) -> Iterator[bytes]:
+    """The response body. gunicorn writes the first event (with the headers); then the
+    loop writes the rest straight to the socket when it can (``sink``), else this thread
+    writes what the loop hands it."""
     settings = service.settings
-    parts: list[str] = []
-    reasoning: list[str] = []
-    status = "cancelled"
-    error: tuple[str, str] | None = None
-    ttft: float | None = None
-    seq = 0
+    try:
+        yield progress.start()
+        if sink is not None:
+            progress.writer = "socket"
+            choose(sink)
+            # The loop owns the socket until the task ends; the task puts END (or the
+            # exception it ended with) after its ``finally`` gave the socket back.
+            bound = settings.upstream_deadline + 2 * settings.stall_timeout_seconds + 60
+            try:
+                pump.get(timeout=bound)
+            except (ClientGone, PumpCancelled):
+                progress.status = "cancelled"  # even if the end event was queued
+            except queue.Empty:
+                progress.status = "error"
+                progress.error = ("internal", "the relay did not end in time")
+            except Exception:
+                progress.internal_error()
+            return
+        progress.writer = "thread"
+        choose(None)
+        yield from _relay_threaded(progress, pump, stream, peer_gone, settings)
+    except (_ClientGone, GeneratorExit):
+        progress.status = "cancelled"
+    finally:
+        # Wait for the task to end: the socket must be back before gunicorn writes again.
+        pump.close(wait=settings.stall_timeout_seconds + 5)
+        progress.finish(stream)
+
+
+def _relay_threaded(
+    progress: _Progress,
+    pump: Pump[Any],
+    stream: ChatStream,
+    peer_gone: Callable[[], bool],
+    settings: Settings,
+) -> Iterator[bytes]:
+    """The body written by this thread, from the items the loop hands it."""
     idle_poll = settings.disconnect_poll_seconds
     poll = min(idle_poll, settings.heartbeat_seconds)
     heartbeat = settings.heartbeat_seconds
@@ -550,105 +804,40 @@ def _relay(
     # thread writes them (a burst, or a busy CPU), they go out in one write: one trip
     # through WSGI and one send() for many events instead of one each.
     pending: list[bytes] = []
-    try:
-        yield encode_event(
-            json.dumps(
-                {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
-            ),
-            event="start",
-        )
-        next_ping = time.monotonic() + heartbeat
-        while True:
-            if pending and (len(pending) >= _MAX_COALESCED or not pump.ready()):
-                # Never wait for the upstream with bytes unsent.
-                yield b"".join(pending)
-                pending.clear()
-                next_ping = time.monotonic() + heartbeat
-            try:
-                item = pump.get(timeout=poll)
-            except queue.Empty:
-                if peer_gone():
-                    raise _ClientGone from None
-                now = time.monotonic()
-                if now >= next_ping:
-                    next_ping = now + heartbeat
-                    yield ping
-                # Wake up for the next heartbeat on time, or to check on the browser.
-                poll = max(0.001, min(idle_poll, next_ping - now))
-                continue
-            except OpenRouterError as exc:
-                status = "error"
-                error = (exc.code, service.redact(exc.message))
-                if pending:
-                    yield b"".join(pending)
-                yield encode_event(
-                    json.dumps({"code": error[0], "message": error[1]}), event="error"
-                )
-                yield _DONE
-                return
-            except Exception:
-                logger.error(
-                    "relay failed",
-                    execution_id=ex.execution_id,
-                    traceback=service.redact(traceback.format_exc()),
-                )
-                status = "error"
-                error = ("internal", "internal error")
-                if pending:
-                    yield b"".join(pending)
-                yield encode_event(
-                    json.dumps({"code": "internal", "message": "Internal error."}), event="error"
-                )
-                yield _DONE
-                return
-            if item is END:
-                status = "completed"
-                if pending:
-                    yield b"".join(pending)
-                yield encode_event(
-                    json.dumps(
-                        {
-                            "execution_id": ex.execution_id,
-                            "model": stream.model or ex.model,
-                            "finish_reason": stream.finish_reason,
-                            "usage": stream.usage,
-                            "generation_id": stream.generation_id,
-                        },
-                        ensure_ascii=False,
-                    ),
-                    event="end",
-                )
-                yield _DONE
-                return
-            chunk = cast(StreamChunk, item)
-            if not (chunk.content or chunk.reasoning or chunk.finish_reason):
-                continue  # the usage chunk: it goes out with the end event
-            if ttft is None and chunk.content:
-                ttft = time.monotonic()
-            payload: dict[str, Any] = {
-                "content": chunk.content,
-                "finish_reason": chunk.finish_reason,
-            }
-            if chunk.content:
-                parts.append(chunk.content)
-            if chunk.reasoning:
-                reasoning.append(chunk.reasoning)
-                payload["reasoning"] = chunk.reasoning
-            seq += 1
-            pending.append(encode_event(json.dumps(payload, ensure_ascii=False), id=seq))
-    except (_ClientGone, GeneratorExit):
-        status = "cancelled"
-    finally:
-        pump.close()
-        service.finish(
-            ex,
-            status=status,
-            output="".join(parts),
-            reasoning="".join(reasoning),
-            stream=stream,
-            ttft=ttft,
-            error=error,
-        )
+    next_ping = time.monotonic() + heartbeat
+    while True:
+        if pending and (len(pending) >= _MAX_COALESCED or not pump.ready()):
+            # Never wait for the upstream with bytes unsent.
+            yield b"".join(pending)
+            pending.clear()
+            next_ping = time.monotonic() + heartbeat
+        try:
+            item = pump.get(timeout=poll)
+        except queue.Empty:
+            if peer_gone():
+                raise _ClientGone from None
+            now = time.monotonic()
+            if now >= next_ping:
+                next_ping = now + heartbeat
+                yield ping
+            # Wake up for the next heartbeat on time, or to check on the browser.
+            poll = max(0.001, min(idle_poll, next_ping - now))
+            continue
+        except OpenRouterError as exc:
+            pending.append(progress.upstream_error(exc))
+            yield b"".join(pending)
+            return
+        except Exception:
+            pending.append(progress.internal_error())
+            yield b"".join(pending)
+            return
+        if item is END:
+            pending.append(progress.end(stream))
+            yield b"".join(pending)
+            return
+        data = progress.chunk(cast(StreamChunk, item))
+        if data is not None:
+            pending.append(data)
 
 
 def _peer_watch(request: flask.Request) -> Callable[[], bool]:
