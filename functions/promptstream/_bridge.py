@@ -16,6 +16,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
+import uvloop
+
 __all__ = ["END", "AsyncBridge", "Pump", "PumpCancelled"]
 
 T = TypeVar("T")
@@ -36,7 +38,12 @@ END = _End()
 
 
 class AsyncBridge:
-    """One event loop per process, in a daemon thread, started on first use."""
+    """One event loop per process, in a daemon thread, started on first use.
+
+    The loop is uvloop's: with the body written from the loop (``_socket.py``) the loop
+    thread carries every relayed chunk, and libuv's loop costs a quarter less CPU per
+    chunk than asyncio's pure-Python one (bench S4: 26 µs against 34-54 µs).
+    """
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,7 +58,7 @@ class AsyncBridge:
             with self._loop_lock:
                 if self._loop is None:
                     ready = threading.Event()
-                    new_loop = asyncio.new_event_loop()
+                    new_loop = uvloop.new_event_loop()
 
                     def run() -> None:
                         asyncio.set_event_loop(new_loop)
