@@ -58,11 +58,12 @@ class SocketSink:
         connection served by gunicorn."""
         sock = environ.get("gunicorn.socket")
         protocol = environ.get("SERVER_PROTOCOL")
+        # TLS shows in the socket's type; wsgi.url_scheme does not tell (gunicorn sets it
+        # from X-Forwarded-Proto for trusted proxies).
         if (
             not isinstance(sock, socket.socket)
             or isinstance(sock, ssl.SSLSocket)
             or not str(environ.get("SERVER_SOFTWARE", "")).startswith("gunicorn/")
-            or environ.get("wsgi.url_scheme") != "http"
             or protocol not in ("HTTP/1.1", "HTTP/1.0")
             or any(key.startswith("gunicorn.http2") for key in environ)
         ):

@@ -1,0 +1,163 @@
+"""SocketSink on its own: which connections the loop may take over, the bytes it puts on
+the wire, and the socket it gives back. Real sockets; the end-to-end tests are in
+test_endpoint.py."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from promptstream._socket import ClientGone, SocketSink
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    server, client = socket.socketpair()
+    server.setblocking(True)
+    try:
+        yield server, client
+    finally:
+        server.close()
+        client.close()
+
+
+def environ(sock: Any, **extra: Any) -> dict[str, Any]:
+    env = {
+        "gunicorn.socket": sock,
+        "SERVER_SOFTWARE": "gunicorn/27.0.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+    }
+    env.update(extra)
+    return env
+
+
+def test_plain_http_1_1_under_gunicorn_is_taken_over_chunked(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    sink = SocketSink.from_environ(environ(pair[0]), 30)
+    assert sink is not None and sink._chunked
+
+
+def test_http_1_0_is_taken_over_unframed(pair: tuple[socket.socket, socket.socket]) -> None:
+    sink = SocketSink.from_environ(environ(pair[0], SERVER_PROTOCOL="HTTP/1.0"), 30)
+    assert sink is not None and not sink._chunked
+
+
+def test_a_forwarded_https_scheme_does_not_matter(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # Behind a trusted proxy gunicorn sets wsgi.url_scheme from X-Forwarded-Proto; the
+    # connection to gunicorn is still plain.
+    assert SocketSink.from_environ(environ(pair[0], **{"wsgi.url_scheme": "https"}), 30)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"SERVER_SOFTWARE": "Werkzeug/3.1.9"},
+        {"SERVER_PROTOCOL": "HTTP/2"},
+        {"gunicorn.http2.priority_weight": 16},
+        {"gunicorn.socket": None},
+        {"gunicorn.socket": object()},
+    ],
+    ids=["werkzeug", "http2-protocol", "http2-stream", "no-socket", "not-a-socket"],
+)
+def test_anything_else_keeps_the_thread_writer(
+    pair: tuple[socket.socket, socket.socket], change: dict[str, Any]
+) -> None:
+    assert SocketSink.from_environ(environ(pair[0], **change), 30) is None
+
+
+def test_tls_in_gunicorn_keeps_the_thread_writer(pair: tuple[socket.socket, socket.socket]) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls = context.wrap_socket(socket.socket(), server_side=True, do_handshake_on_connect=False)
+    try:
+        assert SocketSink.from_environ(environ(tls), 30) is None
+    finally:
+        tls.close()
+
+
+def read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(5)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_writes_chunks_and_gives_the_socket_back_blocking(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = pair
+    sink = SocketSink.from_environ(environ(server), 30)
+    assert sink is not None
+    gone: list[bool] = []
+
+    async def go() -> None:
+        await sink.open(on_gone=lambda: gone.append(True))
+        # Non-blocking while the loop writes (the duplicate shares the file's flags) ...
+        assert not os.get_blocking(server.fileno())
+        sink.write(b"data: a\n\n")
+        sink.write(b"data: bc\n\n")
+        await sink.drain()
+        await sink.close()
+
+    asyncio.run(go())
+    # ... and blocking again, as gunicorn left it, once given back.
+    assert os.get_blocking(server.fileno()) and server.gettimeout() is None
+    server.sendall(b"0\r\n\r\n")  # what gunicorn writes next, on its own descriptor
+    server.shutdown(socket.SHUT_WR)
+    assert read_all(client) == b"9\r\ndata: a\n\n\r\na\r\ndata: bc\n\n\r\n0\r\n\r\n"
+    assert not gone and not sink.gone
+
+
+def test_a_peer_that_closes_is_noticed_while_idle(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = pair
+    sink = SocketSink.from_environ(environ(server), 30)
+    assert sink is not None
+
+    async def go() -> bool:
+        noticed = asyncio.Event()
+        await sink.open(on_gone=noticed.set)
+        client.close()  # nothing is being written: only the watch can tell
+        try:
+            await asyncio.wait_for(noticed.wait(), 5)
+        finally:
+            await sink.close()
+        with pytest.raises(ClientGone):
+            sink.write(b"late")
+        return sink.gone
+
+    assert asyncio.run(go())
+    assert os.get_blocking(server.fileno())
+
+
+def test_a_client_that_takes_nothing_is_given_up_after_the_stall_timeout(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, _client = pair  # the client never reads
+    sink = SocketSink.from_environ(environ(server), 0.3)
+    assert sink is not None
+
+    async def go() -> None:
+        await sink.open(on_gone=lambda: None)
+        try:
+            with pytest.raises(ClientGone):
+                for _ in range(10_000):  # far more than the socket buffers hold
+                    sink.write(b"x" * 4096)
+                    await sink.drain()
+        finally:
+            await sink.close()
+
+    asyncio.run(go())
+    assert sink.gone
+    assert os.get_blocking(server.fileno())
