@@ -207,6 +207,13 @@ def table(report: dict[str, Any]) -> str:
         "times in ms; 'added' = relay minus floor at the same percentile; "
         "'other CPU s' = used by processes outside the bench while the run lasted"
     )
+    priority = report.get("firestore_emulator_priority")
+    if priority:
+        group = ", its autogroup too" if priority.get("autogroup") else ""
+        lines.append(
+            f"Firestore emulator at nice {priority.get('nice')}{group} "
+            "(a stand-in for a remote service: it gets the cores nothing else wants)"
+        )
     extra = []
     for key, sc in report["scenarios"].items():
         relay = sc["relay"]

@@ -394,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print("starting the Firestore emulator and the fake upstream ...", flush=True)
         emulator.start()
+        report["firestore_emulator_priority"] = emulator.priority
         fake.start()
         for sc in scenarios:
             t0 = time.monotonic()
