@@ -403,6 +403,28 @@ def test_keep_alive_connection_is_reused_after_a_stream(db: Any, relay: Function
     assert sockets[0] is sockets[1] is sockets[2]
 
 
+def test_a_request_pipelined_during_a_stream_is_answered_after_it(
+    db: Any, relay: FunctionServer
+) -> None:
+    # The loop must not read from the connection it writes to: the next request is
+    # gunicorn's to read once the stream is over.
+    add_prompt(db, content="{{topic}} [[fake chunks=6 delay=0.1]]")
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as sock:
+        sock.sendall(raw_request("HTTP/1.1", body(variables={"topic": "t"})))
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # the stream is under way
+        sock.sendall(b"GET /__/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        received = b""
+        deadline = time.monotonic() + 20
+        while not received.endswith(b"ok") and time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+    stream, _, health = received.partition(b"0\r\n\r\n")
+    assert b"data: [DONE]" in stream
+    assert health.startswith(b"HTTP/1.1 200") and health.endswith(b"ok")
+
+
 def test_http_1_0_client_gets_an_unframed_body(db: Any, relay: FunctionServer) -> None:
     add_prompt(db, content="{{topic}} [[fake chunks=3 text='a b c']]")
     request = raw_request("HTTP/1.0", body(variables={"topic": "t"}))

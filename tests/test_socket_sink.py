@@ -1,6 +1,6 @@
 """SocketSink on its own: which connections the loop may take over, the bytes it puts on
-the wire, and the socket it gives back. Real sockets; the end-to-end tests are in
-test_endpoint.py."""
+the wire, and the socket it gives back. Real sockets, on uvloop (the bridge's loop); the
+end-to-end tests are in test_endpoint.py."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import uvloop
 
 from promptstream._socket import ClientGone, SocketSink
 
@@ -109,7 +110,7 @@ def test_writes_chunks_and_gives_the_socket_back_blocking(
         await sink.drain()
         await sink.close()
 
-    asyncio.run(go())
+    uvloop.run(go())
     # ... and blocking again, as gunicorn left it, once given back.
     assert os.get_blocking(server.fileno()) and server.gettimeout() is None
     server.sendall(b"0\r\n\r\n")  # what gunicorn writes next, on its own descriptor
@@ -137,7 +138,7 @@ def test_a_peer_that_closes_is_noticed_while_idle(
             sink.write(b"late")
         return sink.gone
 
-    assert asyncio.run(go())
+    assert uvloop.run(go())
     assert os.get_blocking(server.fileno())
 
 
@@ -158,6 +159,27 @@ def test_a_client_that_takes_nothing_is_given_up_after_the_stall_timeout(
         finally:
             await sink.close()
 
-    asyncio.run(go())
+    uvloop.run(go())
     assert sink.gone
     assert os.get_blocking(server.fileno())
+
+
+def test_bytes_the_client_sends_meanwhile_are_left_for_gunicorn(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = pair
+    sink = SocketSink.from_environ(environ(server), 30)
+    assert sink is not None
+
+    async def go() -> None:
+        await sink.open(on_gone=lambda: None)
+        client.sendall(b"GET /next HTTP/1.1\r\n\r\n")  # a pipelined request
+        for _ in range(5):
+            sink.write(b"data: x\n\n")
+            await asyncio.sleep(0.02)  # the loop runs its reader callback meanwhile
+        await sink.close()
+
+    uvloop.run(go())
+    assert not sink.gone
+    server.settimeout(5)
+    assert server.recv(100) == b"GET /next HTTP/1.1\r\n\r\n"
