@@ -183,3 +183,34 @@ def test_bytes_the_client_sends_meanwhile_are_left_for_gunicorn(
     assert not sink.gone
     server.settimeout(5)
     assert server.recv(100) == b"GET /next HTTP/1.1\r\n\r\n"
+
+
+def test_bytes_read_before_the_pause_end_the_body_and_the_connection(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # A request already waiting when the loop takes over may be read by the transport
+    # (uvloop reads before it can be paused). Then the body is ended here and the
+    # connection shut down; otherwise the bytes are still there for gunicorn.
+    server, client = pair
+    pipelined = b"GET /next HTTP/1.1\r\n\r\n"
+    client.sendall(pipelined)
+    sink = SocketSink.from_environ(environ(server), 30)
+    assert sink is not None
+
+    async def go() -> bool:
+        await sink.open(on_gone=lambda: None)
+        sink.write(b"data: x\n\n")
+        await asyncio.sleep(0.05)
+        read = sink._protocol is not None and sink._protocol.read_ahead
+        await sink.close()
+        return read
+
+    read_ahead = uvloop.run(go())
+    assert os.get_blocking(server.fileno())
+    if read_ahead:
+        with pytest.raises(OSError):  # shut down: gunicorn's own last chunk fails
+            server.sendall(b"0\r\n\r\n")
+        assert read_all(client) == b"9\r\ndata: x\n\n\r\n0\r\n\r\n"
+    else:
+        server.settimeout(5)
+        assert server.recv(100) == pipelined
