@@ -101,6 +101,13 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
     return predicate()
 
 
+def closed_record(db: Any, timeout: float = 10.0) -> Any:
+    """The first execution record that is no longer ``streaming`` (None if none in time)."""
+    return wait_until(
+        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None), timeout
+    )
+
+
 # -- streaming ---------------------------------------------------------------------------
 
 
@@ -291,9 +298,7 @@ def test_disconnect_cancels_upstream_and_records_partial(
     add_prompt(db, content="{{topic}} [[fake chunks=60 delay=0.1]]")
     got = run(post_stream(relay.url, body(variables={"topic": "t"}), auth(), stop_after_content=3))
     assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
-    record = wait_until(
-        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None)
-    )
+    record = closed_record(db)
     assert record["status"] == "cancelled"
     # The record holds at least what the client saw; chunks written after the client
     # stopped reading (before the relay noticed) may be there too.
@@ -319,9 +324,7 @@ def test_disconnect_while_model_is_silent_is_noticed(
 
     run(go())
     assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
-    record = wait_until(
-        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None)
-    )
+    record = closed_record(db)
     assert record["status"] == "cancelled"
 
 
@@ -449,20 +452,17 @@ def test_a_request_pipelined_as_the_stream_starts_is_answered_or_the_connection_
     assert sep and stream.endswith(b"data: [DONE]\n\n")
     assert rest == b"" or (rest.startswith(b"HTTP/1.1 200") and rest.endswith(b"ok"))
     # The record is closed just after the last byte went out.
-    record = wait_until(
-        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None)
-    )
+    record = closed_record(db)
     assert record["status"] == "completed"
 
 
 def test_http_1_0_client_gets_an_unframed_body(db: Any, relay: FunctionServer) -> None:
     add_prompt(db, content="{{topic}} [[fake chunks=3 text='a b c']]")
     request = raw_request("HTTP/1.0", body(variables={"topic": "t"}))
-    received = b""
     with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as sock:
         sock.sendall(request)
-        while data := sock.recv(65536):  # HTTP/1.0: the body ends when the server closes
-            received += data
+        # HTTP/1.0: the body ends when the server closes the connection.
+        received = _read_until(sock, lambda _: False)
     head_bytes, _, raw = received.partition(b"\r\n\r\n")
     assert head_bytes.startswith(b"HTTP/1.0 200") or head_bytes.startswith(b"HTTP/1.1 200")
     assert b"transfer-encoding" not in head_bytes.lower()
@@ -503,10 +503,7 @@ def test_client_that_stops_reading_is_cut_off(
         sock.sendall(request)
         assert sock.recv(1024).startswith(b"HTTP/1.1 200")
         # Now read nothing: the record must still be closed, and the upstream with it.
-        record = wait_until(
-            lambda: next((r for r in executions(db) if r["status"] != "streaming"), None),
-            timeout=15,
-        )
+        record = closed_record(db, timeout=15)
         assert record["status"] == "cancelled"
         assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
         assert fake_upstream.stats()["streams_completed"] == 0
