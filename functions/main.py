@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import flask
 from firebase_functions import https_fn, options, params
 from firebase_functions.core import init
@@ -36,6 +38,11 @@ _options = {
 @init
 def _warm_up() -> None:
     get_service()
+    # What is alive after start-up lives as long as the process. Frozen, the collector
+    # stops walking it: a full collection over it took 60-110 ms, a pause for every
+    # stream the instance was relaying (bench S2).
+    gc.collect()
+    gc.freeze()
 
 
 @https_fn.on_request(**_options)  # type: ignore[arg-type]
