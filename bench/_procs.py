@@ -31,7 +31,7 @@ __all__ = [
     "FirestoreEmulator",
     "ProcSample",
     "dotenv",
-    "machine_busy",
+    "machine_cpu",
     "raise_fd_limit",
     "sample",
     "tree_pids",
@@ -145,12 +145,14 @@ def sample(pids: Iterable[int]) -> ProcSample:
     return ProcSample(cpu, sys_cpu, hwm)
 
 
-def machine_busy() -> float:
-    """CPU seconds the whole machine has been busy (all processes, all cores)."""
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine (all processes, all cores) has been busy, and the
+    seconds its hypervisor gave its cores to someone else (steal)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     ticks = [int(x) for x in fields]
-    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / _CLK_TCK
+    # user nice system idle iowait irq softirq steal ...
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    return busy / _CLK_TCK, ticks[7] / _CLK_TCK
 
 
 # -- the parts ---------------------------------------------------------------------------

@@ -151,6 +151,7 @@ def table(report: dict[str, Any]) -> str:
         "RSS MB",
         "FS CPU s",
         "other CPU s",
+        "steal s",
     )
     rows: list[tuple[str, ...]] = [head]
     for key, sc in report["scenarios"].items():
@@ -172,6 +173,7 @@ def table(report: dict[str, Any]) -> str:
                     _fmt(r.get("relay_peak_rss_mb"), 0),
                     _fmt(r["cpu_s"].get("firestore"), 2),
                     _fmt(r["cpu_s"].get("other"), 1),
+                    _fmt(r["cpu_s"].get("steal"), 1),
                 )
             )
         add = sc["added"]
@@ -185,6 +187,7 @@ def table(report: dict[str, Any]) -> str:
                 _pct(add["lag_ms"], "p50", 2),
                 _pct(add["lag_ms"], "p99", 2),
                 _pct(add["lag_ms"], "max", 1),
+                "",
                 "",
                 "",
                 "",
@@ -205,7 +208,8 @@ def table(report: dict[str, Any]) -> str:
     lines.append("loads: " + "; ".join(f"{k} {v['load']}" for k, v in report["scenarios"].items()))
     lines.append(
         "times in ms; 'added' = relay minus floor at the same percentile; "
-        "'other CPU s' = used by processes outside the bench while the run lasted"
+        "'other CPU s' = used by processes outside the bench while the run lasted; "
+        "'steal s' = core time the hypervisor gave to other machines during the run"
     )
     priority = report.get("firestore_emulator_priority")
     if priority:
