@@ -121,28 +121,39 @@ async def run_all(url: str, indices: range, tally: Tally) -> None:
         await asyncio.wait_for(asyncio.gather(*(gated(i) for i in indices)), 120)
 
 
-def counts(pid: int, fake_port: int, own_port: int) -> dict[str, int]:
-    """Threads and fds of the worker; its upstream connections and inbound ones."""
+def counts(pid: int, fake_port: int, own_port: int, firestore_port: int) -> dict[str, int]:
+    """Threads and fds of the worker; its upstream, Firestore and inbound connections."""
     proc = Path(f"/proc/{pid}")
-    upstream = inbound = 0
+    upstream = firestore = inbound = 0
     for line in (proc / "net" / "tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local_port = int(fields[1].split(":")[1], 16)
         remote_port = int(fields[2].split(":")[1], 16)
         if remote_port == fake_port and fields[3] == "01":  # ESTABLISHED
             upstream += 1
+        if remote_port == firestore_port and fields[3] == "01":
+            firestore += 1
         if local_port == own_port and fields[3] in ("01", "08"):  # ESTABLISHED, CLOSE_WAIT
             inbound += 1
     return {
         "threads": len(os.listdir(proc / "task")),
         "fds": len(os.listdir(proc / "fd")),
         "upstream": upstream,
+        "firestore": firestore,
         "inbound": inbound,
     }
 
 
+def pooled(c: dict[str, int]) -> int:
+    """The fds that are pooled connections (to the upstream and to Firestore)."""
+    return c["upstream"] + c["firestore"]
+
+
 def settled(
-    pid: int, ports: tuple[int, int], ok: Callable[[dict[str, int]], bool], timeout: float = 10
+    pid: int,
+    ports: tuple[int, int, int],
+    ok: Callable[[dict[str, int]], bool],
+    timeout: float = 10,
 ) -> dict[str, int]:
     """Counts once ``ok`` holds (gunicorn closes idle keep-alive sockets after 2 s)."""
     deadline = time.monotonic() + timeout
@@ -153,7 +164,12 @@ def settled(
         time.sleep(0.2)
 
 
-async def test_soak(soak_server: FunctionServer, soak_fake: FakeOpenRouterThread, db: Any) -> None:
+async def test_soak(
+    soak_server: FunctionServer,
+    soak_fake: FakeOpenRouterThread,
+    firestore_emulator: FirestoreEmulator,
+    db: Any,
+) -> None:
     add_prompt(
         db,
         "soak",
@@ -163,7 +179,7 @@ async def test_soak(soak_server: FunctionServer, soak_fake: FakeOpenRouterThread
     )
     url = soak_server.url + "/"
     [worker] = worker_pids(soak_server)
-    ports = (soak_fake.port, soak_server.port)
+    ports = (soak_fake.port, soak_server.port, firestore_emulator.port)
     idle = counts(worker, *ports)
 
     # Warm-up at full concurrency: gunicorn's threads, the loop thread and the upstream
@@ -180,9 +196,7 @@ async def test_soak(soak_server: FunctionServer, soak_fake: FakeOpenRouterThread
     after = settled(
         worker,
         ports,
-        lambda c: (
-            c["inbound"] == 0 and c["fds"] - c["upstream"] <= before["fds"] - before["upstream"]
-        ),
+        lambda c: c["inbound"] == 0 and c["fds"] - pooled(c) <= before["fds"] - pooled(before),
     )
     print(f"\nsoak: {TOTAL} executions in {elapsed:.1f}s, peak {tally.peak} open streams")
     print(f"soak: idle {idle} warm {before} after {after}")
@@ -190,11 +204,13 @@ async def test_soak(soak_server: FunctionServer, soak_fake: FakeOpenRouterThread
     assert tally.peak >= 50
     # Bounded by the configured pools, not by the number of executions: gunicorn's 80
     # request threads plus the bridge loop, and at most one pooled upstream connection
-    # per concurrent stream. Every other fd is back to the warm baseline.
+    # and one Firestore connection per concurrent stream. Every other fd is back to the
+    # warm baseline.
     assert after["threads"] <= idle["threads"] + THREADS + 2
     assert after["upstream"] <= CONCURRENCY
+    assert after["firestore"] <= CONCURRENCY
     assert after["inbound"] == 0
-    assert after["fds"] - after["upstream"] <= before["fds"] - before["upstream"] + 2
+    assert after["fds"] - pooled(after) <= before["fds"] - pooled(before) + 2
 
     # Exactly one final record per execution, none still streaming.
     records = [d.to_dict() | {"id": d.id} for d in db.collection("executions").stream()]

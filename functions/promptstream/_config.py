@@ -43,6 +43,8 @@ class Settings(BaseModel):
     upstream_deadline: float = Field(default=3300.0, gt=0)
     upstream_max_retries: int = Field(default=2, ge=0, le=10)
     upstream_backoff_base: float = Field(default=0.5, ge=0)
+    # Each Firestore call (a read of two documents, a commit) gives up after this long.
+    firestore_timeout_seconds: float = Field(default=10.0, gt=0)
     # Request limits.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     max_variables: int = Field(default=50, gt=0)
@@ -51,7 +53,7 @@ class Settings(BaseModel):
     max_prompt_chars: int = Field(default=200_000, gt=0)
     default_max_tokens: int = Field(default=2048, gt=0)
     max_tokens_cap: int = Field(default=32_000, gt=0)
-    # Per-user limits, enforced in Firestore transactions.
+    # Per-user limits, enforced by conditional Firestore commits.
     max_concurrent_streams: int = Field(default=5, gt=0)
     daily_token_budget: int = Field(default=500_000, gt=0)
     # Leases older than this are treated as dead (an instance crashed mid-stream).

@@ -902,7 +902,6 @@ def _build_service() -> Service:
 
     import firebase_admin
     from firebase_admin import auth
-    from google.cloud import firestore
 
     settings = Settings.from_env()
     try:
@@ -923,5 +922,6 @@ def _build_service() -> Service:
             raise ValueError("ID token issued in the future")
         return str(claims["uid"])
 
-    store = Store(firestore.Client(project=settings.project_id), settings)
-    return Service(settings, store, verify, os.environ.get("OPENROUTER_API_KEY"))
+    bridge = AsyncBridge()
+    store = Store(settings, bridge, emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"))
+    return Service(settings, store, verify, os.environ.get("OPENROUTER_API_KEY"), bridge)

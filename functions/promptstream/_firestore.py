@@ -1,0 +1,249 @@
+"""The two Firestore calls the relay makes, over Firestore's REST API on the bridge's loop.
+
+Opening an execution reads two documents and commits two writes; closing it commits two
+more. Through google-cloud-firestore (gRPC, proto-plus) that cost 11 ms of CPU per
+execution in the request threads, two thirds of everything the function spends on one,
+and it held the GIL against the loop that relays every stream's chunks (bench S2, S3).
+Here the same calls are JSON over the loop's aiohttp session: about a millisecond.
+
+Documents are JSON objects of Firestore's ``Value`` type; ``encode_value`` and
+``decode_value`` convert them to and from plain Python values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+__all__ = [
+    "Document",
+    "FirestoreError",
+    "FirestoreRest",
+    "decode_value",
+    "encode_value",
+    "field_path",
+]
+
+_PRODUCTION_URL = "https://firestore.googleapis.com"
+_SCOPES = ("https://www.googleapis.com/auth/datastore",)
+# Errors a read may be retried on: the request was not served.
+_RETRY_READ = {429, 500, 502, 503, 504}
+_SIMPLE_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class FirestoreError(Exception):
+    """A refusal from Firestore: its HTTP status and canonical status name."""
+
+    def __init__(self, http_status: int, status: str, message: str) -> None:
+        super().__init__(f"Firestore {http_status} {status}: {message}")
+        self.http_status = http_status
+        self.status = status
+        self.message = message
+
+    @property
+    def conflict(self) -> bool:
+        """A precondition failed, so nothing was written: read again and retry."""
+        return self.status in {"FAILED_PRECONDITION", "ALREADY_EXISTS", "ABORTED"}
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One read: ``data`` is ``None`` when the document does not exist."""
+
+    path: str
+    data: dict[str, Any] | None
+    update_time: str | None
+
+
+def field_path(*segments: str) -> str:
+    """A field path in Firestore's syntax: segments that are not plain identifiers are
+    quoted with backticks (an execution id may start with a digit)."""
+    out = []
+    for segment in segments:
+        if _SIMPLE_SEGMENT.match(segment):
+            out.append(segment)
+        else:
+            out.append("`" + segment.replace("\\", "\\\\").replace("`", "\\`") + "`")
+    return ".".join(out)
+
+
+def encode_value(value: Any) -> dict[str, Any]:
+    """A Python value as a Firestore ``Value`` (JSON form)."""
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError(f"integer out of Firestore's 64-bit range: {value}")
+        return {"integerValue": str(value)}
+    if isinstance(value, float):
+        if math.isnan(value):
+            return {"doubleValue": "NaN"}
+        if math.isinf(value):
+            return {"doubleValue": "Infinity" if value > 0 else "-Infinity"}
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Firestore timestamps need a time zone")
+        utc = value.astimezone(dt.UTC)
+        return {"timestampValue": utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    if isinstance(value, Mapping):
+        return {"mapValue": {"fields": encode_fields(value)}}
+    if isinstance(value, list | tuple):
+        return {"arrayValue": {"values": [encode_value(v) for v in value]}}
+    raise TypeError(f"cannot store a {type(value).__name__} in Firestore")
+
+
+def encode_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    for key in fields:
+        if not isinstance(key, str):
+            raise TypeError(f"Firestore map keys are strings, not {type(key).__name__}")
+    return {key: encode_value(v) for key, v in fields.items()}
+
+
+def decode_value(value: Mapping[str, Any]) -> Any:
+    """A Firestore ``Value`` (JSON form) as a Python value. Timestamps become aware
+    datetimes; references and geo points stay in their JSON form."""
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "integerValue" in value:
+        return int(value["integerValue"])
+    if "booleanValue" in value:
+        return bool(value["booleanValue"])
+    if "nullValue" in value:
+        return None
+    if "mapValue" in value:
+        return decode_fields(value["mapValue"].get("fields") or {})
+    if "arrayValue" in value:
+        return [decode_value(v) for v in value["arrayValue"].get("values") or []]
+    if "doubleValue" in value:
+        return float(value["doubleValue"])  # also "NaN", "Infinity", "-Infinity"
+    if "timestampValue" in value:
+        return dt.datetime.fromisoformat(value["timestampValue"])
+    if "bytesValue" in value:
+        return base64.b64decode(value["bytesValue"])
+    if "referenceValue" in value:
+        return value["referenceValue"]
+    if "geoPointValue" in value:
+        return dict(value["geoPointValue"])
+    raise ValueError(f"not a Firestore value: {sorted(value)}")
+
+
+def decode_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: decode_value(v) for key, v in fields.items()}
+
+
+class FirestoreRest:
+    """Batch reads and commits on one database, on the loop that owns ``session``.
+
+    Against the emulator (``emulator_host``) it calls as the owner, as the Admin SDK
+    does; otherwise with an OAuth token from the instance's credentials, refreshed in a
+    worker thread when it nears expiry.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        session: aiohttp.ClientSession,
+        *,
+        emulator_host: str | None = None,
+        credentials: Any = None,
+        timeout: float = 10.0,
+        read_attempts: int = 3,
+    ) -> None:
+        self.database = f"projects/{project}/databases/(default)"
+        self.root = f"{self.database}/documents"
+        base = f"http://{emulator_host}" if emulator_host else _PRODUCTION_URL
+        self._url = f"{base}/v1/{self.root}"
+        self._session = session
+        self._emulator = bool(emulator_host)
+        self._credentials = credentials
+        self._refresh_lock = asyncio.Lock()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._read_attempts = read_attempts
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    def name(self, path: str) -> str:
+        return f"{self.root}/{path}"
+
+    async def get_all(self, paths: Sequence[str]) -> dict[str, Document]:
+        """The documents at ``paths`` (relative, ``collection/id``), read at one time."""
+        body = {"documents": [self.name(p) for p in paths]}
+        attempt = 0
+        while True:
+            try:
+                results = await self._post(":batchGet", body)
+                break
+            except FirestoreError as exc:
+                attempt += 1
+                if exc.http_status not in _RETRY_READ or attempt >= self._read_attempts:
+                    raise
+            await asyncio.sleep(0.05 * 2**attempt)
+        prefix = len(self.root) + 1
+        out: dict[str, Document] = {}
+        for item in results:
+            if "found" in item:
+                doc = item["found"]
+                path = doc["name"][prefix:]
+                out[path] = Document(
+                    path, decode_fields(doc.get("fields") or {}), doc["updateTime"]
+                )
+            elif "missing" in item:
+                path = item["missing"][prefix:]
+                out[path] = Document(path, None, None)
+        return out
+
+    async def commit(self, writes: Iterable[Mapping[str, Any]]) -> None:
+        """Apply ``writes`` (REST ``Write`` objects) atomically. Not retried: a commit
+        that failed in transit may still have been applied."""
+        await self._post(":commit", {"writes": list(writes)})
+
+    async def _post(self, verb: str, body: Mapping[str, Any]) -> Any:
+        headers = {"Authorization": await self._authorization()}
+        async with self._session.post(
+            self._url + verb, json=body, headers=headers, timeout=self._timeout
+        ) as resp:
+            if resp.status == 200:
+                return await resp.json(content_type=None)
+            text = await resp.text(errors="replace")
+        status, message = "UNKNOWN", text[:300]
+        try:
+            error = json.loads(text)["error"]
+            status, message = str(error.get("status") or status), str(error.get("message"))
+        except (ValueError, KeyError, TypeError):
+            pass
+        raise FirestoreError(resp.status, status, message[:300])
+
+    async def _authorization(self) -> str:
+        if self._emulator:
+            return "Bearer owner"
+        credentials = self._credentials
+        if credentials is None:
+            import google.auth
+
+            credentials, _ = await asyncio.to_thread(google.auth.default, scopes=_SCOPES)
+            self._credentials = credentials
+        if not credentials.valid:
+            async with self._refresh_lock:
+                if not credentials.valid:
+                    from google.auth.transport.requests import Request
+
+                    await asyncio.to_thread(credentials.refresh, Request())
+        return f"Bearer {credentials.token}"

@@ -1,0 +1,283 @@
+"""The Firestore REST client and the store on it.
+
+The value codec is checked against google-cloud-firestore's own (both directions, through
+the protobuf JSON form the REST API speaks); the store against the emulator, including a
+commit that loses to another writer; the function against a Firestore that refuses
+connections and one that never answers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types import document
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fake_openrouter import FakeOpenRouterThread
+from promptstream._bridge import AsyncBridge
+from promptstream._config import Settings
+from promptstream._firestore import decode_value, encode_value, field_path
+from promptstream._store import LimitExceeded, Store
+from support import PROJECT, FirestoreEmulator, FunctionServer, add_prompt, auth, body, free_port
+
+# Values Firestore stores and gives back unchanged.
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(max_size=64)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def official_json(value: Any) -> dict[str, Any]:
+    """google-cloud-firestore's encoding of ``value``, as the REST API's JSON."""
+    return json_format.MessageToDict(_helpers.encode_value(value)._pb)  # type: ignore[no-any-return]
+
+
+def official_decode(value_json: dict[str, Any]) -> Any:
+    pb = json_format.ParseDict(value_json, document.Value()._pb)
+    return _helpers.decode_value(pb, client=None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_values_decode_as_the_official_client_encodes_them(value: Any) -> None:
+    assert decode_value(official_json(value)) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(values)
+def test_the_official_client_decodes_our_encoding(value: Any) -> None:
+    assert official_decode(encode_value(value)) == value
+
+
+def test_special_values() -> None:
+    at = dt.datetime(2026, 11, 26, 12, 30, 5, 123456, tzinfo=dt.UTC)
+    assert official_decode(encode_value(at)) == at
+    assert decode_value(official_json(at)) == at
+    assert math.isnan(official_decode(encode_value(math.nan)))
+    assert official_decode(encode_value(-math.inf)) == -math.inf
+    assert decode_value(official_json(math.inf)) == math.inf
+    with pytest.raises(ValueError, match="64-bit"):
+        encode_value(2**63)
+    with pytest.raises(ValueError, match="time zone"):
+        encode_value(dt.datetime(2026, 1, 1))
+    with pytest.raises(TypeError, match="set"):
+        encode_value({1, 2})
+    with pytest.raises(TypeError, match="map keys"):
+        encode_value({1: "a"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=3))
+def test_field_paths_match_the_official_client(segments: list[str]) -> None:
+    assert field_path(*segments) == FieldPath(*segments).to_api_repr()
+
+
+# -- the store, on the emulator ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(firestore_emulator: FirestoreEmulator) -> Iterator[Store]:
+    store = Store(
+        Settings(project_id=PROJECT, max_concurrent_streams=2),
+        AsyncBridge(),
+        emulator_host=firestore_emulator.host,
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def record(prompt: Any) -> tuple[dict[str, Any], Any]:
+    assert prompt is not None
+    return {"prompt_id": prompt.id, "output": "", "usage": None}, prompt
+
+
+def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
+    add_prompt(db, "p1", content="Hello {{name}}", system_prompt="Be brief.")
+    execution_id, prompt = store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    assert (prompt.id, prompt.content, prompt.system_prompt) == (
+        "p1",
+        "Hello {{name}}",
+        "Be brief.",
+    )
+    opened = db.collection("executions").document(execution_id).get().to_dict()
+    assert (opened["status"], opened["owner_uid"], opened["prompt_id"]) == (
+        "streaming",
+        "alice",
+        "p1",
+    )
+    assert isinstance(opened["created_at"], dt.datetime)
+    limits = db.collection("user_limits").document("alice").get().to_dict()
+    assert list(limits["leases"]) == [execution_id]
+
+    store.finish_execution(
+        uid="alice",
+        execution_id=execution_id,
+        fields={"status": "completed", "output": "Hi", "usage": {"total_tokens": 7}},
+        tokens=7,
+    )
+    closed = db.collection("executions").document(execution_id).get().to_dict()
+    assert (closed["status"], closed["output"], closed["usage"]) == (
+        "completed",
+        "Hi",
+        {"total_tokens": 7},
+    )
+    assert closed["created_at"] == opened["created_at"]
+    assert isinstance(closed["finished_at"], dt.datetime)
+    limits = db.collection("user_limits").document("alice").get().to_dict()
+    assert (limits["leases"], limits["tokens_today"]) == ({}, 7)
+
+
+def test_an_absent_prompt_reaches_build_as_none_and_a_refusal_writes_nothing(
+    store: Store, db: Any
+) -> None:
+    seen: list[Any] = []
+
+    def refuse(prompt: Any) -> tuple[dict[str, Any], None]:
+        seen.append(prompt)
+        raise LookupError("no such prompt")
+
+    with pytest.raises(LookupError):
+        store.begin_execution(uid="alice", prompt_id="absent", build=refuse)
+    assert seen == [None]
+    assert list(db.collection("executions").stream()) == []
+    assert list(db.collection("user_limits").stream()) == []
+
+
+def test_a_commit_that_loses_to_another_writer_reads_again(store: Store, db: Any) -> None:
+    """Another instance takes a lease between our read and our commit: our commit's
+    precondition fails, nothing of ours is written, and the second attempt sees both."""
+    add_prompt(db, "p1")
+    limits = db.collection("user_limits").document("alice")
+    limits.set({"leases": {}, "day": dt.date.today().isoformat(), "tokens_today": 0})
+    calls = 0
+
+    def build(prompt: Any) -> tuple[dict[str, Any], Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            lease = {"leases": {"elsewhere": int(time.time() * 1000)}}
+            limits.set(lease, merge=True)
+        return record(prompt)
+
+    execution_id, _ = store.begin_execution(uid="alice", prompt_id="p1", build=build)
+    assert calls == 2
+    assert sorted(limits.get().to_dict()["leases"]) == sorted(["elsewhere", execution_id])
+    assert [d.id for d in db.collection("executions").stream()] == [execution_id]
+
+    # Now at the cap of 2: refused, and nothing written.
+    with pytest.raises(LimitExceeded) as refused:
+        store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    assert refused.value.code == "concurrency_limit"
+    assert len(list(db.collection("executions").stream())) == 1
+
+
+def test_many_threads_of_one_user_never_exceed_the_cap(store: Store, db: Any) -> None:
+    add_prompt(db, "p1")
+    outcomes: list[str] = []
+
+    def one() -> None:
+        try:
+            store.begin_execution(uid="bob", prompt_id="p1", build=record)
+            outcomes.append("opened")
+        except LimitExceeded as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["concurrency_limit"] * 4 + ["opened"] * 2
+    leases = db.collection("user_limits").document("bob").get().to_dict()["leases"]
+    assert sorted(leases) == sorted(d.id for d in db.collection("executions").stream())
+
+
+# -- the function, when Firestore is not there -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def silent_firestore() -> Iterator[str]:
+    """A listener that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def post(server: FunctionServer) -> tuple[int, dict[str, Any], float]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    started = time.monotonic()
+    try:
+        conn.request("POST", "/", body=body(variables={"topic": "x"}), headers=auth())
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read()), time.monotonic() - started
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("firestore", ["refused", "silent"])
+def test_firestore_out_of_reach_is_503_and_nothing_goes_upstream(
+    firestore: str, silent_firestore: str, fake_upstream: FakeOpenRouterThread
+) -> None:
+    host = f"127.0.0.1:{free_port()}" if firestore == "refused" else silent_firestore
+    fake_upstream.reset()
+    with FunctionServer(
+        "execute_prompt_stream",
+        host,
+        fake_upstream.base_url,
+        env={"FIRESTORE_TIMEOUT_SECONDS": "1"},
+    ) as server:
+        status, answer, seconds = post(server)
+        assert status == 503
+        assert answer["error"]["code"] == "unavailable"
+        assert seconds < 5  # one timeout of 1 s (reads are retried only on error statuses)
+        assert fake_upstream.stats()["requests"] == 0
+        # The instance still serves: a second request is refused the same way.
+        assert post(server)[0] == 503
+        assert "request failed" in server.log_text()
