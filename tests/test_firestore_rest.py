@@ -18,18 +18,27 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
+from aioresponses import aioresponses
 from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import document
 from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream._bridge import AsyncBridge
 from promptstream._config import Settings
-from promptstream._firestore import decode_value, encode_value, field_path
+from promptstream._firestore import (
+    FirestoreError,
+    FirestoreRest,
+    decode_value,
+    encode_value,
+    field_path,
+)
 from promptstream._store import LimitExceeded, Store
 from support import PROJECT, FirestoreEmulator, FunctionServer, add_prompt, auth, body, free_port
 
@@ -281,3 +290,104 @@ def test_firestore_out_of_reach_is_503_and_nothing_goes_upstream(
         # The instance still serves: a second request is refused the same way.
         assert post(server)[0] == 503
         assert "request failed" in server.log_text()
+
+
+# -- production calls (no emulator): aioresponses plays firestore.googleapis.com ---------
+
+BATCH_GET = (
+    "https://firestore.googleapis.com/v1/projects/prod-project/databases/(default)"
+    "/documents:batchGet"
+)
+COMMIT = BATCH_GET.replace(":batchGet", ":commit")
+
+
+class FakeCredentials:
+    """google-auth's credential interface: ``valid``, ``token``, ``refresh(request)``."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.valid = False
+        self.refreshes = 0
+
+    def refresh(self, request: Any) -> None:
+        self.refreshes += 1
+        self.token = f"token-{self.refreshes}"
+        self.valid = True
+
+
+def sent_authorizations(mocked: Any) -> list[str]:
+    return [
+        call.kwargs["headers"]["Authorization"]
+        for calls in mocked.requests.values()
+        for call in calls
+    ]
+
+
+async def test_production_calls_carry_a_refreshed_oauth_token() -> None:
+    credentials = FakeCredentials()
+    found = {
+        "found": {
+            "name": "projects/prod-project/databases/(default)/documents/prompts/p1",
+            "fields": {"content": {"stringValue": "Hi"}},
+            "updateTime": "2026-11-26T10:00:00.000001Z",
+        },
+        "readTime": "2026-11-26T10:00:01Z",
+    }
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[found], repeat=True)
+        async with aiohttp.ClientSession() as session:
+            db = FirestoreRest("prod-project", session, credentials=credentials)
+            docs = await db.get_all(["prompts/p1"])
+            await db.get_all(["prompts/p1"])
+            credentials.valid = False  # expired
+            await db.get_all(["prompts/p1"])
+    assert docs["prompts/p1"].data == {"content": "Hi"}
+    assert docs["prompts/p1"].update_time == "2026-11-26T10:00:00.000001Z"
+    assert credentials.refreshes == 2
+    assert sent_authorizations(mocked) == [
+        "Bearer token-1",
+        "Bearer token-1",
+        "Bearer token-2",
+    ]
+
+
+async def test_reads_are_retried_on_unavailable_and_commits_are_not() -> None:
+    unavailable = {"error": {"code": 503, "message": "try later", "status": "UNAVAILABLE"}}
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, status=503, payload=unavailable)
+        missing = BATCH_GET.split("/v1/")[1].replace(":batchGet", "/prompts/p1")
+        mocked.post(BATCH_GET, payload=[{"missing": missing}, {"missing": "elsewhere/p2"}])
+        mocked.post(COMMIT, status=503, payload=unavailable)
+        async with aiohttp.ClientSession() as session:
+            db = FirestoreRest("prod-project", session, credentials=FakeCredentials())
+            docs = await db.get_all(["prompts/p1"])
+            with pytest.raises(FirestoreError) as refused:
+                await db.commit([])
+    assert len(mocked.requests[("POST", URL(BATCH_GET))]) == 2
+    assert len(mocked.requests[("POST", URL(COMMIT))]) == 1
+    # What was asked for, absent; a name that was not asked for is ignored.
+    assert list(docs) == ["prompts/p1"] and docs["prompts/p1"].data is None
+    assert (refused.value.http_status, refused.value.status) == (503, "UNAVAILABLE")
+    assert not refused.value.conflict
+
+
+async def test_a_failed_precondition_is_a_conflict_and_other_errors_are_not() -> None:
+    replies = [
+        (400, "FAILED_PRECONDITION", True),
+        (409, "ALREADY_EXISTS", True),
+        (409, "ABORTED", True),
+        (403, "PERMISSION_DENIED", False),
+        (404, "NOT_FOUND", False),
+    ]
+    with aioresponses() as mocked:
+        for status, name, _ in replies:
+            mocked.post(COMMIT, status=status, payload={"error": {"status": name, "message": "m"}})
+        mocked.post(COMMIT, status=502, body="<html>bad gateway</html>")
+        async with aiohttp.ClientSession() as session:
+            db = FirestoreRest("prod-project", session, credentials=FakeCredentials())
+            seen = []
+            for _ in range(len(replies) + 1):
+                with pytest.raises(FirestoreError) as refused:
+                    await db.commit([])
+                seen.append((refused.value.status, refused.value.conflict))
+    assert seen == [(name, conflict) for _, name, conflict in replies] + [("UNKNOWN", False)]

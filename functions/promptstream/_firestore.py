@@ -196,17 +196,18 @@ class FirestoreRest:
                 if exc.http_status not in _RETRY_READ or attempt >= self._read_attempts:
                     raise
             await asyncio.sleep(0.05 * 2**attempt)
-        prefix = len(self.root) + 1
+        wanted = {self.name(path): path for path in paths}
         out: dict[str, Document] = {}
         for item in results:
-            if "found" in item:
-                doc = item["found"]
-                path = doc["name"][prefix:]
-                out[path] = Document(
-                    path, decode_fields(doc.get("fields") or {}), doc["updateTime"]
-                )
-            elif "missing" in item:
-                path = item["missing"][prefix:]
+            found = item.get("found")
+            name = found["name"] if found else item.get("missing")
+            path = wanted.get(name)
+            if path is None:
+                continue  # a read time alone, or a name we did not ask for
+            if found:
+                data = decode_fields(found.get("fields") or {})
+                out[path] = Document(path, data, found["updateTime"])
+            else:
                 out[path] = Document(path, None, None)
         return out
 
