@@ -258,7 +258,9 @@ async def run_streams(
 ) -> list[StreamResult]:
     """Run every request (all at once, or one after another) and return their results."""
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
-    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=stream_timeout)
+    # No sock_read: aiohttp would re-arm that timer on every read; each stream's own
+    # asyncio.timeout bounds it instead.
+    client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(
         connector=connector, timeout=client_timeout, auto_decompress=False
     ) as session:
