@@ -8,6 +8,7 @@ connections and one that never answers.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -391,3 +392,80 @@ async def test_a_failed_precondition_is_a_conflict_and_other_errors_are_not() ->
                     await db.commit([])
                 seen.append((refused.value.status, refused.value.conflict))
     assert seen == [(name, conflict) for _, name, conflict in replies] + [("UNKNOWN", False)]
+
+
+class _Proxy:
+    """A TCP forwarder to the emulator that can be cut: Firestore going away mid-stream."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones."""
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone would not
+        self.listener.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_final_commit_that_fails_is_logged_and_the_stream_still_ends_cleanly(
+    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
+) -> None:
+    add_prompt(db, content="Tell me about {{topic}}. [[fake chunks=20 delay=0.05]]")
+    proxy = _Proxy(firestore_emulator.host)
+    with FunctionServer(
+        "execute_prompt_stream",
+        proxy.host,
+        fake_upstream.base_url,
+        env={"FIRESTORE_TIMEOUT_SECONDS": "2"},
+    ) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            conn.request("POST", "/", body=body(variables={"topic": "x"}), headers=auth())
+            resp = conn.getresponse()
+            assert resp.status == 200
+            assert resp.readline().startswith(b"event: start")  # the record is open
+            proxy.cut()
+            # The whole body, through the closing chunk (http.client raises
+            # IncompleteRead otherwise).
+            rest = resp.read()
+        finally:
+            conn.close()
+        assert b"event: end" in rest and rest.endswith(b"data: [DONE]\n\n")
+        deadline = time.monotonic() + 10
+        while "record not finalised" not in server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        logged = [r for r in server.log_records() if r.get("message") == "record not finalised"]
+    assert len(logged) == 1
+    [record] = [d.to_dict() for d in db.collection("executions").stream()]
+    assert record["status"] == "streaming"  # left for the lease to lapse
+    assert logged[0]["execution_id"] == db.collection("executions").get()[0].id

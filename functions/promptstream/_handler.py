@@ -407,6 +407,14 @@ class Service:
             self.store.finish_execution(
                 uid=ex.uid, execution_id=ex.execution_id, fields=fields, tokens=tokens
             )
+        except Exception:
+            # Firestore out of reach, say. The client has had its answer; the record stays
+            # "streaming" and the lease lapses after STREAM_LEASE_SECONDS.
+            logger.error(
+                "record not finalised",
+                execution_id=ex.execution_id,
+                traceback=self.redact(traceback.format_exc()),
+            )
         finally:
             entry: dict[str, Any] = {
                 "execution_id": ex.execution_id,
