@@ -134,6 +134,10 @@ def _pct(stats: dict[str, Any] | None, key: str, digits: int = 1) -> str:
     return _fmt(None if not stats else stats.get(key), digits)
 
 
+# Steal above this share of the cores during a scenario makes its timings unreliable.
+STEAL_WARNING = 0.05
+
+
 def table(report: dict[str, Any]) -> str:
     """The results as a fixed-width table, one row per run plus the difference."""
     head = (
@@ -244,5 +248,9 @@ def table(report: dict[str, Any]) -> str:
         for t in report["targets"]:
             mark = "PASS" if t["passed"] else "MISS"
             value = "-" if t["value"] is None else f"{t['value']:,.3g}"
-            lines.append(f"  {mark}  {t['scenario']}  {t['target']}: measured {value} {t['unit']}")
+            line = f"  {mark}  {t['scenario']}  {t['target']}: measured {value} {t['unit']}"
+            steal = t.get("host_steal_share") or 0.0
+            if steal > STEAL_WARNING:
+                line += f"  (the host took {steal:.0%} of the cores meanwhile: rerun)"
+            lines.append(line.rstrip())
     return "\n".join(lines)

@@ -249,6 +249,7 @@ class _Meter:
         self.before = {name: sample(pids) for name, pids in parts.items()}
         self.busy, self.steal = machine_cpu()
         self.self_cpu = _cpu_self()
+        self.started = time.monotonic()
 
     def read(self) -> tuple[dict[str, float], dict[str, ProcSample]]:
         after = {name: sample(pids) for name, pids in self.parts.items()}
@@ -259,6 +260,9 @@ class _Meter:
         busy, steal = machine_cpu()
         cpu["other"] = max(0.0, busy - self.busy - sum(cpu.values()))
         cpu["steal"] = max(0.0, steal - self.steal)
+        # Steal as a share of all the cores' time while the run lasted.
+        cores = os.cpu_count() or 1
+        cpu["steal_share"] = cpu["steal"] / max(1e-9, (time.monotonic() - self.started) * cores)
         if "relay" in after:
             cpu["relay_sys"] = after["relay"].sys_since(self.before["relay"])
         return {k: round(v, 3) for k, v in cpu.items()}, after
