@@ -169,7 +169,7 @@ def _warm_up(server: FunctionServer) -> None:
 
 def _warm_emulator(server: FunctionServer, run_id: str, rounds: int) -> dict[str, Any]:
     """Executions through a throwaway instance, before any scenario, so the Firestore
-    emulator's JVM has compiled its transaction paths: cold, it spent 3-4 times the CPU
+    emulator's JVM has compiled its read and commit paths: cold, it spent 3-4 times the CPU
     per execution (19 against 5 ms), on the cores the scenarios measure."""
     sc = Scenario("W", "emulator warm-up", 100, 2, 0.0)
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Per-user limits, enforced in Firestore transactions: a concurrency cap and a daily token
+"""Per-user limits, enforced by conditional Firestore commits: a concurrency cap and a daily token
 budget. Over a limit the caller gets 429 with Retry-After before any upstream call; a
 disconnect is still debited by an estimate; the limits hold across two function server
 processes sharing one emulator.
@@ -147,7 +147,7 @@ def test_concurrency_cap_holds_across_two_processes(
 def test_concurrent_requests_on_two_processes_never_exceed_the_cap(
     servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    # Six requests race on both processes at once; the transaction lets exactly two in.
+    # Six requests race on both processes at once; the conditional commit lets exactly two in.
     import threading
 
     a, b = servers

@@ -267,7 +267,7 @@ class Service:
             raise HttpError(401, "unauthenticated", "The ID token is invalid or expired.") from None
 
     def open(self, req: _Request) -> _Execution:
-        """Load and check the prompt, take a lease and open the record, in one transaction."""
+        """Load and check the prompt, take a lease and open the record (one read, one commit)."""
 
         def build(prompt: Prompt | None) -> tuple[dict[str, Any], _Execution]:
             ex = self.resolve(req, prompt)
