@@ -2,8 +2,9 @@
 
 The value codec is checked against google-cloud-firestore's own (both directions, through
 the protobuf JSON form the REST API speaks); the store against the emulator, including a
-commit that loses to another writer; the function against a Firestore that refuses
-connections and one that never answers.
+commit that loses to another writer; production calls (OAuth token, retries, conflicts)
+against aioresponses; the function against a Firestore that refuses connections, one that
+never answers, and one that goes away in the middle of a stream.
 """
 
 from __future__ import annotations
