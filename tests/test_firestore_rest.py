@@ -234,30 +234,12 @@ def test_many_threads_of_one_user_never_exceed_the_cap(store: Store, db: Any) ->
 
 @pytest.fixture(scope="module")
 def silent_firestore() -> Iterator[str]:
-    """A listener that accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
+    """A listener that never accepts: the kernel completes connections into its backlog,
+    and requests sent on them are never answered."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
     try:
         yield f"127.0.0.1:{listener.getsockname()[1]}"
     finally:
-        stop.set()
-        thread.join()
-        for conn in held:
-            conn.close()
         listener.close()
 
 

@@ -39,6 +39,13 @@ def environ(sock: Any, **extra: Any) -> dict[str, Any]:
     return env
 
 
+def taken(server: socket.socket, stall_timeout: float = 30) -> SocketSink:
+    """The sink for a plain HTTP/1.1 connection under gunicorn (which always qualifies)."""
+    sink = SocketSink.from_environ(environ(server), stall_timeout)
+    assert sink is not None
+    return sink
+
+
 def test_plain_http_1_1_under_gunicorn_is_taken_over_chunked(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
@@ -97,8 +104,7 @@ def test_writes_chunks_and_gives_the_socket_back_blocking(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = pair
-    sink = SocketSink.from_environ(environ(server), 30)
-    assert sink is not None
+    sink = taken(server)
     gone: list[bool] = []
 
     async def go() -> None:
@@ -123,8 +129,7 @@ def test_a_peer_that_closes_is_noticed_while_idle(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = pair
-    sink = SocketSink.from_environ(environ(server), 30)
-    assert sink is not None
+    sink = taken(server)
 
     async def go() -> bool:
         noticed = asyncio.Event()
@@ -146,8 +151,7 @@ def test_a_client_that_takes_nothing_is_given_up_after_the_stall_timeout(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server, _client = pair  # the client never reads
-    sink = SocketSink.from_environ(environ(server), 0.3)
-    assert sink is not None
+    sink = taken(server, 0.3)
 
     async def go() -> None:
         await sink.open(on_gone=lambda: None)
@@ -168,8 +172,7 @@ def test_bytes_the_client_sends_meanwhile_are_left_for_gunicorn(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     server, client = pair
-    sink = SocketSink.from_environ(environ(server), 30)
-    assert sink is not None
+    sink = taken(server)
 
     async def go() -> None:
         await sink.open(on_gone=lambda: None)
@@ -194,8 +197,7 @@ def test_bytes_read_before_the_pause_end_the_body_and_the_connection(
     server, client = pair
     pipelined = b"GET /next HTTP/1.1\r\n\r\n"
     client.sendall(pipelined)
-    sink = SocketSink.from_environ(environ(server), 30)
-    assert sink is not None
+    sink = taken(server)
 
     async def go() -> bool:
         await sink.open(on_gone=lambda: None)
