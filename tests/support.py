@@ -7,7 +7,10 @@ the test project, the test API key and the environment every test server starts 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ __all__ = [
     "TEST_API_KEY",
     "FirestoreEmulator",
     "FunctionServer",
+    "TcpProxy",
     "add_prompt",
     "auth",
     "body",
@@ -76,6 +80,67 @@ class FunctionServer(devstack.FunctionServer):
             env=env,
             start_timeout=30,
         )
+
+
+class TcpProxy:
+    """A TCP forwarder (to the Firestore emulator, say) that can hold what clients send,
+    and be cut: a slow Firestore, and Firestore going away mid-stream.
+
+    While held, bytes from clients are kept back (nothing reaches the target) and every
+    HTTP request that starts in them is counted in ``held_requests``.
+    """
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        self.held_requests = 0
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.listener.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket, from_client: bool) -> None:
+        try:
+            while data := a.recv(65536):
+                if from_client and not self._flowing.is_set():
+                    with self._lock:
+                        self.held_requests += data.count(b"POST /") + data.count(b"GET /")
+                    self._flowing.wait()
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Refuse new connections and drop the open ones."""
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone would not
+        self.listener.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 def id_token(

@@ -9,7 +9,6 @@ never answers, and one that goes away in the middle of a stream.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import http.client
 import json
@@ -42,7 +41,16 @@ from promptstream._firestore import (
     field_path,
 )
 from promptstream._store import LimitExceeded, Store
-from support import PROJECT, FirestoreEmulator, FunctionServer, add_prompt, auth, body, free_port
+from support import (
+    PROJECT,
+    FirestoreEmulator,
+    FunctionServer,
+    TcpProxy,
+    add_prompt,
+    auth,
+    body,
+    free_port,
+)
 
 # Values Firestore stores and gives back unchanged.
 scalars = (
@@ -377,54 +385,11 @@ async def test_a_failed_precondition_is_a_conflict_and_other_errors_are_not() ->
     assert seen == [(name, conflict) for _, name, conflict in replies] + [("UNKNOWN", False)]
 
 
-class _Proxy:
-    """A TCP forwarder to the emulator that can be cut: Firestore going away mid-stream."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.rsplit(":", 1)
-        self.target = (host, int(port))
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client = self.listener.accept()[0]
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        """Refuse new connections and drop the open ones."""
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone would not
-        self.listener.close()
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-
 def test_a_final_commit_that_fails_is_logged_and_the_stream_still_ends_cleanly(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
 ) -> None:
     add_prompt(db, content="Tell me about {{topic}}. [[fake chunks=20 delay=0.05]]")
-    proxy = _Proxy(firestore_emulator.host)
+    proxy = TcpProxy(firestore_emulator.host)
     with FunctionServer(
         "execute_prompt_stream",
         proxy.host,

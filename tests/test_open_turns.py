@@ -1,0 +1,147 @@
+"""Turns for opening an execution: at most ``OPEN_CONCURRENCY`` requests per instance run
+their checks and Firestore calls at once; the rest wait, up to ``OPEN_QUEUE_TIMEOUT_SECONDS``.
+
+Firestore is the emulator behind a TCP proxy that can hold what the function sends: the
+requests holding a turn stay in the middle of their Firestore read for as long as the test
+wants, and the proxy counts them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fake_openrouter import FakeOpenRouterThread
+from support import FirestoreEmulator, FunctionServer, TcpProxy, add_prompt, auth, body, executions
+
+PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
+
+
+@pytest.fixture(autouse=True)
+def prompt(db: Any) -> None:
+    add_prompt(db, content=PROMPT, public=True)
+
+
+@pytest.fixture
+def proxy(firestore_emulator: FirestoreEmulator) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(firestore_emulator.host)
+    try:
+        yield proxy
+    finally:
+        proxy.release()
+        proxy.cut()
+
+
+class Call(threading.Thread):
+    """One POST in its own thread; ``status``, ``headers`` and ``text`` once it is done."""
+
+    def __init__(self, server: FunctionServer, uid: str) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.uid = uid
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.text = ""
+        self.start()
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        try:
+            conn.request("POST", "/", body=body(variables={"topic": "x"}), headers=auth(self.uid))
+            resp = conn.getresponse()
+            self.status, self.headers = resp.status, dict(resp.getheaders())
+            self.text = resp.read().decode()
+        finally:
+            conn.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def serve(proxy: TcpProxy, upstream: FakeOpenRouterThread, **env: str) -> FunctionServer:
+    return FunctionServer("execute_prompt_stream", proxy.host, upstream.base_url, env=env)
+
+
+def test_at_most_open_concurrency_requests_open_at_once(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+) -> None:
+    with serve(proxy, fake_upstream, OPEN_CONCURRENCY="2") as server:
+        proxy.hold()
+        calls = [Call(server, f"user{i}") for i in range(6)]
+        wait_for(lambda: proxy.held_requests >= 2, "two Firestore reads")
+        time.sleep(1.0)  # room for more to arrive, if the bound did not hold
+        assert proxy.held_requests == 2
+        assert all(call.is_alive() for call in calls)
+        proxy.release()
+        for call in calls:
+            call.join(30)
+    assert [call.status for call in calls] == [200] * 6
+    assert all(call.text.endswith("data: [DONE]\n\n") for call in calls)
+    assert sorted(r["status"] for r in executions(db)) == ["completed"] * 6
+
+
+def test_a_request_that_waits_too_long_gets_503_and_nothing_is_written(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+) -> None:
+    with serve(
+        proxy, fake_upstream, OPEN_CONCURRENCY="1", OPEN_QUEUE_TIMEOUT_SECONDS="1"
+    ) as server:
+        proxy.hold()
+        first = Call(server, "first")
+        wait_for(lambda: proxy.held_requests >= 1, "the first Firestore read")
+        second = Call(server, "second")
+        second.join(30)
+        assert first.is_alive()  # the turn is still taken: the second gave up waiting
+        proxy.release()
+        first.join(30)
+        log = server.log_text()
+    assert second.status == 503
+    assert json.loads(second.text)["error"]["code"] == "unavailable"
+    assert "busy" in json.loads(second.text)["error"]["message"]
+    assert second.headers["Retry-After"] == "5"
+    assert first.status == 200 and first.text.endswith("data: [DONE]\n\n")
+    assert [(r["owner_uid"], r["status"]) for r in executions(db)] == [("first", "completed")]
+    assert fake_upstream.stats()["requests"] == 1
+    assert "open queue timeout" in log
+
+
+def test_a_client_that_leaves_while_waiting_costs_nothing(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+) -> None:
+    with serve(proxy, fake_upstream, OPEN_CONCURRENCY="1") as server:
+        proxy.hold()
+        first = Call(server, "first")
+        wait_for(lambda: proxy.held_requests >= 1, "the first Firestore read")
+        # The second request arrives, waits for the turn, and its client leaves.
+        leaving = socket.create_connection(("127.0.0.1", server.port))
+        payload = body(variables={"topic": "x"})
+        headers = {**auth("leaver"), "Content-Length": str(len(payload)), "Host": "x"}
+        leaving.sendall(
+            b"POST / HTTP/1.1\r\n"
+            + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+            + b"\r\n"
+            + payload
+        )
+        time.sleep(0.5)
+        leaving.close()
+        proxy.release()
+        first.join(30)
+        wait_for(
+            lambda: "client left while waiting to start" in server.log_text(),
+            "the waiting request to notice its client left",
+        )
+    assert first.status == 200
+    assert [(r["owner_uid"], r["status"]) for r in executions(db)] == [("first", "completed")]
+    assert fake_upstream.stats()["requests"] == 1
