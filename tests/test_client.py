@@ -465,3 +465,70 @@ async def test_html_answer_is_an_invalid_response() -> None:
         async with OpenRouterClient(cfg) as client:
             with pytest.raises(InvalidResponseError):
                 await collect(client, "q")
+
+
+def _sse(*events: str) -> str:
+    return "".join(f"data: {event}\n\n" for event in events) + "data: [DONE]\n\n"
+
+
+def _delta(content: str, finish: str | None = None) -> str:
+    # Written by hand: the escapes are what a server cutting UTF-16 text would send.
+    finish_json = "null" if finish is None else f'"{finish}"'
+    return f'{{"choices":[{{"delta":{{"content":"{content}"}},"finish_reason":{finish_json}}}]}}'
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        # A surrogate pair cut in two: the halves meet again.
+        ([_delta("a\\ud83d"), _delta("\\ude00b"), _delta("", "stop")], ["a", "\U0001f600b"]),
+        # A half that never meets its other half becomes U+FFFD, never a lone surrogate.
+        ([_delta("a\\ud83d"), _delta("b"), _delta("", "stop")], ["a", "\ufffdb"]),
+        ([_delta("\\ude00x"), _delta("", "stop")], ["\ufffdx"]),
+        ([_delta("end\\ud83d", "stop")], ["end\ufffd"]),
+        # Whole pairs and other text pass as they are.
+        ([_delta("\\ud83d\\ude00 caf\\u00e9"), _delta("", "stop")], ["\U0001f600 café"]),
+    ],
+)
+async def test_surrogates_split_across_events_are_joined_or_replaced(
+    events: list[str], expected: list[str]
+) -> None:
+    cfg = OpenRouterConfig(api_key="k", base_url="http://upstream.test/api/v1", max_retries=0)
+    with aioresponses() as mocked:
+        mocked.post(
+            "http://upstream.test/api/v1/chat/completions",
+            status=200,
+            body=_sse(*events),
+            content_type="text/event-stream",
+        )
+        async with OpenRouterClient(cfg) as client:
+            chunks = await collect(client, "q")
+    texts = [chunk.content for chunk in chunks if chunk.content]
+    assert texts == expected
+    for text in texts:
+        text.encode()  # valid UTF-8, as our events and Firestore need
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        '{"choices":[{"delta":{"content":42}}]}',
+        '{"choices":[{"delta":{"content":"x","reasoning":["y"]}}]}',
+        '{"choices":[{"delta":"text"}]}',
+        '{"choices":["text"]}',
+        '{"choices":{"0":{}}}',
+    ],
+)
+async def test_events_of_the_wrong_shape_are_invalid_responses(event: str) -> None:
+    cfg = OpenRouterConfig(api_key="k", base_url="http://upstream.test/api/v1", max_retries=0)
+    with aioresponses() as mocked:
+        mocked.post(
+            "http://upstream.test/api/v1/chat/completions",
+            status=200,
+            body=_sse(_delta("before"), event),
+            content_type="text/event-stream",
+        )
+        async with OpenRouterClient(cfg) as client:
+            with pytest.raises(InvalidResponseError) as info:
+                await collect(client, "q")
+    assert info.value.partial == "before"

@@ -13,6 +13,7 @@ import enum
 import inspect
 import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -120,6 +121,25 @@ class _State(enum.Enum):
 
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(held: str, text: str, *, final: bool = False) -> tuple[str, str]:
+    """``held + text`` as valid Unicode, and what to hold back for the next event.
+
+    JSON escapes a character outside the BMP as two UTF-16 surrogates, and a server that
+    cuts text by UTF-16 index can put the two halves in two events; ``json.loads`` then
+    gives a lone surrogate, which cannot be encoded as UTF-8 (our events, Firestore). A
+    high surrogate at the end is held back to meet its other half; pairs are joined, and
+    any surrogate left alone becomes U+FFFD. With ``final``, nothing is held back.
+    """
+    text = held + text
+    keep = ""
+    if text and not final and "\ud800" <= text[-1] <= "\udbff":
+        text, keep = text[:-1], text[-1]
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text, keep
 
 
 def _should_retry(error: OpenRouterError) -> bool:
@@ -350,7 +370,7 @@ class OpenRouterClient:
         choice = choices[0] if isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
         return ChatResponse(
-            content=message.get("content") or "",
+            content=_whole_characters("", message.get("content") or "", final=True)[0],
             finish_reason=choice.get("finish_reason"),
             model=data.get("model"),
             usage=data.get("usage"),
@@ -395,6 +415,9 @@ class ChatStream:
         self._response: aiohttp.ClientResponse | None = None
         self._deadline = time.monotonic() + client.config.deadline
         self._parts: list[str] = []
+        # A high surrogate waiting for its other half (see _whole_characters).
+        self._held_content = ""
+        self._held_reasoning = ""
         self.generation_id: str | None = None
         self.model: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -545,11 +568,29 @@ class ChatStream:
         finish_reason = None
         choices = data.get("choices")
         if choices:
-            choice = choices[0]
-            delta = choice.get("delta") or {}
+            choice = choices[0] if type(choices) is list else None
+            delta = choice.get("delta") or {} if type(choice) is dict else None
+            if type(delta) is not dict:
+                raise InvalidResponseError(
+                    "upstream sent an event without a choice delta", partial=self.content
+                )
             content = delta.get("content") or ""
             reasoning = delta.get("reasoning") or None
-            finish_reason = choice.get("finish_reason")
+            finish_reason = choice.get("finish_reason")  # type: ignore[union-attr]
+            if type(content) is not str or not isinstance(reasoning, str | None):
+                raise InvalidResponseError(
+                    "upstream sent content that is not text", partial=self.content
+                )
+            # ASCII, nearly every chunk, costs one check.
+            if self._held_content or not content.isascii():
+                content, self._held_content = _whole_characters(
+                    self._held_content, content, final=finish_reason is not None
+                )
+            if self._held_reasoning or (reasoning and not reasoning.isascii()):
+                text, self._held_reasoning = _whole_characters(
+                    self._held_reasoning, reasoning or "", final=finish_reason is not None
+                )
+                reasoning = text or None
             if finish_reason == "error":
                 error = data.get("error") or {"message": "upstream reported an error"}
                 raise _in_band_error(error, partial=self.content, secret=self._client._secret)
