@@ -515,8 +515,12 @@ class ChatStream:
         decoder = SSEDecoder()
         try:
             while True:
-                with _translate_errors(lambda: self.content):
+                try:
                     data = await reader.readany()
+                except Exception:
+                    # Translated only on the way out: no context manager per read.
+                    with _translate_errors(lambda: self.content):
+                        raise
                 if not data:
                     break
                 for event in decoder.feed(data):
