@@ -145,3 +145,38 @@ def test_a_client_that_leaves_while_waiting_costs_nothing(
     assert first.status == 200
     assert [(r["owner_uid"], r["status"]) for r in executions(db)] == [("first", "completed")]
     assert fake_upstream.stats()["requests"] == 1
+
+
+def test_a_client_sending_its_body_slowly_holds_no_turn(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+) -> None:
+    with serve(proxy, fake_upstream, OPEN_CONCURRENCY="1") as server:
+        # Headers and half the body, then nothing: the request is still being read.
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        payload = body(variables={"topic": "x"})
+        headers = {**auth("slow"), "Content-Length": str(len(payload)), "Host": "x"}
+        slow.sendall(
+            b"POST / HTTP/1.1\r\n"
+            + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+            + b"\r\n"
+            + payload[: len(payload) // 2]
+        )
+        try:
+            time.sleep(0.5)
+            other = Call(server, "other")
+            other.join(30)
+            assert other.status == 200 and other.text.endswith("data: [DONE]\n\n")
+            # The slow request gets its turn once its body is in, and is served in full.
+            slow.sendall(payload[len(payload) // 2 :])
+            slow.settimeout(30)
+            received = b""
+            while not received.endswith(b"0\r\n\r\n"):
+                piece = slow.recv(65536)
+                if not piece:
+                    break
+                received += piece
+        finally:
+            slow.close()
+    assert received.startswith(b"HTTP/1.1 200")
+    assert b"data: [DONE]" in received
+    assert sorted(r["owner_uid"] for r in executions(db)) == ["other", "slow"]

@@ -547,8 +547,8 @@ def _start(
     """Answer probes, preflights and other methods; else run every check and open the
     record. Returns the refusal as a response.
 
-    At most ``OPEN_CONCURRENCY`` requests per instance do this at once; the others wait
-    their turn, blocked (so not contending for the GIL). Without that bound, a burst of a
+    At most ``OPEN_CONCURRENCY`` requests per instance open their record (the Firestore
+    read and commit) at once; the others wait their turn, blocked. Without that bound, a burst of a
     thousand new requests put a thousand Firestore round trips on the loop at once, and
     the streams already open waited behind them (bench S3: the relay's lag p99 was
     261-466 ms without the bound, 47-70 ms with 8). A turn is not held while the upstream
@@ -563,31 +563,45 @@ def _start(
     if request.method != "POST":
         return HttpError(405, "method_not_allowed", "Use POST.").response()
     service = get_service()
-    turns = service.opening
-    if turns is not None and not turns.acquire(blocking=False):
-        if not turns.acquire(timeout=service.settings.open_queue_timeout_seconds):
-            logger.warn("open queue timeout", waited_s=service.settings.open_queue_timeout_seconds)
-            return HttpError(
-                503,
-                "unavailable",
-                "The server is busy starting other executions; try again.",
-                retry_after=5,
-            ).response()
-        if peer_gone():
-            turns.release()
-            logger.info("client left while waiting to start")
-            return flask.Response(status=499)
     try:
-        return service, service.open(service.prepare(request))
+        # The checks read the body first, outside the turns: a client that sends its body
+        # slowly must not hold one.
+        req = service.prepare(request)
+        refused = _wait_for_turn(service, peer_gone)
+        if refused is not None:
+            return refused
+        try:
+            return service, service.open(req)
+        finally:
+            if service.opening is not None:
+                service.opening.release()
     except HttpError as exc:
         return exc.response()
     except Exception:
         # Firestore unreachable, say: nothing was written, nothing was sent upstream.
         logger.error("request failed", traceback=service.redact(traceback.format_exc()))
         return HttpError(503, "unavailable", "The service is unavailable; try again.").response()
-    finally:
-        if turns is not None:
-            turns.release()
+
+
+def _wait_for_turn(service: Service, peer_gone: Callable[[], bool]) -> flask.Response | None:
+    """Take a turn for opening (``None``), or the answer for a request that got none."""
+    turns = service.opening
+    if turns is None or turns.acquire(blocking=False):
+        return None
+    waited = service.settings.open_queue_timeout_seconds
+    if not turns.acquire(timeout=waited):
+        logger.warn("open queue timeout", waited_s=waited)
+        return HttpError(
+            503,
+            "unavailable",
+            "The server is busy starting other executions; try again.",
+            retry_after=5,
+        ).response()
+    if peer_gone():
+        turns.release()
+        logger.info("client left while waiting to start")
+        return flask.Response(status=499)
+    return None
 
 
 def _internal(service: Service, ex: _Execution) -> flask.Response:
