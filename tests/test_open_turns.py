@@ -70,6 +70,19 @@ def wait_for(condition: Callable[[], bool], what: str, seconds: float = 15) -> N
         time.sleep(0.05)
 
 
+def raw_post(server: FunctionServer, uid: str) -> tuple[socket.socket, bytes]:
+    """A connection that has sent a request's headers, and the body still to send."""
+    conn = socket.create_connection(("127.0.0.1", server.port))
+    payload = body(variables={"topic": "x"})
+    headers = {**auth(uid), "Content-Length": str(len(payload)), "Host": "x"}
+    conn.sendall(
+        b"POST / HTTP/1.1\r\n"
+        + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+        + b"\r\n"
+    )
+    return conn, payload
+
+
 def serve(proxy: TcpProxy, upstream: FakeOpenRouterThread, **env: str) -> FunctionServer:
     return FunctionServer("execute_prompt_stream", proxy.host, upstream.base_url, env=env)
 
@@ -125,15 +138,8 @@ def test_a_client_that_leaves_while_waiting_costs_nothing(
         first = Call(server, "first")
         wait_for(lambda: proxy.held_requests >= 1, "the first Firestore read")
         # The second request arrives, waits for the turn, and its client leaves.
-        leaving = socket.create_connection(("127.0.0.1", server.port))
-        payload = body(variables={"topic": "x"})
-        headers = {**auth("leaver"), "Content-Length": str(len(payload)), "Host": "x"}
-        leaving.sendall(
-            b"POST / HTTP/1.1\r\n"
-            + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
-            + b"\r\n"
-            + payload
-        )
+        leaving, payload = raw_post(server, "leaver")
+        leaving.sendall(payload)
         time.sleep(0.5)
         leaving.close()
         proxy.release()
@@ -152,15 +158,8 @@ def test_a_client_sending_its_body_slowly_holds_no_turn(
 ) -> None:
     with serve(proxy, fake_upstream, OPEN_CONCURRENCY="1") as server:
         # Headers and half the body, then nothing: the request is still being read.
-        slow = socket.create_connection(("127.0.0.1", server.port))
-        payload = body(variables={"topic": "x"})
-        headers = {**auth("slow"), "Content-Length": str(len(payload)), "Host": "x"}
-        slow.sendall(
-            b"POST / HTTP/1.1\r\n"
-            + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
-            + b"\r\n"
-            + payload[: len(payload) // 2]
-        )
+        slow, payload = raw_post(server, "slow")
+        slow.sendall(payload[: len(payload) // 2])
         try:
             time.sleep(0.5)
             other = Call(server, "other")

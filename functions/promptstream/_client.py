@@ -574,13 +574,13 @@ class ChatStream:
         if choices:
             choice = choices[0] if type(choices) is list else None
             delta = choice.get("delta") or {} if type(choice) is dict else None
-            if type(delta) is not dict:
+            if type(choice) is not dict or type(delta) is not dict:
                 raise InvalidResponseError(
                     "upstream sent an event without a choice delta", partial=self.content
                 )
             content = delta.get("content") or ""
             reasoning = delta.get("reasoning") or None
-            finish_reason = choice.get("finish_reason")  # type: ignore[union-attr]
+            finish_reason = choice.get("finish_reason")
             if type(content) is not str or not isinstance(reasoning, str | None):
                 raise InvalidResponseError(
                     "upstream sent content that is not text", partial=self.content

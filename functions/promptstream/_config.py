@@ -43,9 +43,9 @@ class Settings(BaseModel):
     upstream_deadline: float = Field(default=3300.0, gt=0)
     upstream_max_retries: int = Field(default=2, ge=0, le=10)
     upstream_backoff_base: float = Field(default=0.5, ge=0)
-    # Executions being opened at once in one instance (the checks, the Firestore read and
-    # commit); more wait their turn, up to the queue timeout, then get a 503. A burst of
-    # new requests then cannot swamp the loop that relays the streams already open.
+    # Executions whose record is being opened (the Firestore read and commit) at once in
+    # one instance; more wait their turn, up to the queue timeout, then get a 503. A burst
+    # of new requests then cannot swamp the loop that relays the streams already open.
     # 0 = no bound.
     open_concurrency: int = Field(default=8, ge=0)
     open_queue_timeout_seconds: float = Field(default=60.0, gt=0)

@@ -548,12 +548,12 @@ def _start(
     record. Returns the refusal as a response.
 
     At most ``OPEN_CONCURRENCY`` requests per instance open their record (the Firestore
-    read and commit) at once; the others wait their turn, blocked. Without that bound, a burst of a
-    thousand new requests put a thousand Firestore round trips on the loop at once, and
-    the streams already open waited behind them (bench S3: the relay's lag p99 was
-    261-466 ms without the bound, 38-70 ms with 8). A turn is not held while the upstream
-    is called. A request that waited past ``OPEN_QUEUE_TIMEOUT_SECONDS`` gets a 503; one
-    whose client left while it waited is dropped, with nothing written.
+    read and commit) at once; the others wait their turn, blocked. Without that bound, a
+    burst of a thousand new requests put a thousand Firestore round trips on the loop at
+    once, and the streams already open waited behind them (bench S3: the relay's lag p99
+    was 261-466 ms without the bound, 38-70 ms with 8). No turn is held while the body is
+    read or the upstream called. A request that waited past ``OPEN_QUEUE_TIMEOUT_SECONDS``
+    gets a 503; one whose client left while it waited is dropped, with nothing written.
     """
     if request.path.endswith("/__/health"):
         # The emulator's worker probe: answer at once, touch nothing.
