@@ -11,7 +11,8 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ __all__ = [
     "executions",
     "free_port",
     "id_token",
+    "read_until",
     "stop_group",
     "wait_http",
+    "wait_until",
     "worker_pids",
 ]
 
@@ -180,6 +183,30 @@ def auth(uid: str = "alice", **kwargs: Any) -> dict[str, str]:
 
 def body(prompt_id: str = "p1", **fields: Any) -> bytes:
     return json.dumps({"prompt_id": prompt_id, **fields}).encode()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned), or the timeout;
+    then its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: float = 20) -> bytes:
+    """What ``sock`` receives until ``done(received)``, the peer closes, or the timeout."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while not done(received) and time.monotonic() < deadline:
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += data
+    return received
 
 
 def executions(db: Any) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ from support import (
     auth,
     body,
     executions,
+    read_until,
+    wait_until,
 )
 
 
@@ -89,16 +91,6 @@ def raw_request(version: str, payload: bytes) -> bytes:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
-
-
-def wait_until(predicate: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 def closed_record(db: Any, timeout: float = 10.0) -> Any:
@@ -406,17 +398,6 @@ def test_keep_alive_connection_is_reused_after_a_stream(db: Any, relay: Function
     assert sockets[0] is sockets[1] is sockets[2]
 
 
-def _read_until(sock: socket.socket, done: Any, timeout: float = 20) -> bytes:
-    received = b""
-    deadline = time.monotonic() + timeout
-    while not done(received) and time.monotonic() < deadline:
-        data = sock.recv(65536)
-        if not data:
-            break
-        received += data
-    return received
-
-
 def test_a_request_pipelined_during_a_stream_is_answered_after_it(
     db: Any, relay: FunctionServer
 ) -> None:
@@ -426,9 +407,9 @@ def test_a_request_pipelined_during_a_stream_is_answered_after_it(
     with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as sock:
         sock.sendall(raw_request("HTTP/1.1", body(variables={"topic": "t"})))
         # Well into the stream: two content events have arrived.
-        _read_until(sock, lambda got: got.count(b"\nid: ") >= 2 or got.startswith(b"id: "))
+        read_until(sock, lambda got: got.count(b"\nid: ") >= 2 or got.startswith(b"id: "))
         sock.sendall(b"GET /__/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        received = _read_until(sock, lambda got: got.endswith(b"ok"))
+        received = read_until(sock, lambda got: got.endswith(b"ok"))
     stream, _, health = received.partition(b"\r\n0\r\n\r\n")
     assert stream.endswith(b"data: [DONE]\n\n")
     assert health.startswith(b"HTTP/1.1 200") and health.endswith(b"ok")
@@ -447,7 +428,7 @@ def test_a_request_pipelined_as_the_stream_starts_is_answered_or_the_connection_
         sock.sendall(raw_request("HTTP/1.1", body(variables={"topic": "t"})))
         first = sock.recv(65536)
         sock.sendall(health)
-        received = first + _read_until(sock, lambda got: got.endswith(b"ok"))
+        received = first + read_until(sock, lambda got: got.endswith(b"ok"))
     stream, sep, rest = received.partition(b"\r\n0\r\n\r\n")
     assert sep and stream.endswith(b"data: [DONE]\n\n")
     assert rest == b"" or (rest.startswith(b"HTTP/1.1 200") and rest.endswith(b"ok"))
@@ -462,7 +443,7 @@ def test_http_1_0_client_gets_an_unframed_body(db: Any, relay: FunctionServer) -
     with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as sock:
         sock.sendall(request)
         # HTTP/1.0: the body ends when the server closes the connection.
-        received = _read_until(sock, lambda _: False)
+        received = read_until(sock, lambda _: False)
     head_bytes, _, raw = received.partition(b"\r\n\r\n")
     assert head_bytes.startswith(b"HTTP/1.0 200") or head_bytes.startswith(b"HTTP/1.1 200")
     assert b"transfer-encoding" not in head_bytes.lower()

@@ -13,13 +13,23 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FirestoreEmulator, FunctionServer, TcpProxy, add_prompt, auth, body, executions
+from support import (
+    FirestoreEmulator,
+    FunctionServer,
+    TcpProxy,
+    add_prompt,
+    auth,
+    body,
+    executions,
+    read_until,
+    wait_until,
+)
 
 PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
 
@@ -62,14 +72,6 @@ class Call(threading.Thread):
             conn.close()
 
 
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def raw_post(server: FunctionServer, uid: str) -> tuple[socket.socket, bytes]:
     """A connection that has sent a request's headers, and the body still to send."""
     conn = socket.create_connection(("127.0.0.1", server.port))
@@ -93,7 +95,7 @@ def test_at_most_open_concurrency_requests_open_at_once(
     with serve(proxy, fake_upstream, OPEN_CONCURRENCY="2") as server:
         proxy.hold()
         calls = [Call(server, f"user{i}") for i in range(6)]
-        wait_for(lambda: proxy.held_requests >= 2, "two Firestore reads")
+        assert wait_until(lambda: proxy.held_requests >= 2, timeout=15)
         time.sleep(1.0)  # room for more to arrive, if the bound did not hold
         assert proxy.held_requests == 2
         assert all(call.is_alive() for call in calls)
@@ -113,7 +115,7 @@ def test_a_request_that_waits_too_long_gets_503_and_nothing_is_written(
     ) as server:
         proxy.hold()
         first = Call(server, "first")
-        wait_for(lambda: proxy.held_requests >= 1, "the first Firestore read")
+        assert wait_until(lambda: proxy.held_requests >= 1, timeout=15)  # its Firestore read
         second = Call(server, "second")
         second.join(30)
         assert first.is_alive()  # the turn is still taken: the second gave up waiting
@@ -136,7 +138,7 @@ def test_a_client_that_leaves_while_waiting_costs_nothing(
     with serve(proxy, fake_upstream, OPEN_CONCURRENCY="1") as server:
         proxy.hold()
         first = Call(server, "first")
-        wait_for(lambda: proxy.held_requests >= 1, "the first Firestore read")
+        assert wait_until(lambda: proxy.held_requests >= 1, timeout=15)  # its Firestore read
         # The second request arrives, waits for the turn, and its client leaves.
         leaving, payload = raw_post(server, "leaver")
         leaving.sendall(payload)
@@ -144,9 +146,9 @@ def test_a_client_that_leaves_while_waiting_costs_nothing(
         leaving.close()
         proxy.release()
         first.join(30)
-        wait_for(
-            lambda: "client left while waiting to start" in server.log_text(),
-            "the waiting request to notice its client left",
+        # The waiting request notices its client left.
+        assert wait_until(
+            lambda: "client left while waiting to start" in server.log_text(), timeout=15
         )
     assert first.status == 200
     assert [(r["owner_uid"], r["status"]) for r in executions(db)] == [("first", "completed")]
@@ -168,12 +170,7 @@ def test_a_client_sending_its_body_slowly_holds_no_turn(
             # The slow request gets its turn once its body is in, and is served in full.
             slow.sendall(payload[len(payload) // 2 :])
             slow.settimeout(30)
-            received = b""
-            while not received.endswith(b"0\r\n\r\n"):
-                piece = slow.recv(65536)
-                if not piece:
-                    break
-                received += piece
+            received = read_until(slow, lambda got: got.endswith(b"0\r\n\r\n"), timeout=30)
         finally:
             slow.close()
     assert received.startswith(b"HTTP/1.1 200")
