@@ -167,8 +167,7 @@ class FirestoreRest:
         timeout: float = 10.0,
         read_attempts: int = 3,
     ) -> None:
-        self.database = f"projects/{project}/databases/(default)"
-        self.root = f"{self.database}/documents"
+        self.root = f"projects/{project}/databases/(default)/documents"
         base = f"http://{emulator_host}" if emulator_host else _PRODUCTION_URL
         self._url = f"{base}/v1/{self.root}"
         self._session = session

@@ -8,6 +8,7 @@ gone out, errors travel as an ``event: error``. The per-chunk path is bytes and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import queue
@@ -567,41 +568,44 @@ def _start(
         # The checks read the body first, outside the turns: a client that sends its body
         # slowly must not hold one.
         req = service.prepare(request)
-        refused = _wait_for_turn(service, peer_gone)
-        if refused is not None:
-            return refused
-        try:
+        with _turn_to_open(service, peer_gone):
             return service, service.open(req)
-        finally:
-            if service.opening is not None:
-                service.opening.release()
     except HttpError as exc:
         return exc.response()
+    except _ClientGone:
+        return flask.Response(status=499)
     except Exception:
         # Firestore unreachable, say: nothing was written, nothing was sent upstream.
         logger.error("request failed", traceback=service.redact(traceback.format_exc()))
         return HttpError(503, "unavailable", "The service is unavailable; try again.").response()
 
 
-def _wait_for_turn(service: Service, peer_gone: Callable[[], bool]) -> flask.Response | None:
-    """Take a turn for opening (``None``), or the answer for a request that got none."""
+@contextlib.contextmanager
+def _turn_to_open(service: Service, peer_gone: Callable[[], bool]) -> Iterator[None]:
+    """Hold a turn for opening for the block. Raises ``HttpError`` (503) when none came
+    within the queue timeout, ``_ClientGone`` when the client left while waiting."""
     turns = service.opening
-    if turns is None or turns.acquire(blocking=False):
-        return None
-    waited = service.settings.open_queue_timeout_seconds
-    if not turns.acquire(timeout=waited):
-        logger.warn("open queue timeout", waited_s=waited)
-        return HttpError(
-            503,
-            "unavailable",
-            "The server is busy starting other executions; try again.",
-            retry_after=5,
-        ).response()
-    if peer_gone():
+    if turns is None:
+        yield
+        return
+    if not turns.acquire(blocking=False):
+        waited = service.settings.open_queue_timeout_seconds
+        if not turns.acquire(timeout=waited):
+            logger.warn("open queue timeout", waited_s=waited)
+            raise HttpError(
+                503,
+                "unavailable",
+                "The server is busy starting other executions; try again.",
+                retry_after=5,
+            )
+        if peer_gone():
+            turns.release()
+            logger.info("client left while waiting to start")
+            raise _ClientGone
+    try:
+        yield
+    finally:
         turns.release()
-        logger.info("client left while waiting to start")
-        return flask.Response(status=499)
-    return None
 
 
 def _internal(service: Service, ex: _Execution) -> flask.Response:
