@@ -108,6 +108,7 @@ class ProcSample:
     cpu: dict[int, float]
     sys_cpu: dict[int, float]
     hwm_bytes: dict[int, int]
+    rss_bytes: dict[int, int]
 
     @property
     def cpu_total(self) -> float:
@@ -116,6 +117,10 @@ class ProcSample:
     @property
     def hwm_total(self) -> int:
         return sum(self.hwm_bytes.values())
+
+    @property
+    def rss_total(self) -> int:
+        return sum(self.rss_bytes.values())
 
     def cpu_since(self, before: ProcSample) -> float:
         """CPU used since ``before`` (a process that started in between counts whole)."""
@@ -130,6 +135,7 @@ def sample(pids: Iterable[int]) -> ProcSample:
     cpu: dict[int, float] = {}
     sys_cpu: dict[int, float] = {}
     hwm: dict[int, int] = {}
+    rss: dict[int, int] = {}
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is None:
@@ -141,8 +147,9 @@ def sample(pids: Iterable[int]) -> ProcSample:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     hwm[pid] = int(line.split()[1]) * 1024
-                    break
-    return ProcSample(cpu, sys_cpu, hwm)
+                elif line.startswith("VmRSS:"):
+                    rss[pid] = int(line.split()[1]) * 1024
+    return ProcSample(cpu, sys_cpu, hwm, rss)
 
 
 def machine_cpu() -> tuple[float, float]:

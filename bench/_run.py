@@ -304,6 +304,8 @@ def run_relay(
 ) -> dict[str, Any]:
     requests = relay_requests(sc, server, run_id)
     fake_reset(fake)
+    # The instance at rest: started and warmed up, nothing in flight.
+    rest = sample(tree_pids(server.pid))
     profiler = _Profiler(server.worker_pids()[0], profile) if profile else None
     meter = _Meter(
         {
@@ -323,7 +325,15 @@ def run_relay(
     out["relay_cpu_us_per_chunk"] = (
         round(relay_cpu / out["chunks"] * 1e6, 1) if out["chunks"] else None
     )
+    out["relay_cpu_ms_per_execution"] = (
+        round(relay_cpu / sc.streams * 1000, 2) if sc.streams else None
+    )
     out["firestore_cpu_s"] = out["cpu_s"]["firestore"]
+    out["relay_rest_rss_mb"] = round(rest.rss_total / 2**20, 1)
+    # The master (which imported main.py before forking) and the worker that serves.
+    out["relay_rest_rss_mb_by_process"] = {
+        str(pid): round(rss / 2**20, 1) for pid, rss in sorted(rest.rss_bytes.items())
+    }
     # VmHWM of the functions-framework master and its worker: this instance's peak,
     # and the instance is fresh for each scenario.
     out["relay_peak_rss_mb"] = round(after["relay"].hwm_total / 2**20, 1)
@@ -426,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         fake.start()
 
         def new_server() -> FunctionServer:
-            # functions/.env as deployed (THREADS=1000 and the rest), with only what must
+            # functions/.env as deployed, with only what must
             # point at local parts overridden, plus --env.
             return FunctionServer(
                 "execute_prompt_stream",

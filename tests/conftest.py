@@ -42,21 +42,6 @@ def stream_server(
 
 
 @pytest.fixture(scope="session")
-def thread_stream_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    """As stream_server, with the body written by the request thread (the way used where
-    the loop cannot take the connection over: not gunicorn, TLS, HTTP/2)."""
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={"HEARTBEAT_SECONDS": "0.3", "DIRECT_SOCKET_WRITES": "false"},
-    ) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
 def execute_server(
     firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
 ) -> Iterator[FunctionServer]:

@@ -48,7 +48,6 @@ TEST_API_KEY = "sk-or-v1-test-SECRET-4f1c2b9d7e"
 TEST_ENV = {
     "ALLOWED_MODELS": "x-ai/grok-4-fast:free,openai/gpt-4o-mini,demo/local-model",
     "ALLOWED_ORIGINS": "http://127.0.0.1:5173",
-    "THREADS": "64",
     "UPSTREAM_BACKOFF_BASE": "0.05",
     "UPSTREAM_FIRST_BYTE_TIMEOUT": "3",
     "UPSTREAM_IDLE_TIMEOUT": "3",

@@ -302,7 +302,12 @@ def test_methods_other_than_post_are_405(
         stream_server, body(variables={"topic": "x"}), {**auth(), **JSON}, method=method
     )
     assert status == 405, resp
-    assert error_of(status, headers, resp)["code"] == "method_not_allowed"
+    if method in ("TRACE", "PROPFIND"):
+        # functions-framework's router refuses methods outside its list before the
+        # function runs: its own plain-text 405 (docs/api.md, "Methods").
+        assert resp == b"Method Not Allowed"
+    else:
+        assert error_of(status, headers, resp)["code"] == "method_not_allowed"
     assert "POST" in headers.get("Allow", "")
     assert_untouched(db, fake_upstream)
 

@@ -9,6 +9,7 @@ import itertools
 import json
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from support import (
 @dataclass
 class Received:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     events: list[tuple[float, str, str]]  # (arrival, event type, data)
     comments: int
     json: Any = None
@@ -60,7 +61,7 @@ async def post_stream(
     seen_content = 0
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         async with session.post(url, data=payload, headers=headers) as resp:
-            hdrs = dict(resp.headers)
+            hdrs = resp.headers.copy()  # names are case-insensitive
             if resp.headers.get("Content-Type", "").startswith("application/json"):
                 return Received(resp.status, hdrs, [], 0, await resp.json())
             async for data in resp.content.iter_any():
@@ -103,13 +104,10 @@ def closed_record(db: Any, timeout: float = 10.0) -> Any:
 # -- streaming ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["socket", "thread"])
-def relay(request: pytest.FixtureRequest) -> FunctionServer:
-    """The stream endpoint, once with each writer of the body: the event loop writing to
-    the connection itself (the default under gunicorn) and the request thread."""
-    name = "stream_server" if request.param == "socket" else "thread_stream_server"
-    server: FunctionServer = request.getfixturevalue(name)
-    return server
+@pytest.fixture
+def relay(stream_server: FunctionServer) -> FunctionServer:
+    """The stream endpoint."""
+    return stream_server
 
 
 def test_stream_relays_chunks_incrementally(db: Any, relay: FunctionServer) -> None:
@@ -338,30 +336,6 @@ def test_concurrent_streams_do_not_block_each_other(db: Any, relay: FunctionServ
     ends = [r.events[-1][0] for r in results]
     # Every stream had its first token before any stream finished: they ran side by side.
     assert max(first_contents) < min(ends)
-
-
-def _writer(request: pytest.FixtureRequest) -> str:
-    return str(request.node.callspec.params["relay"])
-
-
-def test_log_names_the_writer_of_the_body(
-    db: Any, relay: FunctionServer, request: pytest.FixtureRequest
-) -> None:
-    add_prompt(db, content="{{topic}} [[fake chunks=3]]")
-    got = run(post_stream(relay.url, body(variables={"topic": "t"}), auth()))
-    execution_id = got.named("start")[0]["execution_id"]
-    entry = wait_until(
-        lambda: next(
-            (
-                r
-                for r in relay.log_records()
-                if r.get("message") == "execution" and r.get("execution_id") == execution_id
-            ),
-            None,
-        )
-    )
-    assert entry["status"] == "completed"
-    assert entry["writer"] == _writer(request)
 
 
 def test_keep_alive_connection_is_reused_after_a_stream(db: Any, relay: FunctionServer) -> None:

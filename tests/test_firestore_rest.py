@@ -9,14 +9,14 @@ never answers, and one that goes away in the middle of a stream.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import http.client
 import json
 import math
 import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream._bridge import AsyncBridge
+from promptstream._admission import LimitExceeded
 from promptstream._config import Settings
 from promptstream._firestore import (
     FirestoreError,
@@ -40,7 +40,7 @@ from promptstream._firestore import (
     encode_value,
     field_path,
 )
-from promptstream._store import LimitExceeded, Store
+from promptstream._store import Store
 from support import (
     PROJECT,
     FirestoreEmulator,
@@ -118,17 +118,16 @@ def test_field_paths_match_the_official_client(segments: list[str]) -> None:
 # -- the store, on the emulator ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def store(firestore_emulator: FirestoreEmulator) -> Iterator[Store]:
+@pytest.fixture
+async def store(firestore_emulator: FirestoreEmulator) -> AsyncIterator[Store]:
     store = Store(
         Settings(project_id=PROJECT, max_concurrent_streams=2),
-        AsyncBridge(),
         emulator_host=firestore_emulator.host,
     )
     try:
         yield store
     finally:
-        store.close()
+        await store.close()
 
 
 def record(prompt: Any) -> tuple[dict[str, Any], Any]:
@@ -136,9 +135,9 @@ def record(prompt: Any) -> tuple[dict[str, Any], Any]:
     return {"prompt_id": prompt.id, "output": "", "usage": None}, prompt
 
 
-def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
+async def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
     add_prompt(db, "p1", content="Hello {{name}}", system_prompt="Be brief.")
-    execution_id, prompt = store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    execution_id, prompt = await store.begin_execution(uid="alice", prompt_id="p1", build=record)
     assert (prompt.id, prompt.content, prompt.system_prompt) == (
         "p1",
         "Hello {{name}}",
@@ -154,7 +153,7 @@ def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
     limits = db.collection("user_limits").document("alice").get().to_dict()
     assert list(limits["leases"]) == [execution_id]
 
-    store.finish_execution(
+    await store.finish_execution(
         uid="alice",
         execution_id=execution_id,
         fields={"status": "completed", "output": "Hi", "usage": {"total_tokens": 7}},
@@ -172,7 +171,7 @@ def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
     assert (limits["leases"], limits["tokens_today"]) == ({}, 7)
 
 
-def test_an_absent_prompt_reaches_build_as_none_and_a_refusal_writes_nothing(
+async def test_an_absent_prompt_reaches_build_as_none_and_a_refusal_writes_nothing(
     store: Store, db: Any
 ) -> None:
     seen: list[Any] = []
@@ -182,13 +181,13 @@ def test_an_absent_prompt_reaches_build_as_none_and_a_refusal_writes_nothing(
         raise LookupError("no such prompt")
 
     with pytest.raises(LookupError):
-        store.begin_execution(uid="alice", prompt_id="absent", build=refuse)
+        await store.begin_execution(uid="alice", prompt_id="absent", build=refuse)
     assert seen == [None]
     assert list(db.collection("executions").stream()) == []
     assert list(db.collection("user_limits").stream()) == []
 
 
-def test_a_commit_that_loses_to_another_writer_reads_again(store: Store, db: Any) -> None:
+async def test_a_commit_that_loses_to_another_writer_reads_again(store: Store, db: Any) -> None:
     """Another instance takes a lease between our read and our commit: our commit's
     precondition fails, nothing of ours is written, and the second attempt sees both."""
     add_prompt(db, "p1")
@@ -204,34 +203,40 @@ def test_a_commit_that_loses_to_another_writer_reads_again(store: Store, db: Any
             limits.set(lease, merge=True)
         return record(prompt)
 
-    execution_id, _ = store.begin_execution(uid="alice", prompt_id="p1", build=build)
+    execution_id, _ = await store.begin_execution(uid="alice", prompt_id="p1", build=build)
     assert calls == 2
     assert sorted(limits.get().to_dict()["leases"]) == sorted(["elsewhere", execution_id])
     assert [d.id for d in db.collection("executions").stream()] == [execution_id]
 
     # Now at the cap of 2: refused, and nothing written.
     with pytest.raises(LimitExceeded) as refused:
-        store.begin_execution(uid="alice", prompt_id="p1", build=record)
+        await store.begin_execution(uid="alice", prompt_id="p1", build=record)
     assert refused.value.code == "concurrency_limit"
     assert len(list(db.collection("executions").stream())) == 1
 
 
-def test_many_threads_of_one_user_never_exceed_the_cap(store: Store, db: Any) -> None:
+async def test_many_openings_of_one_user_never_exceed_the_cap(
+    firestore_emulator: FirestoreEmulator, db: Any
+) -> None:
+    """Six openings at once, through two stores (two instances): their locks cannot
+    serialise them, only the conditional commits can."""
     add_prompt(db, "p1")
+    settings = Settings(project_id=PROJECT, max_concurrent_streams=2)
+    stores = [Store(settings, emulator_host=firestore_emulator.host) for _ in range(2)]
     outcomes: list[str] = []
 
-    def one() -> None:
+    async def one(store: Store) -> None:
         try:
-            store.begin_execution(uid="bob", prompt_id="p1", build=record)
+            await store.begin_execution(uid="bob", prompt_id="p1", build=record)
             outcomes.append("opened")
         except LimitExceeded as exc:
             outcomes.append(exc.code)
 
-    threads = [threading.Thread(target=one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    try:
+        await asyncio.gather(*(one(stores[i % 2]) for i in range(6)))
+    finally:
+        for store in stores:
+            await store.close()
     assert sorted(outcomes) == ["concurrency_limit"] * 4 + ["opened"] * 2
     leases = db.collection("user_limits").document("bob").get().to_dict()["leases"]
     assert sorted(leases) == sorted(d.id for d in db.collection("executions").stream())

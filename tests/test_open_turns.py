@@ -57,7 +57,7 @@ class Call(threading.Thread):
         self.server = server
         self.uid = uid
         self.status = 0
-        self.headers: dict[str, str] = {}
+        self.headers: Any = {}
         self.text = ""
         self.start()
 
@@ -66,7 +66,7 @@ class Call(threading.Thread):
         try:
             conn.request("POST", "/", body=body(variables={"topic": "x"}), headers=auth(self.uid))
             resp = conn.getresponse()
-            self.status, self.headers = resp.status, dict(resp.getheaders())
+            self.status, self.headers = resp.status, resp.headers  # case-insensitive
             self.text = resp.read().decode()
         finally:
             conn.close()

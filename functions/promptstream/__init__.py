@@ -17,7 +17,10 @@ from ._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientGone,
     ContentBlockedError,
+    ErrorCode,
+    HttpError,
     InternalServerError,
     InvalidResponseError,
     MidStreamError,
@@ -29,7 +32,10 @@ from ._errors import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from ._handler import ExecuteRequest, get_service, handle_execute, handle_stream
+from ._firebase import https_endpoint
+from ._handler import execute_app, stream_app, with_cors
+from ._request import ExecuteRequest
+from ._service import Service, get_service, set_service
 from ._sse import ServerSentEvent, SSEDecoder, encode_comment, encode_event
 
 __all__ = [
@@ -41,8 +47,11 @@ __all__ = [
     "BadRequestError",
     "ChatResponse",
     "ChatStream",
+    "ClientGone",
     "ContentBlockedError",
+    "ErrorCode",
     "ExecuteRequest",
+    "HttpError",
     "InternalServerError",
     "InvalidResponseError",
     "MidStreamError",
@@ -55,13 +64,17 @@ __all__ = [
     "RequestTimeoutError",
     "SSEDecoder",
     "ServerSentEvent",
+    "Service",
     "Settings",
     "StreamChunk",
     "StreamInterruptedError",
     "UpstreamUnavailableError",
     "encode_comment",
     "encode_event",
+    "execute_app",
     "get_service",
-    "handle_execute",
-    "handle_stream",
+    "https_endpoint",
+    "set_service",
+    "stream_app",
+    "with_cors",
 ]

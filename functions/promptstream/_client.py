@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
+    ErrorCode,
     InvalidResponseError,
     MidStreamError,
     OpenRouterError,
@@ -688,13 +689,13 @@ def _unexpected_body(response: aiohttp.ClientResponse, raw: bytes, secret: str) 
 
 
 _IN_BAND_CODES = {
-    402: "out_of_credits",
-    403: "content_blocked",
-    408: "upstream_timeout",
-    429: "rate_limited",
-    502: "upstream_unavailable",
-    503: "upstream_unavailable",
-    504: "upstream_timeout",
+    402: ErrorCode.OUT_OF_CREDITS,
+    403: ErrorCode.CONTENT_BLOCKED,
+    408: ErrorCode.UPSTREAM_TIMEOUT,
+    429: ErrorCode.RATE_LIMITED,
+    502: ErrorCode.UPSTREAM_UNAVAILABLE,
+    503: ErrorCode.UPSTREAM_UNAVAILABLE,
+    504: ErrorCode.UPSTREAM_TIMEOUT,
 }
 
 

@@ -6,7 +6,9 @@ import json
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from ._client import OpenRouterConfig
 
 __all__ = ["Settings", "emulator_auth_in_production"]
 
@@ -26,17 +28,13 @@ class Settings(BaseModel):
     allowed_models: tuple[str, ...] = ("x-ai/grok-4-fast:free",)
     allowed_origins: tuple[str, ...] = ()
     heartbeat_seconds: float = Field(default=15.0, gt=0)
-    # How often an idle stream checks whether the browser is still there.
-    disconnect_poll_seconds: float = Field(default=0.25, gt=0)
     # A client that takes no bytes for this long while the stream has some to send is
-    # treated as gone (only where the loop writes to the socket itself).
+    # treated as gone.
     stall_timeout_seconds: float = Field(default=30.0, gt=0)
-    # Under gunicorn, the event loop writes the body straight to the client's socket
-    # instead of handing every chunk to the request thread (see _socket.py).
-    direct_socket_writes: bool = True
     app_url: str | None = None
     app_title: str | None = "RAG Prompt Library"
-    # Upstream timeouts (seconds). The deadline stays below the function's timeout_sec.
+    # The upstream client's settings: ``upstream_X`` is OpenRouterConfig's ``X``.
+    # Timeouts in seconds; the deadline stays below the function's timeout_sec.
     upstream_connect_timeout: float = Field(default=10.0, gt=0)
     upstream_first_byte_timeout: float = Field(default=60.0, gt=0)
     upstream_idle_timeout: float = Field(default=90.0, gt=0)
@@ -53,6 +51,8 @@ class Settings(BaseModel):
     firestore_timeout_seconds: float = Field(default=10.0, gt=0)
     # Request limits.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    # The whole request body must arrive within this long.
+    body_timeout_seconds: float = Field(default=15.0, gt=0)
     max_variables: int = Field(default=50, gt=0)
     max_variable_chars: int = Field(default=20_000, gt=0)
     max_context_chars: int = Field(default=100_000, gt=0)
@@ -67,6 +67,24 @@ class Settings(BaseModel):
     debug_logging: bool = False
 
     _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
+
+    def openrouter_config(self, api_key: str) -> OpenRouterConfig:
+        """The upstream client's configuration, from these settings."""
+        upstream = {
+            name.removeprefix("upstream_"): value
+            for name, value in self
+            if name.startswith("upstream_")
+        }
+        return OpenRouterConfig(
+            api_key=SecretStr(api_key),
+            model=self.default_model,
+            base_url=self.openrouter_base_url,
+            max_tokens=self.default_max_tokens,
+            temperature=None,
+            app_url=self.app_url,
+            app_title=self.app_title,
+            **upstream,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

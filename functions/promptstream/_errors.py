@@ -8,6 +8,7 @@ content that had already reached the caller.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 __all__ = [
@@ -16,7 +17,10 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientGone",
     "ContentBlockedError",
+    "ErrorCode",
+    "HttpError",
     "InternalServerError",
     "InvalidResponseError",
     "MidStreamError",
@@ -31,11 +35,99 @@ __all__ = [
 ]
 
 
+class ErrorCode(enum.StrEnum):
+    """Every error code the browser can see, each with the HTTP status it answers with
+    while nothing has been streamed (after that it travels in an ``event: error``)."""
+
+    INVALID_REQUEST = "invalid_request"
+    MISSING_VARIABLES = "missing_variables"
+    UNKNOWN_VARIABLES = "unknown_variables"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
+    PROMPT_TOO_LARGE = "prompt_too_large"
+    UNAUTHENTICATED = "unauthenticated"
+    PROMPT_NOT_FOUND = "prompt_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
+    CONCURRENCY_LIMIT = "concurrency_limit"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    CONFIGURATION_ERROR = "configuration_error"
+    INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
+    # Raised by the upstream client.
+    RATE_LIMITED = "rate_limited"
+    OUT_OF_CREDITS = "out_of_credits"
+    UPSTREAM_ERROR = "upstream_error"
+    UPSTREAM_AUTH = "upstream_auth"
+    UPSTREAM_BAD_REQUEST = "upstream_bad_request"
+    CONTENT_BLOCKED = "content_blocked"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_DISCONNECTED = "upstream_disconnected"
+
+    @property
+    def status(self) -> int:
+        return _HTTP_STATUS[self]
+
+
+_HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.MISSING_VARIABLES: 400,
+    ErrorCode.UNKNOWN_VARIABLES: 400,
+    ErrorCode.MODEL_NOT_ALLOWED: 400,
+    ErrorCode.PROMPT_TOO_LARGE: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.PROMPT_NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
+    ErrorCode.CONCURRENCY_LIMIT: 429,
+    ErrorCode.BUDGET_EXCEEDED: 429,
+    ErrorCode.CONFIGURATION_ERROR: 500,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.OUT_OF_CREDITS: 402,
+    ErrorCode.UPSTREAM_ERROR: 502,
+    ErrorCode.UPSTREAM_AUTH: 502,
+    ErrorCode.UPSTREAM_BAD_REQUEST: 400,
+    ErrorCode.CONTENT_BLOCKED: 403,
+    ErrorCode.UPSTREAM_UNAVAILABLE: 503,
+    ErrorCode.UPSTREAM_TIMEOUT: 504,
+    ErrorCode.UPSTREAM_DISCONNECTED: 502,
+}
+
+
+class HttpError(Exception):
+    """A refusal before the first byte: the code's HTTP status with the JSON error shape
+    ``{"error": {"code", "message", "details"?}}``."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        self.retry_after = retry_after
+
+    @property
+    def status(self) -> int:
+        return self.code.status
+
+
+class ClientGone(Exception):
+    """The client closed its connection: nothing more can reach it."""
+
+
 class OpenRouterError(Exception):
     """Base of everything the OpenRouter client raises."""
 
-    code = "upstream_error"
-    status = 502
+    code: ErrorCode = ErrorCode.UPSTREAM_ERROR
 
     def __init__(
         self,
@@ -51,19 +143,22 @@ class OpenRouterError(Exception):
         self.partial = partial
         self.body = body
 
+    @property
+    def status(self) -> int:
+        """What the relay answers with while nothing has been streamed."""
+        return self.code.status
+
 
 class APIConnectionError(OpenRouterError):
     """The upstream could not be reached, or the connection failed before any content."""
 
-    code = "upstream_unavailable"
-    status = 503
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 class APITimeoutError(APIConnectionError):
     """No response, or no content, within the configured time."""
 
-    code = "upstream_timeout"
-    status = 504
+    code = ErrorCode.UPSTREAM_TIMEOUT
 
 
 class StreamInterruptedError(APIConnectionError):
@@ -73,22 +168,19 @@ class StreamInterruptedError(APIConnectionError):
     ``partial``.
     """
 
-    code = "upstream_disconnected"
-    status = 502
+    code = ErrorCode.UPSTREAM_DISCONNECTED
 
 
 class InvalidResponseError(OpenRouterError):
     """The upstream answered something that is not the chat-completions wire format."""
 
-    code = "upstream_error"
-    status = 502
+    code = ErrorCode.UPSTREAM_ERROR
 
 
 class MidStreamError(OpenRouterError):
     """An ``{"error": ...}`` event (finish_reason ``error``) arrived inside the stream."""
 
-    code = "upstream_error"
-    status = 502
+    code = ErrorCode.UPSTREAM_ERROR
 
     def __init__(self, message: str, *, upstream_code: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -104,50 +196,41 @@ class APIStatusError(OpenRouterError):
 
 
 class BadRequestError(APIStatusError):
-    code = "upstream_bad_request"
-    status = 400
+    code = ErrorCode.UPSTREAM_BAD_REQUEST
 
 
 class AuthenticationError(APIStatusError):
-    code = "upstream_auth"
-    status = 502
+    code = ErrorCode.UPSTREAM_AUTH
 
 
 class PaymentRequiredError(APIStatusError):
-    code = "out_of_credits"
-    status = 402
+    code = ErrorCode.OUT_OF_CREDITS
 
 
 class PermissionDeniedError(APIStatusError):
-    code = "upstream_auth"
-    status = 502
+    code = ErrorCode.UPSTREAM_AUTH
 
 
 class ContentBlockedError(PermissionDeniedError):
     """OpenRouter's moderation refused the input (403 with moderation metadata)."""
 
-    code = "content_blocked"
-    status = 403
+    code = ErrorCode.CONTENT_BLOCKED
 
 
 class RequestTimeoutError(APIStatusError):
-    code = "upstream_timeout"
-    status = 504
+    code = ErrorCode.UPSTREAM_TIMEOUT
 
 
 class RateLimitError(APIStatusError):
-    code = "rate_limited"
-    status = 429
+    code = ErrorCode.RATE_LIMITED
 
 
 class InternalServerError(APIStatusError):
-    code = "upstream_error"
-    status = 502
+    code = ErrorCode.UPSTREAM_ERROR
 
 
 class UpstreamUnavailableError(APIStatusError):
-    code = "upstream_unavailable"
-    status = 503
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -1,11 +1,10 @@
 """The two kinds of Firestore call the relay makes (a batch read, a commit), over
-Firestore's REST API on the bridge's loop.
+Firestore's REST API on the request's loop.
 
 Opening an execution reads two documents and commits two writes; closing it commits two
-more. Through google-cloud-firestore (gRPC, proto-plus) that cost 11 ms of CPU per
-execution in the request threads, two thirds of everything the function spends on one,
-and it held the GIL against the loop that relays every stream's chunks (bench S2, S3).
-Here the same calls are JSON over the loop's aiohttp session: 2.7 ms per execution.
+more. Here they are JSON over one aiohttp session on the loop, rather than
+google-cloud-firestore's gRPC client, which cost far more CPU per execution and held the
+GIL against the streams (docs/adr/0001-firestore-over-rest.md).
 
 Documents are JSON objects of Firestore's ``Value`` type; ``encode_value`` and
 ``decode_value`` convert them to and from plain Python values.

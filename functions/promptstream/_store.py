@@ -1,35 +1,30 @@
 """Firestore reads and writes: prompts, execution records and per-user limits.
 
-Per-user limits live in ``user_limits/{uid}``: a map of stream leases (one per open
-execution, so a crashed instance's lease simply expires) and the day's token count.
-Opening an execution reads the prompt and the limits, then commits the lease and the
-record on condition that the limits document is still the one read (its update time):
-the limits hold across instances without a lock in the database, and a loser reads
-again. Closing an execution releases the lease and debits the tokens in one commit.
-
-The calls run on the bridge's event loop (``_firestore.py``); the methods here are
-called from request threads and wait for them.
+Opening an execution reads the prompt and the user's limits, then commits the lease and
+the record on condition that the limits document is still the one read (its update
+time): the limits hold across instances without a lock in the database, and a loser
+reads again. Closing an execution releases the lease and debits the tokens in one
+commit. See docs/adr/0002-conditional-commits.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import random
 import secrets
 import string
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 
-from ._bridge import AsyncBridge
+from ._admission import take_lease
 from ._config import Settings
 from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
 
-__all__ = ["LimitExceeded", "Prompt", "Store"]
+__all__ = ["Prompt", "Store"]
 
 T = TypeVar("T")
 
@@ -51,14 +46,6 @@ class Prompt:
     public: bool
 
 
-class LimitExceeded(Exception):
-    def __init__(self, code: str, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-
-
 def _prompt_from(doc: Document | None) -> Prompt | None:
     if doc is None or not doc.data or not isinstance(doc.data.get("content"), str):
         return None
@@ -75,52 +62,50 @@ def _prompt_from(doc: Document | None) -> Prompt | None:
     )
 
 
-def _seconds_to_utc_midnight(now: dt.datetime) -> int:
-    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(1, int((tomorrow - now).total_seconds()) + 1)
-
-
 def _auto_id() -> str:
     """A document id as Firestore's clients make them: 20 random letters and digits."""
     return "".join(secrets.choice(_ID_CHARS) for _ in range(20))
 
 
 class Store:
+    """The relay's Firestore calls, on the running loop. The HTTP session is made on
+    first use (it belongs to the loop that serves the requests)."""
+
     def __init__(
         self,
         settings: Settings,
-        bridge: AsyncBridge,
         *,
         emulator_host: str | None = None,
         credentials: Any = None,
     ) -> None:
         self._settings = settings
-        self._bridge = bridge
         self._emulator_host = emulator_host
         self._credentials = credentials
-        # One opening per user per process at a time: concurrent ones would read the
+        self._rest: FirestoreRest | None = None
+        # One opening per user per instance at a time: concurrent ones would read the
         # same limits and all but one would have to read again. Striped, so bounded.
-        self._user_locks = tuple(threading.Lock() for _ in range(64))
-
-    async def _make_db(self) -> FirestoreRest:
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-        return FirestoreRest(
-            self._settings.project_id,
-            session,
-            emulator_host=self._emulator_host,
-            credentials=self._credentials,
-            timeout=self._settings.firestore_timeout_seconds,
-        )
+        self._user_locks = tuple(asyncio.Lock() for _ in range(64))
 
     @property
     def _db(self) -> FirestoreRest:
-        return self._bridge.resource("firestore", self._make_db)
+        if self._rest is None:
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
+            self._rest = FirestoreRest(
+                self._settings.project_id,
+                session,
+                emulator_host=self._emulator_host,
+                credentials=self._credentials,
+                timeout=self._settings.firestore_timeout_seconds,
+            )
+        return self._rest
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Close the HTTP session (an instance keeps it for its whole life)."""
-        self._bridge.run(self._db.close())
+        if self._rest is not None:
+            await self._rest.close()
+            self._rest = None
 
-    def begin_execution(
+    async def begin_execution(
         self,
         *,
         uid: str,
@@ -138,13 +123,23 @@ class Store:
         prompt_path = f"{PROMPTS}/{prompt_id}"
         limits_path = f"{USER_LIMITS}/{uid}"
         execution_id = _auto_id()
-        with self._user_locks[hash(uid) % len(self._user_locks)]:
+        async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
-                docs = self._bridge.run(db.get_all([prompt_path, limits_path]))
+                docs = await db.get_all([prompt_path, limits_path])
                 record, result = build(_prompt_from(docs.get(prompt_path)))
                 limits = docs.get(limits_path) or Document(limits_path, None, None)
-                writes = [
-                    self._lease_write(db, limits, execution_id),
+                lease = take_lease(
+                    limits.data, execution_id, dt.datetime.now(dt.UTC), self._settings
+                )
+                writes: list[dict[str, Any]] = [
+                    {
+                        "update": {"name": db.name(limits_path), "fields": encode_fields(lease)},
+                        "currentDocument": (
+                            {"updateTime": limits.update_time}
+                            if limits.update_time is not None
+                            else {"exists": False}
+                        ),
+                    },
                     {
                         "update": {
                             "name": db.name(f"{EXECUTIONS}/{execution_id}"),
@@ -159,57 +154,16 @@ class Store:
                     },
                 ]
                 try:
-                    self._bridge.run(db.commit(writes))
+                    await db.commit(writes)
                 except FirestoreError as exc:
                     if not exc.conflict or attempt + 1 == _ATTEMPTS:
                         raise
                     # Another instance changed the limits since the read: read again.
-                    time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
                     continue
                 return execution_id, result
         raise AssertionError("unreachable")
-
-    def _lease_write(self, db: FirestoreRest, limits: Document, execution_id: str) -> Any:
-        """The limits document with one more lease, on condition that it is unchanged;
-        raises ``LimitExceeded`` instead when the user is over a limit."""
-        settings = self._settings
-        now = dt.datetime.now(dt.UTC)
-        now_ms = int(time.time() * 1000)
-        day = now.date().isoformat()
-        lease_ms = settings.stream_lease_seconds * 1000
-        data = limits.data or {}
-        leases = {
-            key: started
-            for key, started in (data.get("leases") or {}).items()
-            if isinstance(started, int) and now_ms - started < lease_ms
-        }
-        tokens = int(data.get("tokens_today") or 0) if data.get("day") == day else 0
-        if tokens >= settings.daily_token_budget:
-            raise LimitExceeded(
-                "budget_exceeded",
-                f"Daily token budget of {settings.daily_token_budget} is used up",
-                _seconds_to_utc_midnight(now),
-            )
-        if len(leases) >= settings.max_concurrent_streams:
-            raise LimitExceeded(
-                "concurrency_limit",
-                f"At most {settings.max_concurrent_streams} executions may run at once",
-                5,
-            )
-        leases[execution_id] = now_ms
-        return {
-            "update": {
-                "name": db.name(limits.path),
-                "fields": encode_fields({"leases": leases, "day": day, "tokens_today": tokens}),
-            },
-            "currentDocument": (
-                {"updateTime": limits.update_time}
-                if limits.update_time is not None
-                else {"exists": False}
-            ),
-        }
-
-    def finish_execution(
+    async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
     ) -> None:
         """Finalise the record and release the lease, debiting ``tokens``, in one commit."""
@@ -239,4 +193,4 @@ class Store:
                 "currentDocument": {"exists": True},
             },
         ]
-        self._bridge.run(db.commit(writes))
+        await db.commit(writes)

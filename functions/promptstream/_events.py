@@ -1,0 +1,198 @@
+"""The events of one streamed execution, written with the server's ``send``.
+
+``start`` once the upstream accepted the request, one content event per chunk (with an
+``id``), then ``end`` or ``error`` and ``data: [DONE]``; ``: ping`` comments while
+nothing else has been written for ``HEARTBEAT_SECONDS``. The per-chunk path is a dict,
+one ``json.dumps`` and one ``await send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._asgi import Send
+from ._client import ChatStream
+from ._errors import ErrorCode, OpenRouterError
+from ._executions import Execution, Outcome
+from ._sse import encode_comment, encode_event
+
+__all__ = ["SSE_HEADERS", "EventStream"]
+
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+    (b"content-encoding", b"identity"),
+]
+_DONE = encode_event("[DONE]")
+_PING = encode_comment("ping")
+
+
+def error_event(code: str, message: str) -> bytes:
+    return encode_event(json.dumps({"code": code, "message": message}), event="error") + _DONE
+
+
+class EventStream:
+    """The body of one streamed execution, and what it relayed (its ``outcome``).
+
+    ``on_stall`` is called when the client has taken no bytes for ``stall_timeout``
+    seconds while a write waits: such a client is treated as gone.
+    """
+
+    __slots__ = (
+        "_every",
+        "_loop",
+        "_on_stall",
+        "_redact",
+        "_send",
+        "_stall",
+        "ex",
+        "last_write",
+        "outcome",
+        "parts",
+        "reasoning",
+        "seq",
+        "writing",
+    )
+
+    def __init__(
+        self,
+        ex: Execution,
+        send: Send,
+        *,
+        heartbeat: float,
+        stall_timeout: float,
+        on_stall: Callable[[], None],
+        redact: Callable[[str], str],
+    ) -> None:
+        self.ex = ex
+        self._send = send
+        self._every = heartbeat
+        self._stall = stall_timeout
+        self._on_stall = on_stall
+        self._redact = redact
+        self._loop = asyncio.get_running_loop()
+        self.parts: list[str] = []
+        self.reasoning: list[str] = []
+        self.seq = 0
+        self.last_write = self._loop.time()
+        self.writing = False
+        # Until the stream ends one way or another, it counts as cancelled.
+        self.outcome = Outcome("cancelled")
+
+    async def open(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """The response head and the ``start`` event."""
+        ex = self.ex
+        start = {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        await self._write(encode_event(json.dumps(start), event="start"))
+
+    async def relay(self, stream: ChatStream, finish: Callable[[], Awaitable[None]]) -> None:
+        """Every chunk of ``stream``, then the closing events, then ``finish()`` (the
+        record), then the end of the body: when the response is complete, so is the
+        record. Upstream errors become an ``event: error``; bugs and a cancellation (the
+        client left) propagate."""
+        outcome = self.outcome
+        pinger = self._loop.create_task(self._ping())
+        try:
+            try:
+                final = await self._chunks(stream)
+                status = "completed"
+            except OpenRouterError as exc:
+                outcome.error = (exc.code, self._redact(exc.message))
+                final = error_event(*outcome.error)
+                status = "error"
+            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception:
+                outcome.error = (ErrorCode.INTERNAL, "internal error")
+                outcome.status = "error"
+                raise
+            await self._write(final)
+            # Only now: a client that left before the closing events counts as cancelled.
+            outcome.status = status
+        finally:
+            pinger.cancel()
+            self._settle(stream)
+        await finish()
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def fail(self) -> None:
+        """After a bug while relaying (already logged): the error event, if the client can
+        still take it."""
+        await self._send(
+            {
+                "type": "http.response.body",
+                "body": error_event(ErrorCode.INTERNAL, "Internal error."),
+                "more_body": False,
+            }
+        )
+
+    async def _chunks(self, stream: ChatStream) -> bytes:
+        parts = self.parts
+        outcome = self.outcome
+        send = self._send
+        loop = self._loop
+        async for chunk in stream:
+            content = chunk.content
+            if not (content or chunk.reasoning or chunk.finish_reason):
+                continue  # the usage chunk: it goes out with the end event
+            payload: dict[str, Any] = {"content": content, "finish_reason": chunk.finish_reason}
+            if content:
+                if outcome.first_content is None:
+                    outcome.first_content = time.monotonic()
+                parts.append(content)
+            if chunk.reasoning:
+                self.reasoning.append(chunk.reasoning)
+                payload["reasoning"] = chunk.reasoning
+            self.seq += 1
+            data = encode_event(json.dumps(payload, ensure_ascii=False), id=self.seq)
+            self.writing = True
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            self.writing = False
+            self.last_write = loop.time()
+        ex = self.ex
+        end = {
+            "execution_id": ex.execution_id,
+            "model": stream.model or ex.model,
+            "finish_reason": stream.finish_reason,
+            "usage": stream.usage,
+            "generation_id": stream.generation_id,
+        }
+        return encode_event(json.dumps(end, ensure_ascii=False), event="end") + _DONE
+
+    def _settle(self, stream: ChatStream) -> None:
+        outcome = self.outcome
+        outcome.output = "".join(self.parts)
+        outcome.reasoning = "".join(self.reasoning)
+        outcome.usage = stream.usage
+        outcome.finish_reason = stream.finish_reason
+        outcome.generation_id = stream.generation_id
+        outcome.model = stream.model
+
+    async def _write(self, data: bytes) -> None:
+        self.writing = True
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+        self.writing = False
+        self.last_write = self._loop.time()
+
+    async def _ping(self) -> None:
+        """A ``: ping`` once nothing has been written for the heartbeat interval; and the
+        stall check, which needs a clock while a write is stuck."""
+        loop = self._loop
+        every = self._every
+        # A write may start any time after the last one ended: wake up in time for both.
+        period = min(every, self._stall)
+        while True:
+            await asyncio.sleep(max(0.0, self.last_write + period - loop.time()))
+            idle = loop.time() - self.last_write
+            if self.writing:
+                if idle >= self._stall:
+                    self._on_stall()
+                    return
+            elif idle >= every:
+                await self._write(_PING)
