@@ -4,6 +4,7 @@ recall@5 on a labelled set (tests/data/kb: four documents, 40 questions)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -258,6 +259,7 @@ async def test_a_store_fault_midway_deletes_what_was_written(
             limits=SMALL,
         )
     assert failed.value.code == "store_failed"
+    assert failed.value.tokens > 0  # the embedding was done: the budget pays for it
     doc = await document(rest, "pond")
     assert doc is not None and doc["status"] == "error"
     assert await passages(rest, "pond") == []  # the one that landed was deleted
@@ -516,3 +518,40 @@ async def test_passages_of_a_generation_being_written_are_not_searched(
         rest, client, owner_uid="alice", document_ids=["pond"], query=query, top_k=5
     )
     assert found and all(s.text != query for s in found)
+
+
+class _HeldEmbedder:
+    """An embedder that waits for ``release`` before embedding (an ingestion caught
+    midway while another one runs)."""
+
+    def __init__(self, inner: EmbeddingsClient) -> None:
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def embed(self, texts: Any) -> Any:
+        self.waiting.set()
+        await self.release.wait()
+        return await self.inner.embed(texts)
+
+
+async def test_a_newer_upload_supersedes_one_still_running(
+    rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
+) -> None:
+    client = embedder(fake_upstream, session)
+    held = _HeldEmbedder(client)
+    args: dict[str, Any] = {"owner_uid": "alice", "document_id": "pond", "title": "Pond"}
+    slow = asyncio.create_task(ingest_md(rest, held, data=GUIDE, limits=SMALL, **args))
+    await asyncio.wait_for(held.waiting.wait(), 10)
+    newer = b"# Notes\n\nHedgehogs visit the garden at night for slugs."
+    result = await ingest_md(rest, client, data=newer, **args)
+    assert result.generation == 2
+    held.release.set()
+    with pytest.raises(IngestError) as superseded:
+        await slow
+    assert superseded.value.code == "superseded"
+    doc = await document(rest, "pond")
+    assert doc is not None and (doc["status"], doc["generation"]) == ("ready", 2)
+    assert [(p["generation"], p["text"][:10]) for p in await passages(rest, "pond")] == [
+        (2, "Hedgehogs ")
+    ]

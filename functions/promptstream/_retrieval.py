@@ -26,10 +26,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
+
+from . import _logging
 from ._chunking import Passage, split_passages
 from ._documents import DocumentError, extract_text
 from ._embeddings import Embeddings
@@ -72,10 +75,13 @@ class IngestError(Exception):
     ``not_found``, ``too_many_passages``, ``superseded``, ``embedding_failed``,
     ``store_failed``)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, tokens: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # Embedding tokens already spent when the failure came after the embedding (the
+        # caller's budget should still be charged for them).
+        self.tokens = tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +152,14 @@ async def ingest(
     filename: str = "",
     content_type: str | None = None,
     limits: IngestLimits = IngestLimits(),
-    extract: Callable[..., Awaitable[Any]] | None = None,
 ) -> IngestResult:
     """Split, embed and store ``data`` as the next generation of ``document_id``, then
     make it the one search uses; older generations are deleted after.
 
     The document is created if missing, or must belong to ``owner_uid``. On any failure
     it is left ``error`` with the reason, no passage of the failed generation is
-    visible to search, and ``IngestError`` is raised. Returns the embedding tokens used.
+    visible to search, and ``IngestError`` is raised (with the tokens already spent).
+    The result carries the embedding tokens, for the caller's budget.
     """
     check_document_id(document_id)
     generation, claimed_at = await _claim(
@@ -161,10 +167,12 @@ async def ingest(
     )
     scope = scope_of(owner_uid, document_id, generation)
     written: list[str] = []
+    spent = 0
     try:
         try:
-            run = extract or _extract_in_thread
-            text = await run(
+            # PDF parsing is CPU work: off the loop that relays streams.
+            text = await asyncio.to_thread(
+                extract_text,
                 data,
                 filename=filename,
                 content_type=content_type,
@@ -190,6 +198,7 @@ async def ingest(
             embedded = await embedder.embed([p.embedding_text() for p in passages])
         except OpenRouterError as exc:
             raise IngestError("embedding_failed", f"embedding failed: {exc.message}") from exc
+        spent = int(embedded.tokens)
         writes = []
         for passage, vector in zip(passages, embedded.vectors, strict=True):
             passage_id = f"{document_id}-g{generation}-{passage.position}"
@@ -211,22 +220,23 @@ async def ingest(
             raise IngestError("store_failed", "storing the passages failed") from exc
         await _flip(db, document_id, generation, claimed_at, len(passages))
     except BaseException as exc:
+        # Also on cancellation and on anything unforeseen (a connection error from
+        # Firestore): the document must not stay "indexing" with no one indexing it.
         reason = (
             exc if isinstance(exc, IngestError) else IngestError("store_failed", "indexing failed")
         )
+        reason.tokens = spent
         await _fail(db, document_id, generation, reason.message, written)
-        if reason is exc:
+        if reason is exc or not isinstance(exc, Exception):
             raise
-        if isinstance(exc, Exception):
-            raise reason from exc
-        raise
-    await delete_passages(db, document_id, keep_generation=generation)
-    return IngestResult(document_id, generation, len(passages), int(embedded.tokens))
-
-
-async def _extract_in_thread(data: bytes, **kwargs: Any) -> Any:
-    # PDF parsing is CPU work: off the loop that relays streams.
-    return await asyncio.to_thread(extract_text, data, **kwargs)
+        raise reason from exc
+    try:
+        await delete_passages(db, document_id, keep_generation=generation)
+    except (FirestoreError, aiohttp.ClientError, TimeoutError):
+        # Older generations are out of search already; the next ingestion or the
+        # document's deletion removes them.
+        _logging.warn("old passages not deleted", document_id=document_id)
+    return IngestResult(document_id, generation, len(passages), spent)
 
 
 def _passage_fields(
@@ -352,8 +362,8 @@ async def _fail(
                     }
                 ]
             )
-    except (FirestoreError, OSError, TimeoutError):
-        pass
+    except (FirestoreError, aiohttp.ClientError, TimeoutError):
+        _logging.warn("document not marked error", document_id=document_id)
     try:
         for start in range(0, len(written), _COMMIT_WRITES):
             deletes = [
@@ -361,8 +371,8 @@ async def _fail(
                 for pid in written[start : start + _COMMIT_WRITES]
             ]
             await db.commit(deletes)
-    except (FirestoreError, OSError, TimeoutError):
-        pass
+    except (FirestoreError, aiohttp.ClientError, TimeoutError):
+        _logging.warn("passages of a failed ingestion not deleted", document_id=document_id)
 
 
 async def delete_passages(
