@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from promptstream._chunking import split_passages
 from promptstream._config import Settings
+from promptstream._embeddings import EmbeddingsConfig
 from promptstream._retrieval import IngestLimits
 from support import ROOT
 
@@ -71,14 +72,29 @@ def test_the_default_chunking_parameters_are_accepted_and_match_the_ingest_defau
     split_passages(
         "x", max_chars=settings.passage_chars, overlap_chars=settings.passage_overlap_chars
     )
-    limits = IngestLimits()
-    assert (limits.passage_chars, limits.overlap_chars) == (
-        settings.passage_chars,
-        settings.passage_overlap_chars,
+    assert IngestLimits.from_settings(settings) == IngestLimits()
+    changed = Settings.from_env({"MAX_DOCUMENTS_PER_USER": "3", "PASSAGE_CHARS": "700"})
+    limits = IngestLimits.from_settings(changed)
+    assert (limits.max_documents, limits.passage_chars) == (3, 700)
+
+
+def test_the_embeddings_config_comes_from_the_settings() -> None:
+    default = EmbeddingsConfig.from_settings(Settings(), "sk-key")
+    assert default.base_url == Settings().openrouter_base_url
+    assert (default.model, default.dimensions) == ("openai/text-embedding-3-small", 256)
+    assert default.api_key.get_secret_value() == "sk-key"
+    local = EmbeddingsConfig.from_settings(
+        Settings.from_env(
+            {
+                "EMBEDDINGS_BASE_URL": "http://127.0.0.1:8788/api/v1",
+                "EMBEDDING_MODEL": "fake/demo-embedding",
+                "EMBEDDING_BATCH_SIZE": "16",
+            }
+        ),
+        "sk-key",
     )
-    assert (limits.max_bytes, limits.max_pages, limits.max_chars, limits.max_passages) == (
-        settings.max_document_bytes,
-        settings.max_document_pages,
-        settings.max_document_chars,
-        settings.max_passages_per_document,
+    assert (local.base_url, local.model, local.batch_size) == (
+        "http://127.0.0.1:8788/api/v1",
+        "fake/demo-embedding",
+        16,
     )

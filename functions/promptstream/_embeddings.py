@@ -29,6 +29,7 @@ from ._client import (
     _status_error,
     _translate_errors,
 )
+from ._config import Settings
 from ._errors import InvalidResponseError, OpenRouterError
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
@@ -51,6 +52,21 @@ class EmbeddingsConfig(BaseModel):
     backoff_base: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=8.0, ge=0)
     max_retry_after: float = Field(default=10.0, ge=0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, api_key: str) -> EmbeddingsConfig:
+        """The deployment's embeddings endpoint: ``embeddings_base_url``, or
+        OpenRouter's base URL with the same key."""
+        return cls(
+            api_key=SecretStr(api_key),
+            model=settings.embedding_model,
+            dimensions=settings.embedding_dimensions,
+            base_url=settings.embeddings_base_url or settings.openrouter_base_url,
+            batch_size=settings.embedding_batch_size,
+            timeout=settings.upstream_first_byte_timeout,
+            max_retries=settings.upstream_max_retries,
+            backoff_base=settings.upstream_backoff_base,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ import aiohttp
 
 from . import _logging
 from ._chunking import Passage, split_passages
+from ._config import Settings
 from ._documents import DocumentError, extract_text
 from ._embeddings import Embeddings
 from ._errors import OpenRouterError
@@ -72,8 +73,8 @@ class Embedder(Protocol):
 
 class IngestError(Exception):
     """Ingestion refused or failed; ``code`` is stable (a ``DocumentError`` code,
-    ``not_found``, ``too_many_passages``, ``superseded``, ``embedding_failed``,
-    ``store_failed``)."""
+    ``not_found``, ``too_many_documents``, ``too_many_passages``, ``superseded``,
+    ``embedding_failed``, ``store_failed``)."""
 
     def __init__(self, code: str, message: str, *, tokens: int = 0) -> None:
         super().__init__(message)
@@ -86,12 +87,28 @@ class IngestError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class IngestLimits:
+    """The caps one ingestion works within (``from_settings`` builds them from the
+    deployment's settings)."""
+
+    max_documents: int = 50  # per user, checked when a document is first indexed
     max_bytes: int = 5 * 1024 * 1024
     max_pages: int = 200
     max_chars: int = 500_000
     max_passages: int = 2000
     passage_chars: int = 1200
     overlap_chars: int = 150
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestLimits:
+        return cls(
+            max_documents=settings.max_documents_per_user,
+            max_bytes=settings.max_document_bytes,
+            max_pages=settings.max_document_pages,
+            max_chars=settings.max_document_chars,
+            max_passages=settings.max_passages_per_document,
+            passage_chars=settings.passage_chars,
+            overlap_chars=settings.passage_overlap_chars,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +179,12 @@ async def ingest(
     The result carries the embedding tokens, for the caller's budget.
     """
     check_document_id(document_id)
+    if len(data) > limits.max_bytes:
+        # Refused before the document is touched: an upload too large for a new
+        # document does not create one, and does not take a ready one out of search.
+        raise IngestError("too_large", f"the file is larger than {limits.max_bytes} bytes")
     generation, claimed_at = await _claim(
-        db, owner_uid, document_id, title, filename, content_type, len(data)
+        db, owner_uid, document_id, title, filename, content_type, len(data), limits
     )
     scope = scope_of(owner_uid, document_id, generation)
     written: list[str] = []
@@ -269,6 +290,7 @@ async def _claim(
     filename: str,
     content_type: str | None,
     size: int,
+    limits: IngestLimits,
 ) -> tuple[int, str]:
     """Mark the document ``indexing`` under a new generation number (a conditional
     commit: two ingestions of one document get two numbers). Returns the generation and
@@ -279,6 +301,13 @@ async def _claim(
         data = found.data
         if data is not None and data.get("owner_uid") != owner_uid:
             raise IngestError("not_found", "no such document")
+        if not (data or {}).get("indexing_generation"):
+            others = await _other_documents(db, owner_uid, document_id, limits.max_documents)
+            if others >= limits.max_documents:
+                raise IngestError(
+                    "too_many_documents",
+                    f"you have {limits.max_documents} documents already: delete one first",
+                )
         previous = max(
             int((data or {}).get("generation") or 0),
             int((data or {}).get("indexing_generation") or 0),
@@ -316,6 +345,25 @@ async def _claim(
             raise IngestError("store_failed", "Firestore gave no update time for the claim")
         return generation, claimed_at
     raise IngestError("superseded", "the document is being changed by another upload")
+
+
+async def _other_documents(db: FirestoreRest, owner_uid: str, document_id: str, cap: int) -> int:
+    """How many documents ``owner_uid`` has besides ``document_id`` (counted up to
+    ``cap``). A soft limit: two first uploads at once may both pass."""
+    query = {
+        "from": [{"collectionId": DOCUMENTS}],
+        "where": {
+            "fieldFilter": {
+                "field": {"fieldPath": "owner_uid"},
+                "op": "EQUAL",
+                "value": {"stringValue": owner_uid},
+            }
+        },
+        "select": {"fields": [{"fieldPath": "__name__"}]},
+        "limit": cap + 1,
+    }
+    found = await db.run_query(query)
+    return sum(1 for d in found if d.path != f"{DOCUMENTS}/{document_id}")
 
 
 async def _flip(
