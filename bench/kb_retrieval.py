@@ -90,7 +90,7 @@ async def run(passages: int, queries: int) -> None:
                     db, client, owner_uid="u", document_ids=["big"], query=query, top_k=5
                 )
                 t2 = time.perf_counter()
-                assert len(found) == 5
+                assert len(found.sources) == 5
                 embed_ms.append(1000 * (t1 - t0))
                 total_ms.append(1000 * (t2 - t1))
             for name, values in (("query embedding", embed_ms), ("search (all)", total_ms)):

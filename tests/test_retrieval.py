@@ -82,6 +82,10 @@ async def ingest_md(rest: FirestoreRest, client: EmbeddingsClient, **kwargs: Any
     return await ingest(rest, client, **{"filename": "doc.md", **kwargs})
 
 
+async def search_sources(rest: FirestoreRest, client: Any, **kwargs: Any) -> list[Source]:
+    return (await search(rest, client, **kwargs)).sources
+
+
 async def passages(rest: FirestoreRest, document_id: str) -> list[dict[str, Any]]:
     query = {
         "from": [{"collectionId": "passages"}],
@@ -146,7 +150,7 @@ async def test_search_finds_the_passage_that_answers(
 ) -> None:
     client = embedder(fake_upstream, session)
     await ingest_md(rest, client, owner_uid="alice", document_id="pond", data=GUIDE, title="Pond")
-    sources = await search(
+    sources = await search_sources(
         rest,
         client,
         owner_uid="alice",
@@ -179,7 +183,7 @@ async def test_reingesting_replaces_the_passages_and_is_idempotent(
     assert (third.generation, third.passage_count) == (3, 1)
     [only] = await passages(rest, "pond")
     assert only["text"].startswith("Hedgehogs") and only["scope"] == "alice/pond/3"
-    found = await search(
+    found = await search_sources(
         rest, client, owner_uid="alice", document_ids=["pond"], query="goldfish", top_k=5
     )
     assert [s.text for s in found] == [only["text"]]
@@ -222,7 +226,7 @@ async def test_a_failed_reingest_hides_the_old_passages_too(
     doc = await document(rest, "pond")
     assert doc is not None and doc["status"] == "error"
     assert {p["generation"] for p in await passages(rest, "pond")} <= {1}
-    found = await search(
+    found = await search_sources(
         rest, client, owner_uid="alice", document_ids=["pond"], query="goldfish", top_k=5
     )
     assert found == []
@@ -313,7 +317,7 @@ async def test_two_users_with_near_identical_documents_see_only_their_own(
     )
     await ingest_md(rest, client, owner_uid="bob", document_id="b-pond", data=bob_text, title="B")
     question = "Bob's secret about frog spawn"
-    alice_sees = await search(
+    alice_sees = await search_sources(
         rest,
         client,
         owner_uid="alice",
@@ -323,16 +327,25 @@ async def test_two_users_with_near_identical_documents_see_only_their_own(
     )
     assert alice_sees and {s.document_id for s in alice_sees} == {"a-pond"}
     assert not any("secret" in s.text for s in alice_sees)
-    # Naming only someone else's document gives nothing, and no embedding call.
+    # Naming only someone else's document gives nothing, and no embedding call; it is
+    # reported unavailable exactly like a document that does not exist.
     before = fake_upstream.stats()["embedding_requests"]
-    assert (
-        await search(
-            rest, client, owner_uid="alice", document_ids=["b-pond"], query=question, top_k=5
-        )
-        == []
+    result = await search(
+        rest,
+        client,
+        owner_uid="alice",
+        document_ids=["b-pond", "no-such"],
+        query=question,
+        top_k=5,
     )
+    assert (result.sources, result.tokens, result.unavailable) == ([], 0, ["b-pond", "no-such"])
     assert fake_upstream.stats()["embedding_requests"] == before
-    bob_sees = await search(
+    mixed = await search(
+        rest, client, owner_uid="alice", document_ids=["a-pond", "b-pond"], query=question, top_k=2
+    )
+    assert mixed.unavailable == ["b-pond"] and mixed.tokens > 0
+    assert fake_upstream.stats()["embedding_requests"] == before + 1
+    bob_sees = await search_sources(
         rest, client, owner_uid="bob", document_ids=["b-pond"], query=question, top_k=1
     )
     assert "secret" in bob_sees[0].text
@@ -354,11 +367,11 @@ async def test_only_named_documents_are_searched_and_results_merge_by_score(
         data = (KB / f"{name}.md").read_bytes()
         await ingest_md(rest, client, owner_uid="alice", document_id=name, data=data, title=name)
     question = "How do I get rid of aphids?"
-    named = await search(
+    named = await search_sources(
         rest, client, owner_uid="alice", document_ids=["nimbus"], query=question, top_k=3
     )
     assert {s.document_id for s in named} == {"nimbus"}
-    both = await search(
+    both = await search_sources(
         rest,
         client,
         owner_uid="alice",
@@ -388,7 +401,9 @@ async def test_a_document_not_ready_is_not_searched(
         ]
     )
     assert (
-        await search(rest, client, owner_uid="alice", document_ids=["pond"], query="frogs", top_k=3)
+        await search_sources(
+            rest, client, owner_uid="alice", document_ids=["pond"], query="frogs", top_k=3
+        )
         == []
     )
 
@@ -468,7 +483,7 @@ async def test_recall_at_5_on_the_labelled_set_is_at_least_0_9(
     misses = []
     started = time.perf_counter()
     for item in questions:
-        found = await search(
+        found = await search_sources(
             rest, client, owner_uid="alice", document_ids=names, query=item["question"], top_k=5
         )
         ranks = [
@@ -514,7 +529,7 @@ async def test_passages_of_a_generation_being_written_are_not_searched(
     await rest.commit(
         [{"update": {"name": rest.name("passages/pond-g2-0"), "fields": encode_fields(fields)}}]
     )
-    found = await search(
+    found = await search_sources(
         rest, client, owner_uid="alice", document_ids=["pond"], query=query, top_k=5
     )
     assert found and all(s.text != query for s in found)

@@ -46,6 +46,7 @@ __all__ = [
     "IngestError",
     "IngestLimits",
     "IngestResult",
+    "SearchResult",
     "Source",
     "build_context",
     "check_document_id",
@@ -117,6 +118,13 @@ class IngestResult:
     generation: int
     passage_count: int
     tokens: int  # embedding tokens, for the caller's budget
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    sources: list[Source]  # nearest first; passage n of the context is sources[n - 1]
+    tokens: int  # the query's embedding tokens, for the caller's budget
+    unavailable: list[str]  # named documents not searched: missing, not ready, or not theirs
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,14 +472,19 @@ async def search(
     document_ids: Sequence[str],
     query: str,
     top_k: int,
-) -> list[Source]:
+) -> SearchResult:
     """The ``top_k`` passages nearest ``query`` among ``document_ids`` that belong to
-    ``owner_uid`` and are ``ready``, nearest first. Documents that are someone else's,
-    missing, or not ready contribute nothing (they are not an error here: the caller
-    decides whether to tell the user). No ready document: no embedding call."""
+    ``owner_uid`` and are ``ready``, nearest first.
+
+    Documents that are someone else's, missing, or not ready contribute nothing and are
+    listed in ``unavailable`` (one list for all three, so nobody learns that another
+    user's id exists); the caller decides whether to tell the user. No ready document:
+    no embedding call. Raises ``ValueError`` for an unsafe id, an ``OpenRouterError``
+    from the query's embedding and ``FirestoreError`` from the reads.
+    """
     ids = list(dict.fromkeys(check_document_id(d) for d in document_ids))
     if not ids or top_k <= 0 or not query.strip():
-        return []
+        return SearchResult([], 0, [])
     paths = [f"{DOCUMENTS}/{d}" for d in ids]
     found = await db.get_all(paths)
     ready: list[tuple[str, Mapping[str, Any]]] = []
@@ -484,9 +497,11 @@ async def search(
             and int(record.get("generation") or 0) > 0
         ):
             ready.append((document_id, record))
+    unavailable = [d for d in ids if d not in {r[0] for r in ready}]
     if not ready:
-        return []
-    vector = (await embedder.embed([query])).vectors[0]
+        return SearchResult([], 0, unavailable)
+    embedded = await embedder.embed([query])
+    vector = embedded.vectors[0]
     per_document = await asyncio.gather(
         *(
             db.find_nearest(
@@ -520,7 +535,7 @@ async def search(
                 )
             )
     sources.sort(key=lambda item: (item[0], item[1].document_id, item[1].position))
-    return [source for _, source in sources[:top_k]]
+    return SearchResult([source for _, source in sources[:top_k]], embedded.tokens, unavailable)
 
 
 _CONTEXT_HEAD = (
