@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kb_support import make_pdf
+from kb_support import make_bomb_pdf, make_pdf
 
 from promptstream._documents import DocumentError, detect_kind, extract_text
 
@@ -83,3 +83,13 @@ def test_caps_bound_the_cost() -> None:
     with pytest.raises(DocumentError) as pdf_long:
         extract_text(make_pdf(["x" * 80, "y" * 80]), filename="p.pdf", max_chars=100)
     assert pdf_long.value.code == "too_long"
+
+
+def test_a_pdf_that_inflates_past_the_parsers_cap_is_refused() -> None:
+    # 80 MiB of spaces in a small file: without pypdf's 75 MB cap per stream it would be
+    # inflated in full and end as "empty", not "corrupt_pdf".
+    bomb = make_bomb_pdf(80 * 1024 * 1024)
+    assert len(bomb) < 200_000
+    with pytest.raises(DocumentError) as refused:
+        extract_text(bomb, filename="bomb.pdf")
+    assert refused.value.code == "corrupt_pdf"
