@@ -69,6 +69,12 @@ class Knobs:
     stall: float = 1.0
     stall_then: str = "continue"
     malformed_after: int | None = None
+    # Embeddings (POST /embeddings): a status answered at the Nth embeddings call counted
+    # since the last reset (1-based; None = at every call), so a fault can land midway
+    # through a batched ingestion; and a delay before each answer.
+    embed_status: int | None = None
+    embed_status_at: int | None = None
+    embed_delay: float = 0.0
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Knobs)}
@@ -95,8 +101,18 @@ _OPT_INT = {
     "truncate_after",
     "stall_after",
     "malformed_after",
+    "embed_status",
+    "embed_status_at",
 }
-_FLOAT = {"delay", "first_byte_delay", "first_chunk_delay", "comment_every", "stall", "cost"}
+_FLOAT = {
+    "delay",
+    "first_byte_delay",
+    "first_chunk_delay",
+    "comment_every",
+    "stall",
+    "cost",
+    "embed_delay",
+}
 _BOOL = {"unicode", "usage", "stamp", "disconnect", "no_done"}
 _CHOICES = {"stall_then": ("continue", "end", "drop")}
 _TRUE = {"1", "true", "yes", "on"}

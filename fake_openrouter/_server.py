@@ -16,6 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ._embed import (
+    EMBEDDING_MODELS,
+    EmbeddingRequestError,
+    LocalEmbedder,
+    embeddings_body,
+    parse_embeddings_request,
+)
 from ._knobs import (
     FAILURE_KNOBS,
     KnobError,
@@ -24,6 +31,7 @@ from ._knobs import (
     find_directives,
     parse_header,
     resolve_knobs,
+    strip_directives,
 )
 from ._text import REASONING_TEXT, count_words, demo_text, message_texts, split_text, user_prompt
 from ._wire import (
@@ -60,6 +68,7 @@ _COUNTERS = (
     "drops",
     "truncations",
     "disconnects",
+    "embedding_requests",
 )
 
 
@@ -77,6 +86,7 @@ class FakeState:
         self.early_close_ns: list[int] = []
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
         self.fail_counts: dict[str, int] = {}
+        self.embedder = LocalEmbedder()
         self._seen: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
     def reset(self) -> None:
@@ -417,12 +427,9 @@ async def _chat(request: web.Request, state: FakeState) -> web.StreamResponse:
     raw = await request.read()
     entry = _record(state, request, raw)
 
-    auth = request.headers.get("Authorization", "")
-    scheme, _, key = auth.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        return _error(401, "No auth credentials found")
-    if state.api_key is not None and key.strip() != state.api_key:
-        return _error(401, "User not found.")
+    refused = _refuse_key(request, state)
+    if refused is not None:
+        return refused
 
     body = entry["json"]
     if not isinstance(body, dict):
@@ -454,6 +461,51 @@ async def _chat(request: web.Request, state: FakeState) -> web.StreamResponse:
         return await _stream(request, state, plan)
     state.counters["non_stream_answers"] += 1
     return _answer_once(plan)
+
+
+def _refuse_key(request: web.Request, state: FakeState) -> web.Response | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, key = auth.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return _error(401, "No auth credentials found")
+    if state.api_key is not None and key.strip() != state.api_key:
+        return _error(401, "User not found.")
+    return None
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    """OpenAI-compatible embeddings from the local model. Knobs come from the header and
+    the defaults, and from `[[fake ...]]` directives in the inputs (stripped before
+    embedding)."""
+    state = request.app[STATE_KEY]
+    state.counters["embedding_requests"] += 1
+    call = state.counters["embedding_requests"]
+    entry = _record(state, request, await request.read())
+    refused = _refuse_key(request, state)
+    if refused is not None:
+        return refused
+    try:
+        model, inputs, dimensions, encoding = parse_embeddings_request(entry["json"])
+        directive_knobs, _ = find_directives(inputs)
+        knobs = resolve_knobs(
+            state.defaults, parse_header(request.headers.get("X-Fake-Scenario")), directive_knobs
+        )
+    except (EmbeddingRequestError, KnobError) as exc:
+        return _error(400, str(exc))
+    if knobs.embed_delay:
+        await asyncio.sleep(knobs.embed_delay)
+    if knobs.embed_status is not None and knobs.embed_status_at in (None, call):
+        state.counters["status_answers"] += 1
+        return _status_answer(knobs, knobs.embed_status, model, inputs[0])
+    texts = [(strip_directives(t).strip() or t) if directive_knobs else t for t in inputs]
+    # The model's CPU work stays off the loop that relays the chat streams.
+    vectors, tokens = await asyncio.to_thread(state.embedder.embed, texts, dimensions)
+    return _json_response(200, embeddings_body(model, vectors, tokens, encoding))
+
+
+async def list_embedding_models(request: web.Request) -> web.Response:
+    data = [{"id": model_id, "name": name} for model_id, name in EMBEDDING_MODELS]
+    return _json_response(200, json.dumps({"data": data}).encode())
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -506,6 +558,8 @@ def build_app(state: FakeState) -> web.Application:
     for prefix in ("/api/v1", "/v1"):
         app.router.add_post(prefix + "/chat/completions", chat_completions)
         app.router.add_get(prefix + "/models", list_models)
+        app.router.add_post(prefix + "/embeddings", embeddings)
+        app.router.add_get(prefix + "/embeddings/models", list_embedding_models)
     app.router.add_get("/_fake/stats", get_stats)
     app.router.add_get("/_fake/requests", get_requests)
     app.router.add_post("/_fake/reset", post_reset)

@@ -62,6 +62,14 @@ beforeEach(async () => {
     await setDoc(doc(db, 'user_limits/alice'), { active_streams: 0, tokens_today: 10 });
     await setDoc(doc(db, 'user_limits/bob'), { active_streams: 1, tokens_today: 99 });
     await setDoc(doc(db, 'other/thing'), { any: 'thing' });
+    await setDoc(doc(db, 'documents/alice-doc'), kbDocument('alice', { status: 'ready' }));
+    await setDoc(doc(db, 'documents/bob-doc'), kbDocument('bob', { status: 'ready' }));
+    await setDoc(doc(db, 'passages/alice-doc-g1-0'), {
+      owner_uid: 'alice',
+      document_id: 'alice-doc',
+      scope: 'alice/alice-doc/1',
+      text: 'a passage',
+    });
   });
 });
 
@@ -96,6 +104,28 @@ function execution(owner) {
     output: 'hello',
     created_at: T0,
   };
+}
+
+function kbDocument(owner, overrides = {}) {
+  return {
+    owner_uid: owner,
+    title: 'Handbook',
+    filename: 'handbook.md',
+    content_type: 'text/markdown',
+    size: 1234,
+    created_at: T0,
+    updated_at: T0,
+    ...overrides,
+  };
+}
+
+// What the web app writes when a user uploads: the description, server timestamps.
+function newKbDocument(owner, overrides = {}) {
+  return kbDocument(owner, {
+    created_at: serverTimestamp(),
+    updated_at: serverTimestamp(),
+    ...overrides,
+  });
 }
 
 const as = (uid) => env.authenticatedContext(uid).firestore();
@@ -325,6 +355,141 @@ describe('user_limits', () => {
 
   it('user creates own limits: denied', async () => {
     await assertFails(setDoc(doc(as('carol'), 'user_limits/carol'), { tokens_today: 0 }));
+  });
+});
+
+describe('documents: allowed', () => {
+  it('owner creates a document description', async () => {
+    await assertSucceeds(setDoc(doc(as('alice'), 'documents/new-doc'), newKbDocument('alice')));
+  });
+
+  it('accepts each content type and the size limit exactly', async () => {
+    for (const [i, type] of ['text/plain', 'text/markdown', 'application/pdf'].entries()) {
+      await assertSucceeds(
+        setDoc(
+          doc(as('alice'), `documents/d${i}`),
+          newKbDocument('alice', { content_type: type, size: 5242880, title: 't'.repeat(200) }),
+        ),
+      );
+    }
+  });
+
+  it('owner reads an own document', async () => {
+    await assertSucceeds(getDoc(doc(as('alice'), 'documents/alice-doc')));
+  });
+
+  it('owner lists own documents', async () => {
+    const snap = await assertSucceeds(
+      getDocs(query(collection(as('alice'), 'documents'), where('owner_uid', '==', 'alice'))),
+    );
+    assertIds(snap, ['alice-doc']);
+  });
+
+  it('owner deletes an own document', async () => {
+    await assertSucceeds(deleteDoc(doc(as('alice'), 'documents/alice-doc')));
+  });
+});
+
+describe('documents: denied', () => {
+  it("another user reads a document", async () => {
+    await assertFails(getDoc(doc(as('bob'), 'documents/alice-doc')));
+  });
+
+  it('unauthenticated read', async () => {
+    await assertFails(getDoc(doc(anonymous(), 'documents/alice-doc')));
+  });
+
+  it('a list query without the owner filter', async () => {
+    await assertFails(getDocs(collection(as('alice'), 'documents')));
+  });
+
+  it("a list query for another user's documents", async () => {
+    await assertFails(
+      getDocs(query(collection(as('alice'), 'documents'), where('owner_uid', '==', 'bob'))),
+    );
+  });
+
+  it('unauthenticated create', async () => {
+    await assertFails(setDoc(doc(anonymous(), 'documents/new-doc'), newKbDocument('alice')));
+  });
+
+  it('create with a forged owner_uid', async () => {
+    await assertFails(setDoc(doc(as('alice'), 'documents/new-doc'), newKbDocument('bob')));
+  });
+
+  const badCreates = {
+    'a status (backend-written)': newKbDocument('alice', { status: 'ready' }),
+    'a generation (backend-written)': newKbDocument('alice', { generation: 1 }),
+    'a passage_count (backend-written)': newKbDocument('alice', { passage_count: 3 }),
+    'an error_message (backend-written)': newKbDocument('alice', { error_message: null }),
+    'an unknown field': newKbDocument('alice', { tags: ['x'] }),
+    'a missing filename': without(newKbDocument('alice'), 'filename'),
+    'an empty title': newKbDocument('alice', { title: '' }),
+    'a title over 200 chars': newKbDocument('alice', { title: 't'.repeat(201) }),
+    'a filename over 255 chars': newKbDocument('alice', { filename: 'f'.repeat(256) }),
+    'another content type': newKbDocument('alice', { content_type: 'application/zip' }),
+    'a size over 5 MiB': newKbDocument('alice', { size: 5242881 }),
+    'a negative size': newKbDocument('alice', { size: -1 }),
+    'a size that is not an integer': newKbDocument('alice', { size: '12' }),
+    'a client-chosen created_at': newKbDocument('alice', { created_at: T0 }),
+  };
+  for (const [name, data] of Object.entries(badCreates)) {
+    it(`create with ${name}`, async () => {
+      await assertFails(setDoc(doc(as('alice'), 'documents/new-doc'), data));
+    });
+  }
+
+  for (const id of ['__x', '_hidden', '-dash', 'a.b', 'a~b', 'x'.repeat(101)]) {
+    it(`create under the unsafe id ${id.slice(0, 12)}`, async () => {
+      await assertFails(setDoc(doc(as('alice'), `documents/${id}`), newKbDocument('alice')));
+    });
+  }
+
+  it('owner marks an own document ready', async () => {
+    await assertFails(updateDoc(doc(as('alice'), 'documents/alice-doc'), { status: 'ready' }));
+  });
+
+  it('owner renames an own document', async () => {
+    await assertFails(updateDoc(doc(as('alice'), 'documents/alice-doc'), { title: 'New' }));
+  });
+
+  it('another user takes a document over by writing it', async () => {
+    await assertFails(setDoc(doc(as('bob'), 'documents/alice-doc'), newKbDocument('bob')));
+  });
+
+  it('another user deletes a document', async () => {
+    await assertFails(deleteDoc(doc(as('bob'), 'documents/alice-doc')));
+  });
+
+  it('unauthenticated delete', async () => {
+    await assertFails(deleteDoc(doc(anonymous(), 'documents/alice-doc')));
+  });
+});
+
+describe('passages (backend only)', () => {
+  it('the owner reads an own passage: denied', async () => {
+    await assertFails(getDoc(doc(as('alice'), 'passages/alice-doc-g1-0')));
+  });
+
+  it('the owner lists own passages: denied', async () => {
+    await assertFails(
+      getDocs(query(collection(as('alice'), 'passages'), where('owner_uid', '==', 'alice'))),
+    );
+  });
+
+  it('a user writes a passage: denied', async () => {
+    await assertFails(
+      setDoc(doc(as('alice'), 'passages/forged'), {
+        owner_uid: 'alice',
+        document_id: 'alice-doc',
+        scope: 'alice/alice-doc/1',
+        text: 'forged',
+      }),
+    );
+  });
+
+  it('a user deletes a passage: denied', async () => {
+    await assertFails(deleteDoc(doc(as('alice'), 'passages/alice-doc-g1-0')));
   });
 });
 

@@ -105,6 +105,28 @@ class Settings(BaseModel):
             )
         return settings
 
+    # -- Knowledge bases (issue 16) ------------------------------------------------------
+    # The OpenAI-compatible /embeddings endpoint: OpenRouter's (the same key) unless set.
+    embeddings_base_url: str | None = None
+    embedding_model: str = "openai/text-embedding-3-small"
+    # Must equal the vector index's dimension in firestore.indexes.json.
+    embedding_dimensions: int = Field(default=256, ge=1, le=2048)
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    # Passages per execution: the prompt's top_k or this default, a request's override
+    # capped at the max.
+    retrieval_top_k_default: int = Field(default=4, ge=1, le=50)
+    retrieval_top_k_max: int = Field(default=10, ge=1, le=50)
+    max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
+    # Uploads. max_document_bytes is repeated in firestore.rules (a client's create).
+    max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    max_documents_per_user: int = Field(default=50, ge=1)
+    max_document_pages: int = Field(default=200, ge=1)
+    max_document_chars: int = Field(default=500_000, ge=1)
+    max_passages_per_document: int = Field(default=2000, ge=1)
+    # Chunking (ADR 0200).
+    passage_chars: int = Field(default=1200, ge=50)
+    passage_overlap_chars: int = Field(default=150, ge=0)
+
 
 def emulator_auth_in_production(env: Mapping[str, str] | None = None) -> bool:
     """True when the Auth emulator switch is set on a real deployment.

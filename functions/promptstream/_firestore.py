@@ -28,6 +28,7 @@ __all__ = [
     "Document",
     "FirestoreError",
     "FirestoreRest",
+    "Vector",
     "decode_value",
     "encode_value",
     "field_path",
@@ -65,6 +66,17 @@ class Document:
     update_time: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Vector:
+    """A Firestore vector value (what ``find_nearest`` searches): a map with
+    ``__type__: "__vector__"`` and the numbers in ``value``, as the SDKs write it."""
+
+    values: tuple[float, ...]
+
+    def __init__(self, values: Iterable[float]) -> None:
+        object.__setattr__(self, "values", tuple(float(v) for v in values))
+
+
 def field_path(*segments: str) -> str:
     """A field path in Firestore's syntax: segments that are not plain identifiers are
     quoted with backticks (an execution id may start with a digit)."""
@@ -81,6 +93,16 @@ def encode_value(value: Any) -> dict[str, Any]:
     """A Python value as a Firestore ``Value`` (JSON form)."""
     if value is None:
         return {"nullValue": None}
+    if isinstance(value, Vector):
+        numbers = [{"doubleValue": v} for v in value.values]
+        return {
+            "mapValue": {
+                "fields": {
+                    "__type__": {"stringValue": "__vector__"},
+                    "value": {"arrayValue": {"values": numbers}},
+                }
+            }
+        }
     if isinstance(value, bool):
         return {"booleanValue": value}
     if isinstance(value, int):
@@ -128,7 +150,10 @@ def decode_value(value: Mapping[str, Any]) -> Any:
     if "nullValue" in value:
         return None
     if "mapValue" in value:
-        return decode_fields(value["mapValue"].get("fields") or {})
+        fields = value["mapValue"].get("fields") or {}
+        if fields.get("__type__") == {"stringValue": "__vector__"} and "value" in fields:
+            return Vector(decode_value(fields["value"]))
+        return decode_fields(fields)
     if "arrayValue" in value:
         return [decode_value(v) for v in value["arrayValue"].get("values") or []]
     if "doubleValue" in value:
@@ -210,10 +235,94 @@ class FirestoreRest:
                 out[path] = Document(path, None, None)
         return out
 
-    async def commit(self, writes: Iterable[Mapping[str, Any]]) -> None:
-        """Apply ``writes`` (REST ``Write`` objects) atomically. Not retried: a commit
-        that failed in transit may still have been applied."""
-        await self._post(":commit", {"writes": list(writes)})
+    async def commit(self, writes: Iterable[Mapping[str, Any]]) -> list[str | None]:
+        """Apply ``writes`` (REST ``Write`` objects) atomically; each write's update time
+        (``None`` for a delete). Not retried: a commit that failed in transit may still
+        have been applied."""
+        answer = await self._post(":commit", {"writes": list(writes)})
+        results = answer.get("writeResults") or [] if isinstance(answer, dict) else []
+        return [r.get("updateTime") for r in results]
+
+    async def run_query(
+        self, structured_query: Mapping[str, Any], *, parent: str = ""
+    ) -> list[Document]:
+        """The documents a REST ``StructuredQuery`` finds (under ``parent``, a relative
+        document path, or the root), in the order Firestore gives them. Retried like a
+        read."""
+        verb = f"/{parent}:runQuery" if parent else ":runQuery"
+        results = await self._post_read(verb, {"structuredQuery": structured_query})
+        prefix = self.root + "/"
+        out: list[Document] = []
+        for item in results:
+            if "error" in item:
+                error = item["error"]
+                raise FirestoreError(
+                    500, str(error.get("status") or "UNKNOWN"), str(error.get("message"))[:300]
+                )
+            found = item.get("document")
+            if found:
+                path = found["name"].removeprefix(prefix)
+                out.append(
+                    Document(
+                        path, decode_fields(found.get("fields") or {}), found.get("updateTime")
+                    )
+                )
+        return out
+
+    async def find_nearest(
+        self,
+        collection: str,
+        vector_field: str,
+        query_vector: Sequence[float],
+        *,
+        limit: int,
+        where_equal: Mapping[str, Any] | None = None,
+        distance_field: str = "distance",
+        select: Sequence[str] | None = None,
+    ) -> list[Document]:
+        """The ``limit`` documents of ``collection`` nearest ``query_vector`` by COSINE
+        distance (0 = same direction, 2 = opposite), nearest first, each with its
+        distance in ``data[distance_field]``. ``where_equal`` is the equality pre-filter
+        (a composite vector index must cover it in production); ``select`` limits the
+        fields read back (the distance field is always there)."""
+        query: dict[str, Any] = {"from": [{"collectionId": collection}]}
+        filters = [
+            {
+                "fieldFilter": {
+                    "field": {"fieldPath": field_path(name)},
+                    "op": "EQUAL",
+                    "value": encode_value(value),
+                }
+            }
+            for name, value in (where_equal or {}).items()
+        ]
+        if len(filters) == 1:
+            query["where"] = filters[0]
+        elif filters:
+            query["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
+        if select is not None:
+            # A projection drops the distance unless it names it (the emulator too).
+            names = [*select, distance_field] if distance_field not in select else list(select)
+            query["select"] = {"fields": [{"fieldPath": field_path(name)} for name in names]}
+        query["findNearest"] = {
+            "vectorField": {"fieldPath": field_path(vector_field)},
+            "queryVector": encode_value(Vector(query_vector)),
+            "distanceMeasure": "COSINE",
+            "limit": limit,
+            "distanceResultField": distance_field,
+        }
+        return await self.run_query(query)
+
+    async def _post_read(self, verb: str, body: Mapping[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return await self._post(verb, body)
+            except FirestoreError as exc:
+                attempt += 1
+                if exc.http_status not in _RETRY_READ or attempt >= self._read_attempts:
+                    raise
+            await asyncio.sleep(0.05 * 2**attempt)
 
     async def _post(self, verb: str, body: Mapping[str, Any]) -> Any:
         headers = {"Authorization": await self._authorization()}

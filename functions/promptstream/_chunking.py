@@ -1,0 +1,177 @@
+"""Text into passages for retrieval: headings and paragraphs first, bounded size, overlap.
+
+Pure: a string goes in, passages come out. Markdown ATX headings (``#`` to ``######``)
+open sections and every passage keeps the path of headings above it; fenced code blocks
+are kept whole where they fit and their ``#`` lines are not headings. Paragraphs are
+packed into passages of at most ``max_chars``; a paragraph longer than that is cut at
+sentence ends, then at spaces, then anywhere. A passage that follows another in the same
+section starts with the tail of the one before (``overlap_chars``, cut at a space), so a
+sentence that straddles the boundary is whole in one of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+__all__ = ["HEADING_SEPARATOR", "Passage", "split_passages"]
+
+HEADING_SEPARATOR = " > "
+_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
+_WORD = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """One passage: its place in the document (0-based), the heading path above it
+    (``"Guide > Install"``, or ``""``) and its text."""
+
+    position: int
+    heading: str
+    text: str
+
+    def embedding_text(self) -> str:
+        """What is embedded: the heading path gives a short passage its topic."""
+        return f"{self.heading}\n\n{self.text}" if self.heading else self.text
+
+
+def split_passages(
+    text: str, *, markdown: bool = True, max_chars: int = 1200, overlap_chars: int = 150
+) -> list[Passage]:
+    """``text`` as passages of at most ``max_chars`` characters, in document order.
+
+    With ``markdown`` false, ``#`` lines are plain text. Empty or blank text gives ``[]``.
+    """
+    if max_chars < 50:
+        raise ValueError("max_chars must be at least 50")
+    if not 0 <= overlap_chars <= max_chars // 2:
+        raise ValueError("overlap_chars must be between 0 and half of max_chars")
+    passages: list[Passage] = []
+    for heading, paragraphs in _sections(text.replace("\r\n", "\n").replace("\r", "\n"), markdown):
+        for body in _pack(paragraphs, max_chars, overlap_chars):
+            passages.append(Passage(len(passages), heading, body))
+    return passages
+
+
+def _sections(text: str, markdown: bool) -> list[tuple[str, list[str]]]:
+    """(heading path, paragraphs) in order; sections without paragraphs are dropped."""
+    sections: list[tuple[str, list[str]]] = []
+    path: list[tuple[int, str]] = []
+    paragraphs: list[str] = []
+    lines: list[str] = []
+    fence: str | None = None
+
+    def end_paragraph() -> None:
+        block = "\n".join(lines).strip()
+        lines.clear()
+        if block:
+            paragraphs.append(block)
+
+    def end_section() -> None:
+        end_paragraph()
+        if paragraphs:
+            sections.append((HEADING_SEPARATOR.join(title for _, title in path), list(paragraphs)))
+            paragraphs.clear()
+
+    for line in text.split("\n"):
+        if markdown and fence is not None:
+            lines.append(line)
+            if line.strip().startswith(fence):
+                fence = None
+                end_paragraph()
+            continue
+        opening = _FENCE.match(line) if markdown else None
+        if opening:
+            end_paragraph()
+            fence = opening.group(1)[:3]
+            lines.append(line)
+            continue
+        heading = _HEADING.match(line) if markdown else None
+        if heading:
+            end_section()
+            level, title = len(heading.group(1)), (heading.group(2) or "").strip()
+            while path and path[-1][0] >= level:
+                path.pop()
+            if title:
+                path.append((level, title))
+            continue
+        if not line.strip():
+            end_paragraph()
+        else:
+            lines.append(line.rstrip())
+    end_section()
+    return sections
+
+
+def _pieces(paragraph: str, limit: int) -> list[str]:
+    """``paragraph`` cut into pieces of at most ``limit``: at sentence ends, then spaces,
+    then anywhere (a run without spaces: a URL, base64). Pieces are slices of the text
+    with their own spacing, so CJK sentences are not given spaces they did not have."""
+    if len(paragraph) <= limit:
+        return [paragraph]
+    units: list[str] = []
+    cuts = [0, *(m.end() for m in _SENTENCE_END.finditer(paragraph)), len(paragraph)]
+    for start, end in itertools.pairwise(cuts):
+        sentence = paragraph[start:end]
+        if len(sentence.strip()) <= limit:
+            units.append(sentence)
+            continue
+        for match in _WORD.finditer(sentence):
+            word = match.group(0)
+            while len(word.rstrip()) > limit:
+                units.append(word[:limit])
+                word = word[limit:]
+            if word:
+                units.append(word)
+    runs: list[str] = []
+    current = ""
+    for unit in units:
+        if current.strip() and len((current + unit).strip()) > limit:
+            runs.append(current.strip())
+            current = unit
+        else:
+            current += unit
+    if current.strip():
+        runs.append(current.strip())
+    return runs
+
+
+def _join(units: list[str], limit: int, sep: str) -> list[str]:
+    """Greedily join ``units`` (each at most ``limit``) into runs of at most ``limit``."""
+    runs: list[str] = []
+    current = ""
+    for unit in units:
+        if current and len(current) + len(sep) + len(unit) > limit:
+            runs.append(current)
+            current = unit
+        else:
+            current = f"{current}{sep}{unit}" if current else unit
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _tail(text: str, size: int) -> str:
+    """The last ``size`` characters or fewer of ``text``, starting at a word."""
+    if size <= 0 or len(text) <= size:
+        return "" if size <= 0 else text
+    tail = text[-size:]
+    space = tail.find(" ")
+    return tail[space + 1 :] if 0 <= space < len(tail) - 1 else tail
+
+
+def _pack(paragraphs: list[str], max_chars: int, overlap_chars: int) -> list[str]:
+    # Pieces leave room for the overlap that may be put in front of them.
+    units = [p for paragraph in paragraphs for p in _pieces(paragraph, max_chars - overlap_chars)]
+    bodies = _join(units, max_chars - overlap_chars, "\n\n")
+    out: list[str] = []
+    for index, body in enumerate(bodies):
+        if index and overlap_chars:
+            lead = _tail(bodies[index - 1], overlap_chars).strip()
+            if lead:
+                body = f"{lead} {body}" if len(lead) + 1 + len(body) <= max_chars else body
+        out.append(body)
+    return out

@@ -1,0 +1,192 @@
+"""An async client for an OpenAI-compatible ``POST /embeddings`` (OpenRouter's, or the
+fake's), in batches, on a session it borrows.
+
+Errors are the package's one tree: a non-2xx answer is read and raised through
+``status_error_for`` (via the chat client's ``_status_error``), an aiohttp or timeout
+exception through the chat client's ``_translate_errors``, and an answer of the wrong
+shape as ``InvalidResponseError``. A batch is retried on the same rules as a chat call
+before its first chunk (connection errors, 408/409/429/5xx, ``Retry-After``): asking for
+the same vectors twice has no side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ._client import (
+    DEFAULT_BASE_URL,
+    _in_band_error,
+    _should_retry,
+    _status_error,
+    _translate_errors,
+)
+from ._config import Settings
+from ._errors import InvalidResponseError, OpenRouterError
+
+__all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
+
+
+class EmbeddingsConfig(BaseModel):
+    """Where and how to embed. ``dimensions`` is sent to the endpoint (models that can
+    shorten their vectors do) and every vector that comes back must have that length."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
+    model: str
+    dimensions: int = Field(default=256, ge=1, le=8192)
+    base_url: str = DEFAULT_BASE_URL
+    batch_size: int = Field(default=64, ge=1, le=2048)
+    # One batch's request, answer included.
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=8.0, ge=0)
+    max_retry_after: float = Field(default=10.0, ge=0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, api_key: str) -> EmbeddingsConfig:
+        """The deployment's embeddings endpoint: ``embeddings_base_url``, or
+        OpenRouter's base URL with the same key."""
+        return cls(
+            api_key=SecretStr(api_key),
+            model=settings.embedding_model,
+            dimensions=settings.embedding_dimensions,
+            base_url=settings.embeddings_base_url or settings.openrouter_base_url,
+            batch_size=settings.embedding_batch_size,
+            timeout=settings.upstream_first_byte_timeout,
+            max_retries=settings.upstream_max_retries,
+            backoff_base=settings.upstream_backoff_base,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """One vector per input text, in input order, and the tokens the endpoint counted."""
+
+    vectors: list[list[float]]
+    tokens: int
+
+
+class EmbeddingsClient:
+    """Embeds texts through ``config.base_url + "/embeddings"`` on ``session``, which it
+    borrows: the caller opened it and closes it."""
+
+    def __init__(self, config: EmbeddingsConfig, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self._session = session
+        self._url = config.base_url.rstrip("/") + "/embeddings"
+        self._secret = config.api_key.get_secret_value()
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Vectors for ``texts``, ``config.batch_size`` texts per request, batches in order.
+
+        Raises an ``OpenRouterError`` subclass; a failed batch fails the call (nothing
+        partial is returned).
+        """
+        vectors: list[list[float]] = []
+        tokens = 0
+        size = self.config.batch_size
+        for start in range(0, len(texts), size):
+            batch = list(texts[start : start + size])
+            found, used = await self._batch_with_retries(batch)
+            vectors.extend(found)
+            tokens += used
+        return Embeddings(vectors, tokens)
+
+    async def embed_one(self, text: str) -> list[float]:
+        """The vector of one text (a search query)."""
+        return (await self.embed([text])).vectors[0]
+
+    async def _batch_with_retries(self, batch: list[str]) -> tuple[list[list[float]], int]:
+        cfg = self.config
+        attempt = 0
+        while True:
+            try:
+                return await self._batch(batch)
+            except OpenRouterError as error:
+                if attempt >= cfg.max_retries or not _should_retry(error):
+                    raise
+                if error.retry_after is not None:
+                    if error.retry_after > cfg.max_retry_after:
+                        raise
+                    delay = error.retry_after
+                else:
+                    ceiling = min(cfg.backoff_max, cfg.backoff_base * 2**attempt)
+                    delay = ceiling * (0.5 + random.random() / 2)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    async def _batch(self, batch: list[str]) -> tuple[list[list[float]], int]:
+        cfg = self.config
+        body = {
+            "model": cfg.model,
+            "input": batch,
+            "dimensions": cfg.dimensions,
+            "encoding_format": "float",
+        }
+        headers = {"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"}
+        with _translate_errors(str):
+            async with asyncio.timeout(cfg.timeout):
+                async with self._session.post(
+                    self._url, data=json.dumps(body), headers=headers
+                ) as response:
+                    raw = await response.read()
+                    if response.status >= 400:
+                        raise _status_error(response, raw, self._secret)
+        return self._parse(raw, batch)
+
+    def _parse(self, raw: bytes, batch: list[str]) -> tuple[list[list[float]], int]:
+        expected = len(batch)
+        try:
+            data: Any = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidResponseError("embeddings answer is not JSON") from exc
+        if isinstance(data, dict) and "error" in data:
+            raise _in_band_error(data["error"], partial="", secret=self._secret)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != expected:
+            raise InvalidResponseError(f"embeddings answer does not hold {expected} vectors")
+        vectors: list[list[float] | None] = [None] * expected
+        for item in items:
+            index = item.get("index") if isinstance(item, dict) else None
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if (
+                not isinstance(index, int)
+                or not 0 <= index < expected
+                or vectors[index] is not None
+            ):
+                raise InvalidResponseError("embeddings answer has a bad or repeated index")
+            vectors[index] = _checked_vector(vector, self.config.dimensions)
+        usage = data.get("usage") if isinstance(data, dict) else None
+        tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            # Some providers send no usage; the budget still counts something (about four
+            # characters a token).
+            tokens = sum(max(1, len(text) // 4) for text in batch)
+        return [v for v in vectors if v is not None], tokens
+
+
+def _checked_vector(vector: Any, dimensions: int) -> list[float]:
+    if not isinstance(vector, list) or len(vector) != dimensions:
+        raise InvalidResponseError(f"embedding is not a list of {dimensions} numbers")
+    out: list[float] = []
+    for number in vector:
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise InvalidResponseError("embedding holds something other than numbers")
+        value = float(number)
+        if not math.isfinite(value):
+            raise InvalidResponseError("embedding holds a non-finite number")
+        out.append(value)
+    if not any(out):
+        raise InvalidResponseError("embedding is all zeros (no direction for cosine)")
+    return out

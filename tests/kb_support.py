@@ -1,0 +1,63 @@
+"""Builders for the knowledge-base tests: real PDFs written by hand (pypdf reads PDFs
+but does not lay out text), one with a text layer and one that inflates past pypdf's
+decompression cap."""
+
+from __future__ import annotations
+
+import zlib
+
+_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A valid PDF 1.4 file: one page per string, each line in Helvetica, with a correct
+    cross-reference table. Only ASCII text (the standard font's encoding)."""
+    streams = []
+    for text in pages:
+        lines = []
+        for line in text.split("\n"):
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            lines.append(f"({escaped}) Tj T*")
+        streams.append(("BT /F1 11 Tf 14 TL 50 780 Td " + " ".join(lines) + " ET").encode("ascii"))
+    return _assemble(streams, b"")
+
+
+def make_bomb_pdf(inflated_bytes: int) -> bytes:
+    """One page whose content stream is ``inflated_bytes`` spaces, deflated: a small file
+    that a parser without a cap would inflate in full."""
+    packer = zlib.compressobj(9)
+    block = b" " * (1 << 20)
+    body = b"".join(packer.compress(block) for _ in range(inflated_bytes >> 20)) + packer.flush()
+    return _assemble([body], b" /Filter /FlateDecode")
+
+
+def _assemble(streams: list[bytes], filters: bytes) -> bytes:
+    page_ids = [4 + 2 * i for i in range(len(streams))]
+    kids = " ".join(f"{pid} 0 R" for pid in page_ids).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % len(streams),
+        _FONT,
+    ]
+    for page_id, stream in zip(page_ids, streams, strict=True):
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (page_id + 1)
+        )
+        objects.append(
+            b"<< /Length %d%s >>\nstream\n" % (len(stream), filters) + stream + b"\nendstream"
+        )
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
