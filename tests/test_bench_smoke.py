@@ -53,4 +53,4 @@ def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -
                 close = result[run]["close"]
                 assert close["clients_left"] == sc.streams
                 assert close["upstream_closes"] == sc.streams, f"{sc.key} {run}: {close}"
-    assert {t["scenario"] for t in report["targets"]} == {"S2", "S3", "S4", "S5", "S6"}
+    assert {t["scenario"] for t in report["targets"]} == {"S1", "S2", "S3", "S4", "S5", "S6"}

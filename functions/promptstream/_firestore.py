@@ -38,7 +38,7 @@ _PRODUCTION_URL = "https://firestore.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/datastore",)
 # Errors a read may be retried on: the request was not served.
 _RETRY_READ = {429, 500, 502, 503, 504}
-_SIMPLE_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
+_SIMPLE_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -82,7 +82,7 @@ def field_path(*segments: str) -> str:
     quoted with backticks (an execution id may start with a digit)."""
     out = []
     for segment in segments:
-        if _SIMPLE_SEGMENT.match(segment):
+        if _SIMPLE_SEGMENT.fullmatch(segment):
             out.append(segment)
         else:
             out.append("`" + segment.replace("\\", "\\\\").replace("`", "\\`") + "`")
