@@ -35,6 +35,7 @@ from ._errors import (
 from ._redact import Redactor, redact, redact_json
 from ._sanitize import safe_text, safe_usage
 from ._sse import SSEDecoder, SSELimitError
+from ._templates import chat_messages
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -304,17 +305,7 @@ class OpenRouterClient:
         unknown = set(overrides) - _OVERRIDABLE
         if unknown:
             raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
-        messages: list[dict[str, str]] = []
-        if system_prompt:
-            messages.append({"role": "system", "content": system_prompt})
-        if context:
-            messages.append(
-                {
-                    "role": "system",
-                    "content": f"Use the following context to answer the question:\n\n{context}",
-                }
-            )
-        messages.append({"role": "user", "content": prompt})
+        messages = chat_messages(prompt, system_prompt, context)
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
         if cfg.max_tokens is not None:
