@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from promptstream._templates import (
     CONTEXT_PREFIX,
@@ -138,6 +143,31 @@ def test_a_prompt_with_a_name_the_record_cannot_store_is_a_clear_error(
         resolve_variables(declared, placeholders(content, system), {})
     assert info.value.code == "invalid_variable_names"
     assert "not allowed" in str(info.value)
+
+
+def _rules_name_pattern() -> re.Pattern[str]:
+    rules = (Path(__file__).resolve().parent.parent / "firestore.rules").read_text()
+    found = re.search(r"v\.get\('name', 0\)\.matches\('([^']+)'\)", rules)
+    assert found, "firestore.rules no longer checks variable names as expected"
+    return re.compile(found.group(1))
+
+
+_RULES_NAME = _rules_name_pattern()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    name=st.one_of(
+        st.text(alphabet="_a.-9Z ", max_size=8),
+        st.from_regex(r"__?[a-z_]{0,4}__?", fullmatch=True),
+        st.text(alphabet="ab_", min_size=60, max_size=68),
+        st.text(max_size=10),
+    )
+)
+def test_the_rules_name_pattern_agrees_with_the_backend(name: str) -> None:
+    # Rules match the whole string; the pattern there avoids a negative match by
+    # spelling out "not __x__", which is easy to get wrong.
+    assert (_RULES_NAME.fullmatch(name) is not None) == is_valid_name(name)
 
 
 def test_invalid_names_are_reported_together_and_cut_short() -> None:
