@@ -1,9 +1,10 @@
 """Taking the API key out of text: whole strings, and text that arrives in pieces.
 
-Matching is case-insensitive (an upstream that upper-cases what it echoes must not leak
-the key) and one character to one character, so positions in the text are never
-shifted by case folding. A streamed key can be cut anywhere, so ``Redactor`` holds back
-the shortest tail that could still begin the key, and nothing else.
+Matching ignores ASCII case (an upstream that upper-cases what it echoes must not leak
+the key; the key itself is ASCII) and is one character to one character, so positions
+in the text are never shifted by case folding. A streamed key can be cut anywhere, so
+``Redactor`` holds back the shortest tail that could still begin the key, and nothing
+else.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ REDACTED = "[redacted]"
 
 
 def _pattern(secret: str) -> re.Pattern[str]:
-    return re.compile(re.escape(secret), re.IGNORECASE)
+    return re.compile(re.escape(secret), re.IGNORECASE | re.ASCII)
 
 
 def redact(text: str, secret: str) -> str:
@@ -54,35 +55,60 @@ class Redactor:
     when the text so far ends with something the key starts with.
     """
 
-    __slots__ = ("_held", "_secret", "_tail", "_whole")
+    __slots__ = ("_held", "_lower", "_size", "_start", "_tail", "_upper0", "_whole")
 
     def __init__(self, secret: str) -> None:
-        self._secret = secret
         self._held = ""
+        self._size = len(secret)
+        self._lower = secret.lower()
+        # A held-back tail longer than one character starts with these two.
+        self._start = self._lower[:2]
+        self._upper0 = secret[:1].upper()
         self._whole = _pattern(secret) if secret else None
-        # A suffix of the text that is a proper prefix of the key, e.g. for "abc":
-        # (?:a(?:b)?)\Z. Searched only over the last len(secret) - 1 characters.
+        # The same question as a pattern, for the rare text whose lower case has another
+        # length: a suffix that is a proper prefix of the key, e.g. (?:a(?:b)?)\Z.
         tail = ""
         for char in reversed(secret[:-1]):
             tail = f"{re.escape(char)}(?:{tail})?" if tail else re.escape(char)
-        self._tail = re.compile(f"(?:{tail})\\Z", re.IGNORECASE) if tail else None
+        self._tail = re.compile(f"(?:{tail})\\Z", re.IGNORECASE | re.ASCII) if tail else None
 
     def feed(self, text: str) -> str:
-        whole = self._whole
-        if whole is None:
+        # The per-chunk path: a few string methods on at most len(secret) characters.
+        if self._whole is None:
             return text
         if self._held:
             text = self._held + text
             self._held = ""
-        if len(text) >= len(self._secret):
-            text = whole.sub(REDACTED, text)
-        tail = self._tail
-        if tail is not None and text:
-            match = tail.search(text, max(0, len(text) - len(self._secret) + 1))
-            if match is not None:
-                self._held = text[match.start() :]
-                return text[: match.start()]
-        return text
+        elif self._lower[0] not in text and self._upper0 not in text:
+            # Without the key's first letter there is neither a key nor a start of one.
+            return text
+        size = len(text)
+        if size >= self._size and self._lower in text.lower():
+            text = self._whole.sub(REDACTED, text)
+            size = len(text)
+        if self._tail is None or not text:
+            return text
+        # Only the last len(secret) - 1 characters can begin a key that is not whole yet.
+        offset = max(0, size - self._size + 1)
+        window = text[offset:]
+        low = window.lower()
+        if len(low) != len(window):
+            match = self._tail.search(text, offset)
+            at = -1 if match is None else match.start()
+        else:
+            at = -1
+            i = low.find(self._start)
+            while i >= 0:
+                if self._lower.startswith(low[i:]):
+                    at = offset + i
+                    break
+                i = low.find(self._start, i + 1)
+            if at < 0 and low[-1] == self._lower[0]:
+                at = size - 1
+        if at < 0:
+            return text
+        self._held = text[at:]
+        return text[:at]
 
     def flush(self) -> str:
         """The held-back tail: the stream ended, so it was not the key."""
