@@ -153,6 +153,22 @@ describe('prompts: allowed', () => {
     await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), fullPrompt('alice', { variables })));
   });
 
+  it('owner updates a prompt to 10 variables with every field at its limit', async () => {
+    const variables = Array.from({ length: 10 }, (_, i) => ({
+      name: `v${i}`.padEnd(64, 'x'),
+      required: false,
+      default: 'd'.repeat(5000),
+      description: 'e'.repeat(500),
+    }));
+    await assertSucceeds(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), {
+        variables,
+        system_prompt: 's'.repeat(20_000),
+        updated_at: serverTimestamp(),
+      }),
+    );
+  });
+
   it('owner reads an own private prompt', async () => {
     await assertSucceeds(getDoc(doc(as('alice'), 'prompts/alice-private')));
   });
