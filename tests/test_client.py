@@ -690,3 +690,20 @@ async def test_a_non_streamed_body_over_the_limit_is_an_invalid_response(
             await client.generate_response(f"q [[fake text={big}]]")
         small = await client.generate_response("q [[fake text=fine]]")
     assert small.content == "fine"
+
+
+async def test_text_held_back_is_released_at_done_without_a_finish_reason() -> None:
+    # "…as" ends with the key's first letter, so the client holds the "s" back until it
+    # knows what follows; [DONE] without a finish_reason must still release it.
+    cfg = OpenRouterConfig(api_key=KEY, base_url="http://upstream.test/api/v1", max_retries=0)
+    with aioresponses() as mocked:
+        mocked.post(
+            "http://upstream.test/api/v1/chat/completions",
+            status=200,
+            body=_sse(_delta("it was"), _delta(" sk-o"), _delta("\\ud83d")),
+            content_type="text/event-stream",
+        )
+        async with OpenRouterClient(cfg) as client:
+            stream = client.generate_response_stream("q")
+            chunks = [chunk async for chunk in stream]
+    assert "".join(c.content for c in chunks) == "it was sk-o\ufffd" == stream.content

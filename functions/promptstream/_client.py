@@ -559,6 +559,10 @@ class ChatStream:
                     if event.data == "[DONE]":
                         watchdog.cancel()
                         await self._drain(reader)
+                        # Without a finish_reason, text may still be held back.
+                        last = self._flush()
+                        if last is not None:
+                            yield last
                         return
                     chunk = self._parse(event.data)
                     if chunk is None:
@@ -582,6 +586,20 @@ class ChatStream:
             async with asyncio.timeout(2.0):
                 while await reader.readany():
                     pass
+
+    def _flush(self) -> StreamChunk | None:
+        """What is still held back (half a surrogate pair, a possible start of the key),
+        as a last chunk, or ``None``."""
+        content = _whole_characters(self._held_content, "", final=True)[0]
+        reasoning = _whole_characters(self._held_reasoning, "", final=True)[0]
+        self._held_content = self._held_reasoning = ""
+        content = self._redact_content.feed(content) + self._redact_content.flush()
+        reasoning = self._redact_reasoning.feed(reasoning) + self._redact_reasoning.flush()
+        if not (content or reasoning):
+            return None
+        if content:
+            self._parts.append(content)
+        return StreamChunk(content, None, self.model, None, reasoning or None)
 
     def _parse(self, raw: str) -> StreamChunk | None:
         try:
