@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptstream import ServerSentEvent, SSEDecoder, encode_comment, encode_event
-from promptstream._sse import SSELimitError
+from promptstream import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
 
 E = ServerSentEvent
 

@@ -30,7 +30,7 @@ from ._errors import (
     UpstreamUnavailableError,
 )
 from ._handler import ExecuteRequest, get_service, handle_execute, handle_stream
-from ._sse import ServerSentEvent, SSEDecoder, encode_comment, encode_event
+from ._sse import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -54,6 +54,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "SSEDecoder",
+    "SSELimitError",
     "ServerSentEvent",
     "Settings",
     "StreamChunk",
