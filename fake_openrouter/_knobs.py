@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "FAILURE_KNOBS",
     "KNOB_NAMES",
+    "LEAK_PLACES",
     "KnobError",
     "Knobs",
     "coerce_knobs",
@@ -75,6 +76,16 @@ class Knobs:
     embed_status: int | None = None
     embed_status_at: int | None = None
     embed_delay: float = 0.0
+    # A hostile upstream. `leak` names where the caller's API key is echoed (comma list
+    # of LEAK_PLACES; in content and reasoning it is split across two chunks), in the
+    # case `leak_case` gives. `model` replaces the model named in every event. `usage_extra`
+    # is a JSON object merged into the usage. `long_line` sends, after the first content
+    # chunk, one data line of that many bytes that never ends.
+    leak: str = ""
+    leak_case: str = "same"
+    model: str | None = None
+    usage_extra: str | None = None
+    long_line: int | None = None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Knobs)}
@@ -90,7 +101,10 @@ FAILURE_KNOBS: tuple[str, ...] = (
     "no_done",
     "stall_after",
     "malformed_after",
+    "long_line",
 )
+
+LEAK_PLACES = ("content", "reasoning", "model", "gen_id", "usage", "error")
 
 _INT = {"chunks", "reasoning", "comments", "created"}
 _OPT_INT = {
@@ -103,6 +117,7 @@ _OPT_INT = {
     "malformed_after",
     "embed_status",
     "embed_status_at",
+    "long_line",
 }
 _FLOAT = {
     "delay",
@@ -114,7 +129,7 @@ _FLOAT = {
     "embed_delay",
 }
 _BOOL = {"unicode", "usage", "stamp", "disconnect", "no_done"}
-_CHOICES = {"stall_then": ("continue", "end", "drop")}
+_CHOICES = {"stall_then": ("continue", "end", "drop"), "leak_case": ("same", "upper", "lower")}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _OFF = {"", "none", "null", "off"}
@@ -153,7 +168,15 @@ def _coerce(name: str, value: Any) -> Any:
             if number_f < 0 or number_f != number_f:
                 raise ValueError(value)
             return number_f
+        if name == "usage_extra":
+            extra = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(extra, dict):
+                raise ValueError(value)
+            # Kept as text: Knobs stays hashable, and the header and directives agree.
+            return json.dumps(extra)
         text = str(value)
+        if name == "leak" and not set(filter(None, text.split(","))) <= set(LEAK_PLACES):
+            raise ValueError(value)
         choices = _CHOICES.get(name)
         if choices is not None and text not in choices:
             raise ValueError(value)

@@ -141,7 +141,9 @@ def _flagged(prompt: str) -> str:
     return prompt[:48] + "..." + prompt[-49:]
 
 
-def _status_answer(knobs: Knobs, status: int, model: str, prompt: str) -> web.Response:
+def _status_answer(
+    knobs: Knobs, status: int, model: str, prompt: str, leaked: str | None = None
+) -> web.Response:
     metadata: dict[str, Any] | None = None
     if status == 402:
         message = "Insufficient credits. Add more using https://openrouter.ai/settings/credits"
@@ -174,6 +176,8 @@ def _status_answer(knobs: Knobs, status: int, model: str, prompt: str) -> web.Re
         }.get(status, f"Fake error {status}")
     if knobs.message is not None:
         message = knobs.message
+    if leaked is not None:
+        message += f" (key {leaked})"
     headers = {"Retry-After": knobs.retry_after} if knobs.retry_after is not None else None
     return _json_response(status, error_body(status, message, metadata), headers)
 
@@ -218,14 +222,20 @@ class _Plan:
         "finish_reason",
         "gen_id",
         "knobs",
+        "leaked",
         "model",
         "pieces",
         "prompt_tokens",
         "reasoning",
     )
 
-    def __init__(self, knobs: Knobs, body: dict[str, Any], messages: list[Any]) -> None:
+    def __init__(
+        self, knobs: Knobs, body: dict[str, Any], messages: list[Any], api_key: str = ""
+    ) -> None:
         self.knobs = knobs
+        leaked = {"upper": api_key.upper(), "lower": api_key.lower()}.get(knobs.leak_case, api_key)
+        places = set(knobs.leak.split(","))
+        self.leaked = {place: leaked for place in places if place}
         models = body.get("models")
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -234,9 +244,15 @@ class _Plan:
                 if isinstance(models, list) and models and isinstance(models[0], str)
                 else DEFAULT_MODEL
             )
+        if knobs.model is not None:
+            model = knobs.model
+        if "model" in self.leaked:
+            model = f"{model}:{self.leaked['model']}"
         self.model: str = model
         self.created = knobs.created if knobs.created is not None else int(time.time())
         self.gen_id = knobs.gen_id or _new_gen_id(self.created)
+        if "gen_id" in self.leaked:
+            self.gen_id = f"gen-{self.leaked['gen_id']}"
         texts = message_texts(messages)
         self.prompt_tokens = max(1, count_words(texts))
         count = knobs.chunks if not knobs.stamp else (knobs.chunks or 8)
@@ -258,17 +274,33 @@ class _Plan:
         ):
             pieces = pieces[:max_tokens]
             finish_reason = "length"
-        self.pieces = pieces
+        self.pieces = _with_split_key(pieces, self.leaked.get("content"))
         self.finish_reason = finish_reason
-        self.reasoning = split_text(REASONING_TEXT, knobs.reasoning) if knobs.reasoning else []
+        reasoning = split_text(REASONING_TEXT, knobs.reasoning) if knobs.reasoning else []
+        self.reasoning = _with_split_key(reasoning, self.leaked.get("reasoning"))
 
     def usage(self, content_sent: int, reasoning_sent: int) -> dict[str, Any]:
-        return usage_dict(
+        usage = usage_dict(
             prompt_tokens=self.prompt_tokens,
             completion_tokens=content_sent + reasoning_sent,
             reasoning_tokens=reasoning_sent,
             cost=self.knobs.cost,
         )
+        if self.knobs.usage_extra is not None:
+            usage.update(json.loads(self.knobs.usage_extra))
+        if "usage" in self.leaked:
+            usage[self.leaked["usage"]] = 1
+            usage["note"] = self.leaked["usage"]
+        return usage
+
+
+def _with_split_key(pieces: list[str], key: str | None) -> list[str]:
+    """`pieces` with `key` inserted in the middle, its two halves in two pieces."""
+    if key is None or not pieces:
+        return pieces
+    middle = len(pieces) // 2
+    half = len(key) // 2
+    return [*pieces[:middle], f" {key[:half]}", key[half:], *pieces[middle:]]
 
 
 async def _stream(request: web.Request, state: FakeState, plan: _Plan) -> web.StreamResponse:
@@ -308,7 +340,12 @@ async def _stream(request: web.Request, state: FakeState, plan: _Plan) -> web.St
         drop_at = at(knobs.drop_after)
         truncate_at = at(knobs.truncate_after)
         malformed_at = at(knobs.malformed_after)
+        long_line_at = None if knobs.long_line is None else min(1, total)
         for index in range(total + 1):
+            if index == long_line_at:
+                await _endless_line(resp, knobs.long_line or 0)
+                state.counters["truncations"] += 1
+                return resp
             if index == stall_at:
                 await resp.write(COMMENT)
                 await _wait(resp, knobs.stall, knobs.comment_every or 1.0)
@@ -320,7 +357,10 @@ async def _stream(request: web.Request, state: FakeState, plan: _Plan) -> web.St
                     state.counters["streams_completed"] += 1
                     return resp
             if index == error_at:
-                await resp.write(template.error(knobs.error_code, knobs.error_message))
+                message = knobs.error_message
+                if "error" in plan.leaked:
+                    message += f" (key {plan.leaked['error']})"
+                await resp.write(template.error(knobs.error_code, message))
                 state.counters["mid_stream_errors"] += 1
                 state.counters["streams_completed"] += 1
                 return resp
@@ -354,6 +394,14 @@ async def _stream(request: web.Request, state: FakeState, plan: _Plan) -> web.St
         return resp
     finally:
         state.active_streams -= 1
+
+
+async def _endless_line(resp: web.StreamResponse, size: int) -> None:
+    """One `data:` line of `size` bytes, written in 64 KiB pieces, never ended."""
+    piece = b"x" * 65536
+    await resp.write(b"data: ")
+    for start in range(0, size, len(piece)):
+        await resp.write(piece[: min(len(piece), size - start)])
 
 
 def _answer_once(plan: _Plan) -> web.Response:
@@ -445,9 +493,11 @@ async def _chat(request: web.Request, state: FakeState) -> web.StreamResponse:
         knobs = resolve_knobs(state.defaults, header_knobs, directive_knobs)
     except KnobError as exc:
         return _error(400, str(exc))
+    # The caller's key, for the knobs that echo it back (a hostile upstream).
+    api_key = request.headers.get("Authorization", "").partition(" ")[2].strip()
     key = knobs.fail_key if knobs.fail_key is not None else (directive_raw or header_raw or "")
     knobs = _apply_fail_times(state, knobs, key)
-    plan = _Plan(knobs, body, messages)
+    plan = _Plan(knobs, body, messages, api_key)
 
     if knobs.first_byte_delay:
         await asyncio.sleep(knobs.first_byte_delay)
@@ -456,7 +506,9 @@ async def _chat(request: web.Request, state: FakeState) -> web.StreamResponse:
         _drop(request)
     if knobs.status is not None and knobs.status != 200:
         state.counters["status_answers"] += 1
-        return _status_answer(knobs, knobs.status, plan.model, user_prompt(messages))
+        return _status_answer(
+            knobs, knobs.status, plan.model, user_prompt(messages), plan.leaked.get("error")
+        )
     if body.get("stream") is True:
         return await _stream(request, state, plan)
     state.counters["non_stream_answers"] += 1

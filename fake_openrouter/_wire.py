@@ -64,9 +64,11 @@ class StreamTemplate:
     __slots__ = ("_content_tail", "_head")
 
     def __init__(self, *, gen_id: str, provider: str, model: str, created: int) -> None:
+        # ASCII escapes here: a hostile `model` knob may hold a lone surrogate, which
+        # only a \u escape can carry (as a real upstream would send it).
         self._head = (
-            f'data: {{"id":{_dumps(gen_id)},"provider":{_dumps(provider)},"model":{_dumps(model)},'
-            f'"object":"chat.completion.chunk","created":{created}'
+            f'data: {{"id":{json.dumps(gen_id)},"provider":{json.dumps(provider)},'
+            f'"model":{json.dumps(model)},"object":"chat.completion.chunk","created":{created}'
         ).encode()
         self._content_tail = (
             b'},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}\n\n'
@@ -153,4 +155,5 @@ def completion_body(
         ],
         "usage": usage,
     }
-    return _dumps(body).encode()
+    # A lone surrogate (a hostile `model` knob) goes out as the \u escape JSON allows.
+    return _dumps(body).encode("utf-8", "backslashreplace")

@@ -155,9 +155,48 @@ describe('prompts: allowed', () => {
       title: 't'.repeat(200),
       content: 'c'.repeat(50_000),
       system_prompt: 's'.repeat(20_000),
-      variables: Array.from({ length: 50 }, (_, i) => ({ name: `v${i}`, required: false })),
+      variables: Array.from({ length: 10 }, (_, i) => ({ name: `v${i}`, required: false })),
     });
     await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), data));
+  });
+
+  it('accepts the variables the seed data and the editor write', async () => {
+    const variables = [
+      { name: 'product', required: true, default: null, description: 'what is being announced' },
+      { name: 'tone', required: false, default: 'friendly' },
+      { name: 'topic' },
+      { name: '_a.b-c9', required: true, default: '', description: null },
+      { name: 'x'.repeat(64), default: 'd'.repeat(5000), description: 'e'.repeat(500) },
+      { name: '___' },
+      { name: '__x' },
+    ];
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), fullPrompt('alice', { variables })));
+  });
+
+  it('accepts 10 variables with every field at its limit', async () => {
+    const variables = Array.from({ length: 10 }, (_, i) => ({
+      name: `v${i}`.padEnd(64, 'x'),
+      required: false,
+      default: 'd'.repeat(5000),
+      description: 'e'.repeat(500),
+    }));
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), fullPrompt('alice', { variables })));
+  });
+
+  it('owner updates a prompt to 10 variables with every field at its limit', async () => {
+    const variables = Array.from({ length: 10 }, (_, i) => ({
+      name: `v${i}`.padEnd(64, 'x'),
+      required: false,
+      default: 'd'.repeat(5000),
+      description: 'e'.repeat(500),
+    }));
+    await assertSucceeds(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), {
+        variables,
+        system_prompt: 's'.repeat(20_000),
+        updated_at: serverTimestamp(),
+      }),
+    );
   });
 
   it('owner reads an own private prompt', async () => {
@@ -197,6 +236,41 @@ describe('prompts: allowed', () => {
   });
 });
 
+// Every way an entry of `variables` can be wrong, each placed last of 10 entries too,
+// so the check is seen to reach every index (10 valid entries pass: see above).
+function badVariables() {
+  const bad = {
+    'a 1,040,000-character default': { name: 'x', required: false, default: 'd'.repeat(1_040_000) },
+    'a default over 5,000 chars': { name: 'x', default: 'd'.repeat(5001) },
+    'a default that is a number': { name: 'x', default: 3 },
+    'a default that is a map': { name: 'x', default: { a: 'b' } },
+    'required not a bool': { name: 'x', required: 'yes' },
+    'a description over 500 chars': { name: 'x', description: 'e'.repeat(501) },
+    'an unknown key': { name: 'x', note: 'hi' },
+    'no name': { required: true },
+    'a name that is not a string': { name: 7 },
+    'a reserved name __x__': { name: '__x__' },
+    'a reserved name ____': { name: '____' },
+    'an empty name': { name: '' },
+    'a name with a space': { name: 'my var' },
+    'a name with a slash': { name: 'a/b' },
+    'a name starting with a digit': { name: '9lives' },
+    'a name of 65 chars': { name: 'x'.repeat(65) },
+    'a non-ASCII name': { name: 'café' },
+    'a description that is a number': { name: 'x', description: 5 },
+    'a name ending __ after a start __': { name: '__a_b__' },
+  };
+  const cases = {};
+  for (const [name, entry] of Object.entries(bad)) {
+    cases[`variables with ${name}`] = fullPrompt('alice', { variables: [entry] });
+    const many = Array.from({ length: 9 }, (_, i) => ({ name: `v${i}` }));
+    cases[`variables with ${name} as entry 10`] = fullPrompt('alice', { variables: [...many, entry] });
+  }
+  cases['variables with a plain string entry'] = fullPrompt('alice', { variables: ['name'] });
+  cases['variables with a null entry'] = fullPrompt('alice', { variables: [null] });
+  return cases;
+}
+
 describe('prompts: denied', () => {
   it('unauthenticated create', async () => {
     await assertFails(setDoc(doc(anonymous(), 'prompts/new'), prompt('alice')));
@@ -217,10 +291,11 @@ describe('prompts: denied', () => {
     'system_prompt over 20,000 chars': fullPrompt('alice', { system_prompt: 's'.repeat(20_001) }),
     'system_prompt not a string': fullPrompt('alice', { system_prompt: null }),
     'variables not a list': fullPrompt('alice', { variables: { name: 'x' } }),
-    'variables over 50 entries': fullPrompt('alice', {
-      variables: Array.from({ length: 51 }, (_, i) => ({ name: `v${i}`, required: false })),
+    'variables over 10 entries': fullPrompt('alice', {
+      variables: Array.from({ length: 11 }, (_, i) => ({ name: `v${i}`, required: false })),
     }),
     'public not a bool': prompt('alice', { public: 'true' }),
+    ...badVariables(),
     'missing public': without(prompt('alice'), 'public'),
     'created_at not a timestamp': prompt('alice', { created_at: '2025-01-01T00:00:00Z' }),
     'missing updated_at': without(prompt('alice'), 'updated_at'),
@@ -260,6 +335,12 @@ describe('prompts: denied', () => {
 
   it('owner adds an unknown field on update', async () => {
     await assertFails(updateDoc(doc(as('alice'), 'prompts/alice-private'), { views: 1 }));
+  });
+
+  it('owner updates variables to a reserved name', async () => {
+    await assertFails(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), { variables: [{ name: '__x__' }] }),
+    );
   });
 
   it('owner updates content past the limit', async () => {

@@ -4,6 +4,8 @@ few small unit cases)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,7 +32,7 @@ from promptstream import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from promptstream._client import _parse_retry_after
+from promptstream._client import RETRY_AFTER_CAP, _parse_retry_after
 
 
 @pytest.fixture
@@ -532,3 +534,176 @@ async def test_events_of_the_wrong_shape_are_invalid_responses(event: str) -> No
             with pytest.raises(InvalidResponseError) as info:
                 await collect(client, "q")
     assert info.value.partial == "before"
+
+
+# -- a hostile upstream ---------------------------------------------------------------
+
+KEY = "sk-or-test-key"
+
+
+def no_key(text: str) -> bool:
+    return KEY.lower() not in text.lower()
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("1e999", RETRY_AFTER_CAP),
+        ("9" * 5000, RETRY_AFTER_CAP),
+        ("inf", RETRY_AFTER_CAP),
+        ("-5", 0.0),
+        ("-inf", 0.0),
+        ("nan", None),
+        ("0x10", None),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", RETRY_AFTER_CAP),
+        ("Mon, 01 Jan 1990 00:00:00 GMT", 0.0),
+        ("Mon, 01 Jan 99999999 00:00:00 GMT", None),
+        ("2", 2.0),
+    ],
+)
+async def test_retry_after_from_a_hostile_upstream_is_bounded_and_never_raises(
+    fake: FakeOpenRouter, header: str, expected: float | None
+) -> None:
+    async with OpenRouterClient(config(fake, max_retries=0)) as client:
+        with pytest.raises(RateLimitError) as info:
+            await collect(client, f"q [[fake status=429 retry_after='{header}']]")
+    assert info.value.retry_after == expected
+    if expected is not None:
+        # What the relay does with it: a whole number of seconds in its own header.
+        assert 0 <= math.ceil(info.value.retry_after or 0) <= RETRY_AFTER_CAP
+
+
+@pytest.mark.parametrize("case", ["same", "upper", "lower"])
+async def test_key_echoed_in_an_error_is_redacted_in_any_case(
+    fake: FakeOpenRouter, case: str
+) -> None:
+    async with OpenRouterClient(config(fake, max_retries=0)) as client:
+        with pytest.raises(BadRequestError) as info:
+            await collect(client, f"q [[fake status=400 leak=error leak_case={case}]]")
+        with pytest.raises(MidStreamError) as mid:
+            await collect(client, f"q [[fake error_after=1 leak=error leak_case={case}]]")
+    for error in (info.value, mid.value):
+        assert "[redacted]" in error.message
+        assert no_key(error.message) and no_key(json.dumps(error.body)) and no_key(str(error))
+
+
+@pytest.mark.parametrize("case", ["same", "upper", "lower"])
+async def test_key_echoed_in_content_split_across_chunks_is_redacted(
+    fake: FakeOpenRouter, case: str
+) -> None:
+    async with OpenRouterClient(config(fake)) as client:
+        stream = client.generate_response_stream(
+            f"q [[fake chunks=4 reasoning=4 text='a b c d' leak=content,reasoning leak_case={case}]]"
+        )
+        chunks = [chunk async for chunk in stream]
+    content = "".join(c.content for c in chunks)
+    reasoning = "".join(c.reasoning or "" for c in chunks)
+    assert content == "a b [redacted] c d" == stream.content
+    assert "[redacted]" in reasoning and no_key(reasoning)
+    # The halves were sent in two events; no piece of the key got out on its own.
+    half = KEY[: len(KEY) // 2].lower()
+    assert not any(half in (c.content + (c.reasoning or "")).lower() for c in chunks)
+
+
+async def test_key_echoed_in_model_generation_id_and_usage_is_redacted(
+    fake: FakeOpenRouter,
+) -> None:
+    async with OpenRouterClient(config(fake)) as client:
+        stream = client.generate_response_stream(
+            "q [[fake chunks=2 leak=model,gen_id,usage leak_case=upper]]"
+        )
+        chunks = [chunk async for chunk in stream]
+        answer = await client.generate_response("q [[fake leak=content,model,gen_id,usage]]")
+    assert stream.model == "x-ai/grok-4-fast:free:[redacted]"
+    assert stream.generation_id == "gen-[redacted]"
+    assert stream.usage is not None and "note" not in stream.usage
+    assert answer.model == "x-ai/grok-4-fast:free:[redacted]"
+    assert answer.generation_id == "gen-[redacted]"
+    assert "[redacted]" in answer.content
+    everything = repr([chunks, stream.usage, stream.model, stream.generation_id, answer])
+    assert no_key(everything)
+
+
+async def test_lone_surrogates_and_control_characters_from_upstream_are_replaced(
+    fake: FakeOpenRouter,
+) -> None:
+    fake.configure(model="bad\ud800model\n" + "m" * 500)
+    async with OpenRouterClient(config(fake)) as client:
+        stream = client.generate_response_stream("q [[fake chunks=2]]")
+        chunks = [chunk async for chunk in stream]
+        answer = await client.generate_response("q")
+    for model in (stream.model, chunks[0].model, answer.model):
+        assert model is not None and model.startswith("bad\ufffdmodel\ufffdmmm")
+        assert len(model) == 200
+        model.encode()  # valid UTF-8: an event, a record and a log line can carry it
+
+
+async def test_usage_is_reduced_to_known_keys_and_int64_numbers(fake: FakeOpenRouter) -> None:
+    fake.configure(
+        usage_extra={
+            "__bad__": 1,
+            "total_tokens": 2**63,
+            "cost": -1,
+            "prompt_tokens": True,
+            "completion_tokens_details": {"reasoning_tokens": 1e309, "__x__": 1, "image_tokens": 3},
+            "nested": {"deep": {"deeper": 1}},
+        }
+    )
+    async with OpenRouterClient(config(fake)) as client:
+        stream = client.generate_response_stream("q [[fake chunks=2]]")
+        chunks = [chunk async for chunk in stream]
+        answer = await client.generate_response("q")
+    for usage in (stream.usage, chunks[-1].usage, answer.usage):
+        assert usage is not None
+        assert set(usage) == {
+            "completion_tokens",
+            "is_byok",
+            "prompt_tokens_details",
+            "cost_details",
+            "completion_tokens_details",
+        }
+        assert usage["completion_tokens_details"] == {"image_tokens": 3}
+
+
+async def test_an_endless_sse_line_fails_as_upstream_error_without_reading_it_all(
+    fake: FakeOpenRouter,
+) -> None:
+    async with OpenRouterClient(config(fake, max_retries=0)) as client:
+        started = time.process_time()
+        with pytest.raises(InvalidResponseError) as info:
+            await collect(client, "q [[fake chunks=3 text='a b c' long_line=40000000]]")
+        cpu = time.process_time() - started
+        assert await wait_for(lambda: fake.stats()["active_streams"] == 0)
+    assert info.value.code == "upstream_error"
+    assert info.value.partial == "a"
+    assert "oversized" in info.value.message
+    # The fake's writes share this process; reading 40 MB whole cost seconds.
+    assert cpu < 2.0
+
+
+async def test_a_non_streamed_body_over_the_limit_is_an_invalid_response(
+    fake: FakeOpenRouter,
+) -> None:
+    big = "w" * 5000
+    async with OpenRouterClient(config(fake, max_message_bytes=4096)) as client:
+        with pytest.raises(InvalidResponseError):
+            await client.generate_response(f"q [[fake text={big}]]")
+        small = await client.generate_response("q [[fake text=fine]]")
+    assert small.content == "fine"
+
+
+async def test_text_held_back_is_released_at_done_without_a_finish_reason() -> None:
+    # "…as" ends with the key's first letter, so the client holds the "s" back until it
+    # knows what follows; [DONE] without a finish_reason must still release it.
+    cfg = OpenRouterConfig(api_key=KEY, base_url="http://upstream.test/api/v1", max_retries=0)
+    with aioresponses() as mocked:
+        mocked.post(
+            "http://upstream.test/api/v1/chat/completions",
+            status=200,
+            body=_sse(_delta("it was"), _delta(" sk-o"), _delta("\\ud83d")),
+            content_type="text/event-stream",
+        )
+        async with OpenRouterClient(cfg) as client:
+            stream = client.generate_response_stream("q")
+            chunks = [chunk async for chunk in stream]
+    assert "".join(c.content for c in chunks) == "it was sk-o\ufffd" == stream.content

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptstream import ServerSentEvent, SSEDecoder, encode_comment, encode_event
+from promptstream import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
 
 E = ServerSentEvent
 
@@ -111,6 +113,13 @@ def test_cr_then_partial_line_does_not_swallow_next_lf() -> None:
     assert decoder.feed(b"a: b\n\n") == [E(data="a\nb")]
 
 
+def test_cr_then_unfinished_line_then_lf_ends_that_line() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\rdata: b") == []
+    # This LF ends "data: b"; it is not the second half of the earlier CR.
+    assert decoder.feed(b"\n\n") == [E(data="a\nb")]
+
+
 def test_bom_split_across_reads() -> None:
     assert decode_all([b"\xef", b"\xbb", b"\xbfdata: x\n\n"]) == [E(data="x")]
 
@@ -125,6 +134,87 @@ def test_comments_are_counted_not_emitted() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b": ping\n: ping\n\n") == []
     assert decoder.comments == 2
+
+
+# -- size limits -------------------------------------------------------------------
+
+LIMITED = {"max_line_bytes": 64, "max_event_bytes": 100}
+
+
+@pytest.mark.parametrize(
+    ("name", "stream", "expected"),
+    [
+        ("a line of exactly the limit", b"data: " + b"x" * 58 + b"\n\n", [E(data="x" * 58)]),
+        ("CRLF does not count", b"data: " + b"x" * 58 + b"\r\n\r\n", [E(data="x" * 58)]),
+        (
+            "data lines of an event add up",
+            (b"data: " + b"x" * 44 + b"\n") * 2 + b"\n",
+            [E(data="x" * 44 + "\n" + "x" * 44)],
+        ),
+        (
+            "the count starts again per event",
+            (b"data: " + b"x" * 50 + b"\n\n") * 3,
+            [E(data="x" * 50)] * 3,
+        ),
+        (
+            "comments count as lines only",
+            b": " + b"c" * 62 + b"\n" * 200 + b"data: y\n\n",
+            [E(data="y")],
+        ),
+    ],
+    ids=lambda c: c if isinstance(c, str) else "",
+)
+def test_streams_within_the_limits_decode_at_every_split(
+    name: str, stream: bytes, expected: list[ServerSentEvent]
+) -> None:
+    for i in range(len(stream) + 1):
+        decoder = SSEDecoder(**LIMITED)
+        assert decoder.feed(stream[:i]) + decoder.feed(stream[i:]) == expected, f"split at {i}"
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"data: " + b"x" * 59 + b"\n\n", id="one line one byte too long"),
+        pytest.param(b"data: " + b"x" * 59, id="unfinished line too long"),
+        pytest.param(b"data: " + b"x" * 10_000_000, id="endless line"),
+        pytest.param(b": " + b"c" * 63 + b"\n", id="long comment"),
+        pytest.param((b"data: " + b"x" * 40 + b"\n") * 3 + b"\n", id="event data too long"),
+    ],
+)
+def test_a_line_or_event_over_the_limit_fails_at_every_split(stream: bytes) -> None:
+    for i in range(0, len(stream) + 1, max(1, len(stream) // 97)):
+        decoder = SSEDecoder(**LIMITED)
+        with pytest.raises(SSELimitError):
+            decoder.feed(stream[:i])
+            decoder.feed(stream[i:])
+
+
+def test_an_endless_line_fails_once_past_the_limit_without_reading_on() -> None:
+    decoder = SSEDecoder(max_line_bytes=1 << 20)
+    piece = b"x" * 65536
+    fed = 0
+    with pytest.raises(SSELimitError):
+        for _ in range(10_000):
+            fed += len(piece)
+            decoder.feed(piece)
+    assert fed == (1 << 20) + 65536
+
+
+def test_a_long_line_in_small_reads_costs_linear_time() -> None:
+    # 16 MiB in 16 KiB reads, no limit: joining the whole buffer again for every read
+    # (as the decoder once did) copies about 8 GiB and takes seconds; pieces joined
+    # once take milliseconds. The bound leaves a wide margin for a busy machine.
+    decoder = SSEDecoder()
+    piece = b"y" * 16384
+    started = time.process_time()
+    assert decoder.feed(b"data: ") == []
+    for _ in range(1024):
+        assert decoder.feed(piece) == []
+    events = decoder.feed(b"\n\n")
+    elapsed = time.process_time() - started
+    assert len(events) == 1 and len(events[0].data) == 16 * 1024 * 1024
+    assert elapsed < 1.5
 
 
 # -- property-based ----------------------------------------------------------------

@@ -36,7 +36,7 @@ from ._firebase import https_endpoint
 from ._handler import execute_app, stream_app, with_cors
 from ._request import ExecuteRequest
 from ._service import Service, get_service, set_service
-from ._sse import ServerSentEvent, SSEDecoder, encode_comment, encode_event
+from ._sse import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -63,6 +63,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "SSEDecoder",
+    "SSELimitError",
     "ServerSentEvent",
     "Service",
     "Settings",

@@ -12,6 +12,7 @@ import email.utils
 import enum
 import inspect
 import json
+import math
 import random
 import re
 import time
@@ -32,7 +33,10 @@ from ._errors import (
     StreamInterruptedError,
     status_error_for,
 )
-from ._sse import SSEDecoder
+from ._redact import Redactor, redact, redact_json
+from ._sanitize import safe_text, safe_usage
+from ._sse import SSEDecoder, SSELimitError
+from ._templates import chat_messages
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -91,6 +95,9 @@ class OpenRouterConfig(BaseModel):
     backoff_max: float = Field(default=8.0, ge=0)
     # A Retry-After longer than this is not waited for; the error goes to the caller.
     max_retry_after: float = Field(default=10.0, ge=0)
+    # The largest single message the upstream may send: one SSE line, one event's data,
+    # or a whole non-streamed body. Past it the call fails with InvalidResponseError.
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)
     max_connections: int = Field(default=1000, ge=1)
     app_url: str | None = None
     app_title: str | None = None
@@ -123,6 +130,11 @@ class _State(enum.Enum):
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# What any upstream Retry-After is clamped to (a day); it still goes to the browser.
+RETRY_AFTER_CAP = 86_400.0
+# An error body is read only this far: enough for any message, and no more memory.
+_ERROR_BODY_BYTES = 64 * 1024
+_MAX_FINISH_REASON_CHARS = 64
 
 
 def _whole_characters(held: str, text: str, *, final: bool = False) -> tuple[str, str]:
@@ -155,17 +167,25 @@ def _should_retry(error: OpenRouterError) -> bool:
 
 
 def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait, in ``[0, RETRY_AFTER_CAP]``, or ``None`` for no usable value.
+
+    Never raises: ``1e999``, ``nan``, a 5,000-digit number or an HTTP-date in the year
+    9999 come from an upstream we do not control, and the value ends up in our own
+    ``Retry-After`` header.
+    """
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    if math.isnan(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), RETRY_AFTER_CAP)
 
 
 @contextlib.contextmanager
@@ -286,17 +306,7 @@ class OpenRouterClient:
         unknown = set(overrides) - _OVERRIDABLE
         if unknown:
             raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
-        messages: list[dict[str, str]] = []
-        if system_prompt:
-            messages.append({"role": "system", "content": system_prompt})
-        if context:
-            messages.append(
-                {
-                    "role": "system",
-                    "content": f"Use the following context to answer the question:\n\n{context}",
-                }
-            )
-        messages.append({"role": "user", "content": prompt})
+        messages = chat_messages(prompt, system_prompt, context)
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
         if cfg.max_tokens is not None:
@@ -334,31 +344,25 @@ class OpenRouterClient:
                     self._url, data=json.dumps(body), headers=self._headers()
                 )
             if response.status >= 400:
-                try:
-                    async with asyncio.timeout(self.config.first_byte_timeout):
-                        raw = await response.read()
-                finally:
-                    response.release()
+                async with asyncio.timeout(self.config.first_byte_timeout):
+                    raw = await _read_capped(response, _ERROR_BODY_BYTES)
                 raise _status_error(response, raw, self._secret)
             if stream:
                 ctype = response.headers.get("Content-Type", "")
                 if not ctype.startswith("text/event-stream"):
-                    try:
-                        async with asyncio.timeout(self.config.first_byte_timeout):
-                            raw = await response.read()
-                    finally:
-                        response.release()
+                    async with asyncio.timeout(self.config.first_byte_timeout):
+                        raw = await _read_capped(response, _ERROR_BODY_BYTES)
                     raise _unexpected_body(response, raw, self._secret)
             return response
 
     async def _complete_once(self, body: dict[str, Any]) -> ChatResponse:
         response = await self._open(body, stream=False)
-        try:
-            with _translate_errors(str):
-                async with asyncio.timeout(self.config.idle_timeout):
-                    raw = await response.read()
-        finally:
-            response.release()
+        limit = self.config.max_message_bytes
+        with _translate_errors(str):
+            async with asyncio.timeout(self.config.idle_timeout):
+                raw = await _read_capped(response, limit + 1)
+        if len(raw) > limit:
+            raise InvalidResponseError(f"upstream answered with more than {limit} bytes")
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -368,15 +372,26 @@ class OpenRouterClient:
         if "error" in data:
             raise _in_band_error(data["error"], partial="", secret=self._secret)
         choices = data.get("choices") or [{}]
-        choice = choices[0] if isinstance(choices[0], dict) else {}
+        choice = choices[0] if isinstance(choices, list) and isinstance(choices[0], dict) else {}
         message = choice.get("message") or {}
+        if not isinstance(message, dict):
+            raise InvalidResponseError("upstream answered without a message")
+        content = message.get("content") or ""
+        reasoning = message.get("reasoning") or None
+        if not isinstance(content, str) or not isinstance(reasoning, str | None):
+            raise InvalidResponseError("upstream answered with content that is not text")
+        secret = self._secret
+        if reasoning is not None:
+            reasoning = redact(_whole_characters("", reasoning, final=True)[0], secret)
         return ChatResponse(
-            content=_whole_characters("", message.get("content") or "", final=True)[0],
-            finish_reason=choice.get("finish_reason"),
-            model=data.get("model"),
-            usage=data.get("usage"),
-            reasoning=message.get("reasoning"),
-            generation_id=response.headers.get("X-Generation-Id") or data.get("id"),
+            content=redact(_whole_characters("", content, final=True)[0], secret),
+            finish_reason=safe_text(choice.get("finish_reason"), secret, _MAX_FINISH_REASON_CHARS),
+            model=safe_text(data.get("model"), secret),
+            usage=safe_usage(data.get("usage")),
+            reasoning=reasoning,
+            generation_id=safe_text(
+                response.headers.get("X-Generation-Id") or data.get("id"), secret
+            ),
         )
 
     async def _backoff_or_raise(
@@ -419,6 +434,14 @@ class ChatStream:
         # A high surrogate waiting for its other half (see _whole_characters).
         self._held_content = ""
         self._held_reasoning = ""
+        # The key is taken out here, so nothing downstream (events, record, logs) sees it;
+        # a key split across two events is caught by holding back a possible start of it.
+        self._redact_content = Redactor(client._secret)
+        self._redact_reasoning = Redactor(client._secret)
+        # The model as last sent, to clean it only when it changes (it comes with every
+        # event).
+        self._raw_model: Any = None
+        # Everything below is safe to store and show: cleaned by _sanitize, key redacted.
         self.generation_id: str | None = None
         self.model: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -485,7 +508,9 @@ class ChatStream:
             response = self._response or await self._open_with_retries()
             self._response = None
             try:
-                self.generation_id = response.headers.get("X-Generation-Id")
+                self.generation_id = safe_text(
+                    response.headers.get("X-Generation-Id"), client._secret
+                )
                 async for chunk in self._chunks(response, self._deadline):
                     delivered = True
                     yield chunk
@@ -513,7 +538,8 @@ class ChatStream:
             self._client.config.idle_timeout,
             loop.time() + max(0.0, deadline - time.monotonic()),
         )
-        decoder = SSEDecoder()
+        limit = self._client.config.max_message_bytes
+        decoder = SSEDecoder(max_line_bytes=limit, max_event_bytes=limit)
         try:
             while True:
                 try:
@@ -524,10 +550,20 @@ class ChatStream:
                         raise
                 if not data:
                     break
-                for event in decoder.feed(data):
+                try:
+                    events = decoder.feed(data)
+                except SSELimitError as exc:
+                    raise InvalidResponseError(
+                        f"upstream sent an oversized event: {exc}", partial=self.content
+                    ) from None
+                for event in events:
                     if event.data == "[DONE]":
                         watchdog.cancel()
                         await self._drain(reader)
+                        # Without a finish_reason, text may still be held back.
+                        last = self._flush()
+                        if last is not None:
+                            yield last
                         return
                     chunk = self._parse(event.data)
                     if chunk is None:
@@ -552,6 +588,20 @@ class ChatStream:
                 while await reader.readany():
                     pass
 
+    def _flush(self) -> StreamChunk | None:
+        """What is still held back (half a surrogate pair, a possible start of the key),
+        as a last chunk, or ``None``."""
+        content = _whole_characters(self._held_content, "", final=True)[0]
+        reasoning = _whole_characters(self._held_reasoning, "", final=True)[0]
+        self._held_content = self._held_reasoning = ""
+        content = self._redact_content.feed(content) + self._redact_content.flush()
+        reasoning = self._redact_reasoning.feed(reasoning) + self._redact_reasoning.flush()
+        if not (content or reasoning):
+            return None
+        if content:
+            self._parts.append(content)
+        return StreamChunk(content, None, self.model, None, reasoning or None)
+
     def _parse(self, raw: str) -> StreamChunk | None:
         try:
             data = json.loads(raw)
@@ -561,13 +611,15 @@ class ChatStream:
             ) from None
         if not isinstance(data, dict):
             raise InvalidResponseError("upstream sent a non-object event", partial=self.content)
+        secret = self._client._secret
         if "error" in data:
-            raise _in_band_error(data["error"], partial=self.content, secret=self._client._secret)
+            raise _in_band_error(data["error"], partial=self.content, secret=secret)
         model = data.get("model")
-        if model:
-            self.model = model
+        if model and model != self._raw_model:
+            self._raw_model = model
+            self.model = safe_text(model, secret)
         if self.generation_id is None and data.get("id"):
-            self.generation_id = data["id"]
+            self.generation_id = safe_text(data["id"], secret)
         content = ""
         reasoning = None
         finish_reason = None
@@ -586,24 +638,34 @@ class ChatStream:
                 raise InvalidResponseError(
                     "upstream sent content that is not text", partial=self.content
                 )
+            if finish_reason is not None:
+                finish_reason = safe_text(finish_reason, secret, _MAX_FINISH_REASON_CHARS)
+            final = finish_reason is not None
             # ASCII, nearly every chunk, costs one check.
             if self._held_content or not content.isascii():
                 content, self._held_content = _whole_characters(
-                    self._held_content, content, final=finish_reason is not None
+                    self._held_content, content, final=final
                 )
             if self._held_reasoning or (reasoning and not reasoning.isascii()):
                 text, self._held_reasoning = _whole_characters(
-                    self._held_reasoning, reasoning or "", final=finish_reason is not None
+                    self._held_reasoning, reasoning or "", final=final
                 )
                 reasoning = text or None
+            if content:
+                content = self._redact_content.feed(content)
+            if reasoning:
+                reasoning = self._redact_reasoning.feed(reasoning) or None
+            if final:
+                content += self._redact_content.flush()
+                reasoning = (reasoning or "") + self._redact_reasoning.flush() or None
             if finish_reason == "error":
                 error = data.get("error") or {"message": "upstream reported an error"}
-                raise _in_band_error(error, partial=self.content, secret=self._client._secret)
+                raise _in_band_error(error, partial=self.content, secret=secret)
             if finish_reason:
                 self.finish_reason = finish_reason
         usage = data.get("usage")
         if usage:
-            self.usage = usage
+            usage = self.usage = safe_usage(usage)
         if not (content or reasoning or finish_reason or usage):
             return None
         return StreamChunk(content, finish_reason, self.model, usage, reasoning)
@@ -649,30 +711,54 @@ class _Watchdog:
         self._handle.cancel()
 
 
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body (more only if one read brought them); the
+    response is released if read to its end, closed otherwise."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            piece = await response.content.readany()
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+    finally:
+        if response.content.at_eof():
+            response.release()
+        else:
+            response.close()
+    return b"".join(parts)
+
+
 def _error_message(body: Any, fallback: str, secret: str) -> str:
-    """The upstream's message, with our own API key taken out *before* it is cut to
-    500 characters (a cut could otherwise leave a recognisable piece of the key)."""
+    """The upstream's message, with our own API key (in any case) taken out *before* it
+    is cut to 500 characters (a cut could otherwise leave a recognisable piece of the
+    key), and made safe to encode."""
     message = fallback
     if isinstance(body, dict):
         error = body.get("error")
         found = error.get("message") if isinstance(error, dict) else error
         if isinstance(found, str):
             message = found
-    if secret:
-        message = message.replace(secret, "[redacted]")
-    return message[:500]
+    message = redact(message, secret)[:500]
+    if _SURROGATE.search(message):
+        message = _SURROGATE.sub("\ufffd", message)
+    return message
 
 
 def _status_error(response: aiohttp.ClientResponse, raw: bytes, secret: str) -> OpenRouterError:
     try:
         body: Any = json.loads(raw)
     except ValueError:
-        body = raw[:500].decode("utf-8", "replace")
+        body = raw.decode("utf-8", "replace")
     message = _error_message(body, f"upstream answered HTTP {response.status}", secret)
+    if isinstance(body, str):
+        body = message
     return status_error_for(
         response.status,
         message,
-        body=body,
+        body=redact_json(body, secret),
         retry_after=_parse_retry_after(response.headers.get("Retry-After")),
     )
 
@@ -684,7 +770,7 @@ def _unexpected_body(response: aiohttp.ClientResponse, raw: bytes, secret: str) 
         body = None
     if isinstance(body, dict) and "error" in body:
         return _in_band_error(body["error"], partial="", secret=secret)
-    ctype = response.headers.get("Content-Type", "none")
+    ctype = safe_text(response.headers.get("Content-Type"), secret, 100) or "none"
     return InvalidResponseError(f"upstream answered {ctype}, not an event stream")
 
 
@@ -703,7 +789,11 @@ def _in_band_error(error: Any, *, partial: str, secret: str) -> MidStreamError:
     """An error object inside a 200 answer (OpenRouter's mid-stream error)."""
     message = _error_message({"error": error}, "upstream reported an error", secret)
     code = error.get("code") if isinstance(error, dict) else None
-    typed = MidStreamError(message, upstream_code=code, partial=partial, body={"error": error})
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = safe_text(code, secret, 100)
+    typed = MidStreamError(
+        message, upstream_code=code, partial=partial, body=redact_json({"error": error}, secret)
+    )
     if isinstance(code, int) and code in _IN_BAND_CODES:
         typed.code = _IN_BAND_CODES[code]
     return typed

@@ -66,6 +66,14 @@ class Settings(BaseModel):
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
     debug_logging: bool = False
 
+    # --- Hardening, phase 1 (issue 14); wired into the handler in phase 2. ---------------
+    # The largest single message the upstream may send (one SSE line, one event's data,
+    # a non-streamed body): OpenRouterConfig.max_message_bytes.
+    upstream_max_message_bytes: int = Field(default=1 << 20, ge=1024)
+    # Each variable value kept in the execution record is cut to this many characters
+    # (Rendered.recorded); the full value still goes upstream.
+    record_variable_chars: int = Field(default=2_000, gt=0)
+
     _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
 
     def openrouter_config(self, api_key: str) -> OpenRouterConfig:

@@ -2,8 +2,9 @@
 
 The decoder follows the WHATWG "event stream interpretation" algorithm line by line.
 It is pure: no sockets, no clock. Lines are split on CR, LF and CRLF *before* UTF-8 is
-decoded, so a multi-byte character split across two network reads is never mangled,
-and there is no line-length limit (aiohttp's ``resp.content`` iterator has one).
+decoded, so a multi-byte character split across two network reads is never mangled.
+Its size limits are its own settings (aiohttp's ``resp.content`` line iterator has a
+fixed one and splits on LF only).
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "encode_comment", "encode_event"]
+__all__ = ["SSEDecoder", "SSELimitError", "ServerSentEvent", "encode_comment", "encode_event"]
 
 _BOM = b"\xef\xbb\xbf"
+
+
+class SSELimitError(ValueError):
+    """A line or an event went past the decoder's size limit. The client turns it into
+    its own ``InvalidResponseError``; the decoder knows nothing of OpenRouter."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -25,13 +31,24 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Feed it bytes as they arrive; it returns the events completed by them."""
+    """Feed it bytes as they arrive; it returns the events completed by them.
+
+    ``max_line_bytes`` bounds one line and ``max_event_bytes`` one event's data (the sum
+    of its ``data:`` lines); going past either raises ``SSELimitError``. Only the bytes
+    of a new read are scanned for line ends, and an unfinished line is kept as a list of
+    pieces joined once, so a long line costs time linear in its length.
+    """
 
     __slots__ = (
-        "_buffer",
         "_data",
+        "_data_bytes",
         "_event",
         "_last_event_id",
+        "_max_event",
+        "_max_line",
+        "_pending",
+        "_pending_bytes",
+        "_prefix",
         "_retry",
         "_skip_lf",
         "_started",
@@ -39,12 +56,21 @@ class SSEDecoder:
         "retry",
     )
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(
+        self, *, max_line_bytes: int | None = None, max_event_bytes: int | None = None
+    ) -> None:
+        self._max_line = max_line_bytes
+        self._max_event = max_event_bytes
+        # The first bytes, while they could still be the start of a BOM.
+        self._prefix = b""
+        # The unfinished last line, in the pieces it arrived in.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._started = False
         self._skip_lf = False
         self._event = ""
         self._data: list[str] = []
+        self._data_bytes = 0
         self._last_event_id = ""
         self._retry: int | None = None
         self.comments = 0
@@ -55,46 +81,67 @@ class SSEDecoder:
         return self._last_event_id
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        buffer = self._buffer + chunk if self._buffer else chunk
         if not self._started:
-            if len(buffer) < len(_BOM) and _BOM.startswith(buffer):
-                self._buffer = buffer
+            chunk = self._prefix + chunk
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._prefix = chunk
                 return []
             self._started = True
-            if buffer.startswith(_BOM):
-                buffer = buffer[len(_BOM) :]
-        if self._skip_lf and buffer:
+            self._prefix = b""
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
+        if self._skip_lf and chunk:
             # The previous read ended in CR; a LF that starts this one completes a CRLF.
             self._skip_lf = False
-            if buffer[:1] == b"\n":
-                buffer = buffer[1:]
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        lines = chunk.splitlines(keepends=True)
+        tail = None if lines[-1].endswith((b"\n", b"\r")) else lines.pop()
+        if lines:
+            # A CR that ends this read may be the first half of a CRLF.
+            self._skip_lf = tail is None and lines[-1].endswith(b"\r")
+            if self._pending:
+                lines[0] = b"".join(self._pending) + lines[0]
+                self._pending = []
+                self._pending_bytes = 0
         events: list[ServerSentEvent] = []
-        lines = buffer.splitlines(keepends=True)
-        if lines and not lines[-1].endswith((b"\n", b"\r")):
-            self._buffer = lines.pop()
-        else:
-            self._buffer = b""
-            self._skip_lf = bool(lines) and lines[-1].endswith(b"\r")
+        limit = self._max_line
         for raw in lines:
-            event = self._line(raw.rstrip(b"\r\n").decode("utf-8", "replace"))
+            if limit is not None and len(raw) > limit and len(raw.rstrip(b"\r\n")) > limit:
+                raise SSELimitError(f"an event-stream line is longer than {limit} bytes")
+            event = self._line(raw.rstrip(b"\r\n"))
             if event is not None:
                 events.append(event)
+        if tail is not None:
+            self._pending.append(tail)
+            self._pending_bytes += len(tail)
+            if limit is not None and self._pending_bytes > limit:
+                raise SSELimitError(f"an event-stream line is longer than {limit} bytes")
         return events
 
     def close(self) -> list[ServerSentEvent]:
         """End of stream. Per the spec, an event without its blank line is discarded."""
-        self._buffer = b""
+        self._pending = []
+        self._pending_bytes = 0
         self._data = []
+        self._data_bytes = 0
         self._event = ""
         return []
 
-    def _line(self, line: str) -> ServerSentEvent | None:
-        if not line:
+    def _line(self, raw: bytes) -> ServerSentEvent | None:
+        if not raw:
             return self._dispatch()
-        if line[0] == ":":
+        if raw[:1] == b":":
             self.comments += 1
             return None
-        field, sep, value = line.partition(":")
+        if raw[:5] == b"data:" or raw == b"data":
+            # The data lines of one event are counted before they are decoded.
+            self._data_bytes += len(raw)
+            if self._max_event is not None and self._data_bytes > self._max_event:
+                raise SSELimitError(f"an event's data is longer than {self._max_event} bytes")
+        field, sep, value = raw.decode("utf-8", "replace").partition(":")
         if sep and value[:1] == " ":
             value = value[1:]
         if field == "data":
@@ -111,6 +158,7 @@ class SSEDecoder:
 
     def _dispatch(self) -> ServerSentEvent | None:
         if not self._data:
+            self._data_bytes = 0
             self._event = ""
             self._retry = None
             return None
@@ -121,6 +169,7 @@ class SSEDecoder:
             retry=self._retry,
         )
         self._data = []
+        self._data_bytes = 0
         self._event = ""
         self._retry = None
         return event

@@ -3,6 +3,10 @@
 Rendering is one regex pass over the template. A value that itself contains
 ``{{other}}`` is inserted literally and never expanded again, which the original
 sequential ``str.replace`` loop got wrong (a value could inject another variable).
+
+A variable name is ``NAME_PATTERN`` and not a name Firestore reserves (``__.*__``): the
+resolved values are stored as a map in the execution record, and a reserved key fails
+the whole commit. The security rules check declared names with the same pattern.
 """
 
 from __future__ import annotations
@@ -12,9 +16,36 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["VariableError", "VariableSpec", "placeholders", "render", "resolve_variables"]
+__all__ = [
+    "NAME_PATTERN",
+    "Rendered",
+    "VariableError",
+    "VariableSpec",
+    "chat_messages",
+    "check_names",
+    "is_valid_name",
+    "placeholders",
+    "render",
+    "render_prompt",
+    "resolve_variables",
+    "sent_chars",
+]
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*\}\}")
+# Also in firestore.rules (validVariable); change both together.
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
+_NAME = re.compile(NAME_PATTERN)
+_PLACEHOLDER = re.compile(r"\{\{\s*(" + NAME_PATTERN + r")\s*\}\}")
+# How the context goes upstream, ahead of the user's prompt.
+CONTEXT_PREFIX = "Use the following context to answer the question:\n\n"
+
+
+def is_valid_name(name: object) -> bool:
+    """A name a prompt may declare or use, and the record can keep as a map key."""
+    return (
+        isinstance(name, str)
+        and _NAME.fullmatch(name) is not None
+        and not (len(name) >= 4 and name.startswith("__") and name.endswith("__"))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +70,29 @@ class VariableSpec:
 
 
 class VariableError(ValueError):
-    """The given variables do not fit the prompt. ``code`` names the problem."""
+    """The given variables do not fit the prompt. ``code`` names the problem:
+    ``missing_variables`` and ``unknown_variables`` (the caller's), or
+    ``invalid_variable_names`` (the prompt's own: a name it declares or a placeholder it
+    uses that the record could not store)."""
 
     def __init__(self, code: str, message: str, names: list[str]) -> None:
         super().__init__(message)
         self.code = code
         self.names = names
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Raise ``VariableError("invalid_variable_names")`` naming every invalid name."""
+    bad = sorted({name for name in names if not is_valid_name(name)})
+    if bad:
+        shown = ", ".join(repr(name[:80]) for name in bad[:10])
+        raise VariableError(
+            "invalid_variable_names",
+            f"The prompt declares or uses variable names that are not allowed: {shown}. "
+            "A name is a letter or _ then up to 63 letters, digits, _ . or -, "
+            "and not __like_this__.",
+            [name[:80] for name in bad],
+        )
 
 
 def placeholders(*templates: str | None) -> list[str]:
@@ -64,11 +112,13 @@ def resolve_variables(
 
     A variable is known if the prompt declares it or uses it. Unknown names are an error
     (a typo would otherwise be silently ignored). Required variables with no value, or
-    only whitespace, are reported together.
+    only whitespace, are reported together. A prompt whose own names are invalid is an
+    error first (``invalid_variable_names``), whatever the caller gave.
     """
     specs = {spec.name: spec for spec in declared}
     for name in used:
         specs.setdefault(name, VariableSpec(name))
+    check_names(specs)
     unknown = sorted(set(given) - set(specs))
     if unknown:
         raise VariableError(
@@ -96,3 +146,55 @@ def resolve_variables(
 def render(template: str, values: Mapping[str, str]) -> str:
     """Substitute ``{{ name }}`` in one pass; unknown placeholders are left as they are."""
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered prompt, and the values the render put into it."""
+
+    user_prompt: str
+    system_prompt: str | None
+    # Each variable whose placeholder was substituted, with its full value, in order of
+    # first use. Declared values no placeholder asked for are not here.
+    used: dict[str, str]
+
+    def recorded(self, max_chars: int) -> dict[str, str]:
+        """``used`` for the execution record: each value cut to ``max_chars``."""
+        return {name: value[:max_chars] for name, value in self.used.items()}
+
+
+def render_prompt(content: str, system_prompt: str | None, values: Mapping[str, str]) -> Rendered:
+    """Render the prompt and its system prompt in one pass each, noting the values used."""
+    used: dict[str, str] = {}
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = values.get(name)
+        if value is None:
+            return match.group(0)
+        used[name] = value
+        return value
+
+    user_prompt = _PLACEHOLDER.sub(substitute, content)
+    system = _PLACEHOLDER.sub(substitute, system_prompt) if system_prompt else None
+    return Rendered(user_prompt, system, used)
+
+
+def chat_messages(
+    prompt: str, system_prompt: str | None = None, context: str | None = None
+) -> list[dict[str, str]]:
+    """The chat messages the client sends for a prompt: the one place they are built,
+    so that ``sent_chars`` counts exactly what goes upstream."""
+    messages: list[dict[str, str]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    if context:
+        messages.append({"role": "system", "content": CONTEXT_PREFIX + context})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def sent_chars(prompt: str, system_prompt: str | None = None, context: str | None = None) -> int:
+    """The characters sent upstream for this prompt, for ``MAX_PROMPT_CHARS``: every
+    message's content, the context's framing included."""
+    return sum(len(m["content"]) for m in chat_messages(prompt, system_prompt, context))
