@@ -7,7 +7,15 @@ import gc
 from firebase_functions import options, params
 from firebase_functions.core import init
 
-from promptstream import Settings, execute_app, get_service, https_endpoint, stream_app, with_cors
+from promptstream import (
+    Settings,
+    configure_server,
+    execute_app,
+    get_service,
+    https_endpoint,
+    stream_app,
+    with_cors,
+)
 
 OPENROUTER_API_KEY = params.SecretParam("OPENROUTER_API_KEY")
 
@@ -33,6 +41,7 @@ def _warm_up() -> None:
 
 
 _settings = Settings.from_env()
+configure_server(_settings)
 execute_prompt_stream = https_endpoint(
     "execute_prompt_stream", with_cors(stream_app, _settings), **_options
 )

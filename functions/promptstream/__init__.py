@@ -35,6 +35,7 @@ from ._errors import (
 from ._firebase import https_endpoint
 from ._handler import execute_app, stream_app, with_cors
 from ._request import ExecuteRequest
+from ._server import configure_server
 from ._service import Service, get_service, set_service
 from ._sse import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
 
@@ -70,6 +71,7 @@ __all__ = [
     "StreamChunk",
     "StreamInterruptedError",
     "UpstreamUnavailableError",
+    "configure_server",
     "encode_comment",
     "encode_event",
     "execute_app",

@@ -53,6 +53,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     # The whole request body must arrive within this long.
     body_timeout_seconds: float = Field(default=15.0, gt=0)
+    # The request line and headers: their size together, and how long they may take.
+    max_request_head_bytes: int = Field(default=16 * 1024, ge=1024)
+    head_timeout_seconds: float = Field(default=10.0, gt=0)
     max_variables: int = Field(default=50, gt=0)
     max_variable_chars: int = Field(default=20_000, gt=0)
     max_context_chars: int = Field(default=100_000, gt=0)
