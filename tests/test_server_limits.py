@@ -20,7 +20,6 @@ from support import (
     FunctionServer,
     add_prompt,
     auth,
-    body,
     executions,
     read_until,
     worker_pids,
