@@ -33,6 +33,7 @@ from ._errors import (
     StreamInterruptedError,
     status_error_for,
 )
+from ._json import loads
 from ._redact import Redactor, redact, redact_json
 from ._sanitize import safe_text, safe_usage
 from ._sse import SSEDecoder, SSELimitError
@@ -447,6 +448,9 @@ class ChatStream:
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.attempts = 0
+        # Events already decoded from the last read and not yet handed out: while it is
+        # above zero, the next chunk comes without waiting for the upstream.
+        self.buffered = 0
 
     @property
     def content(self) -> str:
@@ -556,7 +560,10 @@ class ChatStream:
                     raise InvalidResponseError(
                         f"upstream sent an oversized event: {exc}", partial=self.content
                     ) from None
+                left = len(events)
                 for event in events:
+                    left -= 1
+                    self.buffered = left
                     if event.data == "[DONE]":
                         watchdog.cancel()
                         await self._drain(reader)
@@ -604,7 +611,7 @@ class ChatStream:
 
     def _parse(self, raw: str) -> StreamChunk | None:
         try:
-            data = json.loads(raw)
+            data = loads(raw)
         except ValueError:
             raise InvalidResponseError(
                 "upstream sent a data line that is not JSON", partial=self.content

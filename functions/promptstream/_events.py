@@ -3,13 +3,12 @@
 ``start`` once the upstream accepted the request, one content event per chunk (with an
 ``id``), then ``end`` or ``error`` and ``data: [DONE]``; ``: ping`` comments while
 nothing else has been written for ``HEARTBEAT_SECONDS``. The per-chunk path is a dict,
-one ``json.dumps`` and one ``await send``.
+one JSON encoding and one ``await send``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from ._asgi import Send
 from ._client import ChatStream
 from ._errors import ErrorCode, OpenRouterError
 from ._executions import Execution, Outcome
+from ._json import dumps
 from ._sse import encode_comment, encode_event
 
 __all__ = ["SSE_HEADERS", "EventStream"]
@@ -29,11 +29,13 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-encoding", b"identity"),
 ]
 _DONE = encode_event("[DONE]")
+# At most this many events go out in one write.
+_MAX_COALESCED = 64
 _PING = encode_comment("ping")
 
 
 def error_event(code: str, message: str) -> bytes:
-    return encode_event(json.dumps({"code": code, "message": message}), event="error") + _DONE
+    return encode_event(dumps({"code": code, "message": message}), event="error") + _DONE
 
 
 class EventStream:
@@ -47,6 +49,7 @@ class EventStream:
         "_every",
         "_loop",
         "_on_stall",
+        "_pending",
         "_redact",
         "_send",
         "_stall",
@@ -81,6 +84,8 @@ class EventStream:
         self.seq = 0
         self.last_write = self._loop.time()
         self.writing = False
+        # Events encoded but not yet written (see _chunks).
+        self._pending: list[bytes] = []
         # Until the stream ends one way or another, it counts as cancelled.
         self.outcome = Outcome("cancelled")
 
@@ -89,7 +94,7 @@ class EventStream:
         ex = self.ex
         start = {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-        await self._write(encode_event(json.dumps(start), event="start"))
+        await self._write(encode_event(dumps(start), event="start"))
 
     async def relay(self, stream: ChatStream, finish: Callable[[], Awaitable[None]]) -> None:
         """Every chunk of ``stream``, then the closing events, then ``finish()`` (the
@@ -104,7 +109,7 @@ class EventStream:
                 status = "completed"
             except OpenRouterError as exc:
                 outcome.error = (exc.code, self._redact(exc.message))
-                final = error_event(*outcome.error)
+                final = self._unsent() + error_event(*outcome.error)
                 status = "error"
             except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
                 raise
@@ -133,28 +138,41 @@ class EventStream:
         )
 
     async def _chunks(self, stream: ChatStream) -> bytes:
+        """Relay every chunk; return the closing events (with any events not yet sent).
+
+        Chunks that arrived in one read of the upstream go out in one write: the
+        server's per-write work is paid once for the lot, and nothing waits for the
+        upstream while bytes are unsent.
+        """
         parts = self.parts
         outcome = self.outcome
         send = self._send
         loop = self._loop
+        pending = self._pending
         async for chunk in stream:
             content = chunk.content
-            if not (content or chunk.reasoning or chunk.finish_reason):
-                continue  # the usage chunk: it goes out with the end event
-            payload: dict[str, Any] = {"content": content, "finish_reason": chunk.finish_reason}
-            if content:
-                if outcome.first_content is None:
-                    outcome.first_content = time.monotonic()
-                parts.append(content)
-            if chunk.reasoning:
-                self.reasoning.append(chunk.reasoning)
-                payload["reasoning"] = chunk.reasoning
-            self.seq += 1
-            data = encode_event(json.dumps(payload, ensure_ascii=False), id=self.seq)
-            self.writing = True
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-            self.writing = False
-            self.last_write = loop.time()
+            if content or chunk.reasoning or chunk.finish_reason:
+                payload: dict[str, Any] = {
+                    "content": content,
+                    "finish_reason": chunk.finish_reason,
+                }
+                if content:
+                    if outcome.first_content is None:
+                        outcome.first_content = time.monotonic()
+                    parts.append(content)
+                if chunk.reasoning:
+                    self.reasoning.append(chunk.reasoning)
+                    payload["reasoning"] = chunk.reasoning
+                self.seq += 1
+                pending.append(encode_event(dumps(payload), id=self.seq))
+            # else: the usage chunk, which goes out with the end event
+            if pending and (not stream.buffered or len(pending) >= _MAX_COALESCED):
+                data = pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                self.writing = True
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+                self.writing = False
+                self.last_write = loop.time()
         ex = self.ex
         end = {
             "execution_id": ex.execution_id,
@@ -163,7 +181,12 @@ class EventStream:
             "usage": stream.usage,
             "generation_id": stream.generation_id,
         }
-        return encode_event(json.dumps(end, ensure_ascii=False), event="end") + _DONE
+        return self._unsent() + encode_event(dumps(end), event="end") + _DONE
+
+    def _unsent(self) -> bytes:
+        unsent = b"".join(self._pending)
+        self._pending.clear()
+        return unsent
 
     def _settle(self, stream: ChatStream) -> None:
         outcome = self.outcome

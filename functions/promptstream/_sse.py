@@ -10,7 +10,7 @@ fixed one and splits on LF only).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["SSEDecoder", "SSELimitError", "ServerSentEvent", "encode_comment", "encode_event"]
 
@@ -22,8 +22,9 @@ class SSELimitError(ValueError):
     its own ``InvalidResponseError``; the decoder knows nothing of OpenRouter."""
 
 
-@dataclass(slots=True, frozen=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
+    """One event. A tuple: immutable, and built at C speed (one per upstream chunk)."""
+
     data: str
     event: str = "message"
     id: str = ""
@@ -141,6 +142,10 @@ class SSEDecoder:
             self._data_bytes += len(raw)
             if self._max_event is not None and self._data_bytes > self._max_event:
                 raise SSELimitError(f"an event's data is longer than {self._max_event} bytes")
+            if raw[5:6] == b" ":
+                # The common line, on the per-chunk path: no partition, no second look.
+                self._data.append(raw[6:].decode("utf-8", "replace"))
+                return None
         field, sep, value = raw.decode("utf-8", "replace").partition(":")
         if sep and value[:1] == " ":
             value = value[1:]
@@ -162,11 +167,12 @@ class SSEDecoder:
             self._event = ""
             self._retry = None
             return None
+        data = self._data
         event = ServerSentEvent(
-            data="\n".join(self._data),
-            event=self._event or "message",
-            id=self._last_event_id,
-            retry=self._retry,
+            data[0] if len(data) == 1 else "\n".join(data),
+            self._event or "message",
+            self._last_event_id,
+            self._retry,
         )
         self._data = []
         self._data_bytes = 0
@@ -176,25 +182,30 @@ class SSEDecoder:
 
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+_NEWLINE_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 def encode_event(
-    data: str, *, event: str | None = None, id: str | int | None = None, retry: int | None = None
+    data: str | bytes,
+    *,
+    event: str | None = None,
+    id: str | int | None = None,
+    retry: int | None = None,
 ) -> bytes:
-    """Encode one event. Multi-line data becomes several ``data:`` lines."""
-    parts: list[str] = []
+    """Encode one event (``data`` as text, or as UTF-8). Multi-line data becomes several
+    ``data:`` lines."""
+    raw = data.encode() if isinstance(data, str) else data
+    head = b""
     if id is not None:
-        parts.append(f"id: {_one_line(str(id))}\n")
+        head = b"id: %d\n" % id if type(id) is int else f"id: {_one_line(str(id))}\n".encode()
     if event is not None:
-        parts.append(f"event: {_one_line(event)}\n")
+        head += f"event: {_one_line(event)}\n".encode()
     if retry is not None:
-        parts.append(f"retry: {int(retry)}\n")
-    if "\n" in data or "\r" in data:
-        parts.extend(f"data: {line}\n" for line in _NEWLINES.split(data))
-    else:
-        parts.append(f"data: {data}\n")
-    parts.append("\n")
-    return "".join(parts).encode()
+        head += b"retry: %d\n" % int(retry)
+    if b"\n" in raw or b"\r" in raw:
+        lines = _NEWLINE_BYTES.split(raw)
+        return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
+    return head + b"data: " + raw + b"\n\n"
 
 
 def encode_comment(text: str = "") -> bytes:
