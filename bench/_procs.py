@@ -109,6 +109,9 @@ class ProcSample:
     sys_cpu: dict[int, float]
     hwm_bytes: dict[int, int]
     rss_bytes: dict[int, int]
+    # Proportional set size: pages shared between processes (a fork's) counted once in
+    # all, as the instance's memory limit counts them.
+    pss_bytes: dict[int, int]
 
     @property
     def cpu_total(self) -> float:
@@ -121,6 +124,10 @@ class ProcSample:
     @property
     def rss_total(self) -> int:
         return sum(self.rss_bytes.values())
+
+    @property
+    def pss_total(self) -> int:
+        return sum(self.pss_bytes.values())
 
     def cpu_since(self, before: ProcSample) -> float:
         """CPU used since ``before`` (a process that started in between counts whole)."""
@@ -136,6 +143,7 @@ def sample(pids: Iterable[int]) -> ProcSample:
     sys_cpu: dict[int, float] = {}
     hwm: dict[int, int] = {}
     rss: dict[int, int] = {}
+    pss: dict[int, int] = {}
     for pid in pids:
         fields = _stat_fields(pid)
         if fields is None:
@@ -149,7 +157,12 @@ def sample(pids: Iterable[int]) -> ProcSample:
                     hwm[pid] = int(line.split()[1]) * 1024
                 elif line.startswith("VmRSS:"):
                     rss[pid] = int(line.split()[1]) * 1024
-    return ProcSample(cpu, sys_cpu, hwm, rss)
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss[pid] = int(line.split()[1]) * 1024
+                    break
+    return ProcSample(cpu, sys_cpu, hwm, rss, pss)
 
 
 def machine_cpu() -> tuple[float, float]:

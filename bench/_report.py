@@ -177,7 +177,7 @@ def table(report: dict[str, Any]) -> str:
                     _fmt(r.get("relay_cpu_s"), 2),
                     _fmt(r.get("relay_cpu_us_per_chunk"), 1),
                     _fmt(r.get("relay_cpu_ms_per_execution"), 2),
-                    _fmt(r.get("relay_rest_rss_mb"), 0),
+                    _fmt(r.get("relay_rest_mb"), 0),
                     _fmt(r.get("relay_peak_rss_mb"), 0),
                     _fmt(r["cpu_s"].get("firestore"), 2),
                     _fmt(r["cpu_s"].get("other"), 1),

@@ -329,8 +329,9 @@ def run_relay(
         round(relay_cpu / sc.streams * 1000, 2) if sc.streams else None
     )
     out["firestore_cpu_s"] = out["cpu_s"]["firestore"]
-    out["relay_rest_rss_mb"] = round(rest.rss_total / 2**20, 1)
-    # The master (which imported main.py before forking) and the worker that serves.
+    # The master (which imported main.py before forking) and the worker that serves:
+    # their memory at rest with what the fork shares counted once (PSS), and each one's RSS.
+    out["relay_rest_mb"] = round(rest.pss_total / 2**20, 1)
     out["relay_rest_rss_mb_by_process"] = {
         str(pid): round(rss / 2**20, 1) for pid, rss in sorted(rest.rss_bytes.items())
     }
