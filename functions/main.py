@@ -7,7 +7,15 @@ import gc
 from firebase_functions import options, params
 from firebase_functions.core import init
 
-from promptstream import Settings, execute_app, get_service, https_endpoint, stream_app, with_cors
+from promptstream import (
+    Settings,
+    documents_app,
+    execute_app,
+    get_service,
+    https_endpoint,
+    stream_app,
+    with_cors,
+)
 
 OPENROUTER_API_KEY = params.SecretParam("OPENROUTER_API_KEY")
 
@@ -37,3 +45,7 @@ execute_prompt_stream = https_endpoint(
     "execute_prompt_stream", with_cors(stream_app, _settings), **_options
 )
 execute_prompt = https_endpoint("execute_prompt", with_cors(execute_app, _settings), **_options)
+# Knowledge bases: POST uploads a document (the raw file as the body), DELETE deletes one.
+ingest_document = https_endpoint(
+    "ingest_document", with_cors(documents_app, _settings, ("POST", "DELETE")), **_options
+)
