@@ -171,6 +171,8 @@ def test_embedding_fault_midway_leaves_the_document_error_without_passages(
     stored = document(db, "bakery")
     assert stored is not None and stored["status"] == "error" and stored["error_message"]
     assert passages_of(db, "bakery") == []
+    # The first batch was billed before the fault: its tokens are debited.
+    assert tokens_today(db) > 0
 
 
 def test_embedding_rate_limit_is_a_429_with_retry_after(

@@ -141,6 +141,9 @@ class OpenRouterError(Exception):
     """Base of everything the OpenRouter client raises."""
 
     code: ErrorCode = ErrorCode.UPSTREAM_ERROR
+    # From EmbeddingsClient.embed: the tokens the batches before the failed one were
+    # billed, so a failed ingestion can still debit them.
+    tokens_spent: int = 0
 
     def __init__(
         self,

@@ -227,6 +227,7 @@ async def ingest(
         try:
             embedded = await embedder.embed([p.embedding_text() for p in passages])
         except OpenRouterError as exc:
+            spent = exc.tokens_spent  # billed before the failed batch
             raise IngestError("embedding_failed", f"embedding failed: {exc.message}") from exc
         spent = int(embedded.tokens)
         writes = []
