@@ -374,3 +374,29 @@ def test_query_embedding_failure_is_an_http_error_with_the_record_finished_error
     assert record["status"] == "error" and record["error_code"] == "upstream_unavailable"
     # The model was never asked.
     assert not [r for r in fake_upstream.requests() if r["path"].endswith("/chat/completions")]
+
+
+def test_browser_may_upload_and_delete_cross_origin(ingest_server: FunctionServer) -> None:
+    host, port = ingest_server.url.removeprefix("http://").split(":")
+    for method in ("POST", "DELETE"):
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request(
+            "OPTIONS",
+            "/?document_id=x",
+            headers={
+                "Origin": "http://127.0.0.1:5173",
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 200, method
+        assert method in (resp.getheader("Access-Control-Allow-Methods") or "")
+        conn.close()
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/", headers=auth())
+    resp = conn.getresponse()
+    assert resp.status == 405
+    assert resp.getheader("Allow") == "POST, DELETE, OPTIONS"
+    assert json.loads(resp.read())["error"]["code"] == "method_not_allowed"
