@@ -5,6 +5,7 @@ execute_prompt on functions-framework, the real Firestore emulator, and the fake
 from __future__ import annotations
 
 import asyncio
+import datetime
 import http.client
 import json
 import socket
@@ -149,6 +150,19 @@ def test_upload_makes_a_ready_document_and_debits_its_embedding_tokens(
     assert status == 200 and again["generation"] == 2
     assert {p["generation"] for p in passages_of(db, "bakery")} == {2}
     assert tokens_today(db) == answer["tokens"] + again["tokens"]
+
+
+def test_upload_over_the_days_budget_is_refused_before_any_work(
+    db: Any, ingest_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    db.collection("user_limits").document("alice").set(
+        {"day": today, "tokens_today": 500_000, "leases": {}}
+    )
+    status, answer = upload(ingest_server, BAKERY)
+    assert status == 429 and answer["error"]["code"] == "budget_exceeded", answer
+    assert document(db, "bakery") is None
+    assert fake_upstream.stats()["embedding_requests"] == 0
 
 
 def test_upload_without_an_id_gets_one(db: Any, ingest_server: FunctionServer) -> None:

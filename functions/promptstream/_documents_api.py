@@ -16,9 +16,12 @@ the upload failed after embedding. See docs/adr/0200-retrieval-design.md.
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
+from collections.abc import Callable
 
 from . import _logging as logger
+from ._admission import seconds_to_utc_midnight
 from ._asgi import Receive, Scope, Send, header, send_error, send_json
 from ._config import emulator_auth_in_production
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
@@ -26,7 +29,7 @@ from ._handler import endpoint
 from ._request import read_body, too_large
 from ._retrieval import IngestError, check_document_id, delete_document, ingest
 from ._service import Service
-from ._store import _auto_id
+from ._store import auto_id
 
 __all__ = ["documents_app"]
 
@@ -73,7 +76,7 @@ def _query(scope: Scope) -> dict[str, str]:
 
 def _document_id(value: str | None) -> str:
     if value is None or value == "":
-        return _auto_id()
+        return auto_id()
     try:
         return check_document_id(value)
     except ValueError as exc:
@@ -87,12 +90,11 @@ def _bounded(query: dict[str, str], name: str, limit: int) -> str:
     return value
 
 
-def _refusal(exc: IngestError, document_id: str, redact: object) -> HttpError:
+def _refusal(exc: IngestError, document_id: str, redact: Callable[[str], str]) -> HttpError:
     details = {"reason": exc.code, "document_id": document_id}
     message = exc.message[:1].upper() + exc.message[1:]
     cause = exc.__cause__
     if exc.code == "embedding_failed" and isinstance(cause, OpenRouterError):
-        assert callable(redact)
         return HttpError(cause.code, redact(message), details, retry_after=cause.retry_after)
     code = _INGEST_CODES.get(exc.code, ErrorCode.UPSTREAM_ERROR)
     return HttpError(code, message, details)
@@ -142,7 +144,7 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
             HttpError(
                 ErrorCode.BUDGET_EXCEEDED,
                 f"Daily token budget of {settings.daily_token_budget} is used up",
-                retry_after=3600,
+                retry_after=seconds_to_utc_midnight(dt.datetime.now(dt.UTC)),
             ),
         )
         return

@@ -24,7 +24,7 @@ from ._admission import take_lease
 from ._config import Settings
 from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
 
-__all__ = ["Prompt", "Store"]
+__all__ = ["Prompt", "Store", "auto_id"]
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ def _prompt_from(doc: Document | None) -> Prompt | None:
     )
 
 
-def _auto_id() -> str:
+def auto_id() -> str:
     """A document id as Firestore's clients make them: 20 random letters and digits."""
     return "".join(secrets.choice(_ID_CHARS) for _ in range(20))
 
@@ -143,7 +143,7 @@ class Store:
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
         limits_path = f"{USER_LIMITS}/{uid}"
-        execution_id = _auto_id()
+        execution_id = auto_id()
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
                 docs = await db.get_all([prompt_path, limits_path])
