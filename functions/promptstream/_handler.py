@@ -1,10 +1,12 @@
-"""The two endpoints, as ASGI apps: the order of the steps, each request one coroutine.
+"""The two execution endpoints, as ASGI apps: the order of the steps, each request one
+coroutine. (``endpoint`` and ``with_cors`` also serve ``_documents_api``.)
 
 Every check happens before the first byte (method, configuration, size, token, body,
-the turn to open, prompt, variables, limits, and the upstream's own answer to the
-request). Once the first byte has gone out, errors travel as an ``event: error``. A
-client that disconnects cancels its request wherever it is: the upstream response is
-closed and the record ends ``cancelled`` with the text so far.
+the turn to open, prompt, variables, limits, the search of the documents it names, and
+the upstream's own answer to the request). Once the first byte has gone out, errors
+travel as an ``event: error``. A client that disconnects cancels its request wherever it
+is: the upstream response is closed and the record ends ``cancelled`` with the text so
+far.
 """
 
 from __future__ import annotations
