@@ -4,6 +4,11 @@
 
 Run: ``functions/venv/bin/python -m bench.kb_retrieval --passages 10000 --queries 30``
 from the repo root. It starts its own emulator and fake on loopback and stops them.
+
+``--ttfb N`` then serves execute_prompt_stream as deployed (functions-framework on
+gunicorn) and times N runs of a prompt that names the document against N runs of the
+same prompt without it, alternating: the time to the response head (sent with the
+``start`` event, after retrieval) and to the first content event.
 The emulator scans every passage of the pre-filtered scope in Java, so these are local
 figures, not production Firestore's (which uses the vector index).
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import statistics
 import sys
@@ -24,10 +30,10 @@ from pydantic import SecretStr
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions")]
 
-from devstack import FirestoreEmulator  # noqa: E402
+from devstack import FirestoreEmulator, FunctionServer, id_token  # noqa: E402
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
 from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig  # noqa: E402
-from promptstream._firestore import FirestoreRest  # noqa: E402
+from promptstream._firestore import FirestoreRest, encode_fields  # noqa: E402
 from promptstream._retrieval import IngestLimits, ingest, search  # noqa: E402
 
 PROJECT = "demo-kb-bench"
@@ -48,7 +54,94 @@ def synthetic_document(passages: int, seed: int = 7) -> bytes:
     return ("# Synthetic\n\n" + "\n\n".join(parts)).encode()
 
 
-async def run(passages: int, queries: int) -> None:
+def _summary(name: str, values: list[float]) -> str:
+    values = sorted(values)
+    p95 = values[max(0, int(0.95 * len(values)) - 1)]
+    return (
+        f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms ({len(values)} runs)"
+    )
+
+
+async def _timed_stream(
+    session: aiohttp.ClientSession, url: str, payload: bytes, token: str
+) -> tuple[float, float, bool]:
+    """(ms to the response head, ms to the first content event, saw a sources event)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    t0 = time.perf_counter()
+    async with session.post(url, data=payload, headers=headers) as resp:
+        head = time.perf_counter()
+        assert resp.status == 200, await resp.text()
+        buffer = b""
+        async for data in resp.content.iter_any():
+            buffer += data
+            if b"\nid: 1\n" in buffer or buffer.startswith(b"id: 1\n"):
+                first = time.perf_counter()
+                break
+        else:
+            raise AssertionError("no content event")
+    return 1000 * (head - t0), 1000 * (first - t0), b"event: sources" in buffer
+
+
+async def ttfb(
+    db: FirestoreRest, emulator: FirestoreEmulator, fake: FakeOpenRouter, runs: int
+) -> None:
+    """Time to first byte with and without retrieval over the ingested document."""
+    now_fields = {"owner_uid": "u", "title": "t", "public": False, "variables": []}
+    content = "Which section is about deploy proxy canary logs in winter?"
+    await db.commit(
+        [
+            {
+                "update": {
+                    "name": db.name("prompts/plain"),
+                    "fields": encode_fields({**now_fields, "content": content}),
+                }
+            },
+            {
+                "update": {
+                    "name": db.name("prompts/rag"),
+                    "fields": encode_fields(
+                        {**now_fields, "content": content, "document_ids": ["big"], "top_k": 5}
+                    ),
+                }
+            },
+        ]
+    )
+    with FunctionServer(
+        "execute_prompt_stream",
+        emulator.host,
+        fake.base_url,
+        project=PROJECT,
+        api_key="sk-bench",
+        env={
+            "EMBEDDING_MODEL": EMBEDDING_MODEL,
+            "FIRESTORE_TIMEOUT_SECONDS": "60",
+            "ALLOWED_MODELS": "x-ai/grok-4-fast:free",
+        },
+    ) as server:
+        token = id_token("u", project=PROJECT)
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            results: dict[str, tuple[list[float], list[float]]] = {
+                "plain": ([], []),
+                "rag": ([], []),
+            }
+            for i in range(runs + 1):
+                for name in ("plain", "rag"):
+                    payload = json.dumps({"prompt_id": name}).encode()
+                    head, first, sourced = await _timed_stream(session, server.url, payload, token)
+                    assert sourced == (name == "rag")
+                    if i:  # the first pair warms the worker up
+                        results[name][0].append(head)
+                        results[name][1].append(first)
+    for name, label in (("plain", "without retrieval"), ("rag", "with retrieval (top 5)")):
+        heads, firsts = results[name]
+        print(_summary(f"{label}: response head", heads))
+        print(_summary(f"{label}: first content", firsts))
+    added = statistics.median(results["rag"][0]) - statistics.median(results["plain"][0])
+    print(f"added to the time to first byte (medians): {added:.1f} ms")
+
+
+async def run(passages: int, queries: int, ttfb_runs: int = 0) -> None:
     with FirestoreEmulator(PROJECT, start_timeout=90) as emulator:
         async with FakeOpenRouter() as fake, aiohttp.ClientSession() as session:
             db = FirestoreRest(PROJECT, session, emulator_host=emulator.host, timeout=120)
@@ -100,14 +193,17 @@ async def run(passages: int, queries: int) -> None:
                     f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms "
                     f"over {len(values)} queries"
                 )
+            if ttfb_runs:
+                await ttfb(db, emulator, fake, ttfb_runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.kb_retrieval")
     parser.add_argument("--passages", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--ttfb", type=int, default=0, help="runs with and without retrieval")
     args = parser.parse_args()
-    asyncio.run(run(args.passages, args.queries))
+    asyncio.run(run(args.passages, args.queries, args.ttfb))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""Seed data over the emulators' REST APIs: a demo user and three prompts."""
+"""Seed data over the emulators' REST APIs: a demo user, three prompts, two documents
+(uploaded through the real ingest_document function) and a prompt that draws on them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 DEMO_UID = "demo-user"
@@ -54,6 +58,31 @@ PROMPTS: dict[str, dict[str, Any]] = {
         "variables": [{"name": "topic", "required": True, "default": None}],
         "public": False,
     },
+}
+
+# Knowledge bases: devstack/documents/*.md, uploaded as the demo user, and a prompt
+# that names them (the query is its question variable).
+DOCUMENTS_DIR = Path(__file__).resolve().parent / "documents"
+DOCUMENTS: dict[str, tuple[str, str]] = {
+    "bakery-handbook": ("Orchard Lane Bakery handbook", "bakery-handbook.md"),
+    "nimbus-cli": ("Nimbus CLI reference", "nimbus-cli.md"),
+}
+KB_PROMPT_ID = "ask-the-handbooks"
+KB_PROMPT: dict[str, Any] = {
+    "title": "Ask the handbooks",
+    "content": "Answer from the passages, citing them like [1]: {{question}}",
+    "variables": [
+        {
+            "name": "question",
+            "required": True,
+            "default": None,
+            "description": "e.g. how much is delivery beyond three kilometres?",
+        }
+    ],
+    "public": False,
+    "document_ids": list(DOCUMENTS),
+    "top_k": 4,
+    "retrieval_query_variable": "question",
 }
 
 # The line scripts/dev prints: it streams this prompt with these variables.
@@ -139,6 +168,68 @@ def seed_prompts(firestore_host: str, project_id: str, owner_uid: str = DEMO_UID
             owner=True,
         )
     return list(PROMPTS)
+
+
+def upload_document(
+    ingest_url: str,
+    token: str,
+    document_id: str,
+    data: bytes,
+    *,
+    title: str,
+    filename: str,
+    content_type: str = "text/markdown",
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Upload one document through ingest_document (POST, the raw file as the body)."""
+    query = urllib.parse.urlencode(
+        {"document_id": document_id, "title": title, "filename": filename}
+    )
+    req = urllib.request.Request(
+        f"{ingest_url}?{query}",
+        data=data,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": content_type},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            answer: dict[str, Any] = json.loads(resp.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", errors="replace")[:500]
+        raise RuntimeError(f"upload of {document_id} -> {exc.code}: {detail}") from exc
+
+
+def seed_documents(ingest_url: str, token: str, *, wait: float = 90.0) -> list[str]:
+    """Upload DOCUMENTS as the token's user; retried while the Functions emulator still
+    answers 404 for a function it has not loaded yet."""
+    deadline = time.monotonic() + wait
+    for document_id, (title, filename) in DOCUMENTS.items():
+        data = (DOCUMENTS_DIR / filename).read_bytes()
+        while True:
+            try:
+                upload_document(
+                    ingest_url, token, document_id, data, title=title, filename=filename
+                )
+                break
+            except RuntimeError as exc:
+                if "-> 404" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    return list(DOCUMENTS)
+
+
+def seed_kb_prompt(firestore_host: str, project_id: str, owner_uid: str = DEMO_UID) -> str:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    base = f"http://{firestore_host}/v1/projects/{project_id}/databases/(default)/documents"
+    fields = {**KB_PROMPT, "owner_uid": owner_uid, "created_at": now, "updated_at": now}
+    _request(
+        "PATCH",
+        f"{base}/prompts/{KB_PROMPT_ID}",
+        {"fields": {k: firestore_value(v) for k, v in fields.items()}},
+        owner=True,
+    )
+    return KB_PROMPT_ID
 
 
 def seed(auth_host: str, firestore_host: str, project_id: str) -> list[str]:

@@ -28,6 +28,8 @@ WEB = REPO / "web"
 MARKER = "# written by devstack (scripts/dev); delete or edit freely"
 PLACEHOLDER_KEY = "local-demo-no-real-key"
 DEMO_MODEL = "demo/local-model"
+# The fake's /embeddings model (wordllama, 256 dimensions): fake_openrouter.EMBEDDING_MODEL.
+DEMO_EMBEDDING_MODEL = "fake/demo-embedding"
 
 
 def _parse_env_file(path: Path) -> dict[str, str]:
@@ -139,6 +141,20 @@ class Stack:
         return f"{self.functions_base_url}/execute_prompt_stream"
 
     @property
+    def ingest_url(self) -> str:
+        return f"{self.functions_base_url}/ingest_document"
+
+    def _demo_env(self) -> dict[str, str]:
+        """The functions' settings for the local demo model: chat and embeddings both
+        from the fake."""
+        return {
+            "OPENROUTER_BASE_URL": self.fake_base_url,
+            "DEFAULT_MODEL": DEMO_MODEL,
+            "EMBEDDINGS_BASE_URL": self.fake_base_url,
+            "EMBEDDING_MODEL": DEMO_EMBEDDING_MODEL,
+        }
+
+    @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.web}/"
 
@@ -230,6 +246,8 @@ class Stack:
                 f"127.0.0.1:{self.ports.auth}", f"127.0.0.1:{self.ports.firestore}", PROJECT_ID
             )
             self._say(f"seeded {_seed.DEMO_EMAIL} and prompts: {', '.join(self.prompt_ids)}")
+            if opts.functions:
+                self._seed_documents()
         if opts.web:
             self._start_web()
 
@@ -276,7 +294,7 @@ class Stack:
         origins = f"http://127.0.0.1:{self.ports.web},http://localhost:{self.ports.web}"
         local = {"ALLOWED_ORIGINS": origins}
         if self.demo_model:
-            local.update(OPENROUTER_BASE_URL=self.fake_base_url, DEFAULT_MODEL=DEMO_MODEL)
+            local.update(self._demo_env())
             _write_env_file(
                 target / ".secret.local",
                 {"OPENROUTER_API_KEY": PLACEHOLDER_KEY},
@@ -304,7 +322,7 @@ class Stack:
                 )
             _write_env_file(
                 env_local,
-                {"OPENROUTER_BASE_URL": self.fake_base_url, "DEFAULT_MODEL": DEMO_MODEL},
+                self._demo_env(),
                 "no real OPENROUTER_API_KEY: the functions talk to the local demo model",
             )
             if not secret.exists():
@@ -394,6 +412,20 @@ class Stack:
             _poll("the execute_prompt_stream function", part, probe, timeout=90)
             part.remember_descendants()
 
+    def _seed_documents(self) -> None:
+        """The demo documents, through the real ingestion path, and the prompt that
+        names them. A failure is reported, not fatal: the rest of the stack works."""
+        try:
+            token = _seed.sign_in(f"127.0.0.1:{self.ports.auth}")
+            ids = _seed.seed_documents(self.ingest_url, token)
+            self.prompt_ids.append(
+                _seed.seed_kb_prompt(f"127.0.0.1:{self.ports.firestore}", PROJECT_ID)
+            )
+        except (RuntimeError, OSError) as exc:
+            self._say(f"documents not seeded: {exc}")
+            return
+        self._say(f"seeded documents: {', '.join(ids)} and prompt {_seed.KB_PROMPT_ID}")
+
     def _start_web(self) -> None:
         if not (WEB / "package.json").exists():
             raise StackError("web/package.json is missing: no web app to serve")
@@ -451,6 +483,7 @@ class Stack:
         if self.options.functions:
             lines.append(f"  stream function    {self.stream_url}")
             lines.append(f"  non-stream         {self.functions_base_url}/execute_prompt")
+            lines.append(f"  documents          {self.ingest_url}")
         lines.append(f"  Firestore emulator 127.0.0.1:{p.firestore}")
         if self.options.auth:
             lines.append(f"  Auth emulator      127.0.0.1:{p.auth}")

@@ -10,6 +10,7 @@ from firebase_functions.core import init
 from promptstream import (
     Settings,
     configure_server,
+    documents_app,
     execute_app,
     get_service,
     https_endpoint,
@@ -46,3 +47,7 @@ execute_prompt_stream = https_endpoint(
     "execute_prompt_stream", with_cors(stream_app, _settings), **_options
 )
 execute_prompt = https_endpoint("execute_prompt", with_cors(execute_app, _settings), **_options)
+# Knowledge bases: POST uploads a document (the raw file as the body), DELETE deletes one.
+ingest_document = https_endpoint(
+    "ingest_document", with_cors(documents_app, _settings, ("POST", "DELETE")), **_options
+)

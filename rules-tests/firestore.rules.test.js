@@ -156,6 +156,9 @@ describe('prompts: allowed', () => {
       content: 'c'.repeat(50_000),
       system_prompt: 's'.repeat(20_000),
       variables: Array.from({ length: 10 }, (_, i) => ({ name: `v${i}`, required: false })),
+      document_ids: Array.from({ length: 10 }, (_, i) => `doc-${i}`),
+      top_k: 10,
+      retrieval_query_variable: 'q'.repeat(64),
     });
     await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), data));
   });
@@ -300,6 +303,18 @@ describe('prompts: denied', () => {
     'created_at not a timestamp': prompt('alice', { created_at: '2025-01-01T00:00:00Z' }),
     'missing updated_at': without(prompt('alice'), 'updated_at'),
     'unknown field': prompt('alice', { promptId: 'x' }),
+    'document_ids not a list': prompt('alice', { document_ids: 'doc-1' }),
+    'document_ids over 10 entries': prompt('alice', {
+      document_ids: Array.from({ length: 11 }, (_, i) => `doc-${i}`),
+    }),
+    'top_k of 0': prompt('alice', { top_k: 0 }),
+    'top_k over 10': prompt('alice', { top_k: 11 }),
+    'top_k not an int': prompt('alice', { top_k: 2.5 }),
+    'empty retrieval_query_variable': prompt('alice', { retrieval_query_variable: '' }),
+    'retrieval_query_variable over 64 chars': prompt('alice', {
+      retrieval_query_variable: 'q'.repeat(65),
+    }),
+    'retrieval_query_variable not a string': prompt('alice', { retrieval_query_variable: 3 }),
   };
   for (const [name, data] of Object.entries(badCreates)) {
     it(`create with ${name}`, async () => {
@@ -466,9 +481,6 @@ describe('documents: allowed', () => {
     assertIds(snap, ['alice-doc']);
   });
 
-  it('owner deletes an own document', async () => {
-    await assertSucceeds(deleteDoc(doc(as('alice'), 'documents/alice-doc')));
-  });
 });
 
 describe('documents: denied', () => {
@@ -536,6 +548,10 @@ describe('documents: denied', () => {
 
   it('another user takes a document over by writing it', async () => {
     await assertFails(setDoc(doc(as('bob'), 'documents/alice-doc'), newKbDocument('bob')));
+  });
+
+  it('owner deletes an own document: through the backend only (passages go with it)', async () => {
+    await assertFails(deleteDoc(doc(as('alice'), 'documents/alice-doc')));
   });
 
   it('another user deletes a document', async () => {

@@ -1,4 +1,4 @@
-"""What `firebase deploy` discovers in functions/main.py: both endpoints, each declared
+"""What `firebase deploy` discovers in functions/main.py: the three endpoints, each declared
 exactly as `https_fn.on_request` would declare it with the same options, although they
 are coroutine functions served on functions-framework's ASGI path.
 
@@ -56,12 +56,12 @@ def discover() -> dict[str, object]:
     return result
 
 
-def test_deploy_discovers_both_async_endpoints_with_on_requests_declaration() -> None:
+def test_deploy_discovers_the_three_async_endpoints_with_on_requests_declaration() -> None:
     result = discover()
     found = result["found"]
     assert isinstance(found, dict)
     endpoints = found["endpoints"]
-    assert sorted(endpoints) == ["execute_prompt", "execute_prompt_stream"]
+    assert sorted(endpoints) == ["execute_prompt", "execute_prompt_stream", "ingest_document"]
     expected = dict(result["expected"])  # type: ignore[call-overload]
     for name, endpoint in endpoints.items():
         assert endpoint == {**expected, "entryPoint": name}
@@ -75,5 +75,9 @@ def test_deploy_discovers_both_async_endpoints_with_on_requests_declaration() ->
     assert one["httpsTrigger"] == {"invoker": ["public"]}
     assert [p["name"] for p in found["params"]] == ["OPENROUTER_API_KEY"]
     # Served natively: coroutine functions, registered for functions-framework's ASGI app.
-    assert result["coroutines"] == {"execute_prompt": True, "execute_prompt_stream": True}
-    assert result["asgi"] == ["execute_prompt", "execute_prompt_stream"]
+    assert result["coroutines"] == {
+        "execute_prompt": True,
+        "execute_prompt_stream": True,
+        "ingest_document": True,
+    }
+    assert result["asgi"] == ["execute_prompt", "execute_prompt_stream", "ingest_document"]

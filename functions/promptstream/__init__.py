@@ -11,6 +11,7 @@ from ._client import (
     StreamChunk,
 )
 from ._config import Settings
+from ._documents_api import documents_app
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -72,6 +73,7 @@ __all__ = [
     "StreamInterruptedError",
     "UpstreamUnavailableError",
     "configure_server",
+    "documents_app",
     "encode_comment",
     "encode_event",
     "execute_app",

@@ -24,7 +24,7 @@ from . import _logging as logger
 from ._config import Settings
 from ._errors import ErrorCode, HttpError
 
-__all__ = ["LimitExceeded", "Openings", "take_lease"]
+__all__ = ["LimitExceeded", "Openings", "seconds_to_utc_midnight", "take_lease"]
 
 
 class LimitExceeded(HttpError):
@@ -65,7 +65,7 @@ class Openings:
             turns.release()
 
 
-def _seconds_to_utc_midnight(now: dt.datetime) -> int:
+def seconds_to_utc_midnight(now: dt.datetime) -> int:
     tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return max(1, int((tomorrow - now).total_seconds()) + 1)
 
@@ -89,7 +89,7 @@ def take_lease(
         raise LimitExceeded(
             ErrorCode.BUDGET_EXCEEDED,
             f"Daily token budget of {settings.daily_token_budget} is used up",
-            retry_after=_seconds_to_utc_midnight(now),
+            retry_after=seconds_to_utc_midnight(now),
         )
     if len(leases) >= settings.max_concurrent_streams:
         raise LimitExceeded(

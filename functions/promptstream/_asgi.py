@@ -57,9 +57,11 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_error(send: Send, error: HttpError, *, close: bool = False) -> None:
+async def send_error(
+    send: Send, error: HttpError, *, close: bool = False, allow: str = "POST"
+) -> None:
     """The JSON error shape. ``close`` ends the connection after it (a body left unread
-    is not drained)."""
+    is not drained); ``allow`` lists the methods a 405 names."""
     payload: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.details:
         payload["details"] = error.details
@@ -67,7 +69,7 @@ async def send_error(send: Send, error: HttpError, *, close: bool = False) -> No
     if error.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after))).encode()))
     if error.status == 405:
-        headers.append((b"allow", b"POST, OPTIONS"))
+        headers.append((b"allow", f"{allow}, OPTIONS".encode()))
     if close:
         headers.append((b"connection", b"close"))
     await send_json(send, error.status, {"error": payload}, headers)

@@ -130,6 +130,10 @@ class Settings(BaseModel):
     max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
     # Uploads. max_document_bytes is repeated in firestore.rules (a client's create).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # An upload's whole body must arrive within this long (ingest_document).
+    document_body_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Characters of each passage's text kept in an execution record's sources.
+    record_source_chars: int = Field(default=1000, ge=0)
     max_documents_per_user: int = Field(default=50, ge=1)
     max_document_pages: int = Field(default=200, ge=1)
     max_document_chars: int = Field(default=500_000, ge=1)

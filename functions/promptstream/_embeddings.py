@@ -91,14 +91,19 @@ class EmbeddingsClient:
         """Vectors for ``texts``, ``config.batch_size`` texts per request, batches in order.
 
         Raises an ``OpenRouterError`` subclass; a failed batch fails the call (nothing
-        partial is returned).
+        partial is returned, but ``tokens_spent`` on the error counts the batches before
+        it).
         """
         vectors: list[list[float]] = []
         tokens = 0
         size = self.config.batch_size
         for start in range(0, len(texts), size):
             batch = list(texts[start : start + size])
-            found, used = await self._batch_with_retries(batch)
+            try:
+                found, used = await self._batch_with_retries(batch)
+            except OpenRouterError as error:
+                error.tokens_spent = tokens
+                raise
             vectors.extend(found)
             tokens += used
         return Embeddings(vectors, tokens)

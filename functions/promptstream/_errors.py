@@ -54,6 +54,13 @@ class ErrorCode(enum.StrEnum):
     CONFIGURATION_ERROR = "configuration_error"
     INTERNAL = "internal"
     UNAVAILABLE = "unavailable"
+    # Knowledge bases: uploads and deletions of documents.
+    UNSUPPORTED_TYPE = "unsupported_type"
+    INVALID_DOCUMENT = "invalid_document"
+    DOCUMENT_TOO_LONG = "document_too_long"
+    DOCUMENT_NOT_FOUND = "document_not_found"
+    TOO_MANY_DOCUMENTS = "too_many_documents"
+    DOCUMENT_CONFLICT = "document_conflict"
     # Raised by the upstream client.
     RATE_LIMITED = "rate_limited"
     OUT_OF_CREDITS = "out_of_credits"
@@ -86,6 +93,12 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.CONFIGURATION_ERROR: 500,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.UNSUPPORTED_TYPE: 415,
+    ErrorCode.INVALID_DOCUMENT: 422,
+    ErrorCode.DOCUMENT_TOO_LONG: 422,
+    ErrorCode.DOCUMENT_NOT_FOUND: 404,
+    ErrorCode.TOO_MANY_DOCUMENTS: 403,
+    ErrorCode.DOCUMENT_CONFLICT: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.OUT_OF_CREDITS: 402,
     ErrorCode.UPSTREAM_ERROR: 502,
@@ -128,6 +141,9 @@ class OpenRouterError(Exception):
     """Base of everything the OpenRouter client raises."""
 
     code: ErrorCode = ErrorCode.UPSTREAM_ERROR
+    # From EmbeddingsClient.embed: the tokens the batches before the failed one were
+    # billed, so a failed ingestion can still debit them.
+    tokens_spent: int = 0
 
     def __init__(
         self,

@@ -1,6 +1,7 @@
 """The events of one streamed execution, written with the server's ``send``.
 
-``start`` once the upstream accepted the request, one content event per chunk (with an
+``start`` once the upstream accepted the request, ``sources`` (the retrieved passages)
+right after it when the execution searched documents, one content event per chunk (with an
 ``id``), then ``end`` or ``error`` and ``data: [DONE]``; ``: ping`` comments while
 nothing else has been written for ``HEARTBEAT_SECONDS``. The per-chunk path is a dict,
 one JSON encoding and one ``await send``.
@@ -89,12 +90,19 @@ class EventStream:
         # Until the stream ends one way or another, it counts as cancelled.
         self.outcome = Outcome("cancelled")
 
-    async def open(self, headers: list[tuple[bytes, bytes]]) -> None:
-        """The response head and the ``start`` event."""
+    async def open(
+        self, headers: list[tuple[bytes, bytes]], *, sources: list[dict[str, Any]] | None = None
+    ) -> None:
+        """The response head, the ``start`` event and, when given, the ``sources`` event
+        (a JSON array: passage ``n`` cited as ``[n]`` is element ``n - 1``), so that the
+        sources are there before the first content event."""
         ex = self.ex
         start = {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-        await self._write(encode_event(dumps(start), event="start"))
+        head = encode_event(dumps(start), event="start")
+        if sources is not None:
+            head += encode_event(dumps(sources), event="sources")
+        await self._write(head)
 
     async def relay(self, stream: ChatStream, finish: Callable[[], Awaitable[None]]) -> None:
         """Every chunk of ``stream``, then the closing events, then ``finish()`` (the

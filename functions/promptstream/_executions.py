@@ -15,6 +15,7 @@ from . import _logging as logger
 from ._config import Settings
 from ._errors import ErrorCode, HttpError
 from ._request import ExecuteRequest
+from ._retrieval import Embedder, Source, build_context, check_document_id, search
 from ._store import Prompt, Store
 from ._templates import VariableError, VariableSpec, placeholders, render, resolve_variables
 
@@ -34,6 +35,20 @@ class Execution:
     values: dict[str, str]
     execution_id: str = ""
     started: float = field(default_factory=time.monotonic)
+    # Knowledge bases: what to search (empty: no retrieval), and what was found.
+    document_ids: tuple[str, ...] = ()
+    top_k: int = 0
+    query: str = ""
+    sources: list[Source] = field(default_factory=list)
+    retrieval_tokens: int = 0
+    unavailable: list[str] = field(default_factory=list)
+
+    @property
+    def upstream_prompt(self) -> str:
+        """The user message: the retrieved passages, quoted and numbered, then the
+        rendered prompt. Passages never go into the system prompt."""
+        context = build_context(self.sources)
+        return f"{context}\n\n{self.user_prompt}" if context else self.user_prompt
 
     def overrides(self, default_max_tokens: int) -> dict[str, Any]:
         """The per-call parameters for the upstream client."""
@@ -85,7 +100,28 @@ def prepare(
             f"The rendered prompt and context are {size} characters; "
             f"the limit is {settings.max_prompt_chars}.",
         )
-    return Execution(uid, body, prompt, model, user_prompt, system_prompt, values)
+    ex = Execution(uid, body, prompt, model, user_prompt, system_prompt, values)
+    _plan_retrieval(ex, settings)
+    return ex
+
+
+def _plan_retrieval(ex: Execution, settings: Settings) -> None:
+    """The documents, top_k and query of ``ex``: the request's documents and top_k over
+    the prompt's, each within the settings' bounds."""
+    prompt, request = ex.prompt, ex.request
+    named = request.document_ids if request.document_ids is not None else prompt.document_ids
+    ids: list[str] = []
+    for document_id in named:
+        try:
+            ids.append(check_document_id(document_id))
+        except ValueError:
+            continue  # a prompt written around the rules: such an id names nothing
+    ex.document_ids = tuple(dict.fromkeys(ids))[: settings.max_documents_per_prompt]
+    top_k = request.top_k or prompt.top_k or settings.retrieval_top_k_default
+    ex.top_k = max(1, min(top_k, settings.retrieval_top_k_max))
+    variable = prompt.retrieval_query_variable
+    chosen = ex.values.get(variable, "") if variable else ""
+    ex.query = chosen if chosen.strip() else ex.user_prompt
 
 
 class Executions:
@@ -102,7 +138,7 @@ class Executions:
 
         def build(prompt: Prompt | None) -> tuple[dict[str, Any], Execution]:
             ex = prepare(uid, body, model, prompt, self._settings)
-            record = {
+            record: dict[str, Any] = {
                 "prompt_id": ex.prompt.id,
                 "model": ex.model,
                 "variables": ex.values,
@@ -112,6 +148,8 @@ class Executions:
                 "error_code": None,
                 "error_message": None,
             }
+            if ex.document_ids:
+                record["document_ids"] = list(ex.document_ids)
             return record, ex
 
         execution_id, ex = await self._store.begin_execution(
@@ -119,6 +157,24 @@ class Executions:
         )
         ex.execution_id = execution_id
         return ex
+
+    async def retrieve(self, ex: Execution, embedder: Embedder) -> None:
+        """Search the documents ``ex`` names (the caller's own, ready ones only) for its
+        query; the passages and the query's embedding tokens go on ``ex``. Raises an
+        ``OpenRouterError`` from the embedding, ``FirestoreError`` from the reads."""
+        if not ex.document_ids:
+            return
+        found = await search(
+            self._store.rest,
+            embedder,
+            owner_uid=ex.uid,
+            document_ids=ex.document_ids,
+            query=ex.query,
+            top_k=ex.top_k,
+        )
+        ex.sources = found.sources
+        ex.retrieval_tokens = found.tokens
+        ex.unavailable = found.unavailable
 
     async def finish(self, ex: Execution, outcome: Outcome) -> None:
         """Finalise the record and release the lease (debiting the tokens), then log one
@@ -132,8 +188,12 @@ class Executions:
         else:
             # No usage (a disconnect, an error): debit an estimate so the budget holds.
             request = ex.request
-            size = len(ex.user_prompt) + len(ex.system_prompt or "") + len(request.context or "")
+            size = (
+                len(ex.upstream_prompt) + len(ex.system_prompt or "") + len(request.context or "")
+            )
             tokens = math.ceil((size + len(outcome.output) + len(outcome.reasoning)) / 4)
+        # The query's embedding is spent whatever became of the generation.
+        tokens += ex.retrieval_tokens
         error = outcome.error
         fields: dict[str, Any] = {
             "status": outcome.status,
@@ -149,6 +209,12 @@ class Executions:
             "error_message": error[1] if error else None,
             "tokens_debited": tokens,
         }
+        if ex.document_ids:
+            keep = self._settings.record_source_chars
+            fields["sources"] = [
+                {**source.to_json(), "text": source.text[:keep]} for source in ex.sources
+            ]
+            fields["retrieval_tokens"] = ex.retrieval_tokens
         try:
             await self._store.finish_execution(
                 uid=ex.uid, execution_id=ex.execution_id, fields=fields, tokens=tokens
@@ -169,6 +235,10 @@ class Executions:
             "usage_reported": usage is not None,
             "error_code": fields["error_code"],
         }
+        if ex.document_ids:
+            entry["sources"] = len(ex.sources)
+            entry["retrieval_tokens"] = ex.retrieval_tokens
+            entry["unavailable_documents"] = len(ex.unavailable)
         if self._settings.debug_logging:
             entry["prompt"] = ex.user_prompt
         (logger.warn if outcome.status == "error" else logger.info)("execution", **entry)

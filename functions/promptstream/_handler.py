@@ -1,10 +1,12 @@
-"""The two endpoints, as ASGI apps: the order of the steps, each request one coroutine.
+"""The two execution endpoints, as ASGI apps: the order of the steps, each request one
+coroutine. (``endpoint`` and ``with_cors`` also serve ``_documents_api``.)
 
 Every check happens before the first byte (method, configuration, size, token, body,
-the turn to open, prompt, variables, limits, and the upstream's own answer to the
-request). Once the first byte has gone out, errors travel as an ``event: error``. A
-client that disconnects cancels its request wherever it is: the upstream response is
-closed and the record ends ``cancelled`` with the text so far.
+the turn to open, prompt, variables, limits, the search of the documents it names, and
+the upstream's own answer to the request). Once the first byte has gone out, errors
+travel as an ``event: error``. A client that disconnects cancels its request wherever it
+is: the upstream response is closed and the record ends ``cancelled`` with the text so
+far.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from ._executions import Execution, Outcome
 from ._request import ExecuteRequest, check, read_body, too_large
 from ._service import Service, get_service
 
-__all__ = ["execute_app", "stream_app", "with_cors"]
+__all__ = ["endpoint", "execute_app", "stream_app", "with_cors"]
 
 Handler = Callable[[Service, Scope, Receive, Send], Awaitable[None]]
 
 
-def _endpoint(handle: Handler) -> ASGIApp:
-    """Probes, preflights and other methods are answered here; a POST goes to
-    ``handle`` with the process's service."""
+def endpoint(handlers: dict[str, Handler]) -> ASGIApp:
+    """Probes, preflights and other methods are answered here; a request whose method
+    is in ``handlers`` goes to its handler with the process's service."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,20 +56,24 @@ def _endpoint(handle: Handler) -> ASGIApp:
             await send({"type": "http.response.start", "status": 204, "headers": []})
             await send({"type": "http.response.body", "body": b""})
             return
-        if method != "POST":
-            await send_error(send, HttpError(ErrorCode.METHOD_NOT_ALLOWED, "Use POST."))
+        handle = handlers.get(method)
+        if handle is None:
+            allowed = ", ".join(handlers)
+            await send_error(
+                send, HttpError(ErrorCode.METHOD_NOT_ALLOWED, f"Use {allowed}."), allow=allowed
+            )
             return
         await handle(get_service(), scope, receive, send)
 
     return app
 
 
-def with_cors(app: ASGIApp, settings: Settings) -> ASGIApp:
+def with_cors(app: ASGIApp, settings: Settings, methods: tuple[str, ...] = ("POST",)) -> ASGIApp:
     """The browser's cross-origin rules, for the allowed origins only."""
     return CORSMiddleware(
         app,
         allow_origins=list(settings.allowed_origins),
-        allow_methods=["POST", "OPTIONS"],
+        allow_methods=[*methods, "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=["Retry-After", "X-Execution-Id"],
         max_age=3600,
@@ -91,7 +97,7 @@ async def _checked(
         length = header(scope, b"content-length")
         content_length = int(length) if length is not None and length.isdigit() else None
         if content_length is not None and content_length > settings.max_body_bytes:
-            raise too_large(settings)
+            raise too_large(settings.max_body_bytes)
         uid = await service.auth.uid(header(scope, b"authorization"))
         raw = await read_body(receive, settings)
     except HttpError as exc:
@@ -165,6 +171,29 @@ async def _open(
     return None
 
 
+async def _retrieve(service: Service, send: Send, run: _Run, ex: Execution) -> bool:
+    """When the execution names documents: search them, before the upstream is called
+    (the passages go into its prompt). A failure is answered here, the record finished
+    ``error`` (and ``False`` returned); nothing has been streamed yet."""
+    if not ex.document_ids:
+        return True
+    try:
+        await service.executions.retrieve(ex, await service.embeddings())
+    except OpenRouterError as exc:
+        await _refuse(send, run, exc)
+        return False
+    except Exception:
+        # Firestore unreachable, say: the record says so, the client may try again.
+        service.executions.log_failure("retrieval failed", ex)
+        run.outcome = Outcome("error", error=(ErrorCode.UNAVAILABLE, "retrieval failed"))
+        await run.finish()
+        await send_error(
+            send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable; try again.")
+        )
+        return False
+    return True
+
+
 async def _refuse(send: Send, run: _Run, exc: OpenRouterError) -> None:
     """The upstream refused before anything was streamed: its status, as JSON."""
     message = run.service.redact(exc.message)
@@ -197,7 +226,7 @@ def _handler(steps: Steps) -> Handler:
 
         async def opened_then_steps() -> None:
             ex = await _open(service, send, watch, run, checked)
-            if ex is not None:
+            if ex is not None and await _retrieve(service, send, run, ex):
                 await steps(service, send, watch, run, ex)
 
         await watch.run(opened_then_steps())
@@ -220,7 +249,7 @@ async def _stream_steps(
     )
     run.outcome = events.outcome
     stream = (await service.client()).generate_response_stream(
-        ex.user_prompt,
+        ex.upstream_prompt,
         ex.system_prompt,
         ex.request.context,
         **ex.overrides(settings.default_max_tokens),
@@ -232,7 +261,10 @@ async def _stream_steps(
         except OpenRouterError as exc:
             await _refuse(send, run, exc)
             return
-        await events.open([*SSE_HEADERS, (b"x-execution-id", ex.execution_id.encode())])
+        await events.open(
+            [*SSE_HEADERS, (b"x-execution-id", ex.execution_id.encode())],
+            sources=[source.to_json() for source in ex.sources] if ex.document_ids else None,
+        )
         opened = True
         await events.relay(stream, run.finish)
     except Exception:
@@ -254,7 +286,7 @@ async def _execute_steps(
     try:
         client = await service.client()
         result = await client.generate_response(
-            ex.user_prompt,
+            ex.upstream_prompt,
             ex.system_prompt,
             ex.request.context,
             **ex.overrides(service.settings.default_max_tokens),
@@ -288,9 +320,10 @@ async def _execute_steps(
             "usage": result.usage,
             "generation_id": result.generation_id,
             "duration_ms": round((time.monotonic() - ex.started) * 1000, 1),
+            **({"sources": [s.to_json() for s in ex.sources]} if ex.document_ids else {}),
         },
     )
 
 
-stream_app = _endpoint(_handler(_stream_steps))
-execute_app = _endpoint(_handler(_execute_steps))
+stream_app = endpoint({"POST": _handler(_stream_steps)})
+execute_app = endpoint({"POST": _handler(_execute_steps)})

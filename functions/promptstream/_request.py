@@ -38,6 +38,8 @@ PromptId = Annotated[
     AfterValidator(_firestore_id),
 ]
 VariableName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# The form check_document_id accepts (and firestore.rules repeats).
+DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]
 
 
 class ExecuteRequest(BaseModel):
@@ -51,23 +53,29 @@ class ExecuteRequest(BaseModel):
     context: str | None = None
     max_tokens: Annotated[int, Field(ge=1, le=32_000)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    # Knowledge bases: instead of the prompt's documents and top_k. Only the caller's own
+    # ready documents are searched, whatever is named.
+    document_ids: Annotated[list[DocumentId], Field(max_length=50)] | None = None
+    top_k: Annotated[int, Field(ge=1, le=50)] | None = None
 
 
-def too_large(settings: Settings) -> HttpError:
-    return HttpError(
-        ErrorCode.PAYLOAD_TOO_LARGE, f"The body is limited to {settings.max_body_bytes} bytes."
-    )
+def too_large(limit: int) -> HttpError:
+    return HttpError(ErrorCode.PAYLOAD_TOO_LARGE, f"The body is limited to {limit} bytes.")
 
 
-async def read_body(receive: Receive, settings: Settings) -> bytes:
-    """The whole body, refused as soon as it grows over the limit, or when it is too
-    slow to arrive. Raises ``HttpError`` (413, 408) or ``ClientGone``.
+async def read_body(
+    receive: Receive, settings: Settings, *, limit: int | None = None, within: float | None = None
+) -> bytes:
+    """The whole body, refused as soon as it grows over ``limit`` (``MAX_BODY_BYTES``
+    unless given), or when it is too slow to arrive (``BODY_TIMEOUT_SECONDS`` unless
+    given, in seconds). Raises ``HttpError`` (413, 408) or ``ClientGone``.
     """
-    limit = settings.max_body_bytes
+    limit = settings.max_body_bytes if limit is None else limit
+    seconds = settings.body_timeout_seconds if within is None else within
     parts: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(settings.body_timeout_seconds):
+        async with asyncio.timeout(seconds):
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -75,14 +83,14 @@ async def read_body(receive: Receive, settings: Settings) -> bytes:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
-                    raise too_large(settings)
+                    raise too_large(limit)
                 parts.append(chunk)
                 if not message.get("more_body", False):
                     return b"".join(parts)
     except TimeoutError:
         raise HttpError(
             ErrorCode.REQUEST_TIMEOUT,
-            f"The body did not arrive within {settings.body_timeout_seconds:g} s.",
+            f"The body did not arrive within {seconds:g} s.",
         ) from None
 
 
@@ -109,6 +117,15 @@ def check(raw: bytes, settings: Settings) -> tuple[ExecuteRequest, str]:
     if body.max_tokens is not None and body.max_tokens > settings.max_tokens_cap:
         raise HttpError(
             ErrorCode.INVALID_REQUEST, f"max_tokens is limited to {settings.max_tokens_cap}"
+        )
+    if body.document_ids is not None and len(body.document_ids) > settings.max_documents_per_prompt:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            f"At most {settings.max_documents_per_prompt} documents per execution",
+        )
+    if body.top_k is not None and body.top_k > settings.retrieval_top_k_max:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST, f"top_k is limited to {settings.retrieval_top_k_max}"
         )
     model = body.model or settings.default_model
     if model not in settings.allowed_models:

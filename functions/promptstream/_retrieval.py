@@ -50,6 +50,7 @@ __all__ = [
     "Source",
     "build_context",
     "check_document_id",
+    "delete_document",
     "delete_passages",
     "ingest",
     "search",
@@ -226,6 +227,7 @@ async def ingest(
         try:
             embedded = await embedder.embed([p.embedding_text() for p in passages])
         except OpenRouterError as exc:
+            spent = exc.tokens_spent  # billed before the failed batch
             raise IngestError("embedding_failed", f"embedding failed: {exc.message}") from exc
         spent = int(embedded.tokens)
         writes = []
@@ -429,6 +431,33 @@ async def _fail(
             await db.commit(deletes)
     except (FirestoreError, aiohttp.ClientError, TimeoutError):
         _logging.warn("passages of a failed ingestion not deleted", document_id=document_id)
+
+
+async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str) -> int:
+    """Delete ``owner_uid``'s document ``document_id``, then its passages; the number of
+    passages deleted. ``IngestError("not_found")`` when there is no such document of
+    theirs (someone else's reads as missing).
+
+    The document goes first (conditional on the version read): from then on search
+    skips its passages, and an ingestion still running fails its flip and deletes
+    its own."""
+    check_document_id(document_id)
+    path = f"{DOCUMENTS}/{document_id}"
+    for _ in range(5):
+        found = (await db.get_all([path]))[path]
+        if found.data is None or found.data.get("owner_uid") != owner_uid:
+            raise IngestError("not_found", "no such document")
+        try:
+            await db.commit(
+                [{"delete": db.name(path), "currentDocument": {"updateTime": found.update_time}}]
+            )
+            break
+        except FirestoreError as exc:
+            if not exc.conflict:
+                raise
+    else:
+        raise IngestError("superseded", "the document is being changed by another upload")
+    return await delete_passages(db, document_id)
 
 
 async def delete_passages(

@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 import re
 
+import aiohttp
+
 from ._admission import Openings
 from ._auth import Authenticator, firebase_verifier
 from ._client import OpenRouterClient
 from ._config import Settings
+from ._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._executions import Executions
+from ._retrieval import IngestLimits
 from ._store import Store
 
 __all__ = ["Service", "get_service", "set_service"]
 
 
 class Service:
-    """Settings, the Firestore store, the token check and the upstream client of one
-    process. Tests build one with their own parts and install it with ``set_service``."""
+    """Settings, the Firestore store, the token check, the upstream client and the
+    embeddings client of one process. Tests build one with their own parts and install
+    it with ``set_service``."""
 
     def __init__(
         self,
@@ -32,8 +37,11 @@ class Service:
         self.api_key = api_key or None
         self.openings = Openings(settings.open_concurrency, settings.open_queue_timeout_seconds)
         self.executions = Executions(settings, store, self.redact)
+        self.ingest_limits = IngestLimits.from_settings(settings)
         self._secret = re.compile(re.escape(api_key), re.IGNORECASE) if api_key else None
         self._client: OpenRouterClient | None = None
+        self._embeddings: EmbeddingsClient | None = None
+        self._embeddings_session: aiohttp.ClientSession | None = None
 
     async def client(self) -> OpenRouterClient:
         """The process's upstream client (one pooled session), opened on first use."""
@@ -42,6 +50,18 @@ class Service:
             await client.__aenter__()
             self._client = client
         return self._client
+
+    async def embeddings(self) -> EmbeddingsClient:
+        """The process's embeddings client, on a session it shares across requests,
+        made on first use (on the loop that serves them)."""
+        if self._embeddings is None:
+            config = EmbeddingsConfig.from_settings(self.settings, self.api_key or "")
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=60)
+            )
+            self._embeddings_session = session
+            self._embeddings = EmbeddingsClient(config, session)
+        return self._embeddings
 
     def redact(self, text: str) -> str:
         """``text`` with the API key taken out, in any case."""
@@ -53,6 +73,10 @@ class Service:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._embeddings_session is not None:
+            await self._embeddings_session.close()
+            self._embeddings_session = None
+            self._embeddings = None
         await self.store.close()
 
 

@@ -24,7 +24,7 @@ from ._admission import take_lease
 from ._config import Settings
 from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
 
-__all__ = ["Prompt", "Store"]
+__all__ = ["Prompt", "Store", "auto_id"]
 
 T = TypeVar("T")
 
@@ -44,6 +44,11 @@ class Prompt:
     system_prompt: str | None
     variables: list[Any]
     public: bool
+    # Knowledge bases: the documents the prompt draws on, passages per run, and the
+    # declared variable whose value is the search query (else the rendered prompt).
+    document_ids: tuple[str, ...] = ()
+    top_k: int | None = None
+    retrieval_query_variable: str | None = None
 
 
 def _prompt_from(doc: Document | None) -> Prompt | None:
@@ -52,6 +57,9 @@ def _prompt_from(doc: Document | None) -> Prompt | None:
     data = doc.data
     system_prompt = data.get("system_prompt")
     variables = data.get("variables")
+    document_ids = data.get("document_ids")
+    top_k = data.get("top_k")
+    query_variable = data.get("retrieval_query_variable")
     return Prompt(
         id=doc.path.rsplit("/", 1)[1],
         owner_uid=str(data.get("owner_uid") or ""),
@@ -59,10 +67,17 @@ def _prompt_from(doc: Document | None) -> Prompt | None:
         system_prompt=system_prompt if isinstance(system_prompt, str) else None,
         variables=variables if isinstance(variables, list) else [],
         public=data.get("public") is True,
+        document_ids=(
+            tuple(d for d in document_ids if isinstance(d, str))
+            if isinstance(document_ids, list)
+            else ()
+        ),
+        top_k=top_k if isinstance(top_k, int) and not isinstance(top_k, bool) else None,
+        retrieval_query_variable=query_variable if isinstance(query_variable, str) else None,
     )
 
 
-def _auto_id() -> str:
+def auto_id() -> str:
     """A document id as Firestore's clients make them: 20 random letters and digits.
 
     From one read of the system's random source (not one per character); bytes past the
@@ -91,6 +106,12 @@ class Store:
         # One opening per user per instance at a time: concurrent ones would read the
         # same limits and all but one would have to read again. Striped, so bounded.
         self._user_locks = tuple(asyncio.Lock() for _ in range(64))
+
+    @property
+    def rest(self) -> FirestoreRest:
+        """The REST client of this store (retrieval and ingestion make their own calls
+        on it)."""
+        return self._db
 
     @property
     def _db(self) -> FirestoreRest:
@@ -128,7 +149,7 @@ class Store:
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
         limits_path = f"{USER_LIMITS}/{uid}"
-        execution_id = _auto_id()
+        execution_id = auto_id()
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
                 docs = await db.get_all([prompt_path, limits_path])
@@ -169,6 +190,7 @@ class Store:
                     continue
                 return execution_id, result
         raise AssertionError("unreachable")
+
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
     ) -> None:
@@ -200,3 +222,54 @@ class Store:
             },
         ]
         await db.commit(writes)
+
+    async def tokens_used_today(self, uid: str) -> int:
+        """The tokens ``uid`` has been debited today (UTC)."""
+        path = f"{USER_LIMITS}/{uid}"
+        data = (await self._db.get_all([path]))[path].data or {}
+        if data.get("day") != dt.datetime.now(dt.UTC).date().isoformat():
+            return 0
+        return int(data.get("tokens_today") or 0)
+
+    async def charge_tokens(self, *, uid: str, tokens: int) -> None:
+        """Debit ``tokens`` to ``uid``'s budget for today, outside any execution (the
+        embedding tokens of an ingestion). Conditional on the limits document as read,
+        so a new day starts the count at zero like ``take_lease`` does; the leases are
+        left as they are."""
+        db = self._db
+        path = f"{USER_LIMITS}/{uid}"
+        for attempt in range(_ATTEMPTS):
+            found = (await db.get_all([path]))[path]
+            day = dt.datetime.now(dt.UTC).date().isoformat()
+            precondition = (
+                {"updateTime": found.update_time}
+                if found.update_time is not None
+                else {"exists": False}
+            )
+            write: dict[str, Any]
+            if found.data is not None and found.data.get("day") == day:
+                write = {
+                    "update": {"name": db.name(path), "fields": {}},
+                    "updateMask": {"fieldPaths": []},
+                    "updateTransforms": [
+                        {
+                            "fieldPath": "tokens_today",
+                            "increment": {"integerValue": str(max(0, tokens))},
+                        }
+                    ],
+                    "currentDocument": precondition,
+                }
+            else:
+                fields = {"day": day, "tokens_today": max(0, tokens)}
+                write = {
+                    "update": {"name": db.name(path), "fields": encode_fields(fields)},
+                    "updateMask": {"fieldPaths": list(fields)},
+                    "currentDocument": precondition,
+                }
+            try:
+                await db.commit([write])
+                return
+            except FirestoreError as exc:
+                if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
