@@ -4,7 +4,6 @@ exactly once (completed, error or cancelled, with the output so far), and one lo
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections.abc import Callable
@@ -16,7 +15,16 @@ from ._config import Settings
 from ._errors import ErrorCode, HttpError
 from ._request import ExecuteRequest
 from ._store import Prompt, Store
-from ._templates import VariableError, VariableSpec, placeholders, render, resolve_variables
+from ._templates import (
+    VariableError,
+    VariableSpec,
+    chat_messages,
+    placeholders,
+    render_prompt,
+    resolve_variables,
+    sent_chars,
+)
+from ._tokens import estimate_tokens
 
 __all__ = ["Execution", "Executions", "Outcome"]
 
@@ -31,7 +39,10 @@ class Execution:
     model: str
     user_prompt: str
     system_prompt: str | None
+    # The values the render used, each cut to RECORD_VARIABLE_CHARS: what the record keeps.
     values: dict[str, str]
+    # An estimate of the tokens sent upstream (every message), for the budget.
+    prompt_tokens: int = 0
     execution_id: str = ""
     started: float = field(default_factory=time.monotonic)
 
@@ -73,19 +84,34 @@ def prepare(
             declared, placeholders(prompt.content, prompt.system_prompt), body.variables
         )
     except VariableError as exc:
-        key = "missing" if exc.code == "missing_variables" else "unknown"
+        key = {"missing_variables": "missing", "unknown_variables": "unknown"}.get(
+            exc.code, "invalid"
+        )
         raise HttpError(ErrorCode(exc.code), str(exc), {key: exc.names}) from None
-    user_prompt = render(prompt.content, values)
-    system_prompt = render(prompt.system_prompt, values) if prompt.system_prompt else None
+    rendered = render_prompt(prompt.content, prompt.system_prompt, values)
+    user_prompt, system_prompt = rendered.user_prompt, rendered.system_prompt
     context = body.context or ""
-    size = len(user_prompt) + len(system_prompt or "") + len(context)
+    # Everything sent upstream counts, the context's framing included.
+    size = sent_chars(user_prompt, system_prompt, context)
     if len(context) > settings.max_context_chars or size > settings.max_prompt_chars:
         raise HttpError(
             ErrorCode.PROMPT_TOO_LARGE,
             f"The rendered prompt and context are {size} characters; "
             f"the limit is {settings.max_prompt_chars}.",
         )
-    return Execution(uid, body, prompt, model, user_prompt, system_prompt, values)
+    prompt_tokens = sum(
+        estimate_tokens(m["content"]) for m in chat_messages(user_prompt, system_prompt, context)
+    )
+    return Execution(
+        uid,
+        body,
+        prompt,
+        model,
+        user_prompt,
+        system_prompt,
+        rendered.recorded(settings.record_variable_chars),
+        prompt_tokens,
+    )
 
 
 class Executions:
@@ -130,10 +156,13 @@ class Executions:
         if usage and isinstance(usage.get("total_tokens"), int):
             tokens = usage["total_tokens"]
         else:
-            # No usage (a disconnect, an error): debit an estimate so the budget holds.
-            request = ex.request
-            size = len(ex.user_prompt) + len(ex.system_prompt or "") + len(request.context or "")
-            tokens = math.ceil((size + len(outcome.output) + len(outcome.reasoning)) / 4)
+            # No usage (a disconnect, an error): debit an estimate so the budget holds,
+            # per script and counting the reasoning (docs/adr/0302-token-estimate.md).
+            tokens = (
+                ex.prompt_tokens
+                + estimate_tokens(outcome.output)
+                + estimate_tokens(outcome.reasoning)
+            )
         error = outcome.error
         fields: dict[str, Any] = {
             "status": outcome.status,

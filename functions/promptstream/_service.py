@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 
 from ._admission import Openings
 from ._auth import Authenticator, firebase_verifier
 from ._client import OpenRouterClient
 from ._config import Settings
 from ._executions import Executions
+from ._redact import redact
 from ._store import Store
 
 __all__ = ["Service", "get_service", "set_service"]
@@ -32,7 +32,6 @@ class Service:
         self.api_key = api_key or None
         self.openings = Openings(settings.open_concurrency, settings.open_queue_timeout_seconds)
         self.executions = Executions(settings, store, self.redact)
-        self._secret = re.compile(re.escape(api_key), re.IGNORECASE) if api_key else None
         self._client: OpenRouterClient | None = None
 
     async def client(self) -> OpenRouterClient:
@@ -45,9 +44,7 @@ class Service:
 
     def redact(self, text: str) -> str:
         """``text`` with the API key taken out, in any case."""
-        if self._secret is None:
-            return text
-        return self._secret.sub("[redacted]", text)
+        return redact(text, self.api_key or "")
 
     async def aclose(self) -> None:
         if self._client is not None:
