@@ -7,9 +7,10 @@ the streams' chunks, so at most ``OPEN_CONCURRENCY`` requests open at once and t
 wait their turn, up to ``OPEN_QUEUE_TIMEOUT_SECONDS`` (then 503). See
 docs/adr/0004-bound-on-openings.md.
 
-The limits live in ``user_limits/{uid}``: a map of leases (one per open execution, so a
-crashed instance's lease simply lapses) and the day's token count. ``take_lease`` is
-pure: given the document as read, it returns the new one or refuses.
+The limits live in ``user_limits/{uid_key(uid)}``, the raw ``uid`` stored in it: a map
+of leases (one per open execution, so a crashed instance's lease simply lapses) and the
+day's token count. ``take_lease`` is pure: given the document as read, it returns the
+new one or refuses.
 """
 
 from __future__ import annotations

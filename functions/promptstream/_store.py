@@ -23,6 +23,7 @@ import aiohttp
 from ._admission import take_lease
 from ._config import Settings
 from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
+from ._ids import uid_key
 
 __all__ = ["Prompt", "Store"]
 
@@ -121,7 +122,9 @@ class Store:
         """
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
-        limits_path = f"{USER_LIMITS}/{uid}"
+        # Keyed by an encoding of the uid (a uid may hold "/" or be "__x__"); the raw uid
+        # is stored beside it, for the rules and for people (docs/adr/0303-uid-keys.md).
+        limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
         execution_id = _auto_id()
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
@@ -133,7 +136,10 @@ class Store:
                 )
                 writes: list[dict[str, Any]] = [
                     {
-                        "update": {"name": db.name(limits_path), "fields": encode_fields(lease)},
+                        "update": {
+                            "name": db.name(limits_path),
+                            "fields": encode_fields({**lease, "uid": uid}),
+                        },
                         "currentDocument": (
                             {"updateTime": limits.update_time}
                             if limits.update_time is not None
@@ -163,6 +169,7 @@ class Store:
                     continue
                 return execution_id, result
         raise AssertionError("unreachable")
+
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
     ) -> None:
@@ -182,7 +189,7 @@ class Store:
             },
             {
                 # In the mask, absent from the fields: the lease is deleted.
-                "update": {"name": db.name(f"{USER_LIMITS}/{uid}"), "fields": {}},
+                "update": {"name": db.name(f"{USER_LIMITS}/{uid_key(uid)}"), "fields": {}},
                 "updateMask": {"fieldPaths": [field_path("leases", execution_id)]},
                 "updateTransforms": [
                     {
