@@ -130,9 +130,9 @@ async def store(firestore_emulator: FirestoreEmulator) -> AsyncIterator[Store]:
         await store.close()
 
 
-def record(prompt: Any) -> tuple[dict[str, Any], Any]:
+def record(prompt: Any) -> tuple[dict[str, Any], int, Any]:
     assert prompt is not None
-    return {"prompt_id": prompt.id, "output": "", "usage": None}, prompt
+    return {"prompt_id": prompt.id, "output": "", "usage": None}, 0, prompt
 
 
 async def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
@@ -176,7 +176,7 @@ async def test_an_absent_prompt_reaches_build_as_none_and_a_refusal_writes_nothi
 ) -> None:
     seen: list[Any] = []
 
-    def refuse(prompt: Any) -> tuple[dict[str, Any], None]:
+    def refuse(prompt: Any) -> tuple[dict[str, Any], int, None]:
         seen.append(prompt)
         raise LookupError("no such prompt")
 
@@ -195,7 +195,7 @@ async def test_a_commit_that_loses_to_another_writer_reads_again(store: Store, d
     limits.set({"leases": {}, "day": dt.date.today().isoformat(), "tokens_today": 0})
     calls = 0
 
-    def build(prompt: Any) -> tuple[dict[str, Any], Any]:
+    def build(prompt: Any) -> tuple[dict[str, Any], int, Any]:
         nonlocal calls
         calls += 1
         if calls == 1:

@@ -76,6 +76,10 @@ class Settings(BaseModel):
     # Each variable value kept in the execution record is cut to this many characters
     # (Rendered.recorded); the full value still goes upstream.
     record_variable_chars: int = Field(default=2_000, gt=0)
+    # The output and reasoning kept in the record, together, in characters: at most 4
+    # UTF-8 bytes each, so the default keeps a record well under Firestore's 1 MiB
+    # document limit. Longer answers are cut there and the record says ``truncated``.
+    record_text_chars: int = Field(default=200_000, gt=0)
 
     _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
 

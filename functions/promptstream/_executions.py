@@ -114,6 +114,14 @@ def prepare(
     )
 
 
+def _bounded(output: str, reasoning: str, limit: int) -> tuple[str, str, bool]:
+    """The output, then the reasoning, kept to ``limit`` characters together."""
+    if len(output) + len(reasoning) <= limit:
+        return output, reasoning, False
+    output = output[:limit]
+    return output, reasoning[: limit - len(output)], True
+
+
 class Executions:
     """Opens and finishes execution records."""
 
@@ -126,7 +134,7 @@ class Executions:
         """Load and check the prompt, take a lease and open the record (one read, one
         commit). Raises ``HttpError`` and writes nothing on a refusal."""
 
-        def build(prompt: Prompt | None) -> tuple[dict[str, Any], Execution]:
+        def build(prompt: Prompt | None) -> tuple[dict[str, Any], int, Execution]:
             ex = prepare(uid, body, model, prompt, self._settings)
             record = {
                 "prompt_id": ex.prompt.id,
@@ -138,7 +146,11 @@ class Executions:
                 "error_code": None,
                 "error_message": None,
             }
-            return record, ex
+            # Held against the day's budget until finish settles it: the most it can cost.
+            reserve = (
+                ex.prompt_tokens + ex.overrides(self._settings.default_max_tokens)["max_tokens"]
+            )
+            return record, reserve, ex
 
         execution_id, ex = await self._store.begin_execution(
             uid=uid, prompt_id=body.prompt_id, build=build
@@ -164,10 +176,15 @@ class Executions:
                 + estimate_tokens(outcome.reasoning)
             )
         error = outcome.error
+        # The record must fit Firestore's 1 MiB document limit, or the commit fails.
+        output, reasoning, truncated = _bounded(
+            outcome.output, outcome.reasoning, self._settings.record_text_chars
+        )
         fields: dict[str, Any] = {
             "status": outcome.status,
-            "output": outcome.output,
-            "reasoning": outcome.reasoning or None,
+            "output": output,
+            "reasoning": reasoning or None,
+            "truncated": truncated,
             "usage": usage,
             "finish_reason": outcome.finish_reason,
             "generation_id": outcome.generation_id,
@@ -183,9 +200,8 @@ class Executions:
                 uid=ex.uid, execution_id=ex.execution_id, fields=fields, tokens=tokens
             )
         except Exception:
-            # Firestore out of reach, say. The record stays "streaming" and the lease
-            # lapses after STREAM_LEASE_SECONDS.
             self.log_failure("record not finalised", ex)
+            await self._release(ex, fields, tokens)
         entry: dict[str, Any] = {
             "execution_id": ex.execution_id,
             "uid": ex.uid,
@@ -201,6 +217,23 @@ class Executions:
         if self._settings.debug_logging:
             entry["prompt"] = ex.user_prompt
         (logger.warn if outcome.status == "error" else logger.info)("execution", **entry)
+
+    async def _release(self, ex: Execution, fields: dict[str, Any], tokens: int) -> None:
+        """After a failed final commit: the limits first, alone (the lease, the reservation,
+        the debit), then a short record. If Firestore is out of reach the lease and its
+        reservation lapse after STREAM_LEASE_SECONDS, and the record stays "streaming"."""
+        try:
+            await self._store.release(uid=ex.uid, execution_id=ex.execution_id, tokens=tokens)
+        except Exception:
+            self.log_failure("lease not released", ex)
+            return
+        logger.warn("lease released apart", execution_id=ex.execution_id, tokens=tokens)
+        short = {k: v for k, v in fields.items() if k not in ("output", "reasoning", "usage")}
+        short["truncated"] = True
+        try:
+            await self._store.finish_record(execution_id=ex.execution_id, fields=short)
+        except Exception:
+            self.log_failure("short record not written", ex)
 
     def log_failure(self, message: str, ex: Execution | None = None) -> None:
         """Log the exception being handled, its traceback redacted."""

@@ -111,13 +111,14 @@ class Store:
         *,
         uid: str,
         prompt_id: str,
-        build: Callable[[Prompt | None], tuple[dict[str, Any], T]],
+        build: Callable[[Prompt | None], tuple[dict[str, Any], int, T]],
     ) -> tuple[str, T]:
         """Read the prompt, check it, take a stream lease and create the execution record
         (one read of both documents, one commit).
 
-        ``build`` sees the prompt (``None`` if absent) and returns the record's fields and
-        a result for the caller; it refuses by raising, and then nothing is written.
+        ``build`` sees the prompt (``None`` if absent) and returns the record's fields, the
+        tokens to reserve against the day's budget until the execution finishes, and a
+        result for the caller; it refuses by raising, and then nothing is written.
         Raises ``LimitExceeded`` (and writes nothing) when the user is over a limit.
         """
         db = self._db
@@ -129,10 +130,10 @@ class Store:
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
                 docs = await db.get_all([prompt_path, limits_path])
-                record, result = build(_prompt_from(docs.get(prompt_path)))
+                record, reserve, result = build(_prompt_from(docs.get(prompt_path)))
                 limits = docs.get(limits_path) or Document(limits_path, None, None)
                 lease = take_lease(
-                    limits.data, execution_id, dt.datetime.now(dt.UTC), self._settings
+                    limits.data, execution_id, dt.datetime.now(dt.UTC), self._settings, reserve
                 )
                 writes: list[dict[str, Any]] = [
                     {
@@ -173,31 +174,48 @@ class Store:
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
     ) -> None:
-        """Finalise the record and release the lease, debiting ``tokens``, in one commit."""
+        """Finalise the record and release the lease and its reservation, debiting
+        ``tokens``, in one commit."""
         db = self._db
-        writes = [
-            {
-                "update": {
-                    "name": db.name(f"{EXECUTIONS}/{execution_id}"),
-                    "fields": encode_fields(fields),
-                },
-                "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-                "updateTransforms": [
-                    {"fieldPath": "finished_at", "setToServerValue": "REQUEST_TIME"}
-                ],
-                "currentDocument": {"exists": True},
+        await db.commit(
+            [
+                self._record_write(execution_id, fields),
+                self._release_write(uid, execution_id, tokens),
+            ]
+        )
+
+    async def release(self, *, uid: str, execution_id: str, tokens: int) -> None:
+        """Release the lease and its reservation and debit ``tokens``, alone: for when the
+        record could not be finalised, so that the user's limits never stay taken."""
+        await self._db.commit([self._release_write(uid, execution_id, tokens)])
+
+    async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
+        """Update the record alone (the short version, after ``release``)."""
+        await self._db.commit([self._record_write(execution_id, fields)])
+
+    def _record_write(self, execution_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "update": {
+                "name": self._db.name(f"{EXECUTIONS}/{execution_id}"),
+                "fields": encode_fields(fields),
             },
-            {
-                # In the mask, absent from the fields: the lease is deleted.
-                "update": {"name": db.name(f"{USER_LIMITS}/{uid_key(uid)}"), "fields": {}},
-                "updateMask": {"fieldPaths": [field_path("leases", execution_id)]},
-                "updateTransforms": [
-                    {
-                        "fieldPath": "tokens_today",
-                        "increment": {"integerValue": str(max(0, tokens))},
-                    }
-                ],
-                "currentDocument": {"exists": True},
+            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+            "updateTransforms": [{"fieldPath": "finished_at", "setToServerValue": "REQUEST_TIME"}],
+            "currentDocument": {"exists": True},
+        }
+
+    def _release_write(self, uid: str, execution_id: str, tokens: int) -> dict[str, Any]:
+        return {
+            # In the mask, absent from the fields: the lease and the reservation go.
+            "update": {"name": self._db.name(f"{USER_LIMITS}/{uid_key(uid)}"), "fields": {}},
+            "updateMask": {
+                "fieldPaths": [
+                    field_path("leases", execution_id),
+                    field_path("reserved", execution_id),
+                ]
             },
-        ]
-        await db.commit(writes)
+            "updateTransforms": [
+                {"fieldPath": "tokens_today", "increment": {"integerValue": str(max(0, tokens))}}
+            ],
+            "currentDocument": {"exists": True},
+        }
