@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ._client import OpenRouterConfig
 
-__all__ = ["Settings", "emulator_auth_in_production"]
+__all__ = ["Settings"]
 
 
 def _csv(value: object) -> object:
@@ -141,17 +141,3 @@ class Settings(BaseModel):
     # Chunking (ADR 0200).
     passage_chars: int = Field(default=1200, ge=50)
     passage_overlap_chars: int = Field(default=150, ge=0)
-
-
-def emulator_auth_in_production(env: Mapping[str, str] | None = None) -> bool:
-    """True when the Auth emulator switch is set on a real deployment.
-
-    With ``FIREBASE_AUTH_EMULATOR_HOST`` set, firebase-admin accepts unsigned ID tokens;
-    on Cloud Run (``K_SERVICE`` set) outside the emulator that would let anyone in.
-    """
-    env = os.environ if env is None else env
-    return bool(
-        env.get("FIREBASE_AUTH_EMULATOR_HOST")
-        and env.get("K_SERVICE")
-        and env.get("FUNCTIONS_EMULATOR") != "true"
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ._admission import Openings
-from ._auth import Authenticator, firebase_verifier
+from ._auth import Authenticator, EmulatorGuard, firebase_verifier
 from ._client import OpenRouterClient
 from ._config import Settings
 from ._executions import Executions
@@ -79,5 +79,8 @@ def _build_service() -> Service:
         app = firebase_admin.initialize_app(options={"projectId": settings.project_id})
     store = Store(settings, emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"))
     return Service(
-        settings, store, Authenticator(firebase_verifier(app)), os.environ.get("OPENROUTER_API_KEY")
+        settings,
+        store,
+        Authenticator(firebase_verifier(app), EmulatorGuard(settings.project_id)),
+        os.environ.get("OPENROUTER_API_KEY"),
     )
