@@ -69,7 +69,7 @@ class Settings(BaseModel):
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
     debug_logging: bool = False
 
-    # --- Hardening, phase 1 (issue 14); wired into the handler in phase 2. ---------------
+    # --- Hardening (issue 14). -------------------------------------------------------
     # The largest single message the upstream may send (one SSE line, one event's data,
     # a non-streamed body): OpenRouterConfig.max_message_bytes.
     upstream_max_message_bytes: int = Field(default=1 << 20, ge=1024)
