@@ -223,9 +223,15 @@ class Executions:
         the debit), then a short record. If Firestore is out of reach the lease and its
         reservation lapse after STREAM_LEASE_SECONDS, and the record stays "streaming"."""
         try:
-            await self._store.release(uid=ex.uid, execution_id=ex.execution_id, tokens=tokens)
+            released = await self._store.release(
+                uid=ex.uid, execution_id=ex.execution_id, tokens=tokens
+            )
         except Exception:
             self.log_failure("lease not released", ex)
+            return
+        if not released:
+            # The final commit was applied after all (it failed in transit).
+            logger.warn("lease already released", execution_id=ex.execution_id)
             return
         logger.warn("lease released apart", execution_id=ex.execution_id, tokens=tokens)
         short = {k: v for k, v in fields.items() if k not in ("output", "reasoning", "usage")}

@@ -184,10 +184,30 @@ class Store:
             ]
         )
 
-    async def release(self, *, uid: str, execution_id: str, tokens: int) -> None:
+    async def release(self, *, uid: str, execution_id: str, tokens: int) -> bool:
         """Release the lease and its reservation and debit ``tokens``, alone: for when the
-        record could not be finalised, so that the user's limits never stay taken."""
-        await self._db.commit([self._release_write(uid, execution_id, tokens)])
+        final commit failed, so that the user's limits never stay taken. False (and
+        nothing written) when the lease is already gone: a commit that failed in transit
+        may have been applied, and the debit must not be made twice. Conditional on the
+        limits document as read, like an opening."""
+        db = self._db
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
+        for attempt in range(_ATTEMPTS):
+            doc = (await db.get_all([path])).get(path)
+            leases = (doc.data or {}).get("leases") if doc is not None else None
+            if doc is None or not isinstance(leases, dict) or execution_id not in leases:
+                return False
+            write = self._release_write(uid, execution_id, tokens)
+            write["currentDocument"] = {"updateTime": doc.update_time}
+            try:
+                await db.commit([write])
+            except FirestoreError as exc:
+                if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                continue
+            return True
+        raise AssertionError("unreachable")
 
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         """Update the record alone (the short version, after ``release``)."""
