@@ -12,6 +12,7 @@ emulator, a function served by functions-framework on gunicorn, and unsigned ID 
 from __future__ import annotations
 
 from ._parts import (
+    AuthEmulatorStandIn,
     FirestoreEmulator,
     FunctionServer,
     free_port,
@@ -24,6 +25,7 @@ from ._seed import firestore_value
 from ._stack import Stack, StackOptions
 
 __all__ = [
+    "AuthEmulatorStandIn",
     "FirestoreEmulator",
     "FunctionServer",
     "Ports",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,10 +30,46 @@ from ._procs import _children_by_parent
 FUNCTIONS = REPO / "functions"
 # functions-framework from the venv that runs us (the tests and the bench run from it).
 _VENV_BIN = Path(sys.executable).parent
-# Makes firebase-admin accept the Auth emulator's unsigned tokens. The function refuses to
-# serve with this set on a real deployment (K_SERVICE without FUNCTIONS_EMULATOR): see
-# emulator_auth_in_production in _config.py. Nothing listens on port 9: no token is sent there.
-_AUTH_EMULATOR_HOST = "127.0.0.1:9"
+
+
+class AuthEmulatorStandIn:
+    """The one endpoint of the Auth emulator that the function's guard probes
+    (``GET /emulator/v1/projects/{project}/config``), on loopback, in a daemon thread of
+    this process: FunctionServer points FIREBASE_AUTH_EMULATOR_HOST at it, so that
+    firebase-admin accepts unsigned tokens and the guard (EmulatorGuard in _auth.py)
+    finds an Auth emulator there. Starting the real one would cost seconds per session;
+    scripts/dev runs the real one. No token is ever sent to it.
+    """
+
+    _shared: AuthEmulatorStandIn | None = None
+
+    def __init__(self) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = self.path.split("/")
+                ok = len(parts) == 6 and parts[1:4] == ["emulator", "v1", "projects"]
+                ok = ok and parts[5] == "config"
+                data = json.dumps({"signIn": {"allowDuplicateEmails": False}}).encode()
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data) if ok else 0))
+                self.end_headers()
+                if ok:
+                    self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @classmethod
+    def shared(cls) -> AuthEmulatorStandIn:
+        """This process's stand-in, started on first use."""
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
 
 
 def free_port() -> int:
@@ -85,7 +123,7 @@ def id_token(
     """An unsigned ID token, in the Auth emulator's format.
 
     firebase-admin verifies these only when FIREBASE_AUTH_EMULATOR_HOST is set, and the
-    function refuses to serve at all with that set on a real deployment; so callers go
+    function accepts them only under the local emulator stack (its EmulatorGuard); so callers go
     through the real token-verification code path without any bypass that could be
     switched on in production. With `email`, the token carries `{uid}@example.com`, as
     after a password sign-in.
@@ -276,13 +314,15 @@ class FunctionServer(_Part):
             "OPENROUTER_API_KEY": api_key,
             "GCLOUD_PROJECT": project,
             "FIRESTORE_EMULATOR_HOST": firestore_host,
-            "FIREBASE_AUTH_EMULATOR_HOST": _AUTH_EMULATOR_HOST,
+            "FIREBASE_AUTH_EMULATOR_HOST": AuthEmulatorStandIn.shared().host,
             **(env or {}),
         }
         # Not a deployment, not the Functions emulator, whatever our own environment says
         # (a caller may still set either on purpose, through ``env``).
         inherited = {
-            k: v for k, v in os.environ.items() if k not in ("K_SERVICE", "FUNCTIONS_EMULATOR")
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("K_SERVICE", "K_CONFIGURATION", "FUNCTIONS_EMULATOR")
         }
         self.env = {**inherited, "PYTHONUNBUFFERED": "1", **self.defaults, **self.overrides}
 

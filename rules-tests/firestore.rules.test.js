@@ -59,8 +59,11 @@ beforeEach(async () => {
     await setDoc(doc(db, 'prompts/bob-public'), prompt('bob', { public: true }));
     await setDoc(doc(db, 'executions/alice-run'), execution('alice'));
     await setDoc(doc(db, 'executions/bob-run'), execution('bob'));
-    await setDoc(doc(db, 'user_limits/alice'), { active_streams: 0, tokens_today: 10 });
-    await setDoc(doc(db, 'user_limits/bob'), { active_streams: 1, tokens_today: 99 });
+    await setDoc(doc(db, 'user_limits/alice'), { uid: 'alice', tokens_today: 10 });
+    await setDoc(doc(db, 'user_limits/bob'), { uid: 'bob', tokens_today: 99 });
+    // uid_key('a/b'): the id is an encoding, the stored uid says whose it is.
+    await setDoc(doc(db, 'user_limits/~a~2Fb'), { uid: 'a/b', tokens_today: 5 });
+    await setDoc(doc(db, 'user_limits/~2Fb'), { uid: 'x', tokens_today: 5 });
     await setDoc(doc(db, 'other/thing'), { any: 'thing' });
     await setDoc(doc(db, 'documents/alice-doc'), kbDocument('alice', { status: 'ready' }));
     await setDoc(doc(db, 'documents/bob-doc'), kbDocument('bob', { status: 'ready' }));
@@ -439,6 +442,15 @@ describe('user_limits', () => {
 
   it("user reads another user's limits: denied", async () => {
     await assertFails(getDoc(doc(as('alice'), 'user_limits/bob')));
+  });
+
+  it('user reads own limits under an encoded id (uid a/b)', async () => {
+    await assertSucceeds(getDoc(doc(as('a/b'), 'user_limits/~a~2Fb')));
+  });
+
+  it('the stored uid decides, not the document id', async () => {
+    await assertFails(getDoc(doc(as('~2Fb'), 'user_limits/~2Fb')));
+    await assertFails(getDoc(doc(as('alice'), 'user_limits/~a~2Fb')));
   });
 
   it('unauthenticated read: denied', async () => {

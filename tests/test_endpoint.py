@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from devstack import AuthEmulatorStandIn
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import SSEDecoder
 from support import (
@@ -520,13 +521,32 @@ def refused_by_a_server_with(
         return run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
 
 
+STAND_IN_PORT = AuthEmulatorStandIn.shared().host.rsplit(":", 1)[1]
+
+
 @pytest.mark.parametrize(
     "env",
     [
         pytest.param({"OPENROUTER_API_KEY": ""}, id="no API key"),
-        # K_SERVICE is what Cloud Run sets; with the Auth emulator switch also set, unsigned
-        # tokens would be accepted, so the function refuses to serve at all.
-        pytest.param({"K_SERVICE": "execute_prompt_stream"}, id="emulator auth on Cloud Run"),
+        # With FIREBASE_AUTH_EMULATOR_HOST set, firebase-admin accepts unsigned tokens: the
+        # guard refuses every token (500) unless it sees the local emulator stack.
+        pytest.param(
+            {"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9"},
+            id="emulator auth, not on Cloud Run, but no Auth emulator answers",
+        ),
+        pytest.param(
+            {"FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9", "FUNCTIONS_EMULATOR": "true"},
+            id="emulator auth with FUNCTIONS_EMULATOR=true alone",
+        ),
+        pytest.param(
+            # 0.0.0.0 reaches the stand-in on Linux, but it is no loopback address.
+            {"FIREBASE_AUTH_EMULATOR_HOST": f"0.0.0.0:{STAND_IN_PORT}"},
+            id="emulator auth on a host that is not loopback",
+        ),
+        pytest.param(
+            {"K_CONFIGURATION": "execute-prompt-stream", "K_SERVICE": "execute_prompt_stream"},
+            id="emulator auth on Cloud Run, an Auth emulator answering",
+        ),
     ],
 )
 def test_misconfiguration_is_refused_before_any_work(
@@ -540,6 +560,19 @@ def test_misconfiguration_is_refused_before_any_work(
     assert got.json["error"]["code"] == "configuration_error"
     assert fake_upstream.stats()["requests"] == 0
     assert executions(db) == []
+
+
+def test_unsigned_tokens_are_accepted_under_the_functions_emulator(
+    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
+) -> None:
+    # What firebase-tools 15 sets for a Python function, with an Auth emulator answering.
+    env = {"FUNCTIONS_EMULATOR": "true", "K_SERVICE": "execute_prompt_stream", "K_REVISION": "1"}
+    add_prompt(db, content="{{topic}}")
+    with FunctionServer(
+        "execute_prompt_stream", firestore_emulator.host, fake_upstream.base_url, env=env
+    ) as server:
+        got = run(post_stream(server.url, body(variables={"topic": "t"}), auth()))
+    assert got.status == 200
 
 
 # -- the non-streaming sibling -----------------------------------------------------------------

@@ -130,9 +130,9 @@ async def store(firestore_emulator: FirestoreEmulator) -> AsyncIterator[Store]:
         await store.close()
 
 
-def record(prompt: Any) -> tuple[dict[str, Any], Any]:
+def record(prompt: Any) -> tuple[dict[str, Any], int, Any]:
     assert prompt is not None
-    return {"prompt_id": prompt.id, "output": "", "usage": None}, prompt
+    return {"prompt_id": prompt.id, "output": "", "usage": None}, 0, prompt
 
 
 async def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
@@ -171,12 +171,33 @@ async def test_an_execution_is_opened_and_closed(store: Store, db: Any) -> None:
     assert (limits["leases"], limits["tokens_today"]) == ({}, 7)
 
 
+async def test_release_settles_the_limits_once(store: Store, db: Any) -> None:
+    """The settle apart, after a failed final commit: it releases the lease and the
+    reservation and debits; if the final commit was applied after all (it failed in
+    transit), the lease is gone and nothing is debited twice."""
+    add_prompt(db, "p1")
+
+    def reserving(prompt: Any) -> tuple[dict[str, Any], int, Any]:
+        return {"prompt_id": prompt.id}, 500, prompt
+
+    first, _ = await store.begin_execution(uid="alice", prompt_id="p1", build=reserving)
+    second, _ = await store.begin_execution(uid="alice", prompt_id="p1", build=reserving)
+    limits = db.collection("user_limits").document("alice")
+    assert limits.get().to_dict()["reserved"] == {first: 500, second: 500}
+    assert await store.release(uid="alice", execution_id=first, tokens=7) is True
+    await store.finish_execution(uid="alice", execution_id=second, fields={}, tokens=5)
+    assert await store.release(uid="alice", execution_id=second, tokens=5) is False
+    assert await store.release(uid="alice", execution_id=first, tokens=7) is False
+    doc = limits.get().to_dict()
+    assert (doc["leases"], doc["reserved"], doc["tokens_today"]) == ({}, {}, 12)
+
+
 async def test_an_absent_prompt_reaches_build_as_none_and_a_refusal_writes_nothing(
     store: Store, db: Any
 ) -> None:
     seen: list[Any] = []
 
-    def refuse(prompt: Any) -> tuple[dict[str, Any], None]:
+    def refuse(prompt: Any) -> tuple[dict[str, Any], int, None]:
         seen.append(prompt)
         raise LookupError("no such prompt")
 
@@ -195,7 +216,7 @@ async def test_a_commit_that_loses_to_another_writer_reads_again(store: Store, d
     limits.set({"leases": {}, "day": dt.date.today().isoformat(), "tokens_today": 0})
     calls = 0
 
-    def build(prompt: Any) -> tuple[dict[str, Any], Any]:
+    def build(prompt: Any) -> tuple[dict[str, Any], int, Any]:
         nonlocal calls
         calls += 1
         if calls == 1:

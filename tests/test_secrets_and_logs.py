@@ -22,6 +22,7 @@ from support import (
     auth,
     body,
     executions,
+    wait_until,
 )
 
 PROMPT_MARKER = "PROMPT-MARKER-7Q4"
@@ -179,3 +180,96 @@ def test_no_log_line_of_the_whole_module_holds_the_key(log_server: FunctionServe
     log = log_server.log_text()
     assert len(execution_logs(log_server)) >= len(ECHOES) + 3
     assert not leaks(log)
+
+
+# -- a hostile upstream, end to end (issue 14, item 9) ------------------------------------
+
+
+def leaks_any_case(text: str) -> bool:
+    low = text.lower()
+    return any(window.lower() in low for window in WINDOWS)
+
+
+def stream(server: FunctionServer, db: Any) -> tuple[int, dict[str, str], bytes]:
+    add_prompt(db, content="About {{topic}}")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", "/", body=body(variables={"topic": "t"}), headers=auth())
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def settled(db: Any) -> dict[str, Any]:
+    record = wait_until(lambda: [r for r in executions(db) if r["status"] != "streaming"])
+    assert record, executions(db)
+    return record[0]
+
+
+def test_a_hostile_upstream_leaks_no_key_in_any_case_and_the_record_finalises(
+    db: Any, log_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    fake_upstream.configure(
+        leak="content,model,usage,gen_id",
+        leak_case="upper",
+        usage_extra=json.dumps({"__bad__": 1, "total_tokens": 2**64}),
+        model="demo/m\ud800odel",
+    )
+    status, _, raw = stream(log_server, db)
+    assert status == 200
+    events = [(e.event, e.data) for e in SSEDecoder().feed(raw)]
+    end = [json.loads(d) for e, d in events if e == "end"]
+    assert len(end) == 1 and end[0]["finish_reason"] == "stop"
+    record = settled(db)
+    assert record["status"] == "completed"
+    assert "\ufffd" in record["model"] and "__bad__" not in (record["usage"] or {})
+    assert not leaks_any_case(raw.decode())
+    assert not leaks_any_case(json.dumps(record, default=str))
+    assert not leaks_any_case(log_server.log_text())
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        pytest.param({"status": 400}, id="a 400"),
+        pytest.param({"error_after": 2}, id="a mid-stream error"),
+    ],
+)
+def test_an_upper_cased_key_in_an_upstream_error_is_redacted(
+    knobs: dict[str, Any],
+    db: Any,
+    log_server: FunctionServer,
+    fake_upstream: FakeOpenRouterThread,
+) -> None:
+    fake_upstream.configure(leak="error", leak_case="upper", **knobs)
+    _, _, raw = stream(log_server, db)
+    record = settled(db)
+    assert record["status"] == "error"
+    assert not leaks_any_case(raw.decode())
+    assert not leaks_any_case(json.dumps(record, default=str))
+    assert not leaks_any_case(log_server.log_text())
+
+
+def test_an_unbounded_retry_after_is_a_json_429_with_a_finite_one(
+    db: Any, log_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    fake_upstream.configure(status=429, retry_after="1e999")
+    status, headers, raw = stream(log_server, db)
+    assert status == 429
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(raw)["error"]["code"] == "rate_limited"
+    assert 0 < int(headers["retry-after"]) <= 86_400
+    assert settled(db)["status"] == "error"
+
+
+def test_an_endless_upstream_line_is_an_upstream_error_event(
+    db: Any, log_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    fake_upstream.configure(long_line=8 << 20)
+    status, _, raw = stream(log_server, db)
+    assert status == 200
+    errors = [json.loads(e.data) for e in SSEDecoder().feed(raw) if e.event == "error"]
+    assert [e["code"] for e in errors] == ["upstream_error"], raw[-500:]
+    record = settled(db)
+    assert record["status"] == "error" and record["error_code"] == "upstream_error"

@@ -6,6 +6,7 @@ processes sharing one emulator.
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import socket
@@ -19,7 +20,10 @@ from fake_openrouter import FakeOpenRouterThread
 from support import FirestoreEmulator, FunctionServer, add_prompt, auth, body, executions
 
 MAX_STREAMS = 2
-BUDGET = 60
+# Large, so that the streams' reservations (max_tokens and the prompt's estimate each)
+# leave the concurrency cap to refuse; the budget tests start LEFT tokens short of it.
+BUDGET = 100_000
+LEFT = 60
 LONG = "[[fake chunks=200 delay=0.05]]"  # ten seconds of content unless cut short
 
 
@@ -89,6 +93,13 @@ def eventually(check: Callable[[], bool], timeout: float = 8.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def near_the_budget(db: Any, uid: str = "alice") -> None:
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    db.collection("user_limits").document(uid).set(
+        {"uid": uid, "day": day, "tokens_today": BUDGET - LEFT, "leases": {}}
+    )
 
 
 def assert_refused(resp: tuple[int, Any, bytes], code: str, max_retry_after: int = 86_401) -> None:
@@ -196,14 +207,15 @@ def test_daily_budget_is_debited_from_reported_usage_and_then_refused(
 ) -> None:
     a, b = servers
     add_prompt(db, content="Tell me about {{topic}}. [[fake chunks=70 delay=0]]", public=True)
+    near_the_budget(db)
     payload = body(variables={"topic": "x"})
     status, _, raw = post(a, payload)
     assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
     [record] = executions(db)
     usage_total = record["usage"]["total_tokens"]
-    assert usage_total > BUDGET
+    assert usage_total > LEFT
     assert record["tokens_debited"] == usage_total
-    assert limits(db)["tokens_today"] == usage_total
+    assert limits(db)["tokens_today"] == BUDGET - LEFT + usage_total
     for server in (a, b):  # the budget is shared by every instance
         assert_refused(post(server, payload), "budget_exceeded")
     assert fake_upstream.stats()["requests"] == 1
@@ -216,8 +228,9 @@ def test_a_disconnect_is_debited_by_an_estimate(
     servers: tuple[FunctionServer, FunctionServer], db: Any, fake_upstream: FakeOpenRouterThread
 ) -> None:
     a, b = servers
-    # About 300 characters of prompt: an estimate of at least 75 tokens, over the budget.
+    # About 300 characters of prompt: an estimate of at least 75 tokens, over what is left.
     add_prompt(db, content="{{topic}} " + "lorem ipsum " * 25 + LONG)
+    near_the_budget(db)
     payload = body(variables={"topic": "x"})
     stream = OpenStream(a, payload)
     stream.close()
@@ -226,7 +239,7 @@ def test_a_disconnect_is_debited_by_an_estimate(
     assert record["status"] == "cancelled"
     assert record["usage"] is None  # the upstream never reported it
     assert record["tokens_debited"] >= 300 // 4
-    assert limits(db)["tokens_today"] == record["tokens_debited"]
+    assert limits(db)["tokens_today"] == BUDGET - LEFT + record["tokens_debited"]
     assert limits(db)["leases"] == {}
     eventually(lambda: fake_upstream.stats()["early_closes"] == 1)
     assert_refused(post(b, payload), "budget_exceeded")

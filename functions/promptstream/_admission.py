@@ -7,9 +7,11 @@ the streams' chunks, so at most ``OPEN_CONCURRENCY`` requests open at once and t
 wait their turn, up to ``OPEN_QUEUE_TIMEOUT_SECONDS`` (then 503). See
 docs/adr/0004-bound-on-openings.md.
 
-The limits live in ``user_limits/{uid}``: a map of leases (one per open execution, so a
-crashed instance's lease simply lapses) and the day's token count. ``take_lease`` is
-pure: given the document as read, it returns the new one or refuses.
+The limits live in ``user_limits/{uid_key(uid)}``, the raw ``uid`` stored in it: a map
+of leases (one per open execution, so a crashed instance's lease simply lapses) and the
+day's token count, with the tokens each open execution reserved of the day's budget
+(``reserved``, keyed like the leases, settled when it finishes). ``take_lease`` is pure:
+given the document as read, it returns the new one or refuses.
 """
 
 from __future__ import annotations
@@ -71,10 +73,21 @@ def seconds_to_utc_midnight(now: dt.datetime) -> int:
 
 
 def take_lease(
-    limits: Mapping[str, Any] | None, execution_id: str, now: dt.datetime, settings: Settings
+    limits: Mapping[str, Any] | None,
+    execution_id: str,
+    now: dt.datetime,
+    settings: Settings,
+    reserve: int = 0,
 ) -> dict[str, Any]:
-    """The limits document with one more lease for ``execution_id``; raises
-    ``LimitExceeded`` when the user is over the day's budget or has too many streams."""
+    """The limits document with one more lease for ``execution_id``, reserving ``reserve``
+    tokens of the day's budget until the execution is settled; raises ``LimitExceeded``
+    when the user has too many streams, or when the tokens used today and those reserved
+    by the user's other open executions already reach the budget.
+
+    This reservation is not itself checked against what is left: a user's last request of
+    the day still runs, and concurrent openings overshoot the budget by at most one
+    reservation (each later one sees it). Reservations lapse with their leases.
+    """
     now_ms = int(now.timestamp() * 1000)
     day = now.date().isoformat()
     lease_ms = settings.stream_lease_seconds * 1000
@@ -84,12 +97,20 @@ def take_lease(
         for key, started in (data.get("leases") or {}).items()
         if isinstance(started, int) and now_ms - started < lease_ms
     }
-    tokens = int(data.get("tokens_today") or 0) if data.get("day") == day else 0
-    if tokens >= settings.daily_token_budget:
+    reserved = {
+        key: tokens
+        for key, tokens in (data.get("reserved") or {}).items()
+        if key in leases and isinstance(tokens, int) and tokens > 0
+    }
+    used = int(data.get("tokens_today") or 0) if data.get("day") == day else 0
+    if used + sum(reserved.values()) >= settings.daily_token_budget:
         raise LimitExceeded(
             ErrorCode.BUDGET_EXCEEDED,
-            f"Daily token budget of {settings.daily_token_budget} is used up",
-            retry_after=seconds_to_utc_midnight(now),
+            f"Daily token budget of {settings.daily_token_budget} is used up"
+            + (" or reserved by executions still running" if reserved else ""),
+            retry_after=(
+                30 if used < settings.daily_token_budget else seconds_to_utc_midnight(now)
+            ),
         )
     if len(leases) >= settings.max_concurrent_streams:
         raise LimitExceeded(
@@ -98,4 +119,5 @@ def take_lease(
             retry_after=5,
         )
     leases[execution_id] = now_ms
-    return {"leases": leases, "day": day, "tokens_today": tokens}
+    reserved[execution_id] = max(0, reserve)
+    return {"leases": leases, "reserved": reserved, "day": day, "tokens_today": used}

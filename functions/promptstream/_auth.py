@@ -5,18 +5,27 @@ Google's public keys over HTTP, so it runs in a worker thread: a slow check hold
 thread, never the loop that relays every stream. A token already verified is
 remembered until it expires (a browser sends the same one for an hour), so most
 requests skip the thread entirely.
+
+With ``FIREBASE_AUTH_EMULATOR_HOST`` set, firebase-admin accepts unsigned tokens. The
+``EmulatorGuard`` lets that happen only where the process can show it runs under the
+local emulator stack (docs/adr/0304-emulator-auth-guard.md); otherwise every token is
+refused with 500 ``configuration_error``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
+import os
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import ErrorCode, HttpError
 
-__all__ = ["Authenticator", "Claims", "firebase_verifier"]
+__all__ = ["Authenticator", "Claims", "EmulatorGuard", "firebase_verifier"]
 
 # What a verifier returns: the uid and the token's expiry (seconds since the epoch).
 Claims = tuple[str, float]
@@ -26,18 +35,94 @@ _CACHE_SIZE = 4096
 _CLOCK_SKEW = 5
 
 
+# How long the Auth emulator has to answer the guard's probe, and how long a failed proof
+# stands before it is tried again (the emulator may start after the function).
+_PROBE_TIMEOUT = 2.0
+_RETRY_AFTER_FAILED_PROOF = 10.0
+
+
+class EmulatorGuard:
+    """Whether unsigned tokens may be accepted: only when ``FIREBASE_AUTH_EMULATOR_HOST``
+    is unset (firebase-admin then checks signatures) or when all of these hold:
+
+    - the host is a loopback address (``127.0.0.0/8``, ``::1`` or ``localhost``);
+    - ``K_CONFIGURATION`` is absent: Cloud Run sets it on every service, the Functions
+      emulator does not (it does set ``K_SERVICE`` and ``K_REVISION``, so those prove
+      nothing, nor does ``FUNCTIONS_EMULATOR``, an ordinary variable);
+    - an Auth emulator answers there: ``GET /emulator/v1/projects/{project}/config``
+      is 200 with a JSON object holding ``signIn`` (an endpoint only the emulator has).
+
+    Proven once, off the loop, on the first token; a failed proof is retried after a
+    while."""
+
+    def __init__(self, project: str, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.host = env.get("FIREBASE_AUTH_EMULATOR_HOST") or None
+        self._project = project
+        self._cloud_run = "K_CONFIGURATION" in env
+        self._allowed = self.host is None
+        self._proving: asyncio.Task[bool] | None = None
+        self._next_try = 0.0
+
+    async def allows(self) -> bool:
+        if self._allowed:
+            return True
+        proving = self._proving
+        if proving is None:
+            if time.monotonic() < self._next_try:
+                return False
+            proving = asyncio.get_running_loop().create_task(asyncio.to_thread(self.prove))
+            self._proving = proving
+        allowed = await asyncio.shield(proving)
+        if self._proving is proving:
+            self._proving = None
+            self._allowed = allowed
+            self._next_try = time.monotonic() + _RETRY_AFTER_FAILED_PROOF
+        return allowed
+
+    def prove(self) -> bool:
+        """The checks above, blocking (one HTTP GET on loopback at most)."""
+        host = self.host
+        if host is None:
+            return True
+        if self._cloud_run or not _is_loopback(host):
+            return False
+        url = f"http://{host}/emulator/v1/projects/{self._project}/config"
+        try:
+            with urllib.request.urlopen(url, timeout=_PROBE_TIMEOUT) as resp:
+                answer = json.loads(resp.read(65536))
+        except (OSError, ValueError):
+            return False
+        return isinstance(answer, dict) and isinstance(answer.get("signIn"), dict)
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class Authenticator:
-    def __init__(self, verify: Callable[[str], Claims]) -> None:
+    def __init__(self, verify: Callable[[str], Claims], guard: EmulatorGuard | None = None) -> None:
         self._verify = verify
         self._known: dict[str, Claims] = {}
+        self._guard = guard
 
     async def uid(self, header: str | None) -> str:
-        """The caller's uid, or ``HttpError`` (401)."""
+        """The caller's uid, or ``HttpError`` (401; 500 when the guard refuses)."""
         if not header or not header.startswith("Bearer ") or not header[7:].strip():
             raise HttpError(
                 ErrorCode.UNAUTHENTICATED,
                 "Sign in: an 'Authorization: Bearer <ID token>' header is required.",
             )
+        guard = self._guard
+        if guard is not None and not await guard.allows():
+            raise HttpError(ErrorCode.CONFIGURATION_ERROR, "The server is misconfigured.")
         token = header[7:].strip()
         known = self._known.get(token)
         if known is not None and known[1] > time.time() + _CLOCK_SKEW:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ._client import OpenRouterConfig
 
-__all__ = ["Settings", "emulator_auth_in_production"]
+__all__ = ["Settings"]
 
 
 def _csv(value: object) -> object:
@@ -69,13 +69,17 @@ class Settings(BaseModel):
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
     debug_logging: bool = False
 
-    # --- Hardening, phase 1 (issue 14); wired into the handler in phase 2. ---------------
+    # --- Hardening (issue 14). -------------------------------------------------------
     # The largest single message the upstream may send (one SSE line, one event's data,
     # a non-streamed body): OpenRouterConfig.max_message_bytes.
     upstream_max_message_bytes: int = Field(default=1 << 20, ge=1024)
     # Each variable value kept in the execution record is cut to this many characters
     # (Rendered.recorded); the full value still goes upstream.
     record_variable_chars: int = Field(default=2_000, gt=0)
+    # The output and reasoning kept in the record, together, in characters: at most 4
+    # UTF-8 bytes each, so the default keeps a record well under Firestore's 1 MiB
+    # document limit. Longer answers are cut there and the record says ``truncated``.
+    record_text_chars: int = Field(default=200_000, gt=0)
 
     _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
 
@@ -141,17 +145,3 @@ class Settings(BaseModel):
     # Chunking (ADR 0200).
     passage_chars: int = Field(default=1200, ge=50)
     passage_overlap_chars: int = Field(default=150, ge=0)
-
-
-def emulator_auth_in_production(env: Mapping[str, str] | None = None) -> bool:
-    """True when the Auth emulator switch is set on a real deployment.
-
-    With ``FIREBASE_AUTH_EMULATOR_HOST`` set, firebase-admin accepts unsigned ID tokens;
-    on Cloud Run (``K_SERVICE`` set) outside the emulator that would let anyone in.
-    """
-    env = os.environ if env is None else env
-    return bool(
-        env.get("FIREBASE_AUTH_EMULATOR_HOST")
-        and env.get("K_SERVICE")
-        and env.get("FUNCTIONS_EMULATOR") != "true"
-    )

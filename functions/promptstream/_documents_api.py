@@ -23,7 +23,6 @@ from collections.abc import Callable
 from . import _logging as logger
 from ._admission import seconds_to_utc_midnight
 from ._asgi import Receive, Scope, Send, header, send_error, send_json
-from ._config import emulator_auth_in_production
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._handler import endpoint
 from ._request import read_body, too_large
@@ -55,9 +54,8 @@ _MAX_CONTENT_TYPE = 100
 
 
 async def _caller(service: Service, scope: Scope) -> str:
-    """The checks every method shares: configuration, then the ID token."""
-    if emulator_auth_in_production():
-        raise HttpError(ErrorCode.CONFIGURATION_ERROR, "The server is misconfigured.")
+    """The checks every method shares: configuration, then the ID token (whose check
+    holds the emulator-auth guard)."""
     if not service.api_key:
         raise HttpError(
             ErrorCode.CONFIGURATION_ERROR, "OPENROUTER_API_KEY is not configured on the server."

@@ -42,6 +42,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_REQUEST = "invalid_request"
     MISSING_VARIABLES = "missing_variables"
     UNKNOWN_VARIABLES = "unknown_variables"
+    INVALID_VARIABLE_NAMES = "invalid_variable_names"
     MODEL_NOT_ALLOWED = "model_not_allowed"
     PROMPT_TOO_LARGE = "prompt_too_large"
     UNAUTHENTICATED = "unauthenticated"
@@ -81,6 +82,7 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 400,
     ErrorCode.MISSING_VARIABLES: 400,
     ErrorCode.UNKNOWN_VARIABLES: 400,
+    ErrorCode.INVALID_VARIABLE_NAMES: 400,
     ErrorCode.MODEL_NOT_ALLOWED: 400,
     ErrorCode.PROMPT_TOO_LARGE: 400,
     ErrorCode.UNAUTHENTICATED: 401,

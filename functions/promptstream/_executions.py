@@ -4,7 +4,6 @@ exactly once (completed, error or cancelled, with the output so far), and one lo
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 from collections.abc import Callable
@@ -17,7 +16,16 @@ from ._errors import ErrorCode, HttpError
 from ._request import ExecuteRequest
 from ._retrieval import Embedder, Source, build_context, check_document_id, search
 from ._store import Prompt, Store
-from ._templates import VariableError, VariableSpec, placeholders, render, resolve_variables
+from ._templates import (
+    VariableError,
+    VariableSpec,
+    chat_messages,
+    placeholders,
+    render_prompt,
+    resolve_variables,
+    sent_chars,
+)
+from ._tokens import estimate_tokens
 
 __all__ = ["Execution", "Executions", "Outcome"]
 
@@ -32,7 +40,10 @@ class Execution:
     model: str
     user_prompt: str
     system_prompt: str | None
+    # The values the render used, each cut to RECORD_VARIABLE_CHARS: what the record keeps.
     values: dict[str, str]
+    # An estimate of the tokens sent upstream (every message), for the budget.
+    prompt_tokens: int = 0
     execution_id: str = ""
     started: float = field(default_factory=time.monotonic)
     # Knowledge bases: what to search (empty: no retrieval), and what was found.
@@ -88,21 +99,44 @@ def prepare(
             declared, placeholders(prompt.content, prompt.system_prompt), body.variables
         )
     except VariableError as exc:
-        key = "missing" if exc.code == "missing_variables" else "unknown"
+        key = {"missing_variables": "missing", "unknown_variables": "unknown"}.get(
+            exc.code, "invalid"
+        )
         raise HttpError(ErrorCode(exc.code), str(exc), {key: exc.names}) from None
-    user_prompt = render(prompt.content, values)
-    system_prompt = render(prompt.system_prompt, values) if prompt.system_prompt else None
+    rendered = render_prompt(prompt.content, prompt.system_prompt, values)
+    user_prompt, system_prompt = rendered.user_prompt, rendered.system_prompt
     context = body.context or ""
-    size = len(user_prompt) + len(system_prompt or "") + len(context)
+    # Everything sent upstream counts, the context's framing included.
+    size = sent_chars(user_prompt, system_prompt, context)
     if len(context) > settings.max_context_chars or size > settings.max_prompt_chars:
         raise HttpError(
             ErrorCode.PROMPT_TOO_LARGE,
             f"The rendered prompt and context are {size} characters; "
             f"the limit is {settings.max_prompt_chars}.",
         )
-    ex = Execution(uid, body, prompt, model, user_prompt, system_prompt, values)
+    prompt_tokens = sum(
+        estimate_tokens(m["content"]) for m in chat_messages(user_prompt, system_prompt, context)
+    )
+    ex = Execution(
+        uid,
+        body,
+        prompt,
+        model,
+        user_prompt,
+        system_prompt,
+        rendered.recorded(settings.record_variable_chars),
+        prompt_tokens,
+    )
     _plan_retrieval(ex, settings)
     return ex
+
+
+def _bounded(output: str, reasoning: str, limit: int) -> tuple[str, str, bool]:
+    """The output, then the reasoning, kept to ``limit`` characters together."""
+    if len(output) + len(reasoning) <= limit:
+        return output, reasoning, False
+    output = output[:limit]
+    return output, reasoning[: limit - len(output)], True
 
 
 def _plan_retrieval(ex: Execution, settings: Settings) -> None:
@@ -136,7 +170,7 @@ class Executions:
         """Load and check the prompt, take a lease and open the record (one read, one
         commit). Raises ``HttpError`` and writes nothing on a refusal."""
 
-        def build(prompt: Prompt | None) -> tuple[dict[str, Any], Execution]:
+        def build(prompt: Prompt | None) -> tuple[dict[str, Any], int, Execution]:
             ex = prepare(uid, body, model, prompt, self._settings)
             record: dict[str, Any] = {
                 "prompt_id": ex.prompt.id,
@@ -150,7 +184,11 @@ class Executions:
             }
             if ex.document_ids:
                 record["document_ids"] = list(ex.document_ids)
-            return record, ex
+            # Held against the day's budget until finish settles it: the most it can cost.
+            reserve = (
+                ex.prompt_tokens + ex.overrides(self._settings.default_max_tokens)["max_tokens"]
+            )
+            return record, reserve, ex
 
         execution_id, ex = await self._store.begin_execution(
             uid=uid, prompt_id=body.prompt_id, build=build
@@ -186,19 +224,27 @@ class Executions:
         if usage and isinstance(usage.get("total_tokens"), int):
             tokens = usage["total_tokens"]
         else:
-            # No usage (a disconnect, an error): debit an estimate so the budget holds.
-            request = ex.request
-            size = (
-                len(ex.upstream_prompt) + len(ex.system_prompt or "") + len(request.context or "")
+            # No usage (a disconnect, an error): debit an estimate so the budget holds,
+            # per script and counting the reasoning (docs/adr/0302-token-estimate.md).
+            tokens = (
+                ex.prompt_tokens
+                + estimate_tokens(outcome.output)
+                + estimate_tokens(outcome.reasoning)
             )
-            tokens = math.ceil((size + len(outcome.output) + len(outcome.reasoning)) / 4)
+            if ex.sources:
+                tokens += estimate_tokens(build_context(ex.sources))
         # The query's embedding is spent whatever became of the generation.
         tokens += ex.retrieval_tokens
         error = outcome.error
+        # The record must fit Firestore's 1 MiB document limit, or the commit fails.
+        output, reasoning, truncated = _bounded(
+            outcome.output, outcome.reasoning, self._settings.record_text_chars
+        )
         fields: dict[str, Any] = {
             "status": outcome.status,
-            "output": outcome.output,
-            "reasoning": outcome.reasoning or None,
+            "output": output,
+            "reasoning": reasoning or None,
+            "truncated": truncated,
             "usage": usage,
             "finish_reason": outcome.finish_reason,
             "generation_id": outcome.generation_id,
@@ -220,9 +266,8 @@ class Executions:
                 uid=ex.uid, execution_id=ex.execution_id, fields=fields, tokens=tokens
             )
         except Exception:
-            # Firestore out of reach, say. The record stays "streaming" and the lease
-            # lapses after STREAM_LEASE_SECONDS.
             self.log_failure("record not finalised", ex)
+            await self._release(ex, fields, tokens)
         entry: dict[str, Any] = {
             "execution_id": ex.execution_id,
             "uid": ex.uid,
@@ -242,6 +287,29 @@ class Executions:
         if self._settings.debug_logging:
             entry["prompt"] = ex.user_prompt
         (logger.warn if outcome.status == "error" else logger.info)("execution", **entry)
+
+    async def _release(self, ex: Execution, fields: dict[str, Any], tokens: int) -> None:
+        """After a failed final commit: the limits first, alone (the lease, the reservation,
+        the debit), then a short record. If Firestore is out of reach the lease and its
+        reservation lapse after STREAM_LEASE_SECONDS, and the record stays "streaming"."""
+        try:
+            released = await self._store.release(
+                uid=ex.uid, execution_id=ex.execution_id, tokens=tokens
+            )
+        except Exception:
+            self.log_failure("lease not released", ex)
+            return
+        if not released:
+            # The final commit was applied after all (it failed in transit).
+            logger.warn("lease already released", execution_id=ex.execution_id)
+            return
+        logger.warn("lease released apart", execution_id=ex.execution_id, tokens=tokens)
+        short = {k: v for k, v in fields.items() if k not in ("output", "reasoning", "usage")}
+        short["truncated"] = True
+        try:
+            await self._store.finish_record(execution_id=ex.execution_id, fields=short)
+        except Exception:
+            self.log_failure("short record not written", ex)
 
     def log_failure(self, message: str, ex: Execution | None = None) -> None:
         """Log the exception being handled, its traceback redacted."""

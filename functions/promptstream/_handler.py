@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from . import _logging as logger
 from ._asgi import DisconnectWatch, Receive, Scope, Send, header, send_error, send_json
-from ._config import Settings, emulator_auth_in_production
+from ._config import Settings
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._events import SSE_HEADERS, EventStream
 from ._executions import Execution, Outcome
@@ -87,8 +87,6 @@ async def _checked(
     Answers a refusal itself (and returns ``None``)."""
     settings = service.settings
     try:
-        if emulator_auth_in_production():
-            raise HttpError(ErrorCode.CONFIGURATION_ERROR, "The server is misconfigured.")
         if not service.api_key:
             raise HttpError(
                 ErrorCode.CONFIGURATION_ERROR,

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import re
 
 import aiohttp
 
 from ._admission import Openings
-from ._auth import Authenticator, firebase_verifier
+from ._auth import Authenticator, EmulatorGuard, firebase_verifier
 from ._client import OpenRouterClient
 from ._config import Settings
 from ._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._executions import Executions
+from ._redact import redact
 from ._retrieval import IngestLimits
 from ._store import Store
 
@@ -38,7 +38,6 @@ class Service:
         self.openings = Openings(settings.open_concurrency, settings.open_queue_timeout_seconds)
         self.executions = Executions(settings, store, self.redact)
         self.ingest_limits = IngestLimits.from_settings(settings)
-        self._secret = re.compile(re.escape(api_key), re.IGNORECASE) if api_key else None
         self._client: OpenRouterClient | None = None
         self._embeddings: EmbeddingsClient | None = None
         self._embeddings_session: aiohttp.ClientSession | None = None
@@ -65,9 +64,7 @@ class Service:
 
     def redact(self, text: str) -> str:
         """``text`` with the API key taken out, in any case."""
-        if self._secret is None:
-            return text
-        return self._secret.sub("[redacted]", text)
+        return redact(text, self.api_key or "")
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -106,5 +103,8 @@ def _build_service() -> Service:
         app = firebase_admin.initialize_app(options={"projectId": settings.project_id})
     store = Store(settings, emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"))
     return Service(
-        settings, store, Authenticator(firebase_verifier(app)), os.environ.get("OPENROUTER_API_KEY")
+        settings,
+        store,
+        Authenticator(firebase_verifier(app), EmulatorGuard(settings.project_id)),
+        os.environ.get("OPENROUTER_API_KEY"),
     )

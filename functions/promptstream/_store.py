@@ -23,6 +23,7 @@ import aiohttp
 from ._admission import take_lease
 from ._config import Settings
 from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
+from ._ids import uid_key
 
 __all__ = ["Prompt", "Store", "auto_id"]
 
@@ -137,30 +138,36 @@ class Store:
         *,
         uid: str,
         prompt_id: str,
-        build: Callable[[Prompt | None], tuple[dict[str, Any], T]],
+        build: Callable[[Prompt | None], tuple[dict[str, Any], int, T]],
     ) -> tuple[str, T]:
         """Read the prompt, check it, take a stream lease and create the execution record
         (one read of both documents, one commit).
 
-        ``build`` sees the prompt (``None`` if absent) and returns the record's fields and
-        a result for the caller; it refuses by raising, and then nothing is written.
+        ``build`` sees the prompt (``None`` if absent) and returns the record's fields, the
+        tokens to reserve against the day's budget until the execution finishes, and a
+        result for the caller; it refuses by raising, and then nothing is written.
         Raises ``LimitExceeded`` (and writes nothing) when the user is over a limit.
         """
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
-        limits_path = f"{USER_LIMITS}/{uid}"
+        # Keyed by an encoding of the uid (a uid may hold "/" or be "__x__"); the raw uid
+        # is stored beside it, for the rules and for people (docs/adr/0303-uid-keys.md).
+        limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
         execution_id = auto_id()
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
                 docs = await db.get_all([prompt_path, limits_path])
-                record, result = build(_prompt_from(docs.get(prompt_path)))
+                record, reserve, result = build(_prompt_from(docs.get(prompt_path)))
                 limits = docs.get(limits_path) or Document(limits_path, None, None)
                 lease = take_lease(
-                    limits.data, execution_id, dt.datetime.now(dt.UTC), self._settings
+                    limits.data, execution_id, dt.datetime.now(dt.UTC), self._settings, reserve
                 )
                 writes: list[dict[str, Any]] = [
                     {
-                        "update": {"name": db.name(limits_path), "fields": encode_fields(lease)},
+                        "update": {
+                            "name": db.name(limits_path),
+                            "fields": encode_fields({**lease, "uid": uid}),
+                        },
                         "currentDocument": (
                             {"updateTime": limits.update_time}
                             if limits.update_time is not None
@@ -194,38 +201,75 @@ class Store:
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
     ) -> None:
-        """Finalise the record and release the lease, debiting ``tokens``, in one commit."""
+        """Finalise the record and release the lease and its reservation, debiting
+        ``tokens``, in one commit."""
         db = self._db
-        writes = [
-            {
-                "update": {
-                    "name": db.name(f"{EXECUTIONS}/{execution_id}"),
-                    "fields": encode_fields(fields),
-                },
-                "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-                "updateTransforms": [
-                    {"fieldPath": "finished_at", "setToServerValue": "REQUEST_TIME"}
-                ],
-                "currentDocument": {"exists": True},
+        await db.commit(
+            [
+                self._record_write(execution_id, fields),
+                self._release_write(uid, execution_id, tokens),
+            ]
+        )
+
+    async def release(self, *, uid: str, execution_id: str, tokens: int) -> bool:
+        """Release the lease and its reservation and debit ``tokens``, alone: for when the
+        final commit failed, so that the user's limits never stay taken. False (and
+        nothing written) when the lease is already gone: a commit that failed in transit
+        may have been applied, and the debit must not be made twice. Conditional on the
+        limits document as read, like an opening."""
+        db = self._db
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
+        for attempt in range(_ATTEMPTS):
+            doc = (await db.get_all([path])).get(path)
+            leases = (doc.data or {}).get("leases") if doc is not None else None
+            if doc is None or not isinstance(leases, dict) or execution_id not in leases:
+                return False
+            write = self._release_write(uid, execution_id, tokens)
+            write["currentDocument"] = {"updateTime": doc.update_time}
+            try:
+                await db.commit([write])
+            except FirestoreError as exc:
+                if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                continue
+            return True
+        raise AssertionError("unreachable")
+
+    async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
+        """Update the record alone (the short version, after ``release``)."""
+        await self._db.commit([self._record_write(execution_id, fields)])
+
+    def _record_write(self, execution_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "update": {
+                "name": self._db.name(f"{EXECUTIONS}/{execution_id}"),
+                "fields": encode_fields(fields),
             },
-            {
-                # In the mask, absent from the fields: the lease is deleted.
-                "update": {"name": db.name(f"{USER_LIMITS}/{uid}"), "fields": {}},
-                "updateMask": {"fieldPaths": [field_path("leases", execution_id)]},
-                "updateTransforms": [
-                    {
-                        "fieldPath": "tokens_today",
-                        "increment": {"integerValue": str(max(0, tokens))},
-                    }
-                ],
-                "currentDocument": {"exists": True},
+            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+            "updateTransforms": [{"fieldPath": "finished_at", "setToServerValue": "REQUEST_TIME"}],
+            "currentDocument": {"exists": True},
+        }
+
+    def _release_write(self, uid: str, execution_id: str, tokens: int) -> dict[str, Any]:
+        return {
+            # In the mask, absent from the fields: the lease and the reservation go.
+            "update": {"name": self._db.name(f"{USER_LIMITS}/{uid_key(uid)}"), "fields": {}},
+            "updateMask": {
+                "fieldPaths": [
+                    field_path("leases", execution_id),
+                    field_path("reserved", execution_id),
+                ]
             },
-        ]
-        await db.commit(writes)
+            "updateTransforms": [
+                {"fieldPath": "tokens_today", "increment": {"integerValue": str(max(0, tokens))}}
+            ],
+            "currentDocument": {"exists": True},
+        }
 
     async def tokens_used_today(self, uid: str) -> int:
         """The tokens ``uid`` has been debited today (UTC)."""
-        path = f"{USER_LIMITS}/{uid}"
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
         data = (await self._db.get_all([path]))[path].data or {}
         if data.get("day") != dt.datetime.now(dt.UTC).date().isoformat():
             return 0
@@ -237,7 +281,7 @@ class Store:
         so a new day starts the count at zero like ``take_lease`` does; the leases are
         left as they are."""
         db = self._db
-        path = f"{USER_LIMITS}/{uid}"
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
         for attempt in range(_ATTEMPTS):
             found = (await db.get_all([path]))[path]
             day = dt.datetime.now(dt.UTC).date().isoformat()
@@ -260,7 +304,7 @@ class Store:
                     "currentDocument": precondition,
                 }
             else:
-                fields = {"day": day, "tokens_today": max(0, tokens)}
+                fields = {"uid": uid, "day": day, "tokens_today": max(0, tokens)}
                 write = {
                     "update": {"name": db.name(path), "fields": encode_fields(fields)},
                     "updateMask": {"fieldPaths": list(fields)},
