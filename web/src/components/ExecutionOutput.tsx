@@ -2,19 +2,26 @@ import type { ExecutionState } from '../hooks/executionState';
 import { Markdown } from '../markdown/Markdown';
 import { CopyButton } from './CopyButton';
 
-const PHASE_LABEL: Record<ExecutionState['phase'], string> = {
+export type RunMode = 'streaming' | 'standard';
+
+/** Waiting looks different per mode: a standard run has no first token to wait for. */
+export const WAITING_LABEL: Record<RunMode, string> = {
+  streaming: 'Waiting for the first token…',
+  standard: 'Waiting for the whole answer…',
+};
+
+const PHASE_LABEL: Record<Exclude<ExecutionState['phase'], 'connecting'>, string> = {
   idle: 'Idle',
-  connecting: 'Waiting for the first token…',
   streaming: 'Streaming',
   completed: 'Completed',
   cancelled: 'Cancelled',
   error: 'Failed',
 };
 
-export function PhaseBadge({ phase }: { phase: ExecutionState['phase'] }) {
+export function PhaseBadge({ phase, mode }: { phase: ExecutionState['phase']; mode: RunMode }) {
   return (
     <span className={`badge badge-${phase}`} data-testid="execution-status" data-phase={phase}>
-      {PHASE_LABEL[phase]}
+      {phase === 'connecting' ? WAITING_LABEL[mode] : PHASE_LABEL[phase]}
     </span>
   );
 }

@@ -13,10 +13,10 @@ export interface ExecuteOptions {
 
 type Action =
   | { type: 'begin' }
-  | { type: 'event'; event: StreamEvent; elapsedMs: number }
+  | { type: 'event'; event: StreamEvent }
   | { type: 'fallback' }
-  | { type: 'finish'; result: ExecutionResult; elapsedMs: number }
-  | { type: 'fail'; error: ExecutionError; elapsedMs: number };
+  | { type: 'finish'; result: ExecutionResult }
+  | { type: 'fail'; error: ExecutionError };
 
 function reducer(state: ExecutionState, action: Action): ExecutionState {
   switch (action.type) {
@@ -35,7 +35,6 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
             content: state.content + event.content,
             reasoning: state.reasoning + (event.reasoning ?? ''),
             finishReason: event.finishReason ?? state.finishReason,
-            ttftMs: state.ttftMs ?? (hasToken ? action.elapsedMs : null),
           };
         }
         case 'end':
@@ -65,12 +64,10 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
         model: result.model ?? state.model,
         executionId: result.executionId ?? state.executionId,
         finishReason: result.finishReason ?? state.finishReason,
-        ttftMs: state.ttftMs ?? (state.usedFallback && result.content !== '' ? action.elapsedMs : null),
-        totalMs: action.elapsedMs,
       };
     }
     case 'fail':
-      return { ...state, phase: 'error', error: action.error, totalMs: action.elapsedMs };
+      return { ...state, phase: 'error', error: action.error };
   }
 }
 
@@ -114,8 +111,6 @@ export function useStreamingExecution(): StreamingExecution {
     controllerRef.current?.abort();
     const controller = new AbortController();
     controllerRef.current = controller;
-    const started = performance.now();
-    const elapsed = (): number => Math.round(performance.now() - started);
     // Events of a run that was replaced must not touch the new run's state.
     const current = (): boolean => controllerRef.current === controller;
 
@@ -129,7 +124,7 @@ export function useStreamingExecution(): StreamingExecution {
           baseUrl: options.baseUrl,
           signal: controller.signal,
           onEvent: (event) => {
-            if (current()) dispatch({ type: 'event', event, elapsedMs: elapsed() });
+            if (current()) dispatch({ type: 'event', event });
           },
         });
       } catch (error) {
@@ -141,9 +136,9 @@ export function useStreamingExecution(): StreamingExecution {
           signal: controller.signal,
         });
       }
-      if (current()) dispatch({ type: 'finish', result, elapsedMs: elapsed() });
+      if (current()) dispatch({ type: 'finish', result });
     } catch (error) {
-      if (current()) dispatch({ type: 'fail', error: asExecutionError(error), elapsedMs: elapsed() });
+      if (current()) dispatch({ type: 'fail', error: asExecutionError(error) });
     } finally {
       if (current()) controllerRef.current = null;
     }
