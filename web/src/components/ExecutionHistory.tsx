@@ -62,7 +62,7 @@ export function ExecutionHistory({ rows, error, onRerun }: Props) {
                 <th>Status</th>
                 <th>Model</th>
                 <th>Tokens</th>
-                <th>Output</th>
+                <th className="col-preview">Output</th>
               </tr>
             </thead>
             <tbody>
@@ -95,7 +95,7 @@ export function ExecutionHistory({ rows, error, onRerun }: Props) {
                   </td>
                   <td className="nowrap">{r.model}</td>
                   <td>{r.usage?.total_tokens ?? '—'}</td>
-                  <td className="preview">{preview(r.output) || <span className="muted">—</span>}</td>
+                  <td className="preview col-preview">{preview(r.output) || <span className="muted">—</span>}</td>
                 </tr>
               ))}
             </tbody>

@@ -170,8 +170,8 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
         <h3>Run</h3>
         {config.demoModel && (
           <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
-            Demo mode: no OpenRouter key is set, so answers come from a local demo model (
-            <code>{config.demoModel}</code>), not from a real LLM.
+            Demo mode: no OpenRouter key is set, so answers come from a local demo model,{' '}
+            <code>{config.demoModel}</code>, not from a real LLM.
           </div>
         )}
         {variables.length > 0 && (
