@@ -42,11 +42,15 @@ const COMPONENTS: Components = {
 
 const REMARK_PLUGINS = [remarkGfm];
 
+// Each block is its own box with `content-visibility: auto` (styles.css): the browser skips
+// layout and paint of the blocks off screen, which on a long answer is most of them.
 const Block = memo(function Block({ source }: { source: string }) {
   return (
-    <ReactMarkdown remarkPlugins={REMARK_PLUGINS} components={COMPONENTS}>
-      {source}
-    </ReactMarkdown>
+    <div className="md-block">
+      <ReactMarkdown remarkPlugins={REMARK_PLUGINS} components={COMPONENTS}>
+        {source}
+      </ReactMarkdown>
+    </div>
   );
 });
 
