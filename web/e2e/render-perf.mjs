@@ -178,6 +178,7 @@ try {
     Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]));
   const before = await metrics();
   const loadStart = loadavg().map((n) => Math.round(n * 100) / 100);
+  const streamStartS = await page.evaluate(() => Math.round(performance.now() / 100) / 10);
   const started = Date.now();
   await startRun(page);
   const phase = await waitForPhase(page, ['completed', 'error', 'cancelled'], (TOKENS / CHUNKS_PER_SECOND + 120) * 1000);
@@ -221,6 +222,8 @@ try {
     // A long frame whose scripts, style and layout add up to under the budget was long for
     // another reason: paint, garbage collection, or this thread waiting for a core.
     long_frames_own_work_over_budget: perf.loafDetail.filter((f) => f.script_ms + f.style_layout_ms > FRAME_BUDGET_MS).length,
+    // at_s below counts from the page's load; the stream started at this second.
+    stream_started_at_s: streamStartS,
     longest_frames: perf.loafDetail.sort((a, b) => b.ms - a.ms).slice(0, 8),
     load_average: { start: loadStart, end: loadavg().map((n) => Math.round(n * 100) / 100) },
     long_tasks: { count: perf.longTasks.length, max_ms: perf.longTasks.length ? Math.round(Math.max(...perf.longTasks)) : 0 },
