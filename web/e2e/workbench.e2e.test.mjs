@@ -61,6 +61,8 @@ before(async () => {
     if (msg.type() === 'error' || msg.type() === 'warning') consoleProblems.push(`${msg.type()}: ${msg.text()}`);
   });
   page.on('pageerror', (err) => consoleProblems.push(`pageerror: ${err}`));
+  await signUp(page, env, email, password);
+  countRuns();
 });
 
 after(async () => {
@@ -110,18 +112,22 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
   it('shows the demo account on the local sign-in page, and it signs in', async () => {
     const demoEmail = process.env.E2E_DEMO_EMAIL;
     assert.ok(demoEmail, 'devstack sets E2E_DEMO_EMAIL');
-    await page.goto(env.webUrl);
-    await page.waitForSelector(tid('demo-account'));
-    assert.equal(await page.textContent(tid('demo-email')), demoEmail);
-    assert.equal(await page.textContent(tid('demo-password')), process.env.E2E_DEMO_PASSWORD);
-    await page.click(tid('use-demo-account'));
-    assert.equal(await page.inputValue(tid('email-input')), demoEmail);
-    await page.click(tid('sign-in-button'));
-    await page.waitForSelector(tid('user-email'));
-    assert.equal(await page.textContent(tid('user-email')), demoEmail);
-    await page.click(tid('sign-out'));
-    await signUp(page, env, email, password);
-    countRuns();
+    const other = await browser.newContext({ viewport: DESKTOP });
+    try {
+      const page2 = await other.newPage();
+      page2.setDefaultTimeout(15_000);
+      await page2.goto(env.webUrl);
+      await page2.waitForSelector(tid('demo-account'));
+      assert.equal(await page2.textContent(tid('demo-email')), demoEmail);
+      assert.equal(await page2.textContent(tid('demo-password')), process.env.E2E_DEMO_PASSWORD);
+      await page2.click(tid('use-demo-account'));
+      assert.equal(await page2.inputValue(tid('email-input')), demoEmail);
+      await page2.click(tid('sign-in-button'));
+      await page2.waitForSelector(tid('user-email'));
+      assert.equal(await page2.textContent(tid('user-email')), demoEmail);
+    } finally {
+      await other.close();
+    }
   });
 
   it('says it is in demo mode and offers only the demo model', async () => {
@@ -142,6 +148,7 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
     });
     await startRun(page);
     assert.equal(await waitForPhase(page, ['completed', 'error']), 'completed');
+    mdExecutionId = await page.getAttribute(tid('streaming-panel'), 'data-execution-id');
     const out = tid('stream-output');
     assert.equal(await page.textContent(`${out} h1`), 'Release notes');
     assert.equal(await page.textContent(`${out} strong`), 'streaming');
@@ -157,7 +164,6 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
     await page.waitForSelector(`${tid('streaming-panel')} ${tid('copy-answer')}[data-state="copied"]`);
     assert.equal(await clipboard(), MARKDOWN);
 
-    mdExecutionId = await page.getAttribute(tid('streaming-panel'), 'data-execution-id');
     const record = await eventually(async () => {
       const doc = await readDoc(env, `executions/${mdExecutionId}`);
       return doc?.status === 'completed' ? doc : null;
@@ -180,6 +186,9 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
 
   it('opens a history row into the whole run, and runs it again; the new row updates live', async () => {
     const detail = tid('execution-detail');
+    if (!(await page.$(`${detail}[data-execution-id="${mdExecutionId}"]`))) {
+      await page.click(`${tid('history-row')}[data-execution-id="${mdExecutionId}"] ${tid('history-open')}`);
+    }
     await page.waitForSelector(`${detail}[data-execution-id="${mdExecutionId}"]`);
     assert.equal(await page.textContent(`${detail} ${tid('detail-status')}`), 'completed');
     assert.equal(await page.textContent(`${detail} ${tid('detail-model')}`), 'demo/local-model');
@@ -207,6 +216,9 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
 
   it('keeps the page inside the screen at 1280×800 and at 390×844; the wide table scrolls in its own box', async () => {
     // The opened run is on screen too (it stays open from the test before).
+    if (!(await page.$(tid('execution-detail')))) {
+      await page.click(`${tid('history-row')}[data-execution-id="${mdExecutionId}"] ${tid('history-open')}`);
+    }
     await page.waitForSelector(`${tid('execution-detail')}[data-execution-id="${mdExecutionId}"]`);
     for (const [name, size] of [
       ['layout-desktop.png', DESKTOP],
