@@ -220,31 +220,34 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
       await page.click(`${tid('history-row')}[data-execution-id="${mdExecutionId}"] ${tid('history-open')}`);
     }
     await page.waitForSelector(`${tid('execution-detail')}[data-execution-id="${mdExecutionId}"]`);
-    for (const [name, size] of [
-      ['layout-desktop.png', DESKTOP],
-      ['layout-phone.png', PHONE],
-    ]) {
-      await page.setViewportSize(size);
-      await page.waitForTimeout(200);
-      const problems = await layoutProblems();
-      assert.ok(problems.scrollWidth <= problems.innerWidth, `${name}: page ${problems.scrollWidth} px wide in ${problems.innerWidth}`);
-      assert.deepEqual(problems.unreachable, [], `${name}: controls off screen`);
-      if (size === PHONE) {
-        for (const box of [tid('stream-output'), tid('detail-output')]) {
-          const table = await page.$eval(`${box} .md-table`, (el) => ({
-            scroll: el.scrollWidth,
-            client: el.clientWidth,
-            overflow: getComputedStyle(el).overflowX,
-          }));
-          assert.ok(table.scroll > table.client, `${box}: the wide table is wider than its box on a phone`);
-          assert.equal(table.overflow, 'auto');
+    try {
+      for (const [name, size] of [
+        ['layout-desktop.png', DESKTOP],
+        ['layout-phone.png', PHONE],
+      ]) {
+        await page.setViewportSize(size);
+        await page.waitForTimeout(200);
+        const problems = await layoutProblems();
+        assert.ok(problems.scrollWidth <= problems.innerWidth, `${name}: page ${problems.scrollWidth} px wide in ${problems.innerWidth}`);
+        assert.deepEqual(problems.unreachable, [], `${name}: controls off screen`);
+        if (size === PHONE) {
+          for (const box of [tid('stream-output'), tid('detail-output')]) {
+            const table = await page.$eval(`${box} .md-table`, (el) => ({
+              scroll: el.scrollWidth,
+              client: el.clientWidth,
+              overflow: getComputedStyle(el).overflowX,
+            }));
+            assert.ok(table.scroll > table.client, `${box}: the wide table is wider than its box on a phone`);
+            assert.equal(table.overflow, 'auto');
+          }
+          await page.$eval(tid('run-button'), (el) => el.scrollIntoView());
+          assert.ok(await page.isVisible(tid('run-button')));
         }
-        await page.$eval(tid('run-button'), (el) => el.scrollIntoView());
-        assert.ok(await page.isVisible(tid('run-button')));
+        await screenshot(name);
       }
-      await screenshot(name);
+    } finally {
+      await page.setViewportSize(DESKTOP);
     }
-    await page.setViewportSize(DESKTOP);
   });
 
   it('checks the fields as the server would: marks and focuses the faulty one and sends nothing', async () => {
