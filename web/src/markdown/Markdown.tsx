@@ -67,11 +67,16 @@ export function Markdown({ text, streaming = false }: { text: string; streaming?
     splitRef.current = splitBlocks(deferred, splitRef.current);
     return splitRef.current.blocks;
   }, [deferred]);
-  return (
-    <>
-      {blocks.map((block, i) => (
-        <Block key={i} source={streaming && i === blocks.length - 1 ? remend(block) : block} />
-      ))}
-    </>
+  // The same elements while the deferred text has not moved on, so the urgent render of each
+  // chunk does not even compare the (possibly thousand) blocks.
+  return useMemo(
+    () => (
+      <>
+        {blocks.map((block, i) => (
+          <Block key={i} source={streaming && i === blocks.length - 1 ? remend(block) : block} />
+        ))}
+      </>
+    ),
+    [blocks, streaming],
   );
 }
