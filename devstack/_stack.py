@@ -178,12 +178,17 @@ class Stack:
             "E2E_FUNCTIONS_BASE_URL": self.functions_base_url,
             "E2E_AUTH_EMULATOR_URL": f"http://127.0.0.1:{p.auth}",
             "E2E_FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{p.firestore}",
+            # The sign-in page names the seeded account (only when the emulators are used).
+            "VITE_DEMO_EMAIL": _seed.DEMO_EMAIL,
+            "VITE_DEMO_PASSWORD": _seed.DEMO_PASSWORD,
             "E2E_DEMO_EMAIL": _seed.DEMO_EMAIL,
             "E2E_DEMO_PASSWORD": _seed.DEMO_PASSWORD,
             "E2E_CHROMIUM": os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"),
         }
         if self.demo_model:
             env["VITE_DEFAULT_MODEL"] = DEMO_MODEL
+            # The web app then says it is in demo mode and offers only this model.
+            env["VITE_DEMO_MODEL"] = DEMO_MODEL
             env["E2E_FAKE_OPENROUTER_URL"] = f"http://127.0.0.1:{p.fake_openrouter}"
             env["E2E_FAKE_OPENROUTER_BASE_URL"] = self.fake_base_url
         return env

@@ -125,6 +125,8 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
 
     assert.equal(await page.textContent(tid('usage-model')), 'demo/local-model');
     assert.match(await page.textContent(tid('usage-tokens')), /\d+ in · \d+ out · \d+ total/);
+    // Time to first token as the server measured it, shown once the record is final.
+    await page.waitForFunction(() => /\d/.test(document.querySelector('[data-testid="usage-ttft"]')?.textContent ?? ''));
     assert.match(await page.textContent(tid('usage-ttft')), /^\d+(\.\d+)? (ms|s)$/);
     assert.notEqual(await page.textContent(tid('usage-cost')), '—');
 
@@ -202,8 +204,16 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
         { name: 'audience', required: true },
       ],
     });
-    await startRun(page, { variables: { subject: 'SSE' } });
+    // The form checks required variables itself (workbench.e2e.test.mjs); drop one on the way
+    // out to see the server's refusal and its wording.
+    const stream = '**/execute_prompt_stream';
+    await page.route(stream, (route) => {
+      const body = JSON.parse(route.request().postData());
+      return route.continue({ postData: JSON.stringify({ ...body, variables: { subject: 'SSE' } }) });
+    });
+    await startRun(page, { variables: { subject: 'SSE', audience: 'students' } });
     assert.equal(await waitForPhase(page, ['error', 'completed']), 'error');
+    await page.unroute(stream);
     assert.equal(await page.getAttribute(tid('execution-error'), 'data-code'), 'missing_variables');
     assert.equal(await page.textContent(tid('execution-error-title')), 'Missing variables');
     assert.equal(await page.textContent(tid('execution-error-detail')), 'Fill in: audience.');

@@ -2,13 +2,14 @@ import { signOut, type User } from 'firebase/auth';
 import { useEffect, useState } from 'react';
 import { ExecutionHistory } from './components/ExecutionHistory';
 import { EMPTY_DRAFT, PromptEditor } from './components/PromptEditor';
-import { PromptExecutionForm } from './components/PromptExecutionForm';
+import { PromptExecutionForm, type RerunRequest } from './components/PromptExecutionForm';
 import { PromptList } from './components/PromptList';
 import { PromptView } from './components/PromptView';
 import { SignIn } from './components/SignIn';
 import { auth, db } from './firebase';
 import { useAuth } from './hooks/useAuth';
-import { createPrompt, updatePrompt, watchPrompts } from './services/prompts';
+import { useExecutions } from './hooks/useExecutions';
+import { createPrompt, deletePrompt, updatePrompt, watchPrompts } from './services/prompts';
 import type { Prompt, PromptDraft } from './types';
 
 type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string };
@@ -21,6 +22,30 @@ function draftOf(p: Prompt): PromptDraft {
     variables: p.variables,
     public: p.public,
   };
+}
+
+/** One prompt: the form and the history share one live listener on the user's runs of it. */
+function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
+  const executions = useExecutions(user.uid, prompt.id);
+  const [rerun, setRerun] = useState<RerunRequest | null>(null);
+  return (
+    <>
+      <PromptExecutionForm
+        prompt={prompt}
+        uid={user.uid}
+        getIdToken={() => user.getIdToken()}
+        records={executions.rows ?? []}
+        rerun={rerun}
+      />
+      <ExecutionHistory
+        {...executions}
+        onRerun={(r) => {
+          setRerun((prev) => ({ variables: r.variables, model: r.model, seq: (prev?.seq ?? 0) + 1 }));
+          window.scrollTo({ top: 0, behavior: 'smooth' });
+        }}
+      />
+    </>
+  );
 }
 
 function Workspace({ user }: { user: User }) {
@@ -102,9 +127,12 @@ function Workspace({ user }: { user: User }) {
               prompt={selected}
               isOwner={selected.owner_uid === user.uid}
               onEdit={() => setMode({ kind: 'edit', id: selected.id })}
+              onDelete={async () => {
+                await deletePrompt(db, selected.id);
+                setSelectedId(null);
+              }}
             />
-            <PromptExecutionForm key={selected.id} prompt={selected} getIdToken={() => user.getIdToken()} />
-            <ExecutionHistory uid={user.uid} promptId={selected.id} />
+            <PromptRunner key={selected.id} prompt={selected} user={user} />
           </>
         )}
         {mode.kind === 'view' && !selected && (

@@ -15,6 +15,11 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value !== undefined && value.trim() !== '' ? value.trim() : undefined;
 }
 
+function positiveInt(value: string | undefined): number | undefined {
+  const n = Number(nonEmpty(value));
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
 export const config = {
   projectId: nonEmpty(env.VITE_FIREBASE_PROJECT_ID) ?? 'demo-rag-prompts',
   // Emulators accept any key; production builds must set the real one.
@@ -25,8 +30,18 @@ export const config = {
   functionsBaseUrl: (
     nonEmpty(env.VITE_FUNCTIONS_BASE_URL) ?? 'http://127.0.0.1:5001/demo-rag-prompts/us-central1'
   ).replace(/\/+$/, ''),
-  defaultModel: nonEmpty(env.VITE_DEFAULT_MODEL) ?? MODELS[0],
+  defaultModel: nonEmpty(env.VITE_DEMO_MODEL) ?? nonEmpty(env.VITE_DEFAULT_MODEL) ?? MODELS[0],
+  /** Set by devstack when the backend answers with its local demo model (no OpenRouter key). */
+  demoModel: nonEmpty(env.VITE_DEMO_MODEL),
+  /** The backend's DAILY_TOKEN_BUDGET, for the usage meter; the server enforces its own. */
+  dailyTokenBudget: positiveInt(env.VITE_DAILY_TOKEN_BUDGET) ?? 500_000,
+  /** The seeded local account, shown on the sign-in page when the emulators are used. */
+  demoEmail: nonEmpty(env.VITE_DEMO_EMAIL),
+  demoPassword: nonEmpty(env.VITE_DEMO_PASSWORD),
 };
+
+/** The models the picker offers: only the demo model when that is what answers. */
+export const availableModels: readonly string[] = config.demoModel ? [config.demoModel] : MODELS;
 
 /** Emulators are used exactly when VITE_AUTH_EMULATOR_URL is set. */
 export const useEmulators = config.authEmulatorUrl !== undefined;

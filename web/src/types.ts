@@ -116,10 +116,20 @@ export interface ExecutionRecord {
   model: string;
   status: ExecutionStatus | string;
   output: string;
+  reasoning: string;
+  /** The resolved values the run used (defaults filled in). */
+  variables: Record<string, string>;
+  finish_reason: string | null;
   error_code: string | null;
   error_message: string | null;
   usage: Usage | null;
   ttft_ms: number | null;
   duration_ms: number | null;
   createdAtMs: number | null;
+  finishedAtMs: number | null;
+}
+
+/** The part of `user_limits/{uid}` the usage meter shows. */
+export interface UserLimits {
+  tokensToday: number;
 }

@@ -1,18 +1,27 @@
 import type { ExecutionState } from '../hooks/executionState';
+import { Markdown } from '../markdown/Markdown';
+import { CopyButton } from './CopyButton';
 
-const PHASE_LABEL: Record<ExecutionState['phase'], string> = {
+export type RunMode = 'streaming' | 'standard';
+
+/** Waiting looks different per mode: a standard run has no first token to wait for. */
+export const WAITING_LABEL: Record<RunMode, string> = {
+  streaming: 'Waiting for the first token…',
+  standard: 'Waiting for the whole answer…',
+};
+
+const PHASE_LABEL: Record<Exclude<ExecutionState['phase'], 'connecting'>, string> = {
   idle: 'Idle',
-  connecting: 'Waiting for the first token…',
   streaming: 'Streaming',
   completed: 'Completed',
   cancelled: 'Cancelled',
   error: 'Failed',
 };
 
-export function PhaseBadge({ phase }: { phase: ExecutionState['phase'] }) {
+export function PhaseBadge({ phase, mode }: { phase: ExecutionState['phase']; mode: RunMode }) {
   return (
     <span className={`badge badge-${phase}`} data-testid="execution-status" data-phase={phase}>
-      {PHASE_LABEL[phase]}
+      {phase === 'connecting' ? WAITING_LABEL[mode] : PHASE_LABEL[phase]}
     </span>
   );
 }
@@ -27,28 +36,34 @@ export function Spinner({ label }: { label: string }) {
 }
 
 /**
- * The answer text. Text left by a failed or cancelled run stays on screen, marked partial:
- * it is what the model produced before the failure, and the backend keeps it too.
+ * The answer, rendered as Markdown. Text left by a failed or cancelled run stays on screen,
+ * marked partial: it is what the model produced before the failure, and the backend keeps it too.
  */
 export function OutputText({ state, testId, cursor }: { state: ExecutionState; testId: string; cursor: boolean }) {
   const partial = (state.phase === 'error' || state.phase === 'cancelled') && state.content !== '';
   return (
     <div className={`output-wrap${partial ? ' partial' : ''}`}>
-      {partial && (
-        <span className="badge badge-partial" data-testid="partial-badge">
-          Partial output
-        </span>
-      )}
+      <div className="output-tools">
+        {partial && (
+          <span className="badge badge-partial" data-testid="partial-badge">
+            Partial output
+          </span>
+        )}
+        <span className="spacer" />
+        {state.content !== '' && (
+          <CopyButton getText={() => state.content} label="Copy answer" testId="copy-answer" />
+        )}
+      </div>
       {state.reasoning !== '' && (
         <details className="reasoning" data-testid="reasoning">
           <summary>Reasoning</summary>
           <pre>{state.reasoning}</pre>
         </details>
       )}
-      <pre className="output" data-testid={testId} data-partial={partial ? 'true' : 'false'}>
-        {state.content}
+      <div className="output markdown" data-testid={testId} data-partial={partial ? 'true' : 'false'}>
+        <Markdown text={state.content} streaming={cursor} />
         {cursor && <span className="cursor" aria-hidden="true" />}
-      </pre>
+      </div>
     </div>
   );
 }

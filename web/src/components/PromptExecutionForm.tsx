@@ -1,17 +1,30 @@
-import { useMemo, useState, type FormEvent } from 'react';
-import { config, MODELS } from '../config';
+import { useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { availableModels, config } from '../config';
 import { isBusy } from '../hooks/executionState';
 import { useStandardExecution } from '../hooks/useStandardExecution';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import { supportsStreamingBody } from '../services/streaming';
 import { filledVariables, formVariables } from '../services/templates';
-import type { ExecuteRequest, Prompt } from '../types';
+import { checkRun, type FieldProblem } from '../services/validation';
+import type { ExecuteRequest, ExecutionRecord, Prompt } from '../types';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
+import { UsageMeter } from './UsageMeter';
+
+/** A past run to run again: its variables and model, and a counter so the same run can be asked twice. */
+export interface RerunRequest {
+  variables: Record<string, string>;
+  model: string;
+  seq: number;
+}
 
 interface Props {
   prompt: Prompt;
+  uid: string;
   getIdToken: () => Promise<string>;
+  /** The user's runs of this prompt (live); the panel takes its server timings from them. */
+  records: ExecutionRecord[];
+  rerun: RerunRequest | null;
 }
 
 /** Builds the request body; snake_case and only the fields the backend accepts. */
@@ -31,7 +44,9 @@ export function buildRequest(
   return request;
 }
 
-export function PromptExecutionForm({ prompt, getIdToken }: Props) {
+const fieldId = (field: string): string => `run-field-${field.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+
+export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }: Props) {
   const canStream = useMemo(() => supportsStreamingBody(), []);
   const variables = useMemo(
     () => formVariables(prompt.variables, prompt.content, prompt.system_prompt),
@@ -44,24 +59,121 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
   const [temperature, setTemperature] = useState('');
   const [streaming, setStreaming] = useState(canStream);
   const [lastMode, setLastMode] = useState<'streaming' | 'standard' | null>(null);
+  const [problems, setProblems] = useState<FieldProblem[]>([]);
+  const formRef = useRef<HTMLFormElement>(null);
 
   const stream = useStreamingExecution();
   const standard = useStandardExecution();
   const busy = isBusy(stream.phase) || isBusy(standard.phase);
+  const problemOf = (field: string): FieldProblem | undefined => problems.find((p) => p.field === field);
 
-  async function run(event: FormEvent) {
-    event.preventDefault();
-    const request = buildRequest(prompt, values, variables.map((v) => v.name), model, context, maxTokens, temperature);
+  async function runWith(runValues: Record<string, string>, runModel: string) {
+    const found = checkRun(variables, { values: runValues, maxTokens, temperature });
+    setProblems(found);
+    if (found.length > 0) {
+      // Focus after React has marked the field, so a screen reader reads the message with it.
+      const first = found[0]!.field;
+      requestAnimationFrame(() => document.getElementById(fieldId(first))?.focus());
+      return;
+    }
+    const request = buildRequest(
+      prompt,
+      runValues,
+      variables.map((v) => v.name),
+      runModel,
+      context,
+      maxTokens,
+      temperature,
+    );
     const useStream = streaming && canStream;
     setLastMode(useStream ? 'streaming' : 'standard');
     if (useStream) await stream.execute(request, { idToken: getIdToken });
     else await standard.execute(request, { idToken: getIdToken });
   }
 
+  function submit(event: FormEvent) {
+    event.preventDefault();
+    if (!busy) void runWith(values, model);
+  }
+
+  // Ctrl/Cmd+Enter runs from any field, the Context textarea included (where Enter is a newline).
+  function onKeyDown(event: KeyboardEvent<HTMLFormElement>) {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      formRef.current?.requestSubmit();
+    }
+  }
+
+  // Escape cancels a running run wherever the focus is.
+  useEffect(() => {
+    if (!busy) return;
+    const onEscape = (event: globalThis.KeyboardEvent) => {
+      if (event.key !== 'Escape') return;
+      stream.cancel();
+      standard.cancel();
+    };
+    document.addEventListener('keydown', onEscape);
+    return () => document.removeEventListener('keydown', onEscape);
+  }, [busy, stream.cancel, standard.cancel]);
+
+  // A run picked in the history runs again with its own variables and model.
+  const runWithRef = useRef(runWith);
+  useEffect(() => {
+    runWithRef.current = runWith;
+  });
+  useEffect(() => {
+    if (rerun === null) return;
+    const known = new Set(variables.map((v) => v.name));
+    const next = Object.fromEntries(Object.entries(rerun.variables).filter(([name]) => known.has(name)));
+    const nextModel = availableModels.includes(rerun.model) ? rerun.model : config.defaultModel;
+    setValues(next);
+    setModel(nextModel);
+    void runWithRef.current(next, nextModel);
+    // Only a new request runs; the variables list belongs to this prompt's form.
+  }, [rerun]);
+
+  const activeId = lastMode === 'streaming' ? stream.executionId : standard.executionId;
+  const record = records.find((r) => r.id === activeId) ?? null;
+
+  function inputProps(field: string) {
+    const problem = problemOf(field);
+    return {
+      id: fieldId(field),
+      'aria-invalid': problem ? true : undefined,
+      'aria-describedby': problem ? `${fieldId(field)}-error` : undefined,
+    } as const;
+  }
+
+  function fieldError(field: string) {
+    const problem = problemOf(field);
+    return problem ? (
+      <span className="field-error" id={`${fieldId(field)}-error`} data-testid="field-error">
+        {problem.message}
+      </span>
+    ) : null;
+  }
+
+  function clearProblem(field: string) {
+    if (problemOf(field)) setProblems((list) => list.filter((p) => p.field !== field));
+  }
+
   return (
     <>
-      <form className="card run-form" onSubmit={(e) => void run(e)} data-testid="execution-form">
+      <form
+        ref={formRef}
+        className="card run-form"
+        onSubmit={submit}
+        onKeyDown={onKeyDown}
+        noValidate
+        data-testid="execution-form"
+      >
         <h3>Run</h3>
+        {config.demoModel && (
+          <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
+            Demo mode: no OpenRouter key is set, so answers come from a local demo model,{' '}
+            <code>{config.demoModel}</code>, not from a real LLM.
+          </div>
+        )}
         {variables.length > 0 && (
           <div className="grid-2">
             {variables.map((v) => (
@@ -72,11 +184,16 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
                   {v.description && <span className="muted small"> — {v.description}</span>}
                 </span>
                 <input
+                  {...inputProps(`var:${v.name}`)}
                   value={values[v.name] ?? ''}
                   placeholder={v.default ?? (v.required ? 'required' : 'optional')}
-                  onChange={(e) => setValues((s) => ({ ...s, [v.name]: e.target.value }))}
+                  onChange={(e) => {
+                    setValues((s) => ({ ...s, [v.name]: e.target.value }));
+                    clearProblem(`var:${v.name}`);
+                  }}
                   data-testid={`var-input-${v.name}`}
                 />
+                {fieldError(`var:${v.name}`)}
               </label>
             ))}
           </div>
@@ -85,7 +202,7 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
           <label>
             Model
             <select value={model} onChange={(e) => setModel(e.target.value)} data-testid="model-select">
-              {MODELS.map((m) => (
+              {availableModels.map((m) => (
                 <option key={m} value={m}>
                   {m}
                 </option>
@@ -96,27 +213,37 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
             <label>
               Max tokens
               <input
+                {...inputProps('max_tokens')}
                 type="number"
                 min={1}
                 max={32000}
                 value={maxTokens}
                 placeholder="default"
-                onChange={(e) => setMaxTokens(e.target.value)}
+                onChange={(e) => {
+                  setMaxTokens(e.target.value);
+                  clearProblem('max_tokens');
+                }}
                 data-testid="max-tokens-input"
               />
+              {fieldError('max_tokens')}
             </label>
             <label>
               Temperature
               <input
+                {...inputProps('temperature')}
                 type="number"
                 min={0}
                 max={2}
                 step={0.1}
                 value={temperature}
                 placeholder="default"
-                onChange={(e) => setTemperature(e.target.value)}
+                onChange={(e) => {
+                  setTemperature(e.target.value);
+                  clearProblem('temperature');
+                }}
                 data-testid="temperature-input"
               />
+              {fieldError('temperature')}
             </label>
           </div>
         </div>
@@ -124,7 +251,7 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
           Context <span className="muted small">optional RAG text, sent as a system message</span>
           <textarea rows={2} value={context} onChange={(e) => setContext(e.target.value)} data-testid="context-input" />
         </label>
-        <div className="row">
+        <div className="row run-row">
           <label className="inline toggle">
             <input
               type="checkbox"
@@ -141,13 +268,23 @@ export function PromptExecutionForm({ prompt, getIdToken }: Props) {
             </span>
           )}
           <span className="spacer" />
-          <button type="submit" className="btn btn-primary" disabled={busy} data-testid="run-button">
+          <UsageMeter uid={uid} />
+          <button
+            type="submit"
+            className="btn btn-primary"
+            disabled={busy}
+            aria-keyshortcuts="Control+Enter Meta+Enter"
+            title="Run (Ctrl/Cmd+Enter)"
+            data-testid="run-button"
+          >
             {busy ? 'Running…' : 'Run prompt'}
           </button>
         </div>
       </form>
-      {lastMode === 'streaming' && <StreamingExecutionPanel state={stream} onCancel={stream.cancel} />}
-      {lastMode === 'standard' && <StandardExecutionPanel state={standard} onCancel={standard.cancel} />}
+      {lastMode === 'streaming' && <StreamingExecutionPanel state={stream} onCancel={stream.cancel} record={record} />}
+      {lastMode === 'standard' && (
+        <StandardExecutionPanel state={standard} onCancel={standard.cancel} record={record} />
+      )}
     </>
   );
 }

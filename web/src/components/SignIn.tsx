@@ -1,6 +1,7 @@
 import { FirebaseError } from 'firebase/app';
 import { createUserWithEmailAndPassword, signInWithEmailAndPassword } from 'firebase/auth';
 import { useState, type FormEvent } from 'react';
+import { config, useEmulators } from '../config';
 import { auth } from '../firebase';
 
 const AUTH_MESSAGES: Record<string, string> = {
@@ -45,6 +46,25 @@ export function SignIn() {
       <form className="card signin-card" onSubmit={(e) => void submit('sign-in', e)} data-testid="sign-in-form">
         <h1 className="brand-title">RAG Prompt Library</h1>
         <p className="muted">Sign in to run your prompts and watch the answers stream in.</p>
+        {useEmulators && config.demoEmail && config.demoPassword && (
+          <div className="alert alert-info" data-testid="demo-account">
+            <span>
+              Local stack: sign in as <code data-testid="demo-email">{config.demoEmail}</code> with password{' '}
+              <code data-testid="demo-password">{config.demoPassword}</code>.
+            </span>
+            <button
+              type="button"
+              className="btn btn-small"
+              onClick={() => {
+                setEmail(config.demoEmail ?? '');
+                setPassword(config.demoPassword ?? '');
+              }}
+              data-testid="use-demo-account"
+            >
+              Fill in
+            </button>
+          </div>
+        )}
         <label>
           Email
           <input

@@ -1,21 +1,24 @@
 import type { ExecutionState } from '../hooks/executionState';
 import { ErrorBanner } from './ErrorBanner';
-import { OutputText, PhaseBadge, Spinner } from './ExecutionOutput';
+import type { ExecutionRecord } from '../types';
+import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
 import { UsageSummary } from './UsageSummary';
 
 interface Props {
   state: ExecutionState;
   onCancel: () => void;
+  /** This run's Firestore record, once the history listener has it. */
+  record: ExecutionRecord | null;
 }
 
 /** Shows a non-streaming run: a spinner, then the whole answer at once. */
-export function StandardExecutionPanel({ state, onCancel }: Props) {
+export function StandardExecutionPanel({ state, onCancel, record }: Props) {
   const busy = state.phase === 'connecting';
   return (
     <section className="card panel" data-testid="standard-panel" data-execution-id={state.executionId ?? ''}>
       <header className="panel-header">
         <h3>Output</h3>
-        <PhaseBadge phase={state.phase} />
+        <PhaseBadge phase={state.phase} mode="standard" />
         <span className="spacer" />
         {busy && (
           <button type="button" className="btn btn-danger btn-small" onClick={onCancel} data-testid="cancel-button">
@@ -23,10 +26,10 @@ export function StandardExecutionPanel({ state, onCancel }: Props) {
           </button>
         )}
       </header>
-      {busy && <Spinner label="Waiting for the full answer…" />}
+      {busy && <Spinner label={WAITING_LABEL.standard} />}
       {state.content !== '' && <OutputText state={state} testId="standard-output" cursor={false} />}
       {state.error && <ErrorBanner error={state.error} />}
-      {state.phase === 'completed' && <UsageSummary state={state} />}
+      {state.phase === 'completed' && <UsageSummary state={state} record={record} />}
     </section>
   );
 }

@@ -1,15 +1,18 @@
 import type { ExecutionState } from '../hooks/executionState';
 import { ErrorBanner } from './ErrorBanner';
-import { OutputText, PhaseBadge, Spinner } from './ExecutionOutput';
+import type { ExecutionRecord } from '../types';
+import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
 import { UsageSummary } from './UsageSummary';
 
 interface Props {
   state: ExecutionState;
   onCancel: () => void;
+  /** This run's Firestore record, once the history listener has it. */
+  record: ExecutionRecord | null;
 }
 
 /** Shows a streaming run: spinner until the first token, the text as it grows, then usage. */
-export function StreamingExecutionPanel({ state, onCancel }: Props) {
+export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
   const busy = state.phase === 'connecting' || state.phase === 'streaming';
   return (
     <section
@@ -20,7 +23,7 @@ export function StreamingExecutionPanel({ state, onCancel }: Props) {
     >
       <header className="panel-header">
         <h3>Output</h3>
-        <PhaseBadge phase={state.phase} />
+        <PhaseBadge phase={state.phase} mode={state.usedFallback ? 'standard' : 'streaming'} />
         {state.usedFallback && (
           <span className="badge" data-testid="fallback-badge" title="This browser cannot read streams">
             non-streaming fallback
@@ -28,12 +31,21 @@ export function StreamingExecutionPanel({ state, onCancel }: Props) {
         )}
         <span className="spacer" />
         {busy && (
-          <button type="button" className="btn btn-danger btn-small" onClick={onCancel} data-testid="cancel-button">
+          <button
+            type="button"
+            className="btn btn-danger btn-small"
+            onClick={onCancel}
+            data-testid="cancel-button"
+            aria-keyshortcuts="Escape"
+            title="Cancel (Esc)"
+          >
             Cancel
           </button>
         )}
       </header>
-      {state.phase === 'connecting' && <Spinner label="Waiting for the first token…" />}
+      {state.phase === 'connecting' && (
+        <Spinner label={state.usedFallback ? WAITING_LABEL.standard : WAITING_LABEL.streaming} />
+      )}
       {(state.content !== '' || state.reasoning !== '' || state.phase === 'streaming') && (
         <OutputText state={state} testId="stream-output" cursor={state.phase === 'streaming'} />
       )}
@@ -43,7 +55,7 @@ export function StreamingExecutionPanel({ state, onCancel }: Props) {
         </p>
       )}
       {state.error && <ErrorBanner error={state.error} />}
-      {(state.phase === 'completed' || state.usage !== null) && <UsageSummary state={state} />}
+      {(state.phase === 'completed' || state.usage !== null) && <UsageSummary state={state} record={record} />}
     </section>
   );
 }

@@ -1,17 +1,53 @@
 import type { ExecutionState } from '../hooks/executionState';
+import type { ExecutionRecord, Usage } from '../types';
 
-export function formatCost(cost: number | undefined): string {
+export function formatCost(cost: number | undefined | null): string {
   if (cost === undefined || cost === null) return '—';
   if (cost === 0) return '$0';
   return cost < 0.01 ? `$${cost.toPrecision(2)}` : `$${cost.toFixed(4)}`;
 }
 
-export function formatMs(ms: number | null): string {
-  if (ms === null) return '—';
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(2)} s`;
+export function formatMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '—';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-export function UsageSummary({ state }: { state: ExecutionState }) {
+export function formatTokens(u: Usage | null | undefined): string {
+  return u ? `${u.prompt_tokens ?? '?'} in · ${u.completion_tokens ?? '?'} out · ${u.total_tokens ?? '?'} total` : '—';
+}
+
+/**
+ * The one definition of the timings the app shows: as the server measured them and stored
+ * them in the run's record (`ttft_ms`: from the server opening the run to the model's first
+ * token; `duration_ms`: to the end). The live panel waits for the record to be final, so it
+ * shows the same figures as the history.
+ */
+export const TTFT_LABEL = 'First token (server)';
+export const DURATION_LABEL = 'Duration (server)';
+export const TIMING_HELP =
+  'Measured by the server: from opening the run to the first token from the model, and to the end.';
+
+function timing(record: ExecutionRecord | null, key: 'ttft_ms' | 'duration_ms'): string {
+  if (record === null || record.status === 'streaming') return '…';
+  return formatMs(record[key]);
+}
+
+export function Timings({ record }: { record: ExecutionRecord | null }) {
+  return (
+    <>
+      <div title={TIMING_HELP}>
+        <dt>{TTFT_LABEL}</dt>
+        <dd data-testid="usage-ttft">{timing(record, 'ttft_ms')}</dd>
+      </div>
+      <div title={TIMING_HELP}>
+        <dt>{DURATION_LABEL}</dt>
+        <dd data-testid="usage-duration">{timing(record, 'duration_ms')}</dd>
+      </div>
+    </>
+  );
+}
+
+export function UsageSummary({ state, record }: { state: ExecutionState; record: ExecutionRecord | null }) {
   const u = state.usage;
   return (
     <dl className="usage" data-testid="usage-summary">
@@ -21,22 +57,13 @@ export function UsageSummary({ state }: { state: ExecutionState }) {
       </div>
       <div>
         <dt>Tokens</dt>
-        <dd data-testid="usage-tokens">
-          {u ? `${u.prompt_tokens ?? '?'} in · ${u.completion_tokens ?? '?'} out · ${u.total_tokens ?? '?'} total` : '—'}
-        </dd>
+        <dd data-testid="usage-tokens">{formatTokens(u)}</dd>
       </div>
       <div>
         <dt>Cost</dt>
         <dd data-testid="usage-cost">{formatCost(u?.cost)}</dd>
       </div>
-      <div>
-        <dt>First token</dt>
-        <dd data-testid="usage-ttft">{formatMs(state.ttftMs)}</dd>
-      </div>
-      <div>
-        <dt>Total</dt>
-        <dd data-testid="usage-total-time">{formatMs(state.totalMs)}</dd>
-      </div>
+      <Timings record={record} />
     </dl>
   );
 }

@@ -1,9 +1,12 @@
 // @vitest-environment jsdom
-import { cleanup, render, screen } from '@testing-library/react';
-import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, fireEvent, render, screen } from '@testing-library/react';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { IDLE_STATE, type ExecutionState } from '../hooks/executionState';
 import { ExecutionError } from '../services/errors';
-import type { Prompt } from '../types';
+import type { ExecutionRecord, Prompt } from '../types';
+import { ExecutionHistory } from './ExecutionHistory';
+import { StandardExecutionPanel } from './StandardExecutionPanel';
+import { UsageMeterView } from './UsageMeter';
 import { buildRequest } from './PromptExecutionForm';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 
@@ -37,9 +40,27 @@ describe('buildRequest', () => {
   });
 });
 
-function panel(state: Partial<ExecutionState>) {
-  render(<StreamingExecutionPanel state={{ ...IDLE_STATE, ...state }} onCancel={() => undefined} />);
+function panel(state: Partial<ExecutionState>, record: ExecutionRecord | null = null) {
+  render(<StreamingExecutionPanel state={{ ...IDLE_STATE, ...state }} onCancel={() => undefined} record={record} />);
 }
+
+const RECORD: ExecutionRecord = {
+  id: 'ex1',
+  prompt_id: 'p1',
+  model: 'demo/local-model',
+  status: 'completed',
+  output: '# Done\n\n| a | b |\n|---|---|\n| 1 | 2 |\n',
+  reasoning: '',
+  variables: { topic: 'SSE' },
+  finish_reason: 'stop',
+  error_code: null,
+  error_message: null,
+  usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cost: 0.00012 },
+  ttft_ms: 321.4,
+  duration_ms: 2400,
+  createdAtMs: 1_700_000_000_000,
+  finishedAtMs: 1_700_000_002_400,
+};
 
 describe('StreamingExecutionPanel', () => {
   it('shows a spinner and a cancel button before the first token', () => {
@@ -68,20 +89,67 @@ describe('StreamingExecutionPanel', () => {
     expect(screen.getByTestId('execution-error-detail').textContent).toContain('20 s');
   });
 
-  it('shows usage, model and time to first token when done', () => {
-    panel({
-      phase: 'completed',
-      content: 'done',
-      model: 'demo/local-model',
-      usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cost: 0.00012 },
-      ttftMs: 321,
-      totalMs: 2400,
-    });
+  const DONE: Partial<ExecutionState> = {
+    phase: 'completed',
+    content: 'done',
+    model: 'demo/local-model',
+    usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cost: 0.00012 },
+  };
+
+  it('shows usage, model and the server-measured timings of the run record when done', () => {
+    panel(DONE, RECORD);
     expect(screen.getByTestId('usage-model').textContent).toBe('demo/local-model');
     expect(screen.getByTestId('usage-tokens').textContent).toBe('9 in · 2 out · 11 total');
     expect(screen.getByTestId('usage-cost').textContent).toBe('$0.00012');
+    expect(screen.getByText('First token (server)')).toBeTruthy();
     expect(screen.getByTestId('usage-ttft').textContent).toBe('321 ms');
-    expect(screen.getByTestId('usage-total-time').textContent).toBe('2.40 s');
+    expect(screen.getByTestId('usage-duration').textContent).toBe('2.40 s');
     expect(screen.getByTestId('stream-output').getAttribute('data-partial')).toBe('false');
+  });
+
+  it('waits for the record to be final before showing timings', () => {
+    panel(DONE, { ...RECORD, status: 'streaming' });
+    expect(screen.getByTestId('usage-ttft').textContent).toBe('…');
+  });
+
+  it('says it waits for the first token only when streaming', () => {
+    panel({ phase: 'connecting' });
+    expect(screen.getByTestId('execution-status').textContent).toBe('Waiting for the first token…');
+    cleanup();
+    render(<StandardExecutionPanel state={{ ...IDLE_STATE, phase: 'connecting' }} onCancel={() => undefined} record={null} />);
+    expect(screen.getByTestId('execution-status').textContent).toBe('Waiting for the whole answer…');
+    expect(screen.queryByText(/first token/)).toBeNull();
+  });
+});
+
+describe('ExecutionHistory', () => {
+  it('opens a row into the whole run, filters by status, and asks to run it again', () => {
+    const rerun = vi.fn();
+    const failed: ExecutionRecord = { ...RECORD, id: 'ex2', status: 'error', error_code: 'upstream_error', error_message: 'boom' };
+    render(<ExecutionHistory rows={[RECORD, failed]} error={null} onRerun={rerun} />);
+    expect(screen.getAllByTestId('history-row')).toHaveLength(2);
+
+    fireEvent.click(screen.getAllByTestId('history-open')[0]!);
+    const detail = screen.getByTestId('execution-detail');
+    expect(detail.querySelector('table td')?.textContent).toBe('1');
+    expect(screen.getByTestId('detail-variables').textContent).toContain('SSE');
+    expect(screen.getByTestId('detail-model').textContent).toBe('demo/local-model');
+    expect(screen.getByTestId('detail-cost').textContent).toBe('$0.00012');
+    expect(screen.getByTestId('usage-ttft').textContent).toBe('321 ms');
+    fireEvent.click(screen.getByTestId('rerun-button'));
+    expect(rerun).toHaveBeenCalledWith(RECORD);
+
+    fireEvent.change(screen.getByTestId('history-filter'), { target: { value: 'error' } });
+    const rows = screen.getAllByTestId('history-row');
+    expect(rows.map((r) => r.getAttribute('data-execution-id'))).toEqual(['ex2']);
+  });
+});
+
+describe('UsageMeterView', () => {
+  it('draws today\'s tokens against the budget', () => {
+    render(<UsageMeterView used={125_000} budget={500_000} />);
+    const meter = screen.getByTestId('usage-meter');
+    expect(meter.querySelector('meter')?.getAttribute('value')).toBe('125000');
+    expect(meter.textContent).toContain('125,000 / 500,000 tokens today');
   });
 });

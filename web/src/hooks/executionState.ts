@@ -13,10 +13,6 @@ export interface ExecutionState {
   model: string | null;
   executionId: string | null;
   finishReason: string | null;
-  /** Client-side time from pressing Run to the first token. */
-  ttftMs: number | null;
-  /** Client-side time from pressing Run to the end. */
-  totalMs: number | null;
   /** True when a streaming run fell back to the non-streaming endpoint. */
   usedFallback: boolean;
 }
@@ -30,8 +26,6 @@ export const IDLE_STATE: ExecutionState = {
   model: null,
   executionId: null,
   finishReason: null,
-  ttftMs: null,
-  totalMs: null,
   usedFallback: false,
 };
 

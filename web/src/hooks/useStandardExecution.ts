@@ -23,7 +23,6 @@ export function useStandardExecution(): StandardExecution {
     controllerRef.current?.abort();
     const controller = new AbortController();
     controllerRef.current = controller;
-    const started = performance.now();
     setState({ ...IDLE_STATE, phase: 'connecting' });
     try {
       const idToken = await resolveToken(options.idToken);
@@ -33,7 +32,6 @@ export function useStandardExecution(): StandardExecution {
         signal: controller.signal,
       });
       if (controllerRef.current !== controller) return;
-      const totalMs = Math.round(performance.now() - started);
       setState({
         ...IDLE_STATE,
         phase: result.cancelled ? 'cancelled' : 'completed',
@@ -43,13 +41,12 @@ export function useStandardExecution(): StandardExecution {
         model: result.model,
         executionId: result.executionId,
         finishReason: result.finishReason,
-        totalMs,
       });
     } catch (error) {
       if (controllerRef.current !== controller) return;
       const err =
         error instanceof ExecutionError ? error : new ExecutionError('internal', String(error), { cause: error });
-      setState((s) => ({ ...s, phase: 'error', error: err, totalMs: Math.round(performance.now() - started) }));
+      setState((s) => ({ ...s, phase: 'error', error: err }));
     } finally {
       if (controllerRef.current === controller) controllerRef.current = null;
     }

@@ -43,7 +43,7 @@ afterEach(() => {
 });
 
 describe('useStreamingExecution', () => {
-  it('grows the content token by token and reports usage, model and TTFT at the end', async () => {
+  it('grows the content token by token and reports usage and model at the end', async () => {
     const stream = controlledStream();
     stubFetch(() => sse(stream.body));
     const { result } = renderHook(() => useStreamingExecution());
@@ -57,12 +57,11 @@ describe('useStreamingExecution', () => {
 
     stream.write('event: start\ndata: {"execution_id": "ex1", "prompt_id": "p1", "model": "demo/local-model"}\n\n');
     await waitFor(() => expect(result.current.executionId).toBe('ex1'));
-    expect(result.current.ttftMs).toBeNull();
+    expect(result.current.phase).toBe('connecting');
 
     stream.write('data: {"content": "Hel", "finish_reason": null}\n\n');
     await waitFor(() => expect(result.current.content).toBe('Hel'));
     expect(result.current.phase).toBe('streaming');
-    expect(result.current.ttftMs).not.toBeNull();
 
     stream.write('data: {"content": "lo", "finish_reason": "stop"}\n\n');
     await waitFor(() => expect(result.current.content).toBe('Hello'));
@@ -79,6 +78,32 @@ describe('useStreamingExecution', () => {
     expect(result.current.usage).toEqual({ prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, cost: 0.001 });
     expect(result.current.model).toBe('demo/local-model');
     expect(result.current.error).toBeNull();
+  });
+
+  it('draws chunks that arrive faster than frames in one render a frame, not one a chunk', async () => {
+    const stream = controlledStream();
+    stubFetch(() => sse(stream.body));
+    const seen: string[] = [];
+    const { result } = renderHook(() => {
+      const state = useStreamingExecution();
+      seen.push(state.content);
+      return state;
+    });
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.execute(REQUEST, OPTIONS);
+    });
+    // 40 reads, 1 ms apart: 40 renders without batching, a handful with one a frame.
+    for (let i = 0; i < 40; i++) {
+      stream.write(`data: {"content": "${i % 10}", "finish_reason": null}\n\n`);
+      await act(() => new Promise((r) => setTimeout(r, 1)));
+    }
+    await waitFor(() => expect(result.current.content).toHaveLength(40));
+    expect(new Set(seen.filter((c) => c !== '')).size).toBeLessThan(15);
+    stream.write('data: [DONE]\n\n');
+    stream.close();
+    await act(() => done);
+    expect(result.current.content).toBe('0123456789'.repeat(4));
   });
 
   it('cancel aborts the fetch and keeps the text so far', async () => {

@@ -13,44 +13,45 @@ export interface ExecuteOptions {
 
 type Action =
   | { type: 'begin' }
-  | { type: 'event'; event: StreamEvent; elapsedMs: number }
+  | { type: 'events'; events: StreamEvent[] }
   | { type: 'fallback' }
-  | { type: 'finish'; result: ExecutionResult; elapsedMs: number }
-  | { type: 'fail'; error: ExecutionError; elapsedMs: number };
+  | { type: 'finish'; result: ExecutionResult }
+  | { type: 'fail'; error: ExecutionError };
+
+function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
+  switch (event.type) {
+    case 'start':
+      return { ...state, executionId: event.executionId, model: event.model };
+    case 'content': {
+      const hasToken = event.content !== '' || (event.reasoning ?? '') !== '';
+      return {
+        ...state,
+        phase: hasToken ? 'streaming' : state.phase,
+        content: state.content + event.content,
+        reasoning: state.reasoning + (event.reasoning ?? ''),
+        finishReason: event.finishReason ?? state.finishReason,
+      };
+    }
+    case 'end':
+      return {
+        ...state,
+        executionId: event.executionId || state.executionId,
+        model: event.model || state.model,
+        usage: event.usage,
+        finishReason: event.finishReason ?? state.finishReason,
+      };
+    default:
+      // Errors arrive through 'fail' once the stream has closed; [DONE] through 'finish'.
+      return state;
+  }
+}
 
 function reducer(state: ExecutionState, action: Action): ExecutionState {
   switch (action.type) {
     case 'begin':
       return { ...IDLE_STATE, phase: 'connecting' };
-    case 'event': {
-      const { event } = action;
-      switch (event.type) {
-        case 'start':
-          return { ...state, executionId: event.executionId, model: event.model };
-        case 'content': {
-          const hasToken = event.content !== '' || (event.reasoning ?? '') !== '';
-          return {
-            ...state,
-            phase: hasToken ? 'streaming' : state.phase,
-            content: state.content + event.content,
-            reasoning: state.reasoning + (event.reasoning ?? ''),
-            finishReason: event.finishReason ?? state.finishReason,
-            ttftMs: state.ttftMs ?? (hasToken ? action.elapsedMs : null),
-          };
-        }
-        case 'end':
-          return {
-            ...state,
-            executionId: event.executionId || state.executionId,
-            model: event.model || state.model,
-            usage: event.usage,
-            finishReason: event.finishReason ?? state.finishReason,
-          };
-        default:
-          // Errors arrive through 'fail' once the stream has closed; [DONE] through 'finish'.
-          return state;
-      }
-    }
+    case 'events':
+      return action.events.reduce(applyEvent, state);
     case 'fallback':
       return { ...state, usedFallback: true };
     case 'finish': {
@@ -65,14 +66,18 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
         model: result.model ?? state.model,
         executionId: result.executionId ?? state.executionId,
         finishReason: result.finishReason ?? state.finishReason,
-        ttftMs: state.ttftMs ?? (state.usedFallback && result.content !== '' ? action.elapsedMs : null),
-        totalMs: action.elapsedMs,
       };
     }
     case 'fail':
-      return { ...state, phase: 'error', error: action.error, totalMs: action.elapsedMs };
+      return { ...state, phase: 'error', error: action.error };
   }
 }
+
+// requestAnimationFrame where there is one (a browser); a frame's worth of timeout elsewhere.
+const nextFrame = (fn: () => void): number =>
+  typeof requestAnimationFrame === 'function' ? requestAnimationFrame(fn) : (setTimeout(fn, 16) as unknown as number);
+const cancelFrame = (id: number): void =>
+  typeof cancelAnimationFrame === 'function' ? cancelAnimationFrame(id) : clearTimeout(id);
 
 /** A token we cannot get is sent empty: the server's 401 then says what a person must do. */
 export async function resolveToken(token: ExecuteOptions['idToken']): Promise<string> {
@@ -114,10 +119,19 @@ export function useStreamingExecution(): StreamingExecution {
     controllerRef.current?.abort();
     const controller = new AbortController();
     controllerRef.current = controller;
-    const started = performance.now();
-    const elapsed = (): number => Math.round(performance.now() - started);
     // Events of a run that was replaced must not touch the new run's state.
     const current = (): boolean => controllerRef.current === controller;
+
+    const pending: StreamEvent[] = [];
+    let scheduled: number | null = null;
+    const flush = (): void => {
+      if (scheduled !== null) cancelFrame(scheduled);
+      scheduled = null;
+      if (pending.length > 0 && current()) dispatch({ type: 'events', events: pending.splice(0) });
+    };
+    const scheduleFlush = (): void => {
+      if (scheduled === null) scheduled = nextFrame(flush);
+    };
 
     dispatch({ type: 'begin' });
     try {
@@ -129,7 +143,12 @@ export function useStreamingExecution(): StreamingExecution {
           baseUrl: options.baseUrl,
           signal: controller.signal,
           onEvent: (event) => {
-            if (current()) dispatch({ type: 'event', event, elapsedMs: elapsed() });
+            if (!current()) return;
+            pending.push(event);
+            // A burst of chunks is one render: React draws at most once a frame, however fast
+            // the model streams (see docs/adr/0100-web-markdown-rendering.md).
+            if (event.type === 'content') scheduleFlush();
+            else flush();
           },
         });
       } catch (error) {
@@ -141,9 +160,11 @@ export function useStreamingExecution(): StreamingExecution {
           signal: controller.signal,
         });
       }
-      if (current()) dispatch({ type: 'finish', result, elapsedMs: elapsed() });
+      flush();
+      if (current()) dispatch({ type: 'finish', result });
     } catch (error) {
-      if (current()) dispatch({ type: 'fail', error: asExecutionError(error), elapsedMs: elapsed() });
+      flush();
+      if (current()) dispatch({ type: 'fail', error: asExecutionError(error) });
     } finally {
       if (current()) controllerRef.current = null;
     }

@@ -2,6 +2,7 @@
 import {
   addDoc,
   collection,
+  deleteDoc,
   deleteField,
   doc,
   limit,
@@ -17,7 +18,7 @@ import {
   type QueryDocumentSnapshot,
   type Unsubscribe,
 } from 'firebase/firestore';
-import type { ExecutionRecord, Prompt, PromptDraft, PromptVariable, Usage } from '../types';
+import type { ExecutionRecord, Prompt, PromptDraft, PromptVariable, Usage, UserLimits } from '../types';
 
 function millis(value: unknown): number | null {
   return value instanceof Timestamp ? value.toMillis() : null;
@@ -52,22 +53,32 @@ export function toPrompt(snap: QueryDocumentSnapshot<DocumentData>): Prompt {
   };
 }
 
-export function toExecution(snap: QueryDocumentSnapshot<DocumentData>): ExecutionRecord {
-  const d = snap.data();
-  const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
-  const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+function toStringMap(raw: unknown): Record<string, string> {
+  if (typeof raw !== 'object' || raw === null) return {};
+  return Object.fromEntries(Object.entries(raw).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+export function toExecution(snap: { id: string; data: () => DocumentData | undefined }): ExecutionRecord {
+  const d = snap.data() ?? {};
   return {
     id: snap.id,
     prompt_id: String(d.prompt_id ?? ''),
     model: String(d.model ?? ''),
     status: String(d.status ?? ''),
     output: String(d.output ?? ''),
+    reasoning: String(d.reasoning ?? ''),
+    variables: toStringMap(d.variables),
+    finish_reason: strOrNull(d.finish_reason),
     error_code: strOrNull(d.error_code),
     error_message: strOrNull(d.error_message),
     usage: typeof d.usage === 'object' && d.usage !== null ? (d.usage as Usage) : null,
     ttft_ms: num(d.ttft_ms),
     duration_ms: num(d.duration_ms),
     createdAtMs: millis(d.created_at),
+    finishedAtMs: millis(d.finished_at),
   };
 }
 
@@ -104,6 +115,11 @@ export async function updatePrompt(db: Firestore, id: string, draft: PromptDraft
     public: draft.public,
     updated_at: serverTimestamp(),
   });
+}
+
+/** Deletes a prompt; the rules allow it for its owner only. Its runs stay in `executions`. */
+export async function deletePrompt(db: Firestore, id: string): Promise<void> {
+  await deleteDoc(doc(db, 'prompts', id));
 }
 
 /**
@@ -162,4 +178,29 @@ export function watchExecutions(
     limit(20),
   );
   return onSnapshot(q, (snap) => onChange(snap.docs.map(toExecution)), onError);
+}
+
+/** Today's UTC date as the backend writes `user_limits.day` (YYYY-MM-DD). */
+export function utcDay(now: Date = new Date()): string {
+  return now.toISOString().slice(0, 10);
+}
+
+/** Tokens used today: `tokens_today` counts for the `day` it names, and is 0 on any other day. */
+export function tokensToday(data: DocumentData | undefined, today: string = utcDay()): number {
+  if (!data || data.day !== today) return 0;
+  return typeof data.tokens_today === 'number' ? data.tokens_today : 0;
+}
+
+/** Live `user_limits/{uid}` (written by the backend as runs end; the owner may read it). */
+export function watchUserLimits(
+  db: Firestore,
+  uid: string,
+  onChange: (limits: UserLimits) => void,
+  onError: (error: Error) => void,
+): Unsubscribe {
+  return onSnapshot(
+    doc(db, 'user_limits', uid),
+    (snap) => onChange({ tokensToday: tokensToday(snap.data()) }),
+    onError,
+  );
 }
