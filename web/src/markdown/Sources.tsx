@@ -52,6 +52,14 @@ export function Cite({ n }: { n: number }) {
   );
 }
 
+/**
+ * A passage's text for reading: the document's own hard line wraps joined, blank lines (paragraph
+ * breaks) and lines that start a list item, heading, quote or table row kept.
+ */
+export function readableText(text: string): string {
+  return text.replace(/([^\n])\n(?![\n\s\-*+#>|]|\d+[.)])/g, '$1 ');
+}
+
 function formatScore(score: number | null): string {
   return score === null ? '—' : score.toFixed(2);
 }
@@ -95,7 +103,7 @@ function SourceItem({ source, n, state }: { source: Source; n: number; state: Ci
         </div>
       )}
       <p className={`source-text${expanded || !long ? '' : ' clamped'}`} data-testid="source-text">
-        {source.text}
+        {readableText(source.text)}
       </p>
       {long && (
         <button type="button" className="link-button small" onClick={() => setExpanded((e) => !e)}>

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Source } from '../types';
 import { splitCitations } from './citations';
 import { Markdown } from './Markdown';
-import { SourcesList, SourcesProvider } from './Sources';
+import { readableText, SourcesList, SourcesProvider } from './Sources';
 
 afterEach(cleanup);
 
@@ -110,6 +110,12 @@ describe('the sources list', () => {
     expect(view.getAllByTestId('source-text')[1]!.className).not.toContain('clamped');
     expect(document.activeElement).toBe(item());
     expect(el.querySelector('a.citation')!.getAttribute('href')).toBe(`#${item().id}`);
+  });
+});
+
+describe('readableText', () => {
+  it('joins hard-wrapped lines and keeps paragraphs and list items', () => {
+    expect(readableText('We deliver\nfor free.\n\n- one\n- two\n1. three')).toBe('We deliver for free.\n\n- one\n- two\n1. three');
   });
 });
 
