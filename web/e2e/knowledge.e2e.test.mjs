@@ -41,6 +41,7 @@ const QUESTION = 'How much does a delivery beyond three kilometres cost?';
 const ANSWER = 'Beyond three kilometres each drop costs four pounds [1], within three it is free [1].';
 
 let browser;
+let context;
 let page;
 let documentId;
 let promptId;
@@ -67,7 +68,7 @@ async function screenshot(name) {
 
 before(async () => {
   browser = await launchBrowser(env);
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
   page.on('console', (msg) => {
@@ -114,6 +115,24 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       await page.textContent(`${tid('document-row')}[data-document-id="${documentId}"] ${tid('document-status')}`),
       new RegExp(`ready · ${passages} passages`),
     );
+
+    // On a phone the page fits: nothing wider than the screen, every control on it.
+    await page.setViewportSize({ width: 390, height: 844 });
+    try {
+      const problems = await page.evaluate(() => {
+        const width = window.innerWidth;
+        const off = [...document.querySelectorAll('button, input, select, a[href], label')]
+          .filter((el) => !el.classList.contains('visually-hidden'))
+          .map((el) => [el, el.getBoundingClientRect()])
+          .filter(([, r]) => r.width > 0 && (r.left < -1 || r.right > width + 1))
+          .map(([el]) => el.getAttribute('data-testid') ?? el.textContent);
+        return { scrollWidth: document.documentElement.scrollWidth, width, off };
+      });
+      assert.ok(problems.scrollWidth <= problems.width, `no sideways scroll on a phone: ${JSON.stringify(problems)}`);
+      assert.deepEqual(problems.off, []);
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 860 });
+    }
 
     const stored = await readDoc(env, `documents/${documentId}`);
     assert.equal(stored.status, 'ready');
@@ -208,6 +227,44 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
     await page.click(`${tid('prompt-item')}[data-prompt-id="${promptId}"]`);
     await page.click(tid('edit-prompt-button'));
     assert.match(await page.textContent(tid('document-picker')), /missing: not searched/);
+  });
+
+  it('says why a dropped file is refused, and lists it as an error with the reason', async () => {
+    // A page of its own: the browser logs the refused request as a console error, which the
+    // main page must not have. Same context, so the same signed-in user.
+    const other = await context.newPage();
+    try {
+      await other.goto(env.webUrl);
+      await other.click(tid('nav-documents'));
+      await other.waitForSelector(tid('documents-list'));
+      const before = await other.$$eval(tid('document-row'), (els) => els.map((el) => el.getAttribute('data-document-id')));
+      const dataTransfer = await other.evaluateHandle(() => {
+        const dt = new DataTransfer();
+        const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]);
+        dt.items.add(new File([png], 'photo.png', { type: 'image/png' }));
+        return dt;
+      });
+      await other.dispatchEvent(tid('dropzone'), 'drop', { dataTransfer });
+      const failed = await other.waitForSelector(`${tid('upload')}[data-state="failed"]`);
+      assert.match(await failed.textContent(), /photo\.png/);
+      assert.equal(await other.getAttribute(tid('upload-error'), 'data-code'), 'unsupported_type');
+      assert.equal(await other.textContent(tid('upload-error-title')), 'Unsupported file type');
+      assert.equal(await other.textContent(tid('upload-error-detail')), 'Upload plain text (.txt), Markdown (.md) or PDF.');
+      // The backend keeps the refused upload's description, status error with the reason,
+      // and no passage; the list shows it so, and it can be deleted like any other.
+      const row = await other.waitForSelector(`${tid('document-row')}[data-status="error"]`);
+      const refusedId = await row.getAttribute('data-document-id');
+      assert.ok(!before.includes(refusedId));
+      assert.equal(await row.$eval(tid('document-status'), (el) => el.textContent), 'error');
+      const reason = (await readDoc(env, `documents/${refusedId}`)).error_message;
+      assert.ok(reason, 'the backend recorded why');
+      assert.equal(await row.$eval(tid('document-error'), (el) => el.textContent), `Indexing failed ${reason}`);
+      await row.$eval(tid('document-delete-button'), (el) => el.click());
+      await other.click(`${tid('document-row')}[data-document-id="${refusedId}"] ${tid('document-delete-confirm-button')}`);
+      await other.waitForSelector(`${tid('document-row')}[data-document-id="${refusedId}"]`, { state: 'detached' });
+    } finally {
+      await other.close();
+    }
   });
 
   it('left no error or warning in the browser console', () => {
