@@ -227,6 +227,17 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
     await page.click(`${tid('prompt-item')}[data-prompt-id="${promptId}"]`);
     await page.click(tid('edit-prompt-button'));
     assert.match(await page.textContent(tid('document-picker')), /missing: not searched/);
+    // Detaching it and saving removes the knowledge-base fields (an update under the rules).
+    await page.uncheck(`${tid('attach-document')}[data-document-id="${documentId}"]`);
+    await page.click(tid('save-prompt'));
+    await page.waitForSelector(`${tid('prompt-view')}[data-prompt-id="${promptId}"]`);
+    assert.equal(await page.$(tid('prompt-documents')), null);
+    const stored = await eventually(async () => {
+      const doc = await readDoc(env, `prompts/${promptId}`);
+      return doc && !('document_ids' in doc) ? doc : null;
+    }, { what: 'the prompt to lose its document_ids' });
+    assert.equal(stored.top_k, undefined);
+    assert.equal(stored.retrieval_query_variable, undefined);
   });
 
   it('says why a dropped file is refused, and lists it as an error with the reason', async () => {

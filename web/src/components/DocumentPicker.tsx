@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import type { KbDocument, PromptDraft } from '../types';
 
 /** The backend's limits (MAX_DOCUMENTS_PER_PROMPT, RETRIEVAL_TOP_K_MAX); the rules hold the same. */
@@ -31,8 +32,10 @@ export function DocumentPicker({ draft, documents, onChange }: Props) {
   const ids = draft.document_ids ?? [];
   const ready = (documents ?? []).filter((d) => d.status === 'ready');
   const byId = new Map((documents ?? []).map((d) => [d.id, d]));
-  // Attached documents that are not ready (or gone) stay listed, so they can be detached.
-  const others = ids.filter((id) => !ready.some((d) => d.id === id));
+  // Attached documents that are not ready (or gone) stay listed, so they can be detached, and,
+  // once detached, stay listed until the editor closes, so they can be attached again.
+  const [attachedAtOpen] = useState(ids);
+  const others = [...new Set([...attachedAtOpen, ...ids])].filter((id) => !ready.some((d) => d.id === id));
   const full = ids.length >= MAX_DOCUMENTS_PER_PROMPT;
   const toggle = (id: string, on: boolean) =>
     onChange({ document_ids: on ? [...ids, id] : ids.filter((x) => x !== id) });
@@ -73,8 +76,9 @@ export function DocumentPicker({ draft, documents, onChange }: Props) {
                 <label className="inline">
                   <input
                     type="checkbox"
-                    checked
-                    onChange={() => toggle(id, false)}
+                    checked={ids.includes(id)}
+                    disabled={!ids.includes(id) && full}
+                    onChange={(e) => toggle(id, e.target.checked)}
                     data-testid="attach-document"
                     data-document-id={id}
                   />
