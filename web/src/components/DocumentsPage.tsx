@@ -1,4 +1,4 @@
-import { useState, type DragEvent } from 'react';
+import { useEffect, useState, type DragEvent } from 'react';
 import type { Documents, Upload, Uploads } from '../hooks/useDocuments';
 import { deleteDocument } from '../services/documents';
 import { ExecutionError, MAX_DOCUMENT_BYTES } from '../services/errors';
@@ -30,6 +30,18 @@ export function StatusBadge({ doc }: { doc: KbDocument }) {
 
 function DropZone({ onFiles }: { onFiles: (files: File[]) => void }) {
   const [over, setOver] = useState(false);
+  // A file dropped beside the zone would make the browser open it in place of the app.
+  useEffect(() => {
+    const ignore = (event: globalThis.DragEvent) => {
+      if (event.dataTransfer?.types.includes('Files')) event.preventDefault();
+    };
+    window.addEventListener('dragover', ignore);
+    window.addEventListener('drop', ignore);
+    return () => {
+      window.removeEventListener('dragover', ignore);
+      window.removeEventListener('drop', ignore);
+    };
+  }, []);
   const onDrop = (event: DragEvent) => {
     event.preventDefault();
     setOver(false);

@@ -51,9 +51,11 @@ export function useUploads(getIdToken: () => Promise<string>): Uploads {
   const [items, setItems] = useState<Upload[]>([]);
   const queue = useRef<Promise<void>>(Promise.resolve());
   const nextKey = useRef(1);
-  const controller = useRef(new AbortController());
+  const controller = useRef<AbortController | null>(null);
   const tokenRef = useRef(getIdToken);
-  tokenRef.current = getIdToken;
+  useEffect(() => {
+    tokenRef.current = getIdToken;
+  });
 
   useEffect(() => {
     const current = new AbortController();
@@ -74,8 +76,8 @@ export function useUploads(getIdToken: () => Promise<string>): Uploads {
           { key, filename: file.name, size: file.size, progress: null, result: null, error: null },
         ]);
         queue.current = queue.current.then(async () => {
-          const signal = controller.current.signal;
-          if (signal.aborted) return;
+          const signal = controller.current?.signal;
+          if (!signal || signal.aborted) return;
           try {
             const idToken = await tokenRef.current().catch(() => '');
             const result = await uploadDocument(file, {
