@@ -152,6 +152,10 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
     await page.check(`${tid('attach-document')}[data-document-id="${documentId}"]`);
     await page.fill(tid('top-k-input'), '3');
     await page.selectOption(tid('query-variable-select'), 'question');
+    // For a person to look at (test-results/ only; not in the README).
+    const editorShot = fileURLToPath(new URL('knowledge-editor.png', RESULTS));
+    await ensureDir(editorShot);
+    await (await page.$(tid('prompt-editor'))).screenshot({ path: editorShot });
     await page.click(tid('save-prompt'));
     const view = await page.waitForSelector(`${tid('prompt-view')}:has-text("Ask the FAQ")`);
     promptId = await view.getAttribute('data-prompt-id');

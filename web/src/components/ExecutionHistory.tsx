@@ -171,7 +171,7 @@ function ExecutionDetail({
         <span className="spacer" />
         {record.output !== '' && <CopyButton getText={() => record.output} label="Copy answer" testId="copy-answer" />}
       </div>
-      <SourcesProvider sources={record.sources}>
+      <SourcesProvider sources={record.sources} runKey={record.id}>
         <div className="output markdown" data-testid="detail-output">
           {record.output !== '' ? <Markdown text={record.output} /> : <span className="muted">No output.</span>}
         </div>

@@ -28,7 +28,7 @@ export function StandardExecutionPanel({ state, onCancel, record }: Props) {
         )}
       </header>
       {busy && <Spinner label={WAITING_LABEL.standard} />}
-      <SourcesProvider sources={state.sources}>
+      <SourcesProvider sources={state.sources} runKey={state.executionId}>
         {state.content !== '' && <OutputText state={state} testId="standard-output" cursor={false} />}
         <SourcesList />
       </SourcesProvider>

@@ -48,7 +48,7 @@ export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
         <Spinner label={state.usedFallback ? WAITING_LABEL.standard : WAITING_LABEL.streaming} />
       )}
       {/* Sources arrive before the first token: they show while the answer is awaited. */}
-      <SourcesProvider sources={state.sources}>
+      <SourcesProvider sources={state.sources} runKey={state.executionId}>
         {(state.content !== '' || state.reasoning !== '' || state.phase === 'streaming') && (
           <OutputText state={state} testId="stream-output" cursor={state.phase === 'streaming'} />
         )}

@@ -5,6 +5,8 @@ interface CitationState {
   sources: Source[];
   /** Unique per answer, so two answers on a page (the live run, an opened run) never share ids. */
   idPrefix: string;
+  /** Counts the lists shown: a passage's own state (folded or not) belongs to one list. */
+  generation: number;
   active: { n: number; seq: number } | null;
   cite: (n: number) => void;
 }
@@ -13,17 +15,40 @@ const CitationContext = createContext<CitationState | null>(null);
 
 const sourceId = (prefix: string, n: number): string => `${prefix}-source-${n}`;
 
-/** The sources of one answer, for its citations and its Sources list. No sources: citations stay text. */
-export function SourcesProvider({ sources, children }: { sources: Source[] | null | undefined; children: ReactNode }) {
+/**
+ * The sources of one answer, for its citations and its Sources list. No sources: citations stay
+ * text. `runKey` names the run: a new one starts with no passage picked and all folded.
+ */
+export function SourcesProvider({
+  sources,
+  runKey,
+  children,
+}: {
+  sources: Source[] | null | undefined;
+  runKey: string | null;
+  children: ReactNode;
+}) {
   const idPrefix = `run${useId().replace(/[^A-Za-z0-9_-]/g, '')}`;
   const [active, setActive] = useState<CitationState['active']>(null);
   const list = sources ?? null;
+  // Keyed by the run, not by the list: the opened run's record is a new object at every snapshot.
+  const [shown, setShown] = useState({ runKey, generation: 0 });
+  if (shown.runKey !== runKey) {
+    setShown({ runKey, generation: shown.generation + 1 });
+    setActive(null);
+  }
   const value = useMemo<CitationState | null>(
     () =>
       list === null
         ? null
-        : { sources: list, idPrefix, active, cite: (n) => setActive((a) => ({ n, seq: (a?.seq ?? 0) + 1 })) },
-    [list, idPrefix, active],
+        : {
+            sources: list,
+            idPrefix,
+            generation: shown.generation,
+            active,
+            cite: (n) => setActive((a) => ({ n, seq: (a?.seq ?? 0) + 1 })),
+          },
+    [list, idPrefix, shown.generation, active],
   );
   return <CitationContext.Provider value={value}>{children}</CitationContext.Provider>;
 }
@@ -130,7 +155,7 @@ export function SourcesList() {
       ) : (
         <ol>
           {state.sources.map((source, i) => (
-            <SourceItem key={i} source={source} n={i + 1} state={state} />
+            <SourceItem key={`${state.generation}-${i}`} source={source} n={i + 1} state={state} />
           ))}
         </ol>
       )}

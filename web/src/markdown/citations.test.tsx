@@ -19,7 +19,7 @@ const source = (n: number, text = `Passage ${n} text.`): Source => ({
 
 function answer(text: string, sources: Source[] | null | undefined, streaming = false) {
   const view = render(
-    <SourcesProvider sources={sources}>
+    <SourcesProvider sources={sources} runKey="ex1">
       <div data-testid="md">
         <Markdown text={text} streaming={streaming} />
       </div>
@@ -110,6 +110,27 @@ describe('the sources list', () => {
     expect(view.getAllByTestId('source-text')[1]!.className).not.toContain('clamped');
     expect(document.activeElement).toBe(item());
     expect(el.querySelector('a.citation')!.getAttribute('href')).toBe(`#${item().id}`);
+  });
+});
+
+describe('a new run', () => {
+  it('starts with no passage picked and every passage folded; a new snapshot of the same run keeps them', () => {
+    const long = 'A long passage. '.repeat(30);
+    const tree = (sources: Source[], runKey: string) => (
+      <SourcesProvider sources={sources} runKey={runKey}>
+        <Markdown text="See [1]." />
+        <SourcesList />
+      </SourcesProvider>
+    );
+    const view = render(tree([source(1, long)], 'ex1'));
+    fireEvent.click(view.getByTestId('citation'));
+    expect(view.getByTestId('source').getAttribute('data-expanded')).toBe('true');
+    // The same run's record again (a new snapshot): the pick stays.
+    view.rerender(tree([source(1, long)], 'ex1'));
+    expect(view.getByTestId('source').getAttribute('aria-current')).toBe('true');
+    view.rerender(tree([source(1, long)], 'ex2'));
+    expect(view.getByTestId('source').getAttribute('aria-current')).toBeNull();
+    expect(view.getByTestId('source').getAttribute('data-expanded')).toBe('false');
   });
 });
 
