@@ -1,5 +1,6 @@
 import { signOut, type User } from 'firebase/auth';
 import { useEffect, useState } from 'react';
+import { DocumentsPage } from './components/DocumentsPage';
 import { ExecutionHistory } from './components/ExecutionHistory';
 import { EMPTY_DRAFT, PromptEditor } from './components/PromptEditor';
 import { PromptExecutionForm, type RerunRequest } from './components/PromptExecutionForm';
@@ -8,11 +9,12 @@ import { PromptView } from './components/PromptView';
 import { SignIn } from './components/SignIn';
 import { auth, db } from './firebase';
 import { useAuth } from './hooks/useAuth';
+import { useDocuments, useUploads } from './hooks/useDocuments';
 import { useExecutions } from './hooks/useExecutions';
 import { createPrompt, deletePrompt, updatePrompt, watchPrompts } from './services/prompts';
 import type { Prompt, PromptDraft } from './types';
 
-type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string };
+type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string } | { kind: 'documents' };
 
 function draftOf(p: Prompt): PromptDraft {
   return {
@@ -21,6 +23,9 @@ function draftOf(p: Prompt): PromptDraft {
     system_prompt: p.system_prompt ?? '',
     variables: p.variables,
     public: p.public,
+    document_ids: p.document_ids ?? [],
+    top_k: p.top_k ?? null,
+    retrieval_query_variable: p.retrieval_query_variable ?? null,
   };
 }
 
@@ -53,6 +58,9 @@ function Workspace({ user }: { user: User }) {
   const [loadError, setLoadError] = useState<string | null>(null);
   const [selectedId, setSelectedId] = useState<string | null>(null);
   const [mode, setMode] = useState<Mode>({ kind: 'view' });
+  const getIdToken = () => user.getIdToken();
+  const documents = useDocuments(user.uid);
+  const uploads = useUploads(getIdToken);
 
   useEffect(
     () =>
@@ -89,6 +97,26 @@ function Workspace({ user }: { user: User }) {
           </span>{' '}
           RAG Prompt Library
         </span>
+        <nav className="tabs" aria-label="Pages">
+          <button
+            type="button"
+            className={`tab${mode.kind !== 'documents' ? ' active' : ''}`}
+            aria-current={mode.kind !== 'documents' ? 'page' : undefined}
+            onClick={() => setMode({ kind: 'view' })}
+            data-testid="nav-prompts"
+          >
+            Prompts
+          </button>
+          <button
+            type="button"
+            className={`tab${mode.kind === 'documents' ? ' active' : ''}`}
+            aria-current={mode.kind === 'documents' ? 'page' : undefined}
+            onClick={() => setMode({ kind: 'documents' })}
+            data-testid="nav-documents"
+          >
+            Documents
+          </button>
+        </nav>
         <span className="spacer" />
         <span className="muted small" data-testid="user-email">
           {user.email}
@@ -109,8 +137,16 @@ function Workspace({ user }: { user: User }) {
       />
       <main className="main">
         {loadError && <div className="alert alert-error">Could not load prompts: {loadError}</div>}
+        {mode.kind === 'documents' && <DocumentsPage documents={documents} uploads={uploads} getIdToken={getIdToken} />}
         {mode.kind === 'new' && (
-          <PromptEditor key="new" initial={EMPTY_DRAFT} isNew onSave={save} onCancel={() => setMode({ kind: 'view' })} />
+          <PromptEditor
+            key="new"
+            initial={EMPTY_DRAFT}
+            isNew
+            onSave={save}
+            onCancel={() => setMode({ kind: 'view' })}
+            documents={documents.rows}
+          />
         )}
         {mode.kind === 'edit' && selected && (
           <PromptEditor
@@ -119,6 +155,7 @@ function Workspace({ user }: { user: User }) {
             isNew={false}
             onSave={save}
             onCancel={() => setMode({ kind: 'view' })}
+            documents={documents.rows}
           />
         )}
         {mode.kind === 'view' && selected && (
@@ -126,6 +163,7 @@ function Workspace({ user }: { user: User }) {
             <PromptView
               prompt={selected}
               isOwner={selected.owner_uid === user.uid}
+              documents={documents.rows}
               onEdit={() => setMode({ kind: 'edit', id: selected.id })}
               onDelete={async () => {
                 await deletePrompt(db, selected.id);

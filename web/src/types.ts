@@ -8,6 +8,9 @@ export interface ExecuteRequest {
   context?: string;
   max_tokens?: number;
   temperature?: number;
+  /** Knowledge bases: replaces the prompt's documents (`[]` turns retrieval off). */
+  document_ids?: string[];
+  top_k?: number;
 }
 
 export interface Usage {
@@ -52,7 +55,24 @@ export interface DoneEvent {
   type: 'done';
 }
 
-export type StreamEvent = StartEvent | ContentEvent | EndEvent | ErrorEvent | DoneEvent;
+/** One retrieved passage; element n - 1 of a run's sources is citation [n] of its answer. */
+export interface Source {
+  document_id: string;
+  title: string;
+  position: number | null;
+  heading: string | null;
+  text: string;
+  /** Cosine similarity to the query. */
+  score: number | null;
+}
+
+/** `event: sources`: the passages the answer may cite, sent before the first content event. */
+export interface SourcesEvent {
+  type: 'sources';
+  sources: Source[];
+}
+
+export type StreamEvent = StartEvent | SourcesEvent | ContentEvent | EndEvent | ErrorEvent | DoneEvent;
 
 /** What a stream (or the non-streaming call) leaves behind once it finished or was cancelled. */
 export interface ExecutionResult {
@@ -63,6 +83,8 @@ export interface ExecutionResult {
   finishReason: string | null;
   usage: Usage | null;
   generationId: string | null;
+  /** The retrieved passages; absent when the run named no documents. */
+  sources?: Source[];
   cancelled: boolean;
 }
 
@@ -77,6 +99,7 @@ export interface ExecutePromptResponse {
   usage: Usage | null;
   generation_id: string | null;
   duration_ms: number;
+  sources?: Source[];
 }
 
 export interface PromptVariable {
@@ -95,6 +118,10 @@ export interface Prompt {
   system_prompt?: string;
   variables: PromptVariable[];
   public: boolean;
+  /** Knowledge bases: the documents the prompt draws on, how many passages, and the variable that is the query. */
+  document_ids?: string[];
+  top_k?: number | null;
+  retrieval_query_variable?: string | null;
   updatedAtMs: number | null;
 }
 
@@ -105,6 +132,10 @@ export interface PromptDraft {
   system_prompt: string;
   variables: PromptVariable[];
   public: boolean;
+  /** Knowledge bases; absent or empty: none. */
+  document_ids?: string[];
+  top_k?: number | null;
+  retrieval_query_variable?: string | null;
 }
 
 export type ExecutionStatus = 'streaming' | 'completed' | 'error' | 'cancelled';
@@ -127,9 +158,29 @@ export interface ExecutionRecord {
   duration_ms: number | null;
   createdAtMs: number | null;
   finishedAtMs: number | null;
+  /** The passages the run drew on (each text cut by the backend); null when it named no documents. */
+  sources?: Source[] | null;
 }
 
 /** The part of `user_limits/{uid}` the usage meter shows. */
 export interface UserLimits {
   tokensToday: number;
+}
+
+export type DocumentStatus = 'indexing' | 'ready' | 'error';
+
+/** A `documents/{id}` knowledge-base document as the app reads it (written by ingest_document). */
+export interface KbDocument {
+  id: string;
+  owner_uid: string;
+  title: string;
+  filename: string;
+  content_type: string;
+  size: number | null;
+  status: DocumentStatus | string;
+  error_message: string | null;
+  generation: number | null;
+  passage_count: number | null;
+  createdAtMs: number | null;
+  updatedAtMs: number | null;
 }

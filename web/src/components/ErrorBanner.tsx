@@ -1,16 +1,24 @@
-import { describeError, type ExecutionError } from '../services/errors';
+import { describeError, type ErrorSubject, type ExecutionError } from '../services/errors';
 
-export function ErrorBanner({ error }: { error: ExecutionError }) {
-  const { title, detail } = describeError(error);
+export function ErrorBanner({
+  error,
+  subject = 'run',
+  testId = 'execution-error',
+}: {
+  error: ExecutionError;
+  subject?: ErrorSubject;
+  testId?: string;
+}) {
+  const { title, detail } = describeError(error, subject);
   return (
     <div
       className={`alert ${error.isNetwork ? 'alert-warning' : 'alert-error'}`}
       role="alert"
-      data-testid="execution-error"
+      data-testid={testId}
       data-code={error.code}
     >
-      <strong data-testid="execution-error-title">{title}</strong>
-      <span data-testid="execution-error-detail">{detail}</span>
+      <strong data-testid={`${testId}-title`}>{title}</strong>
+      <span data-testid={`${testId}-detail`}>{detail}</span>
       <code className="error-code">
         {error.code}
         {error.status > 0 && error.status !== 200 ? ` · HTTP ${error.status}` : ''}

@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import type { Executions } from '../hooks/useExecutions';
 import { Markdown } from '../markdown/Markdown';
+import { SourcesList, SourcesProvider } from '../markdown/Sources';
 import type { ExecutionRecord, ExecutionStatus } from '../types';
 import { CopyButton } from './CopyButton';
 import { formatCost, formatTokens, Timings } from './UsageSummary';
@@ -170,9 +171,12 @@ function ExecutionDetail({
         <span className="spacer" />
         {record.output !== '' && <CopyButton getText={() => record.output} label="Copy answer" testId="copy-answer" />}
       </div>
-      <div className="output markdown" data-testid="detail-output">
-        {record.output !== '' ? <Markdown text={record.output} /> : <span className="muted">No output.</span>}
-      </div>
+      <SourcesProvider sources={record.sources} runKey={record.id}>
+        <div className="output markdown" data-testid="detail-output">
+          {record.output !== '' ? <Markdown text={record.output} /> : <span className="muted">No output.</span>}
+        </div>
+        <SourcesList />
+      </SourcesProvider>
     </article>
   );
 }

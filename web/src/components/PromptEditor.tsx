@@ -1,12 +1,15 @@
 import { useState, type FormEvent } from 'react';
 import { placeholders } from '../services/templates';
-import type { PromptDraft, PromptVariable } from '../types';
+import type { KbDocument, PromptDraft, PromptVariable } from '../types';
+import { DocumentPicker, validateKnowledge } from './DocumentPicker';
 
 interface Props {
   initial: PromptDraft;
   isNew: boolean;
   onSave: (draft: PromptDraft) => Promise<void>;
   onCancel: () => void;
+  /** The user's documents, to attach; null while they load. */
+  documents?: KbDocument[] | null;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
@@ -24,10 +27,10 @@ export function validateDraft(draft: PromptDraft): string | null {
     if (seen.has(v.name)) return `The variable "${v.name}" is declared twice.`;
     seen.add(v.name);
   }
-  return null;
+  return validateKnowledge(draft);
 }
 
-export function PromptEditor({ initial, isNew, onSave, onCancel }: Props) {
+export function PromptEditor({ initial, isNew, onSave, onCancel, documents = null }: Props) {
   const [draft, setDraft] = useState<PromptDraft>(initial);
   const [saving, setSaving] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -137,6 +140,8 @@ export function PromptEditor({ initial, isNew, onSave, onCancel }: Props) {
           </button>
         </div>
       </fieldset>
+
+      <DocumentPicker draft={draft} documents={documents} onChange={(patch) => setDraft((d) => ({ ...d, ...patch }))} />
 
       <label className="inline">
         <input

@@ -1,14 +1,30 @@
 import { useState } from 'react';
-import type { Prompt } from '../types';
+import type { KbDocument, Prompt } from '../types';
 
 interface Props {
   prompt: Prompt;
   isOwner: boolean;
   onEdit: () => void;
   onDelete: () => Promise<void>;
+  /** The user's documents, to name the attached ones. */
+  documents?: KbDocument[] | null;
 }
 
-export function PromptView({ prompt, isOwner, onEdit, onDelete }: Props) {
+/** "Draws on" line: the attached documents by title (another user's prompt: by id), and top_k. */
+function Knowledge({ prompt, documents }: { prompt: Prompt; documents: KbDocument[] | null }) {
+  const ids = prompt.document_ids ?? [];
+  if (ids.length === 0) return null;
+  const title = (id: string) => documents?.find((d) => d.id === id)?.title ?? id;
+  return (
+    <p className="knowledge-line small" data-testid="prompt-documents">
+      <span className="muted">Draws on</span> {ids.map(title).join(', ')}
+      {prompt.top_k != null && <span className="muted"> · {prompt.top_k} passages</span>}
+      {prompt.retrieval_query_variable && <span className="muted"> · searched with {`{{${prompt.retrieval_query_variable}}}`}</span>}
+    </p>
+  );
+}
+
+export function PromptView({ prompt, isOwner, onEdit, onDelete, documents = null }: Props) {
   const [confirming, setConfirming] = useState(false);
   const [deleting, setDeleting] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -85,6 +101,7 @@ export function PromptView({ prompt, isOwner, onEdit, onDelete }: Props) {
       <pre className="template" data-testid="prompt-content">
         {prompt.content}
       </pre>
+      <Knowledge prompt={prompt} documents={documents} />
     </section>
   );
 }

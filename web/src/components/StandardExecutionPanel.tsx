@@ -1,4 +1,5 @@
 import type { ExecutionState } from '../hooks/executionState';
+import { SourcesList, SourcesProvider } from '../markdown/Sources';
 import { ErrorBanner } from './ErrorBanner';
 import type { ExecutionRecord } from '../types';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
@@ -27,7 +28,10 @@ export function StandardExecutionPanel({ state, onCancel, record }: Props) {
         )}
       </header>
       {busy && <Spinner label={WAITING_LABEL.standard} />}
-      {state.content !== '' && <OutputText state={state} testId="standard-output" cursor={false} />}
+      <SourcesProvider sources={state.sources} runKey={state.executionId}>
+        {state.content !== '' && <OutputText state={state} testId="standard-output" cursor={false} />}
+        <SourcesList />
+      </SourcesProvider>
       {state.error && <ErrorBanner error={state.error} />}
       {state.phase === 'completed' && <UsageSummary state={state} record={record} />}
     </section>

@@ -1,4 +1,5 @@
 import type { ExecutionState } from '../hooks/executionState';
+import { SourcesList, SourcesProvider } from '../markdown/Sources';
 import { ErrorBanner } from './ErrorBanner';
 import type { ExecutionRecord } from '../types';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
@@ -46,9 +47,13 @@ export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
       {state.phase === 'connecting' && (
         <Spinner label={state.usedFallback ? WAITING_LABEL.standard : WAITING_LABEL.streaming} />
       )}
-      {(state.content !== '' || state.reasoning !== '' || state.phase === 'streaming') && (
-        <OutputText state={state} testId="stream-output" cursor={state.phase === 'streaming'} />
-      )}
+      {/* Sources arrive before the first token: they show while the answer is awaited. */}
+      <SourcesProvider sources={state.sources} runKey={state.executionId}>
+        {(state.content !== '' || state.reasoning !== '' || state.phase === 'streaming') && (
+          <OutputText state={state} testId="stream-output" cursor={state.phase === 'streaming'} />
+        )}
+        <SourcesList />
+      </SourcesProvider>
       {state.phase === 'cancelled' && (
         <p className="muted small" data-testid="cancelled-notice">
           Cancelled. The server stopped the model; the text above is what arrived before.

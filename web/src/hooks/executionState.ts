@@ -1,5 +1,5 @@
 import type { ExecutionError } from '../services/errors';
-import type { Usage } from '../types';
+import type { Source, Usage } from '../types';
 
 export type ExecutionPhase = 'idle' | 'connecting' | 'streaming' | 'completed' | 'cancelled' | 'error';
 
@@ -15,6 +15,8 @@ export interface ExecutionState {
   finishReason: string | null;
   /** True when a streaming run fell back to the non-streaming endpoint. */
   usedFallback: boolean;
+  /** The passages the answer may cite (`event: sources`); absent when the run named no documents. */
+  sources?: Source[];
 }
 
 export const IDLE_STATE: ExecutionState = {

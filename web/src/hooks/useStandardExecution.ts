@@ -41,6 +41,7 @@ export function useStandardExecution(): StandardExecution {
         model: result.model,
         executionId: result.executionId,
         finishReason: result.finishReason,
+        sources: result.sources,
       });
     } catch (error) {
       if (controllerRef.current !== controller) return;

@@ -22,6 +22,8 @@ function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
   switch (event.type) {
     case 'start':
       return { ...state, executionId: event.executionId, model: event.model };
+    case 'sources':
+      return { ...state, sources: event.sources };
     case 'content': {
       const hasToken = event.content !== '' || (event.reasoning ?? '') !== '';
       return {
@@ -66,6 +68,7 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
         model: result.model ?? state.model,
         executionId: result.executionId ?? state.executionId,
         finishReason: result.finishReason ?? state.finishReason,
+        sources: state.sources ?? result.sources,
       };
     }
     case 'fail':

@@ -4,6 +4,8 @@ import remarkGfm from 'remark-gfm';
 import remend from 'remend';
 import { CopyButton } from '../components/CopyButton';
 import { EMPTY_SPLIT, splitBlocks, type BlockSplit } from './blocks';
+import { remarkCitations } from './citations';
+import { Cite } from './Sources';
 
 function CodeBlock(props: ComponentProps<'pre'>) {
   const ref = useRef<HTMLPreElement>(null);
@@ -38,9 +40,11 @@ const COMPONENTS: Components = {
       <span>{children}</span>
     ),
   img: ({ alt }) => <span className="md-image">[image{alt ? `: ${alt}` : ''}]</span>,
+  // Made only by remarkCitations (there is no raw HTML), from `[n]` in the text.
+  cite: ({ node }) => <Cite n={Number(node?.properties?.dataCitation)} />,
 };
 
-const REMARK_PLUGINS = [remarkGfm];
+const REMARK_PLUGINS = [remarkGfm, remarkCitations];
 
 // Each block is its own box with `content-visibility: auto` (styles.css): the browser skips
 // layout and paint of the blocks off screen, which on a long answer is most of them.

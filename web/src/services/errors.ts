@@ -65,15 +65,25 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** Reads a non-2xx answer (`{"error": {"code", "message", "details"}}`) into an ExecutionError. */
 export async function errorFromResponse(response: Response): Promise<ExecutionError> {
-  let code = `http_${response.status}`;
-  let message = response.statusText || `HTTP ${response.status}`;
-  let details: Record<string, unknown> | null = null;
   let text = '';
   try {
     text = await response.text();
   } catch {
     // An unreadable body still leaves the status to report.
   }
+  return errorFromBody(response.status, response.statusText, text, response.headers.get('Retry-After'));
+}
+
+/** The same, from the parts of an answer (an XMLHttpRequest has no Response). */
+export function errorFromBody(
+  status: number,
+  statusText: string,
+  text: string,
+  retryAfterHeader: string | null,
+): ExecutionError {
+  let code = `http_${status}`;
+  let message = statusText || `HTTP ${status}`;
+  let details: Record<string, unknown> | null = null;
   try {
     const body: unknown = JSON.parse(text);
     const error = isRecord(body) ? body.error : undefined;
@@ -85,11 +95,11 @@ export async function errorFromResponse(response: Response): Promise<ExecutionEr
   } catch {
     // Not JSON (a proxy's HTML page, say): keep the status-derived code.
   }
-  let retryAfter = parseRetryAfter(response.headers.get('Retry-After'));
+  let retryAfter = parseRetryAfter(retryAfterHeader);
   if (retryAfter === null && details !== null && typeof details.retry_after === 'number') {
     retryAfter = Math.ceil(details.retry_after);
   }
-  return new ExecutionError(code, message, { status: response.status, details, retryAfter });
+  return new ExecutionError(code, message, { status, details, retryAfter });
 }
 
 function listDetail(details: Record<string, unknown> | null, key: string): string[] {
@@ -102,10 +112,58 @@ export interface ErrorDescription {
   detail: string;
 }
 
+/** What failed: a run of a prompt, or an upload or delete of a knowledge-base document. */
+export type ErrorSubject = 'run' | 'document';
+
+/** The upload limit of ingest_document (README, "Knowledge bases"). */
+export const MAX_DOCUMENT_BYTES = 5 * 1024 * 1024;
+
+const INVALID_DOCUMENT: Record<string, string> = {
+  empty: 'The file has no text to index.',
+  binary: 'The file looks binary, not text. Upload plain text, Markdown or a PDF.',
+  corrupt_pdf: 'The PDF cannot be read; it may be damaged.',
+  encrypted_pdf: 'The PDF is encrypted or has no text layer. Export it again without a password.',
+};
+
+/** Words for a code that only document calls return, or that means something else there. */
+function describeDocumentError(error: ExecutionError, wait: string): ErrorDescription | null {
+  const reason = typeof error.details?.reason === 'string' ? error.details.reason : '';
+  switch (error.code) {
+    case 'payload_too_large':
+      return { title: 'File too large', detail: `Documents are limited to ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB.` };
+    case 'unsupported_type':
+      return { title: 'Unsupported file type', detail: 'Upload plain text (.txt), Markdown (.md) or PDF.' };
+    case 'invalid_document':
+      return { title: 'Unreadable document', detail: INVALID_DOCUMENT[reason] ?? error.message };
+    case 'document_too_long':
+      return { title: 'Document too long', detail: `${error.message}. Split it into smaller documents.` };
+    case 'document_not_found':
+      return { title: 'Document not found', detail: 'It was deleted, or it is not one of your documents.' };
+    case 'too_many_documents':
+      return { title: 'Too many documents', detail: `${error.message}.` };
+    case 'document_conflict':
+      return { title: 'The document changed meanwhile', detail: 'Another upload or a delete touched it. Try again.' };
+    case 'budget_exceeded':
+      return { title: 'Daily token budget used up', detail: `Indexing spends tokens from your daily budget.${wait}` };
+    case 'rate_limited':
+      return { title: 'Rate limited', detail: `The embedding provider is throttling requests.${wait}` };
+    case 'upstream_error':
+    case 'upstream_unavailable':
+    case 'upstream_timeout':
+      return { title: 'Indexing failed', detail: `The embedding provider failed. Nothing was kept.${wait}` };
+    case 'unavailable':
+      return { title: 'Service temporarily unavailable', detail: `Nothing was changed.${wait}` };
+    default:
+      return null;
+  }
+}
+
 /** Every error code the UI can show, mapped to words. The single place that does this. */
-export function describeError(error: ExecutionError): ErrorDescription {
+export function describeError(error: ExecutionError, subject: ErrorSubject = 'run'): ErrorDescription {
   const d = error.details;
   const wait = error.retryAfter !== null ? ` Try again in ${error.retryAfter} s.` : ' Try again shortly.';
+  const forDocument = subject === 'document' ? describeDocumentError(error, wait) : null;
+  if (forDocument !== null) return forDocument;
   switch (error.code) {
     case 'unauthenticated':
       return { title: 'You are not signed in', detail: 'Your session is missing or expired. Sign in again and retry.' };

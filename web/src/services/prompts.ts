@@ -18,6 +18,7 @@ import {
   type QueryDocumentSnapshot,
   type Unsubscribe,
 } from 'firebase/firestore';
+import { sourcesOf } from './sources';
 import type { ExecutionRecord, Prompt, PromptDraft, PromptVariable, Usage, UserLimits } from '../types';
 
 function millis(value: unknown): number | null {
@@ -49,8 +50,37 @@ export function toPrompt(snap: QueryDocumentSnapshot<DocumentData>): Prompt {
     system_prompt: typeof d.system_prompt === 'string' ? d.system_prompt : undefined,
     variables: toVariables(d.variables),
     public: d.public === true,
+    ...knowledgeOf(d),
     updatedAtMs: millis(d.updated_at),
   };
+}
+
+/** A prompt's knowledge-base fields as stored (README, "Firestore schema"). */
+function knowledgeOf(d: DocumentData): Pick<Prompt, 'document_ids' | 'top_k' | 'retrieval_query_variable'> {
+  return {
+    document_ids: Array.isArray(d.document_ids)
+      ? d.document_ids.filter((id: unknown): id is string => typeof id === 'string')
+      : [],
+    top_k: Number.isInteger(d.top_k) ? (d.top_k as number) : null,
+    retrieval_query_variable: typeof d.retrieval_query_variable === 'string' ? d.retrieval_query_variable : null,
+  };
+}
+
+/**
+ * The knowledge-base fields of a write: each only when set, and on an update the unset ones
+ * deleted (the rules refuse null for them).
+ */
+function storedKnowledge(draft: PromptDraft, update: boolean): Record<string, unknown> {
+  const ids = draft.document_ids ?? [];
+  const out: Record<string, unknown> = {};
+  const put = (key: string, value: unknown, set: boolean) => {
+    if (set) out[key] = value;
+    else if (update) out[key] = deleteField();
+  };
+  put('document_ids', ids, ids.length > 0);
+  put('top_k', draft.top_k, ids.length > 0 && draft.top_k != null);
+  put('retrieval_query_variable', draft.retrieval_query_variable, ids.length > 0 && !!draft.retrieval_query_variable);
+  return out;
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
@@ -79,6 +109,7 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     duration_ms: num(d.duration_ms),
     createdAtMs: millis(d.created_at),
     finishedAtMs: millis(d.finished_at),
+    sources: sourcesOf(d.sources),
   };
 }
 
@@ -98,6 +129,7 @@ export async function createPrompt(db: Firestore, uid: string, draft: PromptDraf
     content: draft.content,
     variables: storedVariables(draft.variables),
     public: draft.public,
+    ...storedKnowledge(draft, false),
     created_at: serverTimestamp(),
     updated_at: serverTimestamp(),
   };
@@ -113,6 +145,7 @@ export async function updatePrompt(db: Firestore, id: string, draft: PromptDraft
     system_prompt: draft.system_prompt.trim() !== '' ? draft.system_prompt : deleteField(),
     variables: storedVariables(draft.variables),
     public: draft.public,
+    ...storedKnowledge(draft, true),
     updated_at: serverTimestamp(),
   });
 }

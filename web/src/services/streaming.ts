@@ -7,6 +7,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { config } from '../config';
 import type { ExecuteRequest, ExecutePromptResponse, ExecutionResult, StreamEvent, Usage } from '../types';
 import { CLIENT_CODES, ExecutionError, errorFromResponse } from './errors';
+import { sourcesOf } from './sources';
 
 export interface RequestOptions {
   idToken: string;
@@ -146,6 +147,17 @@ export async function executePromptStream(
       data = JSON.parse(message.data);
     } catch {
       protocolError = new ExecutionError(CLIENT_CODES.badResponse, 'The server sent an event that is not JSON.');
+      return;
+    }
+    if (message.event === 'sources') {
+      // The one event whose data is a list: the passages, before the first content event.
+      const sources = sourcesOf(data);
+      if (sources === null) {
+        protocolError = new ExecutionError(CLIENT_CODES.badResponse, 'The server sent sources that are not a list.');
+        return;
+      }
+      result.sources = sources;
+      emit({ type: 'sources', sources });
       return;
     }
     if (!isRecord(data)) return;
@@ -300,6 +312,7 @@ export async function executePrompt(
       cause: error,
     });
   }
+  const sources = sourcesOf(body.sources);
   return {
     executionId: str(body.execution_id),
     model: str(body.model),
@@ -308,6 +321,7 @@ export async function executePrompt(
     finishReason: str(body.finish_reason),
     usage: usageOf(body.usage),
     generationId: str(body.generation_id),
+    ...(sources !== null && { sources }),
     cancelled: false,
     durationMs: typeof body.duration_ms === 'number' ? body.duration_ms : null,
   };
