@@ -1,0 +1,94 @@
+"""The relay's CPU per execution when executions come back to back: N sequential
+executions of a short answer (chunks 1 ms apart) through the function served as deployed,
+the relay's process tree's CPU divided by N. Loopback only, bounded by N.
+
+    functions/venv/bin/python -m bench.openings [--executions 400] [--chunks 10]
+
+Unlike bench S6 (chunks paced at 10 ms, so each is a wake-up of an idle loop), this keeps
+the loop warm: what is left is the opening (token, body, Firestore read and commit, the
+upstream request), the relay and the record's finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import aiohttp
+
+import devstack
+from devstack import FirestoreEmulator, FunctionServer, free_port
+
+from ._procs import sample, tree_pids
+
+PROJECT = "demo-bench-openings"
+API_KEY = "sk-or-v1-bench-not-a-secret"
+
+
+async def _run(url: str, executions: int, pids: list[int]) -> float:
+    tokens = [devstack.id_token(f"u{i}", project=PROJECT) for i in range(executions + 20)]
+    body = json.dumps({"prompt_id": "p1", "variables": {"topic": "x"}}).encode()
+    async with aiohttp.ClientSession() as session:
+
+        async def one(i: int) -> None:
+            headers = {"Authorization": f"Bearer {tokens[i]}"}
+            async with session.post(url, data=body, headers=headers) as resp:
+                await resp.read()
+
+        for i in range(20):  # warm-up: the pools and the caches
+            await one(i)
+        before = sample(pids)
+        for i in range(20, 20 + executions):
+            await one(i)
+        return sample(pids).cpu_since(before) / executions * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--executions", type=int, default=400)
+    parser.add_argument("--chunks", type=int, default=10)
+    args = parser.parse_args()
+    with FirestoreEmulator(PROJECT) as emulator:
+        port = free_port()
+        fake = subprocess.Popen(
+            [sys.executable, "-m", "fake_openrouter", "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            devstack.wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, fake)
+            db = emulator.client()
+            db.collection("prompts").document("p1").set(
+                {
+                    "owner_uid": "x",
+                    "title": "t",
+                    "public": True,
+                    "content": f"{{{{topic}}}} [[fake chunks={args.chunks} delay=0.001]]",
+                }
+            )
+            with FunctionServer(
+                "execute_prompt_stream",
+                emulator.host,
+                f"http://127.0.0.1:{port}/api/v1",
+                project=PROJECT,
+                api_key=API_KEY,
+                env={"MAX_CONCURRENT_STREAMS": "100"},
+            ) as server:
+                started = time.monotonic()
+                ms = asyncio.run(_run(server.url + "/", args.executions, tree_pids(server.pid)))
+                took = time.monotonic() - started
+        finally:
+            fake.terminate()
+            fake.wait(10)
+    print(
+        f"{args.executions} executions of {args.chunks} chunks in {took:.1f} s: "
+        f"{ms:.2f} ms of relay CPU per execution"
+    )
+
+
+if __name__ == "__main__":
+    main()
