@@ -86,13 +86,19 @@ class DisconnectWatch:
     ``http.disconnect``.
     """
 
-    __slots__ = ("_armed", "_receive", "_target", "gone")
+    __slots__ = ("_armed", "_on_gone", "_receive", "_target", "gone")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self._target: asyncio.Task[Any] | None = None
         self._armed = True
+        self._on_gone: Callable[[], None] | None = None
         self.gone = False
+
+    def on_gone(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` the moment the client is known gone (while armed), before the
+        steps' cancellation gets to run: what must stop at once need not wait its turn."""
+        self._on_gone = callback
 
     async def run(self, steps: Coroutine[Any, Any, None]) -> None:
         """Run ``steps`` until they end or the client leaves (then they are cancelled:
@@ -122,6 +128,8 @@ class DisconnectWatch:
         """Treat the client as gone (it disconnected, or stopped reading)."""
         self.gone = True
         if self._armed and self._target is not None:
+            if self._on_gone is not None:
+                self._on_gone()
             self._target.cancel()
 
     def disarm(self) -> None:

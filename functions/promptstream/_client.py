@@ -430,6 +430,8 @@ class ChatStream:
         self._on_chunk_is_async = on_chunk is not None and inspect.iscoroutinefunction(on_chunk)
         self._gen: AsyncIterator[StreamChunk] | None = None
         self._response: aiohttp.ClientResponse | None = None
+        # The response being read, for abort().
+        self._reading: aiohttp.ClientResponse | None = None
         self._deadline = time.monotonic() + client.config.deadline
         self._parts: list[str] = []
         # A high surrogate waiting for its other half (see _whole_characters).
@@ -473,6 +475,13 @@ class ChatStream:
                     await result
         return chunk
 
+    def abort(self) -> None:
+        """Close the upstream connection now, from a plain callback (the caller has gone):
+        the upstream stops generating at once, before ``aclose`` runs. Safe any time."""
+        for response in (self._response, self._reading):
+            if response is not None:
+                response.close()
+
     async def aclose(self) -> None:
         """Close the upstream response now. Safe to call more than once."""
         if self._response is not None:
@@ -511,6 +520,7 @@ class ChatStream:
         while True:
             response = self._response or await self._open_with_retries()
             self._response = None
+            self._reading = response
             try:
                 self.generation_id = safe_text(
                     response.headers.get("X-Generation-Id"), client._secret
@@ -524,6 +534,7 @@ class ChatStream:
                     raise
                 await client._backoff_or_raise(error, self.attempts - 1, self._deadline)
             finally:
+                self._reading = None
                 # A response read to its end goes back to the pool; one left early is
                 # closed, which tells the upstream to stop generating.
                 if response.content.at_eof():

@@ -252,6 +252,7 @@ async def _stream_steps(
         ex.request.context,
         **ex.overrides(settings.default_max_tokens),
     )
+    watch.on_gone(stream.abort)
     opened = False
     try:
         try:
