@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,15 @@ GCLOUD_FIRESTORE_JAR = Path(
     "/usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 )
 _MAIN_CLASS = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+
+
+def functions_package() -> None:
+    """Make the functions' package (``functions/promptstream``) importable here, as the
+    tests and the Functions emulator have it, so devstack uses its code (the Firestore
+    value codec) instead of a second copy."""
+    path = str(REPO / "functions")
+    if path not in sys.path:
+        sys.path.append(path)
 
 
 def firestore_jar() -> Path:

@@ -12,6 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from ._firebase import functions_package
+
+functions_package()
+from promptstream._firestore import encode_value  # noqa: E402
+
 DEMO_UID = "demo-user"
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -110,22 +115,8 @@ def _request(
 
 
 def firestore_value(value: Any) -> dict[str, Any]:
-    """A Python value as a Firestore REST `Value`."""
-    if value is None:
-        return {"nullValue": None}
-    if isinstance(value, bool):
-        return {"booleanValue": value}
-    if isinstance(value, int):
-        return {"integerValue": str(value)}
-    if isinstance(value, str):
-        return {"stringValue": value}
-    if isinstance(value, dt.datetime):
-        return {"timestampValue": value.isoformat().replace("+00:00", "Z")}
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [firestore_value(item) for item in value]}}
-    if isinstance(value, dict):
-        return {"mapValue": {"fields": {k: firestore_value(v) for k, v in value.items()}}}
-    raise TypeError(f"cannot seed a {type(value).__name__}")
+    """A Python value as a Firestore REST `Value`: the functions' own codec."""
+    return encode_value(value)
 
 
 def create_demo_user(auth_host: str, project_id: str) -> None:
