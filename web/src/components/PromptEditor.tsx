@@ -13,6 +13,11 @@ interface Props {
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+// What the rules accept (firestore.rules, validVariables; docs/adr/0301-rules-variables.md).
+const RESERVED = /^__.*__$/;
+const MAX_DECLARED = 10;
+const MAX_DEFAULT = 5000;
+const MAX_DESCRIPTION = 500;
 
 export const EMPTY_DRAFT: PromptDraft = { title: '', content: '', system_prompt: '', variables: [], public: false };
 
@@ -21,10 +26,23 @@ export function validateDraft(draft: PromptDraft): string | null {
   const title = draft.title.trim();
   if (title.length < 1 || title.length > 200) return 'The title needs 1 to 200 characters.';
   if (draft.content.length > 50_000) return 'The content is over 50,000 characters.';
+  if (draft.variables.length > MAX_DECLARED) {
+    return (
+      `At most ${MAX_DECLARED} variables can be declared. A placeholder needs no declaration ` +
+      'unless it has a default, a description or is optional: remove the plain required ones.'
+    );
+  }
   const seen = new Set<string>();
   for (const v of draft.variables) {
     if (!NAME.test(v.name)) return `"${v.name}" is not a valid variable name (letters, digits, _ . -).`;
+    if (RESERVED.test(v.name)) return `"${v.name}" is reserved: names may not both start and end with "__".`;
     if (seen.has(v.name)) return `The variable "${v.name}" is declared twice.`;
+    if ((v.default ?? '').length > MAX_DEFAULT) {
+      return `The default of "${v.name}" is over ${MAX_DEFAULT.toLocaleString('en')} characters.`;
+    }
+    if ((v.description ?? '').length > MAX_DESCRIPTION) {
+      return `The description of "${v.name}" is over ${MAX_DESCRIPTION} characters.`;
+    }
     seen.add(v.name);
   }
   return validateKnowledge(draft);
