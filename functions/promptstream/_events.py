@@ -119,9 +119,7 @@ class EventStream:
                 outcome.error = (exc.code, self._redact(exc.message))
                 final = self._unsent() + error_event(*outcome.error)
                 status = "error"
-            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-                raise
-            except Exception:
+            except Exception:  # a bug; a cancellation (the client left) is not an Exception
                 outcome.error = (ErrorCode.INTERNAL, "internal error")
                 outcome.status = "error"
                 raise
