@@ -3,6 +3,7 @@ import type { Documents, Upload, Uploads } from '../hooks/useDocuments';
 import { deleteDocument } from '../services/documents';
 import { ExecutionError, MAX_DOCUMENT_BYTES } from '../services/errors';
 import type { KbDocument } from '../types';
+import { ConfirmDelete } from './ConfirmDelete';
 import { ErrorBanner } from './ErrorBanner';
 
 const ACCEPT = '.txt,.md,.markdown,.pdf,text/plain,text/markdown,application/pdf';
@@ -163,31 +164,17 @@ function DocumentRow({ doc, getIdToken }: { doc: KbDocument; getIdToken: () => P
         </div>
       )}
       {confirming && (
-        <div className="alert alert-warning confirm" role="alertdialog" aria-label="Delete document" data-testid="document-delete-confirm">
-          <span>
-            Delete “{doc.title}” and its passages? Prompts that name it will no longer draw on it. This cannot be undone.
-          </span>
-          <span className="row">
-            <button
-              type="button"
-              className="btn btn-small btn-danger"
-              onClick={() => void remove()}
-              disabled={deleting}
-              data-testid="document-delete-confirm-button"
-            >
-              {deleting ? 'Deleting…' : 'Delete document'}
-            </button>
-            <button
-              type="button"
-              className="btn btn-small"
-              onClick={() => setConfirming(false)}
-              disabled={deleting}
-              autoFocus
-            >
-              Keep it
-            </button>
-          </span>
-        </div>
+        <ConfirmDelete
+          label="Delete document"
+          confirmLabel="Delete document"
+          deleting={deleting}
+          onConfirm={() => void remove()}
+          onCancel={() => setConfirming(false)}
+          testId="document-delete-confirm"
+          confirmTestId="document-delete-confirm-button"
+        >
+          Delete “{doc.title}” and its passages? Prompts that name it will no longer draw on it. This cannot be undone.
+        </ConfirmDelete>
       )}
       {error && <ErrorBanner error={error} subject="document" testId="document-delete-error" />}
     </li>

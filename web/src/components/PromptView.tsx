@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import type { KbDocument, Prompt } from '../types';
+import { ConfirmDelete } from './ConfirmDelete';
 
 interface Props {
   prompt: Prompt;
@@ -65,33 +66,19 @@ export function PromptView({ prompt, isOwner, onEdit, onDelete, documents = null
         )}
       </header>
       {confirming && (
-        <div className="alert alert-warning confirm" role="alertdialog" aria-label="Delete prompt" data-testid="delete-confirm">
-          <span>
-            Delete “{prompt.title}”? This cannot be undone. Its past runs stay in your history.
-          </span>
-          <span className="row">
-            <button
-              type="button"
-              className="btn btn-small btn-danger"
-              onClick={() => void remove()}
-              disabled={deleting}
-              data-testid="delete-confirm-button"
-            >
-              {deleting ? 'Deleting…' : 'Delete prompt'}
-            </button>
-            <button
-              type="button"
-              className="btn btn-small"
-              onClick={() => setConfirming(false)}
-              disabled={deleting}
-              autoFocus
-              data-testid="delete-cancel-button"
-            >
-              Keep it
-            </button>
-          </span>
-          {error && <span data-testid="delete-error">Could not delete: {error}</span>}
-        </div>
+        <ConfirmDelete
+          label="Delete prompt"
+          confirmLabel="Delete prompt"
+          deleting={deleting}
+          onConfirm={() => void remove()}
+          onCancel={() => setConfirming(false)}
+          testId="delete-confirm"
+          confirmTestId="delete-confirm-button"
+          cancelTestId="delete-cancel-button"
+          after={error && <span data-testid="delete-error">Could not delete: {error}</span>}
+        >
+          Delete “{prompt.title}”? This cannot be undone. Its past runs stay in your history.
+        </ConfirmDelete>
       )}
       {prompt.system_prompt && (
         <pre className="template system" title="System prompt">
