@@ -3,13 +3,13 @@ per test session, reset between tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FirestoreEmulator, FunctionServer
+from support import FirestoreEmulator, FunctionServer, Serve
 
 
 @pytest.fixture(scope="session")
@@ -29,25 +29,25 @@ def fake_upstream() -> Iterator[FakeOpenRouterThread]:
 
 
 @pytest.fixture(scope="session")
-def stream_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={"HEARTBEAT_SECONDS": "0.3"},
-    ) as server:
+def serve(firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread) -> Serve:
+    """Make a function server (not yet started: use it as ``with``) on the session's
+    emulator and fake upstream, with ``env`` over the tests' defaults."""
+
+    def make(target: str, env: Mapping[str, str] | None = None) -> FunctionServer:
+        return FunctionServer(target, firestore_emulator.host, fake_upstream.base_url, env=env)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def stream_server(serve: Serve) -> Iterator[FunctionServer]:
+    with serve("execute_prompt_stream", env={"HEARTBEAT_SECONDS": "0.3"}) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def execute_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt", firestore_emulator.host, fake_upstream.base_url
-    ) as server:
+def execute_server(serve: Serve) -> Iterator[FunctionServer]:
+    with serve("execute_prompt") as server:
         yield server
 
 

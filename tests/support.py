@@ -26,6 +26,7 @@ __all__ = [
     "TEST_API_KEY",
     "FirestoreEmulator",
     "FunctionServer",
+    "Serve",
     "TcpProxy",
     "add_prompt",
     "auth",
@@ -82,6 +83,10 @@ class FunctionServer(devstack.FunctionServer):
             env=env,
             start_timeout=30,
         )
+
+
+# The `serve` fixture (conftest): a target and an env -> a FunctionServer, not yet started.
+Serve = Callable[..., FunctionServer]
 
 
 class TcpProxy:

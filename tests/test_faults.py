@@ -18,7 +18,16 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import ServerSentEvent, SSEDecoder
-from support import FirestoreEmulator, FunctionServer, add_prompt, auth, body, executions, free_port
+from support import (
+    FirestoreEmulator,
+    FunctionServer,
+    Serve,
+    add_prompt,
+    auth,
+    body,
+    executions,
+    free_port,
+)
 
 FIRST_BYTE_TIMEOUT = 0.6
 IDLE_TIMEOUT = 0.6
@@ -26,19 +35,13 @@ RETRIES = 2  # the default UPSTREAM_MAX_RETRIES: three attempts in all
 
 
 @pytest.fixture(scope="module")
-def fault_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={
-            "UPSTREAM_FIRST_BYTE_TIMEOUT": str(FIRST_BYTE_TIMEOUT),
-            "UPSTREAM_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
-            "HEARTBEAT_SECONDS": "0.15",
-        },
-    ) as server:
+def fault_server(serve: Serve) -> Iterator[FunctionServer]:
+    env = {
+        "UPSTREAM_FIRST_BYTE_TIMEOUT": str(FIRST_BYTE_TIMEOUT),
+        "UPSTREAM_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
+        "HEARTBEAT_SECONDS": "0.15",
+    }
+    with serve("execute_prompt_stream", env=env) as server:
         yield server
 
 

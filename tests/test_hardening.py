@@ -19,8 +19,8 @@ from promptstream._admission import LimitExceeded, take_lease
 from promptstream._config import Settings
 from promptstream._ids import uid_key
 from support import (
-    FirestoreEmulator,
     FunctionServer,
+    Serve,
     add_prompt,
     auth,
     body,
@@ -120,16 +120,9 @@ LONG_ANSWER = "word " * 240_000  # 1.2 MB: more than a Firestore document holds
 
 
 @pytest.fixture(scope="module")
-def unbounded_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
+def unbounded_server(serve: Serve) -> Iterator[FunctionServer]:
     """A server whose record bound is set too high, so that a final commit fails."""
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={"RECORD_TEXT_CHARS": "2000000"},
-    ) as server:
+    with serve("execute_prompt_stream", env={"RECORD_TEXT_CHARS": "2000000"}) as server:
         yield server
 
 

@@ -21,8 +21,8 @@ from test_endpoint import closed_record, post_json, post_stream
 
 from fake_openrouter import FakeOpenRouterThread
 from support import (
-    FirestoreEmulator,
     FunctionServer,
+    Serve,
     add_prompt,
     auth,
     body,
@@ -40,21 +40,15 @@ QUESTION = "How much does delivery beyond three kilometres cost?"
 
 
 @pytest.fixture(scope="module")
-def ingest_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "ingest_document",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={
-            "MAX_DOCUMENT_BYTES": str(MAX_DOCUMENT_BYTES),
-            # A failed batch fails the upload at once (the fault test counts calls), and
-            # small batches put a fault in the middle of a document.
-            "UPSTREAM_MAX_RETRIES": "0",
-            "EMBEDDING_BATCH_SIZE": "2",
-        },
-    ) as server:
+def ingest_server(serve: Serve) -> Iterator[FunctionServer]:
+    env = {
+        "MAX_DOCUMENT_BYTES": str(MAX_DOCUMENT_BYTES),
+        # A failed batch fails the upload at once (the fault test counts calls), and
+        # small batches put a fault in the middle of a document.
+        "UPSTREAM_MAX_RETRIES": "0",
+        "EMBEDDING_BATCH_SIZE": "2",
+    }
+    with serve("ingest_document", env=env) as server:
         yield server
 
 

@@ -18,6 +18,7 @@ from support import (
     TEST_API_KEY,
     FirestoreEmulator,
     FunctionServer,
+    Serve,
     add_prompt,
     auth,
     body,
@@ -47,15 +48,8 @@ def log_server(
 
 
 @pytest.fixture(scope="module")
-def debug_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={"DEBUG_LOGGING": "true"},
-    ) as server:
+def debug_server(serve: Serve) -> Iterator[FunctionServer]:
+    with serve("execute_prompt", env={"DEBUG_LOGGING": "true"}) as server:
         yield server
 
 

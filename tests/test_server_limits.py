@@ -19,6 +19,7 @@ from fake_openrouter import FakeOpenRouterThread
 from support import (
     FirestoreEmulator,
     FunctionServer,
+    Serve,
     add_prompt,
     auth,
     executions,
@@ -31,18 +32,12 @@ BODY_TIMEOUT = 1.0
 
 
 @pytest.fixture(scope="module")
-def server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        fake_upstream.base_url,
-        env={
-            "HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
-            "BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
-        },
-    ) as server:
+def server(serve: Serve) -> Iterator[FunctionServer]:
+    env = {
+        "HEAD_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
+        "BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
+    }
+    with serve("execute_prompt_stream", env=env) as server:
         yield server
 
 
