@@ -133,8 +133,7 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
     try:
         used = await service.store.tokens_used_today(uid)
     except Exception:
-        service.executions.log_failure("budget read failed")
-        await send_error(send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable."))
+        await _unavailable(service, send, "budget read failed")
         return
     if used >= settings.daily_token_budget:
         await send_error(
@@ -166,8 +165,7 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
         await send_error(send, _refusal(exc, document_id, service.redact))
         return
     except Exception:
-        service.executions.log_failure("ingestion failed")
-        await send_error(send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable."))
+        await _unavailable(service, send, "ingestion failed")
         return
     await _charge(service, uid, result.tokens)
     logger.info(
@@ -207,8 +205,7 @@ async def _delete(service: Service, scope: Scope, receive: Receive, send: Send) 
         await send_error(send, _refusal(exc, document_id, service.redact))
         return
     except Exception:
-        service.executions.log_failure("deletion failed")
-        await send_error(send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable."))
+        await _unavailable(service, send, "deletion failed")
         return
     logger.info("document deleted", uid=uid, document_id=document_id, passages=deleted)
     await send_json(
@@ -217,3 +214,9 @@ async def _delete(service: Service, scope: Scope, receive: Receive, send: Send) 
 
 
 documents_app = endpoint({"POST": _upload, "DELETE": _delete})
+
+
+async def _unavailable(service: Service, send: Send, what: str) -> None:
+    """Log the exception being handled as ``what`` and answer 503."""
+    service.executions.log_failure(what)
+    await send_error(send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable."))

@@ -32,6 +32,7 @@ __all__ = [
     "decode_value",
     "encode_value",
     "field_path",
+    "structured_query",
 ]
 
 _PRODUCTION_URL = "https://firestore.googleapis.com"
@@ -173,6 +174,31 @@ def decode_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {key: decode_value(v) for key, v in fields.items()}
 
 
+def structured_query(
+    collection: str, where_equal: Mapping[str, Any], *, select: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """A ``runQuery`` structured query over ``collection``: its fields equal to
+    ``where_equal``'s values (ANDed), reading back only ``select`` when given."""
+    query: dict[str, Any] = {"from": [{"collectionId": collection}]}
+    filters = [
+        {
+            "fieldFilter": {
+                "field": {"fieldPath": field_path(name)},
+                "op": "EQUAL",
+                "value": encode_value(value),
+            }
+        }
+        for name, value in where_equal.items()
+    ]
+    if len(filters) == 1:
+        query["where"] = filters[0]
+    elif filters:
+        query["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
+    if select is not None:
+        query["select"] = {"fields": [{"fieldPath": field_path(name)} for name in select]}
+    return query
+
+
 class FirestoreRest:
     """Batch reads and commits on one database, on the loop that owns ``session``.
 
@@ -285,21 +311,7 @@ class FirestoreRest:
         distance in ``data[distance_field]``. ``where_equal`` is the equality pre-filter
         (a composite vector index must cover it in production); ``select`` limits the
         fields read back (the distance field is always there)."""
-        query: dict[str, Any] = {"from": [{"collectionId": collection}]}
-        filters = [
-            {
-                "fieldFilter": {
-                    "field": {"fieldPath": field_path(name)},
-                    "op": "EQUAL",
-                    "value": encode_value(value),
-                }
-            }
-            for name, value in (where_equal or {}).items()
-        ]
-        if len(filters) == 1:
-            query["where"] = filters[0]
-        elif filters:
-            query["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
+        query = structured_query(collection, where_equal or {})
         if select is not None:
             # A projection drops the distance unless it names it (the emulator too).
             names = [*select, distance_field] if distance_field not in select else list(select)

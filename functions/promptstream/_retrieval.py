@@ -38,7 +38,14 @@ from ._config import Settings
 from ._documents import DocumentError, extract_text
 from ._embeddings import Embeddings
 from ._errors import OpenRouterError
-from ._firestore import FirestoreError, FirestoreRest, Vector, encode_fields, field_path
+from ._firestore import (
+    FirestoreError,
+    FirestoreRest,
+    Vector,
+    encode_fields,
+    field_path,
+    structured_query,
+)
 
 __all__ = [
     "DOCUMENTS",
@@ -360,18 +367,8 @@ async def _claim(
 async def _other_documents(db: FirestoreRest, owner_uid: str, document_id: str, cap: int) -> int:
     """How many documents ``owner_uid`` has besides ``document_id`` (counted up to
     ``cap``). A soft limit: two first uploads at once may both pass."""
-    query = {
-        "from": [{"collectionId": DOCUMENTS}],
-        "where": {
-            "fieldFilter": {
-                "field": {"fieldPath": "owner_uid"},
-                "op": "EQUAL",
-                "value": {"stringValue": owner_uid},
-            }
-        },
-        "select": {"fields": [{"fieldPath": "__name__"}]},
-        "limit": cap + 1,
-    }
+    query = structured_query(DOCUMENTS, {"owner_uid": owner_uid}, select=["__name__"])
+    query["limit"] = cap + 1
     found = await db.run_query(query)
     return sum(1 for d in found if d.path != f"{DOCUMENTS}/{document_id}")
 
@@ -467,18 +464,8 @@ async def delete_passages(
     number deleted. For re-ingestion, and for a document that was deleted."""
     deleted = 0
     while True:
-        query = {
-            "from": [{"collectionId": PASSAGES}],
-            "where": {
-                "fieldFilter": {
-                    "field": {"fieldPath": "document_id"},
-                    "op": "EQUAL",
-                    "value": {"stringValue": document_id},
-                }
-            },
-            "select": {"fields": [{"fieldPath": "generation"}]},
-            "limit": 300,
-        }
+        query = structured_query(PASSAGES, {"document_id": document_id}, select=["generation"])
+        query["limit"] = 300
         found = await db.run_query(query)
         doomed = [
             d.path for d in found if d.data is None or d.data.get("generation") != keep_generation
