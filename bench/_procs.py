@@ -230,8 +230,8 @@ class FirestoreEmulator(devstack.FirestoreEmulator):
     """The shared emulator, logging to ``log_dir``, plus REST writes and counts.
 
     It runs in the background (lowest CPU priority): it stands in for Firestore, a remote
-    service whose CPU is not the instance's, and at normal priority its JVM (20-40 ms of
-    CPU per execution) took up to 1.8 of the 2 cores while 100 streams opened and closed.
+    service whose CPU is not the instance's, and at normal priority its JVM took most of
+    the cores the relay is measured on (docs/adr/0007-bench-parts.md).
     """
 
     def __init__(self, project: str, log_dir: Path) -> None:

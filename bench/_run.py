@@ -169,8 +169,9 @@ def _warm_up(server: FunctionServer) -> None:
 
 def _warm_emulator(server: FunctionServer, run_id: str, rounds: int) -> dict[str, Any]:
     """Executions through a throwaway instance, before any scenario, so the Firestore
-    emulator's JVM has compiled its read and commit paths: cold, it spent 3-4 times the CPU
-    per execution (19 against 5 ms), on the cores the scenarios measure."""
+    emulator's JVM has compiled its read and commit paths: cold, it spends several times
+    the CPU per execution, on the cores the scenarios measure
+    (docs/adr/0007-bench-parts.md)."""
     sc = Scenario("W", "emulator warm-up", 100, 2, 0.0)
     started = time.monotonic()
     errors = 0
@@ -230,8 +231,7 @@ class _Profiler:
 
 def _drive(sc: Scenario, requests: list[Request]) -> list[StreamResult]:
     # uvloop: the load generator shares the cores with what it measures, so it should
-    # spend as little of them as it can (with no per-read timer, half of what it spent
-    # on asyncio's own loop).
+    # spend as little of them as it can (docs/adr/0007-bench-parts.md).
     return uvloop.run(
         run_streams(
             requests,

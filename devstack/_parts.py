@@ -210,7 +210,7 @@ class FirestoreEmulator(_Part):
 
     `jvm_options` go to its JVM through JAVA_TOOL_OPTIONS. The default keeps the JIT to
     its quick tier (C1): the emulator lives for seconds to minutes, and C2's compiles cost
-    it more CPU than they save (a transaction took 15-22 ms of CPU with C2, 5 ms without).
+    it more CPU than they save (docs/adr/0007-bench-parts.md).
     """
 
     def __init__(

@@ -3,8 +3,9 @@ Firestore's REST API on the request's loop.
 
 Opening an execution reads two documents and commits two writes; closing it commits two
 more. Here they are JSON over one aiohttp session on the loop, rather than
-google-cloud-firestore's gRPC client, which cost far more CPU per execution and held the
-GIL against the streams (docs/adr/0001-firestore-over-rest.md).
+google-cloud-firestore's gRPC clients: the sync one and the async one alike cost the
+instance far more CPU per execution, taken from the core that relays every stream
+(docs/adr/0001-firestore-over-rest.md).
 
 Documents are JSON objects of Firestore's ``Value`` type; ``encode_value`` and
 ``decode_value`` convert them to and from plain Python values.

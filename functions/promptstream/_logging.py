@@ -1,9 +1,9 @@
 """Structured log lines for Cloud Logging: one JSON object per line, whole.
 
 ``firebase_functions.logger`` prints the JSON and its newline as two writes, so lines
-written by concurrent request threads run together (24 of 353 lines in the soak test
-were two objects on one line, which Cloud Logging cannot parse). Here each line is one
-write under a process-wide lock. Same call shape: ``info("message", key=value, ...)``.
+written at once (the loop and a worker thread, say) can run together into one line that
+Cloud Logging cannot parse. Here each line is one write under a process-wide lock. Same
+call shape: ``info("message", key=value, ...)``.
 """
 
 from __future__ import annotations

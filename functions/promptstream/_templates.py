@@ -1,8 +1,8 @@
 """``{{variable}}`` templates: which variables a prompt takes, and single-pass rendering.
 
-Rendering is one regex pass over the template. A value that itself contains
-``{{other}}`` is inserted literally and never expanded again, which the original
-sequential ``str.replace`` loop got wrong (a value could inject another variable).
+Rendering is one regex pass over the template: a value that itself contains
+``{{other}}`` is inserted literally and never expanded again, so a caller's value cannot
+inject another variable.
 
 A variable name is ``NAME_PATTERN`` and not a name Firestore reserves (``__.*__``): the
 resolved values are stored as a map in the execution record, and a reserved key fails
