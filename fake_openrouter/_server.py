@@ -465,7 +465,16 @@ def _candidates(body: dict[str, Any]) -> list[str]:
     return named or [DEFAULT_MODEL]
 
 
-def _fails_before_first_byte(knobs: Knobs) -> bool:
+# Refusals of the caller's account, not of a model: OpenRouter answers them before any
+# routing.
+_ACCOUNT_STATUS = (401, 402)
+
+
+def _skipped(knobs: Knobs) -> bool:
+    """Whether a model of a `models` list with these knobs fails before the first byte
+    in a way the next model can take over."""
+    if knobs.status is not None and knobs.status in _ACCOUNT_STATUS:
+        return False
     return knobs.disconnect or (knobs.status is not None and knobs.status != 200)
 
 
@@ -474,14 +483,15 @@ async def _route(
 ) -> tuple[Knobs, str]:
     """OpenRouter's `models` routing: each model in turn, one attempt each; one whose
     knobs fail before the first byte is skipped (after its `first_byte_delay`), the first
-    that serves answers, and when all fail the last one's failure is answered. Returns
-    the knobs of the model that answers, and its id."""
+    that serves answers, and when all fail the last one's failure is answered. A 401 or
+    402 is the account's, answered at once. Returns the knobs of the model that answers,
+    and its id."""
     for position, model in enumerate(candidates):
         own, has_own = for_model(knobs, model)
         # A model's own `fail_times` counts that model's attempts.
         own = _apply_fail_times(state, own, f"{key}|{model}" if has_own else key)
         state.model_attempts[model] = state.model_attempts.get(model, 0) + 1
-        if position + 1 < len(candidates) and _fails_before_first_byte(own):
+        if position + 1 < len(candidates) and _skipped(own):
             if own.first_byte_delay:
                 await asyncio.sleep(own.first_byte_delay)
             continue
