@@ -584,15 +584,14 @@ class ChatStream:
         try:
             await self._client._backoff_or_raise(error, self._tries - 1, self._deadline)
         except OpenRouterError:
-            if time.monotonic() < self._deadline and self._route.fall_back(error):
-                self._body = self._route.body(self._base)
-                self._tries = 0
-                # Whatever the failed model said of itself before failing is not the answer.
-                self.model = self._raw_model = self.generation_id = None
-                return
-            self._error = error
-            error.attempts = self.attempts
-            raise
+            if time.monotonic() >= self._deadline or not self._route.fall_back(error):
+                self._error = error
+                error.attempts = self.attempts
+                raise
+            self._body = self._route.body(self._base)
+            self._tries = 0
+        # Whatever the failed attempt said of itself is not the answer's.
+        self.model = self._raw_model = self.generation_id = None
 
     async def _run(self) -> AsyncIterator[StreamChunk]:
         client = self._client
@@ -711,12 +710,13 @@ class ChatStream:
         if not isinstance(data, dict):
             raise InvalidResponseError("upstream sent a non-object event", partial=self.content)
         secret = self._client._secret
-        if "error" in data:
-            raise _in_band_error(data["error"], partial=self.content, secret=secret)
         model = data.get("model")
         if model and model != self._raw_model:
             self._raw_model = model
             self.model = safe_text(model, secret)
+        # After the model: an error event names the model that failed (native routing).
+        if "error" in data:
+            raise _in_band_error(data["error"], partial=self.content, secret=secret)
         if self.generation_id is None and data.get("id"):
             self.generation_id = safe_text(data["id"], secret)
         content = ""

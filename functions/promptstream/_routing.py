@@ -144,16 +144,17 @@ class Route:
         self, *, served: bool, reported: str | None, error: OpenRouterError | None
     ) -> list[Attempt]:
         """Every model tried or skipped so far. ``served``: a chunk reached the caller;
-        ``reported``: the model the chunks named; ``error``: how the call ended, if it
-        failed (a model that fails after its first chunk is ``failed`` and still the one
-        that answered)."""
+        ``reported``: the model the last attempt's events named, if any; ``error``: how
+        the call ended, if it failed (a model that fails after its first chunk is
+        ``failed`` and still the one that answered)."""
         outcome = "answered" if error is None else "failed"
         if not self.native:
             done = list(self.failures)
             if served:
                 done.append(attempt(self.model, outcome, error))
             return done
-        if served:
+        if served or reported is not None:
+            # The chunks (or the error event) named the model that took the request.
             index = _listed(self.models, reported)
         elif isinstance(error, APIStatusError | MidStreamError) and falls_back(error):
             # OpenRouter went down the whole list and answered the last model's failure.

@@ -192,6 +192,13 @@ ROUTE_ENDS: list[tuple[str, bool, list[str], dict[str, Any], list[tuple[Any, ...
         ],
     ),
     (
+        "native: an error event before content names the model that took the request",
+        True,
+        [],
+        {"reported": S, "error": MidStreamError("x", upstream_code=502)},
+        [(P, "skipped", None, None), (S, "failed", "upstream_error", 502)],
+    ),
+    (
         "native: our own timeout is the primary's",
         True,
         [],
