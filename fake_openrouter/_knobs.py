@@ -1,7 +1,10 @@
 """Behaviour knobs: their types, defaults, and the three places they come from.
 
 Precedence, highest first: `[[fake k=v ...]]` directives in the message texts, the
-`X-Fake-Scenario` request header (a JSON object), the server defaults.
+`X-Fake-Scenario` request header (a JSON object), the server defaults. Above all three,
+`per_model` (a JSON object `{model_id: {knob: value, ...}}`, from any of the three)
+gives the knobs of one model while that model is the one being served: with OpenRouter's
+`models` list a request tries several (see `_server` and docs/fake-openrouter-models.md).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ __all__ = [
     "Knobs",
     "coerce_knobs",
     "find_directives",
+    "for_model",
     "resolve_knobs",
     "strip_directives",
 ]
@@ -86,6 +90,9 @@ class Knobs:
     model: str | None = None
     usage_extra: str | None = None
     long_line: int | None = None
+    # Models (issue 18): knobs per model id, above every other source while that model
+    # is served. Kept as JSON text (sorted keys), like usage_extra.
+    per_model: str | None = None
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Knobs)}
@@ -168,6 +175,8 @@ def _coerce(name: str, value: Any) -> Any:
             if number_f < 0 or number_f != number_f:
                 raise ValueError(value)
             return number_f
+        if name == "per_model":
+            return _per_model(value)
         if name == "usage_extra":
             extra = json.loads(value) if isinstance(value, str) else value
             if not isinstance(extra, dict):
@@ -183,6 +192,29 @@ def _coerce(name: str, value: Any) -> Any:
         return text
     except (TypeError, ValueError):
         raise KnobError(f"bad value for fake knob {name!r}: {value!r}") from None
+
+
+def _per_model(value: Any) -> str:
+    table = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ValueError(value)
+    checked: dict[str, dict[str, Any]] = {}
+    for model, knobs in table.items():
+        if "per_model" in knobs:
+            raise ValueError(value)
+        checked[str(model)] = coerce_knobs(knobs)
+    return json.dumps(checked, sort_keys=True)
+
+
+def for_model(knobs: Knobs, model: str) -> tuple[Knobs, bool]:
+    """The knobs while ``model`` is served: its `per_model` entry over ``knobs``; and
+    whether it has one."""
+    if knobs.per_model is None:
+        return knobs, False
+    own = json.loads(knobs.per_model).get(model)
+    if own is None:
+        return knobs, False
+    return dataclasses.replace(knobs, **own), True
 
 
 def coerce_knobs(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from ._knobs import (
     Knobs,
     coerce_knobs,
     find_directives,
+    for_model,
     parse_header,
     resolve_knobs,
     strip_directives,
@@ -86,6 +87,9 @@ class FakeState:
         self.early_close_ns: list[int] = []
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
         self.fail_counts: dict[str, int] = {}
+        # Chat attempts per model: one per model tried, a skipped one of a `models` list
+        # included.
+        self.model_attempts: dict[str, int] = {}
         self.embedder = LocalEmbedder()
         self._seen: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
@@ -96,6 +100,7 @@ class FakeState:
         self.early_close_ns = []
         self.request_log.clear()
         self.fail_counts.clear()
+        self.model_attempts = {}
         # Open connections are not forgotten: a reset must not count them again.
 
     def configure(self, knobs: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,6 +112,7 @@ class FakeState:
             **self.counters,
             "active_streams": self.active_streams,
             "early_close_ns": list(self.early_close_ns),
+            "attempts": dict(self.model_attempts),
         }
 
     def note_connection(self, request: web.Request) -> None:
@@ -230,20 +236,17 @@ class _Plan:
     )
 
     def __init__(
-        self, knobs: Knobs, body: dict[str, Any], messages: list[Any], api_key: str = ""
+        self,
+        knobs: Knobs,
+        body: dict[str, Any],
+        messages: list[Any],
+        api_key: str = "",
+        model: str = DEFAULT_MODEL,
     ) -> None:
         self.knobs = knobs
         leaked = {"upper": api_key.upper(), "lower": api_key.lower()}.get(knobs.leak_case, api_key)
         places = set(knobs.leak.split(","))
         self.leaked = {place: leaked for place in places if place}
-        models = body.get("models")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            model = (
-                models[0]
-                if isinstance(models, list) and models and isinstance(models[0], str)
-                else DEFAULT_MODEL
-            )
         if knobs.model is not None:
             model = knobs.model
         if "model" in self.leaked:
@@ -449,6 +452,53 @@ def _apply_fail_times(state: FakeState, knobs: Knobs, key: str) -> Knobs:
     return _replace(knobs, off)
 
 
+def _candidates(body: dict[str, Any]) -> list[str]:
+    """The models a request asks for, in order: `model`, then the `models` list (without
+    repeats), as OpenRouter tries them; the default model if it names none."""
+    named: list[str] = []
+    model = body.get("model")
+    if isinstance(model, str) and model:
+        named.append(model)
+    models = body.get("models")
+    if isinstance(models, list):
+        named.extend(m for m in models if isinstance(m, str) and m and m not in named)
+    return named or [DEFAULT_MODEL]
+
+
+# Refusals of the caller's account, not of a model: OpenRouter answers them before any
+# routing.
+_ACCOUNT_STATUS = (401, 402)
+
+
+def _skipped(knobs: Knobs) -> bool:
+    """Whether a model of a `models` list with these knobs fails before the first byte
+    in a way the next model can take over."""
+    if knobs.status is not None and knobs.status in _ACCOUNT_STATUS:
+        return False
+    return knobs.disconnect or (knobs.status is not None and knobs.status != 200)
+
+
+async def _route(
+    state: FakeState, knobs: Knobs, key: str, candidates: list[str]
+) -> tuple[Knobs, str]:
+    """OpenRouter's `models` routing: each model in turn, one attempt each; one whose
+    knobs fail before the first byte is skipped (after its `first_byte_delay`), the first
+    that serves answers, and when all fail the last one's failure is answered. A 401 or
+    402 is the account's, answered at once. Returns the knobs of the model that answers,
+    and its id."""
+    for position, model in enumerate(candidates):
+        own, has_own = for_model(knobs, model)
+        # A model's own `fail_times` counts that model's attempts.
+        own = _apply_fail_times(state, own, f"{key}|{model}" if has_own else key)
+        state.model_attempts[model] = state.model_attempts.get(model, 0) + 1
+        if position + 1 < len(candidates) and _skipped(own):
+            if own.first_byte_delay:
+                await asyncio.sleep(own.first_byte_delay)
+            continue
+        return own, model
+    raise AssertionError("unreachable: candidates is never empty")
+
+
 def _replace(knobs: Knobs, changes: dict[str, Any]) -> Knobs:
     return dataclasses.replace(knobs, **changes)
 
@@ -496,8 +546,8 @@ async def _chat(request: web.Request, state: FakeState) -> web.StreamResponse:
     # The caller's key, for the knobs that echo it back (a hostile upstream).
     api_key = request.headers.get("Authorization", "").partition(" ")[2].strip()
     key = knobs.fail_key if knobs.fail_key is not None else (directive_raw or header_raw or "")
-    knobs = _apply_fail_times(state, knobs, key)
-    plan = _Plan(knobs, body, messages, api_key)
+    knobs, model = await _route(state, knobs, key, _candidates(body))
+    plan = _Plan(knobs, body, messages, api_key, model)
 
     if knobs.first_byte_delay:
         await asyncio.sleep(knobs.first_byte_delay)

@@ -26,7 +26,8 @@ class FakeStream:
         self.reads = reads
         self.error = error
         self.buffered = 0
-        self.model = "m"
+        self.model = self.answered_model = "m"
+        self.attempts: list[dict[str, Any]] = [{"model": "m", "outcome": "answered"}]
         self.usage: dict[str, Any] | None = {"total_tokens": 3}
         self.finish_reason: str | None = "stop"
         self.generation_id = "gen-1"

@@ -16,8 +16,8 @@ import math
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -35,6 +35,7 @@ from ._errors import (
 )
 from ._json import loads
 from ._redact import Redactor, redact, redact_json
+from ._routing import Attempt, Route, Routing, native_routing
 from ._sanitize import safe_text, safe_usage
 from ._sse import SSEDecoder, SSELimitError
 from ._templates import chat_messages
@@ -46,6 +47,7 @@ __all__ = [
     "OpenRouterClient",
     "OpenRouterConfig",
     "StreamChunk",
+    "UpstreamTuning",
 ]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -73,35 +75,46 @@ _OVERRIDABLE = frozenset(
 )
 
 
-class OpenRouterConfig(BaseModel):
-    """Client settings. ``base_url`` may point at any OpenAI-compatible server."""
+class UpstreamTuning(BaseModel):
+    """The upstream client's timeouts, retries and size limit, declared once: the
+    settings read each as ``UPSTREAM_<NAME>`` and ``OpenRouterConfig`` inherits them."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    api_key: SecretStr
-    model: str = "x-ai/grok-4-fast:free"
-    base_url: str = DEFAULT_BASE_URL
-    max_tokens: int | None = Field(default=1024, ge=1)
-    temperature: float | None = Field(default=0.7, ge=0, le=2)
     connect_timeout: float = Field(default=10.0, gt=0)
     # Until the response headers arrive.
     first_byte_timeout: float = Field(default=60.0, gt=0)
     # The content watchdog: the longest silence between two content chunks. Keep-alive
     # comments do not count, which is why a socket read timeout cannot do this job.
     idle_timeout: float = Field(default=90.0, gt=0)
-    # The whole call, retries included; keep it below the function's timeout.
+    # The whole call, retries and fallbacks included; keep it below the function's
+    # timeout.
     deadline: float = Field(default=3300.0, gt=0)
+    # Per model: a fallback model gets its own retries.
     max_retries: int = Field(default=2, ge=0, le=10)
     backoff_base: float = Field(default=0.5, ge=0)
     backoff_max: float = Field(default=8.0, ge=0)
-    # A Retry-After longer than this is not waited for; the error goes to the caller.
+    # A Retry-After longer than this is not waited for; the error goes to the caller
+    # (or the next model).
     max_retry_after: float = Field(default=10.0, ge=0)
     # The largest single message the upstream may send: one SSE line, one event's data,
     # or a whole non-streamed body. Past it the call fails with InvalidResponseError.
     max_message_bytes: int = Field(default=1 << 20, ge=1024)
+
+
+class OpenRouterConfig(UpstreamTuning):
+    """Client settings. ``base_url`` may point at any OpenAI-compatible server."""
+
+    api_key: SecretStr
+    model: str = "x-ai/grok-4-fast:free"
+    base_url: str = DEFAULT_BASE_URL
+    max_tokens: int | None = Field(default=1024, ge=1)
+    temperature: float | None = Field(default=0.7, ge=0, le=2)
     max_connections: int = Field(default=1000, ge=1)
     app_url: str | None = None
     app_title: str | None = None
+    # How a call with fallback models falls back (see _routing).
+    fallback_routing: Routing = "auto"
 
 
 @dataclass(slots=True)
@@ -121,6 +134,8 @@ class ChatResponse:
     usage: dict[str, Any] | None
     reasoning: str | None = None
     generation_id: str | None = None
+    # Every model tried or skipped, in order (see _routing.Route.attempts).
+    attempts: list[Attempt] = field(default_factory=list)
 
 
 class _State(enum.Enum):
@@ -231,6 +246,7 @@ class OpenRouterClient:
         self._state = _State.UNOPENED
         self._url = config.base_url.rstrip("/") + "/chat/completions"
         self._secret = config.api_key.get_secret_value()
+        self._native = native_routing(config.fallback_routing, config.base_url)
 
     async def __aenter__(self) -> OpenRouterClient:
         if self._state is not _State.UNOPENED:
@@ -264,34 +280,55 @@ class OpenRouterClient:
         system_prompt: str | None = None,
         context: str | None = None,
         on_chunk: OnChunk | None = None,
+        *,
+        fallbacks: Sequence[str] = (),
         **overrides: Any,
     ) -> ChatStream:
         """Stream a completion. Iterate the result with ``async for``.
 
-        The returned ``ChatStream`` also exposes ``generation_id``, ``usage``, ``model``
-        and ``finish_reason`` as they become known, and closes the upstream response
-        on ``aclose()`` or when used as ``async with``.
+        ``fallbacks`` are the models to try, in order, when the model fails before its
+        first chunk (see ``_routing``). The returned ``ChatStream`` also exposes
+        ``generation_id``, ``usage``, ``model``, ``finish_reason`` and ``attempts`` as
+        they become known, and closes the upstream response on ``aclose()`` or when used
+        as ``async with``.
         """
         body = self._body(prompt, system_prompt, context, overrides, stream=True)
-        return ChatStream(self, body, on_chunk)
+        return ChatStream(self, body, on_chunk, self._route(body, fallbacks))
 
     async def generate_response(
         self,
         prompt: str,
         system_prompt: str | None = None,
         context: str | None = None,
+        *,
+        fallbacks: Sequence[str] = (),
         **overrides: Any,
     ) -> ChatResponse:
-        """One completion, not streamed."""
-        body = self._body(prompt, system_prompt, context, overrides, stream=False)
+        """One completion, not streamed, falling back like the stream does. A failure is
+        raised with its ``attempts``."""
+        base = self._body(prompt, system_prompt, context, overrides, stream=False)
+        route = self._route(base, fallbacks)
         deadline = time.monotonic() + self.config.deadline
         attempt = 0
         while True:
             try:
-                return await self._complete_once(body)
+                result = await self._complete_once(route.body(base))
             except OpenRouterError as error:
-                await self._backoff_or_raise(error, attempt, deadline)
+                try:
+                    await self._backoff_or_raise(error, attempt, deadline)
+                except OpenRouterError:
+                    if time.monotonic() < deadline and route.fall_back(error):
+                        attempt = 0
+                        continue
+                    error.attempts = route.attempts(served=False, reported=None, error=error)
+                    raise
                 attempt += 1
+                continue
+            result.attempts = route.attempts(served=True, reported=result.model, error=None)
+            return result
+
+    def _route(self, body: dict[str, Any], fallbacks: Sequence[str]) -> Route:
+        return Route([body["model"], *fallbacks], native=self._native)
 
     # -- internals ------------------------------------------------------------------
 
@@ -417,15 +454,27 @@ class OpenRouterClient:
 class ChatStream:
     """An async iterator of ``StreamChunk`` over one streamed completion.
 
-    Retries happen only before the first chunk has reached the caller; once one has,
-    a retry would duplicate text, so errors are raised with ``partial`` instead.
+    Retries, and the fallback to the next model, happen only before the first chunk has
+    reached the caller; once one has, either would duplicate text, so errors are raised
+    with ``partial`` instead.
     """
 
     def __init__(
-        self, client: OpenRouterClient, body: dict[str, Any], on_chunk: OnChunk | None
+        self,
+        client: OpenRouterClient,
+        body: dict[str, Any],
+        on_chunk: OnChunk | None,
+        route: Route | None = None,
     ) -> None:
         self._client = client
-        self._body = body
+        self._base = body
+        self._route = route or Route([body["model"]], native=False)
+        self._body = self._route.body(body)
+        # Tries of the model being asked (each model gets its own retries).
+        self._tries = 0
+        # Whether a chunk has reached the caller, and how the stream failed, if it did.
+        self._served = False
+        self._error: OpenRouterError | None = None
         self._on_chunk = on_chunk
         self._on_chunk_is_async = on_chunk is not None and inspect.iscoroutinefunction(on_chunk)
         self._gen: AsyncIterator[StreamChunk] | None = None
@@ -449,7 +498,6 @@ class ChatStream:
         self.model: str | None = None
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
-        self.attempts = 0
         # Events already decoded from the last read and not yet handed out: while it is
         # above zero, the next chunk comes without waiting for the upstream.
         self.buffered = 0
@@ -458,6 +506,22 @@ class ChatStream:
     def content(self) -> str:
         """The content received so far."""
         return "".join(self._parts)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models to try, in order: the primary, then the fallbacks."""
+        return self._route.models
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every model tried or skipped so far, and what became of it."""
+        return self._route.attempts(served=self._served, reported=self.model, error=self._error)
+
+    @property
+    def answered_model(self) -> str:
+        """The model that answered, as the upstream named it; else the one asked if it
+        served, else the primary (none answered)."""
+        return self.model or (self._route.model if self._served else self._route.models[0])
 
     def __aiter__(self) -> ChatStream:
         return self
@@ -508,15 +572,29 @@ class ChatStream:
     async def _open_with_retries(self) -> aiohttp.ClientResponse:
         client = self._client
         while True:
-            self.attempts += 1
+            self._tries += 1
             try:
                 return await client._open(self._body, stream=True)
             except OpenRouterError as error:
-                await client._backoff_or_raise(error, self.attempts - 1, self._deadline)
+                await self._retry_or_fall_back(error)
+
+    async def _retry_or_fall_back(self, error: OpenRouterError) -> None:
+        """Before the first chunk: wait for the next try of the same model, or move on
+        to the next model, or raise ``error`` (with the attempts made)."""
+        try:
+            await self._client._backoff_or_raise(error, self._tries - 1, self._deadline)
+        except OpenRouterError:
+            if time.monotonic() >= self._deadline or not self._route.fall_back(error):
+                self._error = error
+                error.attempts = self.attempts
+                raise
+            self._body = self._route.body(self._base)
+            self._tries = 0
+        # Whatever the failed attempt said of itself is not the answer's.
+        self.model = self._raw_model = self.generation_id = None
 
     async def _run(self) -> AsyncIterator[StreamChunk]:
         client = self._client
-        delivered = False
         while True:
             response = self._response or await self._open_with_retries()
             self._response = None
@@ -526,13 +604,15 @@ class ChatStream:
                     response.headers.get("X-Generation-Id"), client._secret
                 )
                 async for chunk in self._chunks(response, self._deadline):
-                    delivered = True
+                    self._served = True
                     yield chunk
                 return
             except OpenRouterError as error:
-                if delivered:
+                if self._served:
+                    self._error = error
+                    error.attempts = self.attempts
                     raise
-                await client._backoff_or_raise(error, self.attempts - 1, self._deadline)
+                await self._retry_or_fall_back(error)
             finally:
                 self._reading = None
                 # A response read to its end goes back to the pool; one left early is
@@ -630,12 +710,13 @@ class ChatStream:
         if not isinstance(data, dict):
             raise InvalidResponseError("upstream sent a non-object event", partial=self.content)
         secret = self._client._secret
-        if "error" in data:
-            raise _in_band_error(data["error"], partial=self.content, secret=secret)
         model = data.get("model")
         if model and model != self._raw_model:
             self._raw_model = model
             self.model = safe_text(model, secret)
+        # After the model: an error event names the model that failed (native routing).
+        if "error" in data:
+            raise _in_band_error(data["error"], partial=self.content, secret=secret)
         if self.generation_id is None and data.get("id"):
             self.generation_id = safe_text(data["id"], secret)
         content = ""

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from ._client import OpenRouterConfig
+from ._client import OpenRouterConfig, UpstreamTuning
+from ._routing import Routing
 
 __all__ = ["Settings"]
 
@@ -33,14 +34,15 @@ class Settings(BaseModel):
     stall_timeout_seconds: float = Field(default=30.0, gt=0)
     app_url: str | None = None
     app_title: str | None = "RAG Prompt Library"
-    # The upstream client's settings: ``upstream_X`` is OpenRouterConfig's ``X``.
-    # Timeouts in seconds; the deadline stays below the function's timeout_sec.
-    upstream_connect_timeout: float = Field(default=10.0, gt=0)
-    upstream_first_byte_timeout: float = Field(default=60.0, gt=0)
-    upstream_idle_timeout: float = Field(default=90.0, gt=0)
-    upstream_deadline: float = Field(default=3300.0, gt=0)
-    upstream_max_retries: int = Field(default=2, ge=0, le=10)
-    upstream_backoff_base: float = Field(default=0.5, ge=0)
+    # The upstream client's timeouts, retries and size limit, declared in UpstreamTuning:
+    # each read from ``UPSTREAM_<NAME>`` (UPSTREAM_FIRST_BYTE_TIMEOUT, ...). Timeouts in
+    # seconds; the deadline stays below the function's timeout_sec.
+    upstream: UpstreamTuning = Field(default_factory=UpstreamTuning)
+    # Models (issue 18): how a call falls back (auto: OpenRouter's native ``models``
+    # routing against openrouter.ai, the client's own elsewhere), and how many fallback
+    # models a request or a prompt may name.
+    fallback_routing: Routing = "auto"
+    max_fallback_models: int = Field(default=3, ge=0, le=3)
     # Executions whose record is being opened (the Firestore read and commit) at once in
     # one instance; more wait their turn, up to the queue timeout, then get a 503. A burst
     # of new requests then cannot swamp the loop that relays the streams already open.
@@ -70,9 +72,7 @@ class Settings(BaseModel):
     debug_logging: bool = False
 
     # --- Hardening (issue 14). -------------------------------------------------------
-    # The largest single message the upstream may send (one SSE line, one event's data,
-    # a non-streamed body): OpenRouterConfig.max_message_bytes.
-    upstream_max_message_bytes: int = Field(default=1 << 20, ge=1024)
+    # (UPSTREAM_MAX_MESSAGE_BYTES is UpstreamTuning.max_message_bytes.)
     # Each variable value kept in the execution record is cut to this many characters
     # (Rendered.recorded); the full value still goes upstream.
     record_variable_chars: int = Field(default=2_000, gt=0)
@@ -85,11 +85,6 @@ class Settings(BaseModel):
 
     def openrouter_config(self, api_key: str) -> OpenRouterConfig:
         """The upstream client's configuration, from these settings."""
-        upstream = {
-            name.removeprefix("upstream_"): value
-            for name, value in self
-            if name.startswith("upstream_")
-        }
         return OpenRouterConfig(
             api_key=SecretStr(api_key),
             model=self.default_model,
@@ -98,7 +93,8 @@ class Settings(BaseModel):
             temperature=None,
             app_url=self.app_url,
             app_title=self.app_title,
-            **upstream,
+            fallback_routing=self.fallback_routing,
+            **dict(self.upstream),
         )
 
     @classmethod
@@ -107,6 +103,13 @@ class Settings(BaseModel):
         values: dict[str, object] = {
             name: env[name.upper()] for name in cls.model_fields if name.upper() in env
         }
+        upstream = {
+            name: env[f"UPSTREAM_{name.upper()}"]
+            for name in UpstreamTuning.model_fields
+            if f"UPSTREAM_{name.upper()}" in env
+        }
+        if upstream:
+            values["upstream"] = upstream
         if "project_id" not in values:
             project = env.get("GCLOUD_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT")
             if not project and env.get("FIREBASE_CONFIG", "").startswith("{"):

@@ -63,9 +63,9 @@ class EmbeddingsConfig(BaseModel):
             dimensions=settings.embedding_dimensions,
             base_url=settings.embeddings_base_url or settings.openrouter_base_url,
             batch_size=settings.embedding_batch_size,
-            timeout=settings.upstream_first_byte_timeout,
-            max_retries=settings.upstream_max_retries,
-            backoff_base=settings.upstream_backoff_base,
+            timeout=settings.upstream.first_byte_timeout,
+            max_retries=settings.upstream.max_retries,
+            backoff_base=settings.upstream.backoff_base,
         )
 
 

@@ -160,6 +160,8 @@ class OpenRouterError(Exception):
         self.retry_after = retry_after
         self.partial = partial
         self.body = body
+        # The models tried or skipped before it was raised (see _routing.Route.attempts).
+        self.attempts: list[dict[str, Any]] = []
 
     @property
     def status(self) -> int:

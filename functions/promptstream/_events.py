@@ -35,8 +35,18 @@ _MAX_COALESCED = 64
 _PING = encode_comment("ping")
 
 
-def error_event(code: str, message: str) -> bytes:
-    return encode_event(dumps({"code": code, "message": message}), event="error") + _DONE
+def error_event(code: str, message: str, attempts: list[dict[str, Any]] | None = None) -> bytes:
+    data: dict[str, Any] = {"code": code, "message": message}
+    if attempts is not None:
+        data["attempts"] = attempts
+    return encode_event(dumps(data), event="error") + _DONE
+
+
+def redacted_attempts(
+    attempts: list[dict[str, Any]], redact: Callable[[str], str]
+) -> list[dict[str, Any]]:
+    """``attempts`` with the API key taken out of each upstream message."""
+    return [{**a, "message": redact(a["message"])} if a.get("message") else a for a in attempts]
 
 
 class EventStream:
@@ -97,7 +107,13 @@ class EventStream:
         (a JSON array: passage ``n`` cited as ``[n]`` is element ``n - 1``), so that the
         sources are there before the first content event."""
         ex = self.ex
-        start = {"execution_id": ex.execution_id, "prompt_id": ex.prompt.id, "model": ex.model}
+        start = {
+            "execution_id": ex.execution_id,
+            "prompt_id": ex.prompt.id,
+            "model": ex.model,
+            "models": list(ex.models),
+            "comparison_id": ex.request.comparison_id,
+        }
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         head = encode_event(dumps(start), event="start")
         if sources is not None:
@@ -117,7 +133,8 @@ class EventStream:
                 status = "completed"
             except OpenRouterError as exc:
                 outcome.error = (exc.code, self._redact(exc.message))
-                final = self._unsent() + error_event(*outcome.error)
+                attempts = redacted_attempts(stream.attempts, self._redact)
+                final = self._unsent() + error_event(*outcome.error, attempts)
                 status = "error"
             except Exception:  # a bug; a cancellation (the client left) is not an Exception
                 outcome.error = (ErrorCode.INTERNAL, "internal error")
@@ -182,10 +199,11 @@ class EventStream:
         ex = self.ex
         end = {
             "execution_id": ex.execution_id,
-            "model": stream.model or ex.model,
+            "model": stream.answered_model,
             "finish_reason": stream.finish_reason,
             "usage": stream.usage,
             "generation_id": stream.generation_id,
+            "attempts": redacted_attempts(stream.attempts, self._redact),
         }
         return self._unsent() + encode_event(dumps(end), event="end") + _DONE
 
@@ -201,7 +219,8 @@ class EventStream:
         outcome.usage = stream.usage
         outcome.finish_reason = stream.finish_reason
         outcome.generation_id = stream.generation_id
-        outcome.model = stream.model
+        outcome.model = stream.answered_model
+        outcome.attempts = redacted_attempts(stream.attempts, self._redact)
 
     async def _write(self, data: bytes) -> None:
         self.writing = True

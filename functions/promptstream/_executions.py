@@ -13,7 +13,7 @@ from typing import Any
 from . import _logging as logger
 from ._config import Settings
 from ._errors import ErrorCode, HttpError
-from ._request import ExecuteRequest
+from ._request import ExecuteRequest, choose_models
 from ._retrieval import Embedder, Source, build_context, check_document_id, search
 from ._store import Prompt, Store
 from ._templates import (
@@ -37,6 +37,7 @@ class Execution:
     uid: str
     request: ExecuteRequest
     prompt: Prompt
+    # The primary model (the requested one); ``models`` is it and its fallbacks.
     model: str
     user_prompt: str
     system_prompt: str | None
@@ -53,6 +54,11 @@ class Execution:
     sources: list[Source] = field(default_factory=list)
     retrieval_tokens: int = 0
     unavailable: list[str] = field(default_factory=list)
+    models: tuple[str, ...] = ()
+
+    @property
+    def fallbacks(self) -> tuple[str, ...]:
+        return self.models[1:]
 
     @property
     def upstream_prompt(self) -> str:
@@ -84,15 +90,17 @@ class Outcome:
     # time.monotonic() when the first content arrived, if it did
     first_content: float | None = None
     error: tuple[str, str] | None = None
+    # Every model tried or skipped (see _routing.Route.attempts).
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare(
-    uid: str, body: ExecuteRequest, model: str, prompt: Prompt | None, settings: Settings
-) -> Execution:
-    """The checks that need the prompt: access, variables, size. Pure; raises HttpError."""
+def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Settings) -> Execution:
+    """The checks that need the prompt: access, models, variables, size. Pure; raises
+    HttpError."""
     if prompt is None or not (prompt.public or prompt.owner_uid == uid):
         # The same answer for "absent" and "someone else's private prompt".
         raise HttpError(ErrorCode.PROMPT_NOT_FOUND, "Prompt not found.")
+    models = choose_models(body, prompt.preferred_model, prompt.fallback_models, settings)
     declared = [s for s in map(VariableSpec.from_doc, prompt.variables) if s is not None]
     try:
         values = resolve_variables(
@@ -121,11 +129,12 @@ def prepare(
         uid,
         body,
         prompt,
-        model,
+        models[0],
         user_prompt,
         system_prompt,
         rendered.recorded(settings.record_variable_chars),
         prompt_tokens,
+        models=models,
     )
     _plan_retrieval(ex, settings)
     return ex
@@ -166,15 +175,19 @@ class Executions:
         self._store = store
         self._redact = redact
 
-    async def open(self, uid: str, body: ExecuteRequest, model: str) -> Execution:
+    async def open(self, uid: str, body: ExecuteRequest) -> Execution:
         """Load and check the prompt, take a lease and open the record (one read, one
         commit). Raises ``HttpError`` and writes nothing on a refusal."""
 
         def build(prompt: Prompt | None) -> tuple[dict[str, Any], int, Execution]:
-            ex = prepare(uid, body, model, prompt, self._settings)
+            ex = prepare(uid, body, prompt, self._settings)
             record: dict[str, Any] = {
                 "prompt_id": ex.prompt.id,
+                # The model that answered, once one has; the primary until then.
                 "model": ex.model,
+                "requested_model": ex.model,
+                "models": list(ex.models),
+                "attempts": [],
                 "variables": ex.values,
                 "output": "",
                 "usage": None,
@@ -184,6 +197,8 @@ class Executions:
             }
             if ex.document_ids:
                 record["document_ids"] = list(ex.document_ids)
+            if body.comparison_id is not None:
+                record["comparison_id"] = body.comparison_id
             # Held against the day's budget until finish settles it: the most it can cost.
             reserve = (
                 ex.prompt_tokens + ex.overrides(self._settings.default_max_tokens)["max_tokens"]
@@ -249,6 +264,7 @@ class Executions:
             "finish_reason": outcome.finish_reason,
             "generation_id": outcome.generation_id,
             "model": outcome.model or ex.model,
+            "attempts": outcome.attempts,
             "ttft_ms": ttft_ms,
             "duration_ms": duration_ms,
             "error_code": error[0] if error else None,
@@ -273,6 +289,7 @@ class Executions:
             "uid": ex.uid,
             "prompt_id": ex.prompt.id,
             "model": fields["model"],
+            "requested_model": ex.model,
             "status": outcome.status,
             "ttft_ms": ttft_ms,
             "duration_ms": duration_ms,
@@ -280,6 +297,12 @@ class Executions:
             "usage_reported": usage is not None,
             "error_code": fields["error_code"],
         }
+        if len(outcome.attempts) > 1:
+            entry["attempts"] = [
+                (a["model"], a["outcome"], a["error_code"]) for a in outcome.attempts
+            ]
+        if ex.request.comparison_id is not None:
+            entry["comparison_id"] = ex.request.comparison_id
         if ex.document_ids:
             entry["sources"] = len(ex.sources)
             entry["retrieval_tokens"] = ex.retrieval_tokens

@@ -22,7 +22,7 @@ from . import _logging as logger
 from ._asgi import DisconnectWatch, Receive, Scope, Send, header, send_error, send_json
 from ._config import Settings
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
-from ._events import SSE_HEADERS, EventStream
+from ._events import SSE_HEADERS, EventStream, redacted_attempts
 from ._executions import Execution, Outcome
 from ._request import ExecuteRequest, check, read_body, too_large
 from ._service import Service, get_service
@@ -82,8 +82,9 @@ def with_cors(app: ASGIApp, settings: Settings, methods: tuple[str, ...] = ("POS
 
 async def _checked(
     service: Service, scope: Scope, receive: Receive, send: Send
-) -> tuple[str, ExecuteRequest, str] | None:
-    """Everything that needs no database: configuration, size, token, body, model.
+) -> tuple[str, ExecuteRequest] | None:
+    """Everything that needs no database: configuration, size, token, body, the models
+    it names.
     Answers a refusal itself (and returns ``None``)."""
     settings = service.settings
     try:
@@ -105,11 +106,11 @@ async def _checked(
     except ClientGone:
         return None
     try:
-        body, model = check(raw, settings)
+        body = check(raw, settings)
     except HttpError as exc:
         await send_error(send, exc)
         return None
-    return uid, body, model
+    return uid, body
 
 
 class _Run:
@@ -143,7 +144,7 @@ async def _open(
     send: Send,
     watch: DisconnectWatch,
     run: _Run,
-    checked: tuple[str, ExecuteRequest, str],
+    checked: tuple[str, ExecuteRequest],
 ) -> Execution | None:
     """Wait for a turn and open the record. Answers a refusal itself (and returns
     ``None``); nothing is written then. The commit that opens the record is never cut
@@ -193,11 +194,15 @@ async def _retrieve(service: Service, send: Send, run: _Run, ex: Execution) -> b
 
 
 async def _refuse(send: Send, run: _Run, exc: OpenRouterError) -> None:
-    """The upstream refused before anything was streamed: its status, as JSON."""
-    message = run.service.redact(exc.message)
-    run.outcome = Outcome("error", output=exc.partial, error=(exc.code, message))
+    """The upstream refused before anything was streamed: its status, as JSON, with
+    the models tried (``details.attempts``) when there were any."""
+    service = run.service
+    message = service.redact(exc.message)
+    attempts = redacted_attempts(exc.attempts, service.redact)
+    run.outcome = Outcome("error", output=exc.partial, error=(exc.code, message), attempts=attempts)
     await run.finish()
-    await send_error(send, HttpError(exc.code, message, retry_after=exc.retry_after))
+    details = {"attempts": attempts} if attempts else None
+    await send_error(send, HttpError(exc.code, message, details, retry_after=exc.retry_after))
 
 
 async def _internal(send: Send, run: _Run, message: str) -> None:
@@ -250,6 +255,7 @@ async def _stream_steps(
         ex.upstream_prompt,
         ex.system_prompt,
         ex.request.context,
+        fallbacks=ex.fallbacks,
         **ex.overrides(settings.default_max_tokens),
     )
     watch.on_gone(stream.abort)
@@ -288,6 +294,7 @@ async def _execute_steps(
             ex.upstream_prompt,
             ex.system_prompt,
             ex.request.context,
+            fallbacks=ex.fallbacks,
             **ex.overrides(service.settings.default_max_tokens),
         )
     except OpenRouterError as exc:
@@ -296,6 +303,7 @@ async def _execute_steps(
     except Exception:
         await _internal(send, run, "execution failed")
         return
+    attempts = redacted_attempts(result.attempts, service.redact)
     run.outcome = Outcome(
         "completed",
         output=result.content,
@@ -304,6 +312,7 @@ async def _execute_steps(
         finish_reason=result.finish_reason,
         generation_id=result.generation_id,
         model=result.model,
+        attempts=attempts,
     )
     await run.finish()
     await send_json(
@@ -313,6 +322,9 @@ async def _execute_steps(
             "execution_id": ex.execution_id,
             "prompt_id": ex.prompt.id,
             "model": result.model or ex.model,
+            "requested_model": ex.model,
+            "attempts": attempts,
+            "comparison_id": ex.request.comparison_id,
             "content": result.content,
             "reasoning": result.reasoning,
             "finish_reason": result.finish_reason,

@@ -7,6 +7,7 @@ fails it costs no Firestore call and nothing upstream.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import (
@@ -18,11 +19,12 @@ from pydantic import (
     ValidationError,
 )
 
+from . import _logging as logger
 from ._asgi import Receive
 from ._config import Settings
 from ._errors import ClientGone, ErrorCode, HttpError
 
-__all__ = ["ExecuteRequest", "check", "read_body"]
+__all__ = ["ExecuteRequest", "allowed", "check", "choose_models", "read_body"]
 
 
 def _firestore_id(value: str) -> str:
@@ -40,6 +42,7 @@ PromptId = Annotated[
 VariableName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # The form check_document_id accepts (and firestore.rules repeats).
 DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]
+ModelId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class ExecuteRequest(BaseModel):
@@ -49,7 +52,13 @@ class ExecuteRequest(BaseModel):
 
     prompt_id: PromptId
     variables: dict[VariableName, str] = Field(default_factory=dict)
-    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    # Absent: the prompt's preferred_model when it is allowed, else DEFAULT_MODEL.
+    model: ModelId | None = None
+    # Tried in order when the model fails before its first chunk. Absent: the prompt's;
+    # [] for none.
+    fallback_models: Annotated[list[ModelId], Field(max_length=3)] | None = None
+    # The executions of one comparison (one per model) share it; the client makes it.
+    comparison_id: DocumentId | None = None
     context: str | None = None
     max_tokens: Annotated[int, Field(ge=1, le=32_000)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -94,8 +103,9 @@ async def read_body(
         ) from None
 
 
-def check(raw: bytes, settings: Settings) -> tuple[ExecuteRequest, str]:
-    """Parse and check the body: returns it with the model it will run on."""
+def check(raw: bytes, settings: Settings) -> ExecuteRequest:
+    """Parse and check the body (the models it names included; the prompt's are checked
+    once it is read, see ``choose_models``)."""
     try:
         body = ExecuteRequest.model_validate_json(raw)
     except ValidationError as exc:
@@ -127,14 +137,64 @@ def check(raw: bytes, settings: Settings) -> tuple[ExecuteRequest, str]:
         raise HttpError(
             ErrorCode.INVALID_REQUEST, f"top_k is limited to {settings.retrieval_top_k_max}"
         )
-    model = body.model or settings.default_model
+    # A model the request names is refused here, before any read; the prompt's own are
+    # checked once it is read (see choose_models).
+    for model in [body.model or settings.default_model, *(body.fallback_models or ())]:
+        allowed(model, settings)
+    fallbacks = body.fallback_models or []
+    if len(fallbacks) > settings.max_fallback_models:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            f"At most {settings.max_fallback_models} fallback models",
+        )
+    if len(set(fallbacks)) < len(fallbacks):
+        raise HttpError(ErrorCode.INVALID_REQUEST, "fallback_models: each model at most once")
+    return body
+
+
+def allowed(model: str, settings: Settings) -> str:
+    """``model``, if ALLOWED_MODELS has it; else the refusal that names the allowed ones."""
     if model not in settings.allowed_models:
         raise HttpError(
             ErrorCode.MODEL_NOT_ALLOWED,
             f"Model {model!r} is not allowed. Allowed: {', '.join(settings.allowed_models)}",
             {"allowed": list(settings.allowed_models)},
         )
-    return body, model
+    return model
+
+
+def choose_models(
+    body: ExecuteRequest,
+    preferred: str | None,
+    prompt_fallbacks: Sequence[str],
+    settings: Settings,
+) -> tuple[str, ...]:
+    """The models to try, primary first, once the prompt is read: the request's model,
+    else the prompt's preferred one if allowed, else DEFAULT_MODEL; then the request's
+    fallbacks, else the prompt's allowed ones. Raises ``HttpError`` when the request's
+    fallbacks repeat the primary."""
+    if body.model is not None:
+        primary = body.model
+    elif preferred is not None and preferred in settings.allowed_models:
+        primary = preferred
+    else:
+        if preferred is not None:
+            logger.info("preferred model not allowed; using the default", model=preferred)
+        primary = settings.default_model
+    if body.fallback_models is not None:
+        if primary in body.fallback_models:
+            raise HttpError(
+                ErrorCode.INVALID_REQUEST,
+                f"fallback_models must not repeat the model {primary!r}",
+            )
+        return (primary, *body.fallback_models)
+    fallbacks: list[str] = []
+    for model in prompt_fallbacks:
+        if model not in settings.allowed_models:
+            logger.info("prompt fallback model not allowed; dropped", model=model)
+        elif model != primary and model not in fallbacks:
+            fallbacks.append(model)
+    return (primary, *fallbacks[: settings.max_fallback_models])
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -50,6 +50,14 @@ class Prompt:
     document_ids: tuple[str, ...] = ()
     top_k: int | None = None
     retrieval_query_variable: str | None = None
+    # Models (issue 18): the default model of its runs, and the fallbacks it names.
+    # Checked against ALLOWED_MODELS when used, not here.
+    preferred_model: str | None = None
+    fallback_models: tuple[str, ...] = ()
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
 def _prompt_from(doc: Document | None) -> Prompt | None:
@@ -58,9 +66,9 @@ def _prompt_from(doc: Document | None) -> Prompt | None:
     data = doc.data
     system_prompt = data.get("system_prompt")
     variables = data.get("variables")
-    document_ids = data.get("document_ids")
     top_k = data.get("top_k")
     query_variable = data.get("retrieval_query_variable")
+    preferred = data.get("preferred_model")
     return Prompt(
         id=doc.path.rsplit("/", 1)[1],
         owner_uid=str(data.get("owner_uid") or ""),
@@ -68,13 +76,11 @@ def _prompt_from(doc: Document | None) -> Prompt | None:
         system_prompt=system_prompt if isinstance(system_prompt, str) else None,
         variables=variables if isinstance(variables, list) else [],
         public=data.get("public") is True,
-        document_ids=(
-            tuple(d for d in document_ids if isinstance(d, str))
-            if isinstance(document_ids, list)
-            else ()
-        ),
+        document_ids=_strings(data.get("document_ids")),
         top_k=top_k if isinstance(top_k, int) and not isinstance(top_k, bool) else None,
         retrieval_query_variable=query_variable if isinstance(query_variable, str) else None,
+        preferred_model=preferred if isinstance(preferred, str) and preferred else None,
+        fallback_models=_strings(data.get("fallback_models"))[:3],
     )
 
 
