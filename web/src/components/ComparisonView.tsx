@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import { isBusy, stateOfRecord, type ExecutionState } from '../hooks/executionState';
 import type { ComparisonRun } from '../hooks/useComparison';
-import { passedOver } from '../services/attempts';
+import { attemptsOf, passedOver } from '../services/attempts';
 import { orderColumns, tokensPerSecond } from '../services/comparisons';
 import type { Comparison, ExecutionRecord } from '../types';
 import { ErrorBanner } from './ErrorBanner';
@@ -27,9 +27,12 @@ function formatRate(rate: number | null, record: ExecutionRecord | null): string
 
 /** Which model answered, when not the one asked for, and the ones passed over (with why). */
 function Routing({ model, state }: { model: string; state: ExecutionState }) {
-  const skipped = passedOver(state.attempts);
-  const answered = state.attempts.find((a) => a.outcome === 'answered')?.model;
-  if (skipped.length === 0 && (!answered || answered === model)) return null;
+  // A refusal before the stream opened carries them in its details instead.
+  const attempts = state.attempts.length > 0 ? state.attempts : attemptsOf(state.error?.details?.attempts);
+  // One model tried: the column's own status and error say it all.
+  if (attempts.length <= 1) return null;
+  const skipped = passedOver(attempts);
+  const answered = attempts.find((a) => a.outcome === 'answered')?.model;
   return (
     <p className="routing small" data-testid="column-routing">
       {answered && answered !== model && (
@@ -62,7 +65,8 @@ function Column({
   const busy = isBusy(state.phase);
   const [marking, setMarking] = useState(false);
   const [markError, setMarkError] = useState<string | null>(null);
-  const canMark = onWinner && !busy && !winner && state.executionId && (state.content !== '' || state.phase === 'completed');
+  // Only a whole answer can win: a failed or cancelled column's text is partial.
+  const canMark = onWinner && !winner && state.executionId && state.phase === 'completed';
 
   async function mark() {
     if (!onWinner) return;

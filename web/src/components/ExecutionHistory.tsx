@@ -2,7 +2,7 @@ import { useState } from 'react';
 import type { Executions } from '../hooks/useExecutions';
 import { Markdown } from '../markdown/Markdown';
 import { SourcesList, SourcesProvider } from '../markdown/Sources';
-import { groupHistory, type HistoryEntry } from '../services/comparisons';
+import { groupHistory, orderColumns, type HistoryEntry } from '../services/comparisons';
 import type { Comparison, ExecutionRecord, ExecutionStatus } from '../types';
 import { ComparisonDetail, type OnWinner } from './ComparisonView';
 import { CopyButton } from './CopyButton';
@@ -160,7 +160,8 @@ function ComparisonRow({
   open: boolean;
   onToggle: () => void;
 }) {
-  const tokens = entry.records.reduce((sum, r) => sum + (r.usage?.total_tokens ?? 0), 0);
+  const records = orderColumns(entry.records, comparison?.models);
+  const tokens = records.reduce((sum, r) => sum + (r.usage?.total_tokens ?? 0), 0);
   const winner = comparison?.winner_model;
   return (
     <tr
@@ -176,14 +177,14 @@ function ComparisonRow({
       </td>
       <td>
         <span className="badge badge-compare">comparison</span>{' '}
-        {entry.records.map((r) => (
+        {records.map((r) => (
           <span key={r.id} className={`badge badge-${r.status}`} title={r.requested_model ?? r.model}>
             {r.status}
           </span>
         ))}
       </td>
       <td data-testid="history-comparison-models">
-        {entry.records.map((r) => r.requested_model ?? r.model).join(', ')}
+        {records.map((r) => r.requested_model ?? r.model).join(', ')}
       </td>
       <td>{tokens || '—'}</td>
       <td className="preview col-preview">

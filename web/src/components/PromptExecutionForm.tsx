@@ -100,7 +100,7 @@ export function PromptExecutionForm({
   // A winner marked since (here or in the history) becomes the model later runs start with.
   useEffect(() => {
     setModel(preferred);
-    setCompared((list) => (list.includes(preferred) ? list : defaultCompared(preferred, availableModels)));
+    setCompared((list) => [preferred, ...list.filter((m) => m !== preferred)].slice(0, MAX_COMPARED));
   }, [preferred]);
   const problemOf = (field: string): FieldProblem | undefined => problems.find((p) => p.field === field);
 
@@ -220,14 +220,15 @@ export function PromptExecutionForm({
         <h3>Run</h3>
         {config.demoModel && (
           <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
-            Demo mode: no OpenRouter key is set, so answers come from local demo models (
+            Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real
+            LLM:{' '}
             {availableModels.map((m, i) => (
               <span key={m}>
                 {i > 0 && ', '}
                 <code>{m}</code>
               </span>
             ))}
-            ), not from a real LLM.
+            .
           </div>
         )}
         {variables.length > 0 && (
@@ -275,6 +276,9 @@ export function PromptExecutionForm({
                 </label>
               );
             })}
+            <span className="muted small compare-order" data-testid="compare-order">
+              Columns: {compared.length > 0 ? compared.join(', ') : 'none'}
+            </span>
           </fieldset>
         )}
         <div className="grid-2">
