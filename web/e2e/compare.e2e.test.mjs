@@ -26,8 +26,15 @@ const email = `e2e-cmp-${stamp}@example.com`;
 const password = 'correct-horse-42';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
-const [LOCAL, FAST, CAREFUL] = ['demo/local-model', 'demo/fast-model', 'demo/careful-model'];
+const [LOCAL, FAST, CAREFUL, BACKUP] = ['demo/local-model', 'demo/fast-model', 'demo/careful-model', 'demo/backup-model'];
 const ERROR_AFTER = 3;
+// Each model answers in its own words (the fake's per_model knobs), so a column showing
+// another column's text would be seen.
+const TEXT = {
+  [LOCAL]: 'The **local** model says: a lighthouse is a tower whose lamp guides ships past the rocks at night.',
+  [FAST]: 'The **fast** model says: tall tower, bright light, safe harbour.',
+  [CAREFUL]: 'The **careful** model says: a lighthouse marks hazards and harbour entrances; its light pattern identifies it.',
+};
 
 let browser;
 let page;
@@ -88,7 +95,13 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
   it('runs three models side by side; one fails mid-stream and keeps its partial text, the others complete', async () => {
     const before = await fakeStats(env);
     // Above every other source, for this model only: it fails after three chunks.
-    await fakeConfig(env, { per_model: { [CAREFUL]: { error_after: ERROR_AFTER } } });
+    await fakeConfig(env, {
+      per_model: {
+        [LOCAL]: { text: TEXT[LOCAL] },
+        [FAST]: { text: TEXT[FAST] },
+        [CAREFUL]: { text: TEXT[CAREFUL], error_after: ERROR_AFTER },
+      },
+    });
     promptId = await createPrompt(page, {
       title: 'Compare three',
       content: 'Describe {{thing}} in one paragraph. [[fake chunks=12 delay=0.05]]',
@@ -127,11 +140,15 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
     assert.equal(records[LOCAL].status, 'completed');
     assert.equal(records[FAST].status, 'completed');
     assert.equal(records[CAREFUL].status, 'error');
-    assert.ok(records[CAREFUL].output.length > 0 && partial.includes(records[CAREFUL].output.trim().slice(0, 20)));
+    assert.ok(records[CAREFUL].output.length > 0 && TEXT[CAREFUL].startsWith(records[CAREFUL].output));
+    assert.ok(records[CAREFUL].output.length < TEXT[CAREFUL].length, 'it stopped mid-answer');
+    assert.ok(partial.startsWith('The careful model says'));
     // The completed columns show what the record holds, and the server's figures.
     for (const model of [LOCAL, FAST]) {
       const shown = (await page.textContent(`${column(model)} ${tid('column-output')}`)).trim();
-      assert.equal(shown, records[model].output.trim());
+      assert.equal(records[model].output, TEXT[model]);
+      assert.equal(shown, TEXT[model].replaceAll('**', ''), `${model}: its own answer, rendered`);
+      assert.equal(await page.textContent(`${column(model)} ${tid('column-output')} strong`), model.split('/')[1].split('-')[0]);
       await page.waitForFunction(
         (sel) => /\d/.test(document.querySelector(sel)?.textContent ?? ''),
         `${column(model)} ${tid('usage-ttft')}`,
@@ -202,8 +219,10 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
     const failed = `${detail} ${column(CAREFUL)}`;
     assert.equal(await page.getAttribute(`${failed} ${tid('execution-error')}`, 'data-code'), 'upstream_error');
     assert.equal(await page.getAttribute(`${failed} ${tid('column-output')}`, 'data-partial'), 'true');
-    const record = await readDoc(env, `executions/${ids[FAST]}`);
-    assert.equal((await page.textContent(`${detail} ${column(FAST)} ${tid('column-output')}`)).trim(), record.output.trim());
+    for (const model of [LOCAL, FAST]) {
+      const shown = (await page.textContent(`${detail} ${column(model)} ${tid('column-output')}`)).trim();
+      assert.equal(shown, TEXT[model].replaceAll('**', ''), `${model}: its own answer, from its record`);
+    }
   });
 
   it('marks a winner; the prompt remembers the model, and the next run starts with it', async () => {
@@ -247,6 +266,44 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
     await page.check(tid('compare-toggle'));
     assert.match(await page.textContent(tid('compare-order')), new RegExp(`^Columns: ${FAST}, `));
     await page.uncheck(tid('compare-toggle'));
+  });
+
+  it('names a fallback model in the editor; when the model fails before answering, the fallback answers', async () => {
+    await page.click(tid('edit-prompt-button'));
+    await page.check(`${tid('fallback-model')}[value="${BACKUP}"]`);
+    assert.equal(await page.textContent(tid('fallback-order')), `Order: ${BACKUP}`);
+    await page.click(tid('save-prompt'));
+    await page.waitForSelector(tid('prompt-view'));
+    const saved = await eventually(async () => {
+      const doc = await readDoc(env, `prompts/${promptId}`);
+      return doc?.fallback_models ? doc : null;
+    }, { what: 'the fallback models to be saved' });
+    assert.deepEqual(saved.fallback_models, [BACKUP]);
+    assert.equal(saved.preferred_model, FAST, 'editing the prompt keeps its preferred model');
+
+    // The preferred model is refused upstream before its first byte: the fake routes on.
+    await fakeConfig(env, { per_model: { [FAST]: { status: 429 } } });
+    await page.waitForFunction((m) => document.querySelector('[data-testid="model-select"]')?.value === m, FAST);
+    await page.fill(tid('var-input-thing'), 'a lighthouse');
+    await page.click(tid('run-button'));
+    await page.waitForFunction(
+      (old) => {
+        const panel = document.querySelector('[data-testid="streaming-panel"]');
+        const phase = panel?.querySelector('[data-testid="execution-status"]')?.getAttribute('data-phase');
+        return panel?.getAttribute('data-execution-id') !== old && ['completed', 'error'].includes(phase);
+      },
+      await page.getAttribute(tid('streaming-panel'), 'data-execution-id'),
+      { timeout: 30_000 },
+    );
+    assert.equal(await page.textContent(`${tid('streaming-panel')} ${tid('usage-model')}`), BACKUP);
+    assert.match(await page.textContent(`${tid('streaming-panel')} ${tid('column-answered-by')}`), new RegExp(BACKUP));
+    assert.equal(await page.getAttribute(`${tid('streaming-panel')} ${tid('column-skipped')}`, 'data-model'), FAST);
+    const run = await finalRecord(await page.getAttribute(tid('streaming-panel'), 'data-execution-id'));
+    assert.equal(run.status, 'completed');
+    assert.equal(run.requested_model, FAST);
+    assert.equal(run.model, BACKUP);
+    assert.deepEqual(run.models, [FAST, BACKUP]);
+    assert.deepEqual(run.attempts.map((a) => [a.model, a.outcome]), [[FAST, 'skipped'], [BACKUP, 'answered']]);
   });
 
   it('cancels one column; the others complete and its record ends cancelled', async () => {

@@ -26,7 +26,7 @@ function formatRate(rate: number | null, record: ExecutionRecord | null): string
 }
 
 /** Which model answered, when not the one asked for, and the ones passed over (with why). */
-function Routing({ model, state }: { model: string; state: ExecutionState }) {
+export function Routing({ model, state }: { model: string; state: ExecutionState }) {
   // A refusal before the stream opened carries them in its details instead.
   const attempts = state.attempts.length > 0 ? state.attempts : attemptsOf(state.error?.details?.attempts);
   // One model tried: the column's own status and error say it all.

@@ -16,6 +16,7 @@ import { filledVariables, formVariables } from '../services/templates';
 import { checkRun, type FieldProblem } from '../services/validation';
 import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt } from '../types';
 import { LiveComparison, type OnWinner } from './ComparisonView';
+import { ModelChecklist } from './ModelChecklist';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 import { UsageMeter } from './UsageMeter';
@@ -140,10 +141,6 @@ export function PromptExecutionForm({
     void runWith(values, model, comparing);
   }
 
-  function toggleCompared(m: string, on: boolean) {
-    setCompared((list) => (on ? [...list, m].slice(0, MAX_COMPARED) : list.filter((x) => x !== m)));
-  }
-
   // Ctrl/Cmd+Enter runs from any field, the Context textarea included (where Enter is a newline).
   function onKeyDown(event: KeyboardEvent<HTMLFormElement>) {
     if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
@@ -228,7 +225,6 @@ export function PromptExecutionForm({
                 <code>{m}</code>
               </span>
             ))}
-            .
           </div>
         )}
         {variables.length > 0 && (
@@ -256,30 +252,19 @@ export function PromptExecutionForm({
           </div>
         )}
         {comparing && (
-          <fieldset className="compare-models" data-testid="compare-models">
-            <legend>
-              Models to compare <span className="muted small">({MIN_COMPARED}–{MAX_COMPARED}, same variables)</span>
-            </legend>
-            {availableModels.map((m) => {
-              const checked = compared.includes(m);
-              return (
-                <label key={m}>
-                  <input
-                    type="checkbox"
-                    checked={checked}
-                    disabled={busy || (!checked && compared.length >= MAX_COMPARED)}
-                    onChange={(e) => toggleCompared(m, e.target.checked)}
-                    data-testid="compare-model"
-                    value={m}
-                  />
-                  {m}
-                </label>
-              );
-            })}
-            <span className="muted small compare-order" data-testid="compare-order">
-              Columns: {compared.length > 0 ? compared.join(', ') : 'none'}
-            </span>
-          </fieldset>
+          <ModelChecklist
+            legend={
+              <>
+                Models to compare <span className="muted small">({MIN_COMPARED}–{MAX_COMPARED}, same variables)</span>
+              </>
+            }
+            value={compared}
+            onChange={setCompared}
+            max={MAX_COMPARED}
+            disabled={busy}
+            testId="compare"
+            order={`Columns: ${compared.length > 0 ? compared.join(', ') : 'none'}`}
+          />
         )}
         <div className="grid-2">
           <label>
