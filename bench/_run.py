@@ -104,6 +104,24 @@ def seed(emulator: FirestoreEmulator) -> None:
     )
 
 
+def bench_server(
+    emulator: FirestoreEmulator, fake: FakeUpstream, env: dict[str, str], log_dir: Path
+) -> FunctionServer:
+    """The streaming function (not yet started): functions/.env as deployed, with only
+    what must point at local parts overridden, plus ``env``."""
+    return FunctionServer(
+        "execute_prompt_stream",
+        emulator.host,
+        fake.base_url,
+        project=PROJECT,
+        api_key=API_KEY,
+        defaults=dotenv(FUNCTIONS / ".env"),
+        env=env,
+        log_dir=log_dir,
+        start_timeout=60,
+    )
+
+
 # -- the fake's control routes -----------------------------------------------------------
 
 
@@ -437,19 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         fake.start()
 
         def new_server() -> FunctionServer:
-            # functions/.env as deployed, with only what must
-            # point at local parts overridden, plus --env.
-            return FunctionServer(
-                "execute_prompt_stream",
-                emulator.host,
-                fake.base_url,
-                project=PROJECT,
-                api_key=API_KEY,
-                defaults=dotenv(FUNCTIONS / ".env"),
-                env=extra_env,
-                log_dir=log_dir,
-                start_timeout=60,
-            )
+            return bench_server(emulator, fake, extra_env, log_dir)
 
         if not args.quick:
             print("warming the Firestore emulator up ...", end=" ", flush=True)

@@ -101,7 +101,9 @@ class Settings(BaseModel):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         values: dict[str, object] = {
-            name: env[name.upper()] for name in cls.model_fields if name.upper() in env
+            name: env[name.upper()]
+            for name in cls.model_fields
+            if name.upper() in env and name != "upstream"
         }
         upstream = {
             name: env[f"UPSTREAM_{name.upper()}"]

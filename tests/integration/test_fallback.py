@@ -506,3 +506,54 @@ def test_execute_prompt_answers_the_last_error_with_every_attempt(
     assert record["attempts"] == error["details"]["attempts"]
     assert attempts_per_model(fake_upstream) == {P: 1, S: TRIES}
     assert record["model"] == P
+
+
+# -- the models a request names, checked at the edge ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"fallback_models": [S, "not/allowed"]}, "model_not_allowed"),
+        ({"model": "not/allowed", "fallback_models": [S]}, "model_not_allowed"),
+        ({"fallback_models": [S, S]}, "invalid_request"),
+        ({"fallback_models": [S, T, "demo/fourth", P]}, "invalid_request"),
+        ({"comparison_id": "../x"}, "invalid_request"),
+    ],
+)
+def test_models_the_request_names_are_refused_before_any_read(
+    fields: dict[str, Any],
+    code: str,
+    client_stream: FunctionServer,
+    db: Any,
+    fake_upstream: FakeOpenRouterThread,
+) -> None:
+    add_prompt(db)
+    reply = post(client_stream, **fields)
+    assert reply.status == 400
+    assert reply.json()["error"]["code"] == code
+    assert executions(db) == []
+    assert list(db.collection("user_limits").stream()) == []
+    assert fake_upstream.stats()["requests"] == 0
+
+
+def test_a_fallback_repeating_the_prompts_preferred_model_is_refused_unwritten(
+    client_stream: FunctionServer, db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, preferred_model=S)
+    reply = post(client_stream, fallback_models=[S])
+    assert reply.status == 400
+    assert "must not repeat" in reply.json()["error"]["message"]
+    assert executions(db) == []
+    assert fake_upstream.stats()["requests"] == 0
+
+
+def test_a_preferred_model_not_allowed_gives_way_to_the_default(
+    client_stream: FunctionServer, db: Any, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db, preferred_model="not/allowed")
+    reply = post(client_stream)
+    assert reply.status == 200, reply.raw
+    assert reply.event("start")["models"] == [P]
+    assert the_record(db)["requested_model"] == P
+    assert attempts_per_model(fake_upstream) == {P: 1}

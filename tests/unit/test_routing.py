@@ -351,6 +351,10 @@ def test_every_upstream_setting_is_read_from_its_environment_name() -> None:
     assert isinstance(config, UpstreamTuning)
 
 
+def test_a_bare_upstream_variable_is_not_a_setting() -> None:
+    assert Settings.from_env({"UPSTREAM": "x"}).upstream == UpstreamTuning()
+
+
 def test_defaults_are_the_same_for_the_settings_and_the_client() -> None:
     config = Settings.from_env({}).openrouter_config("sk-key")
     alone = OpenRouterConfig(api_key="sk-key")  # type: ignore[arg-type]
