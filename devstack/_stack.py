@@ -28,6 +28,15 @@ WEB = REPO / "web"
 MARKER = "# written by devstack (scripts/dev); delete or edit freely"
 PLACEHOLDER_KEY = "local-demo-no-real-key"
 DEMO_MODEL = "demo/local-model"
+# The models the fake serves in demo mode (it answers any id): enough to compare four side by
+# side, and to fall back (issue 18). The first is the default.
+DEMO_MODELS = (DEMO_MODEL, "demo/fast-model", "demo/careful-model", "demo/backup-model")
+# The dev stack's demo models differ in pace, so a comparison's columns look different; test
+# stacks keep the fake's defaults for every model, which their directives build on.
+DEMO_PER_MODEL = {
+    "demo/fast-model": {"delay": 0.015},
+    "demo/careful-model": {"delay": 0.09, "first_chunk_delay": 0.6},
+}
 # The fake's /embeddings model (wordllama, 256 dimensions): fake_openrouter.EMBEDDING_MODEL.
 DEMO_EMBEDDING_MODEL = "fake/demo-embedding"
 
@@ -150,6 +159,12 @@ class Stack:
         return {
             "OPENROUTER_BASE_URL": self.fake_base_url,
             "DEFAULT_MODEL": DEMO_MODEL,
+            "ALLOWED_MODELS": ",".join(DEMO_MODELS),
+            # The fake speaks OpenRouter's `models` routing, so the native path is the one
+            # exercised locally.
+            "FALLBACK_ROUTING": "native",
+            # A comparison of four is four streams at once, each holding a lease.
+            "MAX_CONCURRENT_STREAMS": "6",
             "EMBEDDINGS_BASE_URL": self.fake_base_url,
             "EMBEDDING_MODEL": DEMO_EMBEDDING_MODEL,
         }
@@ -187,8 +202,9 @@ class Stack:
         }
         if self.demo_model:
             env["VITE_DEFAULT_MODEL"] = DEMO_MODEL
-            # The web app then says it is in demo mode and offers only this model.
+            # The web app then says it is in demo mode and offers only the demo models.
             env["VITE_DEMO_MODEL"] = DEMO_MODEL
+            env["VITE_DEMO_MODELS"] = ",".join(DEMO_MODELS)
             env["E2E_FAKE_OPENROUTER_URL"] = f"http://127.0.0.1:{p.fake_openrouter}"
             env["E2E_FAKE_OPENROUTER_BASE_URL"] = self.fake_base_url
         return env
@@ -374,6 +390,15 @@ class Stack:
             cwd=REPO,
         )
         part.wait_for(r"fake-openrouter listening on", timeout=30)
+        if not self.isolated:
+            self._configure_fake({"per_model": DEMO_PER_MODEL})
+
+    def _configure_fake(self, knobs: Mapping[str, object]) -> None:
+        """Server defaults of the fake (POST /_fake/config); a refusal is reported, not fatal."""
+        url = f"http://127.0.0.1:{self.ports.fake_openrouter}/_fake/config"
+        status, text = _http_status(url, method="POST", body=json.dumps(knobs).encode())
+        if status != 200:
+            self._say(f"the fake refused its demo settings (HTTP {status}): {text[:200]}")
 
     def _start_firebase(self, functions_dir: Path | None) -> None:
         only = ["firestore"]

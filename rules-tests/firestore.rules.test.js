@@ -65,6 +65,8 @@ beforeEach(async () => {
     await setDoc(doc(db, 'user_limits/~a~2Fb'), { uid: 'a/b', tokens_today: 5 });
     await setDoc(doc(db, 'user_limits/~2Fb'), { uid: 'x', tokens_today: 5 });
     await setDoc(doc(db, 'other/thing'), { any: 'thing' });
+    await setDoc(doc(db, 'comparisons/alice-cmp'), comparison('alice'));
+    await setDoc(doc(db, 'comparisons/bob-cmp'), comparison('bob'));
     await setDoc(doc(db, 'documents/alice-doc'), kbDocument('alice', { status: 'ready' }));
     await setDoc(doc(db, 'documents/bob-doc'), kbDocument('bob', { status: 'ready' }));
     await setDoc(doc(db, 'passages/alice-doc-g1-0'), {
@@ -108,6 +110,32 @@ function execution(owner) {
     created_at: T0,
   };
 }
+
+function comparison(owner, overrides = {}) {
+  return {
+    owner_uid: owner,
+    prompt_id: `${owner}-private`,
+    models: ['demo/local-model', 'demo/fast-model'],
+    created_at: T0,
+    updated_at: T0,
+    ...overrides,
+  };
+}
+
+// What the web app writes before a comparison's runs start.
+function newComparison(owner, overrides = {}) {
+  return comparison(owner, { created_at: serverTimestamp(), updated_at: serverTimestamp(), ...overrides });
+}
+
+// What the web app writes when a column is marked the winner.
+const winner = (overrides = {}) => ({
+  winner_model: 'demo/fast-model',
+  winner_execution_id: 'run-2',
+  updated_at: serverTimestamp(),
+  ...overrides,
+});
+
+const model200 = (c) => c.repeat(200);
 
 function kbDocument(owner, overrides = {}) {
   return {
@@ -200,6 +228,44 @@ describe('prompts: allowed', () => {
       updateDoc(doc(as('alice'), 'prompts/alice-private'), {
         variables,
         system_prompt: 's'.repeat(20_000),
+        updated_at: serverTimestamp(),
+      }),
+    );
+  });
+
+  it('accepts preferred_model and 0 or 3 fallback_models at their limits', async () => {
+    const data = fullPrompt('alice', { preferred_model: model200('p'), fallback_models: ['a', 'b', model200('c')] });
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), data));
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new2'), fullPrompt('alice', { fallback_models: [] })));
+  });
+
+  it('fits the expression budget: 10 full variables, a knowledge base, 3 fallbacks and a preferred model', async () => {
+    const variables = Array.from({ length: 10 }, (_, i) => ({
+      name: `v${i}`.padEnd(64, 'x'),
+      required: false,
+      default: 'd'.repeat(5000),
+      description: 'e'.repeat(500),
+    }));
+    const models = { preferred_model: model200('p'), fallback_models: [model200('a'), model200('b'), model200('c')] };
+    const kb = { document_ids: Array.from({ length: 10 }, (_, i) => `doc-${i}`), top_k: 10, retrieval_query_variable: 'v0' };
+    await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), fullPrompt('alice', { variables, ...models, ...kb })));
+    await assertSucceeds(
+      updateDoc(doc(as('alice'), 'prompts/alice-private'), {
+        variables,
+        system_prompt: 's'.repeat(20_000),
+        document_ids: Array.from({ length: 10 }, (_, i) => `doc-${i}`),
+        top_k: 10,
+        retrieval_query_variable: 'v0',
+        ...models,
+        updated_at: serverTimestamp(),
+      }),
+    );
+  });
+
+  it('owner sets the preferred model (a comparison winner)', async () => {
+    await assertSucceeds(
+      updateDoc(doc(as('alice'), 'prompts/alice-public'), {
+        preferred_model: 'demo/fast-model',
         updated_at: serverTimestamp(),
       }),
     );
@@ -318,6 +384,15 @@ describe('prompts: denied', () => {
       retrieval_query_variable: 'q'.repeat(65),
     }),
     'retrieval_query_variable not a string': prompt('alice', { retrieval_query_variable: 3 }),
+    'an empty preferred_model': prompt('alice', { preferred_model: '' }),
+    'preferred_model over 200 chars': prompt('alice', { preferred_model: 'p'.repeat(201) }),
+    'preferred_model not a string': prompt('alice', { preferred_model: ['a'] }),
+    'a null preferred_model': prompt('alice', { preferred_model: null }),
+    'fallback_models not a list': prompt('alice', { fallback_models: 'demo/fast-model' }),
+    'fallback_models of 4': prompt('alice', { fallback_models: ['a', 'b', 'c', 'd'] }),
+    'a fallback model that is empty, first': prompt('alice', { fallback_models: ['', 'b'] }),
+    'a fallback model that is a number, second': prompt('alice', { fallback_models: ['a', 7] }),
+    'a fallback model over 200 chars, third': prompt('alice', { fallback_models: ['a', 'b', 'c'.repeat(201)] }),
   };
   for (const [name, data] of Object.entries(badCreates)) {
     it(`create with ${name}`, async () => {
@@ -335,6 +410,12 @@ describe('prompts: denied', () => {
 
   it("another user updates a public prompt", async () => {
     await assertFails(updateDoc(doc(as('bob'), 'prompts/alice-public'), { title: 'Mine now' }));
+  });
+
+  it("another user sets a public prompt's preferred model", async () => {
+    await assertFails(
+      updateDoc(doc(as('bob'), 'prompts/alice-public'), { preferred_model: 'demo/fast-model', updated_at: serverTimestamp() }),
+    );
   });
 
   it('another user takes a prompt over by rewriting owner_uid', async () => {
@@ -599,6 +680,121 @@ describe('passages (backend only)', () => {
 
   it('a user deletes a passage: denied', async () => {
     await assertFails(deleteDoc(doc(as('alice'), 'passages/alice-doc-g1-0')));
+  });
+});
+
+describe('comparisons: allowed', () => {
+  it('owner creates a comparison of 2 models, and of 4 at the size limits', async () => {
+    await assertSucceeds(setDoc(doc(as('alice'), 'comparisons/new'), newComparison('alice')));
+    const models = [model200('a'), model200('b'), model200('c'), model200('d')];
+    const id = `A${'b'.repeat(99)}`;
+    await assertSucceeds(
+      setDoc(doc(as('alice'), `comparisons/${id}`), newComparison('alice', { models, prompt_id: model200('p') })),
+    );
+  });
+
+  it('owner reads an own comparison, and lists own comparisons of a prompt', async () => {
+    await assertSucceeds(getDoc(doc(as('alice'), 'comparisons/alice-cmp')));
+    const snap = await assertSucceeds(
+      getDocs(
+        query(
+          collection(as('alice'), 'comparisons'),
+          where('owner_uid', '==', 'alice'),
+          where('prompt_id', '==', 'alice-private'),
+        ),
+      ),
+    );
+    assertIds(snap, ['alice-cmp']);
+  });
+
+  it('owner marks a winner, and changes it', async () => {
+    await assertSucceeds(updateDoc(doc(as('alice'), 'comparisons/alice-cmp'), winner()));
+    await assertSucceeds(
+      updateDoc(doc(as('alice'), 'comparisons/alice-cmp'), winner({ winner_model: 'demo/local-model', winner_execution_id: 'run-1' })),
+    );
+  });
+
+  it('the winner may be a fallback model that answered, not one of the compared models', async () => {
+    await assertSucceeds(updateDoc(doc(as('alice'), 'comparisons/alice-cmp'), winner({ winner_model: 'demo/backup-model' })));
+  });
+});
+
+describe('comparisons: denied', () => {
+  it('unauthenticated create', async () => {
+    await assertFails(setDoc(doc(anonymous(), 'comparisons/new'), newComparison('alice')));
+  });
+
+  const badCreates = {
+    'a forged owner_uid': newComparison('bob'),
+    'one model': newComparison('alice', { models: ['a'] }),
+    'five models': newComparison('alice', { models: ['a', 'b', 'c', 'd', 'e'] }),
+    'a model twice': newComparison('alice', { models: ['a', 'b', 'a'] }),
+    'models not a list': newComparison('alice', { models: 'a,b' }),
+    'an empty first model': newComparison('alice', { models: ['', 'b'] }),
+    'a second model that is a number': newComparison('alice', { models: ['a', 2] }),
+    'a third model over 200 chars': newComparison('alice', { models: ['a', 'b', 'c'.repeat(201)] }),
+    'a fourth model that is null': newComparison('alice', { models: ['a', 'b', 'c', null] }),
+    'no prompt_id': without(newComparison('alice'), 'prompt_id'),
+    'an empty prompt_id': newComparison('alice', { prompt_id: '' }),
+    'a prompt_id that is a number': newComparison('alice', { prompt_id: 5 }),
+    'a created_at that is not the request time': newComparison('alice', { created_at: T0 }),
+    'an updated_at that is not the request time': newComparison('alice', { updated_at: T0 }),
+    'no updated_at': without(newComparison('alice'), 'updated_at'),
+    'a winner already': newComparison('alice', { winner_model: 'a', winner_execution_id: 'r' }),
+    'an unknown field': newComparison('alice', { note: 'x' }),
+  };
+  for (const [name, data] of Object.entries(badCreates)) {
+    it(`create with ${name}`, async () => {
+      await assertFails(setDoc(doc(as('alice'), 'comparisons/new'), data));
+    });
+  }
+
+  for (const id of ['_leading-underscore', 'has.dot', `a${'b'.repeat(100)}`]) {
+    it(`create under the unsafe id ${id.slice(0, 20)}`, async () => {
+      await assertFails(setDoc(doc(as('alice'), `comparisons/${id}`), newComparison('alice')));
+    });
+  }
+
+  it("another user reads a comparison", async () => {
+    await assertFails(getDoc(doc(as('bob'), 'comparisons/alice-cmp')));
+  });
+
+  it('unauthenticated read', async () => {
+    await assertFails(getDoc(doc(anonymous(), 'comparisons/alice-cmp')));
+  });
+
+  it('a list query without the owner filter', async () => {
+    await assertFails(getDocs(query(collection(as('alice'), 'comparisons'), where('prompt_id', '==', 'alice-private'))));
+  });
+
+  it('another user marks the winner', async () => {
+    await assertFails(updateDoc(doc(as('bob'), 'comparisons/alice-cmp'), winner()));
+  });
+
+  it('another user takes a comparison over by rewriting owner_uid', async () => {
+    await assertFails(updateDoc(doc(as('bob'), 'comparisons/alice-cmp'), { ...winner(), owner_uid: 'bob' }));
+  });
+
+  const badUpdates = {
+    'the models changed': winner({ models: ['a', 'b'] }),
+    'the owner changed': winner({ owner_uid: 'bob' }),
+    'the prompt changed': winner({ prompt_id: 'other' }),
+    'created_at changed': winner({ created_at: serverTimestamp() }),
+    'an updated_at that is not the request time': winner({ updated_at: T0 }),
+    'no winner_execution_id': without(winner(), 'winner_execution_id'),
+    'a winner_execution_id of an unsafe form': winner({ winner_execution_id: 'a/b' }),
+    'an empty winner_model': winner({ winner_model: '' }),
+    'a winner_model that is a number': winner({ winner_model: 3 }),
+    'an unknown field': winner({ note: 'x' }),
+  };
+  for (const [name, data] of Object.entries(badUpdates)) {
+    it(`owner update with ${name}`, async () => {
+      await assertFails(updateDoc(doc(as('alice'), 'comparisons/alice-cmp'), data));
+    });
+  }
+
+  it('owner deletes a comparison', async () => {
+    await assertFails(deleteDoc(doc(as('alice'), 'comparisons/alice-cmp')));
   });
 });
 

@@ -7,10 +7,23 @@
 // directive ends at the first `]`), so the answer's text and its pace are set through the
 // fake's /_fake/config defaults for this file's runs and put back after.
 import assert from 'node:assert/strict';
-import { copyFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { authUid, ensureDir, eventually, launchBrowser, loadEnv, readDoc, signUp, startRun, tid, waitForPhase } from './support.mjs';
+import {
+  authUid,
+  ensureDir,
+  eventually,
+  fakeConfig,
+  launchBrowser,
+  loadEnv,
+  readDoc,
+  screenshot,
+  signUp,
+  startRun,
+  tid,
+  waitForPhase,
+  watchConsole,
+} from './support.mjs';
 
 const env = loadEnv();
 const stamp = `${Date.now()}-${process.pid}`;
@@ -45,41 +58,21 @@ let context;
 let page;
 let documentId;
 let promptId;
-const consoleProblems = [];
-
-async function fakeConfig(knobs) {
-  const res = await fetch(`${env.fakeUrl}/_fake/config`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(knobs),
-  });
-  if (!res.ok) throw new Error(`fake config: HTTP ${res.status} ${await res.text()}`);
-}
+let consoleProblems = [];
 
 const DEFAULTS = { embed_delay: 0, text: null, first_chunk_delay: 0, chunks: 8 };
-
-async function screenshot(name) {
-  const file = fileURLToPath(new URL(name, RESULTS));
-  await ensureDir(file);
-  await page.screenshot({ path: file, fullPage: true });
-  // The README shows copies of these; refresh them with E2E_UPDATE_SCREENSHOTS=1.
-  if (process.env.E2E_UPDATE_SCREENSHOTS) await copyFile(file, fileURLToPath(new URL(`screenshots/${name}`, import.meta.url)));
-}
 
 before(async () => {
   browser = await launchBrowser(env);
   context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') consoleProblems.push(`${msg.type()}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => consoleProblems.push(`pageerror: ${err}`));
+  consoleProblems = watchConsole(page);
   await signUp(page, env, email, password);
 });
 
 after(async () => {
-  await fakeConfig(DEFAULTS).catch(() => undefined);
+  await fakeConfig(env, DEFAULTS).catch(() => undefined);
   await browser?.close();
 });
 
@@ -88,7 +81,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
     await page.click(tid('nav-documents'));
     await page.waitForSelector(tid('documents-page'));
     // Slow the embeddings down so that the indexing state is there to see.
-    await fakeConfig({ embed_delay: 1.5 });
+    await fakeConfig(env, { embed_delay: 1.5 });
     try {
       await page.setInputFiles(tid('document-file-input'), {
         name: FILENAME,
@@ -100,13 +93,13 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       documentId = await indexing.getAttribute('data-document-id');
       assert.ok(documentId, 'the row appears, from Firestore, while the server indexes');
       assert.match(await indexing.textContent(), /Orchard Lane FAQ/);
-      await screenshot('documents.png');
+      await screenshot(page, 'documents.png');
 
       await page.waitForSelector(`${tid('document-row')}[data-document-id="${documentId}"][data-status="ready"]`, {
         timeout: 60_000,
       });
     } finally {
-      await fakeConfig(DEFAULTS);
+      await fakeConfig(env, DEFAULTS);
     }
     const done = await page.textContent(tid('upload-done'));
     const passages = Number(/(\d+) passages/.exec(done)?.[1]);
@@ -168,7 +161,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
   });
 
   it('runs it: the sources come before the first token, and a citation reveals its passage', async () => {
-    await fakeConfig({ text: ANSWER, chunks: 12, first_chunk_delay: 1.5 });
+    await fakeConfig(env, { text: ANSWER, chunks: 12, first_chunk_delay: 1.5 });
     try {
       await startRun(page, { variables: { question: QUESTION } });
       // Sources are on screen while the answer has not started.
@@ -177,7 +170,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       assert.equal(await page.$(tid('stream-output')), null, 'no answer text yet');
       assert.equal(await waitForPhase(page, ['completed', 'error', 'cancelled']), 'completed');
     } finally {
-      await fakeConfig(DEFAULTS);
+      await fakeConfig(env, DEFAULTS);
     }
     const panel = tid('streaming-panel');
     assert.equal(await page.textContent(`${panel} ${tid('stream-output')}`), ANSWER);
@@ -200,7 +193,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       true,
       'the passage has the focus, so a screen reader reads it',
     );
-    await screenshot('citations.png');
+    await screenshot(page, 'citations.png');
 
     const executionId = await page.getAttribute(panel, 'data-execution-id');
     const record = await eventually(async () => {

@@ -1,6 +1,7 @@
 // Helpers for the browser suite: environment, Chromium, the emulators' REST APIs, and UI steps.
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 function required(name) {
@@ -40,6 +41,16 @@ export async function launchBrowser(env) {
       '--disable-sync',
     ],
   });
+}
+
+/** Collects the page's console errors and warnings, and uncaught errors: a suite ends asserting there were none. */
+export function watchConsole(page) {
+  const problems = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') problems.push(`${msg.type()}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`pageerror: ${err}`));
+  return problems;
 }
 
 /** Polls `probe` until it returns a truthy value; bounded by `timeoutMs`. */
@@ -97,6 +108,16 @@ export async function fakeStats(env) {
   const res = await fetch(`${env.fakeUrl}/_fake/stats`);
   if (!res.ok) throw new Error(`fake stats: HTTP ${res.status}`);
   return res.json();
+}
+
+/** Sets the fake's server defaults (POST /_fake/config); POST /_fake/reset puts its startup ones back. */
+export async function fakeConfig(env, knobs) {
+  const res = await fetch(`${env.fakeUrl}/_fake/config`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(knobs),
+  });
+  if (!res.ok) throw new Error(`fake config: HTTP ${res.status} ${await res.text()}`);
 }
 
 export async function fakeRequests(env) {
@@ -170,4 +191,31 @@ export async function waitForPhase(page, phases, timeoutMs = 30_000) {
 
 export async function ensureDir(file) {
   await mkdir(dirname(file), { recursive: true });
+}
+
+const RESULTS = new URL('../test-results/', import.meta.url);
+
+/** A full-page screenshot in test-results/; copied to e2e/screenshots/ with E2E_UPDATE_SCREENSHOTS=1. */
+export async function screenshot(page, name) {
+  const file = fileURLToPath(new URL(name, RESULTS));
+  await ensureDir(file);
+  await page.screenshot({ path: file, fullPage: true });
+  // The README shows copies of these; refresh them with E2E_UPDATE_SCREENSHOTS=1.
+  if (process.env.E2E_UPDATE_SCREENSHOTS) await copyFile(file, fileURLToPath(new URL(`screenshots/${name}`, import.meta.url)));
+}
+
+/** Horizontal overflow of the page, and controls a person cannot reach (off screen left or right). */
+export function layoutProblems(page) {
+  return page.evaluate(() => {
+    const width = window.innerWidth;
+    const out = { scrollWidth: document.documentElement.scrollWidth, innerWidth: width, unreachable: [] };
+    for (const el of document.querySelectorAll('button, input, select, textarea, a[href]')) {
+      // Inside a box that scrolls on its own (a wide table) a control is reached by scrolling it.
+      if (el.closest('.md-table, .table-scroll')) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 && r.height === 0) continue;
+      if (r.left < -1 || r.right > width + 1) out.unreachable.push(`${el.tagName} ${el.getAttribute('data-testid') ?? el.textContent}`);
+    }
+    return out;
+  });
 }

@@ -3,28 +3,28 @@
 // Same stack and helpers as app.e2e.test.mjs; every run here is a normal one, so the browser
 // console must stay free of errors and warnings.
 import assert from 'node:assert/strict';
-import { copyFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   authUid,
   createPrompt,
   ensureDir,
   eventually,
   launchBrowser,
+  layoutProblems,
   loadEnv,
   readDoc,
+  screenshot,
   signUp,
   startRun,
   tid,
   waitForPhase,
+  watchConsole,
 } from './support.mjs';
 
 const env = loadEnv();
 const stamp = `${Date.now()}-${process.pid}`;
 const email = `e2e-wb-${stamp}@example.com`;
 const password = 'correct-horse-42';
-const RESULTS = new URL('../test-results/', import.meta.url);
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
@@ -49,7 +49,7 @@ const MARKDOWN = [
 let browser;
 let context;
 let page;
-const consoleProblems = [];
+let consoleProblems = [];
 
 before(async () => {
   browser = await launchBrowser(env);
@@ -57,10 +57,7 @@ before(async () => {
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.webUrl });
   page = await context.newPage();
   page.setDefaultTimeout(15_000);
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') consoleProblems.push(`${msg.type()}: ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => consoleProblems.push(`pageerror: ${err}`));
+  consoleProblems = watchConsole(page);
   await signUp(page, env, email, password);
   countRuns();
 });
@@ -76,30 +73,6 @@ const runRequests = [];
 function countRuns() {
   page.on('request', (req) => {
     if (/\/execute_prompt(_stream)?$/.test(new URL(req.url()).pathname) && req.method() === 'POST') runRequests.push(req.url());
-  });
-}
-
-async function screenshot(name) {
-  const file = fileURLToPath(new URL(name, RESULTS));
-  await ensureDir(file);
-  await page.screenshot({ path: file, fullPage: true });
-  // The README shows copies of these; refresh them with E2E_UPDATE_SCREENSHOTS=1.
-  if (process.env.E2E_UPDATE_SCREENSHOTS) await copyFile(file, fileURLToPath(new URL(`screenshots/${name}`, import.meta.url)));
-}
-
-/** Horizontal overflow of the page, and controls a person cannot reach (off screen left or right). */
-function layoutProblems() {
-  return page.evaluate(() => {
-    const width = window.innerWidth;
-    const out = { scrollWidth: document.documentElement.scrollWidth, innerWidth: width, unreachable: [] };
-    for (const el of document.querySelectorAll('button, input, select, textarea, a[href]')) {
-      // Inside a box that scrolls on its own (a wide table) a control is reached by scrolling it.
-      if (el.closest('.md-table, .table-scroll')) continue;
-      const r = el.getBoundingClientRect();
-      if (r.width === 0 && r.height === 0) continue;
-      if (r.left < -1 || r.right > width + 1) out.unreachable.push(`${el.tagName} ${el.getAttribute('data-testid') ?? el.textContent}`);
-    }
-    return out;
   });
 }
 
@@ -130,12 +103,12 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
     }
   });
 
-  it('says it is in demo mode and offers only the demo model', async () => {
+  it('says it is in demo mode and offers only the demo models', async () => {
     await createPrompt(page, { title: 'Demo check', content: 'Say hi. [[fake chunks=3 delay=0.01]]' });
     await page.waitForSelector(tid('demo-mode-note'));
     assert.match(await page.textContent(tid('demo-mode-note')), /demo\/local-model/);
     const options = await page.$$eval(`${tid('model-select')} option`, (els) => els.map((e) => e.value));
-    assert.deepEqual(options, ['demo/local-model']);
+    assert.deepEqual(options, ['demo/local-model', 'demo/fast-model', 'demo/careful-model', 'demo/backup-model']);
   });
 
   let mdPromptId;
@@ -227,7 +200,7 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
       ]) {
         await page.setViewportSize(size);
         await page.waitForTimeout(200);
-        const problems = await layoutProblems();
+        const problems = await layoutProblems(page);
         assert.ok(problems.scrollWidth <= problems.innerWidth, `${name}: page ${problems.scrollWidth} px wide in ${problems.innerWidth}`);
         assert.deepEqual(problems.unreachable, [], `${name}: controls off screen`);
         if (size === PHONE) {
@@ -243,7 +216,7 @@ describe('the workbench (issue 15)', { concurrency: false }, () => {
           await page.$eval(tid('run-button'), (el) => el.scrollIntoView());
           assert.ok(await page.isVisible(tid('run-button')));
         }
-        await screenshot(name);
+        await screenshot(page, name);
       }
     } finally {
       await page.setViewportSize(DESKTOP);

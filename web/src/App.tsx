@@ -10,7 +10,9 @@ import { SignIn } from './components/SignIn';
 import { auth, db } from './firebase';
 import { useAuth } from './hooks/useAuth';
 import { useDocuments, useUploads } from './hooks/useDocuments';
+import { useComparisons } from './hooks/useComparisons';
 import { useExecutions } from './hooks/useExecutions';
+import { createComparison, markWinner } from './services/comparisons';
 import { createPrompt, deletePrompt, updatePrompt, watchPrompts } from './services/prompts';
 import type { Prompt, PromptDraft } from './types';
 
@@ -26,13 +28,17 @@ function draftOf(p: Prompt): PromptDraft {
     document_ids: p.document_ids ?? [],
     top_k: p.top_k ?? null,
     retrieval_query_variable: p.retrieval_query_variable ?? null,
+    fallback_models: p.fallback_models ?? [],
   };
 }
 
 /** One prompt: the form and the history share one live listener on the user's runs of it. */
 function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
   const executions = useExecutions(user.uid, prompt.id);
+  const comparisons = useComparisons(user.uid, prompt.id);
   const [rerun, setRerun] = useState<RerunRequest | null>(null);
+  const onWinner = (comparisonId: string, model: string, executionId: string) =>
+    markWinner(db, { comparisonId, model, executionId, promptId: prompt.id, ownsPrompt: prompt.owner_uid === user.uid });
   return (
     <>
       <PromptExecutionForm
@@ -41,9 +47,14 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
         getIdToken={() => user.getIdToken()}
         records={executions.rows ?? []}
         rerun={rerun}
+        comparisons={comparisons}
+        openComparison={(models) => createComparison(db, user.uid, prompt.id, models)}
+        onWinner={onWinner}
       />
       <ExecutionHistory
         {...executions}
+        comparisons={comparisons}
+        onWinner={onWinner}
         onRerun={(r) => {
           setRerun((prev) => ({ variables: r.variables, model: r.model, seq: (prev?.seq ?? 0) + 1 }));
           window.scrollTo({ top: 0, behavior: 'smooth' });

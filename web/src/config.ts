@@ -15,6 +15,13 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value !== undefined && value.trim() !== '' ? value.trim() : undefined;
 }
 
+function csv(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
 function positiveInt(value: string | undefined): number | undefined {
   const n = Number(nonEmpty(value));
   return Number.isInteger(n) && n > 0 ? n : undefined;
@@ -33,6 +40,8 @@ export const config = {
   defaultModel: nonEmpty(env.VITE_DEMO_MODEL) ?? nonEmpty(env.VITE_DEFAULT_MODEL) ?? MODELS[0],
   /** Set by devstack when the backend answers with its local demo model (no OpenRouter key). */
   demoModel: nonEmpty(env.VITE_DEMO_MODEL),
+  /** The demo models the local fake serves (comma-separated); the first is the default. */
+  demoModels: csv(env.VITE_DEMO_MODELS),
   /** The backend's DAILY_TOKEN_BUDGET, for the usage meter; the server enforces its own. */
   dailyTokenBudget: positiveInt(env.VITE_DAILY_TOKEN_BUDGET) ?? 500_000,
   /** The seeded local account, shown on the sign-in page when the emulators are used. */
@@ -40,8 +49,10 @@ export const config = {
   demoPassword: nonEmpty(env.VITE_DEMO_PASSWORD),
 };
 
-/** The models the picker offers: only the demo model when that is what answers. */
-export const availableModels: readonly string[] = config.demoModel ? [config.demoModel] : MODELS;
+/** The models the picker offers: only the demo models when those are what answers. */
+export const availableModels: readonly string[] = config.demoModel
+  ? [...new Set([config.demoModel, ...config.demoModels])]
+  : MODELS;
 
 /** Emulators are used exactly when VITE_AUTH_EMULATOR_URL is set. */
 export const useEmulators = config.authEmulatorUrl !== undefined;

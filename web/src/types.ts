@@ -11,6 +11,19 @@ export interface ExecuteRequest {
   /** Knowledge bases: replaces the prompt's documents (`[]` turns retrieval off). */
   document_ids?: string[];
   top_k?: number;
+  /** Models tried in turn when the primary fails before its first chunk (0–3; `[]`: none; absent: the prompt's). */
+  fallback_models?: string[];
+  /** Shared by the runs of one comparison (issue 18); the same form as a document id. */
+  comparison_id?: string;
+}
+
+/** One model tried by a run, in order (`event: end` / `event: error` and the record's `attempts`). */
+export interface Attempt {
+  model: string;
+  outcome: 'answered' | 'failed' | 'skipped' | string;
+  error_code: string | null;
+  status: number | null;
+  message: string | null;
 }
 
 export interface Usage {
@@ -26,6 +39,9 @@ export interface StartEvent {
   executionId: string;
   promptId: string;
   model: string;
+  comparisonId: string | null;
+  /** The models to try, primary first. */
+  models: string[];
 }
 
 export interface ContentEvent {
@@ -43,12 +59,14 @@ export interface EndEvent {
   finishReason: string | null;
   usage: Usage | null;
   generationId: string | null;
+  attempts: Attempt[];
 }
 
 export interface ErrorEvent {
   type: 'error';
   code: string;
   message: string;
+  attempts: Attempt[];
 }
 
 export interface DoneEvent {
@@ -85,6 +103,8 @@ export interface ExecutionResult {
   generationId: string | null;
   /** The retrieved passages; absent when the run named no documents. */
   sources?: Source[];
+  /** Every model tried, in order; empty when the server sent none (an older backend, a cancel). */
+  attempts: Attempt[];
   cancelled: boolean;
 }
 
@@ -100,6 +120,8 @@ export interface ExecutePromptResponse {
   generation_id: string | null;
   duration_ms: number;
   sources?: Source[];
+  attempts?: Attempt[];
+  comparison_id?: string | null;
 }
 
 export interface PromptVariable {
@@ -122,6 +144,10 @@ export interface Prompt {
   document_ids?: string[];
   top_k?: number | null;
   retrieval_query_variable?: string | null;
+  /** The default model of later runs; set by marking a comparison's winner. */
+  preferred_model?: string | null;
+  /** Tried in turn when the model fails before its first chunk (0–3). */
+  fallback_models?: string[];
   updatedAtMs: number | null;
 }
 
@@ -136,6 +162,8 @@ export interface PromptDraft {
   document_ids?: string[];
   top_k?: number | null;
   retrieval_query_variable?: string | null;
+  /** Fallback models (0–3); absent or empty: none. */
+  fallback_models?: string[];
 }
 
 export type ExecutionStatus = 'streaming' | 'completed' | 'error' | 'cancelled';
@@ -160,6 +188,22 @@ export interface ExecutionRecord {
   finishedAtMs: number | null;
   /** The passages the run drew on (each text cut by the backend); null when it named no documents. */
   sources?: Source[] | null;
+  /** Set when the run was one column of a comparison. */
+  comparison_id?: string | null;
+  /** The model asked for (the primary); `model` is the one that answered. */
+  requested_model?: string | null;
+  attempts?: Attempt[];
+}
+
+/** A `comparisons/{id}` document: the runs sharing its id are its columns; the winner is here. */
+export interface Comparison {
+  id: string;
+  owner_uid: string;
+  prompt_id: string;
+  models: string[];
+  winner_model: string | null;
+  winner_execution_id: string | null;
+  createdAtMs: number | null;
 }
 
 /** The part of `user_limits/{uid}` the usage meter shows. */

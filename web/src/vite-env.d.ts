@@ -9,6 +9,7 @@ interface ImportMetaEnv {
   readonly VITE_FUNCTIONS_BASE_URL?: string;
   readonly VITE_DEFAULT_MODEL?: string;
   readonly VITE_DEMO_MODEL?: string;
+  readonly VITE_DEMO_MODELS?: string;
   readonly VITE_DAILY_TOKEN_BUDGET?: string;
   readonly VITE_DEMO_EMAIL?: string;
   readonly VITE_DEMO_PASSWORD?: string;

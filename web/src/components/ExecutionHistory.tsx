@@ -2,7 +2,9 @@ import { useState } from 'react';
 import type { Executions } from '../hooks/useExecutions';
 import { Markdown } from '../markdown/Markdown';
 import { SourcesList, SourcesProvider } from '../markdown/Sources';
-import type { ExecutionRecord, ExecutionStatus } from '../types';
+import { groupHistory, orderColumns, type HistoryEntry } from '../services/comparisons';
+import type { Comparison, ExecutionRecord, ExecutionStatus } from '../types';
+import { ComparisonDetail, type OnWinner } from './ComparisonView';
 import { CopyButton } from './CopyButton';
 import { formatCost, formatTokens, Timings } from './UsageSummary';
 
@@ -19,14 +21,26 @@ function when(ms: number | null): string {
 
 interface Props extends Executions {
   onRerun: (record: ExecutionRecord) => void;
+  /** The user's comparisons of this prompt: their models and winners. */
+  comparisons?: Comparison[];
+  onWinner?: OnWinner;
 }
 
-/** The user's runs of this prompt, live; a row opens into the whole run, which can run again. */
-export function ExecutionHistory({ rows, error, onRerun }: Props) {
+const entryKey = (e: HistoryEntry): string => (e.kind === 'run' ? e.record.id : `comparison:${e.id}`);
+const NO_WINNER: OnWinner = async () => undefined;
+
+/**
+ * The user's runs of this prompt, live; a row opens into the whole run, which can run again. The
+ * runs of one comparison are one row, which opens into its columns side by side.
+ */
+export function ExecutionHistory({ rows, error, onRerun, comparisons = [], onWinner = NO_WINNER }: Props) {
   const [filter, setFilter] = useState<ExecutionStatus | 'all'>('all');
   const [openId, setOpenId] = useState<string | null>(null);
-  const shown = rows?.filter((r) => filter === 'all' || r.status === filter) ?? [];
-  const open = rows?.find((r) => r.id === openId) ?? null;
+  const matches = (r: ExecutionRecord) => filter === 'all' || r.status === filter;
+  const shown = groupHistory(rows ?? []).filter((e) => (e.kind === 'run' ? matches(e.record) : e.records.some(matches)));
+  const openEntry = groupHistory(rows ?? []).find((e) => entryKey(e) === openId) ?? null;
+  const comparisonOf = (id: string) => comparisons.find((c) => c.id === id) ?? null;
+  const toggle = (key: string) => setOpenId(key === openId ? null : key);
 
   return (
     <section className="card history" data-testid="execution-history">
@@ -67,44 +81,120 @@ export function ExecutionHistory({ rows, error, onRerun }: Props) {
               </tr>
             </thead>
             <tbody>
-              {shown.map((r) => (
-                <tr
-                  key={r.id}
-                  className={r.id === openId ? 'selected' : undefined}
-                  data-testid="history-row"
-                  data-execution-id={r.id}
-                  data-status={r.status}
-                >
-                  <td className="nowrap">
-                    <button
-                      type="button"
-                      className="link-button"
-                      aria-expanded={r.id === openId}
-                      onClick={() => setOpenId(r.id === openId ? null : r.id)}
-                      data-testid="history-open"
-                    >
-                      {when(r.createdAtMs)}
-                    </button>
-                  </td>
-                  <td>
-                    <span className={`badge badge-${r.status}`}>{r.status}</span>
-                    {r.error_code && (
-                      <code className="error-code" title={r.error_message ?? ''} data-testid="history-error-code">
-                        {r.error_code}
-                      </code>
-                    )}
-                  </td>
-                  <td className="nowrap">{r.model}</td>
-                  <td>{r.usage?.total_tokens ?? '—'}</td>
-                  <td className="preview col-preview">{preview(r.output) || <span className="muted">—</span>}</td>
-                </tr>
-              ))}
+              {shown.map((e) =>
+                e.kind === 'comparison' ? (
+                  <ComparisonRow
+                    key={entryKey(e)}
+                    entry={e}
+                    comparison={comparisonOf(e.id)}
+                    open={entryKey(e) === openId}
+                    onToggle={() => toggle(entryKey(e))}
+                  />
+                ) : (
+                  <RunRow key={e.record.id} record={e.record} open={e.record.id === openId} onToggle={() => toggle(e.record.id)} />
+                ),
+              )}
             </tbody>
           </table>
         </div>
       )}
-      {open && <ExecutionDetail record={open} onClose={() => setOpenId(null)} onRerun={() => onRerun(open)} />}
+      {openEntry?.kind === 'run' && (
+        <ExecutionDetail record={openEntry.record} onClose={() => setOpenId(null)} onRerun={() => onRerun(openEntry.record)} />
+      )}
+      {openEntry?.kind === 'comparison' && (
+        <ComparisonDetail
+          id={openEntry.id}
+          records={openEntry.records}
+          comparison={comparisonOf(openEntry.id)}
+          onWinner={onWinner}
+          onClose={() => setOpenId(null)}
+        />
+      )}
     </section>
+  );
+}
+
+function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boolean; onToggle: () => void }) {
+  return (
+    <tr
+      className={open ? 'selected' : undefined}
+      data-testid="history-row"
+      data-execution-id={record.id}
+      data-status={record.status}
+    >
+      <td className="nowrap">
+        <button
+          type="button"
+          className="link-button"
+          aria-expanded={open}
+          onClick={onToggle}
+          data-testid="history-open"
+        >
+          {when(record.createdAtMs)}
+        </button>
+      </td>
+      <td>
+        <span className={`badge badge-${record.status}`}>{record.status}</span>
+        {record.error_code && (
+          <code className="error-code" title={record.error_message ?? ''} data-testid="history-error-code">
+            {record.error_code}
+          </code>
+        )}
+      </td>
+      <td className="nowrap">{record.model}</td>
+      <td>{record.usage?.total_tokens ?? '—'}</td>
+      <td className="preview col-preview">{preview(record.output) || <span className="muted">—</span>}</td>
+    </tr>
+  );
+}
+
+/** One row for a whole comparison: its models, each run's status, the winner. */
+function ComparisonRow({
+  entry,
+  comparison,
+  open,
+  onToggle,
+}: {
+  entry: Extract<HistoryEntry, { kind: 'comparison' }>;
+  comparison: Comparison | null;
+  open: boolean;
+  onToggle: () => void;
+}) {
+  const records = orderColumns(entry.records, comparison?.models);
+  const tokens = records.reduce((sum, r) => sum + (r.usage?.total_tokens ?? 0), 0);
+  const winner = comparison?.winner_model;
+  return (
+    <tr
+      className={open ? 'selected' : undefined}
+      data-testid="history-comparison"
+      data-comparison-id={entry.id}
+      data-runs={entry.records.length}
+    >
+      <td className="nowrap">
+        <button type="button" className="link-button" aria-expanded={open} onClick={onToggle} data-testid="history-open">
+          {when(entry.createdAtMs)}
+        </button>
+      </td>
+      <td>
+        <span className="badge badge-compare">comparison</span>{' '}
+        {records.map((r) => (
+          <span key={r.id} className={`badge badge-${r.status}`} title={r.requested_model ?? r.model}>
+            {r.status}
+          </span>
+        ))}
+      </td>
+      <td data-testid="history-comparison-models">
+        {records.map((r) => r.requested_model ?? r.model).join(', ')}
+      </td>
+      <td>{tokens || '—'}</td>
+      <td className="preview col-preview">
+        {winner ? (
+          <span data-testid="history-winner">★ {winner}</span>
+        ) : (
+          <span className="muted">no winner yet</span>
+        )}
+      </td>
+    </tr>
   );
 }
 

@@ -31,3 +31,11 @@ describe('validateDraft mirrors what the rules accept for variables', () => {
     expect(validateDraft(draft([v('a', { description: 'd'.repeat(501) })]))).toMatch(/description of "a"/);
   });
 });
+
+describe('validateDraft bounds the fallback models as the rules and the backend do', () => {
+  it('accepts up to three distinct ones', () => {
+    expect(validateDraft({ ...draft([]), fallback_models: ['a', 'b', 'c'] })).toBeNull();
+    expect(validateDraft({ ...draft([]), fallback_models: ['a', 'b', 'c', 'd'] })).toMatch(/At most 3 fallback models/);
+    expect(validateDraft({ ...draft([]), fallback_models: ['a', 'a'] })).toMatch(/named twice/);
+  });
+});

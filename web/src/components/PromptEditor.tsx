@@ -1,7 +1,9 @@
 import { useState, type FormEvent } from 'react';
 import { placeholders } from '../services/templates';
 import type { KbDocument, PromptDraft, PromptVariable } from '../types';
+import { MAX_FALLBACKS } from '../services/comparisons';
 import { DocumentPicker, validateKnowledge } from './DocumentPicker';
+import { FallbackPicker } from './FallbackPicker';
 
 interface Props {
   initial: PromptDraft;
@@ -45,6 +47,9 @@ export function validateDraft(draft: PromptDraft): string | null {
     }
     seen.add(v.name);
   }
+  const fallbacks = draft.fallback_models ?? [];
+  if (fallbacks.length > MAX_FALLBACKS) return `At most ${MAX_FALLBACKS} fallback models.`;
+  if (new Set(fallbacks).size !== fallbacks.length) return 'A fallback model is named twice.';
   return validateKnowledge(draft);
 }
 
@@ -160,6 +165,8 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
       </fieldset>
 
       <DocumentPicker draft={draft} documents={documents} onChange={(patch) => setDraft((d) => ({ ...d, ...patch }))} />
+
+      <FallbackPicker value={draft.fallback_models ?? []} onChange={(models) => set('fallback_models', models)} />
 
       <label className="inline">
         <input

@@ -1,12 +1,22 @@
 import { useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { availableModels, config } from '../config';
 import { isBusy } from '../hooks/executionState';
+import { useComparison } from '../hooks/useComparison';
 import { useStandardExecution } from '../hooks/useStandardExecution';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
+import {
+  columnFallbacks,
+  defaultCompared,
+  defaultModelFor,
+  MAX_COMPARED,
+  MIN_COMPARED,
+} from '../services/comparisons';
 import { supportsStreamingBody } from '../services/streaming';
 import { filledVariables, formVariables } from '../services/templates';
 import { checkRun, type FieldProblem } from '../services/validation';
-import type { ExecuteRequest, ExecutionRecord, Prompt } from '../types';
+import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt } from '../types';
+import { LiveComparison, type OnWinner } from './ComparisonView';
+import { ModelChecklist } from './ModelChecklist';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 import { UsageMeter } from './UsageMeter';
@@ -25,7 +35,14 @@ interface Props {
   /** The user's runs of this prompt (live); the panel takes its server timings from them. */
   records: ExecutionRecord[];
   rerun: RerunRequest | null;
+  /** The user's comparisons of this prompt (live), for the winner of the one shown. */
+  comparisons?: Comparison[];
+  /** Writes a new comparison's document and returns its id. */
+  openComparison?: (models: string[]) => Promise<string>;
+  onWinner?: OnWinner;
 }
+
+const NO_WINNER: OnWinner = async () => undefined;
 
 /** Builds the request body; snake_case and only the fields the backend accepts. */
 export function buildRequest(
@@ -46,28 +63,49 @@ export function buildRequest(
 
 const fieldId = (field: string): string => `run-field-${field.replace(/[^A-Za-z0-9_-]/g, '_')}`;
 
-export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }: Props) {
+export function PromptExecutionForm({
+  prompt,
+  uid,
+  getIdToken,
+  records,
+  rerun,
+  comparisons = [],
+  openComparison,
+  onWinner = NO_WINNER,
+}: Props) {
   const canStream = useMemo(() => supportsStreamingBody(), []);
   const variables = useMemo(
     () => formVariables(prompt.variables, prompt.content, prompt.system_prompt),
     [prompt.variables, prompt.content, prompt.system_prompt],
   );
   const [values, setValues] = useState<Record<string, string>>({});
-  const [model, setModel] = useState<string>(config.defaultModel);
+  const preferred = defaultModelFor(prompt, availableModels, config.defaultModel);
+  const [model, setModel] = useState<string>(preferred);
+  const [compare, setCompare] = useState(false);
+  const [compared, setCompared] = useState<string[]>(() => defaultCompared(preferred, availableModels));
   const [context, setContext] = useState('');
   const [maxTokens, setMaxTokens] = useState('');
   const [temperature, setTemperature] = useState('');
   const [streaming, setStreaming] = useState(canStream);
-  const [lastMode, setLastMode] = useState<'streaming' | 'standard' | null>(null);
+  const [lastMode, setLastMode] = useState<'streaming' | 'standard' | 'compare' | null>(null);
   const [problems, setProblems] = useState<FieldProblem[]>([]);
   const formRef = useRef<HTMLFormElement>(null);
 
   const stream = useStreamingExecution();
   const standard = useStandardExecution();
-  const busy = isBusy(stream.phase) || isBusy(standard.phase);
+  const comparison = useComparison();
+  const busy = isBusy(stream.phase) || isBusy(standard.phase) || comparison.busy;
+  const canCompare = openComparison !== undefined && availableModels.length >= MIN_COMPARED;
+  const comparing = compare && canCompare;
+
+  // A winner marked since (here or in the history) becomes the model later runs start with.
+  useEffect(() => {
+    setModel(preferred);
+    setCompared((list) => [preferred, ...list.filter((m) => m !== preferred)].slice(0, MAX_COMPARED));
+  }, [preferred]);
   const problemOf = (field: string): FieldProblem | undefined => problems.find((p) => p.field === field);
 
-  async function runWith(runValues: Record<string, string>, runModel: string) {
+  async function runWith(runValues: Record<string, string>, runModel: string, asComparison = false) {
     const found = checkRun(variables, { values: runValues, maxTokens, temperature });
     setProblems(found);
     if (found.length > 0) {
@@ -76,15 +114,20 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
       requestAnimationFrame(() => document.getElementById(fieldId(first))?.focus());
       return;
     }
-    const request = buildRequest(
-      prompt,
-      runValues,
-      variables.map((v) => v.name),
-      runModel,
-      context,
-      maxTokens,
-      temperature,
-    );
+    const requestFor = (m: string): ExecuteRequest =>
+      buildRequest(prompt, runValues, variables.map((v) => v.name), m, context, maxTokens, temperature);
+    if (asComparison && openComparison) {
+      setLastMode('compare');
+      // Sent explicitly (even `[]`), so no column falls back onto a model that is another column.
+      const fallbacks = columnFallbacks(prompt, compared, availableModels);
+      await comparison.start(compared, {
+        open: openComparison,
+        idToken: getIdToken,
+        requestFor: (m) => ({ ...requestFor(m), fallback_models: fallbacks }),
+      });
+      return;
+    }
+    const request = requestFor(runModel);
     const useStream = streaming && canStream;
     setLastMode(useStream ? 'streaming' : 'standard');
     if (useStream) await stream.execute(request, { idToken: getIdToken });
@@ -93,7 +136,9 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
 
   function submit(event: FormEvent) {
     event.preventDefault();
-    if (!busy) void runWith(values, model);
+    if (busy) return;
+    if (comparing && (compared.length < MIN_COMPARED || compared.length > MAX_COMPARED)) return;
+    void runWith(values, model, comparing);
   }
 
   // Ctrl/Cmd+Enter runs from any field, the Context textarea included (where Enter is a newline).
@@ -111,10 +156,11 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
       if (event.key !== 'Escape') return;
       stream.cancel();
       standard.cancel();
+      comparison.cancelAll();
     };
     document.addEventListener('keydown', onEscape);
     return () => document.removeEventListener('keydown', onEscape);
-  }, [busy, stream.cancel, standard.cancel]);
+  }, [busy, stream.cancel, standard.cancel, comparison.cancelAll]);
 
   // A run picked in the history runs again with its own variables and model.
   const runWithRef = useRef(runWith);
@@ -128,6 +174,7 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
     const nextModel = availableModels.includes(rerun.model) ? rerun.model : config.defaultModel;
     setValues(next);
     setModel(nextModel);
+    setCompare(false);
     void runWithRef.current(next, nextModel);
     // Only a new request runs; the variables list belongs to this prompt's form.
   }, [rerun]);
@@ -170,8 +217,14 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
         <h3>Run</h3>
         {config.demoModel && (
           <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
-            Demo mode: no OpenRouter key is set, so answers come from a local demo model,{' '}
-            <code>{config.demoModel}</code>, not from a real LLM.
+            Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real
+            LLM:{' '}
+            {availableModels.map((m, i) => (
+              <span key={m}>
+                {i > 0 && ', '}
+                <code>{m}</code>
+              </span>
+            ))}
           </div>
         )}
         {variables.length > 0 && (
@@ -198,13 +251,34 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
             ))}
           </div>
         )}
+        {comparing && (
+          <ModelChecklist
+            legend={
+              <>
+                Models to compare <span className="muted small">({MIN_COMPARED}–{MAX_COMPARED}, same variables)</span>
+              </>
+            }
+            value={compared}
+            onChange={setCompared}
+            max={MAX_COMPARED}
+            disabled={busy}
+            testId="compare"
+            order={`Columns: ${compared.length > 0 ? compared.join(', ') : 'none'}`}
+          />
+        )}
         <div className="grid-2">
           <label>
             Model
-            <select value={model} onChange={(e) => setModel(e.target.value)} data-testid="model-select">
+            <select
+              value={model}
+              onChange={(e) => setModel(e.target.value)}
+              disabled={comparing}
+              data-testid="model-select"
+            >
               {availableModels.map((m) => (
                 <option key={m} value={m}>
                   {m}
+                  {m === prompt.preferred_model ? ' (preferred)' : ''}
                 </option>
               ))}
             </select>
@@ -252,11 +326,23 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
           <textarea rows={2} value={context} onChange={(e) => setContext(e.target.value)} data-testid="context-input" />
         </label>
         <div className="row run-row">
+          {canCompare && (
+            <label className="inline toggle">
+              <input
+                type="checkbox"
+                checked={compare}
+                disabled={busy}
+                onChange={(e) => setCompare(e.target.checked)}
+                data-testid="compare-toggle"
+              />
+              Compare models
+            </label>
+          )}
           <label className="inline toggle">
             <input
               type="checkbox"
-              checked={streaming && canStream}
-              disabled={!canStream || busy}
+              checked={(streaming || comparing) && canStream}
+              disabled={!canStream || busy || comparing}
               onChange={(e) => setStreaming(e.target.checked)}
               data-testid="streaming-toggle"
             />
@@ -272,18 +358,26 @@ export function PromptExecutionForm({ prompt, uid, getIdToken, records, rerun }:
           <button
             type="submit"
             className="btn btn-primary"
-            disabled={busy}
+            disabled={busy || (comparing && compared.length < MIN_COMPARED)}
             aria-keyshortcuts="Control+Enter Meta+Enter"
             title="Run (Ctrl/Cmd+Enter)"
             data-testid="run-button"
           >
-            {busy ? 'Running…' : 'Run prompt'}
+            {busy ? 'Running…' : comparing ? `Compare ${compared.length} models` : 'Run prompt'}
           </button>
         </div>
       </form>
       {lastMode === 'streaming' && <StreamingExecutionPanel state={stream} onCancel={stream.cancel} record={record} />}
       {lastMode === 'standard' && (
         <StandardExecutionPanel state={standard} onCancel={standard.cancel} record={record} />
+      )}
+      {lastMode === 'compare' && (
+        <LiveComparison
+          run={comparison}
+          records={records}
+          comparison={comparisons.find((c) => c.id === comparison.comparisonId) ?? null}
+          onWinner={onWinner}
+        />
       )}
     </>
   );

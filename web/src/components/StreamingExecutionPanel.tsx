@@ -1,5 +1,6 @@
 import type { ExecutionState } from '../hooks/executionState';
 import { SourcesList, SourcesProvider } from '../markdown/Sources';
+import { Routing } from './ComparisonView';
 import { ErrorBanner } from './ErrorBanner';
 import type { ExecutionRecord } from '../types';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
@@ -44,6 +45,7 @@ export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
           </button>
         )}
       </header>
+      {state.models[0] && <Routing model={state.models[0]} state={state} />}
       {state.phase === 'connecting' && (
         <Spinner label={state.usedFallback ? WAITING_LABEL.standard : WAITING_LABEL.streaming} />
       )}

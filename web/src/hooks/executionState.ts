@@ -1,5 +1,5 @@
-import type { ExecutionError } from '../services/errors';
-import type { Source, Usage } from '../types';
+import { ExecutionError } from '../services/errors';
+import type { Attempt, ExecutionRecord, Source, Usage } from '../types';
 
 export type ExecutionPhase = 'idle' | 'connecting' | 'streaming' | 'completed' | 'cancelled' | 'error';
 
@@ -17,6 +17,10 @@ export interface ExecutionState {
   usedFallback: boolean;
   /** The passages the answer may cite (`event: sources`); absent when the run named no documents. */
   sources?: Source[];
+  /** The models to try, primary first (`event: start`); empty until then. */
+  models: string[];
+  /** Every model tried and what became of it (`event: end` or `event: error`). */
+  attempts: Attempt[];
 }
 
 export const IDLE_STATE: ExecutionState = {
@@ -29,8 +33,35 @@ export const IDLE_STATE: ExecutionState = {
   executionId: null,
   finishReason: null,
   usedFallback: false,
+  models: [],
+  attempts: [],
 };
 
 export function isBusy(phase: ExecutionPhase): boolean {
   return phase === 'connecting' || phase === 'streaming';
+}
+
+const PHASE_OF_STATUS: Record<string, ExecutionPhase> = {
+  streaming: 'streaming',
+  completed: 'completed',
+  cancelled: 'cancelled',
+  error: 'error',
+};
+
+/** A stored run as a panel shows it: a reopened comparison's columns are drawn like live ones. */
+export function stateOfRecord(record: ExecutionRecord): ExecutionState {
+  return {
+    ...IDLE_STATE,
+    phase: PHASE_OF_STATUS[record.status] ?? 'completed',
+    content: record.output,
+    reasoning: record.reasoning,
+    // A cancelled run may carry a code too; only a failed one shows an error.
+    error: record.status === 'error' ? new ExecutionError(record.error_code ?? 'internal', record.error_message ?? '') : null,
+    usage: record.usage,
+    model: record.model,
+    executionId: record.id,
+    finishReason: record.finish_reason,
+    sources: record.sources ?? undefined,
+    attempts: record.attempts ?? [],
+  };
 }

@@ -42,6 +42,7 @@ export function useStandardExecution(): StandardExecution {
         executionId: result.executionId,
         finishReason: result.finishReason,
         sources: result.sources,
+        attempts: result.attempts,
       });
     } catch (error) {
       if (controllerRef.current !== controller) return;

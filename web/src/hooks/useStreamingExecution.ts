@@ -21,7 +21,7 @@ type Action =
 function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
   switch (event.type) {
     case 'start':
-      return { ...state, executionId: event.executionId, model: event.model };
+      return { ...state, executionId: event.executionId, model: event.model, models: event.models };
     case 'sources':
       return { ...state, sources: event.sources };
     case 'content': {
@@ -41,9 +41,13 @@ function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
         model: event.model || state.model,
         usage: event.usage,
         finishReason: event.finishReason ?? state.finishReason,
+        attempts: event.attempts,
       };
+    case 'error':
+      // The error itself arrives through 'fail' once the stream has closed; its attempts now.
+      return { ...state, attempts: event.attempts };
     default:
-      // Errors arrive through 'fail' once the stream has closed; [DONE] through 'finish'.
+      // [DONE] arrives through 'finish'.
       return state;
   }
 }
@@ -69,6 +73,7 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
         executionId: result.executionId ?? state.executionId,
         finishReason: result.finishReason ?? state.finishReason,
         sources: state.sources ?? result.sources,
+        attempts: state.attempts.length > 0 ? state.attempts : result.attempts,
       };
     }
     case 'fail':

@@ -18,6 +18,7 @@ import {
   type QueryDocumentSnapshot,
   type Unsubscribe,
 } from 'firebase/firestore';
+import { attemptsOf } from './attempts';
 import { sourcesOf } from './sources';
 import type { ExecutionRecord, Prompt, PromptDraft, PromptVariable, Usage, UserLimits } from '../types';
 
@@ -51,6 +52,10 @@ export function toPrompt(snap: QueryDocumentSnapshot<DocumentData>): Prompt {
     variables: toVariables(d.variables),
     public: d.public === true,
     ...knowledgeOf(d),
+    preferred_model: typeof d.preferred_model === 'string' ? d.preferred_model : null,
+    fallback_models: Array.isArray(d.fallback_models)
+      ? d.fallback_models.filter((m: unknown): m is string => typeof m === 'string')
+      : [],
     updatedAtMs: millis(d.updated_at),
   };
 }
@@ -83,6 +88,13 @@ function storedKnowledge(draft: PromptDraft, update: boolean): Record<string, un
   return out;
 }
 
+/** `fallback_models` only when some are named; deleted on an update when none are. */
+function storedFallbacks(draft: PromptDraft, update: boolean): Record<string, unknown> {
+  const models = draft.fallback_models ?? [];
+  if (models.length > 0) return { fallback_models: models };
+  return update ? { fallback_models: deleteField() } : {};
+}
+
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
@@ -110,6 +122,9 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     createdAtMs: millis(d.created_at),
     finishedAtMs: millis(d.finished_at),
     sources: sourcesOf(d.sources),
+    comparison_id: strOrNull(d.comparison_id),
+    requested_model: strOrNull(d.requested_model),
+    attempts: attemptsOf(d.attempts),
   };
 }
 
@@ -130,6 +145,7 @@ export async function createPrompt(db: Firestore, uid: string, draft: PromptDraf
     variables: storedVariables(draft.variables),
     public: draft.public,
     ...storedKnowledge(draft, false),
+    ...storedFallbacks(draft, false),
     created_at: serverTimestamp(),
     updated_at: serverTimestamp(),
   };
@@ -146,6 +162,7 @@ export async function updatePrompt(db: Firestore, id: string, draft: PromptDraft
     variables: storedVariables(draft.variables),
     public: draft.public,
     ...storedKnowledge(draft, true),
+    ...storedFallbacks(draft, true),
     updated_at: serverTimestamp(),
   });
 }
@@ -195,6 +212,29 @@ export function watchPrompts(
   };
 }
 
+/**
+ * Live list of the user's last 20 documents of one prompt in `collectionName`, newest first
+ * (the rules allow the query because it filters on owner_uid == uid).
+ */
+export function watchOwnOfPrompt<T>(
+  db: Firestore,
+  collectionName: 'executions' | 'comparisons',
+  uid: string,
+  promptId: string,
+  read: (snap: QueryDocumentSnapshot<DocumentData>) => T,
+  onChange: (rows: T[]) => void,
+  onError: (error: Error) => void,
+): Unsubscribe {
+  const q = query(
+    collection(db, collectionName),
+    where('owner_uid', '==', uid),
+    where('prompt_id', '==', promptId),
+    orderBy('created_at', 'desc'),
+    limit(20),
+  );
+  return onSnapshot(q, (snap) => onChange(snap.docs.map(read)), onError);
+}
+
 /** Live list of the last 20 runs of one prompt by this user. */
 export function watchExecutions(
   db: Firestore,
@@ -203,14 +243,7 @@ export function watchExecutions(
   onChange: (executions: ExecutionRecord[]) => void,
   onError: (error: Error) => void,
 ): Unsubscribe {
-  const q = query(
-    collection(db, 'executions'),
-    where('owner_uid', '==', uid),
-    where('prompt_id', '==', promptId),
-    orderBy('created_at', 'desc'),
-    limit(20),
-  );
-  return onSnapshot(q, (snap) => onChange(snap.docs.map(toExecution)), onError);
+  return watchOwnOfPrompt(db, 'executions', uid, promptId, toExecution, onChange, onError);
 }
 
 /** Today's UTC date as the backend writes `user_limits.day` (YYYY-MM-DD). */

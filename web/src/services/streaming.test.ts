@@ -20,7 +20,7 @@ const FULL_STREAM = [
 ].join('');
 
 const EXPECTED_EVENTS: StreamEvent[] = [
-  { type: 'start', executionId: 'ex1', promptId: 'p1', model: 'demo/local-model' },
+  { type: 'start', executionId: 'ex1', promptId: 'p1', model: 'demo/local-model', comparisonId: null, models: [] },
   { type: 'content', id: '1', content: 'Hél', reasoning: undefined, finishReason: null },
   { type: 'content', id: '2', content: 'lo 🌍 世界', reasoning: undefined, finishReason: 'stop' },
   {
@@ -30,6 +30,7 @@ const EXPECTED_EVENTS: StreamEvent[] = [
     finishReason: 'stop',
     usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cost: 0.5 },
     generationId: 'gen-1',
+    attempts: [],
   },
   { type: 'done' },
 ];
@@ -119,6 +120,7 @@ describe('executePromptStream: framing', () => {
       finishReason: 'stop',
       usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cost: 0.5 },
       generationId: 'gen-1',
+      attempts: [],
       cancelled: false,
     });
   });
@@ -237,6 +239,27 @@ describe('executePromptStream: endings', () => {
     expect(events.map((e) => e.type)).toEqual(['start', 'content', 'content', 'error', 'done']);
     const partial = events.flatMap((e) => (e.type === 'content' ? [e.content] : [])).join('');
     expect(partial).toBe('partial text');
+  });
+
+  it('reads the comparison id and the models to try from start, and the attempts from end and error', async () => {
+    const skipped = '{"model": "a", "outcome": "skipped", "error_code": "rate_limited", "status": 429, "message": "slow down"}';
+    const body =
+      'event: start\ndata: {"execution_id": "ex3", "prompt_id": "p1", "model": "a", "comparison_id": "c1", "models": ["a", "b", 7]}\n\n' +
+      'data: {"content": "hi", "finish_reason": "stop"}\n\n' +
+      `event: end\ndata: {"execution_id": "ex3", "model": "b", "attempts": [${skipped}, {"model": "b", "outcome": "answered"}, "junk"]}\n\n` +
+      'data: [DONE]\n\n';
+    const { result, events } = await run(body);
+    expect(events[0]).toMatchObject({ type: 'start', comparisonId: 'c1', models: ['a', 'b'] });
+    expect(result.model).toBe('b');
+    expect(result.attempts).toEqual([
+      { model: 'a', outcome: 'skipped', error_code: 'rate_limited', status: 429, message: 'slow down' },
+      { model: 'b', outcome: 'answered', error_code: null, status: null, message: null },
+    ]);
+    const failed = await runExpectingError(
+      `event: error\ndata: {"code": "upstream_error", "message": "all failed", "attempts": [${skipped}]}\n\n`,
+    );
+    expect(failed.events[0]).toMatchObject({ type: 'error', attempts: [{ model: 'a', outcome: 'skipped' }] });
+    expect(failed.error.details).toEqual({ attempts: [expect.objectContaining({ model: 'a', status: 429 })] });
   });
 
   it('reports the error event even if the stream then drops before [DONE]', async () => {
@@ -526,6 +549,7 @@ describe('executePrompt (non-streaming)', () => {
       finishReason: 'stop',
       usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cost: 0 },
       generationId: 'gen-9',
+      attempts: [],
       cancelled: false,
       durationMs: 812,
     });

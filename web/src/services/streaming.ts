@@ -7,6 +7,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { config } from '../config';
 import type { ExecuteRequest, ExecutePromptResponse, ExecutionResult, StreamEvent, Usage } from '../types';
 import { CLIENT_CODES, ExecutionError, errorFromResponse } from './errors';
+import { attemptsOf } from './attempts';
 import { sourcesOf } from './sources';
 
 export interface RequestOptions {
@@ -48,6 +49,7 @@ function emptyResult(): ExecutionResult {
     finishReason: null,
     usage: null,
     generationId: null,
+    attempts: [],
     cancelled: false,
   };
 }
@@ -170,6 +172,8 @@ export async function executePromptStream(
           executionId: result.executionId ?? '',
           promptId: str(data.prompt_id) ?? '',
           model: result.model ?? '',
+          comparisonId: str(data.comparison_id),
+          models: Array.isArray(data.models) ? data.models.filter((m): m is string => typeof m === 'string') : [],
         });
         break;
       case 'message': {
@@ -189,6 +193,7 @@ export async function executePromptStream(
         result.finishReason = str(data.finish_reason) ?? result.finishReason;
         result.usage = usageOf(data.usage);
         result.generationId = str(data.generation_id);
+        result.attempts = attemptsOf(data.attempts);
         emit({
           type: 'end',
           executionId: result.executionId ?? '',
@@ -196,13 +201,19 @@ export async function executePromptStream(
           finishReason: result.finishReason,
           usage: result.usage,
           generationId: result.generationId,
+          attempts: result.attempts,
         });
         break;
       case 'error': {
         const code = str(data.code) ?? 'upstream_error';
         const text = str(data.message) ?? 'The stream failed.';
-        streamError = new ExecutionError(code, text, { status: response.status, midStream: true });
-        emit({ type: 'error', code, message: text });
+        const attempts = attemptsOf(data.attempts);
+        streamError = new ExecutionError(code, text, {
+          status: response.status,
+          midStream: true,
+          ...(attempts.length > 0 && { details: { attempts } }),
+        });
+        emit({ type: 'error', code, message: text, attempts });
         break;
       }
       default:
@@ -322,6 +333,7 @@ export async function executePrompt(
     usage: usageOf(body.usage),
     generationId: str(body.generation_id),
     ...(sources !== null && { sources }),
+    attempts: attemptsOf(body.attempts),
     cancelled: false,
     durationMs: typeof body.duration_ms === 'number' ? body.duration_ms : null,
   };
