@@ -382,23 +382,22 @@ class Stack:
                 "127.0.0.1",
                 "--port",
                 str(self.ports.fake_openrouter),
-                # The demo streams word by word at a readable pace; test stacks keep the
-                # fake's defaults, which their directives build on.
-                *([] if self.isolated else ["--chunks", "0", "--delay", "0.05"]),
+                # The demo streams word by word at a readable pace, each demo model at its
+                # own; test stacks keep the fake's defaults, which their directives build
+                # on. Startup defaults, so that POST /_fake/reset comes back to them.
+                *(
+                    []
+                    if self.isolated
+                    else [
+                        *("--chunks", "0", "--delay", "0.05"),
+                        *("--set", "per_model=" + json.dumps(DEMO_PER_MODEL)),
+                    ]
+                ),
             ],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             cwd=REPO,
         )
         part.wait_for(r"fake-openrouter listening on", timeout=30)
-        if not self.isolated:
-            self._configure_fake({"per_model": DEMO_PER_MODEL})
-
-    def _configure_fake(self, knobs: Mapping[str, object]) -> None:
-        """Server defaults of the fake (POST /_fake/config); a refusal is reported, not fatal."""
-        url = f"http://127.0.0.1:{self.ports.fake_openrouter}/_fake/config"
-        status, text = _http_status(url, method="POST", body=json.dumps(knobs).encode())
-        if status != 200:
-            self._say(f"the fake refused its demo settings (HTTP {status}): {text[:200]}")
 
     def _start_firebase(self, functions_dir: Path | None) -> None:
         only = ["firestore"]
