@@ -12,26 +12,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_endpoint import closed_record, post_stream, run
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream._admission import LimitExceeded, take_lease
-from promptstream._config import Settings
-from promptstream._ids import uid_key
 from support import (
     FunctionServer,
     Serve,
     add_prompt,
     auth,
     body,
+    closed_record,
     executions,
+    limits,
     wait_until,
 )
-
-
-def limits(db: Any, uid: str = "alice") -> dict[str, Any]:
-    return dict(db.collection("user_limits").document(uid_key(uid)).get().to_dict() or {})
-
+from support.http import post, stream
 
 # -- names and uids ---------------------------------------------------------------------
 
@@ -40,7 +34,7 @@ def test_a_reserved_placeholder_name_is_400_not_a_failed_commit(
     db: Any, stream_server: FunctionServer
 ) -> None:
     add_prompt(db, content="Hello {{__x__}} and {{ok}}")
-    got = run(post_stream(stream_server.url, body(variables={"ok": "y"}), auth()))
+    got = post(stream_server, body(variables={"ok": "y"}))
     assert got.status == 400
     assert got.json["error"]["code"] == "invalid_variable_names"
     assert got.json["error"]["details"] == {"invalid": ["__x__"]}
@@ -52,7 +46,7 @@ def test_any_uid_firebase_accepts_runs_and_is_limited_under_its_key(
 ) -> None:
     add_prompt(db, content="Say {{topic}}", public=True)
     for uid in ("a/b/c", "..", "__x__", "é.ü"):
-        got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth(uid)))
+        got = post(stream_server, body(variables={"topic": "t"}), auth(uid))
         assert got.status == 200, (uid, got.json)
         doc = limits(db, uid)
         assert doc["uid"] == uid and doc["leases"] == {} and doc["tokens_today"] > 0
@@ -72,7 +66,7 @@ def test_the_context_framing_counts_against_the_prompt_limit(
     # too, they do not.
     add_prompt(db, content="{{topic}}" + "p" * (99_990 - 1))
     payload = body(variables={"topic": "t"}, context="c" * 100_000)
-    got = run(post_stream(stream_server.url, payload, auth()))
+    got = post(stream_server, payload)
     assert got.status == 400
     assert got.json["error"]["code"] == "prompt_too_large"
 
@@ -88,7 +82,7 @@ def test_a_huge_unused_default_stays_out_of_the_record(
             {"name": "unused", "required": False, "default": "u" * 1_040_000},
         ],
     )
-    got = run(post_stream(stream_server.url, body(variables={"topic": "t" * 5000}), auth()))
+    got = post(stream_server, body(variables={"topic": "t" * 5000}))
     assert got.status == 200
     record = closed_record(db)
     assert record["status"] == "completed"
@@ -103,8 +97,8 @@ def test_a_huge_unused_default_stays_out_of_the_record(
 def test_a_disconnect_is_debited_per_script(db: Any, stream_server: FunctionServer) -> None:
     cjk = "漢字仮名交じり文" * 1000  # 8,000 characters: about a token each
     add_prompt(db, content="{{topic}} [[fake chunks=200 delay=0.05]]")
-    got = run(
-        post_stream(stream_server.url, body(variables={"topic": cjk}), auth(), stop_after_content=1)
+    got = asyncio.run(
+        stream(stream_server.url, body(variables={"topic": cjk}), auth(), stop_after_content=1)
     )
     assert got.status == 200
     record = closed_record(db)
@@ -131,7 +125,7 @@ def test_a_long_answer_is_cut_in_the_record_which_says_so(
 ) -> None:
     fake_upstream.configure(text=LONG_ANSWER, chunks=40, delay=0)
     add_prompt(db, content="Say {{topic}}")
-    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    got = post(stream_server, body(variables={"topic": "t"}))
     assert got.status == 200 and len(got.text()) == len(LONG_ANSWER)
     record = closed_record(db)
     assert record["status"] == "completed" and record["truncated"] is True
@@ -144,7 +138,7 @@ def test_a_failed_final_commit_still_releases_the_lease_and_debits(
 ) -> None:
     fake_upstream.configure(text=LONG_ANSWER, chunks=40, delay=0)
     add_prompt(db, content="Say {{topic}}")
-    got = run(post_stream(unbounded_server.url, body(variables={"topic": "t"}), auth()))
+    got = post(unbounded_server, body(variables={"topic": "t"}))
     assert got.status == 200
     record = closed_record(db)
     # The record's own commit was refused (too large); the limits were settled apart,
@@ -163,7 +157,7 @@ def test_hostile_usage_numbers_and_keys_do_not_block_the_final_commit(
 ) -> None:
     extra = json.dumps({"__bad__": 1, "total_tokens": 2**64, "prompt_tokens": -1})
     add_prompt(db, content="Say {{topic}} [[fake usage_extra=" + repr(extra) + "]]")
-    got = run(post_stream(stream_server.url, body(variables={"topic": "t"}), auth()))
+    got = post(stream_server, body(variables={"topic": "t"}))
     assert got.status == 200
     record = closed_record(db)
     assert record["status"] == "completed"
@@ -186,27 +180,12 @@ def test_concurrent_requests_at_the_budgets_edge_admit_at_most_one(
     payload = body(variables={"topic": "t"}, max_tokens=32_000)
 
     async def five() -> list[Any]:
-        return await asyncio.gather(
-            *(post_stream(stream_server.url, payload, auth()) for _ in range(5))
-        )
+        return await asyncio.gather(*(stream(stream_server.url, payload, auth()) for _ in range(5)))
 
-    got = run(five())
+    got = asyncio.run(five())
     admitted = [g for g in got if g.status == 200]
     assert len(admitted) <= 1
     assert all(g.json["error"]["code"] == "budget_exceeded" for g in got if g.status != 200)
     wait_until(lambda: all(r["status"] != "streaming" for r in executions(db)))
     doc = limits(db)
     assert doc["leases"] == {} and doc["reserved"] == {}
-
-
-def test_a_reservation_lapses_with_its_lease() -> None:
-    settings = Settings(daily_token_budget=1000, stream_lease_seconds=60)
-    now = dt.datetime.now(dt.UTC)
-    old = int(now.timestamp() * 1000) - 61_000
-    doc = {"day": now.date().isoformat(), "tokens_today": 10}
-    held = {**doc, "leases": {"gone": old}, "reserved": {"gone": 5000}}
-    taken = take_lease(held, "new", now, settings, 700)
-    assert taken["leases"].keys() == {"new"} and taken["reserved"] == {"new": 700}
-    live = {**doc, "leases": {"live": old + 60_000}, "reserved": {"live": 990}}
-    with pytest.raises(LimitExceeded):
-        take_lease(live, "new", now, settings, 1)

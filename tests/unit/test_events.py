@@ -3,47 +3,17 @@ what goes out, in how many writes, and what the record is told."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from promptstream import MidStreamError, SSEDecoder, StreamChunk
+from promptstream import MidStreamError, SSEDecoder
 from promptstream._events import EventStream
 from promptstream._executions import Execution
 from promptstream._request import ExecuteRequest
 from promptstream._store import Prompt
-
-
-class FakeStream:
-    """Chunks in reads: ``reads`` is a list of lists of chunks; ``buffered`` says how many
-    events of the current read are left, as ChatStream does. ``error`` is raised by an
-    event of the last read, after its chunks."""
-
-    def __init__(self, reads: list[list[StreamChunk]], error: Exception | None = None) -> None:
-        self.reads = reads
-        self.error = error
-        self.buffered = 0
-        self.model = "m"
-        self.usage: dict[str, Any] | None = {"total_tokens": 3}
-        self.finish_reason: str | None = "stop"
-        self.generation_id = "gen-1"
-
-    async def _run(self) -> AsyncIterator[StreamChunk]:
-        for n, read in enumerate(self.reads):
-            await asyncio.sleep(0)  # the upstream's next read
-            # The event that carries the error is one more of the last read.
-            events = len(read) + (self.error is not None and n == len(self.reads) - 1)
-            for i, chunk in enumerate(read):
-                self.buffered = events - i - 1
-                yield chunk
-        if self.error is not None:
-            raise self.error
-
-    def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        return self._run()
+from support.fakes import FakeStream, chunk
 
 
 def execution() -> Execution:
@@ -72,10 +42,6 @@ async def relay(stream: FakeStream) -> tuple[list[bytes], EventStream]:
 def decoded(writes: list[bytes]) -> list[tuple[str, str]]:
     decoder = SSEDecoder()
     return [(e.event, e.data) for w in writes for e in decoder.feed(w)]
-
-
-def chunk(text: str, finish: str | None = None) -> StreamChunk:
-    return StreamChunk(text, finish)
 
 
 async def test_chunks_of_one_read_go_out_in_one_write() -> None:

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 from bench import QUICK
-
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
 
 
 def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -> None:

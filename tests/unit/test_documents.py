@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kb_support import make_bomb_pdf, make_pdf
 
 from promptstream._documents import DocumentError, detect_kind, extract_text
+from support.pdf import make_bomb_pdf, make_pdf
 
 
 @pytest.mark.parametrize(

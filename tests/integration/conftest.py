@@ -1,5 +1,6 @@
-"""Shared fixtures: one Firestore emulator, one fake OpenRouter and one function server
-per test session, reset between tests."""
+"""The integration suites' fixtures: one Firestore emulator, one fake OpenRouter and one
+function server per endpoint per test session, reset between tests; and ``serve``, the one
+way to make any other function server."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FirestoreEmulator, FunctionServer, Serve
+from support import FirestoreEmulator, FunctionServer, Serve, fake_openrouter
 
 
 @pytest.fixture(scope="session")
@@ -20,28 +21,36 @@ def firestore_emulator() -> Iterator[FirestoreEmulator]:
 
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[FakeOpenRouterThread]:
-    fake = FakeOpenRouterThread(delay=0.01)
-    fake.start()
-    try:
+    with fake_openrouter(delay=0.01) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="session")
 def serve(firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread) -> Serve:
-    """Make a function server (not yet started: use it as ``with``) on the session's
-    emulator and fake upstream, with ``env`` over the tests' defaults."""
+    """Make a function server (not yet started: use it as ``with``) with ``env`` over the
+    tests' defaults, on the session's emulator and fake upstream unless ``firestore_host``
+    (a proxy, a port that refuses) or ``base_url`` say otherwise."""
 
-    def make(target: str, env: Mapping[str, str] | None = None) -> FunctionServer:
-        return FunctionServer(target, firestore_emulator.host, fake_upstream.base_url, env=env)
+    def make(
+        target: str = "execute_prompt_stream",
+        env: Mapping[str, str] | None = None,
+        *,
+        firestore_host: str | None = None,
+        base_url: str | None = None,
+    ) -> FunctionServer:
+        return FunctionServer(
+            target,
+            firestore_host or firestore_emulator.host,
+            base_url or fake_upstream.base_url,
+            env=env,
+        )
 
     return make
 
 
 @pytest.fixture(scope="session")
 def stream_server(serve: Serve) -> Iterator[FunctionServer]:
-    with serve("execute_prompt_stream", env={"HEARTBEAT_SECONDS": "0.3"}) as server:
+    with serve(env={"HEARTBEAT_SECONDS": "0.3"}) as server:
         yield server
 
 

@@ -8,7 +8,6 @@ wants, and the proxy counts them.
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import threading
@@ -22,6 +21,7 @@ from fake_openrouter import FakeOpenRouterThread
 from support import (
     FirestoreEmulator,
     FunctionServer,
+    Serve,
     TcpProxy,
     add_prompt,
     auth,
@@ -30,6 +30,7 @@ from support import (
     read_until,
     wait_until,
 )
+from support.http import post, request_bytes
 
 PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
 
@@ -61,38 +62,23 @@ class Call(threading.Thread):
         self.text = ""
         self.start()
 
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
-        try:
-            conn.request("POST", "/", body=body(variables={"topic": "x"}), headers=auth(self.uid))
-            resp = conn.getresponse()
-            self.status, self.headers = resp.status, resp.headers  # case-insensitive
-            self.text = resp.read().decode()
-        finally:
-            conn.close()
+    def run(self) -> None:  # threading.Thread's
+        got = post(self.server, body(variables={"topic": "x"}), auth(self.uid))
+        self.status, self.headers, self.text = got.status, got.headers, got.raw.decode()
 
 
 def raw_post(server: FunctionServer, uid: str) -> tuple[socket.socket, bytes]:
     """A connection that has sent a request's headers, and the body still to send."""
     conn = socket.create_connection(("127.0.0.1", server.port))
     payload = body(variables={"topic": "x"})
-    headers = {**auth(uid), "Content-Length": str(len(payload)), "Host": "x"}
-    conn.sendall(
-        b"POST / HTTP/1.1\r\n"
-        + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
-        + b"\r\n"
-    )
+    conn.sendall(request_bytes(uid=uid, headers={"Content-Length": str(len(payload))}))
     return conn, payload
 
 
-def serve(proxy: TcpProxy, upstream: FakeOpenRouterThread, **env: str) -> FunctionServer:
-    return FunctionServer("execute_prompt_stream", proxy.host, upstream.base_url, env=env)
-
-
 def test_at_most_open_concurrency_requests_open_at_once(
-    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
-    with serve(proxy, fake_upstream, OPEN_CONCURRENCY="2") as server:
+    with serve(env=dict(OPEN_CONCURRENCY="2"), firestore_host=proxy.host) as server:
         proxy.hold()
         calls = [Call(server, f"user{i}") for i in range(6)]
         assert wait_until(lambda: proxy.held_requests >= 2, timeout=15)
@@ -108,10 +94,10 @@ def test_at_most_open_concurrency_requests_open_at_once(
 
 
 def test_a_request_that_waits_too_long_gets_503_and_nothing_is_written(
-    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     with serve(
-        proxy, fake_upstream, OPEN_CONCURRENCY="1", OPEN_QUEUE_TIMEOUT_SECONDS="1"
+        env=dict(OPEN_CONCURRENCY="1", OPEN_QUEUE_TIMEOUT_SECONDS="1"), firestore_host=proxy.host
     ) as server:
         proxy.hold()
         first = Call(server, "first")
@@ -133,9 +119,9 @@ def test_a_request_that_waits_too_long_gets_503_and_nothing_is_written(
 
 
 def test_a_client_that_leaves_while_waiting_costs_nothing(
-    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
-    with serve(proxy, fake_upstream, OPEN_CONCURRENCY="1") as server:
+    with serve(env=dict(OPEN_CONCURRENCY="1"), firestore_host=proxy.host) as server:
         proxy.hold()
         first = Call(server, "first")
         assert wait_until(lambda: proxy.held_requests >= 1, timeout=15)  # its Firestore read
@@ -156,9 +142,9 @@ def test_a_client_that_leaves_while_waiting_costs_nothing(
 
 
 def test_a_client_sending_its_body_slowly_holds_no_turn(
-    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
-    with serve(proxy, fake_upstream, OPEN_CONCURRENCY="1") as server:
+    with serve(env=dict(OPEN_CONCURRENCY="1"), firestore_host=proxy.host) as server:
         # Headers and half the body, then nothing: the request is still being read.
         slow, payload = raw_post(server, "slow")
         slow.sendall(payload[: len(payload) // 2])

@@ -4,34 +4,34 @@ execute_prompt on functions-framework, the real Firestore emulator, and the fake
 
 from __future__ import annotations
 
-import asyncio
 import datetime
-import http.client
 import json
 import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
-from test_endpoint import closed_record, post_json, post_stream
 
 from fake_openrouter import FakeOpenRouterThread
 from support import (
+    ROOT,
     FunctionServer,
     Serve,
     add_prompt,
     auth,
     body,
+    closed_record,
     executions,
+    limits,
     read_until,
     wait_until,
 )
+from support.http import post, request
 
-KB = Path(__file__).resolve().parent / "data" / "kb"
+KB = ROOT / "tests" / "data" / "kb"
 BAKERY = (KB / "bakery.md").read_bytes()
 GREENHOUSE = (KB / "greenhouse.md").read_bytes()
 # Small on purpose: the oversize test sends just over it.
@@ -66,19 +66,10 @@ def upload(
     query = {"title": title, "filename": filename}
     if document_id is not None:
         query["document_id"] = document_id
-    host, port = server.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        conn.request(
-            method,
-            "/?" + urllib.parse.urlencode(query),
-            body=data,
-            headers={**auth(uid), "Content-Type": content_type},
-        )
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"null")
-    finally:
-        conn.close()
+    headers = {**auth(uid), "Content-Type": content_type}
+    path = "/?" + urllib.parse.urlencode(query)
+    got = request(server, method, data, headers, path=path, timeout=60)
+    return got.status, json.loads(got.raw or b"null")
 
 
 def delete(server: FunctionServer, document_id: str, uid: str = "alice") -> tuple[int, Any]:
@@ -96,9 +87,8 @@ def document(db: Any, document_id: str) -> dict[str, Any] | None:
     return snap.to_dict() if snap.exists else None
 
 
-def tokens_today(db: Any, uid: str = "alice") -> int:
-    snap = db.collection("user_limits").document(uid).get()
-    return int((snap.to_dict() or {}).get("tokens_today") or 0) if snap.exists else 0
+def tokens_today(db: Any) -> int:
+    return int(limits(db).get("tokens_today") or 0)
 
 
 def rag_prompt(db: Any, prompt_id: str = "kb", **fields: Any) -> str:
@@ -209,21 +199,18 @@ def test_unreadable_uploads_are_refused_with_their_reason(
 
 
 def test_upload_without_a_valid_token_is_refused(ingest_server: FunctionServer) -> None:
-    host, port = ingest_server.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("POST", "/?document_id=x", body=b"hello", headers={"Content-Type": "text/plain"})
-    resp = conn.getresponse()
-    assert resp.status == 401
-    assert json.loads(resp.read())["error"]["code"] == "unauthenticated"
+    headers = {"Content-Type": "text/plain"}
+    got = request(ingest_server, "POST", b"hello", headers, path="/?document_id=x")
+    assert got.status == 401
+    assert got.error()["code"] == "unauthenticated"
 
 
 def test_oversize_upload_is_refused_413_without_reading_it(
     db: Any, ingest_server: FunctionServer
 ) -> None:
     head = {**auth(), "Content-Type": "text/plain"}
-    host, port = ingest_server.url.removeprefix("http://").split(":")
     # Declared too large: the answer comes while the client has sent one byte of it.
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", ingest_server.port), timeout=10) as sock:
         lines = "".join(f"{k}: {v}\r\n" for k, v in head.items())
         sock.sendall(
             f"POST /?document_id=big HTTP/1.1\r\nHost: x\r\n{lines}"
@@ -235,7 +222,7 @@ def test_oversize_upload_is_refused_413_without_reading_it(
         assert time.monotonic() - started < 3
     # Chunked, so no length up front: refused once it passes the cap, while the client
     # still has most of its 16 x 64 KiB to send.
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", ingest_server.port), timeout=10) as sock:
         sock.sendall(
             f"POST /?document_id=big HTTP/1.1\r\nHost: x\r\n{lines}"
             "Transfer-Encoding: chunked\r\n\r\n".encode()
@@ -272,20 +259,21 @@ def test_delete_removes_the_document_and_its_passages_for_its_owner_only(
 # -- retrieval at execution ------------------------------------------------------------
 
 
-def test_stream_sends_sources_after_start_and_before_content_and_records_them(
-    db: Any,
-    ingest_server: FunctionServer,
-    stream_server: FunctionServer,
-    fake_upstream: FakeOpenRouterThread,
-) -> None:
+@pytest.fixture
+def bakery(db: Any, ingest_server: FunctionServer) -> None:
+    """Alice's bakery handbook, ingested, and her prompt ``kb`` that draws on it."""
     assert upload(ingest_server, BAKERY)[0] == 200
     rag_prompt(db)
+
+
+@pytest.mark.usefixtures("bakery")
+def test_stream_sends_sources_after_start_and_before_content_and_records_them(
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
     before = tokens_today(db)
-    got = asyncio.run(
-        post_stream(stream_server.url, body("kb", variables={"question": QUESTION}), auth())
-    )
+    got = post(stream_server, body("kb", variables={"question": QUESTION}))
     assert got.status == 200
-    kinds = [e for _, e, d in got.events if d != "[DONE]"]
+    kinds = [e.event for e in got.events if e.data != "[DONE]"]
     assert kinds[:3] == ["start", "sources", "message"], kinds
     [sources] = got.named("sources")
     assert 1 <= len(sources) <= 3
@@ -308,33 +296,28 @@ def test_stream_sends_sources_after_start_and_before_content_and_records_them(
     assert tokens_today(db) == before + record["tokens_debited"]
 
 
-def test_execute_prompt_returns_the_sources(
-    db: Any, ingest_server: FunctionServer, execute_server: FunctionServer
-) -> None:
-    assert upload(ingest_server, BAKERY)[0] == 200
-    rag_prompt(db)
-    status, answer = asyncio.run(
-        post_json(execute_server.url, body("kb", variables={"question": QUESTION}), auth())
-    )
-    assert status == 200, answer
+@pytest.mark.usefixtures("bakery")
+def test_execute_prompt_returns_the_sources(db: Any, execute_server: FunctionServer) -> None:
+    got = post(execute_server, body("kb", variables={"question": QUESTION}))
+    answer = got.json
+    assert got.status == 200, answer
     assert answer["sources"] and answer["sources"][0]["document_id"] == "bakery"
     assert "four pounds" in answer["sources"][0]["text"]
     record = closed_record(db)
     assert [s["position"] for s in record["sources"]] == [s["position"] for s in answer["sources"]]
 
 
+@pytest.mark.usefixtures("bakery")
 def test_request_may_override_documents_and_top_k(
     db: Any, ingest_server: FunctionServer, stream_server: FunctionServer
 ) -> None:
-    assert upload(ingest_server, BAKERY)[0] == 200
     assert upload(ingest_server, GREENHOUSE, document_id="greenhouse")[0] == 200
-    rag_prompt(db)
     payload = body("kb", variables={"question": "tomatoes"}, document_ids=["greenhouse"], top_k=1)
-    got = asyncio.run(post_stream(stream_server.url, payload, auth()))
+    got = post(stream_server, payload)
     [sources] = got.named("sources")
     assert [s["document_id"] for s in sources] == ["greenhouse"]
     # Over the cap: refused before anything is opened.
-    got = asyncio.run(post_stream(stream_server.url, body("kb", top_k=50), auth()))
+    got = post(stream_server, body("kb", top_k=50))
     assert got.status == 400 and got.json["error"]["code"] == "invalid_request"
 
 
@@ -350,7 +333,7 @@ def test_another_users_document_is_never_searched(
     assert upload(ingest_server, BAKERY)[0] == 200
     rag_prompt(db)
     payload = body("kb", variables={"question": QUESTION}, document_ids=["bob-bakery", "bakery"])
-    got = asyncio.run(post_stream(stream_server.url, payload, auth()))
+    got = post(stream_server, payload)
     assert got.status == 200
     [sources] = got.named("sources")
     assert sources and {s["document_id"] for s in sources} == {"bakery"}
@@ -359,24 +342,18 @@ def test_another_users_document_is_never_searched(
     # Bob's alone: nothing searched, no embedding call for the query.
     fake_upstream.reset()
     payload = body("kb", variables={"question": QUESTION}, document_ids=["bob-bakery"])
-    got = asyncio.run(post_stream(stream_server.url, payload, auth()))
+    got = post(stream_server, payload)
     assert got.named("sources") == [[]]
     assert fake_upstream.stats()["embedding_requests"] == 0
     assert "BOB-ONLY" not in user_message(fake_upstream)[0]
 
 
+@pytest.mark.usefixtures("bakery")
 def test_query_embedding_failure_is_an_http_error_with_the_record_finished_error(
-    db: Any,
-    ingest_server: FunctionServer,
-    stream_server: FunctionServer,
-    fake_upstream: FakeOpenRouterThread,
+    db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    assert upload(ingest_server, BAKERY)[0] == 200
-    rag_prompt(db)
     fake_upstream.configure(embed_status=503)
-    got = asyncio.run(
-        post_stream(stream_server.url, body("kb", variables={"question": QUESTION}), auth())
-    )
+    got = post(stream_server, body("kb", variables={"question": QUESTION}))
     assert got.status == 503 and got.json["error"]["code"] == "upstream_unavailable"
     record = wait_until(lambda: next(iter(executions(db)), None))
     assert record["status"] == "error" and record["error_code"] == "upstream_unavailable"
@@ -385,26 +362,16 @@ def test_query_embedding_failure_is_an_http_error_with_the_record_finished_error
 
 
 def test_browser_may_upload_and_delete_cross_origin(ingest_server: FunctionServer) -> None:
-    host, port = ingest_server.url.removeprefix("http://").split(":")
     for method in ("POST", "DELETE"):
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        conn.request(
-            "OPTIONS",
-            "/?document_id=x",
-            headers={
-                "Origin": "http://127.0.0.1:5173",
-                "Access-Control-Request-Method": method,
-                "Access-Control-Request-Headers": "authorization, content-type",
-            },
-        )
-        resp = conn.getresponse()
-        resp.read()
-        assert resp.status == 200, method
-        assert method in (resp.getheader("Access-Control-Allow-Methods") or "")
-        conn.close()
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request("GET", "/", headers=auth())
-    resp = conn.getresponse()
-    assert resp.status == 405
-    assert resp.getheader("Allow") == "POST, DELETE, OPTIONS"
-    assert json.loads(resp.read())["error"]["code"] == "method_not_allowed"
+        preflight = {
+            "Origin": "http://127.0.0.1:5173",
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        got = request(ingest_server, "OPTIONS", None, preflight, path="/?document_id=x")
+        assert got.status == 200, method
+        assert method in got.headers.get("Access-Control-Allow-Methods", "")
+    got = request(ingest_server, "GET", None, auth())
+    assert got.status == 405
+    assert got.headers["Allow"] == "POST, DELETE, OPTIONS"
+    assert got.error()["code"] == "method_not_allowed"

@@ -8,12 +8,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from kb_support import make_pdf
 
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
 from promptstream import _retrieval
@@ -29,9 +27,10 @@ from promptstream._retrieval import (
     ingest,
     search,
 )
-from support import PROJECT, FirestoreEmulator
+from support import PROJECT, ROOT, FirestoreEmulator
+from support.pdf import make_pdf
 
-KB = Path(__file__).resolve().parent / "data" / "kb"
+KB = ROOT / "tests" / "data" / "kb"
 SMALL = IngestLimits(passage_chars=400, overlap_chars=60)
 
 GUIDE = b"""# Pond guide

@@ -13,38 +13,11 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream import ServerSentEvent, SSEDecoder
 from support import FunctionServer, add_prompt, auth, body, executions, id_token
+from support.http import JSON, Reply, post, request
 
 ALLOWED_ORIGIN = "http://127.0.0.1:5173"
-JSON = {"Content-Type": "application/json"}
 ALLOWED_MODELS = ["x-ai/grok-4-fast:free", "openai/gpt-4o-mini", "demo/local-model"]
-
-
-def call(
-    server: FunctionServer,
-    payload: bytes | None,
-    headers: dict[str, str] | None = None,
-    method: str = "POST",
-) -> tuple[int, http.client.HTTPMessage, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request(method, "/", body=payload, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, resp.headers, resp.read()
-    finally:
-        conn.close()
-
-
-def error_of(status: int, headers: http.client.HTTPMessage, raw: bytes) -> dict[str, Any]:
-    assert headers.get("Content-Type", "").startswith("application/json"), (status, raw[:200])
-    doc = json.loads(raw)
-    assert set(doc) == {"error"}, doc
-    error = doc["error"]
-    assert isinstance(error["code"], str) and error["code"]
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in error["message"]
-    return dict(error)
 
 
 def assert_untouched(db: Any, fake: FakeOpenRouterThread) -> None:
@@ -55,11 +28,6 @@ def assert_untouched(db: Any, fake: FakeOpenRouterThread) -> None:
     assert {c.id for c in db.collections()} <= {"prompts"}
     for doc in db.collection("prompts").stream():
         assert list(doc.reference.collections()) == []
-
-
-def events_of(raw: bytes) -> list[ServerSentEvent]:
-    decoder = SSEDecoder()
-    return [*decoder.feed(raw), *decoder.close()]
 
 
 # -- the body ----------------------------------------------------------------------------
@@ -117,9 +85,9 @@ def test_invalid_body_is_400_invalid_request(
     case: str, raw: bytes, stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
-    assert status == 400, resp
-    assert error_of(status, headers, resp)["code"] == "invalid_request"
+    got = post(stream_server, raw, {**auth(), **JSON})
+    assert got.status == 400, got.raw
+    assert got.error()["code"] == "invalid_request"
     assert_untouched(db, fake_upstream)
 
 
@@ -141,9 +109,9 @@ def test_execute_prompt_refuses_the_same_bodies(
     case: str, raw: bytes, execute_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    status, headers, resp = call(execute_server, raw, {**auth(), **JSON})
-    assert status == 400
-    assert error_of(status, headers, resp)["code"] == "invalid_request"
+    got = post(execute_server, raw, {**auth(), **JSON})
+    assert got.status == 400
+    assert got.error()["code"] == "invalid_request"
     assert_untouched(db, fake_upstream)
 
 
@@ -151,8 +119,8 @@ def test_camel_case_prompt_id_is_named_in_the_error(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    status, headers, resp = call(stream_server, b'{"promptId": "p1"}', {**auth(), **JSON})
-    error = error_of(status, headers, resp)
+    got = post(stream_server, b'{"promptId": "p1"}', {**auth(), **JSON})
+    error = got.error()
     assert "promptId" in error["message"]
     assert "prompt_id" in error["message"]  # and the missing right name
     assert_untouched(db, fake_upstream)
@@ -163,9 +131,9 @@ def test_huge_body_with_content_length_is_413(
 ) -> None:
     add_prompt(db)
     raw = body(variables={"topic": "x" * (300 * 1024)})
-    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
-    assert status == 413
-    assert error_of(status, headers, resp)["code"] == "payload_too_large"
+    got = post(stream_server, raw, {**auth(), **JSON})
+    assert got.status == 413
+    assert got.error()["code"] == "payload_too_large"
     assert_untouched(db, fake_upstream)
 
 
@@ -185,11 +153,11 @@ def test_huge_chunked_body_without_content_length_is_413(
             conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
         conn.send(b"0\r\n\r\n")
         resp = conn.getresponse()
-        status, headers, data = resp.status, resp.headers, resp.read()
+        got = Reply(resp.status, resp.headers, resp.read())
     finally:
         conn.close()
-    assert status == 413
-    assert error_of(status, headers, data)["code"] == "payload_too_large"
+    assert got.status == 413
+    assert got.error()["code"] == "payload_too_large"
     assert_untouched(db, fake_upstream)
 
 
@@ -198,9 +166,9 @@ def test_huge_variable_is_400_naming_it(
 ) -> None:
     add_prompt(db)
     raw = body(variables={"topic": "x" * 20_001})  # under the body limit
-    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
-    assert status == 400
-    error = error_of(status, headers, resp)
+    got = post(stream_server, raw, {**auth(), **JSON})
+    assert got.status == 400
+    error = got.error()
     assert error["code"] == "invalid_request"
     assert "topic" in error["message"] and "20000" in error["message"]
     assert error["details"] == {"too_long": ["topic"]}
@@ -212,9 +180,9 @@ def test_too_many_variables_is_400(
 ) -> None:
     add_prompt(db, content=" ".join(f"{{{{v{i}}}}}" for i in range(51)))
     raw = body(variables={f"v{i}": "x" for i in range(51)})
-    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
-    assert status == 400
-    error = error_of(status, headers, resp)
+    got = post(stream_server, raw, {**auth(), **JSON})
+    assert got.status == 400
+    error = got.error()
     assert error["code"] == "invalid_request" and "50" in error["message"]
     assert_untouched(db, fake_upstream)
 
@@ -226,9 +194,9 @@ def test_rendered_prompt_over_the_limit_is_400_prompt_too_large(
     add_prompt(db, content="Start " + "".join(f"{{{{v{i}}}}}" for i in range(10)))
     raw = body(variables={f"v{i}": "y" * 20_000 for i in range(10)})
     assert len(raw) < 256 * 1024
-    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
-    assert status == 400
-    error = error_of(status, headers, resp)
+    got = post(stream_server, raw, {**auth(), **JSON})
+    assert got.status == 400
+    error = got.error()
     assert error["code"] == "prompt_too_large"
     assert "200000" in error["message"]
     assert_untouched(db, fake_upstream)
@@ -239,31 +207,33 @@ def test_context_over_the_limit_is_400_prompt_too_large(
 ) -> None:
     add_prompt(db)
     raw = body(variables={"topic": "x"}, context="c" * 100_001)
-    status, headers, resp = call(stream_server, raw, {**auth(), **JSON})
-    assert status == 400
-    assert error_of(status, headers, resp)["code"] == "prompt_too_large"
+    got = post(stream_server, raw, {**auth(), **JSON})
+    assert got.status == 400
+    assert got.error()["code"] == "prompt_too_large"
     assert_untouched(db, fake_upstream)
 
 
 def test_missing_and_unknown_variables_are_400(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
-    add_prompt(db, content="{{a}} and {{b}}")
-    status, headers, resp = call(stream_server, body(), {**auth(), **JSON})
-    error = error_of(status, headers, resp)
-    assert (status, error["code"], error["details"]) == (
+    add_prompt(
+        db,
+        content="{{a}} and {{b}} {{c}}",
+        variables=[{"name": "c", "required": False, "default": "C"}],
+    )
+    got = post(stream_server, body(), {**auth(), **JSON})
+    error = got.error()
+    assert (got.status, error["code"], error["details"]) == (
         400,
         "missing_variables",
         {"missing": ["a", "b"]},
     )
-    status, headers, resp = call(
-        stream_server, body(variables={"a": "1", "b": "2", "c": "3"}), {**auth(), **JSON}
-    )
-    error = error_of(status, headers, resp)
-    assert (status, error["code"], error["details"]) == (
+    got = post(stream_server, body(variables={"a": "1", "b": "2", "d": "3"}), {**auth(), **JSON})
+    error = got.error()
+    assert (got.status, error["code"], error["details"]) == (
         400,
         "unknown_variables",
-        {"unknown": ["c"]},
+        {"unknown": ["d"]},
     )
     assert_untouched(db, fake_upstream)
 
@@ -278,11 +248,9 @@ def test_disallowed_model_is_400_naming_the_allowed_ones(
     model: str, stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    status, headers, resp = call(
-        stream_server, body(variables={"topic": "x"}, model=model), {**auth(), **JSON}
-    )
-    assert status == 400
-    error = error_of(status, headers, resp)
+    got = post(stream_server, body(variables={"topic": "x"}, model=model), {**auth(), **JSON})
+    assert got.status == 400
+    error = got.error()
     assert error["code"] == "model_not_allowed"
     assert sorted(error["details"]["allowed"]) == sorted(ALLOWED_MODELS)
     for allowed in ALLOWED_MODELS:
@@ -298,17 +266,15 @@ def test_methods_other_than_post_are_405(
     method: str, stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    status, headers, resp = call(
-        stream_server, body(variables={"topic": "x"}), {**auth(), **JSON}, method=method
-    )
-    assert status == 405, resp
+    got = request(stream_server, method, body(variables={"topic": "x"}), {**auth(), **JSON})
+    assert got.status == 405, got.raw
     if method in ("TRACE", "PROPFIND"):
         # functions-framework's router refuses methods outside its list before the
         # function runs: its own plain-text 405 (docs/api.md, "Methods").
-        assert resp == b"Method Not Allowed"
+        assert got.raw == b"Method Not Allowed"
     else:
-        assert error_of(status, headers, resp)["code"] == "method_not_allowed"
-    assert "POST" in headers.get("Allow", "")
+        assert got.error()["code"] == "method_not_allowed"
+    assert "POST" in got.headers.get("Allow", "")
     assert_untouched(db, fake_upstream)
 
 
@@ -316,29 +282,29 @@ def test_head_is_405_without_a_body(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    status, _, resp = call(stream_server, None, auth(), method="HEAD")
-    assert status == 405
-    assert resp == b""
+    got = request(stream_server, "HEAD", None, auth())
+    assert got.status == 405
+    assert got.raw == b""
     assert_untouched(db, fake_upstream)
 
 
 def test_preflight_from_an_allowed_origin_gets_cors_headers(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
-    status, headers, _ = call(
+    got = request(
         stream_server,
+        "OPTIONS",
         None,
         {
             "Origin": ALLOWED_ORIGIN,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization, content-type",
         },
-        method="OPTIONS",
     )
-    assert status in (200, 204)
-    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
-    assert "POST" in headers["Access-Control-Allow-Methods"]
-    allowed_headers = headers["Access-Control-Allow-Headers"].lower()
+    assert got.status in (200, 204)
+    assert got.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert "POST" in got.headers["Access-Control-Allow-Methods"]
+    allowed_headers = got.headers["Access-Control-Allow-Headers"].lower()
     assert "authorization" in allowed_headers and "content-type" in allowed_headers
     assert_untouched(db, fake_upstream)
 
@@ -346,23 +312,23 @@ def test_preflight_from_an_allowed_origin_gets_cors_headers(
 def test_preflight_from_another_origin_gets_no_cors_grant(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
-    status, headers, _ = call(
+    got = request(
         stream_server,
+        "OPTIONS",
         None,
         {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
-        method="OPTIONS",
     )
-    assert status < 500
-    assert headers.get("Access-Control-Allow-Origin") not in ("https://evil.example", "*")
+    assert got.status < 500
+    assert "Access-Control-Allow-Origin" not in got.headers
     assert_untouched(db, fake_upstream)
 
 
 def test_errors_carry_cors_headers_so_the_browser_can_read_them(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
-    status, headers, _ = call(stream_server, b"[]", {**auth(), **JSON, "Origin": ALLOWED_ORIGIN})
-    assert status == 400
-    assert headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    got = post(stream_server, b"[]", {**auth(), **JSON, "Origin": ALLOWED_ORIGIN})
+    assert got.status == 400
+    assert got.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     assert_untouched(db, fake_upstream)
 
 
@@ -402,11 +368,9 @@ def test_bad_tokens_are_401(
     fake_upstream: Any,
 ) -> None:
     add_prompt(db)
-    status, resp_headers, resp = call(
-        stream_server, body(variables={"topic": "x"}), {**headers, **JSON}
-    )
-    assert status == 401, resp
-    assert error_of(status, resp_headers, resp)["code"] == "unauthenticated"
+    got = post(stream_server, body(variables={"topic": "x"}), {**headers, **JSON})
+    assert got.status == 401, got.raw
+    assert got.error()["code"] == "unauthenticated"
     assert_untouched(db, fake_upstream)
 
 
@@ -414,9 +378,9 @@ def test_bad_token_is_refused_before_the_body_is_judged(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     # An anonymous caller learns nothing about the body (or whether prompts exist).
-    status, headers, resp = call(stream_server, b"not json", JSON)
-    assert status == 401
-    assert error_of(status, headers, resp)["code"] == "unauthenticated"
+    got = post(stream_server, b"not json", JSON)
+    assert got.status == 401
+    assert got.error()["code"] == "unauthenticated"
     assert_untouched(db, fake_upstream)
 
 
@@ -427,13 +391,13 @@ def test_another_users_private_prompt_looks_exactly_like_a_missing_one(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db, "bobs", owner_uid="bob", public=False)
-    private = call(stream_server, body("bobs", variables={"topic": "x"}), {**auth(), **JSON})
-    missing = call(stream_server, body("nope", variables={"topic": "x"}), {**auth(), **JSON})
+    private = post(stream_server, body("bobs", variables={"topic": "x"}), {**auth(), **JSON})
+    missing = post(stream_server, body("nope", variables={"topic": "x"}), {**auth(), **JSON})
     # Even the wrong variables must not reveal the prompt's shape.
-    probing = call(stream_server, body("bobs", variables={"zzz": "x"}), {**auth(), **JSON})
-    assert private[0] == missing[0] == probing[0] == 404
-    assert error_of(*private)["code"] == "prompt_not_found"
-    assert private[2] == missing[2] == probing[2]
+    probing = post(stream_server, body("bobs", variables={"zzz": "x"}), {**auth(), **JSON})
+    assert private.status == missing.status == probing.status == 404
+    assert private.error()["code"] == "prompt_not_found"
+    assert private.raw == missing.raw == probing.raw
     assert_untouched(db, fake_upstream)
 
 
@@ -441,22 +405,20 @@ def test_a_document_without_content_is_not_found(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     db.collection("prompts").document("broken").set({"owner_uid": "alice", "content": 5})
-    status, headers, resp = call(stream_server, body("broken"), {**auth(), **JSON})
-    assert status == 404
-    assert error_of(status, headers, resp)["code"] == "prompt_not_found"
+    got = post(stream_server, body("broken"), {**auth(), **JSON})
+    assert got.status == 404
+    assert got.error()["code"] == "prompt_not_found"
     assert_untouched(db, fake_upstream)
 
 
 # -- hostile values that must go through intact ----------------------------------------
 
 
-def _run_ok(server: FunctionServer, raw: bytes) -> list[ServerSentEvent]:
-    status, _, resp = call(server, raw, {**auth(), **JSON})
-    assert status == 200, resp
-    events = events_of(resp)
-    assert events[0].event == "start"
-    assert events[-2].event == "end" and events[-1].data == "[DONE]"
-    return events
+def _run_ok(server: FunctionServer, raw: bytes) -> None:
+    got = post(server, raw, {**auth(), **JSON})
+    assert got.status == 200, got.raw
+    assert got.kinds[0] == "start"
+    assert got.kinds[-2] == "end" and got.events[-1].data == "[DONE]"
 
 
 def _user_message(fake: FakeOpenRouterThread) -> str:

@@ -7,27 +7,15 @@ timeout cases fast: first byte 0.6 s, content idle 0.6 s, heartbeat 0.15 s.
 
 from __future__ import annotations
 
-import http.client
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream import ServerSentEvent, SSEDecoder
-from support import (
-    FirestoreEmulator,
-    FunctionServer,
-    Serve,
-    add_prompt,
-    auth,
-    body,
-    executions,
-    free_port,
-)
+from support import FunctionServer, Serve, executions, free_port
+from support.http import post_prompt
 
 FIRST_BYTE_TIMEOUT = 0.6
 IDLE_TIMEOUT = 0.6
@@ -46,56 +34,10 @@ def fault_server(serve: Serve) -> Iterator[FunctionServer]:
 
 
 @pytest.fixture(scope="module")
-def refused_server(firestore_emulator: FirestoreEmulator) -> Iterator[FunctionServer]:
+def refused_server(serve: Serve) -> Iterator[FunctionServer]:
     # A port that was free a moment ago and has no listener: connections are refused.
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        f"http://127.0.0.1:{free_port()}/api/v1",
-    ) as server:
+    with serve(base_url=f"http://127.0.0.1:{free_port()}/api/v1") as server:
         yield server
-
-
-@dataclass
-class Outcome:
-    status: int
-    headers: http.client.HTTPMessage
-    raw: bytes
-    seconds: float
-
-    @property
-    def events(self) -> list[ServerSentEvent]:
-        decoder = SSEDecoder()
-        return [*decoder.feed(self.raw), *decoder.close()]
-
-    @property
-    def text(self) -> str:
-        """The content the client saw (content events only)."""
-        return "".join(
-            json.loads(e.data).get("content") or ""
-            for e in self.events
-            if e.event == "message" and e.data != "[DONE]"
-        )
-
-    def error(self) -> dict[str, Any]:
-        assert self.headers.get("Content-Type", "").startswith("application/json"), self.raw
-        doc = json.loads(self.raw)
-        assert set(doc) == {"error"}
-        assert set(doc["error"]) >= {"code", "message"}
-        return dict(doc["error"])
-
-
-def run(server: FunctionServer, db: Any, content: str) -> Outcome:
-    add_prompt(db, content=content)
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    started = time.monotonic()
-    try:
-        conn.request("POST", "/", body=body(variables={"topic": "faults"}), headers=auth())
-        resp = conn.getresponse()
-        raw = resp.read()
-        return Outcome(resp.status, resp.headers, raw, time.monotonic() - started)
-    finally:
-        conn.close()
 
 
 def the_record(db: Any) -> dict[str, Any]:
@@ -167,7 +109,7 @@ def test_refusal_before_content_is_an_http_error(
     db: Any,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    outcome = run(fault_server, db, f"About {{{{topic}}}} [[fake {directive}]]")
+    outcome = post_prompt(fault_server, db, f"About {{{{topic}}}} [[fake {directive}]]")
     assert outcome.status == status, outcome.raw
     error = outcome.error()
     assert error["code"] == code
@@ -184,7 +126,9 @@ def test_refusal_before_content_is_an_http_error(
 def test_retry_after_is_honoured_between_attempts(
     fault_server: FunctionServer, db: Any, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    outcome = run(fault_server, db, "{{topic}} [[fake status=429 retry_after=1 fail_times=1]]")
+    outcome = post_prompt(
+        fault_server, db, "{{topic}} [[fake status=429 retry_after=1 fail_times=1]]"
+    )
     assert outcome.status == 200
     first, second = (r["received_ns"] for r in fake_upstream.requests())
     assert (second - first) / 1e9 >= 0.95
@@ -214,7 +158,7 @@ def test_fault_before_content_is_retried_and_recovers(
     db: Any,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    outcome = run(fault_server, db, f"Tell me about {{{{topic}}}}. [[fake {directive}]]")
+    outcome = post_prompt(fault_server, db, f"Tell me about {{{{topic}}}}. [[fake {directive}]]")
     assert outcome.status == 200, outcome.raw
     events = outcome.events
     assert [e.event for e in events][:1] == ["start"]
@@ -225,9 +169,9 @@ def test_fault_before_content_is_retried_and_recovers(
     assert record["status"] == "completed"
     assert record["error_code"] is None
     # The text appears once: nothing from a failed attempt was relayed or stored twice.
-    assert outcome.text.startswith("Hello from the local demo model.")
-    assert outcome.text.count("Hello from the local demo model.") == 1
-    assert record["output"] == outcome.text
+    assert outcome.text().startswith("Hello from the local demo model.")
+    assert outcome.text().count("Hello from the local demo model.") == 1
+    assert record["output"] == outcome.text()
     assert record["usage"]["total_tokens"] == record["tokens_debited"]
 
 
@@ -274,7 +218,7 @@ def test_fault_after_start_is_an_error_event_and_keeps_the_partial_text(
     db: Any,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    outcome = run(fault_server, db, f"Tell me about {{{{topic}}}}. [[fake {directive}]]")
+    outcome = post_prompt(fault_server, db, f"Tell me about {{{{topic}}}}. [[fake {directive}]]")
     assert outcome.status == 200, outcome.raw
     assert outcome.headers["Content-Type"].startswith("text/event-stream")
     events = outcome.events
@@ -292,7 +236,7 @@ def test_fault_after_start_is_an_error_event_and_keeps_the_partial_text(
     assert record["status"] == "error"
     assert record["error_code"] == code
     assert record["error_message"] == error["message"]
-    assert record["output"] == outcome.text
+    assert record["output"] == outcome.text()
     assert len(record["output"]) > 0 or chunks == 0
     assert record["usage"] is None
     assert record["finish_reason"] is None
@@ -301,7 +245,7 @@ def test_fault_after_start_is_an_error_event_and_keeps_the_partial_text(
 def test_stall_keeps_the_client_connection_alive_with_heartbeats(
     fault_server: FunctionServer, db: Any, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    outcome = run(fault_server, db, "{{topic}} [[fake stall_after=2 stall=3]]")
+    outcome = post_prompt(fault_server, db, "{{topic}} [[fake stall_after=2 stall=3]]")
     assert outcome.status == 200
     # Heartbeats are comments: never content, and at least one while the model was silent.
     assert outcome.raw.count(b": ping\n\n") >= 2
@@ -313,19 +257,19 @@ def test_stall_keeps_the_client_connection_alive_with_heartbeats(
 def test_stream_without_done_but_with_finish_reason_completes(
     fault_server: FunctionServer, db: Any, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    outcome = run(fault_server, db, "Tell me about {{topic}}. [[fake no_done=1]]")
+    outcome = post_prompt(fault_server, db, "Tell me about {{topic}}. [[fake no_done=1]]")
     assert outcome.status == 200
     assert [e.event for e in outcome.events][-2:] == ["end", "message"]
     assert upstream_requests(fake_upstream) == 1
     record = the_record(db)
     assert (record["status"], record["finish_reason"]) == ("completed", "stop")
-    assert record["output"] == outcome.text
+    assert record["output"] == outcome.text()
 
 
 def test_connection_refused_is_503_upstream_unavailable(
     refused_server: FunctionServer, db: Any
 ) -> None:
-    outcome = run(refused_server, db, "Tell me about {{topic}}.")
+    outcome = post_prompt(refused_server, db, "Tell me about {{topic}}.")
     assert outcome.status == 503
     assert outcome.error()["code"] == "upstream_unavailable"
     # Retried with backoff (0.05 s base), not for long.
@@ -364,7 +308,7 @@ def test_execute_prompt_maps_upstream_faults_to_the_same_statuses(
     db: Any,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    outcome = run(execute_server, db, f"About {{{{topic}}}} [[fake {directive}]]")
+    outcome = post_prompt(execute_server, db, f"About {{{{topic}}}} [[fake {directive}]]")
     assert outcome.status == status, outcome.raw
     assert outcome.error()["code"] == code
     assert upstream_requests(fake_upstream) == requests

@@ -1,5 +1,7 @@
-"""The knowledge-base settings: defaults, the environment, bounds, and the places that
-must agree with them (the vector index, the rules' upload size, the chunker)."""
+"""The settings: read from the environment (names upper-cased, lists comma-separated, the
+project from Firebase's variables), refused out of range, frozen; and for knowledge bases
+the places that must agree with them (the vector index, the rules' upload size, the
+chunker)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,69 @@ from promptstream._config import Settings
 from promptstream._embeddings import EmbeddingsConfig
 from promptstream._retrieval import IngestLimits
 from support import ROOT
+
+
+def test_each_setting_is_read_from_its_upper_case_name() -> None:
+    settings = Settings.from_env(
+        {
+            "HEARTBEAT_SECONDS": "0.5",
+            "MAX_CONCURRENT_STREAMS": "9",
+            "DEBUG_LOGGING": "true",
+            "ALLOWED_ORIGINS": " http://a.example , http://b.example,, ",
+            "heartbeat_seconds": "99",  # lower case is not ours
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.heartbeat_seconds == 0.5
+    assert settings.max_concurrent_streams == 9
+    assert settings.debug_logging is True
+    assert settings.allowed_origins == ("http://a.example", "http://b.example")
+
+
+def test_the_default_model_is_always_allowed() -> None:
+    settings = Settings.from_env({"DEFAULT_MODEL": "m/x", "ALLOWED_MODELS": "m/a,m/b"})
+    assert settings.allowed_models == ("m/x", "m/a", "m/b")
+    kept = Settings.from_env({"DEFAULT_MODEL": "m/b", "ALLOWED_MODELS": "m/a,m/b"})
+    assert kept.allowed_models == ("m/a", "m/b")
+
+
+@pytest.mark.parametrize(
+    ("env", "project"),
+    [
+        ({}, "demo-rag-prompts"),
+        ({"GCLOUD_PROJECT": "from-gcloud"}, "from-gcloud"),
+        ({"GOOGLE_CLOUD_PROJECT": "from-google"}, "from-google"),
+        ({"FIREBASE_CONFIG": '{"projectId": "from-firebase"}'}, "from-firebase"),
+        ({"FIREBASE_CONFIG": "/path/to/config.json"}, "demo-rag-prompts"),
+        ({"PROJECT_ID": "explicit", "GCLOUD_PROJECT": "other"}, "explicit"),
+    ],
+)
+def test_the_project_comes_from_firebase_s_variables(env: dict[str, str], project: str) -> None:
+    assert Settings.from_env(env).project_id == project
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"HEARTBEAT_SECONDS": "0"}, {"MAX_BODY_BYTES": "-1"}, {"UPSTREAM_MAX_RETRIES": "11"}],
+)
+def test_out_of_range_server_settings_are_refused(env: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        Settings.from_env(env)
+
+
+def test_settings_are_frozen() -> None:
+    with pytest.raises(ValidationError):
+        Settings().heartbeat_seconds = 1  # type: ignore[misc]
+
+
+def test_the_upstream_client_gets_the_upstream_settings() -> None:
+    settings = Settings.from_env(
+        {"UPSTREAM_FIRST_BYTE_TIMEOUT": "3", "UPSTREAM_MAX_RETRIES": "4", "DEFAULT_MAX_TOKENS": "7"}
+    )
+    config = settings.openrouter_config("sk-key")
+    assert (config.first_byte_timeout, config.max_retries, config.max_tokens) == (3, 4, 7)
+    assert config.api_key.get_secret_value() == "sk-key"
+    assert "sk-key" not in repr(config)
 
 
 def test_defaults_and_environment() -> None:

@@ -12,12 +12,14 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import devstack
 from devstack import free_port, stop_group, wait_http
+from fake_openrouter import FakeOpenRouterThread
+from promptstream._ids import uid_key
 
 __all__ = [
     "FUNCTIONS",
@@ -31,9 +33,12 @@ __all__ = [
     "add_prompt",
     "auth",
     "body",
+    "closed_record",
     "executions",
+    "fake_openrouter",
     "free_port",
     "id_token",
+    "limits",
     "read_until",
     "stop_group",
     "wait_http",
@@ -41,7 +46,7 @@ __all__ = [
     "worker_pids",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 FUNCTIONS = ROOT / "functions"
 PROJECT = "demo-test-streams"
 TEST_API_KEY = "sk-or-v1-test-SECRET-4f1c2b9d7e"
@@ -85,7 +90,8 @@ class FunctionServer(devstack.FunctionServer):
         )
 
 
-# The `serve` fixture (conftest): a target and an env -> a FunctionServer, not yet started.
+# The `serve` fixture (integration/conftest.py): a target, an env, and where Firestore and
+# the upstream are when not the session's -> a FunctionServer, not yet started.
 Serve = Callable[..., FunctionServer]
 
 
@@ -148,6 +154,17 @@ class TcpProxy:
         for conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def fake_openrouter(delay: float) -> Iterator[FakeOpenRouterThread]:
+    """The fake OpenRouter on a free port, each chunk ``delay`` seconds apart by default."""
+    fake = FakeOpenRouterThread(delay=delay)
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
 
 
 def id_token(
@@ -215,3 +232,15 @@ def read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: floa
 
 def executions(db: Any) -> list[dict[str, Any]]:
     return [{"id": d.id, **(d.to_dict() or {})} for d in db.collection("executions").stream()]
+
+
+def closed_record(db: Any, timeout: float = 10.0) -> Any:
+    """The first execution record that is no longer ``streaming`` (None if none in time)."""
+    return wait_until(
+        lambda: next((r for r in executions(db) if r["status"] != "streaming"), None), timeout
+    )
+
+
+def limits(db: Any, uid: str = "alice") -> dict[str, Any]:
+    """The user's limits document (empty if there is none)."""
+    return dict(db.collection("user_limits").document(uid_key(uid)).get().to_dict() or {})

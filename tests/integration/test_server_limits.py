@@ -17,18 +17,18 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from support import (
-    FirestoreEmulator,
     FunctionServer,
     Serve,
     add_prompt,
-    auth,
     executions,
     read_until,
     worker_pids,
 )
+from support.http import request_bytes
 
 HEAD_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
+CHUNKED = {"Transfer-Encoding": "chunked"}
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +44,6 @@ def server(serve: Serve) -> Iterator[FunctionServer]:
 def connect(server: FunctionServer) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
     return sock
-
-
-def head(content_length: int | None = None, token: bool = True, extra: str = "") -> bytes:
-    lines = ["POST /execute_prompt_stream HTTP/1.1", "Host: 127.0.0.1"]
-    if token:
-        lines.append(f"Authorization: {auth()['Authorization']}")
-    lines.append("Content-Type: application/json")
-    if content_length is not None:
-        lines.append(f"Content-Length: {content_length}")
-    if extra:
-        lines.append(extra)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def closed_within(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
@@ -119,7 +107,9 @@ def test_a_declared_length_over_the_limit_is_413_before_any_body_is_read(
 ) -> None:
     add_prompt(db)
     with connect(server) as sock:
-        sock.sendall(head(content_length=10**12) + b'{"prompt_id": "p1"}')
+        sock.sendall(
+            request_bytes(headers={"Content-Length": str(10**12)}) + b'{"prompt_id": "p1"}'
+        )
         received, took = closed_within(sock, 10)
     status, _, rest = received.partition(b"\r\n")
     assert status == b"HTTP/1.1 413 Request Entity Too Large"
@@ -136,7 +126,7 @@ def test_a_chunked_body_over_the_limit_is_413_and_the_connection_closed(
     piece = b"x" * 65536
     chunk = b"%x\r\n%s\r\n" % (len(piece), piece)
     with connect(server) as sock:
-        sock.sendall(head(extra="Transfer-Encoding: chunked"))
+        sock.sendall(request_bytes(headers=CHUNKED))
         sent = 0
         try:
             for _ in range(64):  # 4 MiB at most, far past the 256 KiB cap
@@ -155,7 +145,7 @@ def test_a_body_that_never_finishes_is_408_after_the_body_timeout(
 ) -> None:
     add_prompt(db)
     with connect(server) as sock:
-        sock.sendall(head(content_length=100) + b"{")
+        sock.sendall(request_bytes(headers={"Content-Length": "100"}) + b"{")
         received, took = closed_within(sock, 10)
     assert received.startswith(b"HTTP/1.1 408"), received[:100]
     assert b'"request_timeout"' in received
@@ -178,15 +168,13 @@ def _cpu_s(pid: int) -> float:
 
 
 def test_thirty_connections_sending_32_mib_bodies_leave_the_worker_small(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread, db: Any
+    serve: Serve, db: Any
 ) -> None:
     """Half of them unauthenticated, half signed in, all chunked without a length: each
     is refused (401 before the body, 413 after at most the body cap) and closed, and the
     worker's peak RSS stays far below the function's memory."""
     add_prompt(db)
-    with FunctionServer(
-        "execute_prompt_stream", firestore_emulator.host, fake_upstream.base_url
-    ) as fresh:
+    with serve() as fresh:
         [worker] = worker_pids(fresh)
         assert health_ok(fresh)
         before, cpu = _rss_mb(worker), _cpu_s(worker)
@@ -195,7 +183,7 @@ def test_thirty_connections_sending_32_mib_bodies_leave_the_worker_small(
 
         def attack(i: int) -> None:
             with connect(fresh) as sock:
-                sock.sendall(head(token=bool(i % 2), extra="Transfer-Encoding: chunked"))
+                sock.sendall(request_bytes(uid="alice" if i % 2 else None, headers=CHUNKED))
                 try:
                     for _ in range(32):
                         sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))

@@ -5,7 +5,6 @@ DEBUG_LOGGING is on.
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -13,18 +12,8 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream import SSEDecoder
-from support import (
-    TEST_API_KEY,
-    FirestoreEmulator,
-    FunctionServer,
-    Serve,
-    add_prompt,
-    auth,
-    body,
-    executions,
-    wait_until,
-)
+from support import TEST_API_KEY, FunctionServer, Serve, closed_record, executions
+from support.http import Reply, post_prompt
 
 PROMPT_MARKER = "PROMPT-MARKER-7Q4"
 VALUE_MARKER = "VALUE-MARKER-3Z9"
@@ -38,12 +27,8 @@ def leaks(text: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def log_server(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt_stream", firestore_emulator.host, fake_upstream.base_url
-    ) as server:
+def log_server(serve: Serve) -> Iterator[FunctionServer]:
+    with serve() as server:
         yield server
 
 
@@ -53,15 +38,10 @@ def debug_server(serve: Serve) -> Iterator[FunctionServer]:
         yield server
 
 
-def run(server: FunctionServer, db: Any, directive: str) -> tuple[int, bytes]:
-    add_prompt(db, content=f"{PROMPT_MARKER} about {{{{topic}}}} [[fake {directive}]]")
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request("POST", "/", body=body(variables={"topic": VALUE_MARKER}), headers=auth())
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
+def post_marked(server: FunctionServer, db: Any, directive: str) -> Reply:
+    """A run of a prompt and a value that the logs must not show."""
+    content = f"{PROMPT_MARKER} about {{{{topic}}}} [[fake {directive}]]"
+    return post_prompt(server, db, content, {"topic": VALUE_MARKER})
 
 
 def execution_logs(server: FunctionServer) -> list[dict[str, Any]]:
@@ -100,19 +80,14 @@ def test_an_echoed_key_reaches_no_client_record_or_log(
     db: Any,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    got, raw = run(log_server, db, directive)
-    assert got == status, raw
+    got = post_marked(log_server, db, directive)
+    assert got.status == status, got.raw
     # The key was really in play: sent upstream, and answered with an error about it.
     requests = fake_upstream.requests()
     assert requests
     assert all(r["headers"]["Authorization"] == f"Bearer {TEST_API_KEY}" for r in requests)
-    text = raw.decode()
-    if status == 200:
-        decoder = SSEDecoder()
-        events = [*decoder.feed(raw), *decoder.close()]
-        error = json.loads(next(e.data for e in events if e.event == "error"))
-    else:
-        error = json.loads(raw)["error"]
+    text = got.raw.decode()
+    error = got.named("error")[0] if status == 200 else got.error()
     assert error["message"]
     assert not leaks(text), text
     [record] = executions(db)
@@ -126,11 +101,11 @@ def test_one_json_log_line_per_execution_without_prompt_text(
 ) -> None:
     before = {r["execution_id"] for r in execution_logs(log_server)}
     outcomes = [
-        run(log_server, db, "chunks=3"),
-        run(log_server, db, "status=402"),
-        run(log_server, db, "drop_after=1"),
+        post_marked(log_server, db, "chunks=3"),
+        post_marked(log_server, db, "status=402"),
+        post_marked(log_server, db, "drop_after=1"),
     ]
-    assert [status for status, _ in outcomes] == [200, 402, 200]
+    assert [got.status for got in outcomes] == [200, 402, 200]
     records = {r["id"]: r for r in executions(db)}
     assert len(records) == 3
     lines = [r for r in execution_logs(log_server) if r["execution_id"] not in before]
@@ -161,8 +136,8 @@ def test_one_json_log_line_per_execution_without_prompt_text(
 def test_debug_logging_adds_the_prompt_text(
     debug_server: FunctionServer, db: Any, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    status, raw = run(debug_server, db, "chunks=3")
-    assert status == 200, raw
+    got = post_marked(debug_server, db, "chunks=3")
+    assert got.status == 200, got.raw
     [line] = execution_logs(debug_server)
     assert PROMPT_MARKER in line["prompt"] and VALUE_MARKER in line["prompt"]
     [record] = executions(db)
@@ -184,23 +159,6 @@ def leaks_any_case(text: str) -> bool:
     return any(window.lower() in low for window in WINDOWS)
 
 
-def stream(server: FunctionServer, db: Any) -> tuple[int, dict[str, str], bytes]:
-    add_prompt(db, content="About {{topic}}")
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request("POST", "/", body=body(variables={"topic": "t"}), headers=auth())
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
-
-
-def settled(db: Any) -> dict[str, Any]:
-    record = wait_until(lambda: [r for r in executions(db) if r["status"] != "streaming"])
-    assert record, executions(db)
-    return record[0]
-
-
 def test_a_hostile_upstream_leaks_no_key_in_any_case_and_the_record_finalises(
     db: Any, log_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
@@ -210,15 +168,14 @@ def test_a_hostile_upstream_leaks_no_key_in_any_case_and_the_record_finalises(
         usage_extra=json.dumps({"__bad__": 1, "total_tokens": 2**64}),
         model="demo/m\ud800odel",
     )
-    status, _, raw = stream(log_server, db)
-    assert status == 200
-    events = [(e.event, e.data) for e in SSEDecoder().feed(raw)]
-    end = [json.loads(d) for e, d in events if e == "end"]
+    got = post_prompt(log_server, db, "About {{topic}}")
+    assert got.status == 200
+    end = got.named("end")
     assert len(end) == 1 and end[0]["finish_reason"] == "stop"
-    record = settled(db)
+    record = closed_record(db)
     assert record["status"] == "completed"
     assert "\ufffd" in record["model"] and "__bad__" not in (record["usage"] or {})
-    assert not leaks_any_case(raw.decode())
+    assert not leaks_any_case(got.raw.decode())
     assert not leaks_any_case(json.dumps(record, default=str))
     assert not leaks_any_case(log_server.log_text())
 
@@ -237,10 +194,10 @@ def test_an_upper_cased_key_in_an_upstream_error_is_redacted(
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
     fake_upstream.configure(leak="error", leak_case="upper", **knobs)
-    _, _, raw = stream(log_server, db)
-    record = settled(db)
+    got = post_prompt(log_server, db, "About {{topic}}")
+    record = closed_record(db)
     assert record["status"] == "error"
-    assert not leaks_any_case(raw.decode())
+    assert not leaks_any_case(got.raw.decode())
     assert not leaks_any_case(json.dumps(record, default=str))
     assert not leaks_any_case(log_server.log_text())
 
@@ -249,21 +206,19 @@ def test_an_unbounded_retry_after_is_a_json_429_with_a_finite_one(
     db: Any, log_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
     fake_upstream.configure(status=429, retry_after="1e999")
-    status, headers, raw = stream(log_server, db)
-    assert status == 429
-    assert headers["content-type"].startswith("application/json")
-    assert json.loads(raw)["error"]["code"] == "rate_limited"
-    assert 0 < int(headers["retry-after"]) <= 86_400
-    assert settled(db)["status"] == "error"
+    got = post_prompt(log_server, db, "About {{topic}}")
+    assert got.status == 429
+    assert got.error()["code"] == "rate_limited"
+    assert 0 < int(got.headers["retry-after"]) <= 86_400
+    assert closed_record(db)["status"] == "error"
 
 
 def test_an_endless_upstream_line_is_an_upstream_error_event(
     db: Any, log_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
     fake_upstream.configure(long_line=8 << 20)
-    status, _, raw = stream(log_server, db)
-    assert status == 200
-    errors = [json.loads(e.data) for e in SSEDecoder().feed(raw) if e.event == "error"]
-    assert [e["code"] for e in errors] == ["upstream_error"], raw[-500:]
-    record = settled(db)
+    got = post_prompt(log_server, db, "About {{topic}}")
+    assert got.status == 200
+    assert [e["code"] for e in got.named("error")] == ["upstream_error"], got.raw[-500:]
+    record = closed_record(db)
     assert record["status"] == "error" and record["error_code"] == "upstream_error"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +21,7 @@ from promptstream._templates import (
     resolve_variables,
     sent_chars,
 )
+from support import ROOT
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_a_prompt_with_a_name_the_record_cannot_store_is_a_clear_error(
 
 
 def _rules_name_pattern() -> re.Pattern[str]:
-    rules = (Path(__file__).resolve().parent.parent / "firestore.rules").read_text()
+    rules = (ROOT / "firestore.rules").read_text()
     found = re.search(r"v\.get\('name', 0\)\.matches\('([^']+)'\)", rules)
     assert found, "firestore.rules no longer checks variable names as expected"
     return re.compile(found.group(1))

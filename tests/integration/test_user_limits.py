@@ -7,17 +7,16 @@ processes sharing one emulator.
 from __future__ import annotations
 
 import datetime as dt
-import http.client
-import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FirestoreEmulator, FunctionServer, add_prompt, auth, body, executions
+from support import FunctionServer, Serve, add_prompt, auth, body, executions, limits, wait_until
+from support.http import Reply, post, request_bytes
 
 MAX_STREAMS = 2
 # Large, so that the streams' reservations (max_tokens and the prompt's estimate each)
@@ -27,23 +26,10 @@ LEFT = 60
 LONG = "[[fake chunks=200 delay=0.05]]"  # ten seconds of content unless cut short
 
 
-def _server(emulator: FirestoreEmulator, fake: FakeOpenRouterThread) -> FunctionServer:
-    return FunctionServer(
-        "execute_prompt_stream",
-        emulator.host,
-        fake.base_url,
-        env={"MAX_CONCURRENT_STREAMS": str(MAX_STREAMS), "DAILY_TOKEN_BUDGET": str(BUDGET)},
-    )
-
-
 @pytest.fixture(scope="module")
-def servers(
-    firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThread
-) -> Iterator[tuple[FunctionServer, FunctionServer]]:
-    with (
-        _server(firestore_emulator, fake_upstream) as a,
-        _server(firestore_emulator, fake_upstream) as b,
-    ):
+def servers(serve: Serve) -> Iterator[tuple[FunctionServer, FunctionServer]]:
+    env = {"MAX_CONCURRENT_STREAMS": str(MAX_STREAMS), "DAILY_TOKEN_BUDGET": str(BUDGET)}
+    with serve(env=env) as a, serve(env=env) as b:
         yield a, b
 
 
@@ -52,14 +38,7 @@ class OpenStream:
 
     def __init__(self, server: FunctionServer, payload: bytes, uid: str = "alice") -> None:
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        headers = "".join(f"{k}: {v}\r\n" for k, v in auth(uid).items())
-        self.sock.sendall(
-            (
-                "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"{headers}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            + payload
-        )
+        self.sock.sendall(request_bytes(payload, uid=uid, headers={"Connection": "close"}))
         self.received = b""
         deadline = time.monotonic() + 10
         while b"\nid: 1\n" not in self.received:
@@ -73,28 +52,6 @@ class OpenStream:
         self.sock.close()
 
 
-def post(server: FunctionServer, payload: bytes, uid: str = "alice") -> tuple[int, Any, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request("POST", "/", body=payload, headers=auth(uid))
-        resp = conn.getresponse()
-        return resp.status, resp.headers, resp.read()
-    finally:
-        conn.close()
-
-
-def limits(db: Any, uid: str = "alice") -> dict[str, Any]:
-    snap = db.collection("user_limits").document(uid).get()
-    return dict(snap.to_dict() or {})
-
-
-def eventually(check: Callable[[], bool], timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def near_the_budget(db: Any, uid: str = "alice") -> None:
     day = dt.datetime.now(dt.UTC).date().isoformat()
     db.collection("user_limits").document(uid).set(
@@ -102,12 +59,10 @@ def near_the_budget(db: Any, uid: str = "alice") -> None:
     )
 
 
-def assert_refused(resp: tuple[int, Any, bytes], code: str, max_retry_after: int = 86_401) -> None:
-    status, headers, raw = resp
-    assert status == 429, raw
-    assert headers["Content-Type"].startswith("application/json")
-    assert json.loads(raw)["error"]["code"] == code
-    assert 1 <= int(headers["Retry-After"]) <= max_retry_after
+def assert_refused(got: Reply, code: str, max_retry_after: int = 86_401) -> None:
+    assert got.status == 429, got.raw
+    assert got.error()["code"] == code
+    assert 1 <= int(got.headers["Retry-After"]) <= max_retry_after
 
 
 def test_concurrency_cap_is_429_before_any_upstream_call(
@@ -127,12 +82,12 @@ def test_concurrency_cap_is_429_before_any_upstream_call(
         other.close()
         # Hanging up frees the slot.
         streams.pop().close()
-        eventually(lambda: len(limits(db)["leases"]) == MAX_STREAMS - 1)
+        assert wait_until(lambda: len(limits(db)["leases"]) == MAX_STREAMS - 1)
         streams.append(OpenStream(a, payload))
     finally:
         for stream in streams:
             stream.close()
-    eventually(lambda: limits(db)["leases"] == {} and limits(db, "bob")["leases"] == {})
+    assert wait_until(lambda: limits(db)["leases"] == {} and limits(db, "bob")["leases"] == {})
     records = executions(db)
     assert len(records) == MAX_STREAMS + 2
     assert {r["status"] for r in records} == {"cancelled"}
@@ -152,7 +107,7 @@ def test_concurrency_cap_holds_across_two_processes(
     finally:
         for stream in streams:
             stream.close()
-    eventually(lambda: limits(db)["leases"] == {})
+    assert wait_until(lambda: limits(db)["leases"] == {})
 
 
 def test_concurrent_requests_on_two_processes_never_exceed_the_cap(
@@ -169,14 +124,7 @@ def test_concurrent_requests_on_two_processes_never_exceed_the_cap(
 
     def fire(server: FunctionServer) -> None:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-        headers = "".join(f"{k}: {v}\r\n" for k, v in auth().items())
-        sock.sendall(
-            (
-                "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"{headers}Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-            ).encode()
-            + payload
-        )
+        sock.sendall(request_bytes(payload, headers={"Connection": "close"}))
         with lock:
             socks.append(sock)
 
@@ -198,7 +146,7 @@ def test_concurrent_requests_on_two_processes_never_exceed_the_cap(
     finally:
         for sock in socks:
             sock.close()
-    eventually(lambda: limits(db)["leases"] == {})
+    assert wait_until(lambda: limits(db)["leases"] == {})
     assert len(executions(db)) == 2
 
 
@@ -209,8 +157,8 @@ def test_daily_budget_is_debited_from_reported_usage_and_then_refused(
     add_prompt(db, content="Tell me about {{topic}}. [[fake chunks=70 delay=0]]", public=True)
     near_the_budget(db)
     payload = body(variables={"topic": "x"})
-    status, _, raw = post(a, payload)
-    assert status == 200 and raw.endswith(b"data: [DONE]\n\n")
+    got = post(a, payload)
+    assert got.status == 200 and got.raw.endswith(b"data: [DONE]\n\n")
     [record] = executions(db)
     usage_total = record["usage"]["total_tokens"]
     assert usage_total > LEFT
@@ -221,7 +169,7 @@ def test_daily_budget_is_debited_from_reported_usage_and_then_refused(
     assert fake_upstream.stats()["requests"] == 1
     assert len(executions(db)) == 1
     # Others still have their budget.
-    assert post(a, payload, uid="bob")[0] == 200
+    assert post(a, payload, auth("bob")).status == 200
 
 
 def test_a_disconnect_is_debited_by_an_estimate(
@@ -234,13 +182,13 @@ def test_a_disconnect_is_debited_by_an_estimate(
     payload = body(variables={"topic": "x"})
     stream = OpenStream(a, payload)
     stream.close()
-    eventually(lambda: executions(db)[0]["status"] != "streaming")
+    assert wait_until(lambda: executions(db)[0]["status"] != "streaming")
     [record] = executions(db)
     assert record["status"] == "cancelled"
     assert record["usage"] is None  # the upstream never reported it
     assert record["tokens_debited"] >= 300 // 4
     assert limits(db)["tokens_today"] == BUDGET - LEFT + record["tokens_debited"]
     assert limits(db)["leases"] == {}
-    eventually(lambda: fake_upstream.stats()["early_closes"] == 1)
+    assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
     assert_refused(post(b, payload), "budget_exceeded")
     assert fake_upstream.stats()["requests"] == 1

@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,8 +30,8 @@ from fake_openrouter import (
     demo_text,
     split_text,
 )
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = {"Authorization": "Bearer sk-or-v1-test"}
 PINNED: dict[str, Any] = {"gen_id": "gen-test-1", "created": 1700000000, "provider": "TestProvider"}
 COMMENT = b": OPENROUTER PROCESSING\n\n"

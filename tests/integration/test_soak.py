@@ -20,7 +20,16 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import SSEDecoder
-from support import FirestoreEmulator, FunctionServer, add_prompt, auth, body, worker_pids
+from support import (
+    FirestoreEmulator,
+    FunctionServer,
+    Serve,
+    add_prompt,
+    auth,
+    body,
+    fake_openrouter,
+    worker_pids,
+)
 
 TOTAL = 320
 CONCURRENCY = 64
@@ -37,24 +46,14 @@ FAULTS = [
 
 @pytest.fixture(scope="module")
 def soak_fake() -> Iterator[FakeOpenRouterThread]:
-    fake = FakeOpenRouterThread(delay=0.05)
-    fake.start()
-    try:
+    with fake_openrouter(delay=0.05) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture(scope="module")
-def soak_server(
-    firestore_emulator: FirestoreEmulator, soak_fake: FakeOpenRouterThread
-) -> Iterator[FunctionServer]:
-    with FunctionServer(
-        "execute_prompt_stream",
-        firestore_emulator.host,
-        soak_fake.base_url,
-        env={"MAX_CONCURRENT_STREAMS": "100", "HEARTBEAT_SECONDS": "0.5"},
-    ) as server:
+def soak_server(serve: Serve, soak_fake: FakeOpenRouterThread) -> Iterator[FunctionServer]:
+    env = {"MAX_CONCURRENT_STREAMS": "100", "HEARTBEAT_SECONDS": "0.5"}
+    with serve(env=env, base_url=soak_fake.base_url) as server:
         yield server
 
 
@@ -163,6 +162,7 @@ def settled(
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 async def test_soak(
     soak_server: FunctionServer,
     soak_fake: FakeOpenRouterThread,
