@@ -1,5 +1,5 @@
-"""The OpenRouter client against the fake server on loopback (and aioresponses for a
-few small unit cases)."""
+"""The OpenRouter client against the fake server on loopback. (Its small cases with
+aioresponses playing the upstream are tests/unit/test_client.py's.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
 
 from fake_openrouter import FakeOpenRouter
 from promptstream import (
@@ -32,7 +31,7 @@ from promptstream import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from promptstream._client import RETRY_AFTER_CAP, _parse_retry_after
+from promptstream._client import RETRY_AFTER_CAP
 
 
 @pytest.fixture
@@ -428,114 +427,6 @@ async def test_start_raises_refusal_before_any_content(fake: FakeOpenRouter) -> 
             await stream.start()
 
 
-# -- small unit cases -----------------------------------------------------------------
-
-
-def test_retry_after_parsing() -> None:
-    assert _parse_retry_after("3") == 3.0
-    assert _parse_retry_after(None) is None
-    assert _parse_retry_after("soon") is None
-    future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    parsed = _parse_retry_after(future)
-    assert parsed is not None and 25 <= parsed <= 31
-
-
-async def test_json_error_with_200_status_is_raised_typed() -> None:
-    cfg = OpenRouterConfig(api_key="k", base_url="http://upstream.test/api/v1", max_retries=0)
-    with aioresponses() as mocked:
-        mocked.post(
-            "http://upstream.test/api/v1/chat/completions",
-            status=200,
-            payload={"error": {"code": 402, "message": "Insufficient credits"}},
-        )
-        async with OpenRouterClient(cfg) as client:
-            with pytest.raises(MidStreamError) as info:
-                await collect(client, "q")
-    assert info.value.code == "out_of_credits"
-    assert "Insufficient credits" in info.value.message
-
-
-async def test_html_answer_is_an_invalid_response() -> None:
-    cfg = OpenRouterConfig(api_key="k", base_url="http://upstream.test/api/v1", max_retries=0)
-    with aioresponses() as mocked:
-        mocked.post(
-            "http://upstream.test/api/v1/chat/completions",
-            status=200,
-            body="<html>hi</html>",
-            content_type="text/html",
-        )
-        async with OpenRouterClient(cfg) as client:
-            with pytest.raises(InvalidResponseError):
-                await collect(client, "q")
-
-
-def _sse(*events: str) -> str:
-    return "".join(f"data: {event}\n\n" for event in events) + "data: [DONE]\n\n"
-
-
-def _delta(content: str, finish: str | None = None) -> str:
-    # Written by hand: the escapes are what a server cutting UTF-16 text would send.
-    finish_json = "null" if finish is None else f'"{finish}"'
-    return f'{{"choices":[{{"delta":{{"content":"{content}"}},"finish_reason":{finish_json}}}]}}'
-
-
-@pytest.mark.parametrize(
-    ("events", "expected"),
-    [
-        # A surrogate pair cut in two: the halves meet again.
-        ([_delta("a\\ud83d"), _delta("\\ude00b"), _delta("", "stop")], ["a", "\U0001f600b"]),
-        # A half that never meets its other half becomes U+FFFD, never a lone surrogate.
-        ([_delta("a\\ud83d"), _delta("b"), _delta("", "stop")], ["a", "\ufffdb"]),
-        ([_delta("\\ude00x"), _delta("", "stop")], ["\ufffdx"]),
-        ([_delta("end\\ud83d", "stop")], ["end\ufffd"]),
-        # Whole pairs and other text pass as they are.
-        ([_delta("\\ud83d\\ude00 caf\\u00e9"), _delta("", "stop")], ["\U0001f600 café"]),
-    ],
-)
-async def test_surrogates_split_across_events_are_joined_or_replaced(
-    events: list[str], expected: list[str]
-) -> None:
-    cfg = OpenRouterConfig(api_key="k", base_url="http://upstream.test/api/v1", max_retries=0)
-    with aioresponses() as mocked:
-        mocked.post(
-            "http://upstream.test/api/v1/chat/completions",
-            status=200,
-            body=_sse(*events),
-            content_type="text/event-stream",
-        )
-        async with OpenRouterClient(cfg) as client:
-            chunks = await collect(client, "q")
-    texts = [chunk.content for chunk in chunks if chunk.content]
-    assert texts == expected
-    for text in texts:
-        text.encode()  # valid UTF-8, as our events and Firestore need
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        '{"choices":[{"delta":{"content":42}}]}',
-        '{"choices":[{"delta":{"content":"x","reasoning":["y"]}}]}',
-        '{"choices":[{"delta":"text"}]}',
-        '{"choices":["text"]}',
-        '{"choices":{"0":{}}}',
-    ],
-)
-async def test_events_of_the_wrong_shape_are_invalid_responses(event: str) -> None:
-    cfg = OpenRouterConfig(api_key="k", base_url="http://upstream.test/api/v1", max_retries=0)
-    with aioresponses() as mocked:
-        mocked.post(
-            "http://upstream.test/api/v1/chat/completions",
-            status=200,
-            body=_sse(_delta("before"), event),
-            content_type="text/event-stream",
-        )
-        async with OpenRouterClient(cfg) as client:
-            with pytest.raises(InvalidResponseError) as info:
-                await collect(client, "q")
-    assert info.value.partial == "before"
-
-
 # -- a hostile upstream ---------------------------------------------------------------
 
 KEY = "sk-or-test-key"
@@ -690,20 +581,3 @@ async def test_a_non_streamed_body_over_the_limit_is_an_invalid_response(
             await client.generate_response(f"q [[fake text={big}]]")
         small = await client.generate_response("q [[fake text=fine]]")
     assert small.content == "fine"
-
-
-async def test_text_held_back_is_released_at_done_without_a_finish_reason() -> None:
-    # "…as" ends with the key's first letter, so the client holds the "s" back until it
-    # knows what follows; [DONE] without a finish_reason must still release it.
-    cfg = OpenRouterConfig(api_key=KEY, base_url="http://upstream.test/api/v1", max_retries=0)
-    with aioresponses() as mocked:
-        mocked.post(
-            "http://upstream.test/api/v1/chat/completions",
-            status=200,
-            body=_sse(_delta("it was"), _delta(" sk-o"), _delta("\\ud83d")),
-            content_type="text/event-stream",
-        )
-        async with OpenRouterClient(cfg) as client:
-            stream = client.generate_response_stream("q")
-            chunks = [chunk async for chunk in stream]
-    assert "".join(c.content for c in chunks) == "it was sk-o\ufffd" == stream.content

@@ -19,6 +19,8 @@ import aiohttp
 import pytest
 
 from fake_openrouter import EMBEDDING_DIMENSIONS, EMBEDDING_MODEL, FakeOpenRouter
+from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
+from promptstream._errors import InternalServerError
 
 KEY = {"Authorization": "Bearer sk-or-v1-test"}
 
@@ -204,3 +206,35 @@ async def test_embedding_models_are_listed_as_the_local_demo_model(
         models = (await resp.json())["data"]
     assert [m["id"] for m in models] == [EMBEDDING_MODEL]
     assert "local demo" in models[0]["name"]
+
+
+# -- the package's embeddings client against the fake ----------------------------------
+
+
+def client_config(fake: FakeOpenRouter, max_retries: int) -> EmbeddingsConfig:
+    return EmbeddingsConfig(
+        api_key="sk-or-v1-test",
+        model=EMBEDDING_MODEL,
+        dimensions=EMBEDDING_DIMENSIONS,
+        base_url=fake.base_url,
+        batch_size=2,
+        backoff_base=0.0,
+        max_retries=max_retries,
+    )
+
+
+async def test_the_client_against_the_fake_a_fault_midway_fails_the_call_or_is_retried(
+    session: aiohttp.ClientSession,
+) -> None:
+    texts = [f"passage number {i} about gardening and tomatoes" for i in range(5)]
+    async with FakeOpenRouter(embed_status=500, embed_status_at=2) as fake:
+        strict = client_config(fake, max_retries=0)
+        with pytest.raises(InternalServerError):
+            await EmbeddingsClient(strict, session).embed(texts)
+        assert fake.stats()["embedding_requests"] == 2
+        fake.state.reset()
+        patient = client_config(fake, max_retries=1)
+        result = await EmbeddingsClient(patient, session).embed(texts)
+        assert fake.stats()["embedding_requests"] == 4  # 3 batches, one of them twice
+    assert len(result.vectors) == 5 and all(len(v) == 256 for v in result.vectors)
+    assert result.tokens > 5

@@ -25,6 +25,7 @@ from .http import Reply
 
 __all__ = [
     "FakeClient",
+    "FakeCredentials",
     "FakeStore",
     "FakeStream",
     "UnitService",
@@ -144,6 +145,7 @@ class FakeStore:
         self.limits: dict[str, dict[str, Any]] = {}
         self.fail_finish = False
         self.fail_open: Exception | None = None
+        self.rest = object()  # what retrieval and ingestion are handed (they are faked)
         self._ids = 0
 
     async def begin_execution(
@@ -181,8 +183,29 @@ class FakeStore:
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         self.records[execution_id].update(fields)
 
+    async def tokens_used_today(self, uid: str) -> int:
+        return int(self.limits.get(uid, {}).get("tokens_today", 0))
+
+    async def charge_tokens(self, *, uid: str, tokens: int) -> None:
+        limits = self.limits.setdefault(uid, {"leases": {}, "reserved": {}, "tokens_today": 0})
+        limits["tokens_today"] += tokens
+
     async def close(self) -> None:
         pass
+
+
+class FakeCredentials:
+    """google-auth's credential interface: ``valid``, ``token``, ``refresh(request)``."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.valid = False
+        self.refreshes = 0
+
+    def refresh(self, request: Any) -> None:
+        self.refreshes += 1
+        self.token = f"token-{self.refreshes}"
+        self.valid = True
 
 
 def verify(token: str) -> Claims:
@@ -239,12 +262,13 @@ async def asgi_call(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "method": method,
         "path": path,
         "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "query_string": b"",
+        "query_string": query.encode(),
     }
     started = time.monotonic()
     await app(scope, receive, send)

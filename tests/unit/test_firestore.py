@@ -27,6 +27,7 @@ from promptstream._firestore import (
     encode_value,
     field_path,
 )
+from support.fakes import FakeCredentials
 
 # Values Firestore stores and gives back unchanged.
 scalars = (
@@ -98,20 +99,6 @@ BATCH_GET = (
     "/documents:batchGet"
 )
 COMMIT = BATCH_GET.replace(":batchGet", ":commit")
-
-
-class FakeCredentials:
-    """google-auth's credential interface: ``valid``, ``token``, ``refresh(request)``."""
-
-    def __init__(self) -> None:
-        self.token: str | None = None
-        self.valid = False
-        self.refreshes = 0
-
-    def refresh(self, request: Any) -> None:
-        self.refreshes += 1
-        self.token = f"token-{self.refreshes}"
-        self.valid = True
 
 
 def sent_authorizations(mocked: Any) -> list[str]:

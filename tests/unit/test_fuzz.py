@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import json
+import operator
 import re
+import string
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +28,14 @@ from promptstream._templates import (
 # Names the renderer accepts, as the grammar says: a letter or _, then letters, digits,
 # '_', '.', '-'; at most 64 characters; not __reserved__ (Firestore's, refused as
 # invalid_variable_names: see test_templates.py).
-names = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_.\-]{0,20}\Z").filter(is_valid_name)
+# (Built from characters rather than st.from_regex: the same names, drawn several times
+# faster, which keeps the unit layer quick.)
+_FIRST = string.ascii_letters + "_"
+names = st.builds(
+    operator.add,
+    st.sampled_from(_FIRST),
+    st.text(alphabet=_FIRST + string.digits + ".-", max_size=20),
+).filter(is_valid_name)
 # Values are arbitrary text, and are often made of template syntax on purpose.
 syntax = st.sampled_from(["{{", "}}", "{", "}", " ", "{{ ", " }}", "\\", "$1", "\\g<0>", "\n"])
 values = st.lists(st.one_of(syntax, st.text(max_size=8), names), max_size=8).map("".join)

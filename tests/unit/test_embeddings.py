@@ -1,5 +1,6 @@
-"""The embeddings client: batches, the exception tree at its one boundary, retries, the
-checks on the answer's shape (aioresponses), and the real thing against the fake."""
+"""The embeddings client with aioresponses playing the endpoint: batches, the exception
+tree at its one boundary, retries, the checks on the answer's shape. (The client against
+the fake's /embeddings is tests/integration/test_fake_embeddings.py's.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from fake_openrouter import FakeOpenRouter
 from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from promptstream._errors import (
     APIConnectionError,
@@ -210,20 +210,3 @@ async def test_missing_usage_is_estimated(session: aiohttp.ClientSession) -> Non
         mocked.post(URL_, payload=payload)
         result = await EmbeddingsClient(config(), session).embed(["x" * 40])
     assert result.tokens == 10
-
-
-async def test_against_the_fake_a_fault_midway_fails_the_call_or_is_retried(
-    session: aiohttp.ClientSession,
-) -> None:
-    texts = [f"passage number {i} about gardening and tomatoes" for i in range(5)]
-    async with FakeOpenRouter(embed_status=500, embed_status_at=2) as fake:
-        strict = config(base_url=fake.base_url, dimensions=256, max_retries=0)
-        with pytest.raises(InternalServerError):
-            await EmbeddingsClient(strict, session).embed(texts)
-        assert fake.stats()["embedding_requests"] == 2
-        fake.state.reset()
-        patient = config(base_url=fake.base_url, dimensions=256, max_retries=1)
-        result = await EmbeddingsClient(patient, session).embed(texts)
-        assert fake.stats()["embedding_requests"] == 4  # 3 batches, one of them twice
-    assert len(result.vectors) == 5 and all(len(v) == 256 for v in result.vectors)
-    assert result.tokens > 5
