@@ -83,10 +83,15 @@ def test_midnight_is_at_least_a_second_away() -> None:
 
 async def test_turns_bound_the_openings_and_a_long_wait_is_503() -> None:
     openings = Openings(1, queue_timeout=0.05)
+
+    async def second_turn() -> None:
+        async with openings.turn():
+            pass
+
     async with openings.turn():
         with pytest.raises(HttpError) as refused:
-            async with openings.turn():
-                pass
+            # Bounded here too: a wait without the queue timeout would never end.
+            await asyncio.wait_for(second_turn(), 5)
     assert (refused.value.status, refused.value.retry_after) == (503, 5)
     async with openings.turn():  # the turn was given back
         pass

@@ -74,9 +74,11 @@ def connected(head_timeout: float) -> tuple[BoundedH11Protocol, Transport]:
     return protocol, transport
 
 
-async def test_a_connection_that_sends_no_head_is_closed_after_the_timeout() -> None:
+@pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "])
+async def test_a_connection_without_a_whole_head_is_closed_after_the_timeout(sent: bytes) -> None:
     protocol, transport = connected(0.05)
-    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    if sent:
+        protocol.data_received(sent)
     for _ in range(100):
         if transport.closed:
             break
