@@ -20,6 +20,23 @@ ALLOWED_ORIGIN = "http://127.0.0.1:5173"
 ALLOWED_MODELS = ["x-ai/grok-4-fast:free", "openai/gpt-4o-mini", "demo/local-model"]
 
 
+def refusal(
+    server: FunctionServer,
+    payload: bytes,
+    status: int,
+    db: Any,
+    fake: FakeOpenRouterThread,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """POST ``payload`` (as Alice, JSON, unless ``headers`` say otherwise): it must be
+    refused with ``status`` and the documented error shape, having touched nothing. The
+    error."""
+    got = post(server, payload, {**auth(), **JSON} if headers is None else headers)
+    assert got.status == status, got.raw
+    assert_untouched(db, fake)
+    return got.error()
+
+
 def assert_untouched(db: Any, fake: FakeOpenRouterThread) -> None:
     assert fake.stats()["requests"] == 0
     assert executions(db) == []
@@ -85,10 +102,7 @@ def test_invalid_body_is_400_invalid_request(
     case: str, raw: bytes, stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    got = post(stream_server, raw, {**auth(), **JSON})
-    assert got.status == 400, got.raw
-    assert got.error()["code"] == "invalid_request"
-    assert_untouched(db, fake_upstream)
+    assert refusal(stream_server, raw, 400, db, fake_upstream)["code"] == "invalid_request"
 
 
 @pytest.mark.parametrize(
@@ -109,10 +123,7 @@ def test_execute_prompt_refuses_the_same_bodies(
     case: str, raw: bytes, execute_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    got = post(execute_server, raw, {**auth(), **JSON})
-    assert got.status == 400
-    assert got.error()["code"] == "invalid_request"
-    assert_untouched(db, fake_upstream)
+    assert refusal(execute_server, raw, 400, db, fake_upstream)["code"] == "invalid_request"
 
 
 def test_camel_case_prompt_id_is_named_in_the_error(
@@ -131,10 +142,7 @@ def test_huge_body_with_content_length_is_413(
 ) -> None:
     add_prompt(db)
     raw = body(variables={"topic": "x" * (300 * 1024)})
-    got = post(stream_server, raw, {**auth(), **JSON})
-    assert got.status == 413
-    assert got.error()["code"] == "payload_too_large"
-    assert_untouched(db, fake_upstream)
+    assert refusal(stream_server, raw, 413, db, fake_upstream)["code"] == "payload_too_large"
 
 
 def test_huge_chunked_body_without_content_length_is_413(
@@ -166,13 +174,10 @@ def test_huge_variable_is_400_naming_it(
 ) -> None:
     add_prompt(db)
     raw = body(variables={"topic": "x" * 20_001})  # under the body limit
-    got = post(stream_server, raw, {**auth(), **JSON})
-    assert got.status == 400
-    error = got.error()
+    error = refusal(stream_server, raw, 400, db, fake_upstream)
     assert error["code"] == "invalid_request"
     assert "topic" in error["message"] and "20000" in error["message"]
     assert error["details"] == {"too_long": ["topic"]}
-    assert_untouched(db, fake_upstream)
 
 
 def test_too_many_variables_is_400(
@@ -180,11 +185,8 @@ def test_too_many_variables_is_400(
 ) -> None:
     add_prompt(db, content=" ".join(f"{{{{v{i}}}}}" for i in range(51)))
     raw = body(variables={f"v{i}": "x" for i in range(51)})
-    got = post(stream_server, raw, {**auth(), **JSON})
-    assert got.status == 400
-    error = got.error()
+    error = refusal(stream_server, raw, 400, db, fake_upstream)
     assert error["code"] == "invalid_request" and "50" in error["message"]
-    assert_untouched(db, fake_upstream)
 
 
 def test_rendered_prompt_over_the_limit_is_400_prompt_too_large(
@@ -194,12 +196,9 @@ def test_rendered_prompt_over_the_limit_is_400_prompt_too_large(
     add_prompt(db, content="Start " + "".join(f"{{{{v{i}}}}}" for i in range(10)))
     raw = body(variables={f"v{i}": "y" * 20_000 for i in range(10)})
     assert len(raw) < 256 * 1024
-    got = post(stream_server, raw, {**auth(), **JSON})
-    assert got.status == 400
-    error = got.error()
+    error = refusal(stream_server, raw, 400, db, fake_upstream)
     assert error["code"] == "prompt_too_large"
     assert "200000" in error["message"]
-    assert_untouched(db, fake_upstream)
 
 
 def test_context_over_the_limit_is_400_prompt_too_large(
@@ -207,10 +206,7 @@ def test_context_over_the_limit_is_400_prompt_too_large(
 ) -> None:
     add_prompt(db)
     raw = body(variables={"topic": "x"}, context="c" * 100_001)
-    got = post(stream_server, raw, {**auth(), **JSON})
-    assert got.status == 400
-    assert got.error()["code"] == "prompt_too_large"
-    assert_untouched(db, fake_upstream)
+    assert refusal(stream_server, raw, 400, db, fake_upstream)["code"] == "prompt_too_large"
 
 
 def test_missing_and_unknown_variables_are_400(
@@ -248,14 +244,13 @@ def test_disallowed_model_is_400_naming_the_allowed_ones(
     model: str, stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     add_prompt(db)
-    got = post(stream_server, body(variables={"topic": "x"}, model=model), {**auth(), **JSON})
-    assert got.status == 400
-    error = got.error()
+    error = refusal(
+        stream_server, body(variables={"topic": "x"}, model=model), 400, db, fake_upstream
+    )
     assert error["code"] == "model_not_allowed"
     assert sorted(error["details"]["allowed"]) == sorted(ALLOWED_MODELS)
     for allowed in ALLOWED_MODELS:
         assert allowed in error["message"]
-    assert_untouched(db, fake_upstream)
 
 
 # -- methods and CORS -------------------------------------------------------------------
@@ -288,19 +283,20 @@ def test_head_is_405_without_a_body(
     assert_untouched(db, fake_upstream)
 
 
+def preflight(server: FunctionServer, origin: str) -> Reply:
+    """What a browser at ``origin`` asks before its POST with a token and a JSON body."""
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    }
+    return request(server, "OPTIONS", None, headers)
+
+
 def test_preflight_from_an_allowed_origin_gets_cors_headers(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
-    got = request(
-        stream_server,
-        "OPTIONS",
-        None,
-        {
-            "Origin": ALLOWED_ORIGIN,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization, content-type",
-        },
-    )
+    got = preflight(stream_server, ALLOWED_ORIGIN)
     assert got.status in (200, 204)
     assert got.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
     assert "POST" in got.headers["Access-Control-Allow-Methods"]
@@ -312,12 +308,7 @@ def test_preflight_from_an_allowed_origin_gets_cors_headers(
 def test_preflight_from_another_origin_gets_no_cors_grant(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
-    got = request(
-        stream_server,
-        "OPTIONS",
-        None,
-        {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
-    )
+    got = preflight(stream_server, "https://evil.example")
     assert got.status < 500
     assert "Access-Control-Allow-Origin" not in got.headers
     assert_untouched(db, fake_upstream)
@@ -368,20 +359,17 @@ def test_bad_tokens_are_401(
     fake_upstream: Any,
 ) -> None:
     add_prompt(db)
-    got = post(stream_server, body(variables={"topic": "x"}), {**headers, **JSON})
-    assert got.status == 401, got.raw
-    assert got.error()["code"] == "unauthenticated"
-    assert_untouched(db, fake_upstream)
+    payload = body(variables={"topic": "x"})
+    error = refusal(stream_server, payload, 401, db, fake_upstream, {**headers, **JSON})
+    assert error["code"] == "unauthenticated"
 
 
 def test_bad_token_is_refused_before_the_body_is_judged(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     # An anonymous caller learns nothing about the body (or whether prompts exist).
-    got = post(stream_server, b"not json", JSON)
-    assert got.status == 401
-    assert got.error()["code"] == "unauthenticated"
-    assert_untouched(db, fake_upstream)
+    error = refusal(stream_server, b"not json", 401, db, fake_upstream, JSON)
+    assert error["code"] == "unauthenticated"
 
 
 # -- other users' prompts ---------------------------------------------------------------
@@ -405,10 +393,8 @@ def test_a_document_without_content_is_not_found(
     stream_server: FunctionServer, db: Any, fake_upstream: Any
 ) -> None:
     db.collection("prompts").document("broken").set({"owner_uid": "alice", "content": 5})
-    got = post(stream_server, body("broken"), {**auth(), **JSON})
-    assert got.status == 404
-    assert got.error()["code"] == "prompt_not_found"
-    assert_untouched(db, fake_upstream)
+    error = refusal(stream_server, body("broken"), 404, db, fake_upstream)
+    assert error["code"] == "prompt_not_found"
 
 
 # -- hostile values that must go through intact ----------------------------------------

@@ -25,7 +25,7 @@ from support import (
     limits,
     wait_until,
 )
-from support.http import post, stream
+from support.http import Reply, post, post_prompt, stream
 
 # -- names and uids ---------------------------------------------------------------------
 
@@ -120,12 +120,16 @@ def unbounded_server(serve: Serve) -> Iterator[FunctionServer]:
         yield server
 
 
+def post_long_answer(server: FunctionServer, db: Any, fake: FakeOpenRouterThread) -> Reply:
+    """A run whose answer is LONG_ANSWER."""
+    fake.configure(text=LONG_ANSWER, chunks=40, delay=0)
+    return post_prompt(server, db, "Say {{topic}}")
+
+
 def test_a_long_answer_is_cut_in_the_record_which_says_so(
     db: Any, stream_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    fake_upstream.configure(text=LONG_ANSWER, chunks=40, delay=0)
-    add_prompt(db, content="Say {{topic}}")
-    got = post(stream_server, body(variables={"topic": "t"}))
+    got = post_long_answer(stream_server, db, fake_upstream)
     assert got.status == 200 and len(got.text()) == len(LONG_ANSWER)
     record = closed_record(db)
     assert record["status"] == "completed" and record["truncated"] is True
@@ -136,9 +140,7 @@ def test_a_long_answer_is_cut_in_the_record_which_says_so(
 def test_a_failed_final_commit_still_releases_the_lease_and_debits(
     db: Any, unbounded_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    fake_upstream.configure(text=LONG_ANSWER, chunks=40, delay=0)
-    add_prompt(db, content="Say {{topic}}")
-    got = post(unbounded_server, body(variables={"topic": "t"}))
+    got = post_long_answer(unbounded_server, db, fake_upstream)
     assert got.status == 200
     record = closed_record(db)
     # The record's own commit was refused (too large); the limits were settled apart,

@@ -79,6 +79,17 @@ async def ingest_md(rest: FirestoreRest, client: EmbeddingsClient, **kwargs: Any
     return await ingest(rest, client, **{"filename": "doc.md", **kwargs})
 
 
+async def ingest_pond(
+    rest: FirestoreRest,
+    fake: FakeOpenRouterThread,
+    session: aiohttp.ClientSession,
+    **overrides: Any,
+) -> Any:
+    """Alice's pond guide as ``pond``, in small passages."""
+    values = {"owner_uid": "alice", "document_id": "pond", "data": GUIDE, "title": "Pond"}
+    return await ingest_md(rest, embedder(fake, session), limits=SMALL, **{**values, **overrides})
+
+
 async def search_sources(rest: FirestoreRest, client: Any, **kwargs: Any) -> list[Source]:
     return (await search(rest, client, **kwargs)).sources
 
@@ -106,16 +117,7 @@ async def document(rest: FirestoreRest, document_id: str) -> dict[str, Any] | No
 async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
 ) -> None:
-    result = await ingest_md(
-        rest,
-        embedder(fake_upstream, session),
-        owner_uid="alice",
-        document_id="pond",
-        data=GUIDE,
-        title="Pond guide",
-        filename="pond.md",
-        limits=SMALL,
-    )
+    result = await ingest_pond(rest, fake_upstream, session, title="Pond guide", filename="pond.md")
     assert (result.generation, result.passage_count) == (1, 3)
     assert result.tokens > 30
     doc = await document(rest, "pond")
@@ -191,15 +193,7 @@ async def test_an_embedding_fault_midway_leaves_error_and_no_passages(
 ) -> None:
     fake_upstream.configure(embed_status=500, embed_status_at=2)
     with pytest.raises(IngestError) as failed:
-        await ingest_md(
-            rest,
-            embedder(fake_upstream, session),
-            owner_uid="alice",
-            document_id="pond",
-            data=GUIDE,
-            title="Pond",
-            limits=SMALL,
-        )
+        await ingest_pond(rest, fake_upstream, session)
     assert failed.value.code == "embedding_failed"
     doc = await document(rest, "pond")
     assert doc is not None and doc["status"] == "error"
@@ -250,15 +244,7 @@ async def test_a_store_fault_midway_deletes_what_was_written(
 
     monkeypatch.setattr(rest, "commit", flaky_commit)
     with pytest.raises(IngestError) as failed:
-        await ingest_md(
-            rest,
-            embedder(fake_upstream, session),
-            owner_uid="alice",
-            document_id="pond",
-            data=GUIDE,
-            title="Pond",
-            limits=SMALL,
-        )
+        await ingest_pond(rest, fake_upstream, session)
     assert failed.value.code == "store_failed"
     assert failed.value.tokens > 0  # the embedding was done: the budget pays for it
     doc = await document(rest, "pond")
