@@ -69,7 +69,7 @@ async def server(
         set_service(None)
 
 
-async def stream(
+async def read_pieces(
     session: aiohttp.ClientSession, url: str, token: str, flowing: asyncio.Event | None = None
 ) -> list[float]:
     """POST and read the stream; the arrival time of each piece of the body. ``flowing``
@@ -92,10 +92,10 @@ async def test_a_slow_token_check_does_not_stall_the_streams_already_open(
     add_prompt(db, content="{{topic}} [[fake chunks=40 delay=0.05]]")
     async with aiohttp.ClientSession() as session:
         is_flowing = asyncio.Event()
-        flowing = asyncio.create_task(stream(session, server, "fast-token", is_flowing))
+        flowing = asyncio.create_task(read_pieces(session, server, "fast-token", is_flowing))
         await asyncio.wait_for(is_flowing.wait(), 20)
         started = time.monotonic()
-        slow = asyncio.create_task(stream(session, server, SLOW))
+        slow = asyncio.create_task(read_pieces(session, server, SLOW))
         arrivals = await flowing
         await slow
     during = [t for t in arrivals if t > started]

@@ -25,7 +25,7 @@ from support.http import Reply
 ALICE = {"authorization": "Bearer alice", "content-type": "application/json"}
 
 
-async def call(
+async def asgi_post(
     app: object = stream_app,
     payload: bytes | None = None,
     headers: dict[str, str] = ALICE,
@@ -71,14 +71,14 @@ async def test_other_methods_are_405_naming_post(service: UnitService) -> None:
 
 async def test_no_api_key_is_a_configuration_error_before_the_token(service: UnitService) -> None:
     service.api_key = None
-    got = await call(headers={"content-type": "application/json"})
+    got = await asgi_post(headers={"content-type": "application/json"})
     assert (got.status, got.error()["code"]) == (500, "configuration_error")
     assert_nothing_written(service)
 
 
 async def test_a_declared_length_over_the_limit_is_413_and_closes(service: UnitService) -> None:
     too_long = str(service.settings.max_body_bytes + 1)
-    got = await call(headers={**ALICE, "content-length": too_long})
+    got = await asgi_post(headers={**ALICE, "content-length": too_long})
     assert (got.status, got.error()["code"]) == (413, "payload_too_large")
     assert got.headers["Connection"] == "close"
     assert_nothing_written(service)
@@ -87,7 +87,7 @@ async def test_a_declared_length_over_the_limit_is_413_and_closes(service: UnitS
 @pytest.mark.parametrize("token", [None, "Bearer bad"])
 async def test_no_valid_token_is_401(service: UnitService, token: str | None) -> None:
     headers = {"content-type": "application/json", **({"authorization": token} if token else {})}
-    got = await call(headers=headers)
+    got = await asgi_post(headers=headers)
     assert (got.status, got.error()["code"]) == (401, "unauthenticated")
     assert_nothing_written(service)
 
@@ -104,14 +104,14 @@ async def test_no_valid_token_is_401(service: UnitService, token: str | None) ->
 async def test_a_refused_request_writes_nothing_and_calls_no_upstream(
     service: UnitService, payload: bytes, status: int, code: str
 ) -> None:
-    got = await call(payload=payload)
+    got = await asgi_post(payload=payload)
     assert (got.status, got.error()["code"]) == (status, code)
     assert_nothing_written(service)
 
 
 async def test_a_user_over_the_limit_is_429_with_retry_after(service: UnitService) -> None:
     service.fake_store.limits["alice"] = {"leases": {f"e{i}": 10**13 for i in range(5)}}
-    got = await call()
+    got = await asgi_post()
     assert (got.status, got.error()["code"]) == (429, "concurrency_limit")
     assert got.headers["Retry-After"] == "5"
     assert service.fake_client.calls == []
@@ -121,7 +121,7 @@ async def test_a_store_that_cannot_open_is_503_and_nothing_goes_upstream(
     service: UnitService, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service.fake_store.fail_open = ConnectionError("firestore unreachable")
-    got = await call()
+    got = await asgi_post()
     assert (got.status, got.error()["code"]) == (503, "unavailable")
     assert service.fake_client.calls == []
     assert "request failed" in capsys.readouterr().err
@@ -131,7 +131,7 @@ async def test_a_store_that_cannot_open_is_503_and_nothing_goes_upstream(
 
 
 async def test_a_stream_relays_the_chunks_and_completes_the_record(service: UnitService) -> None:
-    got = await call(payload=body(variables={"topic": "owls"}, max_tokens=50))
+    got = await asgi_post(payload=body(variables={"topic": "owls"}, max_tokens=50))
     assert got.status == 200
     assert got.headers["Content-Type"].startswith("text/event-stream")
     assert got.kinds == ["start", "message", "message", "end", "message"]
@@ -156,7 +156,7 @@ async def test_a_stream_relays_the_chunks_and_completes_the_record(service: Unit
 
 
 async def test_a_public_prompt_of_someone_else_runs(service: UnitService) -> None:
-    got = await call(payload=body("pub", variables={"topic": "x"}))
+    got = await asgi_post(payload=body("pub", variables={"topic": "x"}))
     assert got.status == 200 and got.named("end")
     assert service.fake_store.records["e1"]["owner_uid"] == "alice"
 
@@ -166,7 +166,7 @@ async def test_an_upstream_refusal_before_content_is_its_status_and_redacted(
 ) -> None:
     refusal = PaymentRequiredError(f"key {API_KEY} has no credits", status_code=402)
     service.fake_client.stream = FakeStream([], refusal=refusal)
-    got = await call()
+    got = await asgi_post()
     assert got.status == 402
     error = got.error()
     assert error["code"] == "out_of_credits" and API_KEY not in error["message"]
@@ -181,7 +181,7 @@ async def test_an_error_mid_stream_is_an_error_event_and_keeps_the_partial(
 ) -> None:
     error = MidStreamError("provider broke", partial="a b")
     service.fake_client.stream = FakeStream([[chunk("a "), chunk("b")]], error=error)
-    got = await call()
+    got = await asgi_post()
     assert got.status == 200
     assert got.kinds == ["start", "message", "message", "error", "message"]
     assert got.named("error")[0]["code"] == "upstream_error"
@@ -199,7 +199,7 @@ async def test_a_bug_mid_stream_is_an_internal_error_event_without_details(
     service: UnitService, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service.fake_client.stream = Crashing([])
-    got = await call()
+    got = await asgi_post()
     assert got.kinds[-2:] == ["error", "message"]
     assert got.named("error")[0]["code"] == "internal"
     assert "KeyError" not in got.raw.decode()
@@ -225,7 +225,7 @@ async def test_a_disconnect_cancels_the_stream_and_the_record_ends_cancelled(
     stream = Endless()
     service.fake_client.stream = stream
     gone = asyncio.Event()
-    task = asyncio.create_task(call(disconnect=gone))
+    task = asyncio.create_task(asgi_post(disconnect=gone))
     await asyncio.wait_for(stream.yielded.wait(), 5)
     gone.set()
     got = await asyncio.wait_for(task, 5)
@@ -240,7 +240,7 @@ async def test_a_disconnect_cancels_the_stream_and_the_record_ends_cancelled(
 
 
 async def test_execute_returns_the_whole_answer_as_json(service: UnitService) -> None:
-    got = await call(execute_app)
+    got = await asgi_post(execute_app)
     assert got.status == 200
     answer = got.json
     assert (answer["execution_id"], answer["content"], answer["finish_reason"]) == (
@@ -255,7 +255,7 @@ async def test_execute_returns_the_whole_answer_as_json(service: UnitService) ->
 
 async def test_execute_maps_an_upstream_error_to_its_status(service: UnitService) -> None:
     service.fake_client.error = RateLimitError("slow down", status_code=429, retry_after=7)
-    got = await call(execute_app)
+    got = await asgi_post(execute_app)
     assert (got.status, got.error()["code"], got.headers["Retry-After"]) == (
         429,
         "rate_limited",
@@ -268,7 +268,7 @@ async def test_execute_answers_a_bug_with_an_internal_error(
     service: UnitService, capsys: pytest.CaptureFixture[str]
 ) -> None:
     service.fake_client.error = ZeroDivisionError()
-    got = await call(execute_app)
+    got = await asgi_post(execute_app)
     assert (got.status, got.error()["code"]) == (500, "internal")
     assert service.fake_store.records["e1"]["status"] == "error"
     assert "execution failed" in capsys.readouterr().err

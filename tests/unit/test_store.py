@@ -22,7 +22,10 @@ ROOT = "projects/prod/databases/(default)/documents"
 BATCH_GET = f"https://firestore.googleapis.com/v1/{ROOT}:batchGet"
 COMMIT = f"https://firestore.googleapis.com/v1/{ROOT}:commit"
 UPDATED = "2026-11-30T10:00:00.000001Z"
-TODAY = dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
 
 
 @pytest.fixture
@@ -80,7 +83,7 @@ async def test_an_opening_reads_both_documents_and_commits_lease_and_record(stor
 
 
 async def test_a_commit_that_loses_reads_again_on_the_new_update_time(store: Store) -> None:
-    limits = found("user_limits/alice", {"day": {"stringValue": TODAY}})
+    limits = found("user_limits/alice", {"day": {"stringValue": today()}})
     conflict = {"error": {"status": "FAILED_PRECONDITION", "message": "changed"}}
     with aioresponses() as mocked:
         mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
@@ -158,7 +161,8 @@ async def test_the_days_count_is_zero_on_a_new_day(store: Store) -> None:
         {"day": {"stringValue": "2020-01-01"}, "tokens_today": {"integerValue": "9"}},
     )
     new = found(
-        "user_limits/alice", {"day": {"stringValue": TODAY}, "tokens_today": {"integerValue": "9"}}
+        "user_limits/alice",
+        {"day": {"stringValue": today()}, "tokens_today": {"integerValue": "9"}},
     )
     with aioresponses() as mocked:
         mocked.post(BATCH_GET, payload=[old])
@@ -168,11 +172,11 @@ async def test_the_days_count_is_zero_on_a_new_day(store: Store) -> None:
 
 
 async def test_charging_a_new_day_starts_the_count_and_an_old_one_increments(store: Store) -> None:
-    today = found("user_limits/alice", {"day": {"stringValue": TODAY}})
+    current = found("user_limits/alice", {"day": {"stringValue": today()}})
     with aioresponses() as mocked:
         mocked.post(BATCH_GET, payload=[missing("user_limits/alice")])
         mocked.post(COMMIT, payload={})
-        mocked.post(BATCH_GET, payload=[today])
+        mocked.post(BATCH_GET, payload=[current])
         mocked.post(COMMIT, payload={})
         await store.charge_tokens(uid="alice", tokens=7)
         await store.charge_tokens(uid="alice", tokens=7)
