@@ -11,7 +11,7 @@ import re
 import string
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -123,7 +123,9 @@ def test_values_are_inserted_literally_and_never_expanded(
 def test_every_used_name_is_found_and_resolved(case: tuple[str, dict[str, str]]) -> None:
     template, given = case
     used = placeholders(template)
-    assert set(used) <= set(given)
+    # Literal text may spell a placeholder of a name nobody declared ("{{a" then "}}"):
+    # that is a missing variable, another test's case.
+    assume(set(used) <= set(given))
     declared = [VariableSpec(name, required=False) for name in given]
     values = resolve_variables(declared, used, given)
     assert values == given
