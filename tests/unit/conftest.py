@@ -1,4 +1,8 @@
-"""The unit layer's one fixture: the process's Service, on injected in-process parts."""
+"""The unit layer's one fixture: the process's Service, on injected in-process parts.
+
+The layer runs on every change, so it stays under 20 s: its property tests draw a few
+hundred examples each (new ones every run; a failure is kept in .hypothesis/ and
+replayed first), and nothing here starts a server, the emulator or a process."""
 
 from __future__ import annotations
 

@@ -85,7 +85,7 @@ def _reference_render(template: str, values: dict[str, str]) -> str:
     return "".join(out)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(templates())
 def test_no_declared_placeholder_survives_rendering(case: tuple[str, dict[str, str]]) -> None:
     template, given = case
@@ -99,7 +99,7 @@ def test_no_declared_placeholder_survives_rendering(case: tuple[str, dict[str, s
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(templates())
 def test_values_are_inserted_literally_and_never_expanded(
     case: tuple[str, dict[str, str]],
@@ -178,13 +178,13 @@ def test_random_bytes_raise_only_validation_error(raw: bytes) -> None:
     _parse(raw)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(json_values)
 def test_random_json_raises_only_validation_error(value: Any) -> None:
     _parse(json.dumps(value))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(request_like)
 def test_request_shaped_json_is_accepted_only_when_it_fits_the_contract(
     doc: dict[str, Any],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import re
+import string
 
 import pytest
 from hypothesis import given, settings
@@ -63,12 +65,12 @@ def test_a_uid_too_long_for_any_id_is_refused() -> None:
 _uids = st.one_of(
     st.text(max_size=128),
     st.text(alphabet="ab_-~./%", max_size=12),
-    st.from_regex(r"__[a-z]{0,3}__", fullmatch=True),
+    st.text(alphabet=string.ascii_lowercase, max_size=3).map(lambda m: f"__{m}__"),
     st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=4),
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(uid=_uids)
 def test_every_key_is_a_valid_url_safe_document_id_and_decodes_back(uid: str) -> None:
     key = uid_key(uid)
@@ -77,13 +79,23 @@ def test_every_key_is_a_valid_url_safe_document_id_and_decodes_back(uid: str) ->
     assert uid_from_key(key) == uid
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(a=_uids, b=_uids)
 def test_different_uids_get_different_keys(a: str, b: str) -> None:
     assert (uid_key(a) == uid_key(b)) == (a == b)
 
 
+# (Strategies built from characters rather than st.from_regex: the same strings, drawn
+# several times faster, which keeps the unit layer quick.)
+_KEY_CHARS = string.ascii_letters + string.digits
+_ordinary = st.builds(
+    operator.add,
+    st.sampled_from(_KEY_CHARS + "-"),
+    st.text(alphabet=_KEY_CHARS + "_-", max_size=127),
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(uid=st.from_regex(r"[A-Za-z0-9-][A-Za-z0-9_-]{0,127}", fullmatch=True))
+@given(uid=_ordinary)
 def test_ordinary_uids_are_their_own_keys(uid: str) -> None:
     assert uid_key(uid) == uid

@@ -244,7 +244,7 @@ def _render(events: list[tuple[str | None, list[str]]], nl: str) -> bytes:
     return "".join(out).encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(events=_events, nl=_newline, cuts=st.lists(st.integers(min_value=0), max_size=10))
 def test_random_rechunking_never_changes_the_events(
     events: list[tuple[str | None, list[str]]], nl: str, cuts: list[int]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 
 import pytest
 from hypothesis import given, settings
@@ -155,11 +156,16 @@ def _rules_name_pattern() -> re.Pattern[str]:
 _RULES_NAME = _rules_name_pattern()
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     name=st.one_of(
         st.text(alphabet="_a.-9Z ", max_size=8),
-        st.from_regex(r"__?[a-z_]{0,4}__?", fullmatch=True),
+        st.builds(  # r"__?[a-z_]{0,4}__?", drawn faster than st.from_regex draws it
+            lambda left, middle, right: left + middle + right,
+            st.sampled_from(["_", "__"]),
+            st.text(alphabet=string.ascii_lowercase + "_", max_size=4),
+            st.sampled_from(["_", "__"]),
+        ),
         st.text(alphabet="ab_", min_size=60, max_size=68),
         st.text(max_size=10),
     )
