@@ -8,7 +8,7 @@ function that carries ``__firebase_endpoint__``. ``https_endpoint`` joins the tw
 It relies on two private names of firebase-functions, kept here and nowhere else:
 ``HttpsOptions._endpoint`` (the manifest entry ``on_request`` would build) and
 ``core._with_init`` (which runs the ``@init`` callback before the first request).
-tests/test_firebase_manifest.py fails if the manifest they produce changes.
+tests/integration/test_firebase_manifest.py fails if the manifest they produce changes.
 See docs/adr/0005-native-async-path.md.
 """
 

@@ -1,0 +1,55 @@
+"""`python -m bench --quick` as a smoke check that the harness works end to end.
+
+It starts its own Firestore emulator, fake upstream and function server on free ports.
+No timing is asserted (a timed test is no test): only that every scenario ran against
+the floor and through the relay, with no errors and every stream complete.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import QUICK
+from support import ROOT
+
+
+def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "quick-latest.json").read_text())
+
+    assert report["mode"] == "quick"
+    assert list(report["scenarios"]) == [sc.key for sc in QUICK]
+    for sc in QUICK:
+        result = report["scenarios"][sc.key]
+        for run in ("floor", "relay"):
+            r = result[run]
+            where = f"{sc.key} {run}: {r['error_samples']}"
+            assert r["errors"] == 0, where
+            assert r["streams"] == sc.streams, where
+            assert r["complete"] == sc.streams, where
+            assert r["chunks"] == sc.expected_chunks * sc.streams, where
+            # One lag per chunk, one TTFB per stream: the stamps were read, not guessed.
+            assert r["lag_ms"]["n"] == r["chunks"], where
+            assert r["ttfb_ms"]["n"] == sc.streams, where
+            assert r["upstream"]["requests"] == sc.streams, where
+        relay = result["relay"]
+        assert relay["relay_cpu_s"] > 0
+        assert relay["relay_peak_rss_mb"] > 0
+        assert relay["relay_processes"] >= 2  # the functions-framework master and its worker
+        if sc.close_after is not None:
+            for run in ("floor", "relay"):
+                close = result[run]["close"]
+                assert close["clients_left"] == sc.streams
+                assert close["upstream_closes"] == sc.streams, f"{sc.key} {run}: {close}"
+    assert {t["scenario"] for t in report["targets"]} == {"S1", "S2", "S3", "S4", "S5", "S6"}

@@ -1,0 +1,288 @@
+"""In-process parts for the unit tests: a Store held in memory, an upstream client that
+plays back chunks, a Service built on them, and a call of an ASGI app without a server.
+
+The fakes keep to the interfaces the package calls (Store's, OpenRouterClient's,
+ChatStream's); the real ones are the integration suites'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from multidict import CIMultiDict
+
+from promptstream import ChatResponse, Service, Settings, StreamChunk
+from promptstream._admission import take_lease
+from promptstream._auth import Authenticator, Claims
+from promptstream._store import Prompt
+from promptstream._templates import VariableSpec
+
+from .http import Reply
+
+__all__ = [
+    "FakeClient",
+    "FakeCredentials",
+    "FakeStore",
+    "FakeStream",
+    "UnitService",
+    "asgi_call",
+    "chunk",
+    "prompt",
+]
+
+API_KEY = "sk-or-v1-unit-SECRET-0a1b2c3d"
+
+
+def chunk(text: str, finish: str | None = None) -> StreamChunk:
+    return StreamChunk(text, finish)
+
+
+def prompt(
+    content: str = "Tell me about {{topic}}.",
+    *,
+    owner_uid: str = "alice",
+    public: bool = False,
+    system_prompt: str | None = None,
+    variables: list[Any] | None = None,
+    prompt_id: str = "p1",
+    **knowledge: Any,
+) -> Prompt:
+    return Prompt(
+        prompt_id, owner_uid, content, system_prompt, variables or [], public, **knowledge
+    )
+
+
+class FakeStream:
+    """ChatStream's interface over chunks in reads: ``reads`` is a list of lists of
+    chunks; ``buffered`` says how many events of the current read are left, as ChatStream
+    does. ``error`` is raised by an event of the last read, after its chunks; ``refusal``
+    by ``start()``, before any."""
+
+    def __init__(
+        self,
+        reads: list[list[StreamChunk]],
+        error: Exception | None = None,
+        refusal: Exception | None = None,
+    ) -> None:
+        self.reads = reads
+        self.error = error
+        self.refusal = refusal
+        self.buffered = 0
+        self.model = self.answered_model = "m"
+        self.attempts: list[dict[str, Any]] = [{"model": "m", "outcome": "answered"}]
+        self.usage: dict[str, Any] | None = {"total_tokens": 3}
+        self.finish_reason: str | None = "stop"
+        self.generation_id = "gen-1"
+        self.aborted = False
+        self.closed = False
+
+    async def start(self) -> None:
+        if self.refusal is not None:
+            raise self.refusal
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    async def _run(self) -> AsyncIterator[StreamChunk]:
+        for n, read in enumerate(self.reads):
+            await asyncio.sleep(0)  # the upstream's next read
+            # The event that carries the error is one more of the last read.
+            events = len(read) + (self.error is not None and n == len(self.reads) - 1)
+            for i, item in enumerate(read):
+                self.buffered = events - i - 1
+                yield item
+        if self.error is not None:
+            raise self.error
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self._run()
+
+
+class FakeClient:
+    """OpenRouterClient's two calls: the stream it hands out (``stream``), or the answer
+    (``answer``, or ``error`` raised); every call's arguments in ``calls``."""
+
+    def __init__(
+        self,
+        stream: FakeStream | None = None,
+        answer: ChatResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        self.stream = stream or FakeStream([[chunk("Hi"), chunk("!", "stop")]])
+        self.answer = answer or ChatResponse("whole", "stop", "m", {"total_tokens": 5})
+        self.error = error
+        self.calls: list[tuple[Any, ...]] = []
+
+    def generate_response_stream(self, *args: Any, **kwargs: Any) -> FakeStream:
+        self.calls.append((*args, kwargs))
+        return self.stream
+
+    async def generate_response(self, *args: Any, **kwargs: Any) -> ChatResponse:
+        self.calls.append((*args, kwargs))
+        if self.error is not None:
+            raise self.error
+        return self.answer
+
+    async def aclose(self) -> None:
+        pass
+
+
+class FakeStore:
+    """The Store's execution calls on dicts: prompts by id, records by execution id,
+    limits by uid; the leases taken with the real ``take_lease``. ``fail_finish`` makes
+    the final commit raise (as a record too large for Firestore would)."""
+
+    def __init__(self, settings: Settings, prompts: Mapping[str, Prompt] = ()) -> None:  # type: ignore[assignment]
+        self.settings = settings
+        self.prompts = dict(prompts)
+        self.records: dict[str, dict[str, Any]] = {}
+        self.limits: dict[str, dict[str, Any]] = {}
+        self.fail_finish = False
+        self.fail_open: Exception | None = None
+        self.rest = object()  # what retrieval and ingestion are handed (they are faked)
+        self._ids = 0
+
+    async def begin_execution(
+        self, *, uid: str, prompt_id: str, build: Callable[[Prompt | None], Any]
+    ) -> tuple[str, Any]:
+        if self.fail_open is not None:
+            raise self.fail_open
+        record, reserve, result = build(self.prompts.get(prompt_id))
+        self._ids += 1
+        execution_id = f"e{self._ids}"
+        now = dt.datetime.now(dt.UTC)
+        self.limits[uid] = take_lease(
+            self.limits.get(uid), execution_id, now, self.settings, reserve
+        )
+        self.records[execution_id] = {**record, "owner_uid": uid, "status": "streaming"}
+        return execution_id, result
+
+    async def finish_execution(
+        self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
+    ) -> None:
+        if self.fail_finish:
+            raise RuntimeError("the record is too large")
+        self.records[execution_id].update(fields)
+        await self.release(uid=uid, execution_id=execution_id, tokens=tokens)
+
+    async def release(self, *, uid: str, execution_id: str, tokens: int) -> bool:
+        limits = self.limits[uid]
+        if execution_id not in limits["leases"]:
+            return False
+        del limits["leases"][execution_id]
+        limits["reserved"].pop(execution_id, None)
+        limits["tokens_today"] += tokens
+        return True
+
+    async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
+        self.records[execution_id].update(fields)
+
+    async def tokens_used_today(self, uid: str) -> int:
+        return int(self.limits.get(uid, {}).get("tokens_today", 0))
+
+    async def charge_tokens(self, *, uid: str, tokens: int) -> None:
+        limits = self.limits.setdefault(uid, {"leases": {}, "reserved": {}, "tokens_today": 0})
+        limits["tokens_today"] += tokens
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeCredentials:
+    """google-auth's credential interface: ``valid``, ``token``, ``refresh(request)``."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.valid = False
+        self.refreshes = 0
+
+    def refresh(self, request: Any) -> None:
+        self.refreshes += 1
+        self.token = f"token-{self.refreshes}"
+        self.valid = True
+
+
+def verify(token: str) -> Claims:
+    """A token is its uid ("bad" is refused): the Auth emulator's check without one."""
+    if token == "bad":
+        raise ValueError("invalid token")
+    return token, time.time() + 3600
+
+
+class UnitService(Service):
+    """The process's Service on a FakeStore, a token check that takes the token for the
+    uid, and a FakeClient for the upstream."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        prompts: Mapping[str, Prompt] = (),  # type: ignore[assignment]
+        client: FakeClient | None = None,
+        api_key: str | None = API_KEY,
+    ) -> None:
+        settings = settings or Settings(project_id="demo-unit", heartbeat_seconds=15)
+        self.fake_store = FakeStore(settings, prompts)
+        super().__init__(settings, self.fake_store, Authenticator(verify), api_key)  # type: ignore[arg-type]
+        self.fake_client = client or FakeClient()
+
+    async def client(self) -> Any:
+        return self.fake_client
+
+
+async def asgi_call(
+    app: Any,
+    method: str = "POST",
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    *,
+    path: str = "/",
+    disconnect: asyncio.Event | None = None,
+) -> Reply:
+    """Call an ASGI app in-process: the body in one message, then ``http.disconnect``
+    once ``disconnect`` is set (never, by default); what it sent, as a Reply."""
+    sent: list[dict[str, Any]] = []
+    delivered = False
+    gone = disconnect or asyncio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "query_string": query.encode(),
+    }
+    started = time.monotonic()
+    await app(scope, receive, send)
+    [start] = [m for m in sent if m["type"] == "http.response.start"]
+    raw = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    answer_headers: CIMultiDict[str] = CIMultiDict(
+        (k.decode(), v.decode()) for k, v in start["headers"]
+    )
+    return Reply(start["status"], answer_headers, raw, time.monotonic() - started)
+
+
+def declared(name: str, **fields: Any) -> dict[str, Any]:
+    """A prompt's variable declaration, as stored."""
+    doc = {"name": name, **fields}
+    assert VariableSpec.from_doc(doc) is not None
+    return doc

@@ -1,0 +1,27 @@
+"""The unit layer's one fixture: the process's Service, on injected in-process parts.
+
+The layer runs on every change, so it stays under 20 s: its property tests draw a few
+hundred examples each (new ones every run; a failure is kept in .hypothesis/ and
+replayed first), and nothing here starts a server, the emulator or a process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from promptstream import set_service
+from support.fakes import UnitService, prompt
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[UnitService]:
+    """A UnitService installed as the process's service: Alice's prompt ``p1`` and Bob's
+    public ``pub`` in its store, a FakeClient for the upstream."""
+    service = UnitService(prompts={"p1": prompt(), "pub": prompt(owner_uid="bob", public=True)})
+    set_service(service)
+    try:
+        yield service
+    finally:
+        set_service(None)
+        await service.aclose()

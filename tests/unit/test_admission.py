@@ -1,0 +1,122 @@
+"""Admission: the turns for opening an execution, and the pure per-user lease check."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from promptstream import HttpError, Settings
+from promptstream._admission import LimitExceeded, Openings, seconds_to_utc_midnight, take_lease
+
+SETTINGS = Settings(daily_token_budget=1000, max_concurrent_streams=2, stream_lease_seconds=60)
+NOW = dt.datetime(2026, 11, 30, 23, 59, 0, tzinfo=dt.UTC)
+NOW_MS = int(NOW.timestamp() * 1000)
+TODAY = NOW.date().isoformat()
+
+
+def test_a_first_lease_starts_the_day() -> None:
+    doc = take_lease(None, "e1", NOW, SETTINGS, 300)
+    assert doc == {
+        "leases": {"e1": NOW_MS},
+        "reserved": {"e1": 300},
+        "day": TODAY,
+        "tokens_today": 0,
+    }
+
+
+def test_yesterdays_count_does_not_carry_over() -> None:
+    doc = take_lease({"day": "2026-11-29", "tokens_today": 999}, "e1", NOW, SETTINGS)
+    assert doc["tokens_today"] == 0
+
+
+def test_the_concurrency_cap_refuses_with_a_short_retry() -> None:
+    held = {"leases": {"a": NOW_MS, "b": NOW_MS}, "day": TODAY}
+    with pytest.raises(LimitExceeded) as refused:
+        take_lease(held, "e3", NOW, SETTINGS)
+    assert (refused.value.code, refused.value.status, refused.value.retry_after) == (
+        "concurrency_limit",
+        429,
+        5,
+    )
+
+
+def test_leases_older_than_the_lease_time_lapse() -> None:
+    held = {"leases": {"dead": NOW_MS - 61_000, "live": NOW_MS - 1000, "junk": "x"}}
+    doc = take_lease(held, "e3", NOW, SETTINGS)
+    assert set(doc["leases"]) == {"live", "e3"}
+
+
+def test_a_used_budget_refuses_until_midnight() -> None:
+    with pytest.raises(LimitExceeded) as refused:
+        take_lease({"day": TODAY, "tokens_today": 1000}, "e1", NOW, SETTINGS)
+    assert refused.value.code == "budget_exceeded"
+    assert refused.value.retry_after == seconds_to_utc_midnight(NOW) == 61
+
+
+def test_tokens_reserved_by_open_executions_count_and_then_retry_sooner() -> None:
+    held = {"day": TODAY, "tokens_today": 400, "leases": {"a": NOW_MS}, "reserved": {"a": 600}}
+    with pytest.raises(LimitExceeded) as refused:
+        take_lease(held, "e2", NOW, SETTINGS)
+    assert refused.value.code == "budget_exceeded"
+    assert "reserved" in refused.value.message
+    assert refused.value.retry_after == 30
+
+
+def test_a_reservation_lapses_with_its_lease() -> None:
+    now = dt.datetime.now(dt.UTC)
+    old = int(now.timestamp() * 1000) - 61_000
+    doc = {"day": now.date().isoformat(), "tokens_today": 10}
+    held = {**doc, "leases": {"gone": old}, "reserved": {"gone": 5000}}
+    taken = take_lease(held, "new", now, SETTINGS, 700)
+    assert taken["leases"].keys() == {"new"} and taken["reserved"] == {"new": 700}
+    live = {**doc, "leases": {"live": old + 60_000}, "reserved": {"live": 990}}
+    with pytest.raises(LimitExceeded):
+        take_lease(live, "new", now, SETTINGS, 1)
+
+
+def test_midnight_is_at_least_a_second_away() -> None:
+    assert seconds_to_utc_midnight(NOW.replace(second=59, microsecond=999_999)) == 1
+    assert seconds_to_utc_midnight(NOW.replace(hour=0, minute=0)) == 86_401
+
+
+async def test_turns_bound_the_openings_and_a_long_wait_is_503() -> None:
+    openings = Openings(1, queue_timeout=0.05)
+
+    async def second_turn() -> None:
+        async with openings.turn():
+            pass
+
+    async with openings.turn():
+        with pytest.raises(HttpError) as refused:
+            # Bounded here too: a wait without the queue timeout would never end.
+            await asyncio.wait_for(second_turn(), 5)
+    assert (refused.value.status, refused.value.retry_after) == (503, 5)
+    async with openings.turn():  # the turn was given back
+        pass
+
+
+async def test_a_waiter_gets_the_turn_when_it_is_given_back() -> None:
+    openings = Openings(1, queue_timeout=5)
+    order: list[str] = []
+
+    async def hold() -> None:
+        async with openings.turn():
+            order.append("first in")
+            await asyncio.sleep(0.02)
+            order.append("first out")
+
+    async def wait() -> None:
+        await asyncio.sleep(0)
+        async with openings.turn():
+            order.append("second in")
+
+    await asyncio.gather(hold(), wait())
+    assert order == ["first in", "first out", "second in"]
+
+
+async def test_zero_means_no_bound() -> None:
+    openings = Openings(0, queue_timeout=0.01)
+    async with openings.turn(), openings.turn(), openings.turn():
+        pass

@@ -1,0 +1,212 @@
+"""The embeddings client with aioresponses playing the endpoint: batches, the exception
+tree at its one boundary, retries, the checks on the answer's shape. (The client against
+the fake's /embeddings is tests/integration/test_fake_embeddings.py's.)"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
+
+from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
+from promptstream._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    InvalidResponseError,
+    OpenRouterError,
+    RateLimitError,
+)
+
+BASE = "https://embed.test/api/v1"
+URL_ = BASE + "/embeddings"
+SECRET = "sk-or-v1-embed-SECRET-0123"
+
+
+def config(**overrides: Any) -> EmbeddingsConfig:
+    values: dict[str, Any] = {
+        "api_key": SECRET,
+        "model": "test/embed",
+        "dimensions": 3,
+        "base_url": BASE,
+        "batch_size": 2,
+        "backoff_base": 0.0,
+        **overrides,
+    }
+    return EmbeddingsConfig(**values)
+
+
+def answer(count: int, start: float = 1.0, dims: int = 3, tokens: int = 5) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": [start + i] + [0.0] * (dims - 1)}
+            for i in range(count)
+        ],
+        "model": "test/embed",
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def sent(mocked: aioresponses) -> list[dict[str, Any]]:
+    return [json.loads(call.kwargs["data"]) for call in mocked.requests[("POST", URL(URL_))]]
+
+
+async def test_texts_go_in_batches_and_vectors_come_back_in_input_order(
+    session: aiohttp.ClientSession,
+) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, payload=answer(2, start=1.0))
+        # The second batch answers out of order: index decides, not position.
+        reversed_answer = answer(2, start=3.0)
+        reversed_answer["data"].reverse()
+        mocked.post(URL_, payload=reversed_answer)
+        mocked.post(URL_, payload=answer(1, start=5.0))
+        result = await EmbeddingsClient(config(), session).embed(["a", "b", "c", "d", "e"])
+        bodies = sent(mocked)
+    assert [v[0] for v in result.vectors] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert result.tokens == 15
+    assert [b["input"] for b in bodies] == [["a", "b"], ["c", "d"], ["e"]]
+    assert bodies[0] == {
+        "model": "test/embed",
+        "input": ["a", "b"],
+        "dimensions": 3,
+        "encoding_format": "float",
+    }
+    assert not session.closed  # borrowed, left open
+
+
+async def test_the_key_goes_as_a_bearer_token(session: aiohttp.ClientSession) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, payload=answer(1))
+        await EmbeddingsClient(config(), session).embed_one("x")
+        [call] = mocked.requests[("POST", URL(URL_))]
+    assert call.kwargs["headers"]["Authorization"] == f"Bearer {SECRET}"
+
+
+async def test_no_texts_no_request(session: aiohttp.ClientSession) -> None:
+    with aioresponses():
+        result = await EmbeddingsClient(config(), session).embed([])
+    assert result.vectors == [] and result.tokens == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "attempts"),
+    [
+        (400, BadRequestError, 1),
+        (401, AuthenticationError, 1),
+        (429, RateLimitError, 3),
+        (500, InternalServerError, 3),
+    ],
+)
+async def test_non_2xx_is_the_typed_error_after_the_retries_its_status_allows(
+    session: aiohttp.ClientSession, status: int, error: type[OpenRouterError], attempts: int
+) -> None:
+    body = {"error": {"code": status, "message": f"refused, key {SECRET}"}}
+    with aioresponses() as mocked:
+        mocked.post(URL_, status=status, payload=body, repeat=True)
+        with pytest.raises(error) as raised:
+            await EmbeddingsClient(config(), session).embed(["a"])
+        assert len(mocked.requests[("POST", URL(URL_))]) == attempts
+    assert type(raised.value) is error
+    assert SECRET not in str(raised.value) and "[redacted]" in raised.value.message
+
+
+async def test_a_429_is_retried_after_its_retry_after(session: aiohttp.ClientSession) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, status=429, headers={"Retry-After": "0"}, payload={"error": {}})
+        mocked.post(URL_, payload=answer(1))
+        result = await EmbeddingsClient(config(), session).embed(["a"])
+    assert result.vectors == [[1.0, 0.0, 0.0]]
+
+
+async def test_a_retry_after_beyond_the_cap_is_not_waited_for(
+    session: aiohttp.ClientSession,
+) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, status=429, headers={"Retry-After": "60"}, payload={"error": {}})
+        with pytest.raises(RateLimitError) as raised:
+            await EmbeddingsClient(config(), session).embed(["a"])
+        assert len(mocked.requests[("POST", URL(URL_))]) == 1
+    assert raised.value.retry_after == 60
+
+
+async def test_connection_failures_and_timeouts_are_ours(session: aiohttp.ClientSession) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, exception=aiohttp.ClientConnectionError("refused"), repeat=True)
+        with pytest.raises(APIConnectionError) as refused:
+            await EmbeddingsClient(config(max_retries=0), session).embed(["a"])
+    assert isinstance(refused.value.__cause__, aiohttp.ClientConnectionError)
+
+    async def slow(url: Any, **kwargs: Any) -> CallbackResult:
+        import asyncio
+
+        await asyncio.sleep(1)
+        return CallbackResult(payload=answer(1))
+
+    with aioresponses() as mocked:
+        mocked.post(URL_, callback=slow)
+        with pytest.raises(APITimeoutError):
+            await EmbeddingsClient(config(max_retries=0, timeout=0.05), session).embed(["a"])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"data": []},
+        {"object": "list"},
+        answer(1, dims=4),
+        {"data": [{"index": 0, "embedding": [1.0, "x", 0.0]}]},
+        {"data": [{"index": 0, "embedding": [0.0, 0.0, 0.0]}]},
+        {"data": [{"index": 3, "embedding": [1.0, 0.0, 0.0]}]},
+        {"data": [{"index": 0, "embedding": [True, 0.0, 0.0]}]},
+        ["not", "an", "object"],
+    ],
+)
+async def test_an_answer_of_the_wrong_shape_is_invalid(
+    session: aiohttp.ClientSession, payload: Any
+) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, payload=payload)
+        with pytest.raises(InvalidResponseError):
+            await EmbeddingsClient(config(), session).embed(["a"])
+
+
+async def test_non_json_and_non_finite_answers_are_invalid(session: aiohttp.ClientSession) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, body="<html>oops</html>")
+        mocked.post(URL_, body='{"data":[{"index":0,"embedding":[NaN,1,0]}]}')
+        client = EmbeddingsClient(config(), session)
+        for _ in range(2):
+            with pytest.raises(InvalidResponseError):
+                await client.embed(["a"])
+
+
+async def test_an_error_inside_a_200_is_raised(session: aiohttp.ClientSession) -> None:
+    with aioresponses() as mocked:
+        mocked.post(URL_, payload={"error": {"code": 429, "message": "slow down"}})
+        with pytest.raises(OpenRouterError) as raised:
+            await EmbeddingsClient(config(), session).embed(["a"])
+    assert raised.value.code == "rate_limited"
+
+
+async def test_missing_usage_is_estimated(session: aiohttp.ClientSession) -> None:
+    payload = answer(1)
+    del payload["usage"]
+    with aioresponses() as mocked:
+        mocked.post(URL_, payload=payload)
+        result = await EmbeddingsClient(config(), session).embed(["x" * 40])
+    assert result.tokens == 10

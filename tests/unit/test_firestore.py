@@ -1,0 +1,179 @@
+"""The Firestore REST client without a server: the value codec against
+google-cloud-firestore's own (both directions, through the protobuf JSON form the REST API
+speaks), field paths, and production calls (OAuth token, retries, conflicts) against
+aioresponses playing firestore.googleapis.com."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from google.cloud.firestore_v1 import _helpers
+from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types import document
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from yarl import URL
+
+from promptstream._firestore import (
+    FirestoreError,
+    FirestoreRest,
+    decode_value,
+    encode_value,
+    field_path,
+)
+from support.fakes import FakeCredentials
+
+# Values Firestore stores and gives back unchanged.
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(max_size=64)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def official_json(value: Any) -> dict[str, Any]:
+    """google-cloud-firestore's encoding of ``value``, as the REST API's JSON."""
+    return json_format.MessageToDict(_helpers.encode_value(value)._pb)  # type: ignore[no-any-return]
+
+
+def official_decode(value_json: dict[str, Any]) -> Any:
+    pb = json_format.ParseDict(value_json, document.Value()._pb)
+    return _helpers.decode_value(pb, client=None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(values)
+def test_values_decode_as_the_official_client_encodes_them(value: Any) -> None:
+    assert decode_value(official_json(value)) == value
+
+
+@settings(max_examples=150, deadline=None)
+@given(values)
+def test_the_official_client_decodes_our_encoding(value: Any) -> None:
+    assert official_decode(encode_value(value)) == value
+
+
+def test_special_values() -> None:
+    at = dt.datetime(2026, 11, 26, 12, 30, 5, 123456, tzinfo=dt.UTC)
+    assert official_decode(encode_value(at)) == at
+    assert decode_value(official_json(at)) == at
+    assert math.isnan(official_decode(encode_value(math.nan)))
+    assert official_decode(encode_value(-math.inf)) == -math.inf
+    assert decode_value(official_json(math.inf)) == math.inf
+    with pytest.raises(ValueError, match="64-bit"):
+        encode_value(2**63)
+    with pytest.raises(ValueError, match="time zone"):
+        encode_value(dt.datetime(2026, 1, 1))
+    with pytest.raises(TypeError, match="set"):
+        encode_value({1, 2})
+    with pytest.raises(TypeError, match="map keys"):
+        encode_value({1: "a"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=3))
+def test_field_paths_match_the_official_client(segments: list[str]) -> None:
+    assert field_path(*segments) == FieldPath(*segments).to_api_repr()
+
+
+# -- production calls: aioresponses plays firestore.googleapis.com ----------------------
+
+BATCH_GET = (
+    "https://firestore.googleapis.com/v1/projects/prod-project/databases/(default)"
+    "/documents:batchGet"
+)
+COMMIT = BATCH_GET.replace(":batchGet", ":commit")
+
+
+def sent_authorizations(mocked: Any) -> list[str]:
+    return [
+        call.kwargs["headers"]["Authorization"]
+        for calls in mocked.requests.values()
+        for call in calls
+    ]
+
+
+async def test_production_calls_carry_a_refreshed_oauth_token() -> None:
+    credentials = FakeCredentials()
+    found = {
+        "found": {
+            "name": "projects/prod-project/databases/(default)/documents/prompts/p1",
+            "fields": {"content": {"stringValue": "Hi"}},
+            "updateTime": "2026-11-26T10:00:00.000001Z",
+        },
+        "readTime": "2026-11-26T10:00:01Z",
+    }
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[found], repeat=True)
+        async with aiohttp.ClientSession() as session:
+            db = FirestoreRest("prod-project", session, credentials=credentials)
+            docs = await db.get_all(["prompts/p1"])
+            await db.get_all(["prompts/p1"])
+            credentials.valid = False  # expired
+            await db.get_all(["prompts/p1"])
+    assert docs["prompts/p1"].data == {"content": "Hi"}
+    assert docs["prompts/p1"].update_time == "2026-11-26T10:00:00.000001Z"
+    assert credentials.refreshes == 2
+    assert sent_authorizations(mocked) == [
+        "Bearer token-1",
+        "Bearer token-1",
+        "Bearer token-2",
+    ]
+
+
+async def test_reads_are_retried_on_unavailable_and_commits_are_not() -> None:
+    unavailable = {"error": {"code": 503, "message": "try later", "status": "UNAVAILABLE"}}
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, status=503, payload=unavailable)
+        missing = BATCH_GET.split("/v1/")[1].replace(":batchGet", "/prompts/p1")
+        mocked.post(BATCH_GET, payload=[{"missing": missing}, {"missing": "elsewhere/p2"}])
+        mocked.post(COMMIT, status=503, payload=unavailable)
+        async with aiohttp.ClientSession() as session:
+            db = FirestoreRest("prod-project", session, credentials=FakeCredentials())
+            docs = await db.get_all(["prompts/p1"])
+            with pytest.raises(FirestoreError) as refused:
+                await db.commit([])
+    assert len(mocked.requests[("POST", URL(BATCH_GET))]) == 2
+    assert len(mocked.requests[("POST", URL(COMMIT))]) == 1
+    # What was asked for, absent; a name that was not asked for is ignored.
+    assert list(docs) == ["prompts/p1"] and docs["prompts/p1"].data is None
+    assert (refused.value.http_status, refused.value.status) == (503, "UNAVAILABLE")
+    assert not refused.value.conflict
+
+
+async def test_a_failed_precondition_is_a_conflict_and_other_errors_are_not() -> None:
+    replies = [
+        (400, "FAILED_PRECONDITION", True),
+        (409, "ALREADY_EXISTS", True),
+        (409, "ABORTED", True),
+        (403, "PERMISSION_DENIED", False),
+        (404, "NOT_FOUND", False),
+    ]
+    with aioresponses() as mocked:
+        for status, name, _ in replies:
+            mocked.post(COMMIT, status=status, payload={"error": {"status": name, "message": "m"}})
+        mocked.post(COMMIT, status=502, body="<html>bad gateway</html>")
+        async with aiohttp.ClientSession() as session:
+            db = FirestoreRest("prod-project", session, credentials=FakeCredentials())
+            seen = []
+            for _ in range(len(replies) + 1):
+                with pytest.raises(FirestoreError) as refused:
+                    await db.commit([])
+                seen.append((refused.value.status, refused.value.conflict))
+    assert seen == [(name, conflict) for _, name, conflict in replies] + [("UNKNOWN", False)]

@@ -1,0 +1,193 @@
+"""The store's writes, with aioresponses playing firestore.googleapis.com: what an opening
+reads and commits (and on which precondition), a loser reading again, a refusal writing
+nothing, the settle apart, and the day's count. (The same calls against the emulator are
+tests/integration/test_firestore_rest.py's.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aioresponses import aioresponses
+from yarl import URL
+
+from promptstream import Settings
+from promptstream._admission import LimitExceeded
+from promptstream._store import Store, auto_id
+from support.fakes import FakeCredentials
+
+ROOT = "projects/prod/databases/(default)/documents"
+BATCH_GET = f"https://firestore.googleapis.com/v1/{ROOT}:batchGet"
+COMMIT = f"https://firestore.googleapis.com/v1/{ROOT}:commit"
+UPDATED = "2026-11-30T10:00:00.000001Z"
+
+
+def today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[Store]:
+    store = Store(
+        Settings(project_id="prod", max_concurrent_streams=1), credentials=FakeCredentials()
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def found(path: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {"found": {"name": f"{ROOT}/{path}", "fields": fields, "updateTime": UPDATED}}
+
+
+def missing(path: str) -> dict[str, Any]:
+    return {"missing": f"{ROOT}/{path}"}
+
+
+PROMPT = found(
+    "prompts/p1",
+    {"owner_uid": {"stringValue": "alice"}, "content": {"stringValue": "Hi {{x}}"}},
+)
+
+
+def sent(mocked: aioresponses, url: str) -> list[Any]:
+    return [call.kwargs["json"] for call in mocked.requests.get(("POST", URL(url)), [])]
+
+
+def record(prompt: Any) -> tuple[dict[str, Any], int, Any]:
+    return {"prompt_id": prompt.id}, 100, prompt
+
+
+async def test_an_opening_reads_both_documents_and_commits_lease_and_record(store: Store) -> None:
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+        mocked.post(COMMIT, payload={"writeResults": [{}, {}]})
+        execution_id, prompt = await store.begin_execution(
+            uid="alice", prompt_id="p1", build=record
+        )
+    assert (prompt.id, prompt.owner_uid, prompt.content) == ("p1", "alice", "Hi {{x}}")
+    [read] = sent(mocked, BATCH_GET)
+    assert read["documents"] == [f"{ROOT}/prompts/p1", f"{ROOT}/user_limits/alice"]
+    [commit] = sent(mocked, COMMIT)
+    limits, opened = commit["writes"]
+    assert limits["currentDocument"] == {"exists": False}  # no limits read: none may appear
+    assert limits["update"]["fields"]["uid"] == {"stringValue": "alice"}
+    assert set(limits["update"]["fields"]["leases"]["mapValue"]["fields"]) == {execution_id}
+    assert opened["update"]["name"] == f"{ROOT}/executions/{execution_id}"
+    assert opened["currentDocument"] == {"exists": False}
+    assert opened["update"]["fields"]["status"] == {"stringValue": "streaming"}
+    assert opened["updateTransforms"][0]["fieldPath"] == "created_at"
+
+
+async def test_a_commit_that_loses_reads_again_on_the_new_update_time(store: Store) -> None:
+    limits = found("user_limits/alice", {"day": {"stringValue": today()}})
+    conflict = {"error": {"status": "FAILED_PRECONDITION", "message": "changed"}}
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+        mocked.post(COMMIT, status=400, payload=conflict)
+        mocked.post(BATCH_GET, payload=[PROMPT, limits])
+        mocked.post(COMMIT, payload={})
+        await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    first, second = sent(mocked, COMMIT)
+    assert first["writes"][0]["currentDocument"] == {"exists": False}
+    assert second["writes"][0]["currentDocument"] == {"updateTime": UPDATED}
+
+
+async def test_a_refusal_writes_nothing(store: Store) -> None:
+    seen: list[Any] = []
+
+    def refuse(prompt: Any) -> Any:
+        seen.append(prompt)
+        raise LookupError
+
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[missing("prompts/p1"), missing("user_limits/alice")])
+        with pytest.raises(LookupError):
+            await store.begin_execution(uid="alice", prompt_id="p1", build=refuse)
+    assert seen == [None] and sent(mocked, COMMIT) == []
+
+
+async def test_a_user_at_the_cap_is_refused_before_any_commit(store: Store) -> None:
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    leases = {"mapValue": {"fields": {"e0": {"integerValue": str(now_ms)}}}}
+    limits = found("user_limits/alice", {"leases": leases})
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[PROMPT, limits])
+        with pytest.raises(LimitExceeded):
+            await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    assert sent(mocked, COMMIT) == []
+
+
+async def test_a_uid_with_a_slash_is_kept_under_its_key(store: Store) -> None:
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/~a~2Fb")])
+        mocked.post(COMMIT, payload={})
+        await store.begin_execution(uid="a/b", prompt_id="p1", build=record)
+    [read] = sent(mocked, BATCH_GET)
+    assert read["documents"][1] == f"{ROOT}/user_limits/~a~2Fb"
+
+
+async def test_finishing_updates_the_record_and_debits_in_one_commit(store: Store) -> None:
+    with aioresponses() as mocked:
+        mocked.post(COMMIT, payload={})
+        await store.finish_execution(
+            uid="alice", execution_id="e1", fields={"status": "completed"}, tokens=-5
+        )
+    [commit] = sent(mocked, COMMIT)
+    update, release = commit["writes"]
+    assert update["updateMask"] == {"fieldPaths": ["status"]}
+    assert update["currentDocument"] == {"exists": True}
+    assert release["updateMask"]["fieldPaths"] == ["leases.e1", "reserved.e1"]
+    # A negative count is never debited as a credit.
+    assert release["updateTransforms"] == [
+        {"fieldPath": "tokens_today", "increment": {"integerValue": "0"}}
+    ]
+
+
+async def test_release_is_false_when_the_lease_is_already_gone(store: Store) -> None:
+    limits = found("user_limits/alice", {"leases": {"mapValue": {"fields": {}}}})
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[limits])
+        assert await store.release(uid="alice", execution_id="e1", tokens=3) is False
+    assert sent(mocked, COMMIT) == []
+
+
+async def test_the_days_count_is_zero_on_a_new_day(store: Store) -> None:
+    old = found(
+        "user_limits/alice",
+        {"day": {"stringValue": "2020-01-01"}, "tokens_today": {"integerValue": "9"}},
+    )
+    new = found(
+        "user_limits/alice",
+        {"day": {"stringValue": today()}, "tokens_today": {"integerValue": "9"}},
+    )
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[old])
+        mocked.post(BATCH_GET, payload=[new])
+        assert await store.tokens_used_today("alice") == 0
+        assert await store.tokens_used_today("alice") == 9
+
+
+async def test_charging_a_new_day_starts_the_count_and_an_old_one_increments(store: Store) -> None:
+    current = found("user_limits/alice", {"day": {"stringValue": today()}})
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[missing("user_limits/alice")])
+        mocked.post(COMMIT, payload={})
+        mocked.post(BATCH_GET, payload=[current])
+        mocked.post(COMMIT, payload={})
+        await store.charge_tokens(uid="alice", tokens=7)
+        await store.charge_tokens(uid="alice", tokens=7)
+    first, second = (c["writes"][0] for c in sent(mocked, COMMIT))
+    assert first["update"]["fields"]["tokens_today"] == {"integerValue": "7"}
+    assert first["currentDocument"] == {"exists": False}
+    assert second["updateTransforms"][0]["increment"] == {"integerValue": "7"}
+    assert second["currentDocument"] == {"updateTime": UPDATED}
+
+
+def test_auto_ids_are_twenty_letters_and_digits_and_differ() -> None:
+    ids = {auto_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(len(i) == 20 and i.isalnum() and i.isascii() for i in ids)
