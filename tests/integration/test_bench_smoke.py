@@ -1,6 +1,7 @@
-"""`python -m bench --quick` as a smoke check that the harness works end to end.
+"""`python -m bench --quick` and `python -m bench.compare` at their smallest, as smoke
+checks that the harnesses work end to end.
 
-It starts its own Firestore emulator, fake upstream and function server on free ports.
+Each starts its own Firestore emulator, fake upstream and function server on free ports.
 No timing is asserted (a timed test is no test): only that every scenario ran against
 the floor and through the relay, with no errors and every stream complete.
 """
@@ -11,14 +12,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import QUICK
 from support import ROOT
 
 
-def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -> None:
+def run_bench(module: str, *args: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,6 +28,10 @@ def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -> None:
+    run_bench("bench", "--quick", "--out", str(tmp_path))
     report = json.loads((tmp_path / "quick-latest.json").read_text())
 
     assert report["mode"] == "quick"
@@ -53,3 +59,20 @@ def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -
                 assert close["clients_left"] == sc.streams
                 assert close["upstream_closes"] == sc.streams, f"{sc.key} {run}: {close}"
     assert {t["scenario"] for t in report["targets"]} == {"S1", "S2", "S3", "S4", "S5", "S6"}
+
+
+def test_compare_bench_runs_both_variants_with_complete_streams(tmp_path: Path) -> None:
+    args = ("--rounds", "1", "--batch", "1", "--chunks", "5", "--lag-chunks", "5")
+    run_bench("bench.compare", *args, "--out", str(tmp_path))
+    [path] = tmp_path.glob("compare-*.json")
+    report: dict[str, Any] = json.loads(path.read_text())
+    [entry] = report["rounds"]
+    for variant in ("comparison", "single"):
+        cpu = entry["cpu"][variant]
+        assert (cpu["executions"], cpu["complete"], cpu["errors"]) == (4, 4, 0), cpu
+        assert cpu["relay_cpu_s"] >= 0
+        lag = entry["lag"][variant]
+        assert lag["errors"] == 0, lag["error_samples"]
+        streams = 4 if variant == "comparison" else 1
+        assert lag["relay_lag_ms"]["n"] == lag["floor_lag_ms"]["n"] == 5 * streams
+    assert report["summary"]["errors"] == 0

@@ -19,7 +19,7 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import ServerSentEvent, SSEDecoder
-from support import FunctionServer, Serve, add_prompt, auth, body, executions
+from support import FunctionServer, Serve, add_prompt, auth, body, executions, the_record
 
 P, S, T = "demo/primary", "demo/second", "demo/third"
 TRIES = 3  # UPSTREAM_MAX_RETRIES=2: three tries of each model
@@ -106,16 +106,6 @@ def attempts_per_model(fake: FakeOpenRouterThread) -> dict[str, int]:
     return dict(fake.stats()["attempts"])
 
 
-def the_record(db: Any) -> dict[str, Any]:
-    """The one execution record, with its lease released and its tokens debited once."""
-    [record] = executions(db)
-    [limits] = [d.to_dict() for d in db.collection("user_limits").stream()]
-    assert limits["leases"] == {}
-    assert limits["tokens_today"] == record["tokens_debited"] > 0
-    assert record["finished_at"] is not None
-    return record
-
-
 def brief(attempts: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """Each attempt as (model, outcome, error_code, status); a failure has a message."""
     for a in attempts:
@@ -155,6 +145,27 @@ def skipped(model: str) -> tuple[Any, ...]:
 def failed(model: str, code: str, status: int | None = None) -> tuple[Any, ...]:
     return (model, "failed", code, status)
 
+
+# What never falls back, whichever routing: our key refused, and a failure after the first
+# chunk (the text already sent stays).
+NO_FALLBACK: list[Case] = [
+    Case(
+        "401 our key refused: no fallback",
+        {P: {"status": 401}},
+        {P: 1},
+        [failed(P, "upstream_auth", 401)],
+        ending=502,
+        code="upstream_auth",
+    ),
+    Case(
+        "error event after 3 chunks: no fallback, the text stays",
+        {P: {"error_after": 3}},
+        {P: 1},
+        [failed(P, "upstream_error")],
+        ending="error",
+        code="upstream_error",
+    ),
+]
 
 # In client routing each model gets its own retries, then the next model is asked.
 CLIENT: list[Case] = [
@@ -233,14 +244,6 @@ CLIENT: list[Case] = [
         fallbacks=[S, T],
     ),
     Case(
-        "401 our key refused: no fallback",
-        {P: {"status": 401}},
-        {P: 1},
-        [failed(P, "upstream_auth", 401)],
-        ending=502,
-        code="upstream_auth",
-    ),
-    Case(
         "402 out of credits: no fallback",
         {P: {"status": 402}},
         {P: 1},
@@ -257,14 +260,6 @@ CLIENT: list[Case] = [
         code="upstream_bad_request",
     ),
     Case(
-        "error event after 3 chunks: no fallback, the text stays",
-        {P: {"error_after": 3}},
-        {P: 1},
-        [failed(P, "upstream_error")],
-        ending="error",
-        code="upstream_error",
-    ),
-    Case(
         "connection dropped after 2 chunks: no fallback, the text stays",
         {P: {"drop_after": 2}},
         {P: 1},
@@ -272,6 +267,7 @@ CLIENT: list[Case] = [
         ending="error",
         code="upstream_disconnected",
     ),
+    *NO_FALLBACK,
 ]
 
 # In native routing one request carries the list; the fake, like OpenRouter, skips a
@@ -340,22 +336,7 @@ NATIVE: list[Case] = [
         code="upstream_unavailable",
         fallbacks=[S, T],
     ),
-    Case(
-        "401 our key refused: no fallback",
-        {P: {"status": 401}},
-        {P: 1},
-        [failed(P, "upstream_auth", 401)],
-        ending=502,
-        code="upstream_auth",
-    ),
-    Case(
-        "error event after 3 chunks: no fallback, the text stays",
-        {P: {"error_after": 3}},
-        {P: 1},
-        [failed(P, "upstream_error")],
-        ending="error",
-        code="upstream_error",
-    ),
+    *NO_FALLBACK,
 ]
 
 

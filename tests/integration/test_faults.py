@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FunctionServer, Serve, executions, free_port
+from support import FunctionServer, Serve, free_port, the_record
 from support.http import post_prompt
 
 FIRST_BYTE_TIMEOUT = 0.6
@@ -38,15 +38,6 @@ def refused_server(serve: Serve) -> Iterator[FunctionServer]:
     # A port that was free a moment ago and has no listener: connections are refused.
     with serve(base_url=f"http://127.0.0.1:{free_port()}/api/v1") as server:
         yield server
-
-
-def the_record(db: Any) -> dict[str, Any]:
-    [record] = executions(db)
-    [limits] = [d.to_dict() for d in db.collection("user_limits").stream()]
-    assert limits["leases"] == {}
-    assert limits["tokens_today"] == record["tokens_debited"] > 0
-    assert record["finished_at"] is not None
-    return record
 
 
 def upstream_requests(fake: FakeOpenRouterThread) -> int:

@@ -41,6 +41,7 @@ __all__ = [
     "limits",
     "read_until",
     "stop_group",
+    "the_record",
     "wait_http",
     "wait_until",
     "worker_pids",
@@ -232,6 +233,17 @@ def read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: floa
 
 def executions(db: Any) -> list[dict[str, Any]]:
     return [{"id": d.id, **(d.to_dict() or {})} for d in db.collection("executions").stream()]
+
+
+def the_record(db: Any) -> dict[str, Any]:
+    """The one execution record, finished, with its lease released and its tokens
+    debited once."""
+    [record] = executions(db)
+    [limits] = [d.to_dict() for d in db.collection("user_limits").stream()]
+    assert limits["leases"] == {}
+    assert limits["tokens_today"] == record["tokens_debited"] > 0
+    assert record["finished_at"] is not None
+    return record
 
 
 def closed_record(db: Any, timeout: float = 10.0) -> Any:

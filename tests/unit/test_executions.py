@@ -59,10 +59,13 @@ def test_the_render_fills_defaults_and_records_only_what_it_used() -> None:
     assert (ex.user_prompt, ex.system_prompt) == ("Hi Ann", "Be kind.")
     assert ex.values == {"name": "Ann", "tone": "kind"}
     assert ex.prompt_tokens > 0
-    assert ex.overrides(77) == {"model": SETTINGS.default_model, "max_tokens": 77, "temperature": None}
+    assert ex.overrides(77) == {
+        "model": SETTINGS.default_model,
+        "max_tokens": 77,
+        "temperature": None,
+    }
     assert (
-        prepare("alice", request(max_tokens=5), prompt(), SETTINGS).overrides(77)["max_tokens"]
-        == 5
+        prepare("alice", request(max_tokens=5), prompt(), SETTINGS).overrides(77)["max_tokens"] == 5
     )
 
 
