@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -34,6 +35,7 @@ __all__ = [
     "auth",
     "body",
     "closed_record",
+    "examples",
     "executions",
     "fake_openrouter",
     "free_port",
@@ -233,6 +235,13 @@ def read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: floa
 
 def executions(db: Any) -> list[dict[str, Any]]:
     return [{"id": d.id, **(d.to_dict() or {})} for d in db.collection("executions").stream()]
+
+
+def examples(n: int) -> int:
+    """How many cases a property test draws: ``n`` on a developer's run, so that the unit
+    layer stays quick enough to run on every change, and ``PROPERTY_EXAMPLES_SCALE`` times
+    as many where that is set (scripts/test sets it, so CI draws more)."""
+    return n * max(1, int(os.environ.get("PROPERTY_EXAMPLES_SCALE", "1")))
 
 
 def the_record(db: Any) -> dict[str, Any]:

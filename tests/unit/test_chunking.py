@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream._chunking import Passage, split_passages
+from support import examples
 
 GUIDE = """\
 # Guide
@@ -139,7 +140,7 @@ def test_bad_parameters_are_refused() -> None:
         split_passages("x", max_chars=100, overlap_chars=60)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=3000))
 def test_any_text_gives_bounded_passages_that_cover_its_words(text: str) -> None:
     passages = split_passages(text, max_chars=200, overlap_chars=40)

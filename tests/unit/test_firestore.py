@@ -27,6 +27,7 @@ from promptstream._firestore import (
     encode_value,
     field_path,
 )
+from support import examples
 from support.fakes import FakeCredentials
 
 # Values Firestore stores and gives back unchanged.
@@ -57,13 +58,13 @@ def official_decode(value_json: dict[str, Any]) -> Any:
     return _helpers.decode_value(pb, client=None)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(values)
 def test_values_decode_as_the_official_client_encodes_them(value: Any) -> None:
     assert decode_value(official_json(value)) == value
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(values)
 def test_the_official_client_decodes_our_encoding(value: Any) -> None:
     assert official_decode(encode_value(value)) == value
@@ -86,7 +87,7 @@ def test_special_values() -> None:
         encode_value({1: "a"})
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=3))
 def test_field_paths_match_the_official_client(segments: list[str]) -> None:
     assert field_path(*segments) == FieldPath(*segments).to_api_repr()

@@ -24,6 +24,7 @@ from promptstream._templates import (
     render,
     resolve_variables,
 )
+from support import examples
 
 # Names the renderer accepts, as the grammar says: a letter or _, then letters, digits,
 # '_', '.', '-'; at most 64 characters; not __reserved__ (Firestore's, refused as
@@ -85,7 +86,7 @@ def _reference_render(template: str, values: dict[str, str]) -> str:
     return "".join(out)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(templates())
 def test_no_declared_placeholder_survives_rendering(case: tuple[str, dict[str, str]]) -> None:
     template, given = case
@@ -99,7 +100,7 @@ def test_no_declared_placeholder_survives_rendering(case: tuple[str, dict[str, s
     )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(templates())
 def test_values_are_inserted_literally_and_never_expanded(
     case: tuple[str, dict[str, str]],
@@ -118,7 +119,7 @@ def test_values_are_inserted_literally_and_never_expanded(
         assert rendered == rebuilt
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(templates())
 def test_every_used_name_is_found_and_resolved(case: tuple[str, dict[str, str]]) -> None:
     template, given = case
@@ -132,7 +133,7 @@ def test_every_used_name_is_found_and_resolved(case: tuple[str, dict[str, str]])
     assert _unrendered(render(template, values), set()) == []
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(templates(), names)
 def test_unknown_names_are_refused_never_ignored(
     case: tuple[str, dict[str, str]], extra: str
@@ -172,19 +173,19 @@ def _parse(raw: bytes | str) -> ExecuteRequest | None:
         return None
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=200))
 def test_random_bytes_raise_only_validation_error(raw: bytes) -> None:
     _parse(raw)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(json_values)
 def test_random_json_raises_only_validation_error(value: Any) -> None:
     _parse(json.dumps(value))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(request_like)
 def test_request_shaped_json_is_accepted_only_when_it_fits_the_contract(
     doc: dict[str, Any],
@@ -210,7 +211,7 @@ def test_request_shaped_json_is_accepted_only_when_it_fits_the_contract(
         assert doc.get(key) is None or isinstance(doc[key], str)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.text(min_size=1, max_size=130),
     st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=5), max_size=3),

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream._ids import MAX_KEY_BYTES, uid_from_key, uid_key
+from support import examples
 
 _RESERVED = re.compile(r"__.*__", re.DOTALL)
 _URL_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
@@ -70,7 +71,7 @@ _uids = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(uid=_uids)
 def test_every_key_is_a_valid_url_safe_document_id_and_decodes_back(uid: str) -> None:
     key = uid_key(uid)
@@ -79,7 +80,7 @@ def test_every_key_is_a_valid_url_safe_document_id_and_decodes_back(uid: str) ->
     assert uid_from_key(key) == uid
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(a=_uids, b=_uids)
 def test_different_uids_get_different_keys(a: str, b: str) -> None:
     assert (uid_key(a) == uid_key(b)) == (a == b)
@@ -95,7 +96,7 @@ _ordinary = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(uid=_ordinary)
 def test_ordinary_uids_are_their_own_keys(uid: str) -> None:
     assert uid_key(uid) == uid

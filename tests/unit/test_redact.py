@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream._redact import REDACTED, Redactor, redact, redact_json
+from support import examples
 
 KEY = "sk-or-v1-0123abcdef"
 
@@ -76,7 +77,7 @@ _pieces = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(pieces=_pieces, insert=st.integers(min_value=0, max_value=11))
 def test_any_split_gives_what_redacting_the_whole_text_gives(
     pieces: list[str], insert: int

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
+from support import examples
 
 E = ServerSentEvent
 
@@ -244,7 +245,7 @@ def _render(events: list[tuple[str | None, list[str]]], nl: str) -> bytes:
     return "".join(out).encode()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(events=_events, nl=_newline, cuts=st.lists(st.integers(min_value=0), max_size=10))
 def test_random_rechunking_never_changes_the_events(
     events: list[tuple[str | None, list[str]]], nl: str, cuts: list[int]
@@ -261,7 +262,7 @@ def test_random_rechunking_never_changes_the_events(
     assert decode_all(pieces) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.binary(max_size=400), cuts=st.lists(st.integers(min_value=0), max_size=8))
 def test_random_bytes_never_crash_and_split_invariant(data: bytes, cuts: list[int]) -> None:
     points = sorted({c % (len(data) + 1) for c in cuts})
@@ -294,7 +295,7 @@ def test_encoder_comment() -> None:
     assert encode_comment() == b":\n\n"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(data=st.text(max_size=200), event=st.sampled_from([None, "error", "end"]))
 def test_encoder_round_trips_through_decoder(data: str, event: str | None) -> None:
     decoded = decode_all([encode_event(data, event=event)])

@@ -22,7 +22,7 @@ from promptstream._templates import (
     resolve_variables,
     sent_chars,
 )
-from support import ROOT
+from support import ROOT, examples
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def _rules_name_pattern() -> re.Pattern[str]:
 _RULES_NAME = _rules_name_pattern()
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(
     name=st.one_of(
         st.text(alphabet="_a.-9Z ", max_size=8),

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream._tokens import estimate_tokens
+from support import examples
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,7 @@ def test_other_scripts_count_more_than_latin_and_cjk_most() -> None:
     assert latin < cyrillic < cjk
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(a=st.text(max_size=200), b=st.text(max_size=200))
 def test_the_estimate_adds_up_over_pieces_give_or_take_rounding(a: str, b: str) -> None:
     # So a stream's output can be estimated as a whole or piece by piece.
