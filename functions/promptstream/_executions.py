@@ -37,8 +37,8 @@ class Execution:
     uid: str
     request: ExecuteRequest
     prompt: Prompt
-    # The primary model (the requested one); ``models`` is it and its fallbacks.
-    model: str
+    # The models to try, in order: the primary (the requested one), then its fallbacks.
+    models: tuple[str, ...]
     user_prompt: str
     system_prompt: str | None
     # The values the render used, each cut to RECORD_VARIABLE_CHARS: what the record keeps.
@@ -54,7 +54,11 @@ class Execution:
     sources: list[Source] = field(default_factory=list)
     retrieval_tokens: int = 0
     unavailable: list[str] = field(default_factory=list)
-    models: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> str:
+        """The primary model."""
+        return self.models[0]
 
     @property
     def fallbacks(self) -> tuple[str, ...]:
@@ -129,12 +133,11 @@ def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Set
         uid,
         body,
         prompt,
-        models[0],
+        models,
         user_prompt,
         system_prompt,
         rendered.recorded(settings.record_variable_chars),
         prompt_tokens,
-        models=models,
     )
     _plan_retrieval(ex, settings)
     return ex

@@ -19,7 +19,7 @@ from support.fakes import FakeStream, chunk
 def execution() -> Execution:
     body = ExecuteRequest(prompt_id="p1")
     prompt = Prompt("p1", "alice", "hi", None, [], False)
-    return Execution("alice", body, prompt, "m", "hi", None, {}, execution_id="e1")
+    return Execution("alice", body, prompt, ("m",), "hi", None, {}, execution_id="e1")
 
 
 async def relay(stream: FakeStream) -> tuple[list[bytes], EventStream]:
