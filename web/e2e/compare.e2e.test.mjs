@@ -10,20 +10,15 @@ import {
   eventually,
   fakeConfig,
   fakeStats,
-  launchBrowser,
   layoutProblems,
   loadEnv,
   readDoc,
   screenshot,
-  signUp,
+  signedUpSession,
   tid,
-  watchConsole,
 } from './support.mjs';
 
 const env = loadEnv();
-const stamp = `${Date.now()}-${process.pid}`;
-const email = `e2e-cmp-${stamp}@example.com`;
-const password = 'correct-horse-42';
 const DESKTOP = { width: 1280, height: 900 };
 const PHONE = { width: 390, height: 844 };
 const [LOCAL, FAST, CAREFUL, BACKUP] = ['demo/local-model', 'demo/fast-model', 'demo/careful-model', 'demo/backup-model'];
@@ -38,15 +33,10 @@ const TEXT = {
 
 let browser;
 let page;
-let consoleProblems = [];
+let consoleProblems;
 
 before(async () => {
-  browser = await launchBrowser(env);
-  const context = await browser.newContext({ viewport: DESKTOP });
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  consoleProblems = watchConsole(page);
-  await signUp(page, env, email, password);
+  ({ browser, page, consoleProblems } = await signedUpSession(env, 'cmp', { viewport: DESKTOP }));
 });
 
 after(async () => {

@@ -14,21 +14,16 @@ import {
   ensureDir,
   eventually,
   fakeConfig,
-  launchBrowser,
   loadEnv,
   readDoc,
   screenshot,
-  signUp,
+  signedUpSession,
   startRun,
   tid,
   waitForPhase,
-  watchConsole,
 } from './support.mjs';
 
 const env = loadEnv();
-const stamp = `${Date.now()}-${process.pid}`;
-const email = `e2e-kb-${stamp}@example.com`;
-const password = 'correct-horse-42';
 const RESULTS = new URL('../test-results/', import.meta.url);
 
 const TITLE = 'Orchard Lane FAQ';
@@ -56,19 +51,18 @@ const ANSWER = 'Beyond three kilometres each drop costs four pounds [1], within 
 let browser;
 let context;
 let page;
+let email;
+let password;
 let documentId;
 let promptId;
-let consoleProblems = [];
+let consoleProblems;
 
 const DEFAULTS = { embed_delay: 0, text: null, first_chunk_delay: 0, chunks: 8 };
 
 before(async () => {
-  browser = await launchBrowser(env);
-  context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  consoleProblems = watchConsole(page);
-  await signUp(page, env, email, password);
+  ({ browser, context, page, consoleProblems, email, password } = await signedUpSession(env, 'kb', {
+    viewport: { width: 1280, height: 860 },
+  }));
 });
 
 after(async () => {

@@ -43,6 +43,24 @@ export async function launchBrowser(env) {
   });
 }
 
+/**
+ * A suite's browser session: Chromium, one context (with `permissions` granted on the app) and
+ * one page with 15 s timeouts, its console watched, signed up as a new user whose address
+ * carries `tag`. `email` and `password` are returned for the suite's own checks.
+ */
+export async function signedUpSession(env, tag, { viewport, permissions = [] }) {
+  const email = `e2e-${tag}-${Date.now()}-${process.pid}@example.com`;
+  const password = 'correct-horse-42';
+  const browser = await launchBrowser(env);
+  const context = await browser.newContext({ viewport });
+  if (permissions.length > 0) await context.grantPermissions(permissions, { origin: env.webUrl });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15_000);
+  const consoleProblems = watchConsole(page);
+  await signUp(page, env, email, password);
+  return { browser, context, page, consoleProblems, email, password };
+}
+
 /** Collects the page's console errors and warnings, and uncaught errors: a suite ends asserting there were none. */
 export function watchConsole(page) {
   const problems = [];

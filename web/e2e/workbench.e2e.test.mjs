@@ -9,22 +9,17 @@ import {
   createPrompt,
   ensureDir,
   eventually,
-  launchBrowser,
   layoutProblems,
   loadEnv,
   readDoc,
   screenshot,
-  signUp,
+  signedUpSession,
   startRun,
   tid,
   waitForPhase,
-  watchConsole,
 } from './support.mjs';
 
 const env = loadEnv();
-const stamp = `${Date.now()}-${process.pid}`;
-const email = `e2e-wb-${stamp}@example.com`;
-const password = 'correct-horse-42';
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
@@ -46,19 +41,19 @@ const MARKDOWN = [
   '| us-central1 | 98000 | 39 | 80 | 120 | 8 | 22 | another-long-cell-without-any-spaces-in-it |',
 ].join('\n');
 
+const stamp = `${Date.now()}-${process.pid}`;
+
 let browser;
-let context;
 let page;
-let consoleProblems = [];
+let email;
+let password;
+let consoleProblems;
 
 before(async () => {
-  browser = await launchBrowser(env);
-  context = await browser.newContext({ viewport: DESKTOP });
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.webUrl });
-  page = await context.newPage();
-  page.setDefaultTimeout(15_000);
-  consoleProblems = watchConsole(page);
-  await signUp(page, env, email, password);
+  ({ browser, page, consoleProblems, email, password } = await signedUpSession(env, 'wb', {
+    viewport: DESKTOP,
+    permissions: ['clipboard-read', 'clipboard-write'],
+  }));
   countRuns();
 });
 
