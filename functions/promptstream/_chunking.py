@@ -7,6 +7,10 @@ packed into passages of at most ``max_chars``; a paragraph longer than that is c
 sentence ends, then at spaces, then anywhere. A passage that follows another in the same
 section starts with the tail of the one before (``overlap_chars``, cut at a space), so a
 sentence that straddles the boundary is whole in one of them.
+
+Linear in its input whatever the text (docs/adr/0307-cpu-bounds.md): headings and fences
+are read with string operations, and the patterns left cannot backtrack (each match
+consumes what it tried). It still takes CPU in proportion to the text: call it off the loop.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from dataclasses import dataclass
 __all__ = ["HEADING_SEPARATOR", "Passage", "split_passages"]
 
 HEADING_SEPARATOR = " > "
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Blanks inside a heading line (CommonMark's), as opposed to str.strip()'s whitespace.
+_BLANKS = " \t"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _WORD = re.compile(r"\S+\s*|\s+")
 
@@ -83,16 +87,16 @@ def _sections(text: str, markdown: bool) -> list[tuple[str, list[str]]]:
                 fence = None
                 end_paragraph()
             continue
-        opening = _FENCE.match(line) if markdown else None
+        opening = _fence(line) if markdown else None
         if opening:
             end_paragraph()
-            fence = opening.group(1)[:3]
+            fence = opening
             lines.append(line)
             continue
-        heading = _HEADING.match(line) if markdown else None
+        heading = _heading(line) if markdown else None
         if heading:
             end_section()
-            level, title = len(heading.group(1)), (heading.group(2) or "").strip()
+            level, title = heading
             while path and path[-1][0] >= level:
                 path.pop()
             if title:
@@ -104,6 +108,40 @@ def _sections(text: str, markdown: bool) -> list[tuple[str, list[str]]]:
             lines.append(line.rstrip())
     end_section()
     return sections
+
+
+def _indent(line: str) -> str | None:
+    """``line`` without its indent of up to three spaces; ``None`` if indented more."""
+    body = line.lstrip(" ")
+    return body if len(line) - len(body) <= 3 else None
+
+
+def _fence(line: str) -> str | None:
+    """The first three characters of an opening code fence (three or more backticks or
+    tildes after up to three spaces), or ``None``."""
+    body = _indent(line)
+    if body is not None and body.startswith(("```", "~~~")):
+        return body[:3]
+    return None
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """An ATX heading's level and title, or ``None``: up to three spaces, one to six
+    ``#``, then nothing or a blank and the title, less an optional closing run of ``#``
+    that follows a blank. Each step is one scan of the line, where a pattern for the same
+    grammar backtracked over the blanks in quadratic time."""
+    body = _indent(line)
+    if body is None:
+        return None
+    rest = body.lstrip("#")
+    level = len(body) - len(rest)
+    if not 1 <= level <= 6 or (rest and rest[0] not in _BLANKS):
+        return None
+    title = rest.strip(_BLANKS)
+    closed = title.rstrip("#")
+    if closed != title and closed and closed[-1] in _BLANKS:
+        title = closed
+    return level, title.strip()
 
 
 def _pieces(paragraph: str, limit: int) -> list[str]:
@@ -121,11 +159,14 @@ def _pieces(paragraph: str, limit: int) -> list[str]:
             continue
         for match in _WORD.finditer(sentence):
             word = match.group(0)
-            while len(word.rstrip()) > limit:
-                units.append(word[:limit])
-                word = word[limit:]
-            if word:
-                units.append(word)
+            # Cut by index: slicing the rest off again at each cut is quadratic in a long
+            # run without spaces.
+            start, end = 0, len(word.rstrip())
+            while end - start > limit:
+                units.append(word[start : start + limit])
+                start += limit
+            if start < len(word):
+                units.append(word[start:])
     runs: list[str] = []
     current = ""
     for unit in units:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptstream._chunking import Passage, split_passages
+from promptstream._chunking import Passage, _fence, _heading, split_passages
 from support import examples
 
 GUIDE = """\
@@ -154,3 +155,67 @@ def test_any_text_gives_bounded_passages_that_cover_its_words(text: str) -> None
     for word in body.split():
         if len(word) <= 160 and "`" not in body and "~~~" not in body:
             assert word in covered
+
+
+# -- linear time (issue 22) -----------------------------------------------------------------
+
+# The patterns the chunker used to read headings and fences with: the reference grammar.
+_OLD_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_OLD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(st.text(alphabet=" \t#`~a\f\u3000", max_size=24))
+def test_headings_and_fences_read_as_the_reference_patterns_did(line: str) -> None:
+    old = _OLD_HEADING.match(line)
+    assert _heading(line) == (
+        (len(old.group(1)), (old.group(2) or "").strip()) if old else None
+    )
+    fence = _OLD_FENCE.match(line)
+    assert _fence(line) == (fence.group(1)[:3] if fence else None)
+
+
+# Large enough that the quadratic pattern took seconds; ten times it is the 500,000
+# characters a document may have.
+_BASE_CHARS = 50_000
+
+# Adversarial shapes for every scan the chunker makes, at a given size in characters.
+_SHAPES = {
+    "heading_then_blanks": lambda n: "# a" + " " * n + "b",
+    "heading_blank_tab_hash": lambda n: "# a" + " \t#" * (n // 3) + "b",
+    "hashes_only": lambda n: "#" * n,
+    "closing_run_not_at_end": lambda n: "## x " + "#" * n + " y",
+    "indented_hashes": lambda n: "   " + "# " * (n // 2),
+    "sentence_then_blanks": lambda n: "a." + " " * n + "b",
+    "cjk_full_stops": lambda n: "。" * n,
+    "dot_space_runs": lambda n: ". " * (n // 2),
+    "one_long_word": lambda n: "x" * n,
+    "open_fence": lambda n: "```\n" + "x\n" * (n // 2),
+    "fence_like_lines": lambda n: " ``\n" * (n // 4),
+    "short_heading_lines": lambda n: "# h\nw\n" * (n // 6),
+    "words_with_long_blanks": lambda n: "a" + (" " * 1199 + "b") * (n // 1200),
+}
+
+
+def _seconds(text: str) -> float:
+    """The best of three timings of one split (each repeated until it takes 20 ms)."""
+    best = float("inf")
+    for _ in range(3):
+        calls, started = 0, time.perf_counter()
+        while True:
+            split_passages(text)
+            calls += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= 0.02:
+                break
+        best = min(best, elapsed / calls)
+    return best
+
+
+@pytest.mark.parametrize("shape", sorted(_SHAPES))
+def test_chunking_time_grows_linearly_with_adversarial_input(shape: str) -> None:
+    # Ten times the input: about ten times the time for a linear scan, a hundred for the
+    # quadratic backtracking this replaced. The bound sits between, a ratio and not a
+    # wall-clock figure, so a busy machine does not fail it.
+    small, large = _SHAPES[shape](_BASE_CHARS), _SHAPES[shape](_BASE_CHARS * 10)
+    assert _seconds(large) / _seconds(small) < 35
