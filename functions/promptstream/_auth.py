@@ -2,7 +2,9 @@
 
 firebase-admin's ``verify_id_token`` is synchronous, and in production it may fetch
 Google's public keys over HTTP, so it runs in a worker thread: a slow check holds that
-thread, never the loop that relays every stream. A token already verified is
+thread, never the loop that relays every stream. The threads are the authenticator's
+own (``CONTROL_THREADS``), not the loop's default pool, so a check never waits behind
+other blocking work (docs/adr/0307-cpu-bounds.md). A token already verified is
 remembered until it expires (a browser sends the same one for an hour), so most
 requests skip the thread entirely.
 
@@ -21,11 +23,12 @@ import os
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ._errors import ErrorCode, HttpError
 
-__all__ = ["Authenticator", "Claims", "EmulatorGuard", "firebase_verifier"]
+__all__ = ["CONTROL_THREADS", "Authenticator", "Claims", "EmulatorGuard", "firebase_verifier"]
 
 # What a verifier returns: the uid and the token's expiry (seconds since the epoch).
 Claims = tuple[str, float]
@@ -33,6 +36,9 @@ Claims = tuple[str, float]
 _CACHE_SIZE = 4096
 # Tolerated difference between our clock and the token issuer's.
 _CLOCK_SKEW = 5
+# Threads for the short blocking calls a request waits on before any user work: the
+# token check, the emulator guard's probe, the Firestore credential refresh.
+CONTROL_THREADS = 4
 
 
 # How long the Auth emulator has to answer the guard's probe, and how long a failed proof
@@ -55,13 +61,19 @@ class EmulatorGuard:
     Proven once, off the loop, on the first token; a failed proof is retried after a
     while."""
 
-    def __init__(self, project: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        project: str,
+        env: Mapping[str, str] | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
         env = os.environ if env is None else env
+        self._executor = executor
         self.host = env.get("FIREBASE_AUTH_EMULATOR_HOST") or None
         self._project = project
         self._cloud_run = "K_CONFIGURATION" in env
         self._allowed = self.host is None
-        self._proving: asyncio.Task[bool] | None = None
+        self._proving: asyncio.Future[bool] | None = None
         self._next_try = 0.0
 
     async def allows(self) -> bool:
@@ -71,7 +83,9 @@ class EmulatorGuard:
         if proving is None:
             if time.monotonic() < self._next_try:
                 return False
-            proving = asyncio.get_running_loop().create_task(asyncio.to_thread(self.prove))
+            loop = asyncio.get_running_loop()
+            # No executor given: the loop's default pool (a guard built alone, in tests).
+            proving = asyncio.ensure_future(loop.run_in_executor(self._executor, self.prove))
             self._proving = proving
         allowed = await asyncio.shield(proving)
         if self._proving is proving:
@@ -108,10 +122,16 @@ def _is_loopback(host: str) -> bool:
 
 
 class Authenticator:
-    def __init__(self, verify: Callable[[str], Claims], guard: EmulatorGuard | None = None) -> None:
+    def __init__(
+        self,
+        verify: Callable[[str], Claims],
+        guard: EmulatorGuard | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._verify = verify
         self._known: dict[str, Claims] = {}
         self._guard = guard
+        self.executor = executor or ThreadPoolExecutor(CONTROL_THREADS, "control")
 
     async def uid(self, header: str | None) -> str:
         """The caller's uid, or ``HttpError`` (401; 500 when the guard refuses)."""
@@ -128,7 +148,8 @@ class Authenticator:
         if known is not None and known[1] > time.time() + _CLOCK_SKEW:
             return known[0]
         try:
-            claims = await asyncio.to_thread(self._verify, token)
+            loop = asyncio.get_running_loop()
+            claims = await loop.run_in_executor(self.executor, self._verify, token)
         except Exception:
             raise HttpError(
                 ErrorCode.UNAUTHENTICATED, "The ID token is invalid or expired."

@@ -2,19 +2,28 @@
 
 Pure (no I/O beyond the bytes given) and bounded: the bytes, the PDF pages read and the
 characters kept all have caps, and each refusal is a ``DocumentError`` with a stable
-``code`` the caller can show. PDF parsing is CPU work: call ``extract_text`` from a
-worker thread (``asyncio.to_thread``), never on the loop that relays streams.
+``code`` the caller can show. Decoding is CPU work: call ``extract_text`` from a worker
+thread, never on the loop that relays streams; an upload's PDF is read by
+``_pdfsandbox`` in a child process with CPU, memory and time limits.
 """
 
 from __future__ import annotations
 
-import io
-import logging
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["DocumentError", "DocumentKind", "ExtractedText", "detect_kind", "extract_text"]
+from ._pdfchild import PdfRefused, pdf_text
+
+__all__ = [
+    "DocumentError",
+    "DocumentKind",
+    "ExtractedText",
+    "check_upload",
+    "detect_kind",
+    "extract_text",
+    "finish_text",
+]
 
 DocumentKind = Literal["text", "markdown", "pdf"]
 
@@ -40,7 +49,8 @@ _MAX_CONTROL_SHARE = 0.01
 class DocumentError(ValueError):
     """An upload that cannot be turned into text. ``code`` is stable: ``empty``,
     ``unsupported_type``, ``binary``, ``corrupt_pdf``, ``encrypted_pdf``, ``too_large``,
-    ``too_many_pages``, ``too_long``."""
+    ``too_many_pages``, ``too_long``, ``too_complex`` (the PDF child hit a limit) and
+    ``busy`` (no PDF child free in time)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -71,6 +81,21 @@ def detect_kind(data: bytes, filename: str = "", content_type: str | None = None
     )
 
 
+def check_upload(
+    data: bytes,
+    *,
+    filename: str = "",
+    content_type: str | None = None,
+    max_bytes: int = 5 * 1024 * 1024,
+) -> DocumentKind:
+    """The kind of ``data``, after the checks that need no parsing (size, emptiness)."""
+    if len(data) > max_bytes:
+        raise DocumentError("too_large", f"the file is larger than {max_bytes} bytes")
+    if not data.strip():
+        raise DocumentError("empty", "the file is empty")
+    return detect_kind(data, filename, content_type)
+
+
 def extract_text(
     data: bytes,
     *,
@@ -80,19 +105,25 @@ def extract_text(
     max_pages: int = 200,
     max_chars: int = 500_000,
 ) -> ExtractedText:
-    """The text of ``data``, NFC-normalised with LF line ends.
+    """The text of ``data``, NFC-normalised with LF line ends, read in this process.
 
-    Raises ``DocumentError`` for empty, binary, corrupt or oversized input.
+    Raises ``DocumentError`` for empty, binary, corrupt or oversized input. A PDF is
+    read without the child process's limits: ``_pdfsandbox`` reads the uploads.
     """
-    if len(data) > max_bytes:
-        raise DocumentError("too_large", f"the file is larger than {max_bytes} bytes")
-    if not data.strip():
-        raise DocumentError("empty", "the file is empty")
-    kind = detect_kind(data, filename, content_type)
+    kind = check_upload(data, filename=filename, content_type=content_type, max_bytes=max_bytes)
     if kind == "pdf":
-        text, pages = _pdf_text(data, max_pages=max_pages, max_chars=max_chars)
+        try:
+            text, pages = pdf_text(data, max_pages=max_pages, max_chars=max_chars)
+        except PdfRefused as exc:
+            raise DocumentError(exc.code, exc.message) from None
     else:
         text, pages = _decode_text(data), 1
+    return finish_text(text, kind, pages, max_chars=max_chars)
+
+
+def finish_text(text: str, kind: DocumentKind, pages: int, *, max_chars: int) -> ExtractedText:
+    """Extracted ``text`` NFC-normalised with LF line ends, refused when it is blank or
+    longer than ``max_chars``."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.strip():
         if kind == "pdf":
@@ -118,38 +149,3 @@ def _decode_text(data: bytes) -> str:
     if controls > _MAX_CONTROL_SHARE * len(text):
         raise DocumentError("binary", "the file is binary, not text")
     return text
-
-
-def _pdf_text(data: bytes, *, max_pages: int, max_chars: int) -> tuple[str, int]:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PyPdfError
-
-    # pypdf logs every repair it makes to a damaged file; the outcome is what matters.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            raise DocumentError("encrypted_pdf", "the PDF is encrypted")
-        count = len(reader.pages)
-        if count > max_pages:
-            raise DocumentError("too_many_pages", f"the PDF has more than {max_pages} pages")
-        parts: list[str] = []
-        size = 0
-        for page in reader.pages:
-            part = page.extract_text() or ""
-            size += len(part)
-            if size > max_chars:
-                raise DocumentError("too_long", f"the text is longer than {max_chars} characters")
-            parts.append(part.strip())
-    except DocumentError:
-        raise
-    except FileNotDecryptedError:
-        raise DocumentError("encrypted_pdf", "the PDF is encrypted") from None
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        # A damaged file reaches pypdf's parser in many ways; all of them mean "corrupt".
-        raise DocumentError(
-            "corrupt_pdf", f"the PDF cannot be read ({type(exc).__name__})"
-        ) from None
-    except RecursionError:
-        raise DocumentError("corrupt_pdf", "the PDF cannot be read (nested too deep)") from None
-    return "\n\n".join(part for part in parts if part), count

@@ -39,6 +39,7 @@ _INGEST_CODES: dict[str, ErrorCode] = {
     "binary": ErrorCode.INVALID_DOCUMENT,
     "corrupt_pdf": ErrorCode.INVALID_DOCUMENT,
     "encrypted_pdf": ErrorCode.INVALID_DOCUMENT,
+    "too_complex": ErrorCode.INVALID_DOCUMENT,
     "too_large": ErrorCode.PAYLOAD_TOO_LARGE,
     "too_many_pages": ErrorCode.DOCUMENT_TOO_LONG,
     "too_long": ErrorCode.DOCUMENT_TOO_LONG,
@@ -47,6 +48,7 @@ _INGEST_CODES: dict[str, ErrorCode] = {
     "too_many_documents": ErrorCode.TOO_MANY_DOCUMENTS,
     "superseded": ErrorCode.DOCUMENT_CONFLICT,
     "store_failed": ErrorCode.UNAVAILABLE,
+    "busy": ErrorCode.UNAVAILABLE,
 }
 _MAX_TITLE = 200
 _MAX_FILENAME = 255

@@ -20,6 +20,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,7 +206,7 @@ class FirestoreRest:
 
     Against the emulator (``emulator_host``) it calls as the owner, as the Admin SDK
     does; otherwise with an OAuth token from the instance's credentials, refreshed in a
-    worker thread when it nears expiry.
+    thread of its own when it nears expiry.
     """
 
     def __init__(
@@ -225,6 +226,7 @@ class FirestoreRest:
         self._emulator = bool(emulator_host)
         self._credentials = credentials
         self._refresh_lock = asyncio.Lock()
+        self._refresher: ThreadPoolExecutor | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._read_attempts = read_attempts
 
@@ -353,6 +355,14 @@ class FirestoreRest:
             pass
         raise FirestoreError(resp.status, status, message[:300])
 
+    def _credential_thread(self) -> ThreadPoolExecutor:
+        # Its own thread, not the loop's default pool: a refresh every request waits on
+        # must not queue behind other blocking work (docs/adr/0307-cpu-bounds.md). One
+        # suffices, the refresh lock lets one run at a time.
+        if self._refresher is None:
+            self._refresher = ThreadPoolExecutor(1, "credentials")
+        return self._refresher
+
     async def _authorization(self) -> str:
         if self._emulator:
             return "Bearer owner"
@@ -360,12 +370,17 @@ class FirestoreRest:
         if credentials is None:
             import google.auth
 
-            credentials, _ = await asyncio.to_thread(google.auth.default, scopes=_SCOPES)
+            loop = asyncio.get_running_loop()
+            credentials, _ = await loop.run_in_executor(
+                self._credential_thread(), lambda: google.auth.default(scopes=_SCOPES)
+            )
             self._credentials = credentials
         if not credentials.valid:
             async with self._refresh_lock:
                 if not credentials.valid:
                     from google.auth.transport.requests import Request
 
-                    await asyncio.to_thread(credentials.refresh, Request())
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._credential_thread(), credentials.refresh, Request()
+                    )
         return f"Bearer {credentials.token}"

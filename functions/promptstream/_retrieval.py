@@ -27,7 +27,7 @@ import asyncio
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -35,7 +35,7 @@ import aiohttp
 from . import _logging
 from ._chunking import Passage, split_passages
 from ._config import Settings
-from ._documents import DocumentError, extract_text
+from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
 from ._embeddings import Embeddings
 from ._errors import OpenRouterError
 from ._firestore import (
@@ -46,6 +46,7 @@ from ._firestore import (
     field_path,
     structured_query,
 )
+from ._pdfsandbox import PdfLimits, PdfSandbox
 
 __all__ = [
     "DOCUMENTS",
@@ -106,6 +107,8 @@ class IngestLimits:
     max_passages: int = 2000
     passage_chars: int = 1200
     overlap_chars: int = 150
+    # The instance's PDF children (shared by its uploads: their number is bounded).
+    pdf: PdfSandbox = field(default_factory=PdfSandbox, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
@@ -117,6 +120,15 @@ class IngestLimits:
             max_passages=settings.max_passages_per_document,
             passage_chars=settings.passage_chars,
             overlap_chars=settings.passage_overlap_chars,
+            pdf=PdfSandbox(
+                PdfLimits(
+                    cpu_seconds=settings.pdf_cpu_seconds,
+                    memory_bytes=settings.pdf_memory_bytes,
+                    wall_seconds=settings.pdf_wall_seconds,
+                    concurrency=settings.pdf_concurrency,
+                    queue_seconds=settings.pdf_queue_seconds,
+                )
+            ),
         )
 
 
@@ -207,19 +219,12 @@ async def ingest(
     spent = 0
     try:
         try:
-            # PDF parsing is CPU work: off the loop that relays streams.
-            text = await asyncio.to_thread(
-                extract_text,
-                data,
-                filename=filename,
-                content_type=content_type,
-                max_bytes=limits.max_bytes,
-                max_pages=limits.max_pages,
-                max_chars=limits.max_chars,
-            )
+            text = await _extract(data, filename, content_type, limits)
         except DocumentError as exc:
             raise IngestError(exc.code, exc.message) from exc
-        passages = split_passages(
+        # Linear in the text, yet CPU in proportion to it: off the loop that relays streams.
+        passages = await asyncio.to_thread(
+            split_passages,
             text.text,
             markdown=text.kind == "markdown",
             max_chars=limits.passage_chars,
@@ -275,6 +280,29 @@ async def ingest(
         # document's deletion removes them.
         _logging.warn("old passages not deleted", document_id=document_id)
     return IngestResult(document_id, generation, len(passages), spent)
+
+
+async def _extract(
+    data: bytes, filename: str, content_type: str | None, limits: IngestLimits
+) -> ExtractedText:
+    """The upload's text: a PDF read by a limited child process, text decoded in a
+    worker thread (both off the loop)."""
+    kind = check_upload(
+        data, filename=filename, content_type=content_type, max_bytes=limits.max_bytes
+    )
+    if kind != "pdf":
+        return await asyncio.to_thread(
+            extract_text,
+            data,
+            filename=filename,
+            content_type=content_type,
+            max_bytes=limits.max_bytes,
+            max_chars=limits.max_chars,
+        )
+    text, pages = await limits.pdf.text(
+        data, max_pages=limits.max_pages, max_chars=limits.max_chars
+    )
+    return await asyncio.to_thread(finish_text, text, kind, pages, max_chars=limits.max_chars)
 
 
 def _passage_fields(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 
 from ._admission import Openings
-from ._auth import Authenticator, EmulatorGuard, firebase_verifier
+from ._auth import CONTROL_THREADS, Authenticator, EmulatorGuard, firebase_verifier
 from ._client import OpenRouterClient
 from ._config import Settings
 from ._embeddings import EmbeddingsClient, EmbeddingsConfig
@@ -102,9 +103,12 @@ def _build_service() -> Service:
     except ValueError:
         app = firebase_admin.initialize_app(options={"projectId": settings.project_id})
     store = Store(settings, emulator_host=os.environ.get("FIRESTORE_EMULATOR_HOST"))
+    control = ThreadPoolExecutor(CONTROL_THREADS, "control")
     return Service(
         settings,
         store,
-        Authenticator(firebase_verifier(app), EmulatorGuard(settings.project_id)),
+        Authenticator(
+            firebase_verifier(app), EmulatorGuard(settings.project_id, executor=control), control
+        ),
         os.environ.get("OPENROUTER_API_KEY"),
     )

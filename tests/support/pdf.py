@@ -1,6 +1,6 @@
 """Builders for the knowledge-base tests: real PDFs written by hand (pypdf reads PDFs
-but does not lay out text), one with a text layer and one that inflates past pypdf's
-decompression cap."""
+but does not lay out text), one with a text layer, one that inflates past pypdf's
+decompression cap, and one whose pages invoke a form XObject thousands of times."""
 
 from __future__ import annotations
 
@@ -31,6 +31,42 @@ def make_bomb_pdf(inflated_bytes: int) -> bytes:
     return _assemble([body], b" /Filter /FlateDecode")
 
 
+def make_form_bomb_pdf(pages: int = 200, invocations: int = 5000, form_ops: int = 20) -> bytes:
+    """``pages`` pages that all show one content stream: ``invocations`` times ``Do`` of
+    one form XObject holding ``form_ops`` text operators. pypdf parses the form again at
+    each ``Do``: a file of a few KB that takes days of CPU to read (or, with a large
+    form, gigabytes)."""
+    form = b"BT /F1 1 Tf " + b"(x) Tj " * form_ops + b"ET"
+    content = b"/X0 Do\n" * invocations
+    page_ids = [6 + i for i in range(pages)]
+    kids = " ".join(f"{pid} 0 R" for pid in page_ids).encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+        _FONT,
+        _deflated(
+            form,
+            b" /Type /XObject /Subtype /Form /BBox [0 0 612 792]"
+            b" /Resources << /Font << /F1 3 0 R >> >>",
+        ),
+        _deflated(content, b""),
+    ]
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources"
+        b" << /Font << /F1 3 0 R >> /XObject << /X0 4 0 R >> >> /Contents 5 0 R >>"
+    ] * pages
+    return _write(objects)
+
+
+def _deflated(data: bytes, entries: bytes) -> bytes:
+    packed = zlib.compress(data, 9)
+    return (
+        b"<< /Length %d /Filter /FlateDecode%s >>\nstream\n" % (len(packed), entries)
+        + packed
+        + b"\nendstream"
+    )
+
+
 def _assemble(streams: list[bytes], filters: bytes) -> bytes:
     page_ids = [4 + 2 * i for i in range(len(streams))]
     kids = " ".join(f"{pid} 0 R" for pid in page_ids).encode()
@@ -47,6 +83,11 @@ def _assemble(streams: list[bytes], filters: bytes) -> bytes:
         objects.append(
             b"<< /Length %d%s >>\nstream\n" % (len(stream), filters) + stream + b"\nendstream"
         )
+    return _write(objects)
+
+
+def _write(objects: list[bytes]) -> bytes:
+    """``objects`` numbered from 1 (the catalog first), with a correct xref table."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, body in enumerate(objects, start=1):

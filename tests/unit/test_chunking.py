@@ -168,9 +168,7 @@ _OLD_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 @given(st.text(alphabet=" \t#`~a\f\u3000", max_size=24))
 def test_headings_and_fences_read_as_the_reference_patterns_did(line: str) -> None:
     old = _OLD_HEADING.match(line)
-    assert _heading(line) == (
-        (len(old.group(1)), (old.group(2) or "").strip()) if old else None
-    )
+    assert _heading(line) == ((len(old.group(1)), (old.group(2) or "").strip()) if old else None)
     fence = _OLD_FENCE.match(line)
     assert _fence(line) == (fence.group(1)[:3] if fence else None)
 
