@@ -27,6 +27,7 @@ from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._handler import endpoint
 from ._request import read_body, too_large
 from ._retrieval import IngestError, check_document_id, delete_document, ingest
+from ._sanitize import plain_label
 from ._service import Service
 from ._store import auto_id
 
@@ -84,7 +85,7 @@ def _document_id(value: str | None) -> str:
 
 
 def _bounded(query: dict[str, str], name: str, limit: int) -> str:
-    value = query.get(name, "").strip()
+    value = plain_label(query.get(name, ""))
     if len(value) > limit:
         raise HttpError(ErrorCode.INVALID_REQUEST, f"{name} is limited to {limit} characters")
     return value

@@ -47,6 +47,7 @@ from ._firestore import (
     structured_query,
 )
 from ._pdfsandbox import PdfLimits, PdfSandbox
+from ._sanitize import quote_markup
 
 __all__ = [
     "DOCUMENTS",
@@ -591,7 +592,10 @@ _CONTEXT_HEAD = (
 
 def build_context(sources: Sequence[Source]) -> str:
     """The sources as numbered, quoted passages for the user message (never the system
-    prompt). Passage ``n`` is ``sources[n - 1]``; an empty list gives ``""``."""
+    prompt). Passage ``n`` is ``sources[n - 1]``; an empty list gives ``""``.
+
+    No text of a document can end its quotation: every character that is or looks like
+    an angle bracket (also after NFKC) is a character reference (``quote_markup``)."""
     if not sources:
         return ""
     parts = [_CONTEXT_HEAD]
@@ -605,9 +609,8 @@ def build_context(sources: Sequence[Source]) -> str:
 
 
 def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace("\n", " ")
+    return quote_markup(text, attribute=True)
 
 
 def _quote(text: str) -> str:
-    # A passage cannot close its own quotation and speak outside it.
-    return re.sub(r"</?\s*passage", lambda m: m.group(0).replace("<", "&lt;"), text, flags=re.I)
+    return quote_markup(text)

@@ -1,4 +1,5 @@
-"""Making what an upstream reports safe to put in an event, a record or a log line.
+"""Making what an upstream reports safe to put in an event, a record or a log line, and
+what a user uploads safe to quote to a model.
 
 An upstream is not trusted to send well-formed values: a lone surrogate cannot be
 encoded as UTF-8 (our events, Firestore), a map key Firestore reserves (``__x__``) or a
@@ -13,7 +14,7 @@ from typing import Any
 
 from ._redact import redact
 
-__all__ = ["MAX_ID_CHARS", "safe_text", "safe_usage"]
+__all__ = ["MARKUP", "MAX_ID_CHARS", "plain_label", "quote_markup", "safe_text", "safe_usage"]
 
 # A model slug or a generation id is short; a longer one is cut, not refused.
 MAX_ID_CHARS = 200
@@ -22,6 +23,41 @@ _INT64_MAX = 2**63 - 1
 # Surrogates cannot be encoded; control characters have no place in an identifier and
 # would make a log line or an id hard to read.
 _UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+# What quoting writes as a character reference: the three characters of XML markup,
+# every other character whose compatibility decomposition holds one of them (a unit test
+# checks this list against all of Unicode, so NFKC cannot make a bracket out of anything
+# left), and the characters that look like an angle bracket (Unicode's confusables and
+# the angle brackets of CJK and mathematics).
+MARKUP = (
+    "&<>\u226e\u226f\ufe60\ufe64\ufe65\uff06\uff1c\uff1e"
+    "\u02c2\u02c3\u1433\u1438\u16b2\u2039\u203a\u2329\u232a\u276c\u276d\u276e\u276f"
+    "\u27e8\u27e9\u29fc\u29fd\u3008\u3009\U00016f3f\U0001d236\U0001d237"
+)
+_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+_REFERENCES: dict[int, str] = {ord(c): _NAMED.get(c) or f"&#x{ord(c):X};" for c in MARKUP}
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]  # Unicode's Cc
+# Quoted text keeps its tabs and line ends; a label (an attribute) is one line.
+_QUOTED = str.maketrans({**dict.fromkeys(_CONTROLS), **_REFERENCES, 9: "\t", 10: "\n"})
+_LABEL = str.maketrans({**dict.fromkeys(_CONTROLS), 9: " ", 10: " ", 13: " "})
+_ATTRIBUTE = str.maketrans(
+    {**dict.fromkeys(_CONTROLS), **_REFERENCES, 9: " ", 10: " ", 34: "&quot;"}
+)
+
+
+def quote_markup(text: str, *, attribute: bool = False) -> str:
+    """``text`` with no markup left in it, whatever the Unicode: each character of
+    ``MARKUP`` as a character reference (so decoding them once gives the text back) and
+    the control characters dropped, except tab and LF (spaces in an ``attribute``,
+    where ``"`` is a reference too)."""
+    return text.translate(_ATTRIBUTE if attribute else _QUOTED)
+
+
+def plain_label(value: str) -> str:
+    """A title or file name from a user: control characters dropped (a tab or a line
+    end becomes a space), then stripped."""
+    return value.translate(_LABEL).strip()
+
 
 # OpenRouter's usage object: the keys kept, and for the nested ones, their own keys.
 _USAGE_NUMBERS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens", "cost"})

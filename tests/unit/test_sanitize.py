@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from promptstream._sanitize import MAX_ID_CHARS, safe_text, safe_usage
+from promptstream._sanitize import MAX_ID_CHARS, plain_label, safe_text, safe_usage
 
 KEY = "sk-or-v1-0123abcdef"
 
@@ -66,3 +66,8 @@ def test_safe_usage_keeps_known_keys_with_int64_numbers(
     usage: Any, expected: dict[str, Any] | None
 ) -> None:
     assert safe_usage(usage) == expected
+
+
+def test_a_label_loses_its_control_characters_and_keeps_the_rest() -> None:
+    assert plain_label(" Hand\x00book\x1b[31m\tv2\r\n\u0085 ") == "Handbook[31m v2"
+    assert plain_label("Café 👩‍👩‍👧 \u200f") == "Café 👩‍👩‍👧 \u200f"
