@@ -33,10 +33,10 @@ def make_bomb_pdf(inflated_bytes: int) -> bytes:
 
 def make_form_bomb_pdf(pages: int = 200, invocations: int = 5000, form_ops: int = 20) -> bytes:
     """``pages`` pages that all show one content stream: ``invocations`` times ``Do`` of
-    one form XObject holding ``form_ops`` text operators. pypdf parses the form again at
-    each ``Do``: a file of a few KB that takes days of CPU to read (or, with a large
-    form, gigabytes)."""
-    form = b"BT /F1 1 Tf " + b"(x) Tj " * form_ops + b"ET"
+    one form XObject holding ``form_ops`` text operators that show nothing. pypdf parses
+    the form again at each ``Do``: a file of a few KB that takes hours of CPU to read and
+    gives no text, so no cap on characters stops it."""
+    form = b"BT /F1 1 Tf " + b"() Tj " * form_ops + b"ET"
     content = b"/X0 Do\n" * invocations
     page_ids = [6 + i for i in range(pages)]
     kids = " ".join(f"{pid} 0 R" for pid in page_ids).encode()
