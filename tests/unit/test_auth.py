@@ -3,8 +3,10 @@ tokens, and the guard that allows unsigned (emulator) tokens only under the emul
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import threading
 import time
 from typing import Any
 
@@ -186,3 +188,16 @@ def test_the_firebase_verifier_checks_the_times_itself(
     else:
         with pytest.raises(ValueError):
             verify("token")
+
+
+async def test_a_token_check_does_not_wait_behind_the_loops_default_pool() -> None:
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    # Every thread of the default pool held, as PDF parsing in threads once held them.
+    held = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    try:
+        auth = Authenticator(Verifier())
+        assert await asyncio.wait_for(auth.uid("Bearer alice"), 5) == "alice"
+    finally:
+        release.set()
+        await asyncio.gather(*held)

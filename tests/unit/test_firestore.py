@@ -5,8 +5,10 @@ aioresponses playing firestore.googleapis.com."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
+import threading
 from typing import Any
 
 import aiohttp
@@ -178,3 +180,21 @@ async def test_a_failed_precondition_is_a_conflict_and_other_errors_are_not() ->
                     await db.commit([])
                 seen.append((refused.value.status, refused.value.conflict))
     assert seen == [(name, conflict) for _, name, conflict in replies] + [("UNKNOWN", False)]
+
+
+async def test_a_credential_refresh_does_not_wait_behind_the_loops_default_pool() -> None:
+    loop = asyncio.get_running_loop()
+    release = threading.Event()
+    held = [loop.run_in_executor(None, release.wait) for _ in range(64)]
+    credentials = FakeCredentials()
+    credentials.valid = False
+    try:
+        with aioresponses() as mocked:
+            mocked.post(COMMIT, payload={"writeResults": [], "commitTime": "t"})
+            async with aiohttp.ClientSession() as session:
+                db = FirestoreRest("prod-project", session, credentials=credentials)
+                await asyncio.wait_for(db.commit([]), 5)
+    finally:
+        release.set()
+        await asyncio.gather(*held)
+    assert credentials.refreshes == 1
