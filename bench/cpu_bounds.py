@@ -6,13 +6,15 @@ a limited child process against reading it in this one.
 Prints, for a heading line of N blanks, the seconds of the working tree's chunker and of
 the one before issue 22 (37e8c84); for a one-page and a 200-page PDF, the median seconds
 of ``pdf_text`` in-process and through ``PdfSandbox`` (11 runs each) and the child's peak
-RSS; and the median seconds to start a child from a parent holding 300 MB, with and
+RSS; the same one-page file through a multiprocessing forkserver with pypdf preloaded;
+and the median seconds to start a child from a parent holding 300 MB, with and
 without a ``preexec_fn`` (which makes CPython fork instead of vfork).
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import resource
 import statistics
 import subprocess
@@ -24,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "tests")]
 
+from bench._forkjob import read  # noqa: E402
 from promptstream._chunking import split_passages  # noqa: E402
 from promptstream._pdfchild import pdf_text  # noqa: E402
 from promptstream._pdfsandbox import PdfSandbox  # noqa: E402
@@ -83,6 +86,22 @@ def pdfs() -> None:
     print(f"child peak RSS: {peak:.0f} MB")
 
 
+def forkserver() -> None:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pypdf", "bench._forkjob"])
+    one = make_pdf(["Opening hours are nine to five."])
+
+    def run() -> None:
+        here, there = context.Pipe()
+        process = context.Process(target=read, args=(one, there))
+        process.start()
+        here.recv()
+        process.join()
+
+    run()  # starts the fork server
+    print(f"1 page through a forkserver (pypdf preloaded): {_seconds(run) * 1e3:.1f} ms")
+
+
 def spawning() -> None:
     ballast = bytearray(300 * 1024 * 1024)
     for i in range(0, len(ballast), 4096):
@@ -98,4 +117,5 @@ def spawning() -> None:
 if __name__ == "__main__":
     chunker()
     pdfs()
+    forkserver()
     spawning()

@@ -156,7 +156,7 @@ class Settings(BaseModel):
     # ``too_complex``. At most pdf_concurrency at once per instance; an upload that waits
     # longer than pdf_queue_seconds for one is refused 503.
     pdf_cpu_seconds: int = Field(default=10, ge=1)
-    pdf_memory_bytes: int = Field(default=384 * 1024 * 1024, ge=64 * 1024 * 1024)
+    pdf_memory_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024 * 1024)
     pdf_wall_seconds: float = Field(default=20.0, gt=0)
     pdf_concurrency: int = Field(default=2, ge=1)
     pdf_queue_seconds: float = Field(default=5.0, gt=0)

@@ -28,7 +28,7 @@ class PdfLimits:
     """What one PDF child may use, and how many run at once."""
 
     cpu_seconds: int = 10
-    memory_bytes: int = 384 * 1024 * 1024
+    memory_bytes: int = 256 * 1024 * 1024
     wall_seconds: float = 20.0
     concurrency: int = 2
     queue_seconds: float = 5.0

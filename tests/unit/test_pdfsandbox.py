@@ -69,7 +69,7 @@ def test_the_deadline_kills_a_child_the_cpu_limit_has_not_stopped_yet() -> None:
 
 def test_the_memory_limit_turns_an_inflating_stream_into_too_complex() -> None:
     # pypdf inflates up to its own cap (75 MB) before calling the file corrupt: more than
-    # a 128 MiB address space holds, well within the default.
+    # a 128 MiB address space holds, within the default.
     bomb = make_bomb_pdf(80 * 1024 * 1024)
     assert refusal(PdfSandbox(PdfLimits(memory_bytes=128 * 1024 * 1024)), bomb) == "too_complex"
     assert refusal(PdfSandbox(), bomb) == "corrupt_pdf"

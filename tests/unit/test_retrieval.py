@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream import Settings
+from promptstream._pdfsandbox import PdfLimits
 from promptstream._retrieval import IngestLimits, Source, build_context, check_document_id
 from promptstream._sanitize import MARKUP
 from support import examples
@@ -82,6 +83,14 @@ def test_ingest_limits_come_from_the_settings() -> None:
     settings = Settings(max_document_bytes=10, max_documents_per_user=3, passage_chars=300)
     limits = IngestLimits.from_settings(settings)
     assert (limits.max_bytes, limits.max_documents, limits.passage_chars) == (10, 3, 300)
+    pdf = Settings(
+        pdf_cpu_seconds=3,
+        pdf_memory_bytes=100 * 2**20,
+        pdf_wall_seconds=4,
+        pdf_concurrency=5,
+        pdf_queue_seconds=6,
+    )
+    assert IngestLimits.from_settings(pdf).pdf.limits == PdfLimits(3, 100 * 2**20, 4, 5, 6)
 
 
 @pytest.mark.parametrize(
