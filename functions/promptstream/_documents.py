@@ -9,6 +9,9 @@ thread, never on the loop that relays streams; an upload's PDF is read by
 
 from __future__ import annotations
 
+import functools
+import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -122,9 +125,10 @@ def extract_text(
 
 
 def finish_text(text: str, kind: DocumentKind, pages: int, *, max_chars: int) -> ExtractedText:
-    """Extracted ``text`` NFC-normalised with LF line ends, refused when it is blank or
-    longer than ``max_chars``."""
-    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Extracted ``text`` NFC-normalised (in linear time: stream-safe first) with LF line
+    ends, refused when it is blank or longer than ``max_chars``."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", _stream_safe(text))
     if not text.strip():
         if kind == "pdf":
             raise DocumentError("empty", "the PDF has no text layer (a scan?)")
@@ -132,6 +136,36 @@ def finish_text(text: str, kind: DocumentKind, pages: int, *, max_chars: int) ->
     if len(text) > max_chars:
         raise DocumentError("too_long", f"the text is longer than {max_chars} characters")
     return ExtractedText(text, kind, pages)
+
+
+# UAX #15's stream-safe text format: a combining grapheme joiner (a starter) after every
+# 30 non-starters in a row. Normalisation reorders each run of non-starters by insertion
+# sort, quadratic in the run's length, while holding the GIL; a run of 30 costs nothing.
+_MAX_NON_STARTERS = 30
+_CGJ = "\u034f"
+
+
+@functools.cache
+def _long_non_starter_run() -> re.Pattern[str]:
+    # The characters whose decomposition starts with a non-starter: those with a
+    # combining class, and three Tibetan vowel signs that decompose into such.
+    members = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.combining(chr(c))]
+    members += ["\u0f73", "\u0f75", "\u0f81"]
+    ranges: list[list[int]] = []
+    for code in sorted(ord(m) for m in members):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    cls = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
+    # Exactly 30, then one more ahead: each attempt reads at most 31 characters.
+    return re.compile(f"[{cls}]{{{_MAX_NON_STARTERS}}}(?=[{cls}])")
+
+
+def _stream_safe(text: str) -> str:
+    if text.isascii():
+        return text
+    return _long_non_starter_run().sub(lambda m: m.group(0) + _CGJ, text)
 
 
 def _decode_text(data: bytes) -> str:

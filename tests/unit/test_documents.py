@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+import unicodedata
+
 import pytest
 
-from promptstream._documents import DocumentError, detect_kind, extract_text
+from promptstream._documents import DocumentError, detect_kind, extract_text, finish_text
 from support.pdf import make_bomb_pdf, make_pdf
 
 
@@ -93,3 +96,41 @@ def test_a_pdf_that_inflates_past_the_parsers_cap_is_refused() -> None:
     with pytest.raises(DocumentError) as refused:
         extract_text(bomb, filename="bomb.pdf")
     assert refused.value.code == "corrupt_pdf"
+
+
+# -- normalisation in linear time (issue 22) ------------------------------------------------
+
+_NON_STARTER_SHAPES = {
+    # Two combining classes in the wrong order: the canonical reordering's worst case.
+    "descending_classes": lambda n: "a" + "\u0300" * (n // 2) + "\u0316" * (n // 2),
+    # A vowel sign with no combining class that decomposes into two non-starters.
+    "tibetan_vowel_signs": lambda n: "a" + "\u0f73" * n,
+    "alternating_classes": lambda n: "a" + "\u0300\u0316" * (n // 2),
+}
+
+
+def _seconds(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        finish_text(text, "text", 1, max_chars=10**8)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize("shape", sorted(_NON_STARTER_SHAPES))
+def test_normalising_a_run_of_combining_marks_takes_linear_time(shape: str) -> None:
+    # Ten times the run: about ten times the time, where the insertion sort of the
+    # canonical ordering took a hundred.
+    make = _NON_STARTER_SHAPES[shape]
+    assert _seconds(make(400_000)) / _seconds(make(40_000)) < 35
+
+
+def test_a_long_run_of_non_starters_is_broken_every_thirty_and_others_are_untouched() -> None:
+    text = finish_text("a" + "\u0316\u0300" * 40, "text", 1, max_chars=1000).text
+    runs = text.split("\u034f")
+    assert len(runs) == 3 and max(len(run) for run in runs) <= 31  # "a" and 30 marks
+    ordinary = "Cafe\u0301 👩‍👩‍👧 e\u0301\u0323 日本語 Ελληνικά \u0f73 " * 50
+    assert finish_text(ordinary, "text", 1, max_chars=10**6).text == unicodedata.normalize(
+        "NFC", ordinary
+    )
