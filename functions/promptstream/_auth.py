@@ -37,7 +37,7 @@ _CACHE_SIZE = 4096
 # Tolerated difference between our clock and the token issuer's.
 _CLOCK_SKEW = 5
 # Threads for the short blocking calls a request waits on before any user work: the
-# token check, the emulator guard's probe, the Firestore credential refresh.
+# token check and the emulator guard's probe (the Firestore credential refresh has its own).
 CONTROL_THREADS = 4
 
 
@@ -131,7 +131,7 @@ class Authenticator:
         self._verify = verify
         self._known: dict[str, Claims] = {}
         self._guard = guard
-        self.executor = executor or ThreadPoolExecutor(CONTROL_THREADS, "control")
+        self._executor = executor or ThreadPoolExecutor(CONTROL_THREADS, "control")
 
     async def uid(self, header: str | None) -> str:
         """The caller's uid, or ``HttpError`` (401; 500 when the guard refuses)."""
@@ -149,7 +149,7 @@ class Authenticator:
             return known[0]
         try:
             loop = asyncio.get_running_loop()
-            claims = await loop.run_in_executor(self.executor, self._verify, token)
+            claims = await loop.run_in_executor(self._executor, self._verify, token)
         except Exception:
             raise HttpError(
                 ErrorCode.UNAUTHENTICATED, "The ID token is invalid or expired."
