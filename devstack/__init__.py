@@ -22,15 +22,17 @@ from ._parts import (
 )
 from ._ports import Ports
 from ._seed import firestore_value
-from ._stack import Stack, StackOptions
+from ._stack import DEMO_MODELS, Stack, StackOptions, demo_env
 
 __all__ = [
+    "DEMO_MODELS",
     "AuthEmulatorStandIn",
     "FirestoreEmulator",
     "FunctionServer",
     "Ports",
     "Stack",
     "StackOptions",
+    "demo_env",
     "firestore_value",
     "free_port",
     "id_token",
