@@ -384,13 +384,14 @@ class Stack:
                 "--port",
                 str(self.ports.fake_openrouter),
                 # The demo streams word by word at a readable pace, each demo model at its
-                # own; test stacks keep the fake's defaults, which their directives build
-                # on. Startup defaults, so that POST /_fake/reset comes back to them.
+                # own, and answers in Markdown that cites the passages it was given; test
+                # stacks keep the fake's defaults, which their directives build on.
+                # Startup defaults, so that POST /_fake/reset comes back to them.
                 *(
                     []
                     if self.isolated
                     else [
-                        *("--chunks", "0", "--delay", "0.05"),
+                        *("--chunks", "0", "--delay", "0.05", "--set", "markdown=true"),
                         *("--set", "per_model=" + json.dumps(DEMO_PER_MODEL)),
                     ]
                 ),
