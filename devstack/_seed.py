@@ -247,6 +247,7 @@ def execution_record(
         if not found:
             raise RuntimeError("no execution record yet: run a prompt first")
         doc = found[0]
-    record = decode_fields(doc.get("fields") or {})
-    record["execution_id"] = str(doc["name"]).rsplit("/", 1)[-1]
-    return record
+    return {
+        "execution_id": str(doc["name"]).rsplit("/", 1)[-1],
+        **decode_fields(doc.get("fields") or {}),
+    }

@@ -12,7 +12,9 @@ from fake_openrouter import FakeOpenRouterThread
 from promptstream._retrieval import Source, build_context
 
 PASSAGES = [
-    Source("bakery", "Bakery handbook", 0, "Deliveries", "Within 3 km it is free. Beyond, £4.", 0.9),
+    Source(
+        "bakery", "Bakery handbook", 0, "Deliveries", "Within 3 km it is free. Beyond, £4.", 0.9
+    ),
     Source("cli", 'The "nimbus" CLI', 1, "", "Run nimbus deploy --dry-run first. It prints.", 0.8),
 ]
 
@@ -47,7 +49,7 @@ def test_markdown_answer_cites_each_passage_it_was_given() -> None:
     assert 'You asked: "Answer from the passages: how much is delivery?"' in text
     assert "- **Bakery handbook — Deliveries**: Within 3 km it is free. [1]" in text
     assert '- **The "nimbus" CLI**: Run nimbus deploy --dry-run first. [2]' in text
-    assert "| [2] | The \"nimbus\" CLI |" in text
+    assert '| [2] | The "nimbus" CLI |' in text
     assert re.search(r"^```bash$", text, re.M)
     assert "local demo model" in plain and "## " not in plain  # off unless asked for
 
