@@ -91,7 +91,9 @@ def demo_markdown(messages: list[Any]) -> str:
     if passages:
         # The question is what follows the last passage.
         prompt = " ".join(prompt.rsplit("</passage>", 1)[-1].split())
-    echo = prompt if len(prompt) <= _ECHO_LIMIT else prompt[:_ECHO_LIMIT].rstrip() + "..."
+    # Twice the plain answer's echo: a prompt with documents ends with its question.
+    limit = 2 * _ECHO_LIMIT
+    echo = prompt if len(prompt) <= limit else prompt[:limit].rstrip() + "..."
     lines = ["## Hello from the local demo model", ""]
     lines.append(f'You asked: "{echo}"' if echo else "Your prompt was empty.")
     lines.append("")

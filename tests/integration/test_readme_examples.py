@@ -1,10 +1,11 @@
 """Every code block of README.md runs as written, against a local stack on free ports.
 
 The stack is devstack's own pieces: the session's Firestore emulator with the prompts
-`scripts/dev` seeds, a stand-in for the Auth emulator (`AuthStandIn`), the fake OpenRouter
-answering in Markdown as the demo model does, and `execute_prompt_stream` served as
-deployed with the demo model's settings (`devstack.demo_env`). The README's fixed addresses become the stack's through `ADDRESSES`, and nothing
-else in a block is changed.
+`scripts/dev` seeds; devstack's stand-in for the Auth emulator, which signs the demo user in
+as the emulator does (firebase-tools' emulators would take this test past a minute); the
+fake OpenRouter answering in Markdown as the demo model does; and `execute_prompt_stream`
+served as deployed with the demo model's settings (`devstack.demo_env`). The README's fixed
+addresses become the stack's (`LocalStack.addresses`), and nothing else in a block changes.
 
 Each block is run in README order, in a fresh `bash -euo pipefail` whose working directory
 holds links to the repo's folders (so files a block writes land there). The HTML comment
@@ -18,23 +19,20 @@ on the line before a fence says what else a block is:
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from devstack import _seed, demo_env
+from devstack import AuthEmulatorStandIn, _seed, demo_env
 from devstack._firebase import PROJECT_ID
 from fake_openrouter import FakeOpenRouterThread
-from support import ROOT, FirestoreEmulator, FunctionServer, id_token
+from support import ROOT, FirestoreEmulator, FunctionServer
 
 _FENCE = re.compile(
     r"(?:^<!-- readme: (?P<mark>[^\n]*?) -->\n)?^(?P<fence>`{3,})(?P<lang>\w*)\n(?P<body>.*?)^(?P=fence)$",
@@ -84,50 +82,6 @@ def expected_in(expected: str, actual: str) -> list[str]:
     return missing
 
 
-class AuthStandIn:
-    """The two calls of the Auth emulator this stack needs, on loopback in a thread: the
-    config the function's emulator guard probes, and the password sign-in of
-    `devstack token`, which answers an unsigned ID token of the demo user as the
-    emulator does. Starting firebase-tools' emulators would take this test past a
-    minute; `scripts/dev` signs in at the real one."""
-
-    def __init__(self) -> None:
-        token = id_token(_seed.DEMO_UID, project=PROJECT_ID)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _answer(self, ok: bool, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200 if ok else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                ok = self.path == f"/emulator/v1/projects/{PROJECT_ID}/config"
-                self._answer(ok, {"signIn": {"allowDuplicateEmails": False}})
-
-            def do_POST(self) -> None:
-                sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                ok = self.path.startswith(
-                    "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
-                )
-                ok = ok and sent.get("email") == _seed.DEMO_EMAIL
-                ok = ok and sent.get("password") == _seed.DEMO_PASSWORD
-                self._answer(ok, {"idToken": token})
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @dataclass(frozen=True, slots=True)
 class LocalStack:
     auth_port: int
@@ -153,14 +107,15 @@ class LocalStack:
 @pytest.fixture(scope="module")
 def local_stack(firestore_emulator: FirestoreEmulator) -> Iterator[LocalStack]:
     _seed.seed_prompts(firestore_emulator.host, PROJECT_ID)
-    auth = AuthStandIn()
+    accounts = {_seed.DEMO_EMAIL: (_seed.DEMO_PASSWORD, _seed.DEMO_UID)}
+    auth = AuthEmulatorStandIn(PROJECT_ID, accounts)
     # The demo model's answer at the tests' pace; startup defaults, which the README's
     # POST /_fake/reset comes back to.
     try:
         with FakeOpenRouterThread(delay=0.002, markdown=True) as fake:
             env = {
                 **demo_env(fake.base_url),
-                "FIREBASE_AUTH_EMULATOR_HOST": f"127.0.0.1:{auth.port}",
+                "FIREBASE_AUTH_EMULATOR_HOST": auth.host,
             }
             with FunctionServer(
                 "execute_prompt_stream",
