@@ -173,7 +173,17 @@ def _curl(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    print(_seed.sign_in(f"127.0.0.1:{_ports(args).auth}"))
+    host = f"127.0.0.1:{_ports(args).auth}"
+    try:
+        token = _seed.sign_in(host)
+    except (RuntimeError, OSError) as exc:
+        print(
+            f"devstack token: no sign-in at the Auth emulator {host} ({exc}); is scripts/dev "
+            "running?",
+            file=sys.stderr,
+        )
+        return 1
+    print(token)
     return 0
 
 
@@ -181,6 +191,12 @@ def _record(args: argparse.Namespace) -> int:
     host = f"127.0.0.1:{_ports(args).firestore}"
     try:
         record = _seed.execution_record(host, PROJECT_ID, args.execution_id)
+    except OSError as exc:
+        print(
+            f"devstack record: no Firestore emulator at {host} ({exc}); is scripts/dev running?",
+            file=sys.stderr,
+        )
+        return 1
     except RuntimeError as exc:
         print(f"devstack record: {exc}", file=sys.stderr)
         return 1
