@@ -22,10 +22,9 @@ from ._parts import (
 )
 from ._ports import Ports
 from ._seed import firestore_value
-from ._stack import DEMO_MODELS, Stack, StackOptions, demo_env
+from ._stack import Stack, StackOptions, demo_env
 
 __all__ = [
-    "DEMO_MODELS",
     "AuthEmulatorStandIn",
     "FirestoreEmulator",
     "FunctionServer",
