@@ -192,3 +192,26 @@ def test_every_readme_block_runs_as_written(local_stack: LocalStack, tmp_path: P
         ).stdout
     )
     assert record["model"] == "demo/backup-model"  # the README's last stream fell back
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "missing"),
+    [
+        ('event: end\ndata: {"model":"a/b",…}', 'event: end\ndata: {"model": "a/b", "x": 1}', []),
+        (
+            'event: end\ndata: {"model":"a/b",…}',
+            'event: end\ndata: {"model":"a/c"}',
+            ['"model": "a/b"'],
+        ),
+        ("event: start\n…\ndata: [DONE]", "event: end\ndata: [DONE]", ["event: start"]),
+        (
+            "usage: … tokens\ngeneration: gen-… finish: stop",
+            "usage: 12 tokens\ngeneration: gen-9-x finish: stop",
+            [],
+        ),
+        ("usage: 99 tokens", "usage: 12 tokens", []),
+        ("finish: stop", "finish: length", ["finish: stop"]),
+    ],
+)
+def test_output_blocks_compare_loosely(expected: str, actual: str, missing: list[str]) -> None:
+    assert expected_in(expected, actual) == missing
