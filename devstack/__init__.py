@@ -22,7 +22,7 @@ from ._parts import (
 )
 from ._ports import Ports
 from ._seed import firestore_value
-from ._stack import Stack, StackOptions
+from ._stack import Stack, StackOptions, demo_env
 
 __all__ = [
     "AuthEmulatorStandIn",
@@ -31,6 +31,7 @@ __all__ = [
     "Ports",
     "Stack",
     "StackOptions",
+    "demo_env",
     "firestore_value",
     "free_port",
     "id_token",

@@ -1,14 +1,17 @@
-"""`python -m devstack up | exec | curl`: the local stack from the command line."""
+"""`python -m devstack up | exec | curl | token | record`: the local stack from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import signal
 import sys
 import time
 from types import FrameType
 
+from . import _seed
+from ._firebase import PROJECT_ID
 from ._ports import Ports
 from ._procs import StackError
 from ._stack import WEB, Stack, StackOptions, run_exec
@@ -88,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
 
     curl = sub.add_parser("curl", help="print a curl line with a fresh ID token (running stack)")
     _add_port_args(curl)
+    token = sub.add_parser(
+        "token", help="print only a fresh ID token of the demo user (running stack)"
+    )
+    _add_port_args(token)
+    record = sub.add_parser(
+        "record", help="print an execution record as JSON, the newest without an id (running stack)"
+    )
+    record.add_argument("execution_id", nargs="?", help="the id the start and end events name")
+    _add_port_args(record)
     return parser
 
 
@@ -160,14 +172,43 @@ def _curl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    host = f"127.0.0.1:{_ports(args).auth}"
+    try:
+        token = _seed.sign_in(host)
+    except (RuntimeError, OSError) as exc:
+        print(
+            f"devstack token: no sign-in at the Auth emulator {host} ({exc}); is scripts/dev "
+            "running?",
+            file=sys.stderr,
+        )
+        return 1
+    print(token)
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    host = f"127.0.0.1:{_ports(args).firestore}"
+    try:
+        record = _seed.execution_record(host, PROJECT_ID, args.execution_id)
+    except OSError as exc:
+        print(
+            f"devstack record: no Firestore emulator at {host} ({exc}); is scripts/dev running?",
+            file=sys.stderr,
+        )
+        return 1
+    except RuntimeError as exc:
+        print(f"devstack record: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(record, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _install_signal_handlers()
-    if args.command == "up":
-        return _up(args)
-    if args.command == "exec":
-        return _exec(args)
-    return _curl(args)
+    commands = {"up": _up, "exec": _exec, "curl": _curl, "token": _token, "record": _record}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -39,17 +39,22 @@ class AuthEmulatorStandIn:
     firebase-admin accepts unsigned tokens and the guard (EmulatorGuard in _auth.py)
     finds an Auth emulator there. Starting the real one would cost seconds per session;
     scripts/dev runs the real one. No token is ever sent to it.
+
+    With ``accounts`` (email -> (password, uid)) it also answers the password sign-in
+    (``accounts:signInWithPassword``, as `python -m devstack token` calls it) with an
+    unsigned ID token of ``project``, as the emulator does.
     """
 
     _shared: AuthEmulatorStandIn | None = None
 
-    def __init__(self) -> None:
+    def __init__(
+        self, project: str = "", accounts: Mapping[str, tuple[str, str]] | None = None
+    ) -> None:
+        known = dict(accounts or {})
+
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                parts = self.path.split("/")
-                ok = len(parts) == 6 and parts[1:4] == ["emulator", "v1", "projects"]
-                ok = ok and parts[5] == "config"
-                data = json.dumps({"signIn": {"allowDuplicateEmails": False}}).encode()
+            def _answer(self, ok: bool, body: Mapping[str, Any]) -> None:
+                data = json.dumps(body).encode()
                 self.send_response(200 if ok else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data) if ok else 0))
@@ -57,12 +62,31 @@ class AuthEmulatorStandIn:
                 if ok:
                     self.wfile.write(data)
 
+            def do_GET(self) -> None:
+                parts = self.path.split("/")
+                ok = len(parts) == 6 and parts[1:4] == ["emulator", "v1", "projects"]
+                ok = ok and parts[5] == "config"
+                self._answer(ok, {"signIn": {"allowDuplicateEmails": False}})
+
+            def do_POST(self) -> None:
+                sent = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                path = "/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword"
+                account = known.get(sent.get("email")) if self.path.startswith(path) else None
+                ok = account is not None and account[0] == sent.get("password")
+                uid = account[1] if account is not None else ""
+                self._answer(ok, {"idToken": id_token(uid, project=project)} if ok else {})
+
             def log_message(self, *args: Any) -> None:
                 pass
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self.port = self._server.server_address[1]
+        self.host = f"127.0.0.1:{self.port}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
     @classmethod
     def shared(cls) -> AuthEmulatorStandIn:

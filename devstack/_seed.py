@@ -1,5 +1,6 @@
 """Seed data over the emulators' REST APIs: a demo user, three prompts, two documents
-(uploaded through the real ingest_document function) and a prompt that draws on them."""
+(uploaded through the real ingest_document function) and a prompt that draws on them;
+and the one read a user needs with the Emulator UI off: an execution record."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 from ._firebase import functions_package
 
 functions_package()
-from promptstream._firestore import encode_value  # noqa: E402
+from promptstream._firestore import decode_fields, encode_value  # noqa: E402
 
 DEMO_UID = "demo-user"
 DEMO_EMAIL = "demo@example.com"
@@ -95,9 +96,8 @@ CURL_PROMPT_ID = "product-announcement"
 CURL_VARIABLES = {"product": "the RAG Prompt Library", "audience": "developers"}
 
 
-def _request(
-    method: str, url: str, body: dict[str, Any] | None, *, owner: bool = False
-) -> dict[str, Any]:
+def _request(method: str, url: str, body: dict[str, Any] | None, *, owner: bool = False) -> Any:
+    """The JSON answer (an object, or a list for ``runQuery``); RuntimeError on a status."""
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     if owner:
@@ -110,8 +110,7 @@ def _request(
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", errors="replace")[:500]
         raise RuntimeError(f"{method} {url} -> {exc.code}: {detail}") from exc
-    result: dict[str, Any] = json.loads(payload) if payload else {}
-    return result
+    return json.loads(payload) if payload else {}
 
 
 def firestore_value(value: Any) -> dict[str, Any]:
@@ -226,3 +225,29 @@ def seed_kb_prompt(firestore_host: str, project_id: str, owner_uid: str = DEMO_U
 def seed(auth_host: str, firestore_host: str, project_id: str) -> list[str]:
     create_demo_user(auth_host, project_id)
     return seed_prompts(firestore_host, project_id)
+
+
+def execution_record(
+    firestore_host: str, project_id: str, execution_id: str | None = None
+) -> dict[str, Any]:
+    """The record ``executions/{execution_id}`` as plain values, read as the owner; the
+    newest one (by ``created_at``) without an id. RuntimeError when there is none."""
+    base = f"http://{firestore_host}/v1/projects/{project_id}/databases/(default)/documents"
+    if execution_id:
+        url = f"{base}/executions/{urllib.parse.quote(execution_id)}"
+        doc = _request("GET", url, None, owner=True)
+    else:
+        query = {
+            "from": [{"collectionId": "executions"}],
+            "orderBy": [{"field": {"fieldPath": "created_at"}, "direction": "DESCENDING"}],
+            "limit": 1,
+        }
+        rows = _request("POST", f"{base}:runQuery", {"structuredQuery": query}, owner=True)
+        found = [row["document"] for row in rows if "document" in row]
+        if not found:
+            raise RuntimeError("no execution record yet: run a prompt first")
+        doc = found[0]
+    return {
+        "execution_id": str(doc["name"]).rsplit("/", 1)[-1],
+        **decode_fields(doc.get("fields") or {}),
+    }

@@ -41,6 +41,23 @@ DEMO_PER_MODEL = {
 DEMO_EMBEDDING_MODEL = "fake/demo-embedding"
 
 
+def demo_env(fake_base_url: str) -> dict[str, str]:
+    """The functions' settings for the local demo model: chat and embeddings both from
+    the fake at ``fake_base_url``."""
+    return {
+        "OPENROUTER_BASE_URL": fake_base_url,
+        "DEFAULT_MODEL": DEMO_MODEL,
+        "ALLOWED_MODELS": ",".join(DEMO_MODELS),
+        # The fake speaks OpenRouter's `models` routing, so the native path is the one
+        # exercised locally.
+        "FALLBACK_ROUTING": "native",
+        # A comparison of four is four streams at once, each holding a lease.
+        "MAX_CONCURRENT_STREAMS": "6",
+        "EMBEDDINGS_BASE_URL": fake_base_url,
+        "EMBEDDING_MODEL": DEMO_EMBEDDING_MODEL,
+    }
+
+
 def _parse_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
     if not path.exists():
@@ -152,22 +169,6 @@ class Stack:
     @property
     def ingest_url(self) -> str:
         return f"{self.functions_base_url}/ingest_document"
-
-    def _demo_env(self) -> dict[str, str]:
-        """The functions' settings for the local demo model: chat and embeddings both
-        from the fake."""
-        return {
-            "OPENROUTER_BASE_URL": self.fake_base_url,
-            "DEFAULT_MODEL": DEMO_MODEL,
-            "ALLOWED_MODELS": ",".join(DEMO_MODELS),
-            # The fake speaks OpenRouter's `models` routing, so the native path is the one
-            # exercised locally.
-            "FALLBACK_ROUTING": "native",
-            # A comparison of four is four streams at once, each holding a lease.
-            "MAX_CONCURRENT_STREAMS": "6",
-            "EMBEDDINGS_BASE_URL": self.fake_base_url,
-            "EMBEDDING_MODEL": DEMO_EMBEDDING_MODEL,
-        }
 
     @property
     def web_url(self) -> str:
@@ -315,7 +316,7 @@ class Stack:
         origins = f"http://127.0.0.1:{self.ports.web},http://localhost:{self.ports.web}"
         local = {"ALLOWED_ORIGINS": origins}
         if self.demo_model:
-            local.update(self._demo_env())
+            local.update(demo_env(self.fake_base_url))
             _write_env_file(
                 target / ".secret.local",
                 {"OPENROUTER_API_KEY": PLACEHOLDER_KEY},
@@ -343,7 +344,7 @@ class Stack:
                 )
             _write_env_file(
                 env_local,
-                self._demo_env(),
+                demo_env(self.fake_base_url),
                 "no real OPENROUTER_API_KEY: the functions talk to the local demo model",
             )
             if not secret.exists():
@@ -383,13 +384,14 @@ class Stack:
                 "--port",
                 str(self.ports.fake_openrouter),
                 # The demo streams word by word at a readable pace, each demo model at its
-                # own; test stacks keep the fake's defaults, which their directives build
-                # on. Startup defaults, so that POST /_fake/reset comes back to them.
+                # own, and answers in Markdown that cites the passages it was given; test
+                # stacks keep the fake's defaults, which their directives build on.
+                # Startup defaults, so that POST /_fake/reset comes back to them.
                 *(
                     []
                     if self.isolated
                     else [
-                        *("--chunks", "0", "--delay", "0.05"),
+                        *("--chunks", "0", "--delay", "0.05", "--set", "markdown=true"),
                         *("--set", "per_model=" + json.dumps(DEMO_PER_MODEL)),
                     ]
                 ),

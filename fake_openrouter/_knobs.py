@@ -42,6 +42,7 @@ class Knobs:
     chunks: int = 8
     text: str | None = None
     unicode: bool = False
+    markdown: bool = False
     reasoning: int = 0
     usage: bool = True
     stamp: bool = False
@@ -135,7 +136,7 @@ _FLOAT = {
     "cost",
     "embed_delay",
 }
-_BOOL = {"unicode", "usage", "stamp", "disconnect", "no_done"}
+_BOOL = {"unicode", "markdown", "usage", "stamp", "disconnect", "no_done"}
 _CHOICES = {"stall_then": ("continue", "end", "drop"), "leak_case": ("same", "upper", "lower")}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

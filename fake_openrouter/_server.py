@@ -34,7 +34,15 @@ from ._knobs import (
     resolve_knobs,
     strip_directives,
 )
-from ._text import REASONING_TEXT, count_words, demo_text, message_texts, split_text, user_prompt
+from ._text import (
+    REASONING_TEXT,
+    count_words,
+    demo_markdown,
+    demo_text,
+    message_texts,
+    split_text,
+    user_prompt,
+)
 from ._wire import (
     COMMENT,
     DONE,
@@ -262,11 +270,12 @@ class _Plan:
         if knobs.stamp:
             pieces: list[str] = [""] * count
         else:
-            text = (
-                knobs.text
-                if knobs.text is not None
-                else demo_text(user_prompt(messages), unicode=knobs.unicode)
-            )
+            if knobs.text is not None:
+                text = knobs.text
+            elif knobs.markdown:
+                text = demo_markdown(messages)
+            else:
+                text = demo_text(user_prompt(messages), unicode=knobs.unicode)
             pieces = split_text(text, count)
         finish_reason = knobs.finish_reason
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))

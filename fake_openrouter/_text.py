@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ __all__ = [
     "REASONING_TEXT",
     "UNICODE_SAMPLE",
     "count_words",
+    "demo_markdown",
     "demo_text",
     "message_texts",
     "split_text",
@@ -68,6 +70,64 @@ def demo_text(prompt: str, *, unicode: bool = False) -> str:
     if unicode:
         text += UNICODE_SAMPLE
     return text
+
+
+# The passages the functions put in the user message (promptstream's build_context).
+_PASSAGE = re.compile(r'<passage number="(\d+)" source="([^"]*)">\n(.*?)\n</passage>', re.S)
+_SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
+
+
+def demo_markdown(messages: list[Any]) -> str:
+    """The demo answer as Markdown (a heading, a list, a table, code) that says where it
+    comes from; with passages in the messages, one list item per passage quoting its
+    first sentence and citing it as [n], as the web app renders citations."""
+    texts = message_texts(messages)
+    passages = [
+        (int(n), html.unescape(source), " ".join(body.split()))
+        for text in texts
+        for n, source, body in _PASSAGE.findall(text)
+    ]
+    prompt = user_prompt(messages)
+    if passages:
+        # The question is what follows the last passage.
+        prompt = " ".join(prompt.rsplit("</passage>", 1)[-1].split())
+    # Twice the plain answer's echo: a prompt with documents ends with its question.
+    limit = 2 * _ECHO_LIMIT
+    echo = prompt if len(prompt) <= limit else prompt[:limit].rstrip() + "..."
+    lines = ["## Hello from the local demo model", ""]
+    lines.append(f'You asked: "{echo}"' if echo else "Your prompt was empty.")
+    lines.append("")
+    if passages:
+        lines += ["The passages you gave me say:", ""]
+        for n, source, body in passages:
+            first = _SENTENCE.match(body)
+            quote = first.group(1) if first else body
+            lines.append(f"- **{source}**: {quote} [{n}]")
+        lines += ["", "| passage | source |", "|---|---|"]
+        lines += [f"| [{n}] | {source.replace('|', '/')} |" for n, source, _ in passages]
+    else:
+        lines += [
+            "This answer shows what the web app renders:",
+            "",
+            "- a **list**, *emphasis* and `inline code`",
+            "- a table and a code block",
+            "- citations like [1] when the prompt names documents (try *Ask the handbooks*)",
+            "",
+            "| part | comes from |",
+            "|---|---|",
+            "| these words | the fake OpenRouter on this machine |",
+            "| a real answer | OpenRouter, once a key is set |",
+        ]
+    lines += [
+        "",
+        "No real model was called, because no OpenRouter API key is set. To use one:",
+        "",
+        "```bash",
+        "echo 'OPENROUTER_API_KEY=sk-or-...' > functions/.secret.local",
+        "scripts/dev",
+        "```",
+    ]
+    return "\n".join(lines)
 
 
 def split_text(text: str, pieces: int) -> list[str]:
