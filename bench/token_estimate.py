@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import statistics
+import string
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,8 @@ def emit() -> None:
     ranked = sorted((i, t[1:]) for t, i in vocab.items() if re.fullmatch("▁[a-z]{2,}", t))
     words = [w for _, w in ranked if one_word(w)][:WORDS]
     capitals = [w.capitalize() for w in words if one_word(w.capitalize())]
+    # Single letters cost one token either way; listed, they skip the rare words' passes.
+    words += [c for c in string.ascii_letters if one_word(c)]
     hanzi = sorted(
         t
         for t in vocab
@@ -88,7 +91,9 @@ def emit() -> None:
     lines += [f'    "{joined[i : i + 40]}"' for i in range(0, len(joined), 40)]
     lines += [")", ""]
     DATA.write_text("\n".join(lines))
-    print(f"{DATA}: {len(words)} words, {len(capitals)} capitalised, {len(hanzi)} characters")
+    print(
+        f"{DATA}: {len(words)} words and letters, {len(capitals)} capitalised, {len(hanzi)} hanzi"
+    )
 
 
 def _wrapped(text: str, width: int) -> list[str]:

@@ -142,78 +142,79 @@ advance hands lay sun steps jud boot nem pen church average comments correspondi
 meaning extract computer affect species hash keys marzo interpret coordin modify termin
 cred mie connected compile cat north alloc solo alert rev blo president multip seine
 spect redirect walk training fetch execut spring asking testing progress phot ones rout
-agosto choose systems Th The In To Of De And Re Is For You Be It On Wh Con St An That Al
-As Se Pro With Com La En Ex Do Qu Un This Ha Not Ne Le Or Was At Su By Us Have Can From
-Ch Are Im Sh Tr He But Pr Des El Und Ar If So Der My We Me Ad Your All Er Which Par Ma
-Li Res App Am Del Ab Et Per Cont Di Lo Val Work His Use Will Get No Ro One Up Ob Est Que
-Out Pl New Var Would Ser There Set Te Return Any Function When Go Had Comp Has Pre Part
-Die Like Dis Man Then Class Po Using Code Some Au Col Add Sp Need Def What Es Inst Comm
-Data Str Gr Du Only Sa Ent Mod Should Form Also Sc Kn They Sol Fol More Her Cre Other
-How Che Just Pos Time File First Int Ag Does Em Num Spe Les Its Public Den Over Fil Il
-Way Where Vo Value Stat Von Inter Their Bet Ein Sub Op Don Try Tra Same Two Name Sim Av
-Could Cor Acc Const Act Bo Som About List Import Na Who Error Run Cl Reg Know See Him
-Hel Rem Under End Att Follow Rel Look Problem Van Aut Result May Type Cons Question Da
-Ver Ra After Method Rec Gener Id Loc She Una Sur Line Vari Object Case Make Cal Pass Ass
-Vers Ed Los Answer Let Pe Fe Test Here Call Pol Back Did Dem Each Ac Por Off Find Now
-Ext Point Trans Co Read Such Dist Bu Prov Bel Example String Think Tem Number Si Hand
-Because Sch Start War Help Char Ph Min Mit Produ Gre Ind Post Dep User Very Array Gu Dur
-Dat Check Fr Text Every Before Fin These Det Android Je Again Dans Long Second Found Log
-Son Right Following Br Show Direct Exp Well Met Element Link Between Through While
-Something Most Car Sm True Much Doc Spec Self Even Ke Table Equ Print Une Mon Dec Still
-Med Comple Art Als Auf Down Year Rep Being Cent Solution Fl Create Non Ins Main Pour
-Orig Het Else Das Vol Fo Para Play Both Iss Open Without Zu Http Word Change Works Ge
-Een Event Field Our Oper Ist Made Men Mar Aus Mult Mat View Void Good Many System
-Another Rest Order Sign Sing Trying Beg Page Must Key Program Say Param Select Famil
-Last Pop Term Document Tak Arg Sure Real Web Current Las Null Inform Version High Input
-Ste Local Process Column Tried Command Best Prim Model Those Stud Um Server Put Div Ter
-Row Possible Since Ide Correct Output Image Conf Working Como Match Vis Bl Request Port
-Instead Why Person Private Tot Old Nel Come Build Consider Place Project Files Init Sk
-Bre Cour False Fun Enc Mean State Great Fact Java Cap Take Eine Access Appro Mak Ref
-Cond Size Left Occ Cr Given Final Perform Lar Three Far Little Path Pres Issue Sl Ask
-Nom Top Better Load Ce Fa Sz Child Exec Application Struct Cert Variable Config Plus Hab
-Mus Count Support People Done Disc Mil Stand Group Small Mag Default Single Ear Fix Pas
-Always Head Query Ing Mov Got Never Bas Give Pat Seg Index Sw Typ Below Record Imp Od
-Rece Nov Loop Super Dom Write Inv Years Original Seems Next Ve Day Though Script
-Information Multi Display Lim General Upon Prom Turn Af Fran Pub Gen Pod Sum Having Avec
-Fig Bro Success Deb Simple Care Database Tre Results Bit Bar Prof Install Position
-Cannot Coun Ang Side Mem Within Date Entre Message Nach During Gra Tell Bis Pu Red Sort
-Sent Service Later Sie Fine Develop Az Specific Om Film Things Added Cu Based Mo Dest
-Running Refer Search Until Once Source Represent Aff Allow Control Update Inside Sever
-Mer Effect Similar Mark Content Getting Leg Clear Button Click Polit Life Intern Either
-Initial Valid Sus Due Bei Break Actually Design Property Custom Ann Ident Organ Os Hard
-Dev Auch Block Map Comput Space Width Kind Color Pi Character Response Node Item Va Wer
-Jo Dal Base Dire Rad Dies Near Voor Argument Land Names Option Full Console Multiple
-Total Fre Ten Bes Keep Python Conc Four Via Context Sem Eng Mor Cell Inf Zur Miss Hat
-Cho Adv Looking Times Nothing Power Alg Ap Pot Fut Prop Less Please Style Probably Poss
-Client However Book Gl Tro Cur Era Action Hum Height Amb Mot World Arch Several Cas
-Address Level Product Background Ret Thread Tw Fur Site Home Short Prote Lot Sat Pa
-Autom Brow Serv Remove Zum Tri Memory Begin Format Lat Reference Calcul Task Ev Till
-Looks Ok Cost Comment Parameter Yet Circ Mind Report Range Html Window Ut Neg Anal Fri
-Library Durch Host Pap Mais Isn Copy Javascript Sam Frame Vi Opt Mill Trad Accept Elect
-Network Body Package Light Cou Convert Bus Histor Title Common Ju Hom Account Perm Send
-Returns Nor Target Series Ach Foot Unter Util Sou Og Ant Exception Ess Pri Whether House
-Face Pur Emp Cla Band Sv Pers Mi Game Jed School Vor Double Album Aw Ze Anim Period
-Store Box Close Gran Lie Ir Plan Team Commun Days Parent Ben Label Edit Root Tamb Module
-Directory Mu Free Enter Standard Ever Family Arr Cam Connection Dim Press Esc Thanks
-Fire Origin Graph Mis Options Integr Crit Ses Section Gi Qual Za Har Fac Hor Wie Natur
-Random Area Sil Sav Render Tag Interest Associ Gro Types Save Font Fu Language Water
-Govern Month Bra Admin Pract Young Everything Kon Hij Author Mass Users Component Filter
-Performance Cult Dr Half Hon Vill Draw Normal Country Max Camp Among Iter Season Nil
-Special City Article Complex Dynam Lib Law Screen Bad Cast Quant Ren Tit Step Capt
-Collection Move Further Children Ord Sig Figure Tele Handle Json Club Este Adding Fail
-Location Properties Tab Mal Dro Note Setting Fem Pred Items Sin Mode Auto Template Mess
-Wait Low Ill Sal Meg Member Connect Round Dir Define Cle Din Thus Ele Sample Sci Front
-Sql Ci Err Grand Expression Switch Vector Cover Ont Black Selected Liter Insert Matrix
-Pel Night Express Third Major Grad Status Dou Population Cin Kom Kil Early Music Dig
-Website Controller Jun Browser Week Oct Town Device Debug Zwe Pow Pattern Bi Father
-Updated Alle Deutsch White National Air Password Big Hold Auth Center Song Phys Six Db
-Vert Header Stream Tor Sept Player Ax Video Complete Session Constant Pack Yes Elle
-Email Mes Force Cross Death Details Xml Nie Ot Machine Past Univers Nu History Events
-Hope Creating Flow Assert Distribution Job Quick Wonder Company Writing Sym Wy Anyone
-Definition According Pie Activ Stop Age Sud Ur Interface Station Arm Ho Cy Stack Compet
-Cant Pal Region Friend Desde Altern Border Dup Download Pay Cer Esp Ris Fort Fast
-Environment Conse Reading Prem Unit Replace Heart Human Building Fam Delete Fund Syn
-Lower Zero Sec Fra Failed Nation Info Sold Gew Assume Maxim Zw Social Alt Cette
+agosto choose systems a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G
+H I J K L M N O P Q R S T U V W X Y Z Th The In To Of De And Re Is For You Be It On Wh
+Con St An That Al As Se Pro With Com La En Ex Do Qu Un This Ha Not Ne Le Or Was At Su By
+Us Have Can From Ch Are Im Sh Tr He But Pr Des El Und Ar If So Der My We Me Ad Your All
+Er Which Par Ma Li Res App Am Del Ab Et Per Cont Di Lo Val Work His Use Will Get No Ro
+One Up Ob Est Que Out Pl New Var Would Ser There Set Te Return Any Function When Go Had
+Comp Has Pre Part Die Like Dis Man Then Class Po Using Code Some Au Col Add Sp Need Def
+What Es Inst Comm Data Str Gr Du Only Sa Ent Mod Should Form Also Sc Kn They Sol Fol
+More Her Cre Other How Che Just Pos Time File First Int Ag Does Em Num Spe Les Its
+Public Den Over Fil Il Way Where Vo Value Stat Von Inter Their Bet Ein Sub Op Don Try
+Tra Same Two Name Sim Av Could Cor Acc Const Act Bo Som About List Import Na Who Error
+Run Cl Reg Know See Him Hel Rem Under End Att Follow Rel Look Problem Van Aut Result May
+Type Cons Question Da Ver Ra After Method Rec Gener Id Loc She Una Sur Line Vari Object
+Case Make Cal Pass Ass Vers Ed Los Answer Let Pe Fe Test Here Call Pol Back Did Dem Each
+Ac Por Off Find Now Ext Point Trans Co Read Such Dist Bu Prov Bel Example String Think
+Tem Number Si Hand Because Sch Start War Help Char Ph Min Mit Produ Gre Ind Post Dep
+User Very Array Gu Dur Dat Check Fr Text Every Before Fin These Det Android Je Again
+Dans Long Second Found Log Son Right Following Br Show Direct Exp Well Met Element Link
+Between Through While Something Most Car Sm True Much Doc Spec Self Even Ke Table Equ
+Print Une Mon Dec Still Med Comple Art Als Auf Down Year Rep Being Cent Solution Fl
+Create Non Ins Main Pour Orig Het Else Das Vol Fo Para Play Both Iss Open Without Zu
+Http Word Change Works Ge Een Event Field Our Oper Ist Made Men Mar Aus Mult Mat View
+Void Good Many System Another Rest Order Sign Sing Trying Beg Page Must Key Program Say
+Param Select Famil Last Pop Term Document Tak Arg Sure Real Web Current Las Null Inform
+Version High Input Ste Local Process Column Tried Command Best Prim Model Those Stud Um
+Server Put Div Ter Row Possible Since Ide Correct Output Image Conf Working Como Match
+Vis Bl Request Port Instead Why Person Private Tot Old Nel Come Build Consider Place
+Project Files Init Sk Bre Cour False Fun Enc Mean State Great Fact Java Cap Take Eine
+Access Appro Mak Ref Cond Size Left Occ Cr Given Final Perform Lar Three Far Little Path
+Pres Issue Sl Ask Nom Top Better Load Ce Fa Sz Child Exec Application Struct Cert
+Variable Config Plus Hab Mus Count Support People Done Disc Mil Stand Group Small Mag
+Default Single Ear Fix Pas Always Head Query Ing Mov Got Never Bas Give Pat Seg Index Sw
+Typ Below Record Imp Od Rece Nov Loop Super Dom Write Inv Years Original Seems Next Ve
+Day Though Script Information Multi Display Lim General Upon Prom Turn Af Fran Pub Gen
+Pod Sum Having Avec Fig Bro Success Deb Simple Care Database Tre Results Bit Bar Prof
+Install Position Cannot Coun Ang Side Mem Within Date Entre Message Nach During Gra Tell
+Bis Pu Red Sort Sent Service Later Sie Fine Develop Az Specific Om Film Things Added Cu
+Based Mo Dest Running Refer Search Until Once Source Represent Aff Allow Control Update
+Inside Sever Mer Effect Similar Mark Content Getting Leg Clear Button Click Polit Life
+Intern Either Initial Valid Sus Due Bei Break Actually Design Property Custom Ann Ident
+Organ Os Hard Dev Auch Block Map Comput Space Width Kind Color Pi Character Response
+Node Item Va Wer Jo Dal Base Dire Rad Dies Near Voor Argument Land Names Option Full
+Console Multiple Total Fre Ten Bes Keep Python Conc Four Via Context Sem Eng Mor Cell
+Inf Zur Miss Hat Cho Adv Looking Times Nothing Power Alg Ap Pot Fut Prop Less Please
+Style Probably Poss Client However Book Gl Tro Cur Era Action Hum Height Amb Mot World
+Arch Several Cas Address Level Product Background Ret Thread Tw Fur Site Home Short
+Prote Lot Sat Pa Autom Brow Serv Remove Zum Tri Memory Begin Format Lat Reference Calcul
+Task Ev Till Looks Ok Cost Comment Parameter Yet Circ Mind Report Range Html Window Ut
+Neg Anal Fri Library Durch Host Pap Mais Isn Copy Javascript Sam Frame Vi Opt Mill Trad
+Accept Elect Network Body Package Light Cou Convert Bus Histor Title Common Ju Hom
+Account Perm Send Returns Nor Target Series Ach Foot Unter Util Sou Og Ant Exception Ess
+Pri Whether House Face Pur Emp Cla Band Sv Pers Mi Game Jed School Vor Double Album Aw
+Ze Anim Period Store Box Close Gran Lie Ir Plan Team Commun Days Parent Ben Label Edit
+Root Tamb Module Directory Mu Free Enter Standard Ever Family Arr Cam Connection Dim
+Press Esc Thanks Fire Origin Graph Mis Options Integr Crit Ses Section Gi Qual Za Har
+Fac Hor Wie Natur Random Area Sil Sav Render Tag Interest Associ Gro Types Save Font Fu
+Language Water Govern Month Bra Admin Pract Young Everything Kon Hij Author Mass Users
+Component Filter Performance Cult Dr Half Hon Vill Draw Normal Country Max Camp Among
+Iter Season Nil Special City Article Complex Dynam Lib Law Screen Bad Cast Quant Ren Tit
+Step Capt Collection Move Further Children Ord Sig Figure Tele Handle Json Club Este
+Adding Fail Location Properties Tab Mal Dro Note Setting Fem Pred Items Sin Mode Auto
+Template Mess Wait Low Ill Sal Meg Member Connect Round Dir Define Cle Din Thus Ele
+Sample Sci Front Sql Ci Err Grand Expression Switch Vector Cover Ont Black Selected
+Liter Insert Matrix Pel Night Express Third Major Grad Status Dou Population Cin Kom Kil
+Early Music Dig Website Controller Jun Browser Week Oct Town Device Debug Zwe Pow
+Pattern Bi Father Updated Alle Deutsch White National Air Password Big Hold Auth Center
+Song Phys Six Db Vert Header Stream Tor Sept Player Ax Video Complete Session Constant
+Pack Yes Elle Email Mes Force Cross Death Details Xml Nie Ot Machine Past Univers Nu
+History Events Hope Creating Flow Assert Distribution Job Quick Wonder Company Writing
+Sym Wy Anyone Definition According Pie Activ Stop Age Sud Ur Interface Station Arm Ho Cy
+Stack Compet Cant Pal Region Friend Desde Altern Border Dup Download Pay Cer Esp Ris
+Fort Fast Environment Conse Reading Prem Unit Replace Heart Human Building Fam Delete
+Fund Syn Lower Zero Sec Fra Failed Nation Info Sold Gew Assume Maxim Zw Social Alt Cette
 Currently Configuration Tu Proof Five Coll Ign Led Tim Vel Attribute Domain Love Soci
 Business Google Sul Modern Win Windows Dar Future Branch Tree Nature Wel Mut Therefore
 Usually Jan Maybe Mas Material Inc Mai Global Sel Municip Milit Nur Linear Natural Cop
