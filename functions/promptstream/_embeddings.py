@@ -174,16 +174,15 @@ class EmbeddingsClient:
             ):
                 raise InvalidResponseError("embeddings answer has a bad or repeated index")
             vectors[index] = _checked_vector(vector, self.config.dimensions)
-        estimate = sum(map(estimate_tokens, batch))
         try:
             tokens = tokens_reported(data.get("usage"), cap)
         except InvalidResponseError as error:
             # The batch was embedded and likely billed: the budget counts the estimate.
-            error.tokens_spent = estimate
+            error.tokens_spent = sum(map(estimate_tokens, batch))
             raise
         if not tokens:
             # No count, or 0 for texts that are never empty: not free, the estimate.
-            tokens = estimate
+            tokens = sum(map(estimate_tokens, batch))
         return [v for v in vectors if v is not None], tokens
 
 
