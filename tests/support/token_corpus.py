@@ -12,6 +12,7 @@ import random
 import string
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +36,12 @@ def reference_tokenizers() -> dict[str, Counter]:
     import wordllama
     from tokenizers import Tokenizer
 
-    counters: dict[str, Counter] = {}
-    for name in ("cl100k_base", "o200k_base"):
-        encoding = bpe_openai.get_encoding(name)
-        counters[name] = lambda text, e=encoding: len(e.encode(text))
+    def counter(encoding: Any) -> Counter:
+        return lambda text: len(encoding.encode(text))
+
+    counters = {
+        name: counter(bpe_openai.get_encoding(name)) for name in ("cl100k_base", "o200k_base")
+    }
     path = Path(wordllama.__file__).parent / "tokenizers" / "l2_supercat_tokenizer_config.json"
     llama = Tokenizer.from_file(str(path))
     counters["llama"] = lambda text: len(llama.encode(text, add_special_tokens=False).ids)
