@@ -132,6 +132,21 @@ def test_an_absurd_chat_count_is_an_upstream_error_and_debits_an_estimate(
     assert 0 < record["tokens_debited"] == doc["tokens_today"] < 10_000
 
 
+def test_an_absurd_count_in_a_whole_answer_is_refused_and_ends_the_record(
+    db: Any, execute_server: FunctionServer
+) -> None:
+    extra = json.dumps({"total_tokens": 2**64})
+    add_prompt(db, content="Say {{topic}} [[fake usage_extra=" + repr(extra) + "]]")
+    got = post(execute_server, body(variables={"topic": "t"}))
+    assert got.status == 502, got.raw
+    assert got.error()["code"] == "upstream_error"
+    record = closed_record(db)
+    assert (record["status"], record["error_code"]) == ("error", "upstream_error")
+    doc = limits(db)
+    assert doc["leases"] == {} and doc["reserved"] == {}
+    assert 0 < record["tokens_debited"] == doc["tokens_today"] < 10_000
+
+
 # -- item 9: a silent upstream and three fallbacks -----------------------------------------
 
 P, FALLBACKS = "demo/primary", ["demo/second", "demo/third", "demo/fourth"]
