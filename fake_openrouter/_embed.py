@@ -106,9 +106,14 @@ def parse_embeddings_request(body: Any) -> tuple[str, list[str], int, str]:
 
 
 def embeddings_body(
-    model: str, vectors: list[list[float]], tokens: int, encoding: str = "float"
+    model: str,
+    vectors: list[list[float]],
+    tokens: int,
+    encoding: str = "float",
+    usage_extra: dict[str, Any] | None = None,
 ) -> bytes:
-    """The OpenAI embeddings response, compact JSON in its key order."""
+    """The OpenAI embeddings response, compact JSON in its key order; ``usage_extra``
+    merged into its usage (the `embed_usage` knob)."""
     data: list[dict[str, Any]] = []
     for index, vector in enumerate(vectors):
         embedding: Any = vector
@@ -122,6 +127,6 @@ def embeddings_body(
         "object": "list",
         "data": data,
         "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens, **(usage_extra or {})},
     }
     return json.dumps(body, separators=(",", ":")).encode()

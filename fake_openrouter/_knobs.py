@@ -81,6 +81,9 @@ class Knobs:
     embed_status: int | None = None
     embed_status_at: int | None = None
     embed_delay: float = 0.0
+    # A JSON object merged into the embeddings answer's usage (a hostile count:
+    # {"total_tokens": 18446744073709551616}, 0, -1, null), kept as text like usage_extra.
+    embed_usage: str | None = None
     # A hostile upstream. `leak` names where the caller's API key is echoed (comma list
     # of LEAK_PLACES; in content and reasoning it is split across two chunks), in the
     # case `leak_case` gives. `model` replaces the model named in every event. `usage_extra`
@@ -178,7 +181,7 @@ def _coerce(name: str, value: Any) -> Any:
             return number_f
         if name == "per_model":
             return _per_model(value)
-        if name == "usage_extra":
+        if name in ("usage_extra", "embed_usage"):
             extra = json.loads(value) if isinstance(value, str) else value
             if not isinstance(extra, dict):
                 raise ValueError(value)

@@ -611,7 +611,8 @@ async def embeddings(request: web.Request) -> web.Response:
     texts = [(strip_directives(t).strip() or t) if directive_knobs else t for t in inputs]
     # The model's CPU work stays off the loop that relays the chat streams.
     vectors, tokens = await asyncio.to_thread(state.embedder.embed, texts, dimensions)
-    return _json_response(200, embeddings_body(model, vectors, tokens, encoding))
+    usage = None if knobs.embed_usage is None else json.loads(knobs.embed_usage)
+    return _json_response(200, embeddings_body(model, vectors, tokens, encoding, usage))
 
 
 async def list_embedding_models(request: web.Request) -> web.Response:

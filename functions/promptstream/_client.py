@@ -39,6 +39,7 @@ from ._routing import Attempt, Route, Routing, native_routing
 from ._sanitize import safe_text, safe_usage
 from ._sse import SSEDecoder, SSELimitError
 from ._templates import chat_messages
+from ._usage import check_usage, token_cap
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -90,6 +91,12 @@ class UpstreamTuning(BaseModel):
     # The whole call, retries and fallbacks included; keep it below the function's
     # timeout.
     deadline: float = Field(default=3300.0, gt=0)
+    # Every attempt before the first content (or headers, not streamed), retries and
+    # fallbacks included: a silent upstream cannot hold a request, its lease and its
+    # reservation for (1 + fallbacks) × (1 + retries) first-byte timeouts. Two
+    # first-byte timeouts: a primary that is silent to the end still leaves a fallback
+    # the whole of one, and a person waiting for a first word has given up long before.
+    first_chunk_deadline: float = Field(default=120.0, gt=0)
     # Per model: a fallback model gets its own retries.
     max_retries: int = Field(default=2, ge=0, le=10)
     backoff_base: float = Field(default=0.5, ge=0)
@@ -308,16 +315,19 @@ class OpenRouterClient:
         raised with its ``attempts``."""
         base = self._body(prompt, system_prompt, context, overrides, stream=False)
         route = self._route(base, fallbacks)
-        deadline = time.monotonic() + self.config.deadline
+        now = time.monotonic()
+        # Nothing is answered before the whole body, so every attempt is one before the
+        # first chunk: none starts after the first-chunk deadline.
+        deadline = now + min(self.config.deadline, self.config.first_chunk_deadline)
         attempt = 0
         while True:
             try:
-                result = await self._complete_once(route.body(base))
+                result = await self._complete_once(route.body(base), by=deadline)
             except OpenRouterError as error:
                 try:
                     await self._backoff_or_raise(error, attempt, deadline)
                 except OpenRouterError:
-                    if time.monotonic() < deadline and route.fall_back(error):
+                    if route.fall_back(error, move=time.monotonic() < deadline):
                         attempt = 0
                         continue
                     error.attempts = route.attempts(served=False, reported=None, error=error)
@@ -373,11 +383,15 @@ class OpenRouterClient:
             raise RuntimeError("use the client inside 'async with OpenRouterClient(...)'")
         return self._session
 
-    async def _open(self, body: dict[str, Any], *, stream: bool) -> aiohttp.ClientResponse:
-        """POST and return the response once its status says it is usable."""
+    async def _open(
+        self, body: dict[str, Any], *, stream: bool, by: float
+    ) -> aiohttp.ClientResponse:
+        """POST and return the response once its status says it is usable: within the
+        first-byte timeout, and before ``by`` (``time.monotonic()``)."""
         session = self._session_or_fail()
+        wait = min(self.config.first_byte_timeout, by - time.monotonic())
         with _translate_errors(str):
-            async with asyncio.timeout(self.config.first_byte_timeout):
+            async with asyncio.timeout(wait):
                 response = await session.post(
                     self._url, data=json.dumps(body), headers=self._headers()
                 )
@@ -393,8 +407,8 @@ class OpenRouterClient:
                     raise _unexpected_body(response, raw, self._secret)
             return response
 
-    async def _complete_once(self, body: dict[str, Any]) -> ChatResponse:
-        response = await self._open(body, stream=False)
+    async def _complete_once(self, body: dict[str, Any], *, by: float) -> ChatResponse:
+        response = await self._open(body, stream=False, by=by)
         limit = self.config.max_message_bytes
         with _translate_errors(str):
             async with asyncio.timeout(self.config.idle_timeout):
@@ -418,6 +432,7 @@ class OpenRouterClient:
         reasoning = message.get("reasoning") or None
         if not isinstance(content, str) or not isinstance(reasoning, str | None):
             raise InvalidResponseError("upstream answered with content that is not text")
+        check_usage(data.get("usage"), _cap(body))
         secret = self._secret
         if reasoning is not None:
             reasoning = redact(_whole_characters("", reasoning, final=True)[0], secret)
@@ -482,7 +497,12 @@ class ChatStream:
         # The response being read, for abort().
         self._reading: aiohttp.ClientResponse | None = None
         self._deadline = time.monotonic() + client.config.deadline
+        # Until a first chunk has reached the caller, the attempts share a shorter one.
+        self._first_deadline = min(
+            self._deadline, time.monotonic() + client.config.first_chunk_deadline
+        )
         self._parts: list[str] = []
+        self._token_cap: int | None = None
         # A high surrogate waiting for its other half (see _whole_characters).
         self._held_content = ""
         self._held_reasoning = ""
@@ -574,17 +594,18 @@ class ChatStream:
         while True:
             self._tries += 1
             try:
-                return await client._open(self._body, stream=True)
+                return await client._open(self._body, stream=True, by=self._first_deadline)
             except OpenRouterError as error:
                 await self._retry_or_fall_back(error)
 
     async def _retry_or_fall_back(self, error: OpenRouterError) -> None:
         """Before the first chunk: wait for the next try of the same model, or move on
         to the next model, or raise ``error`` (with the attempts made)."""
+        by = self._first_deadline
         try:
-            await self._client._backoff_or_raise(error, self._tries - 1, self._deadline)
+            await self._client._backoff_or_raise(error, self._tries - 1, by)
         except OpenRouterError:
-            if time.monotonic() >= self._deadline or not self._route.fall_back(error):
+            if not self._route.fall_back(error, move=time.monotonic() < by):
                 self._error = error
                 error.attempts = self.attempts
                 raise
@@ -627,11 +648,13 @@ class ChatStream:
     ) -> AsyncIterator[StreamChunk]:
         loop = asyncio.get_running_loop()
         reader = response.content
+        now = time.monotonic()
         watchdog = _Watchdog(
             loop,
             reader,
             self._client.config.idle_timeout,
-            loop.time() + max(0.0, deadline - time.monotonic()),
+            loop.time() + max(0.0, deadline - now),
+            loop.time() + max(0.0, self._first_deadline - now),
         )
         limit = self._client.config.max_message_bytes
         decoder = SSEDecoder(max_line_bytes=limit, max_event_bytes=limit)
@@ -764,6 +787,10 @@ class ChatStream:
                 self.finish_reason = finish_reason
         usage = data.get("usage")
         if usage:
+            if self._token_cap is None:
+                # Once: a hostile upstream may send usage in every event.
+                self._token_cap = _cap(self._body)
+            check_usage(usage, self._token_cap, self.content)
             usage = self.usage = safe_usage(usage)
         if not (content or reasoning or finish_reason or usage):
             return None
@@ -772,7 +799,8 @@ class ChatStream:
 
 class _Watchdog:
     """The content watchdog: wakes a pending read with ``TimeoutError`` once no content
-    has arrived for ``idle`` seconds, or at the hard stop.
+    has arrived for ``idle`` seconds, or at the hard stop, or at the first-chunk stop
+    while no content has arrived at all.
 
     Keep-alive comments do not feed it. Content only stamps ``last_content``; the timer
     is re-armed lazily when it fires early, so the per-chunk cost is one clock read, not
@@ -780,7 +808,16 @@ class _Watchdog:
     hit the caller while the caller holds a chunk.
     """
 
-    __slots__ = ("_handle", "_hard_stop", "_idle", "_loop", "_reader", "last_content")
+    __slots__ = (
+        "_first_stop",
+        "_handle",
+        "_hard_stop",
+        "_idle",
+        "_loop",
+        "_reader",
+        "_started",
+        "last_content",
+    )
 
     def __init__(
         self,
@@ -788,16 +825,23 @@ class _Watchdog:
         reader: aiohttp.StreamReader,
         idle: float,
         hard_stop: float,
+        first_stop: float,
     ) -> None:
         self._loop = loop
         self._reader = reader
         self._idle = idle
         self._hard_stop = hard_stop
-        self.last_content = loop.time()
+        self._first_stop = first_stop
+        self._started = self.last_content = loop.time()
         self._handle = loop.call_at(self._due(), self._check)
 
     def _due(self) -> float:
-        return min(self.last_content + self._idle, self._hard_stop)
+        # Content moves last_content on; the first-chunk stop is read only here, on the
+        # timer, so the per-chunk cost stays one clock read.
+        stop = self._hard_stop
+        if self.last_content == self._started:
+            stop = min(stop, self._first_stop)
+        return min(self.last_content + self._idle, stop)
 
     def _check(self) -> None:
         due = self._due()
@@ -808,6 +852,14 @@ class _Watchdog:
 
     def cancel(self) -> None:
         self._handle.cancel()
+
+
+def _cap(body: dict[str, Any]) -> int:
+    """The most tokens the request ``body`` can believably be counted (see _usage)."""
+    max_tokens = body.get("max_tokens")
+    if type(max_tokens) is not int or max_tokens <= 0:
+        max_tokens = None
+    return token_cap(len(json.dumps(body).encode()), max_tokens)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -31,6 +31,8 @@ from ._client import (
 )
 from ._config import Settings
 from ._errors import InvalidResponseError, OpenRouterError
+from ._tokens import estimate_tokens
+from ._usage import token_cap, tokens_reported
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 
@@ -102,7 +104,8 @@ class EmbeddingsClient:
             try:
                 found, used = await self._batch_with_retries(batch)
             except OpenRouterError as error:
-                error.tokens_spent = tokens
+                # Plus the failed batch's own, when it was answered (an absurd usage).
+                error.tokens_spent += tokens
                 raise
             vectors.extend(found)
             tokens += used
@@ -140,17 +143,16 @@ class EmbeddingsClient:
             "encoding_format": "float",
         }
         headers = {"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"}
+        data = json.dumps(body)
         with _translate_errors(str):
             async with asyncio.timeout(cfg.timeout):
-                async with self._session.post(
-                    self._url, data=json.dumps(body), headers=headers
-                ) as response:
+                async with self._session.post(self._url, data=data, headers=headers) as response:
                     raw = await response.read()
                     if response.status >= 400:
                         raise _status_error(response, raw, self._secret)
-        return self._parse(raw, batch)
+        return self._parse(raw, batch, token_cap(len(data.encode()), 0))
 
-    def _parse(self, raw: bytes, batch: list[str]) -> tuple[list[list[float]], int]:
+    def _parse(self, raw: bytes, batch: list[str], cap: int) -> tuple[list[list[float]], int]:
         expected = len(batch)
         try:
             data: Any = json.loads(raw)
@@ -172,12 +174,15 @@ class EmbeddingsClient:
             ):
                 raise InvalidResponseError("embeddings answer has a bad or repeated index")
             vectors[index] = _checked_vector(vector, self.config.dimensions)
-        usage = data.get("usage") if isinstance(data, dict) else None
-        tokens = usage.get("total_tokens") if isinstance(usage, dict) else None
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-            # Some providers send no usage; the budget still counts something (about four
-            # characters a token).
-            tokens = sum(max(1, len(text) // 4) for text in batch)
+        try:
+            tokens = tokens_reported(data.get("usage"), cap)
+        except InvalidResponseError as error:
+            # The batch was embedded and likely billed: the budget counts the estimate.
+            error.tokens_spent = sum(map(estimate_tokens, batch))
+            raise
+        if not tokens:
+            # No count, or 0 for texts that are never empty: not free, the estimate.
+            tokens = sum(map(estimate_tokens, batch))
         return [v for v in vectors if v is not None], tokens
 
 

@@ -253,6 +253,9 @@ class Executions:
                 tokens += estimate_tokens(build_context(ex.sources))
         # The query's embedding is spent whatever became of the generation.
         tokens += ex.retrieval_tokens
+        # Within Firestore's int64 whatever was added up: a number out of range would
+        # fail the final commit and the lease's release alike, and leave both stuck.
+        tokens = min(max(0, tokens), 2**63 - 1)
         error = outcome.error
         # The record must fit Firestore's 1 MiB document limit, or the commit fails.
         output, reasoning, truncated = _bounded(

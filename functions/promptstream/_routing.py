@@ -128,14 +128,15 @@ class Route:
             return body
         return {**base, "model": self.model}
 
-    def fall_back(self, error: OpenRouterError) -> bool:
+    def fall_back(self, error: OpenRouterError, *, move: bool = True) -> bool:
         """The model being asked failed before its first chunk, after its own retries:
-        record why, and move to the next model when there is one and ``error`` is a fault
-        another model could serve (client routing only: natively, OpenRouter did that)."""
+        record why, and move to the next model when ``move`` (the time is not up), there
+        is one and ``error`` is a fault another model could serve (client routing only:
+        natively, OpenRouter did that)."""
         if self.native:
             return False
         self.failures.append(attempt(self.model, "failed", error))
-        if self.index + 1 < len(self.models) and falls_back(error):
+        if move and self.index + 1 < len(self.models) and falls_back(error):
             self.index += 1
             return True
         return False

@@ -349,6 +349,37 @@ async def test_first_byte_timeout(fake: FakeOpenRouter) -> None:
     assert fake.stats()["requests"] == 2
 
 
+@pytest.mark.parametrize(
+    "silence", ["first_byte_delay=5", "first_chunk_delay=5 comment_every=0.05"]
+)
+@pytest.mark.parametrize("routing", ["client", "native"])
+async def test_the_first_chunk_deadline_bounds_every_try_of_every_model(
+    silence: str, routing: str, fake: FakeOpenRouter
+) -> None:
+    # Before it, 4 models × 3 tries × 0.5 s (client) or 3 tries × 0.5 s (native).
+    settings = config(
+        fake,
+        first_byte_timeout=0.5,
+        idle_timeout=0.5,
+        first_chunk_deadline=0.8,
+        max_retries=2,
+        fallback_routing=routing,
+    )
+    async with OpenRouterClient(settings) as client:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError) as info:
+            await collect(client, f"q [[fake {silence}]]", fallbacks=["b/1", "c/2", "d/3"])
+        assert time.monotonic() - started < 1.4
+    assert info.value.attempts and info.value.attempts[-1]["outcome"] == "failed"
+    assert info.value.attempts[-1]["error_code"] == "upstream_timeout"
+
+
+async def test_the_first_chunk_deadline_ends_with_the_first_content(fake: FakeOpenRouter) -> None:
+    async with OpenRouterClient(config(fake, first_chunk_deadline=0.3, idle_timeout=2)) as client:
+        chunks = await collect(client, "q [[fake chunks=4 delay=0.2 text='a b c d']]")
+    assert "".join(c.content for c in chunks) == "a b c d"
+
+
 async def test_content_watchdog_is_not_fooled_by_keepalive_comments(fake: FakeOpenRouter) -> None:
     # Comments arrive every 50 ms, so a socket read timeout would never fire.
     async with OpenRouterClient(config(fake, idle_timeout=0.4)) as client:
@@ -529,14 +560,12 @@ async def test_lone_surrogates_and_control_characters_from_upstream_are_replaced
         model.encode()  # valid UTF-8: an event, a record and a log line can carry it
 
 
-async def test_usage_is_reduced_to_known_keys_and_int64_numbers(fake: FakeOpenRouter) -> None:
+async def test_usage_is_reduced_to_known_keys_and_finite_numbers(fake: FakeOpenRouter) -> None:
     fake.configure(
         usage_extra={
             "__bad__": 1,
-            "total_tokens": 2**63,
             "cost": -1,
-            "prompt_tokens": True,
-            "completion_tokens_details": {"reasoning_tokens": 1e309, "__x__": 1, "image_tokens": 3},
+            "completion_tokens_details": {"__x__": 1, "image_tokens": 3},
             "nested": {"deep": {"deeper": 1}},
         }
     )
@@ -547,13 +576,44 @@ async def test_usage_is_reduced_to_known_keys_and_int64_numbers(fake: FakeOpenRo
     for usage in (stream.usage, chunks[-1].usage, answer.usage):
         assert usage is not None
         assert set(usage) == {
+            "prompt_tokens",
             "completion_tokens",
+            "total_tokens",
             "is_byok",
             "prompt_tokens_details",
             "cost_details",
             "completion_tokens_details",
         }
         assert usage["completion_tokens_details"] == {"image_tokens": 3}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"total_tokens": 2**63},
+        {"total_tokens": 10**9},  # within int64, far past what "q" and max_tokens cost
+        {"prompt_tokens": True},
+        {"completion_tokens": -1},
+        {"completion_tokens_details": {"reasoning_tokens": 1e309}},
+    ],
+    ids=repr,
+)
+async def test_an_impossible_token_count_is_an_invalid_response(
+    extra: dict[str, Any], fake: FakeOpenRouter
+) -> None:
+    fake.configure(usage_extra=extra)
+    async with OpenRouterClient(config(fake, max_retries=0)) as client:
+        stream = client.generate_response_stream("q [[fake chunks=2 text='a b']]")
+        with pytest.raises(InvalidResponseError) as streamed:
+            async for _ in stream:
+                pass
+        with pytest.raises(InvalidResponseError) as whole:
+            await client.generate_response("q")
+    for info in (streamed, whole):
+        assert info.value.code == "upstream_error"
+        assert "impossible token count" in info.value.message
+    # The answer had been streamed whole; it stays with the error.
+    assert streamed.value.partial == "a b" and stream.usage is None
 
 
 async def test_an_endless_sse_line_fails_as_upstream_error_without_reading_it_all(

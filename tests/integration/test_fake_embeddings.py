@@ -238,3 +238,26 @@ async def test_the_client_against_the_fake_a_fault_midway_fails_the_call_or_is_r
         assert fake.stats()["embedding_requests"] == 4  # 3 batches, one of them twice
     assert len(result.vectors) == 5 and all(len(v) == 256 for v in result.vectors)
     assert result.tokens > 5
+
+
+@pytest.mark.parametrize("count", [2**64, 0, -1, None, "12"], ids=repr)
+async def test_embed_usage_merges_a_hostile_count_into_the_usage(
+    count: Any, fake: FakeOpenRouter, session: aiohttp.ClientSession
+) -> None:
+    _, honest = await embed(session, fake, {"input": "hello world"})
+    scenario = {"X-Fake-Scenario": json.dumps({"embed_usage": {"total_tokens": count}})}
+    status, answer = await embed(session, fake, {"input": "hello world"}, scenario)
+    assert status == 200
+    assert answer["usage"] == {
+        "prompt_tokens": honest["usage"]["prompt_tokens"],
+        "total_tokens": count,
+    }
+    assert answer["data"] == honest["data"]
+
+
+async def test_a_bad_embed_usage_is_a_400(
+    fake: FakeOpenRouter, session: aiohttp.ClientSession
+) -> None:
+    scenario = {"X-Fake-Scenario": json.dumps({"embed_usage": "[1]"})}
+    status, _ = await embed(session, fake, {"input": "x"}, scenario)
+    assert status == 400

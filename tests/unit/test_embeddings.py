@@ -24,6 +24,7 @@ from promptstream._errors import (
     OpenRouterError,
     RateLimitError,
 )
+from promptstream._tokens import estimate_tokens
 
 BASE = "https://embed.test/api/v1"
 URL_ = BASE + "/embeddings"
@@ -203,10 +204,33 @@ async def test_an_error_inside_a_200_is_raised(session: aiohttp.ClientSession) -
     assert raised.value.code == "rate_limited"
 
 
-async def test_missing_usage_is_estimated(session: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("usage", [None, {}, {"total_tokens": None}, {"total_tokens": 0}], ids=repr)
+async def test_a_missing_or_zero_count_is_the_estimate(
+    usage: dict[str, Any] | None, session: aiohttp.ClientSession
+) -> None:
+    # Zero tokens for a text that is never empty is not a count: the embedding is not free.
     payload = answer(1)
-    del payload["usage"]
+    if usage is None:
+        del payload["usage"]
+    else:
+        payload["usage"] = usage
     with aioresponses() as mocked:
         mocked.post(URL_, payload=payload)
         result = await EmbeddingsClient(config(), session).embed(["x" * 40])
-    assert result.tokens == 10
+    assert result.tokens == estimate_tokens("x" * 40) > 0
+
+
+@pytest.mark.parametrize("count", [2**64, -1, "12", True, 1.5, 10**6], ids=repr)
+async def test_an_impossible_count_fails_the_call_and_counts_the_estimate_as_spent(
+    count: Any, session: aiohttp.ClientSession
+) -> None:
+    first, second = answer(1), answer(1)
+    second["usage"] = {"total_tokens": count}
+    with aioresponses() as mocked:
+        mocked.post(URL_, payload=first)
+        mocked.post(URL_, payload=second)
+        with pytest.raises(InvalidResponseError) as info:
+            await EmbeddingsClient(config(batch_size=1), session).embed(["a", "b" * 40])
+    assert info.value.code == "upstream_error"
+    # The batch before it as counted, the failed one as estimated.
+    assert info.value.tokens_spent == 5 + estimate_tokens("b" * 40)

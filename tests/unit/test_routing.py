@@ -131,6 +131,15 @@ def test_client_route_stops_at_an_account_fault() -> None:
     ]  # fmt: skip
 
 
+def test_client_route_out_of_time_records_the_failure_and_stays() -> None:
+    # The first-chunk deadline has passed: the model that failed is still in the attempts.
+    route = Route([P, S], native=False)
+    assert route.fall_back(status(503), move=False) is False
+    assert route.model == P
+    attempts = route.attempts(served=False, reported=None, error=status(503))
+    assert [(a["model"], a["outcome"]) for a in attempts] == [(P, "failed")]
+
+
 def test_native_route_sends_the_list_alone_and_never_falls_back_itself() -> None:
     route = Route([P, S], native=True)
     body = route.body(BASE)
