@@ -2,6 +2,7 @@ import { useState } from 'react';
 import type { Executions } from '../hooks/useExecutions';
 import { Markdown } from '../markdown/Markdown';
 import { SourcesList, SourcesProvider } from '../markdown/Sources';
+import { allFailed } from '../services/attempts';
 import { groupHistory, orderColumns, type HistoryEntry } from '../services/comparisons';
 import type { Comparison, ExecutionRecord, ExecutionStatus } from '../types';
 import { ComparisonDetail, type OnWinner } from './ComparisonView';
@@ -208,6 +209,7 @@ function ExecutionDetail({
   onRerun: () => void;
 }) {
   const variables = Object.entries(record.variables);
+  const tried = allFailed(record.attempts ?? []);
   return (
     <article className="run-detail" data-testid="execution-detail" data-execution-id={record.id} aria-label="Run">
       <header className="panel-header">
@@ -226,6 +228,7 @@ function ExecutionDetail({
       {record.error_code && (
         <div className="alert alert-error" data-testid="detail-error">
           <code>{record.error_code}</code> {record.error_message}
+          {tried && <span data-testid="detail-error-tried"> {tried}</span>}
         </div>
       )}
       <dl className="usage">
