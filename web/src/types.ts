@@ -183,6 +183,11 @@ export interface ExecutionRecord {
   /** The model asked for (the primary); `model` is the one that answered. */
   requested_model?: string | null;
   attempts?: Attempt[];
+  /**
+   * What the run cost the daily budget: the usage's total, or the server's estimate when the model
+   * sent no usage (a cancelled run, most errors); absent on records older than the field.
+   */
+  tokens_debited?: number | null;
 }
 
 /** A `comparisons/{id}` document: the runs sharing its id are its columns; the winner is here. */

@@ -6,7 +6,7 @@ import { orderColumns, tokensPerSecond } from '../services/comparisons';
 import type { Comparison, ExecutionRecord } from '../types';
 import { ErrorBanner } from './ErrorBanner';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
-import { formatCost, formatMs, formatTokens, TIMING_HELP, TTFT_LABEL } from './UsageSummary';
+import { debitOf, formatCost, formatMs, formatTokens, TIMING_HELP, TTFT_LABEL } from './UsageSummary';
 
 /** Marks a column's answer as the winner: its model and its run. */
 export type OnWinner = (comparisonId: string, model: string, executionId: string) => Promise<void>;
@@ -150,7 +150,7 @@ function Column({
         </div>
         <div>
           <dt>Tokens</dt>
-          <dd data-testid="usage-tokens">{formatTokens(state.usage ?? record?.usage)}</dd>
+          <dd data-testid="usage-tokens">{formatTokens(state.usage ?? record?.usage, debitOf(record))}</dd>
         </div>
         <div>
           <dt>Cost</dt>

@@ -7,7 +7,7 @@ import { groupHistory, orderColumns, type HistoryEntry } from '../services/compa
 import type { Comparison, ExecutionRecord, ExecutionStatus } from '../types';
 import { ComparisonDetail, type OnWinner } from './ComparisonView';
 import { CopyButton } from './CopyButton';
-import { formatCost, formatTokens, Timings } from './UsageSummary';
+import { formatCost, formatTokens, recordTokens, Timings } from './UsageSummary';
 
 const STATUSES: ExecutionStatus[] = ['streaming', 'completed', 'error', 'cancelled'];
 
@@ -143,7 +143,9 @@ function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boo
         )}
       </td>
       <td className="nowrap">{record.model}</td>
-      <td>{record.usage?.total_tokens ?? '—'}</td>
+      <td data-testid="history-tokens" title={record.usage ? undefined : 'estimated: the model sent no usage'}>
+        {recordTokens(record) ?? '—'}
+      </td>
       <td className="preview col-preview">{preview(record.output) || <span className="muted">—</span>}</td>
     </tr>
   );
@@ -162,7 +164,7 @@ function ComparisonRow({
   onToggle: () => void;
 }) {
   const records = orderColumns(entry.records, comparison?.models);
-  const tokens = records.reduce((sum, r) => sum + (r.usage?.total_tokens ?? 0), 0);
+  const tokens = records.reduce((sum, r) => sum + (recordTokens(r) ?? 0), 0);
   const winner = comparison?.winner_model;
   return (
     <tr
@@ -238,7 +240,7 @@ function ExecutionDetail({
         </div>
         <div>
           <dt>Tokens</dt>
-          <dd data-testid="detail-tokens">{formatTokens(record.usage)}</dd>
+          <dd data-testid="detail-tokens">{formatTokens(record.usage, record.tokens_debited ?? null)}</dd>
         </div>
         <div>
           <dt>Cost</dt>

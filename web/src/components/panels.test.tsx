@@ -9,6 +9,7 @@ import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { UsageMeterView } from './UsageMeter';
 import { buildRequest } from './PromptExecutionForm';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
+import { toExecution } from '../services/prompts';
 
 afterEach(cleanup);
 
@@ -142,6 +143,29 @@ describe('ExecutionHistory', () => {
     fireEvent.change(screen.getByTestId('history-filter'), { target: { value: 'error' } });
     const rows = screen.getAllByTestId('history-row');
     expect(rows.map((r) => r.getAttribute('data-execution-id'))).toEqual(['ex2']);
+  });
+});
+
+describe('a cancelled run', () => {
+  // What the server writes when the client leaves: no usage from the model, its estimate debited.
+  const CANCELLED: ExecutionRecord = toExecution({
+    id: 'ex3',
+    data: () => ({ ...RECORD, status: 'cancelled', usage: null, tokens_debited: 1234 }),
+  });
+
+  it('shows the tokens the server debited for it in the live panel, once its record is final', () => {
+    panel({ phase: 'cancelled', content: 'half', model: 'demo/local-model' }, { ...CANCELLED, status: 'streaming' });
+    expect(screen.queryByTestId('usage-tokens')).toBeNull();
+    cleanup();
+    panel({ phase: 'cancelled', content: 'half', model: 'demo/local-model' }, CANCELLED);
+    expect(screen.getByTestId('usage-tokens').textContent).toBe('1,234 debited (estimated)');
+  });
+
+  it('shows them in the history row and the opened run, not "—"', () => {
+    render(<ExecutionHistory rows={[CANCELLED]} error={null} onRerun={() => undefined} />);
+    expect(screen.getByTestId('history-tokens').textContent).toBe('1234');
+    fireEvent.click(screen.getByTestId('history-open'));
+    expect(screen.getByTestId('detail-tokens').textContent).toBe('1,234 debited (estimated)');
   });
 });
 
