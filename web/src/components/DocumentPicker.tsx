@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { count } from '../services/words';
 import type { KbDocument, PromptDraft } from '../types';
 
 /** The backend's limits (MAX_DOCUMENTS_PER_PROMPT, RETRIEVAL_TOP_K_MAX); the rules hold the same. */
@@ -64,7 +65,7 @@ export function DocumentPicker({ draft, documents, onChange }: Props) {
                     data-document-id={d.id}
                   />
                   <span>{d.title}</span>
-                  <span className="muted small">{d.passage_count ?? 0} passages</span>
+                  <span className="muted small">{count(d.passage_count ?? 0, 'passage')}</span>
                 </label>
               </li>
             );
@@ -82,7 +83,13 @@ export function DocumentPicker({ draft, documents, onChange }: Props) {
                     data-testid="attach-document"
                     data-document-id={id}
                   />
-                  <span>{d?.title ?? id}</span>
+                  {d || documents === null ? (
+                    <span>{d?.title ?? id}</span>
+                  ) : (
+                    <span data-testid="deleted-document">
+                      deleted document <small className="muted">{id}</small>
+                    </span>
+                  )}
                   <span className="muted small">{d ? `${d.status}: not searched until ready` : 'missing: not searched'}</span>
                 </label>
               </li>

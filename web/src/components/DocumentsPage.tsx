@@ -1,6 +1,7 @@
 import { useEffect, useState, type DragEvent } from 'react';
 import type { Documents, Upload, Uploads } from '../hooks/useDocuments';
 import { deleteDocument } from '../services/documents';
+import { count } from '../services/words';
 import { ExecutionError, MAX_DOCUMENT_BYTES } from '../services/errors';
 import type { KbDocument } from '../types';
 import { ConfirmDelete } from './ConfirmDelete';
@@ -20,7 +21,7 @@ function when(ms: number | null): string {
 }
 
 export function StatusBadge({ doc }: { doc: KbDocument }) {
-  const label = doc.status === 'ready' ? `ready · ${doc.passage_count ?? 0} passages` : doc.status;
+  const label = doc.status === 'ready' ? `ready · ${count(doc.passage_count ?? 0, 'passage')}` : doc.status;
   return (
     <span className={`badge badge-doc-${doc.status}`} data-testid="document-status" data-status={doc.status}>
       {doc.status === 'indexing' && <span className="spinner spinner-small" aria-hidden="true" />}
@@ -98,7 +99,7 @@ function UploadRow({ upload, onDismiss }: { upload: Upload; onDismiss: () => voi
         {state === 'indexing' && <span className="muted small">Indexing: splitting and embedding…</span>}
         {state === 'done' && (
           <span className="small" data-testid="upload-done">
-            Ready: {result!.passage_count} passages
+            Ready: {count(result!.passage_count, 'passage')}
           </span>
         )}
         {(state === 'done' || state === 'failed') && (

@@ -5,10 +5,11 @@ import { IDLE_STATE } from '../hooks/executionState';
 import type { Upload, Uploads } from '../hooks/useDocuments';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import { ExecutionError } from '../services/errors';
-import type { ExecutionRecord, KbDocument, PromptDraft, Source } from '../types';
+import type { ExecutionRecord, KbDocument, Prompt, PromptDraft, Source } from '../types';
 import { DocumentPicker, validateKnowledge } from './DocumentPicker';
 import { DocumentsPage } from './DocumentsPage';
 import { ExecutionHistory } from './ExecutionHistory';
+import { PromptView } from './PromptView';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 
 afterEach(() => {
@@ -186,5 +187,47 @@ describe('the document picker', () => {
     expect(validateKnowledge({ ...DRAFT, document_ids: Array.from({ length: 11 }, (_, i) => `d${i}`) })).toMatch(/at most 10/);
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], top_k: 11 })).toMatch(/1–10/);
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], retrieval_query_variable: 'nope' })).toMatch(/not declared/);
+  });
+});
+
+describe('a prompt that draws on documents', () => {
+  const PROMPT: Prompt = {
+    id: 'p1', owner_uid: 'u', title: 'T', content: '{{q}}', variables: [], public: false, updatedAtMs: null,
+    document_ids: ['a', 'gone'], top_k: 1,
+  };
+  const view = (isOwner: boolean, documents: KbDocument[] | null) =>
+    render(<PromptView prompt={PROMPT} isOwner={isOwner} onEdit={() => undefined} onDelete={async () => undefined} documents={documents} />);
+
+  it('names a document its owner deleted as such, its id in small print, and counts one passage in the singular', () => {
+    view(true, [doc('a', 'ready')]);
+    expect(screen.getByTestId('prompt-documents').textContent).toBe('Draws on Title a, deleted document gone · 1 passage');
+    expect(screen.getByTestId('deleted-document').querySelector('small')?.textContent).toBe('gone');
+  });
+
+  it('does not call a document deleted while the list loads, or on another user’s prompt', () => {
+    view(true, null);
+    expect(screen.queryByTestId('deleted-document')).toBeNull();
+    cleanup();
+    view(false, [doc('a', 'ready')]);
+    expect(screen.queryByTestId('deleted-document')).toBeNull();
+    expect(screen.getAllByTestId('unknown-document').map((e) => e.textContent)).toEqual(['document gone']);
+  });
+
+  it('says "deleted document" in the editor too, and counts passages by number', () => {
+    render(
+      <DocumentPicker
+        draft={{ ...DRAFT, document_ids: ['gone'] }}
+        documents={[doc('a', 'ready', { passage_count: 1 }), doc('b', 'ready', { passage_count: 2 })]}
+        onChange={() => undefined}
+      />,
+    );
+    expect(screen.getByTestId('deleted-document').textContent).toBe('deleted document gone');
+    expect(screen.getByTestId('document-picker').textContent).toContain('Title a1 passage');
+    expect(screen.getByTestId('document-picker').textContent).toContain('Title b2 passages');
+  });
+
+  it('counts one passage in the singular on the documents page', () => {
+    render(<DocumentsPage documents={{ rows: [doc('a', 'ready', { passage_count: 1 })], error: null }} uploads={uploads([])} getIdToken={async () => 't'} />);
+    expect(screen.getByTestId('document-status').textContent).toBe('ready · 1 passage');
   });
 });
