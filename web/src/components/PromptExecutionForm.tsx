@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { Fragment, useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { availableModels, config } from '../config';
 import { isBusy } from '../hooks/executionState';
 import { useComparison } from '../hooks/useComparison';
@@ -59,6 +59,25 @@ export function buildRequest(
   if (maxTokens.trim() !== '') request.max_tokens = Number(maxTokens);
   if (temperature.trim() !== '') request.temperature = Number(temperature);
   return request;
+}
+
+/** Says the answers come from the local demo models, and names them. */
+export function DemoModeNote({ models }: { models: readonly string[] }) {
+  return (
+    <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
+      {/* One flex item: in the alert's wrapping flex row, each model would be an item of its own and
+          a line could start with its comma. In one run of text the comma stays after its model. */}
+      <span>
+        Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real LLM:{' '}
+        {models.map((m, i) => (
+          <Fragment key={m}>
+            <code>{m}</code>
+            {i < models.length - 1 ? ', ' : '.'}
+          </Fragment>
+        ))}
+      </span>
+    </div>
+  );
 }
 
 const fieldId = (field: string): string => `run-field-${field.replace(/[^A-Za-z0-9_-]/g, '_')}`;
@@ -215,18 +234,7 @@ export function PromptExecutionForm({
         data-testid="execution-form"
       >
         <h3>Run</h3>
-        {config.demoModel && (
-          <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
-            Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real
-            LLM:{' '}
-            {availableModels.map((m, i) => (
-              <span key={m}>
-                {i > 0 && ', '}
-                <code>{m}</code>
-              </span>
-            ))}
-          </div>
-        )}
+        {config.demoModel && <DemoModeNote models={availableModels} />}
         {variables.length > 0 && (
           <div className="grid-2">
             {variables.map((v) => (

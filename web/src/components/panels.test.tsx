@@ -7,7 +7,7 @@ import type { ExecutionRecord, Prompt } from '../types';
 import { ExecutionHistory } from './ExecutionHistory';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { UsageMeterView } from './UsageMeter';
-import { buildRequest } from './PromptExecutionForm';
+import { buildRequest, DemoModeNote } from './PromptExecutionForm';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 import { toExecution } from '../services/prompts';
 
@@ -38,6 +38,19 @@ describe('buildRequest', () => {
       max_tokens: 256,
       temperature: 0.7,
     });
+  });
+});
+
+describe('the demo-mode note', () => {
+  it('lists the models in one run of text, so no line of it can start with a comma', () => {
+    render(<DemoModeNote models={['demo/local-model', 'demo/fast-model', 'demo/careful-model']} />);
+    const note = screen.getByTestId('demo-mode-note');
+    // The alert is a wrapping flex row: each child node is a flex item that starts a line of its own.
+    expect(note.childNodes).toHaveLength(1);
+    expect(note.textContent).toMatch(/LLM: demo\/local-model, demo\/fast-model, demo\/careful-model\.$/);
+    // Each comma follows its model in the same run of text.
+    const commas = [...note.querySelectorAll('*')].flatMap((e) => [...e.childNodes]).filter((n) => n.textContent === ', ');
+    expect(commas.map((c) => c.previousSibling?.nodeName)).toEqual(['CODE', 'CODE']);
   });
 });
 
