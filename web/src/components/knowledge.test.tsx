@@ -6,7 +6,7 @@ import type { Upload, Uploads } from '../hooks/useDocuments';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import { ExecutionError } from '../services/errors';
 import type { ExecutionRecord, KbDocument, Prompt, PromptDraft, Source } from '../types';
-import { DocumentPicker, validateKnowledge } from './DocumentPicker';
+import { checkKnowledge, DocumentPicker } from './DocumentPicker';
 import { DocumentsPage } from './DocumentsPage';
 import { ExecutionHistory } from './ExecutionHistory';
 import { PromptView } from './PromptView';
@@ -183,6 +183,7 @@ describe('the document picker', () => {
   });
 
   it('checks the limits the rules hold', () => {
+    const validateKnowledge = (d: PromptDraft) => checkKnowledge(d).map((p) => p.message).join('\n') || null;
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], top_k: 4, retrieval_query_variable: 'q' })).toBeNull();
     expect(validateKnowledge({ ...DRAFT, document_ids: Array.from({ length: 11 }, (_, i) => `d${i}`) })).toMatch(/at most 10/);
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], top_k: 11 })).toMatch(/1–10/);
