@@ -122,6 +122,14 @@ function UploadRow({ upload, onDismiss }: { upload: Upload; onDismiss: () => voi
   );
 }
 
+/**
+ * A new document whose upload was refused (unsupported type, unreadable, too long) or failed: the
+ * server keeps its record, `error` and never indexed, so the list says why. Nothing of it is kept.
+ */
+export function neverIndexed(doc: KbDocument): boolean {
+  return doc.status === 'error' && !doc.generation;
+}
+
 function DocumentRow({ doc, getIdToken }: { doc: KbDocument; getIdToken: () => Promise<string> }) {
   const [confirming, setConfirming] = useState(false);
   const [deleting, setDeleting] = useState(false);
@@ -149,19 +157,37 @@ function DocumentRow({ doc, getIdToken }: { doc: KbDocument; getIdToken: () => P
           </span>
         </div>
         <StatusBadge doc={doc} />
-        <button
-          type="button"
-          className="btn btn-small btn-danger"
-          onClick={() => setConfirming(true)}
-          disabled={confirming}
-          data-testid="document-delete-button"
-        >
-          Delete
-        </button>
+        {neverIndexed(doc) ? (
+          // Nothing to lose: no confirmation.
+          <button
+            type="button"
+            className="btn btn-small"
+            onClick={() => void remove()}
+            disabled={deleting}
+            data-testid="document-dismiss-button"
+          >
+            {deleting ? 'Dismissing…' : 'Dismiss'}
+          </button>
+        ) : (
+          <button
+            type="button"
+            className="btn btn-small btn-danger"
+            onClick={() => setConfirming(true)}
+            disabled={confirming}
+            data-testid="document-delete-button"
+          >
+            Delete
+          </button>
+        )}
       </div>
       {doc.status === 'error' && (
         <div className="alert alert-error" data-testid="document-error">
           <strong>Indexing failed</strong> {doc.error_message ?? 'No reason was recorded.'}
+          {neverIndexed(doc) && (
+            <span className="small" data-testid="document-refused-note">
+              Nothing of it was kept; it stays listed until you dismiss it.
+            </span>
+          )}
         </div>
       )}
       {confirming && (
@@ -191,6 +217,19 @@ interface Props {
 /** Knowledge bases: upload documents, watch them index, delete them. */
 export function DocumentsPage({ documents, uploads, getIdToken }: Props) {
   const { rows, error } = documents;
+
+  // Dismissing a refused upload dismisses the server's record of it too: one refusal, one ✕.
+  function dismissUpload(upload: Upload) {
+    uploads.dismiss(upload.key);
+    const id = upload.error?.details?.document_id;
+    const doc = rows?.find((d) => d.id === id);
+    if (!doc || !neverIndexed(doc)) return;
+    void (async () => {
+      // Best effort: should it fail, the row stays, with its own Dismiss.
+      await deleteDocument(doc.id, { idToken: await getIdToken().catch(() => '') }).catch(() => undefined);
+    })();
+  }
+
   return (
     <>
       <section className="card documents-upload" data-testid="documents-page">
@@ -203,7 +242,7 @@ export function DocumentsPage({ documents, uploads, getIdToken }: Props) {
         {uploads.items.length > 0 && (
           <ul className="uploads" aria-label="Uploads">
             {uploads.items.map((u) => (
-              <UploadRow key={u.key} upload={u} onDismiss={() => uploads.dismiss(u.key)} />
+              <UploadRow key={u.key} upload={u} onDismiss={() => dismissUpload(u)} />
             ))}
           </ul>
         )}

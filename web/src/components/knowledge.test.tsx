@@ -138,6 +138,39 @@ describe('the documents page', () => {
     expect(screen.getByTestId('upload-error-title').textContent).toBe('Document too long');
   });
 
+  it('lets a refused new document be dismissed at once, saying nothing of it was kept; a failed re-index asks first', async () => {
+    const fetchMock = vi.fn(async () => new Response('{"deleted": true, "passages_deleted": 0}'));
+    vi.stubGlobal('fetch', fetchMock);
+    const refused = doc('r', 'error', { generation: 0, passage_count: 0, error_message: 'Unsupported type image/png' });
+    const reindexed = doc('k', 'error', { generation: 2, error_message: 'The embedding provider failed' });
+    render(<DocumentsPage documents={{ rows: [refused, reindexed], error: null }} uploads={uploads([])} getIdToken={async () => 't'} />);
+    const [r, k] = screen.getAllByTestId('document-row');
+    expect(within(r!).getByTestId('document-refused-note').textContent).toBe('Nothing of it was kept; it stays listed until you dismiss it.');
+    expect(within(r!).queryByTestId('document-delete-button')).toBeNull();
+    expect(within(k!).queryByTestId('document-dismiss-button')).toBeNull();
+    fireEvent.click(within(r!).getByTestId('document-dismiss-button'));
+    await waitFor(() => expect(fetchMock).toHaveBeenCalledTimes(1));
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toMatch(/\?document_id=r$/);
+    expect(init.method).toBe('DELETE');
+  });
+
+  it('dismisses the server’s record of a refused upload with the upload’s own ✕', async () => {
+    const fetchMock = vi.fn(async () => new Response('{"deleted": true, "passages_deleted": 0}'));
+    vi.stubGlobal('fetch', fetchMock);
+    const error = new ExecutionError('unsupported_type', 'Unsupported type', {
+      status: 415,
+      details: { reason: 'unsupported_type', document_id: 'r' },
+    });
+    const list = uploads([{ key: 7, filename: 'photo.png', size: 12, progress: null, result: null, error }]);
+    const refused = doc('r', 'error', { generation: 0, error_message: 'Unsupported type' });
+    render(<DocumentsPage documents={{ rows: [refused], error: null }} uploads={list} getIdToken={async () => 't'} />);
+    fireEvent.click(screen.getByLabelText('Dismiss photo.png'));
+    expect(list.dismiss).toHaveBeenCalledWith(7);
+    await waitFor(() => expect(fetchMock).toHaveBeenCalledTimes(1));
+    expect((fetchMock.mock.calls[0] as unknown as [string])[0]).toMatch(/\?document_id=r$/);
+  });
+
   it('deletes through the backend only after a confirmation', async () => {
     const fetchMock = vi.fn(async () => new Response('{"deleted": true, "passages_deleted": 7}'));
     vi.stubGlobal('fetch', fetchMock);
