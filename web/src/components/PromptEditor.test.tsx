@@ -85,4 +85,11 @@ describe('the editor marks each faulty field, as the run form does', () => {
     expect(def.getAttribute('aria-invalid')).toBeNull();
     expect(screen.queryByTestId('field-error')).toBeNull();
   });
+
+  it('marks a group with no box of its own (eleven variables) by its message, and focuses it', async () => {
+    await save({ ...EMPTY_DRAFT, title: 'T', content: 'c', variables: Array.from({ length: 11 }, (_, i) => v(`v${i}`)) });
+    const group = document.activeElement as HTMLElement;
+    expect(group.tagName).toBe('FIELDSET');
+    expect(document.getElementById(group.getAttribute('aria-describedby')!)?.textContent).toMatch(/At most 10 variables/);
+  });
 });

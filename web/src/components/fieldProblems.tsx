@@ -36,7 +36,9 @@ export function useFieldProblems(prefix: string) {
     /** For a group of boxes (a fieldset): focusable and described by its message, as ARIA has no invalid group. */
     groupProps(field: string) {
       const problem = problemOf(field);
-      return { id: idOf(field), tabIndex: -1, 'aria-describedby': problem ? `${idOf(field)}-error` : undefined } as const;
+      return problem
+        ? ({ id: idOf(field), tabIndex: -1, 'aria-describedby': `${idOf(field)}-error` } as const)
+        : ({ id: idOf(field) } as const);
     },
     /** The field's message, under it; nothing when it is fine. */
     fieldError(field: string) {
