@@ -231,7 +231,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
     assert.equal(stored.retrieval_query_variable, undefined);
   });
 
-  it('says why a dropped file is refused, and lists it as an error with the reason', async () => {
+  it('says why a dropped file is refused, lists the refusal with the reason, and one dismiss removes both', async () => {
     // A page of its own: the browser logs the refused request as a console error, which the
     // main page must not have. Same context, so the same signed-in user.
     const other = await context.newPage();
@@ -253,17 +253,24 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       assert.equal(await other.textContent(tid('upload-error-title')), 'Unsupported file type');
       assert.equal(await other.textContent(tid('upload-error-detail')), 'Upload plain text (.txt), Markdown (.md) or PDF.');
       // The backend keeps the refused upload's description, status error with the reason,
-      // and no passage; the list shows it so, and it can be deleted like any other.
+      // and no passage; the list says it was refused and that dismissing it removes it.
       const row = await other.waitForSelector(`${tid('document-row')}[data-status="error"]`);
       const refusedId = await row.getAttribute('data-document-id');
       assert.ok(!before.includes(refusedId));
       assert.equal(await row.$eval(tid('document-status'), (el) => el.textContent), 'error');
       const reason = (await readDoc(env, `documents/${refusedId}`)).error_message;
       assert.ok(reason, 'the backend recorded why');
-      assert.equal(await row.$eval(tid('document-error'), (el) => el.textContent), `Indexing failed ${reason}`);
-      await row.$eval(tid('document-delete-button'), (el) => el.click());
-      await other.click(`${tid('document-row')}[data-document-id="${refusedId}"] ${tid('document-delete-confirm-button')}`);
+      assert.equal(
+        await row.$eval(tid('document-error'), (el) => el.textContent),
+        `Indexing failed ${reason}Nothing of it was kept; it stays listed until you dismiss it.`,
+      );
+      assert.ok(await row.$(tid('document-dismiss-button')), 'a refusal is dismissed, not deleted with a confirmation');
+      // The upload's own ✕ dismisses the server's record with it.
+      await other.click('[aria-label="Dismiss photo.png"]');
       await other.waitForSelector(`${tid('document-row')}[data-document-id="${refusedId}"]`, { state: 'detached' });
+      await eventually(async () => (await readDoc(env, `documents/${refusedId}`)) === null, {
+        what: 'the refused document gone from Firestore',
+      });
     } finally {
       await other.close();
     }

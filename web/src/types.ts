@@ -1,21 +1,11 @@
-/** Wire types of the backend contract (README: request, SSE events, JSON answers). */
+/** Wire types of the backend contract (README: request, SSE events, JSON answers) and the records the app reads. */
 
-/** Body of POST /execute_prompt_stream and /execute_prompt. snake_case on purpose: the backend refuses unknown fields. */
-export interface ExecuteRequest {
-  prompt_id: string;
-  variables?: Record<string, string>;
-  model?: string;
-  context?: string;
-  max_tokens?: number;
-  temperature?: number;
-  /** Knowledge bases: replaces the prompt's documents (`[]` turns retrieval off). */
-  document_ids?: string[];
-  top_k?: number;
-  /** Models tried in turn when the primary fails before its first chunk (0–3; `[]`: none; absent: the prompt's). */
-  fallback_models?: string[];
-  /** Shared by the runs of one comparison (issue 18); the same form as a document id. */
-  comparison_id?: string;
-}
+/**
+ * Body of POST /execute_prompt_stream and /execute_prompt, and the backend's error codes: generated
+ * from the pydantic models by scripts/wire-types (ADR 0500). The rest of this file is not a pydantic
+ * model on the server (the SSE events' payloads, the Firestore records) and is kept by hand.
+ */
+export type { ErrorCode, ExecuteRequest } from './wire.generated';
 
 /** One model tried by a run, in order (`event: end` / `event: error` and the record's `attempts`). */
 export interface Attempt {
@@ -193,6 +183,11 @@ export interface ExecutionRecord {
   /** The model asked for (the primary); `model` is the one that answered. */
   requested_model?: string | null;
   attempts?: Attempt[];
+  /**
+   * What the run cost the daily budget: the usage's total, or the server's estimate when the model
+   * sent no usage (a cancelled run, most errors); absent on records older than the field.
+   */
+  tokens_debited?: number | null;
 }
 
 /** A `comparisons/{id}` document: the runs sharing its id are its columns; the winner is here. */

@@ -1,12 +1,12 @@
 import { useState } from 'react';
 import { isBusy, stateOfRecord, type ExecutionState } from '../hooks/executionState';
 import type { ComparisonRun } from '../hooks/useComparison';
-import { attemptsOf, passedOver } from '../services/attempts';
+import { allFailed, attemptsOf, passedOver } from '../services/attempts';
 import { orderColumns, tokensPerSecond } from '../services/comparisons';
 import type { Comparison, ExecutionRecord } from '../types';
 import { ErrorBanner } from './ErrorBanner';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
-import { formatCost, formatMs, formatTokens, TIMING_HELP, TTFT_LABEL } from './UsageSummary';
+import { debitOf, formatCost, formatMs, formatTokens, TIMING_HELP, TTFT_LABEL } from './UsageSummary';
 
 /** Marks a column's answer as the winner: its model and its run. */
 export type OnWinner = (comparisonId: string, model: string, executionId: string) => Promise<void>;
@@ -29,8 +29,9 @@ function formatRate(rate: number | null, record: ExecutionRecord | null): string
 export function Routing({ model, state }: { model: string; state: ExecutionState }) {
   // A refusal before the stream opened carries them in its details instead.
   const attempts = state.attempts.length > 0 ? state.attempts : attemptsOf(state.error?.details?.attempts);
-  // One model tried: the column's own status and error say it all.
-  if (attempts.length <= 1) return null;
+  // One model tried: the column's own status and error say it all; all of them failed: the error
+  // says so and names each (ErrorBanner).
+  if (attempts.length <= 1 || allFailed(attempts) !== null) return null;
   const skipped = passedOver(attempts);
   const answered = attempts.find((a) => a.outcome === 'answered')?.model;
   return (
@@ -149,7 +150,7 @@ function Column({
         </div>
         <div>
           <dt>Tokens</dt>
-          <dd data-testid="usage-tokens">{formatTokens(state.usage ?? record?.usage)}</dd>
+          <dd data-testid="usage-tokens">{formatTokens(state.usage ?? record?.usage, debitOf(record))}</dd>
         </div>
         <div>
           <dt>Cost</dt>

@@ -1,6 +1,7 @@
 import { useEffect, useState, type DragEvent } from 'react';
 import type { Documents, Upload, Uploads } from '../hooks/useDocuments';
 import { deleteDocument } from '../services/documents';
+import { count } from '../services/words';
 import { ExecutionError, MAX_DOCUMENT_BYTES } from '../services/errors';
 import type { KbDocument } from '../types';
 import { ConfirmDelete } from './ConfirmDelete';
@@ -20,7 +21,7 @@ function when(ms: number | null): string {
 }
 
 export function StatusBadge({ doc }: { doc: KbDocument }) {
-  const label = doc.status === 'ready' ? `ready · ${doc.passage_count ?? 0} passages` : doc.status;
+  const label = doc.status === 'ready' ? `ready · ${count(doc.passage_count ?? 0, 'passage')}` : doc.status;
   return (
     <span className={`badge badge-doc-${doc.status}`} data-testid="document-status" data-status={doc.status}>
       {doc.status === 'indexing' && <span className="spinner spinner-small" aria-hidden="true" />}
@@ -98,7 +99,7 @@ function UploadRow({ upload, onDismiss }: { upload: Upload; onDismiss: () => voi
         {state === 'indexing' && <span className="muted small">Indexing: splitting and embedding…</span>}
         {state === 'done' && (
           <span className="small" data-testid="upload-done">
-            Ready: {result!.passage_count} passages
+            Ready: {count(result!.passage_count, 'passage')}
           </span>
         )}
         {(state === 'done' || state === 'failed') && (
@@ -119,6 +120,14 @@ function UploadRow({ upload, onDismiss }: { upload: Upload; onDismiss: () => voi
       {error && <ErrorBanner error={error} subject="document" testId="upload-error" />}
     </li>
   );
+}
+
+/**
+ * A new document whose upload was refused (unsupported type, unreadable, too long) or failed: the
+ * server keeps its record, `error` and never indexed, so the list says why. Nothing of it is kept.
+ */
+export function neverIndexed(doc: KbDocument): boolean {
+  return doc.status === 'error' && !doc.generation;
 }
 
 function DocumentRow({ doc, getIdToken }: { doc: KbDocument; getIdToken: () => Promise<string> }) {
@@ -148,19 +157,37 @@ function DocumentRow({ doc, getIdToken }: { doc: KbDocument; getIdToken: () => P
           </span>
         </div>
         <StatusBadge doc={doc} />
-        <button
-          type="button"
-          className="btn btn-small btn-danger"
-          onClick={() => setConfirming(true)}
-          disabled={confirming}
-          data-testid="document-delete-button"
-        >
-          Delete
-        </button>
+        {neverIndexed(doc) ? (
+          // Nothing to lose: no confirmation.
+          <button
+            type="button"
+            className="btn btn-small"
+            onClick={() => void remove()}
+            disabled={deleting}
+            data-testid="document-dismiss-button"
+          >
+            {deleting ? 'Dismissing…' : 'Dismiss'}
+          </button>
+        ) : (
+          <button
+            type="button"
+            className="btn btn-small btn-danger"
+            onClick={() => setConfirming(true)}
+            disabled={confirming}
+            data-testid="document-delete-button"
+          >
+            Delete
+          </button>
+        )}
       </div>
       {doc.status === 'error' && (
         <div className="alert alert-error" data-testid="document-error">
           <strong>Indexing failed</strong> {doc.error_message ?? 'No reason was recorded.'}
+          {neverIndexed(doc) && (
+            <span className="small" data-testid="document-refused-note">
+              Nothing of it was kept; it stays listed until you dismiss it.
+            </span>
+          )}
         </div>
       )}
       {confirming && (
@@ -190,6 +217,19 @@ interface Props {
 /** Knowledge bases: upload documents, watch them index, delete them. */
 export function DocumentsPage({ documents, uploads, getIdToken }: Props) {
   const { rows, error } = documents;
+
+  // Dismissing a refused upload dismisses the server's record of it too: one refusal, one ✕.
+  function dismissUpload(upload: Upload) {
+    uploads.dismiss(upload.key);
+    const id = upload.error?.details?.document_id;
+    const doc = rows?.find((d) => d.id === id);
+    if (!doc || !neverIndexed(doc)) return;
+    void (async () => {
+      // Best effort: should it fail, the row stays, with its own Dismiss.
+      await deleteDocument(doc.id, { idToken: await getIdToken().catch(() => '') }).catch(() => undefined);
+    })();
+  }
+
   return (
     <>
       <section className="card documents-upload" data-testid="documents-page">
@@ -202,7 +242,7 @@ export function DocumentsPage({ documents, uploads, getIdToken }: Props) {
         {uploads.items.length > 0 && (
           <ul className="uploads" aria-label="Uploads">
             {uploads.items.map((u) => (
-              <UploadRow key={u.key} upload={u} onDismiss={() => uploads.dismiss(u.key)} />
+              <UploadRow key={u.key} upload={u} onDismiss={() => dismissUpload(u)} />
             ))}
           </ul>
         )}

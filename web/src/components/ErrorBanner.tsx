@@ -1,3 +1,4 @@
+import { allFailed, attemptsOf } from '../services/attempts';
 import { describeError, type ErrorSubject, type ExecutionError } from '../services/errors';
 
 export function ErrorBanner({
@@ -10,6 +11,8 @@ export function ErrorBanner({
   testId?: string;
 }) {
   const { title, detail } = describeError(error, subject);
+  // A run whose fallbacks all failed carries every attempt; the error alone names the last model.
+  const tried = allFailed(attemptsOf(error.details?.attempts));
   return (
     <div
       className={`alert ${error.isNetwork ? 'alert-warning' : 'alert-error'}`}
@@ -19,6 +22,7 @@ export function ErrorBanner({
     >
       <strong data-testid={`${testId}-title`}>{title}</strong>
       <span data-testid={`${testId}-detail`}>{detail}</span>
+      {tried && <span data-testid={`${testId}-tried`}>{tried}</span>}
       <code className="error-code">
         {error.code}
         {error.status > 0 && error.status !== 200 ? ` · HTTP ${error.status}` : ''}

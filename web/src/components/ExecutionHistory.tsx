@@ -2,11 +2,12 @@ import { useState } from 'react';
 import type { Executions } from '../hooks/useExecutions';
 import { Markdown } from '../markdown/Markdown';
 import { SourcesList, SourcesProvider } from '../markdown/Sources';
+import { allFailed } from '../services/attempts';
 import { groupHistory, orderColumns, type HistoryEntry } from '../services/comparisons';
 import type { Comparison, ExecutionRecord, ExecutionStatus } from '../types';
 import { ComparisonDetail, type OnWinner } from './ComparisonView';
 import { CopyButton } from './CopyButton';
-import { formatCost, formatTokens, Timings } from './UsageSummary';
+import { formatCost, formatTokens, recordTokens, Timings } from './UsageSummary';
 
 const STATUSES: ExecutionStatus[] = ['streaming', 'completed', 'error', 'cancelled'];
 
@@ -142,7 +143,9 @@ function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boo
         )}
       </td>
       <td className="nowrap">{record.model}</td>
-      <td>{record.usage?.total_tokens ?? '—'}</td>
+      <td data-testid="history-tokens" title={record.usage ? undefined : 'estimated: the model sent no usage'}>
+        {recordTokens(record) ?? '—'}
+      </td>
       <td className="preview col-preview">{preview(record.output) || <span className="muted">—</span>}</td>
     </tr>
   );
@@ -161,7 +164,7 @@ function ComparisonRow({
   onToggle: () => void;
 }) {
   const records = orderColumns(entry.records, comparison?.models);
-  const tokens = records.reduce((sum, r) => sum + (r.usage?.total_tokens ?? 0), 0);
+  const tokens = records.reduce((sum, r) => sum + (recordTokens(r) ?? 0), 0);
   const winner = comparison?.winner_model;
   return (
     <tr
@@ -208,6 +211,7 @@ function ExecutionDetail({
   onRerun: () => void;
 }) {
   const variables = Object.entries(record.variables);
+  const tried = allFailed(record.attempts ?? []);
   return (
     <article className="run-detail" data-testid="execution-detail" data-execution-id={record.id} aria-label="Run">
       <header className="panel-header">
@@ -226,6 +230,7 @@ function ExecutionDetail({
       {record.error_code && (
         <div className="alert alert-error" data-testid="detail-error">
           <code>{record.error_code}</code> {record.error_message}
+          {tried && <span data-testid="detail-error-tried"> {tried}</span>}
         </div>
       )}
       <dl className="usage">
@@ -235,7 +240,7 @@ function ExecutionDetail({
         </div>
         <div>
           <dt>Tokens</dt>
-          <dd data-testid="detail-tokens">{formatTokens(record.usage)}</dd>
+          <dd data-testid="detail-tokens">{formatTokens(record.usage, record.tokens_debited ?? null)}</dd>
         </div>
         <div>
           <dt>Cost</dt>

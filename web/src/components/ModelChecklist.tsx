@@ -1,5 +1,6 @@
 import type { ReactNode } from 'react';
 import { availableModels } from '../config';
+import type { GroupProps } from './fieldProblems';
 
 interface Props {
   legend: ReactNode;
@@ -12,13 +13,17 @@ interface Props {
   testId: string;
   /** The line under the boxes that says what the order means. */
   order: ReactNode;
+  /** A form's marks for the group: its id, focus and message. */
+  group?: GroupProps;
+  error?: ReactNode;
 }
 
 /** Ticks up to `max` of the offered models, remembering the order they were ticked. */
-export function ModelChecklist({ legend, value, onChange, max, disabled = false, testId, order }: Props) {
+export function ModelChecklist({ legend, value, onChange, max, disabled = false, testId, order, group, error }: Props) {
   return (
-    <fieldset className="compare-models" data-testid={testId}>
+    <fieldset className="compare-models" data-testid={testId} {...group}>
       <legend>{legend}</legend>
+      {error}
       {availableModels.map((m) => {
         const checked = value.includes(m);
         return (

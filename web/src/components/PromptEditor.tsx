@@ -2,8 +2,10 @@ import { useState, type FormEvent } from 'react';
 import { placeholders } from '../services/templates';
 import type { KbDocument, PromptDraft, PromptVariable } from '../types';
 import { MAX_FALLBACKS } from '../services/comparisons';
-import { DocumentPicker, validateKnowledge } from './DocumentPicker';
+import type { FieldProblem } from '../services/validation';
+import { checkKnowledge, DocumentPicker } from './DocumentPicker';
 import { FallbackPicker } from './FallbackPicker';
+import { useFieldProblems } from './fieldProblems';
 
 interface Props {
   initial: PromptDraft;
@@ -23,44 +25,70 @@ const MAX_DESCRIPTION = 500;
 
 export const EMPTY_DRAFT: PromptDraft = { title: '', content: '', system_prompt: '', variables: [], public: false };
 
-/** Client-side checks that mirror the schema; the rules check again. */
-export function validateDraft(draft: PromptDraft): string | null {
+/**
+ * Client-side checks that mirror the schema (the rules check again): every problem, each on its
+ * field, in the order of the form.
+ */
+export function checkDraft(draft: PromptDraft): FieldProblem[] {
+  const problems: FieldProblem[] = [];
   const title = draft.title.trim();
-  if (title.length < 1 || title.length > 200) return 'The title needs 1 to 200 characters.';
-  if (draft.content.length > 50_000) return 'The content is over 50,000 characters.';
-  if (draft.variables.length > MAX_DECLARED) {
-    return (
-      `At most ${MAX_DECLARED} variables can be declared. A placeholder needs no declaration ` +
-      'unless it has a default, a description or is optional: remove the plain required ones.'
-    );
-  }
+  if (title.length < 1 || title.length > 200) problems.push({ field: 'title', message: 'The title needs 1 to 200 characters.' });
+  if (draft.content.length > 50_000) problems.push({ field: 'content', message: 'The content is over 50,000 characters.' });
   const seen = new Set<string>();
-  for (const v of draft.variables) {
-    if (!NAME.test(v.name)) return `"${v.name}" is not a valid variable name (letters, digits, _ . -).`;
-    if (RESERVED.test(v.name)) return `"${v.name}" is reserved: names may not both start and end with "__".`;
-    if (seen.has(v.name)) return `The variable "${v.name}" is declared twice.`;
-    if ((v.default ?? '').length > MAX_DEFAULT) {
-      return `The default of "${v.name}" is over ${MAX_DEFAULT.toLocaleString('en')} characters.`;
+  draft.variables.forEach((v, i) => {
+    const name = `var-name:${i}`;
+    if (!NAME.test(v.name)) {
+      problems.push({ field: name, message: `"${v.name}" is not a valid variable name (letters, digits, _ . -).` });
+    } else if (RESERVED.test(v.name)) {
+      problems.push({ field: name, message: `"${v.name}" is reserved: names may not both start and end with "__".` });
+    } else if (seen.has(v.name)) {
+      problems.push({ field: name, message: `The variable "${v.name}" is declared twice.` });
+    } else if ((v.description ?? '').length > MAX_DESCRIPTION) {
+      // The editor has no box for a description (one comes from a stored prompt): its name carries it.
+      problems.push({ field: name, message: `The description of "${v.name}" is over ${MAX_DESCRIPTION} characters.` });
     }
-    if ((v.description ?? '').length > MAX_DESCRIPTION) {
-      return `The description of "${v.name}" is over ${MAX_DESCRIPTION} characters.`;
+    if ((v.default ?? '').length > MAX_DEFAULT) {
+      problems.push({
+        field: `var-default:${i}`,
+        message: `The default of "${v.name}" is over ${MAX_DEFAULT.toLocaleString('en')} characters.`,
+      });
     }
     seen.add(v.name);
+  });
+  if (draft.variables.length > MAX_DECLARED) {
+    problems.push({
+      field: 'variables',
+      message:
+        `At most ${MAX_DECLARED} variables can be declared. A placeholder needs no declaration ` +
+        'unless it has a default, a description or is optional: remove the plain required ones.',
+    });
   }
+  problems.push(...checkKnowledge(draft));
   const fallbacks = draft.fallback_models ?? [];
-  if (fallbacks.length > MAX_FALLBACKS) return `At most ${MAX_FALLBACKS} fallback models.`;
-  if (new Set(fallbacks).size !== fallbacks.length) return 'A fallback model is named twice.';
-  return validateKnowledge(draft);
+  if (fallbacks.length > MAX_FALLBACKS) {
+    problems.push({ field: 'fallback_models', message: `At most ${MAX_FALLBACKS} fallback models.` });
+  } else if (new Set(fallbacks).size !== fallbacks.length) {
+    problems.push({ field: 'fallback_models', message: 'A fallback model is named twice.' });
+  }
+  return problems;
 }
 
 export function PromptEditor({ initial, isNew, onSave, onCancel, documents = null }: Props) {
   const [draft, setDraft] = useState<PromptDraft>(initial);
   const [saving, setSaving] = useState(false);
+  // A refused save (the rules, the network); the draft's own problems sit on their fields.
   const [error, setError] = useState<string | null>(null);
+  const fields = useFieldProblems('editor-field');
+  const { inputProps, fieldError } = fields;
 
-  const set = <K extends keyof PromptDraft>(key: K, value: PromptDraft[K]) => setDraft((d) => ({ ...d, [key]: value }));
-  const setVariable = (i: number, patch: Partial<PromptVariable>) =>
-    set('variables', draft.variables.map((v, j) => (j === i ? { ...v, ...patch } : v)));
+  const set = <K extends keyof PromptDraft>(key: K, value: PromptDraft[K]) => {
+    setDraft((d) => ({ ...d, [key]: value }));
+    fields.clear(key);
+  };
+  const setVariable = (i: number, patch: Partial<PromptVariable>) => {
+    setDraft((d) => ({ ...d, variables: d.variables.map((v, j) => (j === i ? { ...v, ...patch } : v)) }));
+    fields.clear(patch.default !== undefined ? `var-default:${i}` : `var-name:${i}`);
+  };
 
   function addDetected() {
     const known = new Set(draft.variables.map((v) => v.name));
@@ -72,11 +100,8 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    const problem = validateDraft(draft);
-    if (problem) {
-      setError(problem);
-      return;
-    }
+    setError(null);
+    if (fields.report(checkDraft(draft))) return;
     setSaving(true);
     setError(null);
     try {
@@ -92,16 +117,25 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
       <h2>{isNew ? 'New prompt' : 'Edit prompt'}</h2>
       <label>
         Title
-        <input value={draft.title} maxLength={200} onChange={(e) => set('title', e.target.value)} data-testid="prompt-title-input" />
+        <input
+          {...inputProps('title')}
+          value={draft.title}
+          maxLength={200}
+          onChange={(e) => set('title', e.target.value)}
+          data-testid="prompt-title-input"
+        />
+        {fieldError('title')}
       </label>
       <label>
         Content <span className="muted small">use {'{{name}}'} for variables</span>
         <textarea
+          {...inputProps('content')}
           rows={6}
           value={draft.content}
           onChange={(e) => set('content', e.target.value)}
           data-testid="prompt-content-input"
         />
+        {fieldError('content')}
       </label>
       <label>
         System prompt <span className="muted small">optional</span>
@@ -113,12 +147,14 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
         />
       </label>
 
-      <fieldset className="variables">
+      <fieldset className="variables" {...fields.groupProps('variables')}>
         <legend>Variables</legend>
         {draft.variables.length === 0 && <p className="muted small">No declared variables.</p>}
         {draft.variables.map((v, i) => (
           <div className="variable-row" key={i} data-testid="variable-row">
             <input
+              {...inputProps(`var-name:${i}`)}
+              aria-label="Variable name"
               placeholder="name"
               value={v.name}
               onChange={(e) => setVariable(i, { name: e.target.value })}
@@ -134,6 +170,8 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
               required
             </label>
             <input
+              {...inputProps(`var-default:${i}`)}
+              aria-label={`Default of ${v.name || 'the variable'}`}
               placeholder="default"
               value={v.default ?? ''}
               onChange={(e) => setVariable(i, { default: e.target.value === '' ? null : e.target.value })}
@@ -142,13 +180,20 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
             <button
               type="button"
               className="btn btn-small"
-              onClick={() => set('variables', draft.variables.filter((_, j) => j !== i))}
+              onClick={() => {
+                set('variables', draft.variables.filter((_, j) => j !== i));
+                // The rows below move up: their marks would sit on the wrong row. Save checks again.
+                fields.report([]);
+              }}
               aria-label={`Remove ${v.name}`}
             >
               ✕
             </button>
+            {fieldError(`var-name:${i}`)}
+            {fieldError(`var-default:${i}`)}
           </div>
         ))}
+        {fieldError('variables')}
         <div className="row">
           <button
             type="button"
@@ -164,9 +209,19 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
         </div>
       </fieldset>
 
-      <DocumentPicker draft={draft} documents={documents} onChange={(patch) => setDraft((d) => ({ ...d, ...patch }))} />
+      <DocumentPicker
+        draft={draft}
+        documents={documents}
+        onChange={(patch) => setDraft((d) => ({ ...d, ...patch }))}
+        fields={fields}
+      />
 
-      <FallbackPicker value={draft.fallback_models ?? []} onChange={(models) => set('fallback_models', models)} />
+      <FallbackPicker
+        value={draft.fallback_models ?? []}
+        onChange={(models) => set('fallback_models', models)}
+        group={fields.groupProps('fallback_models')}
+        error={fieldError('fallback_models')}
+      />
 
       <label className="inline">
         <input
@@ -180,6 +235,7 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
 
       {error && (
         <div className="alert alert-error" role="alert" data-testid="editor-error">
+          Could not save: 
           {error}
         </div>
       )}

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { Fragment, useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { availableModels, config } from '../config';
 import { isBusy } from '../hooks/executionState';
 import { useComparison } from '../hooks/useComparison';
@@ -13,9 +13,10 @@ import {
 } from '../services/comparisons';
 import { supportsStreamingBody } from '../services/streaming';
 import { filledVariables, formVariables } from '../services/templates';
-import { checkRun, type FieldProblem } from '../services/validation';
+import { checkRun } from '../services/validation';
 import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt } from '../types';
 import { LiveComparison, type OnWinner } from './ComparisonView';
+import { useFieldProblems } from './fieldProblems';
 import { ModelChecklist } from './ModelChecklist';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
@@ -61,7 +62,24 @@ export function buildRequest(
   return request;
 }
 
-const fieldId = (field: string): string => `run-field-${field.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+/** Says the answers come from the local demo models, and names them. */
+export function DemoModeNote({ models }: { models: readonly string[] }) {
+  return (
+    <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
+      {/* One flex item: in the alert's wrapping flex row, each model would be an item of its own and
+          a line could start with its comma. In one run of text the comma stays after its model. */}
+      <span>
+        Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real LLM:{' '}
+        {models.map((m, i) => (
+          <Fragment key={m}>
+            <code>{m}</code>
+            {i < models.length - 1 ? ', ' : '.'}
+          </Fragment>
+        ))}
+      </span>
+    </div>
+  );
+}
 
 export function PromptExecutionForm({
   prompt,
@@ -88,7 +106,7 @@ export function PromptExecutionForm({
   const [temperature, setTemperature] = useState('');
   const [streaming, setStreaming] = useState(canStream);
   const [lastMode, setLastMode] = useState<'streaming' | 'standard' | 'compare' | null>(null);
-  const [problems, setProblems] = useState<FieldProblem[]>([]);
+  const { report, inputProps, fieldError, clear: clearProblem } = useFieldProblems('run-field');
   const formRef = useRef<HTMLFormElement>(null);
 
   const stream = useStreamingExecution();
@@ -103,17 +121,9 @@ export function PromptExecutionForm({
     setModel(preferred);
     setCompared((list) => [preferred, ...list.filter((m) => m !== preferred)].slice(0, MAX_COMPARED));
   }, [preferred]);
-  const problemOf = (field: string): FieldProblem | undefined => problems.find((p) => p.field === field);
 
   async function runWith(runValues: Record<string, string>, runModel: string, asComparison = false) {
-    const found = checkRun(variables, { values: runValues, maxTokens, temperature });
-    setProblems(found);
-    if (found.length > 0) {
-      // Focus after React has marked the field, so a screen reader reads the message with it.
-      const first = found[0]!.field;
-      requestAnimationFrame(() => document.getElementById(fieldId(first))?.focus());
-      return;
-    }
+    if (report(checkRun(variables, { values: runValues, maxTokens, temperature }))) return;
     const requestFor = (m: string): ExecuteRequest =>
       buildRequest(prompt, runValues, variables.map((v) => v.name), m, context, maxTokens, temperature);
     if (asComparison && openComparison) {
@@ -182,28 +192,6 @@ export function PromptExecutionForm({
   const activeId = lastMode === 'streaming' ? stream.executionId : standard.executionId;
   const record = records.find((r) => r.id === activeId) ?? null;
 
-  function inputProps(field: string) {
-    const problem = problemOf(field);
-    return {
-      id: fieldId(field),
-      'aria-invalid': problem ? true : undefined,
-      'aria-describedby': problem ? `${fieldId(field)}-error` : undefined,
-    } as const;
-  }
-
-  function fieldError(field: string) {
-    const problem = problemOf(field);
-    return problem ? (
-      <span className="field-error" id={`${fieldId(field)}-error`} data-testid="field-error">
-        {problem.message}
-      </span>
-    ) : null;
-  }
-
-  function clearProblem(field: string) {
-    if (problemOf(field)) setProblems((list) => list.filter((p) => p.field !== field));
-  }
-
   return (
     <>
       <form
@@ -215,18 +203,7 @@ export function PromptExecutionForm({
         data-testid="execution-form"
       >
         <h3>Run</h3>
-        {config.demoModel && (
-          <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
-            Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real
-            LLM:{' '}
-            {availableModels.map((m, i) => (
-              <span key={m}>
-                {i > 0 && ', '}
-                <code>{m}</code>
-              </span>
-            ))}
-          </div>
-        )}
+        {config.demoModel && <DemoModeNote models={availableModels} />}
         {variables.length > 0 && (
           <div className="grid-2">
             {variables.map((v) => (

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { count } from '../services/words';
 import type { KbDocument, Prompt } from '../types';
 import { ConfirmDelete } from './ConfirmDelete';
 
@@ -11,15 +12,35 @@ interface Props {
   documents?: KbDocument[] | null;
 }
 
-/** "Draws on" line: the attached documents by title (another user's prompt: by id), and top_k. */
-function Knowledge({ prompt, documents }: { prompt: Prompt; documents: KbDocument[] | null }) {
+/**
+ * One attached document: its title; one the owner no longer has, "deleted document"; on another
+ * user's prompt (whose documents the viewer cannot read) or while the list loads, its id.
+ */
+function DocumentName({ id, documents, isOwner }: { id: string; documents: KbDocument[] | null; isOwner: boolean }) {
+  const doc = documents?.find((d) => d.id === id);
+  if (doc) return <>{doc.title}</>;
+  const gone = isOwner && documents !== null;
+  return (
+    <span data-testid={gone ? 'deleted-document' : 'unknown-document'}>
+      {gone ? 'deleted document' : 'document'} <small className="muted">{id}</small>
+    </span>
+  );
+}
+
+/** "Draws on" line: the attached documents, and top_k. */
+function Knowledge({ prompt, documents, isOwner }: { prompt: Prompt; documents: KbDocument[] | null; isOwner: boolean }) {
   const ids = prompt.document_ids ?? [];
   if (ids.length === 0) return null;
-  const title = (id: string) => documents?.find((d) => d.id === id)?.title ?? id;
   return (
     <p className="knowledge-line small" data-testid="prompt-documents">
-      <span className="muted">Draws on</span> {ids.map(title).join(', ')}
-      {prompt.top_k != null && <span className="muted"> · {prompt.top_k} passages</span>}
+      <span className="muted">Draws on</span>{' '}
+      {ids.map((id, i) => (
+        <span key={id}>
+          {i > 0 && ', '}
+          <DocumentName id={id} documents={documents} isOwner={isOwner} />
+        </span>
+      ))}
+      {prompt.top_k != null && <span className="muted"> · {count(prompt.top_k, 'passage')}</span>}
       {prompt.retrieval_query_variable && <span className="muted"> · searched with {`{{${prompt.retrieval_query_variable}}}`}</span>}
     </p>
   );
@@ -88,7 +109,7 @@ export function PromptView({ prompt, isOwner, onEdit, onDelete, documents = null
       <pre className="template" data-testid="prompt-content">
         {prompt.content}
       </pre>
-      <Knowledge prompt={prompt} documents={documents} />
+      <Knowledge prompt={prompt} documents={documents} isOwner={isOwner} />
     </section>
   );
 }

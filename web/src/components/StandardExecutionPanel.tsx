@@ -3,7 +3,7 @@ import { SourcesList, SourcesProvider } from '../markdown/Sources';
 import { ErrorBanner } from './ErrorBanner';
 import type { ExecutionRecord } from '../types';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
-import { UsageSummary } from './UsageSummary';
+import { hasUsage, UsageSummary } from './UsageSummary';
 
 interface Props {
   state: ExecutionState;
@@ -33,7 +33,7 @@ export function StandardExecutionPanel({ state, onCancel, record }: Props) {
         <SourcesList />
       </SourcesProvider>
       {state.error && <ErrorBanner error={state.error} />}
-      {state.phase === 'completed' && <UsageSummary state={state} record={record} />}
+      {hasUsage(state, record) && <UsageSummary state={state} record={record} />}
     </section>
   );
 }

@@ -4,7 +4,7 @@ import { Routing } from './ComparisonView';
 import { ErrorBanner } from './ErrorBanner';
 import type { ExecutionRecord } from '../types';
 import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
-import { UsageSummary } from './UsageSummary';
+import { hasUsage, UsageSummary } from './UsageSummary';
 
 interface Props {
   state: ExecutionState;
@@ -62,7 +62,7 @@ export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
         </p>
       )}
       {state.error && <ErrorBanner error={state.error} />}
-      {(state.phase === 'completed' || state.usage !== null) && <UsageSummary state={state} record={record} />}
+      {hasUsage(state, record) && <UsageSummary state={state} record={record} />}
     </section>
   );
 }

@@ -12,8 +12,23 @@ export function formatMs(ms: number | null | undefined): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-export function formatTokens(u: Usage | null | undefined): string {
-  return u ? `${u.prompt_tokens ?? '?'} in · ${u.completion_tokens ?? '?'} out · ${u.total_tokens ?? '?'} total` : '—';
+/**
+ * The usage's split; with no usage (a cancelled run, most errors), what the server debited for
+ * the run all the same (its estimate, docs/schema.md `tokens_debited`).
+ */
+export function formatTokens(u: Usage | null | undefined, debited: number | null = null): string {
+  if (u) return `${u.prompt_tokens ?? '?'} in · ${u.completion_tokens ?? '?'} out · ${u.total_tokens ?? '?'} total`;
+  return debited !== null ? `${debited.toLocaleString('en-US')} debited (estimated)` : '—';
+}
+
+/** One figure for a record's tokens: the usage's total, else what was debited; null when neither. */
+export function recordTokens(record: ExecutionRecord): number | null {
+  return record.usage?.total_tokens ?? record.tokens_debited ?? null;
+}
+
+/** The record's debit once it is final (a streaming record's is not yet set). */
+export function debitOf(record: ExecutionRecord | null | undefined): number | null {
+  return record && record.status !== 'streaming' ? (record.tokens_debited ?? null) : null;
 }
 
 /**
@@ -47,6 +62,11 @@ export function Timings({ record }: { record: ExecutionRecord | null }) {
   );
 }
 
+/** Whether a panel has figures to show: a finished run, one with usage, or one the server debited. */
+export function hasUsage(state: ExecutionState, record: ExecutionRecord | null): boolean {
+  return state.phase === 'completed' || state.usage !== null || debitOf(record) !== null;
+}
+
 export function UsageSummary({ state, record }: { state: ExecutionState; record: ExecutionRecord | null }) {
   const u = state.usage;
   return (
@@ -57,7 +77,7 @@ export function UsageSummary({ state, record }: { state: ExecutionState; record:
       </div>
       <div>
         <dt>Tokens</dt>
-        <dd data-testid="usage-tokens">{formatTokens(u)}</dd>
+        <dd data-testid="usage-tokens">{formatTokens(u, debitOf(record))}</dd>
       </div>
       <div>
         <dt>Cost</dt>

@@ -89,6 +89,46 @@ describe('ComparisonColumns', () => {
     expect(screen.getByTestId('column-skipped').textContent).toBe('Failed m/a (rate_limited · HTTP 429). ');
   });
 
+  it('names every model tried in the error when all of them failed, and no routing line beside it', () => {
+    const attempts = [
+      { model: 'm/a', outcome: 'failed', error_code: 'rate_limited', status: 429, message: 'slow down' },
+      { model: 'm/b', outcome: 'failed', error_code: 'upstream_unavailable', status: 503, message: null },
+      { model: 'm/c', outcome: 'skipped', error_code: 'upstream_error', status: null, message: null },
+    ];
+    const error = new ExecutionError('upstream_error', 'Provider returned error', { status: 200, details: { attempts } });
+    render(<ComparisonColumns comparisonId="c1" comparison={null} columns={[col('m/a', { phase: 'error', attempts, error })]} />);
+    expect(screen.getByTestId('execution-error-tried').textContent).toBe(
+      'Every model was tried in turn and none answered: m/a (rate_limited · HTTP 429), ' +
+        'm/b (upstream_unavailable · HTTP 503), m/c (upstream_error).',
+    );
+    expect(screen.queryByTestId('column-routing')).toBeNull();
+  });
+
+  it('names every model tried in a reopened run whose fallbacks all failed', () => {
+    const attempts = [
+      { model: 'm/a', outcome: 'failed', error_code: 'rate_limited', status: 429, message: null },
+      { model: 'm/b', outcome: 'failed', error_code: 'upstream_error', status: 502, message: null },
+    ];
+    const failed = record('ex9', { status: 'error', error_code: 'upstream_error', error_message: 'boom', attempts });
+    render(<ComparisonColumns comparisonId="c1" comparison={null} columns={[col('m/a', stateOfRecord(failed), failed)]} />);
+    expect(screen.getByTestId('execution-error-tried').textContent).toMatch(/m\/a \(rate_limited · HTTP 429\), m\/b/);
+    cleanup();
+    render(<ExecutionHistory rows={[failed]} error={null} onRerun={() => undefined} />);
+    fireEvent.click(screen.getByTestId('history-open'));
+    expect(screen.getByTestId('detail-error-tried').textContent).toContain('none answered: m/a (rate_limited · HTTP 429), m/b');
+  });
+
+  it('names no list when one model of several answered', () => {
+    const attempts = [
+      { model: 'm/a', outcome: 'failed', error_code: 'rate_limited', status: 429, message: null },
+      { model: 'm/b', outcome: 'answered', error_code: null, status: null, message: null },
+    ];
+    const error = new ExecutionError('upstream_disconnected', 'cut', { status: 200, midStream: true, details: { attempts } });
+    render(<ComparisonColumns comparisonId="c1" comparison={null} columns={[col('m/a', { phase: 'error', attempts, error })]} />);
+    expect(screen.queryByTestId('execution-error-tried')).toBeNull();
+    expect(screen.getByTestId('column-answered-by').textContent).toBe('Answered by m/b. ');
+  });
+
   it('says nothing of routing when the column asked one model only', () => {
     const attempts = [{ model: 'm/a', outcome: 'failed', error_code: 'upstream_error', status: null, message: null }];
     render(<ComparisonColumns comparisonId="c1" comparison={null} columns={[col('m/a', { phase: 'error', attempts })]} />);

@@ -5,10 +5,11 @@ import { IDLE_STATE } from '../hooks/executionState';
 import type { Upload, Uploads } from '../hooks/useDocuments';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import { ExecutionError } from '../services/errors';
-import type { ExecutionRecord, KbDocument, PromptDraft, Source } from '../types';
-import { DocumentPicker, validateKnowledge } from './DocumentPicker';
+import type { ExecutionRecord, KbDocument, Prompt, PromptDraft, Source } from '../types';
+import { checkKnowledge, DocumentPicker } from './DocumentPicker';
 import { DocumentsPage } from './DocumentsPage';
 import { ExecutionHistory } from './ExecutionHistory';
+import { PromptView } from './PromptView';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 
 afterEach(() => {
@@ -137,6 +138,39 @@ describe('the documents page', () => {
     expect(screen.getByTestId('upload-error-title').textContent).toBe('Document too long');
   });
 
+  it('lets a refused new document be dismissed at once, saying nothing of it was kept; a failed re-index asks first', async () => {
+    const fetchMock = vi.fn(async () => new Response('{"deleted": true, "passages_deleted": 0}'));
+    vi.stubGlobal('fetch', fetchMock);
+    const refused = doc('r', 'error', { generation: 0, passage_count: 0, error_message: 'Unsupported type image/png' });
+    const reindexed = doc('k', 'error', { generation: 2, error_message: 'The embedding provider failed' });
+    render(<DocumentsPage documents={{ rows: [refused, reindexed], error: null }} uploads={uploads([])} getIdToken={async () => 't'} />);
+    const [r, k] = screen.getAllByTestId('document-row');
+    expect(within(r!).getByTestId('document-refused-note').textContent).toBe('Nothing of it was kept; it stays listed until you dismiss it.');
+    expect(within(r!).queryByTestId('document-delete-button')).toBeNull();
+    expect(within(k!).queryByTestId('document-dismiss-button')).toBeNull();
+    fireEvent.click(within(r!).getByTestId('document-dismiss-button'));
+    await waitFor(() => expect(fetchMock).toHaveBeenCalledTimes(1));
+    const [url, init] = fetchMock.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toMatch(/\?document_id=r$/);
+    expect(init.method).toBe('DELETE');
+  });
+
+  it('dismisses the server’s record of a refused upload with the upload’s own ✕', async () => {
+    const fetchMock = vi.fn(async () => new Response('{"deleted": true, "passages_deleted": 0}'));
+    vi.stubGlobal('fetch', fetchMock);
+    const error = new ExecutionError('unsupported_type', 'Unsupported type', {
+      status: 415,
+      details: { reason: 'unsupported_type', document_id: 'r' },
+    });
+    const list = uploads([{ key: 7, filename: 'photo.png', size: 12, progress: null, result: null, error }]);
+    const refused = doc('r', 'error', { generation: 0, error_message: 'Unsupported type' });
+    render(<DocumentsPage documents={{ rows: [refused], error: null }} uploads={list} getIdToken={async () => 't'} />);
+    fireEvent.click(screen.getByLabelText('Dismiss photo.png'));
+    expect(list.dismiss).toHaveBeenCalledWith(7);
+    await waitFor(() => expect(fetchMock).toHaveBeenCalledTimes(1));
+    expect((fetchMock.mock.calls[0] as unknown as [string])[0]).toMatch(/\?document_id=r$/);
+  });
+
   it('deletes through the backend only after a confirmation', async () => {
     const fetchMock = vi.fn(async () => new Response('{"deleted": true, "passages_deleted": 7}'));
     vi.stubGlobal('fetch', fetchMock);
@@ -182,9 +216,52 @@ describe('the document picker', () => {
   });
 
   it('checks the limits the rules hold', () => {
+    const validateKnowledge = (d: PromptDraft) => checkKnowledge(d).map((p) => p.message).join('\n') || null;
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], top_k: 4, retrieval_query_variable: 'q' })).toBeNull();
     expect(validateKnowledge({ ...DRAFT, document_ids: Array.from({ length: 11 }, (_, i) => `d${i}`) })).toMatch(/at most 10/);
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], top_k: 11 })).toMatch(/1–10/);
     expect(validateKnowledge({ ...DRAFT, document_ids: ['a'], retrieval_query_variable: 'nope' })).toMatch(/not declared/);
+  });
+});
+
+describe('a prompt that draws on documents', () => {
+  const PROMPT: Prompt = {
+    id: 'p1', owner_uid: 'u', title: 'T', content: '{{q}}', variables: [], public: false, updatedAtMs: null,
+    document_ids: ['a', 'gone'], top_k: 1,
+  };
+  const view = (isOwner: boolean, documents: KbDocument[] | null) =>
+    render(<PromptView prompt={PROMPT} isOwner={isOwner} onEdit={() => undefined} onDelete={async () => undefined} documents={documents} />);
+
+  it('names a document its owner deleted as such, its id in small print, and counts one passage in the singular', () => {
+    view(true, [doc('a', 'ready')]);
+    expect(screen.getByTestId('prompt-documents').textContent).toBe('Draws on Title a, deleted document gone · 1 passage');
+    expect(screen.getByTestId('deleted-document').querySelector('small')?.textContent).toBe('gone');
+  });
+
+  it('does not call a document deleted while the list loads, or on another user’s prompt', () => {
+    view(true, null);
+    expect(screen.queryByTestId('deleted-document')).toBeNull();
+    cleanup();
+    view(false, [doc('a', 'ready')]);
+    expect(screen.queryByTestId('deleted-document')).toBeNull();
+    expect(screen.getAllByTestId('unknown-document').map((e) => e.textContent)).toEqual(['document gone']);
+  });
+
+  it('says "deleted document" in the editor too, and counts passages by number', () => {
+    render(
+      <DocumentPicker
+        draft={{ ...DRAFT, document_ids: ['gone'] }}
+        documents={[doc('a', 'ready', { passage_count: 1 }), doc('b', 'ready', { passage_count: 2 })]}
+        onChange={() => undefined}
+      />,
+    );
+    expect(screen.getByTestId('deleted-document').textContent).toBe('deleted document gone');
+    expect(screen.getByTestId('document-picker').textContent).toContain('Title a1 passage');
+    expect(screen.getByTestId('document-picker').textContent).toContain('Title b2 passages');
+  });
+
+  it('counts one passage in the singular on the documents page', () => {
+    render(<DocumentsPage documents={{ rows: [doc('a', 'ready', { passage_count: 1 })], error: null }} uploads={uploads([])} getIdToken={async () => 't'} />);
+    expect(screen.getByTestId('document-status').textContent).toBe('ready · 1 passage');
   });
 });

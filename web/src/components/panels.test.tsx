@@ -7,8 +7,9 @@ import type { ExecutionRecord, Prompt } from '../types';
 import { ExecutionHistory } from './ExecutionHistory';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { UsageMeterView } from './UsageMeter';
-import { buildRequest } from './PromptExecutionForm';
+import { buildRequest, DemoModeNote } from './PromptExecutionForm';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
+import { toExecution } from '../services/prompts';
 
 afterEach(cleanup);
 
@@ -37,6 +38,19 @@ describe('buildRequest', () => {
       max_tokens: 256,
       temperature: 0.7,
     });
+  });
+});
+
+describe('the demo-mode note', () => {
+  it('lists the models in one run of text, so no line of it can start with a comma', () => {
+    render(<DemoModeNote models={['demo/local-model', 'demo/fast-model', 'demo/careful-model']} />);
+    const note = screen.getByTestId('demo-mode-note');
+    // The alert is a wrapping flex row: each child node is a flex item that starts a line of its own.
+    expect(note.childNodes).toHaveLength(1);
+    expect(note.textContent).toMatch(/LLM: demo\/local-model, demo\/fast-model, demo\/careful-model\.$/);
+    // Each comma follows its model in the same run of text.
+    const commas = [...note.querySelectorAll('*')].flatMap((e) => [...e.childNodes]).filter((n) => n.textContent === ', ');
+    expect(commas.map((c) => c.previousSibling?.nodeName)).toEqual(['CODE', 'CODE']);
   });
 });
 
@@ -142,6 +156,29 @@ describe('ExecutionHistory', () => {
     fireEvent.change(screen.getByTestId('history-filter'), { target: { value: 'error' } });
     const rows = screen.getAllByTestId('history-row');
     expect(rows.map((r) => r.getAttribute('data-execution-id'))).toEqual(['ex2']);
+  });
+});
+
+describe('a cancelled run', () => {
+  // What the server writes when the client leaves: no usage from the model, its estimate debited.
+  const CANCELLED: ExecutionRecord = toExecution({
+    id: 'ex3',
+    data: () => ({ ...RECORD, status: 'cancelled', usage: null, tokens_debited: 1234 }),
+  });
+
+  it('shows the tokens the server debited for it in the live panel, once its record is final', () => {
+    panel({ phase: 'cancelled', content: 'half', model: 'demo/local-model' }, { ...CANCELLED, status: 'streaming' });
+    expect(screen.queryByTestId('usage-tokens')).toBeNull();
+    cleanup();
+    panel({ phase: 'cancelled', content: 'half', model: 'demo/local-model' }, CANCELLED);
+    expect(screen.getByTestId('usage-tokens').textContent).toBe('1,234 debited (estimated)');
+  });
+
+  it('shows them in the history row and the opened run, not "—"', () => {
+    render(<ExecutionHistory rows={[CANCELLED]} error={null} onRerun={() => undefined} />);
+    expect(screen.getByTestId('history-tokens').textContent).toBe('1234');
+    fireEvent.click(screen.getByTestId('history-open'));
+    expect(screen.getByTestId('detail-tokens').textContent).toBe('1,234 debited (estimated)');
   });
 });
 

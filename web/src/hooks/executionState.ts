@@ -56,7 +56,13 @@ export function stateOfRecord(record: ExecutionRecord): ExecutionState {
     content: record.output,
     reasoning: record.reasoning,
     // A cancelled run may carry a code too; only a failed one shows an error.
-    error: record.status === 'error' ? new ExecutionError(record.error_code ?? 'internal', record.error_message ?? '') : null,
+    error:
+      record.status === 'error'
+        ? new ExecutionError(record.error_code ?? 'internal', record.error_message ?? '', {
+            // As a live run's error holds them, so the banner can name every model tried.
+            details: record.attempts && record.attempts.length > 0 ? { attempts: record.attempts } : null,
+          })
+        : null,
     usage: record.usage,
     model: record.model,
     executionId: record.id,

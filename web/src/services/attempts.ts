@@ -25,3 +25,17 @@ export function attemptsOf(raw: unknown): Attempt[] {
 export function passedOver(attempts: Attempt[]): Attempt[] {
   return attempts.filter((a) => a.outcome !== 'answered');
 }
+
+/** One attempt as the UI names it: the model, and why it failed when the server said. */
+export function attemptLabel(a: Attempt): string {
+  return a.error_code ? `${a.model} (${a.error_code}${a.status ? ` · HTTP ${a.status}` : ''})` : a.model;
+}
+
+/**
+ * When more than one model was tried and none answered: a sentence naming each, in order, with
+ * why it failed; null otherwise (one model's failure is the error itself).
+ */
+export function allFailed(attempts: Attempt[]): string | null {
+  if (attempts.length <= 1 || attempts.some((a) => a.outcome === 'answered')) return null;
+  return `Every model was tried in turn and none answered: ${attempts.map(attemptLabel).join(', ')}.`;
+}

@@ -1,3 +1,5 @@
+import type { ErrorCode } from '../types';
+
 /**
  * The one error type the execution services throw, and the one place that turns an
  * error code into words for a person.
@@ -14,6 +16,9 @@ export const CLIENT_CODES = {
   /** The browser gave no readable body for a streamed answer. */
   streamingUnsupported: 'streaming_unsupported',
 } as const;
+
+/** Every code an ExecutionError can carry that has words of its own; a case outside it fails the typecheck. */
+type KnownCode = ErrorCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
 
 export interface ExecutionErrorOptions {
   status?: number;
@@ -128,7 +133,7 @@ const INVALID_DOCUMENT: Record<string, string> = {
 /** Words for a code that only document calls return, or that means something else there. */
 function describeDocumentError(error: ExecutionError, wait: string): ErrorDescription | null {
   const reason = typeof error.details?.reason === 'string' ? error.details.reason : '';
-  switch (error.code) {
+  switch (error.code as KnownCode) {
     case 'payload_too_large':
       return { title: 'File too large', detail: `Documents are limited to ${MAX_DOCUMENT_BYTES / 1024 / 1024} MiB.` };
     case 'unsupported_type':
@@ -164,7 +169,7 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
   const wait = error.retryAfter !== null ? ` Try again in ${error.retryAfter} s.` : ' Try again shortly.';
   const forDocument = subject === 'document' ? describeDocumentError(error, wait) : null;
   if (forDocument !== null) return forDocument;
-  switch (error.code) {
+  switch (error.code as KnownCode) {
     case 'unauthenticated':
       return { title: 'You are not signed in', detail: 'Your session is missing or expired. Sign in again and retry.' };
     case 'prompt_not_found':

@@ -125,6 +125,7 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     comparison_id: strOrNull(d.comparison_id),
     requested_model: strOrNull(d.requested_model),
     attempts: attemptsOf(d.attempts),
+    tokens_debited: num(d.tokens_debited),
   };
 }
 
