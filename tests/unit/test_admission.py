@@ -85,15 +85,15 @@ async def test_turns_bound_the_openings_and_a_long_wait_is_503() -> None:
     openings = Openings(1, queue_timeout=0.05)
 
     async def second_turn() -> None:
-        async with openings.turn():
+        async with openings.turn("bob"):
             pass
 
-    async with openings.turn():
+    async with openings.turn("alice"):
         with pytest.raises(HttpError) as refused:
             # Bounded here too: a wait without the queue timeout would never end.
             await asyncio.wait_for(second_turn(), 5)
     assert (refused.value.status, refused.value.retry_after) == (503, 5)
-    async with openings.turn():  # the turn was given back
+    async with openings.turn("bob"):  # the turn was given back
         pass
 
 
@@ -102,21 +102,110 @@ async def test_a_waiter_gets_the_turn_when_it_is_given_back() -> None:
     order: list[str] = []
 
     async def hold() -> None:
-        async with openings.turn():
+        async with openings.turn("alice"):
             order.append("first in")
             await asyncio.sleep(0.02)
             order.append("first out")
 
     async def wait() -> None:
         await asyncio.sleep(0)
-        async with openings.turn():
+        async with openings.turn("bob"):
             order.append("second in")
 
     await asyncio.gather(hold(), wait())
     assert order == ["first in", "first out", "second in"]
 
 
-async def test_zero_means_no_bound() -> None:
+async def test_zero_means_no_bound_across_users() -> None:
     openings = Openings(0, queue_timeout=0.01)
-    async with openings.turn(), openings.turn(), openings.turn():
+    async with openings.turn("a"), openings.turn("b"), openings.turn("c"):
+        pass
+
+
+async def test_a_user_holds_at_most_one_turn_and_others_take_the_rest() -> None:
+    openings = Openings(4, queue_timeout=5, per_user=100)
+    inside: list[str] = []
+    release = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            inside.append(uid)
+            await release.wait()
+
+    floods = [asyncio.create_task(run("alice")) for _ in range(50)]
+    await asyncio.sleep(0.01)
+    bob = asyncio.create_task(run("bob"))
+    await asyncio.sleep(0.01)
+    # The flood's 49 other requests wait behind alice's own turn, not in bob's way.
+    assert inside == ["alice", "bob"]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*floods, bob), 5)
+    assert len(inside) == 51
+
+
+async def test_turns_given_back_go_round_robin_over_users_waiting() -> None:
+    openings = Openings(1, queue_timeout=5, per_user=10)
+    order: list[str] = []
+    queued = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            order.append(uid)
+            await queued.wait()
+
+    holder = asyncio.create_task(run("zed"))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(run("alice")) for _ in range(3)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(run(uid)) for uid in ("bob", "carol")]
+    await asyncio.sleep(0)
+    queued.set()
+    await asyncio.wait_for(asyncio.gather(holder, *tasks), 5)
+    assert order == ["zed", "alice", "bob", "carol", "alice", "alice"]
+
+
+async def test_past_the_users_queue_bound_a_request_is_refused_at_once() -> None:
+    openings = Openings(8, queue_timeout=5, per_user=2)
+    release = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            await release.wait()
+
+    held = [asyncio.create_task(run("alice")) for _ in range(3)]  # one turn, two waiting
+    await asyncio.sleep(0.01)
+    with pytest.raises(LimitExceeded) as refused:
+        async with openings.turn("alice"):
+            pass
+    assert (refused.value.code, refused.value.status, refused.value.retry_after) == (
+        "rate_limited",
+        429,
+        1,
+    )
+    async with openings.turn("bob"):  # another user is not refused
+        pass
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*held), 5)
+
+
+async def test_a_waiter_that_leaves_gives_its_place_up() -> None:
+    openings = Openings(1, queue_timeout=5, per_user=1)
+    release = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            await release.wait()
+
+    holder = asyncio.create_task(run("alice"))
+    await asyncio.sleep(0)
+    leaving = asyncio.create_task(run("alice"))
+    await asyncio.sleep(0)
+    leaving.cancel()  # its client left; the turn it waited for goes to the next
+    await asyncio.sleep(0)
+    after = asyncio.create_task(run("alice"))  # the queue has room again
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, after), 5)
+    assert leaving.cancelled()
+    async with openings.turn("alice"):  # every turn was given back
         pass
