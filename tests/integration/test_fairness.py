@@ -1,0 +1,219 @@
+"""Per-user fairness, against the function as deployed: one user's flood of openings is
+held to that user's rate (GCRA: a bucket in the instance, a time in the limits document
+that every instance shares) and queues behind that user's own turn, so another user
+starts at once; the rate holds across two processes; a user's queue is bounded.
+
+Every server is on 127.0.0.1; every flood is bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fake_openrouter import FakeOpenRouterThread
+from support import (
+    FirestoreEmulator,
+    FunctionServer,
+    Serve,
+    TcpProxy,
+    add_prompt,
+    auth,
+    body,
+    executions,
+    limits,
+    wait_until,
+)
+from support.http import Reply, post, request, request_bytes, stream
+
+PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
+FLOOD = 600
+BURST, PER_MINUTE = 20, 60
+# The rates of the servers that test them (TEST_ENV sets them out of reach elsewhere).
+RATED = {"OPEN_RATE_BURST": str(BURST), "OPEN_RATE_PER_MINUTE": str(PER_MINUTE)}
+
+
+@pytest.fixture(autouse=True)
+def prompt(db: Any) -> None:
+    add_prompt(db, content=PROMPT, public=True)
+
+
+async def open_and_close(port: int, raw: bytes) -> int:
+    """Send a request, read its status line, hang up: the status (0 if none came)."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return 0
+    try:
+        writer.write(raw)
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 60)
+        return int(line.split()[1])
+    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
+        return 0
+    finally:
+        writer.close()
+
+
+async def flood_and_time_another(server: FunctionServer) -> tuple[list[int], float, Reply]:
+    """Alice opens and closes FLOOD requests at once; while they are in, Bob runs one.
+    Alice's statuses, how long her flood took, and Bob's answer."""
+    raw = request_bytes(body(variables={"topic": "x"}), headers={"Connection": "close"})
+    started = time.monotonic()
+    flood = [asyncio.ensure_future(open_and_close(server.port, raw)) for _ in range(FLOOD)]
+    await asyncio.sleep(0.5)  # the flood is in: its requests wait, or are refused
+    bob = await stream(server.url, body(variables={"topic": "y"}), auth("bob"), timeout=60)
+    statuses = await asyncio.wait_for(asyncio.gather(*flood), 120)
+    return statuses, time.monotonic() - started, bob
+
+
+def time_to_start(reply: Reply, sent: float) -> float:
+    assert reply.status == 200, reply.raw[:300]
+    return reply.arrivals[reply.kinds.index("start")] - sent
+
+
+def assert_rate_limited(got: Reply, max_retry_after: int = 60) -> None:
+    assert got.status == 429, got.raw[:300]
+    assert got.error()["code"] == "rate_limited"
+    assert 1 <= int(got.headers["Retry-After"]) <= max_retry_after
+
+
+async def test_a_flood_of_one_user_neither_delays_another_nor_reaches_the_upstream(
+    db: Any, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    env = {**RATED, "MAX_CONCURRENT_STREAMS": "1000"}
+    with serve(env=env) as server:
+        t0 = time.monotonic()
+        statuses, took, bob = await flood_and_time_another(server)
+        bob_started = time_to_start(bob, t0 + 0.5)
+        log = server.log_text()
+    # Before: 6.5 s behind the flood's turns (0.015 s without it).
+    assert bob_started < 1.0, bob_started
+    assert bob.text() and bob.kinds[-1] == "message"
+    alice_upstream = fake_upstream.stats()["requests"] - 1
+    allowance = BURST + PER_MINUTE * took / 60
+    # Before: every one of the 600 reached the upstream.
+    assert alice_upstream <= allowance, (alice_upstream, allowance, took)
+    assert statuses.count(200) == alice_upstream
+    assert statuses.count(429) >= FLOOD - allowance - 1
+    assert set(statuses) <= {200, 429}
+    assert "Traceback" not in log
+    # The refused wrote nothing; the rate's time is in the limits document.
+    assert len([r for r in executions(db) if r["owner_uid"] == "alice"]) == alice_upstream
+    assert wait_until(lambda: limits(db)["leases"] == {}, timeout=30)
+    assert limits(db)["open_tat"] > 0
+
+
+async def test_one_users_backlog_holds_one_turn_and_not_the_others(
+    db: Any, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    # No rate limit and room for the whole backlog: the turns alone must be fair.
+    env = {"MAX_CONCURRENT_STREAMS": "1000", "OPEN_QUEUE_PER_USER": "1000"}
+    with serve(env=env) as server:
+        t0 = time.monotonic()
+        statuses, _, bob = await flood_and_time_another(server)
+        bob_started = time_to_start(bob, t0 + 0.5)
+    assert bob_started < 1.0, bob_started  # before: seconds, behind Alice's backlog
+    assert statuses.count(200) + statuses.count(0) >= FLOOD - 5, sorted(set(statuses))
+
+
+def test_the_opening_rate_holds_across_two_processes(
+    db: Any, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    # One request a minute past a burst of 4: only the document's time can hold it
+    # across the two, since each process's own bucket would let 4 through.
+    env = {"OPEN_RATE_BURST": "4", "OPEN_RATE_PER_MINUTE": "1"}
+    payload = body(variables={"topic": "x"})
+    with serve(env=env) as a, serve(env=env) as b:
+        started = time.monotonic()
+        replies = [post(server, payload) for server in (a, b) * 5]
+        took = time.monotonic() - started
+        # Another user has a rate of their own.
+        assert post(b, payload, auth("bob")).status == 200
+    passed = [got.status for got in replies].count(200)
+    assert passed <= 4 + took / 60, [got.status for got in replies]
+    assert passed >= 4
+    for got in replies[passed:]:
+        assert_rate_limited(got)
+    assert fake_upstream.stats()["requests"] == passed + 1
+    assert sorted(r["owner_uid"] for r in executions(db)) == ["alice"] * passed + ["bob"]
+
+
+def test_the_upload_rate_holds_across_two_processes(
+    db: Any, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    env = {"UPLOAD_RATE_BURST": "2", "UPLOAD_RATE_PER_MINUTE": "1"}
+
+    def upload(server: FunctionServer, n: int) -> Reply:
+        query = urllib.parse.urlencode({"document_id": f"doc{n}", "filename": "a.md"})
+        headers = {**auth(), "Content-Type": "text/markdown"}
+        return request(server, "POST", b"# Title\n\nSome text.", headers, path="/?" + query)
+
+    with serve("ingest_document", env=env) as a, serve("ingest_document", env=env) as b:
+        replies = [upload(server, n) for n, server in enumerate((a, b) * 3)]
+    assert [got.status for got in replies] == [200, 200, 429, 429, 429, 429], [
+        got.raw[:200] for got in replies
+    ]
+    for got in replies[2:]:
+        assert_rate_limited(got)
+        assert got.headers["Connection"] == "close"  # refused before its body was read
+    assert fake_upstream.stats()["embedding_requests"] == 2
+    assert limits(db)["upload_tat"] > 0
+
+
+@pytest.fixture
+def proxy(firestore_emulator: FirestoreEmulator) -> Iterator[TcpProxy]:
+    proxy = TcpProxy(firestore_emulator.host)
+    try:
+        yield proxy
+    finally:
+        proxy.release()
+        proxy.cut()
+
+
+class Call(threading.Thread):
+    """One POST of ``uid`` in its own thread; ``reply`` once it is done."""
+
+    def __init__(self, server: FunctionServer, uid: str) -> None:
+        super().__init__(daemon=True)
+        self.server, self.uid = server, uid
+        self.reply: Reply | None = None
+        self.start()
+
+    def run(self) -> None:  # threading.Thread's
+        self.reply = post(self.server, body(variables={"topic": "x"}), auth(self.uid))
+
+
+def test_past_a_users_queue_bound_a_request_is_refused_at_once(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    env = {"OPEN_QUEUE_PER_USER": "2", "MAX_CONCURRENT_STREAMS": "10"}
+    with serve(env=env, firestore_host=proxy.host) as server:
+        proxy.hold()
+        first = Call(server, "alice")  # its turn held in its Firestore read
+        assert wait_until(lambda: proxy.held_requests >= 1, timeout=15)
+        queued = [Call(server, "alice") for _ in range(2)]
+        time.sleep(0.5)
+        sent = time.monotonic()
+        over = Call(server, "alice")
+        over.join(5)  # before: it waited with the others, for as long as Firestore did
+        refused_in = time.monotonic() - sent
+        assert over.reply is not None, "not refused at once"
+        assert all(call.is_alive() for call in [first, *queued])
+        proxy.release()
+        for call in [first, *queued]:
+            call.join(30)
+    assert refused_in < 2.0
+    assert_rate_limited(over.reply, max_retry_after=1)
+    assert "waiting" in over.reply.error()["message"]
+    for call in [first, *queued]:
+        assert call.reply is not None and call.reply.status == 200
+    assert fake_upstream.stats()["requests"] == 3
+    assert [r["status"] for r in executions(db)] == ["completed"] * 3
+
