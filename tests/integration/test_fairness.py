@@ -217,3 +217,26 @@ def test_past_a_users_queue_bound_a_request_is_refused_at_once(
     assert fake_upstream.stats()["requests"] == 3
     assert [r["status"] for r in executions(db)] == ["completed"] * 3
 
+
+
+def test_past_the_burst_a_request_is_refused_before_any_firestore_call(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    # Firestore stalls: only the instance's own bucket can answer the fourth request.
+    env = {"OPEN_RATE_BURST": "3", "OPEN_RATE_PER_MINUTE": "1", "OPEN_QUEUE_PER_USER": "100"}
+    with serve(env=env, firestore_host=proxy.host) as server:
+        proxy.hold()
+        calls = [Call(server, "alice") for _ in range(3)]
+        assert wait_until(lambda: proxy.held_requests >= 1, timeout=15)
+        time.sleep(0.5)
+        over = Call(server, "alice")
+        over.join(5)  # without the front bucket: queued behind the stalled three
+        assert over.reply is not None, "not refused at once"
+        assert proxy.held_requests == 1  # one user, one turn: one read in Firestore
+        proxy.release()
+        for call in calls:
+            call.join(30)
+    assert_rate_limited(over.reply)
+    assert over.reply.headers["Connection"] == "close"  # refused before its body was read
+    assert [call.reply.status for call in calls if call.reply] == [200] * 3
+    assert fake_upstream.stats()["requests"] == 3
