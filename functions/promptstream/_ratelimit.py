@@ -10,6 +10,7 @@ trip of its own. See docs/adr/0309-per-user-rates.md.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import math
 import time
@@ -111,8 +112,8 @@ class FrontBuckets:
     def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self._clock = clock
-        # uid -> tat, least recently seen first.
-        self._tats: dict[str, float] = {}
+        # uid -> tat, least recently seen first (an OrderedDict: O(1) at both ends).
+        self._tats: collections.OrderedDict[str, float] = collections.OrderedDict()
 
     def take(self, uid: str) -> None:
         """Count one request of ``uid``; ``LimitExceeded`` past the rate."""
@@ -120,11 +121,11 @@ class FrontBuckets:
             return
         now = self._clock()
         tats = self._tats
-        tat = gcra(tats.get(uid), now, self.rate)
-        tats.pop(uid, None)
-        tats[uid] = tat
+        tats[uid] = gcra(tats.get(uid), now, self.rate)
+        tats.move_to_end(uid)
         while len(tats) > _FRONT_USERS:
-            del tats[next(iter(tats))]
+            tats.popitem(last=False)
+        # The least recently seen first: those whose bucket is full again go.
         while tats:
             first = next(iter(tats))
             if tats[first] > now:
