@@ -189,23 +189,26 @@ async def test_past_the_users_queue_bound_a_request_is_refused_at_once() -> None
 
 
 async def test_a_waiter_that_leaves_gives_its_place_up() -> None:
-    openings = Openings(1, queue_timeout=5, per_user=1)
+    openings = Openings(1, queue_timeout=5, per_user=2)
     release = asyncio.Event()
+    order: list[str] = []
 
-    async def run(uid: str) -> None:
-        async with openings.turn(uid):
+    async def run(name: str) -> None:
+        async with openings.turn("alice"):
+            order.append(name)
             await release.wait()
 
-    holder = asyncio.create_task(run("alice"))
+    holder = asyncio.create_task(run("holder"))
     await asyncio.sleep(0)
-    leaving = asyncio.create_task(run("alice"))
+    leaving = asyncio.create_task(run("leaving"))
+    after = asyncio.create_task(run("after"))
     await asyncio.sleep(0)
-    leaving.cancel()  # its client left; the turn it waited for goes to the next
-    await asyncio.sleep(0)
-    after = asyncio.create_task(run("alice"))  # the queue has room again
-    await asyncio.sleep(0)
+    # The turn is given back in the same step as the client leaves: the turn must skip
+    # the waiter that left, before it has run, and go to the next.
     release.set()
+    leaving.cancel()
     await asyncio.wait_for(asyncio.gather(holder, after), 5)
     assert leaving.cancelled()
+    assert order == ["holder", "after"]
     async with openings.turn("alice"):  # every turn was given back
         pass
