@@ -76,7 +76,8 @@ def gcra(tat: float | None, now: float, rate: Rate) -> float:
     else:
         start = tat
     wait = start + interval - now - horizon
-    if wait > 0:
+    # Within the document's millisecond: the same instant (its time is rounded to one).
+    if wait > 0.001:
         raise LimitExceeded(
             ErrorCode.RATE_LIMITED,
             f"Too many {rate.what}: at most {rate.burst} at once and {rate.per_minute} a minute",
@@ -102,7 +103,7 @@ def take_rate(
     if not isinstance(stored, int) or isinstance(stored, bool) or stored <= 0:
         stored = None
     tat = gcra(None if stored is None else stored / 1000, now.timestamp(), rate)
-    return {field: math.ceil(tat * 1000)}
+    return {field: round(tat * 1000)}
 
 
 class FrontBuckets:

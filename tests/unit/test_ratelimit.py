@@ -1,15 +1,26 @@
 """The per-user rate rule (GCRA): a burst, then a steady refill; a clock gone backwards;
-a limits document without the rate's field; the front bucket's memory bound."""
+a limits document without the rate's field; the front bucket's memory bound; the two
+layers of an upload's rate."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pytest
 
-from promptstream import Settings
+from promptstream import HttpError, Settings
 from promptstream._admission import LimitExceeded
-from promptstream._ratelimit import OPEN_TAT, FrontBuckets, Rate, gcra, take_rate
+from promptstream._ratelimit import (
+    OPEN_TAT,
+    UPLOAD_TAT,
+    FrontBuckets,
+    Rate,
+    Rates,
+    gcra,
+    take_rate,
+)
 
 # One request every 2 s once the burst of 3 is spent.
 RATE = Rate("requests", per_minute=30, burst=3)
@@ -141,3 +152,55 @@ def test_the_settings_defaults_make_a_sane_rate() -> None:
     settings = Settings()
     assert 1 <= settings.open_rate_burst <= settings.open_rate_per_minute <= 600
     assert 1 <= settings.upload_rate_burst <= settings.upload_rate_per_minute <= 600
+
+
+class RateStore:
+    """The store's ``take_rate`` on one dict, or failing as Firestore out of reach."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.calls = 0
+        self.doc: dict[str, Any] = {}
+
+    async def take_rate(
+        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
+    ) -> None:
+        self.calls += 1
+        if self.fail:
+            raise ConnectionError("firestore unreachable")
+        self.doc.update(take(self.doc))
+
+
+UPLOADS = Settings(upload_rate_burst=2, upload_rate_per_minute=1)
+
+
+async def test_an_upload_past_the_burst_is_refused_without_a_firestore_call() -> None:
+    store = RateStore()
+    rates = Rates(UPLOADS, store, clock=lambda: 0.0)
+    await rates.upload("alice")
+    await rates.upload("alice")
+    with pytest.raises(LimitExceeded) as refused:
+        await rates.upload("alice")
+    assert refused.value.code == "rate_limited" and refused.value.retry_after == 60
+    assert store.calls == 2 and store.doc[UPLOAD_TAT] > 0
+
+
+async def test_the_documents_time_refuses_what_this_instance_has_not_seen() -> None:
+    store = RateStore()
+    store.doc[UPLOAD_TAT] = int((dt.datetime.now(dt.UTC).timestamp() + 120) * 1000)
+    with pytest.raises(LimitExceeded):  # another instance took the burst
+        await Rates(UPLOADS, store).upload("alice")
+
+
+async def test_an_upload_rate_firestore_cannot_check_is_503() -> None:
+    with pytest.raises(HttpError) as refused:
+        await Rates(UPLOADS, RateStore(fail=True)).upload("alice")
+    assert refused.value.status == 503
+
+
+def test_openings_have_their_own_front_bucket() -> None:
+    rates = Rates(Settings(open_rate_burst=1, open_rate_per_minute=1), RateStore())
+    rates.opening("alice")
+    with pytest.raises(LimitExceeded):
+        rates.opening("alice")
+    rates.opening("bob")
