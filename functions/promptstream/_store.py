@@ -112,7 +112,8 @@ class Store:
         self._credentials = credentials
         self._rest: FirestoreRest | None = None
         # One opening per user per instance at a time: concurrent ones would read the
-        # same limits and all but one would have to read again. Striped, so bounded.
+        # same limits and all but one would have to read again. Striped, so bounded. (The
+        # handlers' turn holds a user to one already; this holds callers without one.)
         self._user_locks = tuple(asyncio.Lock() for _ in range(64))
         self._opening_rate = opening_rate(settings)
 
