@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
+import sys
 import time
 import urllib.parse
 from typing import Any
@@ -19,6 +19,7 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from support import (
+    ROOT,
     FunctionServer,
     Serve,
     TcpProxy,
@@ -43,42 +44,41 @@ def prompt(db: Any) -> None:
     add_prompt(db, content=PROMPT, public=True)
 
 
-async def open_and_close(port: int, raw: bytes) -> int:
-    """Send a request, read its status line, hang up: the status (0 if none came)."""
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0
-    try:
-        writer.write(raw)
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 60)
-        return int(line.split()[1])
-    except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
-        return 0
-    finally:
-        writer.close()
-
-
-async def flood_and_time_another(server: FunctionServer) -> tuple[list[int], float, Reply]:
-    """Alice opens and closes FLOOD requests at once (from a thread of their own, so that
-    her client does not slow Bob's); while they are in, Bob runs one. Alice's statuses,
-    how long her flood took, and Bob's answer."""
+async def flood_and_time_another(
+    server: FunctionServer,
+) -> tuple[list[int], float, Reply, float]:
+    """Alice opens and closes FLOOD requests at once (support/flood.py, in a process of
+    its own); while they are in, Bob runs one. Alice's statuses, how long her flood
+    took, Bob's answer and his time to its ``start`` event."""
     raw = request_bytes(body(variables={"topic": "x"}), headers={"Connection": "close"})
-    statuses: list[int] = []
-    started = time.monotonic()
-
-    async def flood() -> None:
-        tasks = [open_and_close(server.port, raw) for _ in range(FLOOD)]
-        statuses.extend(await asyncio.wait_for(asyncio.gather(*tasks), 120))
-
-    alice = threading.Thread(target=asyncio.run, args=(flood(),), daemon=True)
-    alice.start()
-    await asyncio.sleep(0.5)  # the flood is in: its requests wait, or are refused
-    bob = await stream(server.url, body(variables={"topic": "y"}), auth("bob"), timeout=60)
-    await asyncio.to_thread(alice.join, 130)
+    alice = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "tests" / "support" / "flood.py"),
+        str(server.port),
+        str(FLOOD),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert alice.stdin is not None and alice.stdout is not None
+        alice.stdin.write(raw)
+        alice.stdin.close()
+        assert await asyncio.wait_for(alice.stdout.readline(), 30) == b"go\n"
+        started = time.monotonic()
+        await asyncio.sleep(0.5)  # the flood is in: its requests wait, or are refused
+        sent = time.monotonic()
+        bob = await stream(server.url, body(variables={"topic": "y"}), auth("bob"), timeout=60)
+        bob_started = time_to_start(bob, sent)
+        statuses = json.loads(await asyncio.wait_for(alice.stdout.readline(), 120))
+        took = time.monotonic() - started
+        assert await asyncio.wait_for(alice.wait(), 10) == 0
+    finally:
+        if alice.returncode is None:
+            alice.kill()
+            await alice.wait()
     assert len(statuses) == FLOOD
-    return statuses, time.monotonic() - started, bob
+    return statuses, took, bob, bob_started
 
 
 def time_to_start(reply: Reply, sent: float) -> float:
@@ -98,9 +98,7 @@ async def test_a_flood_of_one_user_neither_delays_another_nor_reaches_the_upstre
 ) -> None:
     env = {**RATED, "MAX_CONCURRENT_STREAMS": "1000"}
     with serve(env=env) as server:
-        t0 = time.monotonic()
-        statuses, took, bob = await flood_and_time_another(server)
-        bob_started = time_to_start(bob, t0 + 0.5)
+        statuses, took, bob, bob_started = await flood_and_time_another(server)
         log = server.log_text()
     alice_upstream = fake_upstream.stats()["requests"] - 1
     print(f"flood: Bob started in {bob_started:.2f} s; {alice_upstream} of Alice's {FLOOD}")
@@ -127,9 +125,7 @@ async def test_one_users_backlog_holds_one_turn_and_not_the_others(
     # No rate limit and room for the whole backlog: the turns alone must be fair.
     env = {"MAX_CONCURRENT_STREAMS": "1000", "OPEN_QUEUE_PER_USER": "1000"}
     with serve(env=env) as server:
-        t0 = time.monotonic()
-        statuses, _, bob = await flood_and_time_another(server)
-        bob_started = time_to_start(bob, t0 + 0.5)
+        statuses, _, _, bob_started = await flood_and_time_another(server)
     print(f"backlog: Bob started in {bob_started:.2f} s")
     assert bob_started < 1.0, bob_started  # before: seconds, behind Alice's backlog
     assert statuses.count(200) + statuses.count(0) >= FLOOD - 5, sorted(set(statuses))
