@@ -1,10 +1,11 @@
 """A flood of one request, from a process of its own so that the flooding client's CPU
 and GIL are not those of the test that measures another user meanwhile.
 
-``python flood.py PORT COUNT`` (at the lowest CPU priority) reads a request's bytes from stdin, prints ``go`` once
-it starts, sends them COUNT times at once on 127.0.0.1:PORT, each on a connection of its
-own, reads each status line and hangs up; then prints the statuses as one JSON list (0
-where none came within 60 s). Standard library only: it runs as a plain script.
+``python flood.py PORT COUNT`` (at the lowest CPU priority) reads a request's bytes from
+stdin, sends them COUNT times at once on 127.0.0.1:PORT, each on a connection of its own,
+prints ``sent`` once every one is written, then reads each status line and hangs up, and
+prints the statuses as one JSON list (0 where none came within 60 s). Standard library
+only: it runs as a plain script.
 """
 
 from __future__ import annotations
@@ -14,16 +15,25 @@ import json
 import os
 import sys
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
 
-async def open_and_close(port: int, raw: bytes) -> int:
-    """Send ``raw``, read the status line, hang up: the status (0 if none came)."""
+
+async def send(port: int, raw: bytes) -> Connection:
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return 0
-    try:
         writer.write(raw)
         await writer.drain()
+    except OSError:
+        return None
+    return reader, writer
+
+
+async def status(connection: Connection) -> int:
+    """The status line's code (0 if none came), then hang up."""
+    if connection is None:
+        return 0
+    reader, writer = connection
+    try:
         line = await asyncio.wait_for(reader.readuntil(b"\r\n"), 60)
         return int(line.split()[1])
     except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError, IndexError):
@@ -33,8 +43,9 @@ async def open_and_close(port: int, raw: bytes) -> int:
 
 
 async def flood(port: int, count: int, raw: bytes) -> list[int]:
-    print("go", flush=True)
-    return list(await asyncio.gather(*(open_and_close(port, raw) for _ in range(count))))
+    connections = await asyncio.gather(*(send(port, raw) for _ in range(count)))
+    print("sent", flush=True)
+    return list(await asyncio.gather(*map(status, connections)))
 
 
 if __name__ == "__main__":
