@@ -51,7 +51,7 @@ class Openings:
         self._holding: set[str] = set()
         self._waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
         # The users with a request waiting and no turn, in the order they are served.
-        self._ready: dict[str, None] = {}
+        self._ready: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     @contextlib.asynccontextmanager
     async def turn(self, uid: str) -> AsyncIterator[None]:
@@ -123,8 +123,7 @@ class Openings:
         if uid in self._waiting:
             self._ready[uid] = None  # behind the users already waiting: round-robin
         while self._ready and self._has_free():
-            user = next(iter(self._ready))
-            del self._ready[user]
+            user, _ = self._ready.popitem(last=False)
             queue = self._waiting[user]
             # A waiter cancelled (its client gone, its time up) may not have run yet.
             while queue and queue[0].done():
