@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 
 import pytest
@@ -212,3 +213,24 @@ async def test_a_waiter_that_leaves_gives_its_place_up() -> None:
     assert order == ["holder", "after"]
     async with openings.turn("alice"):  # every turn was given back
         pass
+
+
+async def test_after_a_storm_of_users_leaving_and_timing_out_every_turn_is_back() -> None:
+    openings = Openings(3, queue_timeout=0.05, per_user=4)
+
+    async def run(uid: str, hold: float) -> None:
+        async with openings.turn(uid):
+            await asyncio.sleep(hold)
+
+    tasks = [asyncio.create_task(run(f"user{n % 40}", 0.001 * (n % 7))) for n in range(400)]
+    await asyncio.sleep(0.01)
+    for task in tasks[::5]:
+        task.cancel()  # clients leaving while they wait, or while they hold a turn
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    refused = [r for r in results if isinstance(r, HttpError)]
+    assert refused and {r.status for r in refused} <= {429, 503}
+    assert any(r is None for r in results)
+    # Every turn was given back: three users take one each at once, none waits.
+    async with contextlib.AsyncExitStack() as stack:
+        for uid in ("a", "b", "c"):
+            await asyncio.wait_for(stack.enter_async_context(openings.turn(uid)), 0.01)
