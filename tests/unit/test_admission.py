@@ -234,3 +234,23 @@ async def test_after_a_storm_of_users_leaving_and_timing_out_every_turn_is_back(
     async with contextlib.AsyncExitStack() as stack:
         for uid in ("a", "b", "c"):
             await asyncio.wait_for(stack.enter_async_context(openings.turn(uid)), 0.01)
+
+
+async def test_a_turn_handed_to_a_waiter_that_leaves_in_the_same_step_comes_back() -> None:
+    openings = Openings(1, queue_timeout=5)
+    held = openings.turn("alice")
+    await held.__aenter__()
+
+    async def wait() -> None:
+        async with openings.turn("bob"):
+            raise AssertionError("bob's client left: his steps never run")
+
+    bob = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    await held.__aexit__(None, None, None)  # the turn goes to bob's waiter...
+    bob.cancel()  # ...whose client leaves before his task has run
+    with pytest.raises(asyncio.CancelledError):
+        await bob
+    async with asyncio.timeout(1):  # the turn bob was handed is back
+        async with openings.turn("carol"):
+            pass
