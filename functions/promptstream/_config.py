@@ -160,3 +160,14 @@ class Settings(BaseModel):
     pdf_wall_seconds: float = Field(default=20.0, gt=0)
     pdf_concurrency: int = Field(default=2, ge=1)
     pdf_queue_seconds: float = Field(default=5.0, gt=0)
+
+    # -- Per-user fairness (issue 22, ADR 0309) ----------------------------------------
+    # Each user's openings (both execution endpoints) and uploads: a burst at once, then
+    # so many a minute (0: no limit); over it, 429 rate_limited with Retry-After.
+    open_rate_burst: int = Field(default=20, ge=1)
+    open_rate_per_minute: int = Field(default=60, ge=0)
+    upload_rate_burst: int = Field(default=10, ge=1)
+    upload_rate_per_minute: int = Field(default=20, ge=0)
+    # A user's requests waiting for a turn to open in one instance (a user holds at most
+    # one turn); past this many, 429 rate_limited at once.
+    open_queue_per_user: int = Field(default=8, ge=1)

@@ -62,7 +62,7 @@ class ErrorCode(enum.StrEnum):
     DOCUMENT_NOT_FOUND = "document_not_found"
     TOO_MANY_DOCUMENTS = "too_many_documents"
     DOCUMENT_CONFLICT = "document_conflict"
-    # Raised by the upstream client.
+    # Raised by the upstream client (rate_limited also by a user's own rate, ADR 0309).
     RATE_LIMITED = "rate_limited"
     OUT_OF_CREDITS = "out_of_credits"
     UPSTREAM_ERROR = "upstream_error"

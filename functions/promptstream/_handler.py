@@ -1,12 +1,12 @@
 """The two execution endpoints, as ASGI apps: the order of the steps, each request one
 coroutine. (``endpoint`` and ``with_cors`` also serve ``_documents_api``.)
 
-Every check happens before the first byte (method, configuration, size, token, body,
-the turn to open, prompt, variables, limits, the search of the documents it names, and
-the upstream's own answer to the request). Once the first byte has gone out, errors
-travel as an ``event: error``. A client that disconnects cancels its request wherever it
-is: the upstream response is closed and the record ends ``cancelled`` with the text so
-far.
+Every check happens before the first byte (method, configuration, size, token, the
+user's rate, body, the user's turn to open, prompt, variables, limits, the search of the
+documents it names, and the upstream's own answer to the request). Once the first byte
+has gone out, errors travel as an ``event: error``. A client that disconnects cancels its
+request wherever it is: the upstream response is closed and the record ends ``cancelled``
+with the text so far.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ async def _checked(
         if content_length is not None and content_length > settings.max_body_bytes:
             raise too_large(settings.max_body_bytes)
         uid = await service.auth.uid(header(scope, b"authorization"))
+        # Before the body: a flood is refused for the price of its token check.
+        service.rates.opening(uid)
         raw = await read_body(receive, settings)
     except HttpError as exc:
         # The body may be unread: close the connection rather than drain it.
@@ -150,7 +152,7 @@ async def _open(
     ``None``); nothing is written then. The commit that opens the record is never cut
     by a disconnect: the record it creates must be finished."""
     try:
-        async with service.openings.turn():
+        async with service.openings.turn(checked[0]):
             watch.disarm()
             run.ex = await service.executions.open(*checked)
         watch.arm()

@@ -13,6 +13,7 @@ from ._client import OpenRouterClient
 from ._config import Settings
 from ._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._executions import Executions
+from ._ratelimit import Rates
 from ._redact import redact
 from ._retrieval import IngestLimits
 from ._store import Store
@@ -36,7 +37,12 @@ class Service:
         self.store = store
         self.auth = authenticator
         self.api_key = api_key or None
-        self.openings = Openings(settings.open_concurrency, settings.open_queue_timeout_seconds)
+        self.openings = Openings(
+            settings.open_concurrency,
+            settings.open_queue_timeout_seconds,
+            settings.open_queue_per_user,
+        )
+        self.rates = Rates(settings, store)
         self.executions = Executions(settings, store, self.redact)
         self.ingest_limits = IngestLimits.from_settings(settings)
         self._client: OpenRouterClient | None = None

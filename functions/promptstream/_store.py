@@ -14,7 +14,7 @@ import datetime as dt
 import random
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from ._admission import take_lease
 from ._config import Settings
 from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
 from ._ids import uid_key
+from ._ratelimit import OPEN_TAT, opening_rate, take_rate
 
 __all__ = ["Prompt", "Store", "auto_id"]
 
@@ -111,8 +112,10 @@ class Store:
         self._credentials = credentials
         self._rest: FirestoreRest | None = None
         # One opening per user per instance at a time: concurrent ones would read the
-        # same limits and all but one would have to read again. Striped, so bounded.
+        # same limits and all but one would have to read again. Striped, so bounded. (The
+        # handlers' turn holds a user to one already; this holds callers without one.)
         self._user_locks = tuple(asyncio.Lock() for _ in range(64))
+        self._opening_rate = opening_rate(settings)
 
     @property
     def rest(self) -> FirestoreRest:
@@ -165,15 +168,16 @@ class Store:
                 docs = await db.get_all([prompt_path, limits_path])
                 record, reserve, result = build(_prompt_from(docs.get(prompt_path)))
                 limits = docs.get(limits_path) or Document(limits_path, None, None)
-                lease = take_lease(
-                    limits.data, execution_id, dt.datetime.now(dt.UTC), self._settings, reserve
-                )
+                now = dt.datetime.now(dt.UTC)
+                lease = take_lease(limits.data, execution_id, now, self._settings, reserve)
+                # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
+                lease.update(take_rate(limits.data, OPEN_TAT, now, self._opening_rate))
+                fields = {**lease, "uid": uid}
                 writes: list[dict[str, Any]] = [
                     {
-                        "update": {
-                            "name": db.name(limits_path),
-                            "fields": encode_fields({**lease, "uid": uid}),
-                        },
+                        "update": {"name": db.name(limits_path), "fields": encode_fields(fields)},
+                        # Only these fields: the upload rate's time stays as it is.
+                        "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
                         "currentDocument": (
                             {"updateTime": limits.update_time}
                             if limits.update_time is not None
@@ -316,6 +320,37 @@ class Store:
                     "updateMask": {"fieldPaths": list(fields)},
                     "currentDocument": precondition,
                 }
+            try:
+                await db.commit([write])
+                return
+            except FirestoreError as exc:
+                if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+
+    async def take_rate(
+        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
+    ) -> None:
+        """Write the fields ``take`` makes of the user's limits document as read (a rate's
+        time), alone and on condition that the document is still the one read; ``take``
+        refuses by raising, and then nothing is written."""
+        db = self._db
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
+        for attempt in range(_ATTEMPTS):
+            found = (await db.get_all([path]))[path]
+            fields = take(found.data)
+            if not fields:
+                return
+            fields["uid"] = uid
+            write = {
+                "update": {"name": db.name(path), "fields": encode_fields(fields)},
+                "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+                "currentDocument": (
+                    {"updateTime": found.update_time}
+                    if found.update_time is not None
+                    else {"exists": False}
+                ),
+            }
             try:
                 await db.commit([write])
                 return

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FirestoreEmulator, FunctionServer, Serve, fake_openrouter
+from support import FirestoreEmulator, FunctionServer, Serve, TcpProxy, fake_openrouter
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +66,15 @@ def db(firestore_emulator: FirestoreEmulator, fake_upstream: FakeOpenRouterThrea
     firestore_emulator.reset()
     fake_upstream.reset()
     return firestore_emulator.client()
+
+
+@pytest.fixture
+def proxy(firestore_emulator: FirestoreEmulator) -> Iterator[TcpProxy]:
+    """A TcpProxy to the emulator (serve it as ``firestore_host=proxy.host``): hold it
+    and the requests in their Firestore calls stay there."""
+    proxy = TcpProxy(firestore_emulator.host)
+    try:
+        yield proxy
+    finally:
+        proxy.release()
+        proxy.cut()

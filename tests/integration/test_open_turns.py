@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from support import (
-    FirestoreEmulator,
     FunctionServer,
     Serve,
     TcpProxy,
     add_prompt,
-    auth,
     body,
     executions,
     read_until,
     wait_until,
 )
-from support.http import post, request_bytes
+from support.http import Call, request_bytes
 
 PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
 
@@ -38,33 +34,6 @@ PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
 @pytest.fixture(autouse=True)
 def prompt(db: Any) -> None:
     add_prompt(db, content=PROMPT, public=True)
-
-
-@pytest.fixture
-def proxy(firestore_emulator: FirestoreEmulator) -> Iterator[TcpProxy]:
-    proxy = TcpProxy(firestore_emulator.host)
-    try:
-        yield proxy
-    finally:
-        proxy.release()
-        proxy.cut()
-
-
-class Call(threading.Thread):
-    """One POST in its own thread; ``status``, ``headers`` and ``text`` once it is done."""
-
-    def __init__(self, server: FunctionServer, uid: str) -> None:
-        super().__init__(daemon=True)
-        self.server = server
-        self.uid = uid
-        self.status = 0
-        self.headers: Any = {}
-        self.text = ""
-        self.start()
-
-    def run(self) -> None:  # threading.Thread's
-        got = post(self.server, body(variables={"topic": "x"}), auth(self.uid))
-        self.status, self.headers, self.text = got.status, got.headers, got.raw.decode()
 
 
 def raw_post(server: FunctionServer, uid: str) -> tuple[socket.socket, bytes]:

@@ -60,6 +60,13 @@ TEST_ENV = {
     "UPSTREAM_BACKOFF_BASE": "0.05",
     "UPSTREAM_FIRST_BYTE_TIMEOUT": "3",
     "UPSTREAM_IDLE_TIMEOUT": "3",
+    # The session's servers serve every test's "alice": their per-user rates (kept in the
+    # process) would run out across tests. High, not off, so the path still runs;
+    # test_fairness.py sets its own.
+    "OPEN_RATE_BURST": "100000",
+    "OPEN_RATE_PER_MINUTE": "6000000",
+    "UPLOAD_RATE_BURST": "100000",
+    "UPLOAD_RATE_PER_MINUTE": "6000000",
 }
 
 

@@ -144,6 +144,7 @@ class FakeStore:
         self.prompts = dict(prompts)
         self.records: dict[str, dict[str, Any]] = {}
         self.limits: dict[str, dict[str, Any]] = {}
+        self.rates: dict[str, dict[str, Any]] = {}
         self.fail_finish = False
         self.fail_open: Exception | None = None
         self.rest = object()  # what retrieval and ingestion are handed (they are faked)
@@ -190,6 +191,12 @@ class FakeStore:
     async def charge_tokens(self, *, uid: str, tokens: int) -> None:
         limits = self.limits.setdefault(uid, {"leases": {}, "reserved": {}, "tokens_today": 0})
         limits["tokens_today"] += tokens
+
+    async def take_rate(
+        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
+    ) -> None:
+        # Kept apart from ``limits``: the tests of the budget read those.
+        self.rates.setdefault(uid, {}).update(take(self.rates.get(uid)))
 
     async def close(self) -> None:
         pass

@@ -5,6 +5,7 @@
 - ``stream``: a POST read as it arrives (aiohttp), with each event's arrival time, that
   can hang up after some content, as a browser going away does.
 - ``request_bytes``: a request written byte for byte, for clients on a raw socket.
+- ``Call``: a ``post`` in a thread of its own, for requests that must wait side by side.
 
 Each gives back a ``Reply`` (except ``request_bytes``): the status, the headers (names
 case-insensitive), the body, and the body read as events or as a JSON error.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from promptstream import ServerSentEvent, SSEDecoder
 
 from . import FunctionServer, add_prompt, auth, body
 
-__all__ = ["JSON", "Reply", "post", "post_prompt", "request", "request_bytes", "stream"]
+__all__ = ["JSON", "Call", "Reply", "post", "post_prompt", "request", "request_bytes", "stream"]
 
 JSON = {"Content-Type": "application/json"}
 
@@ -173,3 +175,21 @@ def request_bytes(
         fields["Content-Length"] = str(len(payload))
     head = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
     return f"POST {path} {version}\r\n{head}\r\n".encode() + (payload or b"")
+
+
+class Call(threading.Thread):
+    """One POST of ``uid`` (its prompt ``p1``, topic ``x``) in its own thread;
+    ``status``, ``headers`` and ``text`` once it is done."""
+
+    def __init__(self, server: FunctionServer, uid: str) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.uid = uid
+        self.status = 0
+        self.headers: Any = {}
+        self.text = ""
+        self.start()
+
+    def run(self) -> None:  # threading.Thread's
+        got = post(self.server, body(variables={"topic": "x"}), auth(self.uid))
+        self.status, self.headers, self.text = got.status, got.headers, got.raw.decode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 
 import pytest
@@ -85,15 +86,15 @@ async def test_turns_bound_the_openings_and_a_long_wait_is_503() -> None:
     openings = Openings(1, queue_timeout=0.05)
 
     async def second_turn() -> None:
-        async with openings.turn():
+        async with openings.turn("bob"):
             pass
 
-    async with openings.turn():
+    async with openings.turn("alice"):
         with pytest.raises(HttpError) as refused:
             # Bounded here too: a wait without the queue timeout would never end.
             await asyncio.wait_for(second_turn(), 5)
     assert (refused.value.status, refused.value.retry_after) == (503, 5)
-    async with openings.turn():  # the turn was given back
+    async with openings.turn("bob"):  # the turn was given back
         pass
 
 
@@ -102,21 +103,154 @@ async def test_a_waiter_gets_the_turn_when_it_is_given_back() -> None:
     order: list[str] = []
 
     async def hold() -> None:
-        async with openings.turn():
+        async with openings.turn("alice"):
             order.append("first in")
             await asyncio.sleep(0.02)
             order.append("first out")
 
     async def wait() -> None:
         await asyncio.sleep(0)
-        async with openings.turn():
+        async with openings.turn("bob"):
             order.append("second in")
 
     await asyncio.gather(hold(), wait())
     assert order == ["first in", "first out", "second in"]
 
 
-async def test_zero_means_no_bound() -> None:
+async def test_zero_means_no_bound_across_users() -> None:
     openings = Openings(0, queue_timeout=0.01)
-    async with openings.turn(), openings.turn(), openings.turn():
+    async with openings.turn("a"), openings.turn("b"), openings.turn("c"):
         pass
+
+
+async def test_a_user_holds_at_most_one_turn_and_others_take_the_rest() -> None:
+    openings = Openings(4, queue_timeout=5, per_user=100)
+    inside: list[str] = []
+    release = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            inside.append(uid)
+            await release.wait()
+
+    floods = [asyncio.create_task(run("alice")) for _ in range(50)]
+    await asyncio.sleep(0.01)
+    bob = asyncio.create_task(run("bob"))
+    await asyncio.sleep(0.01)
+    # The flood's 49 other requests wait behind alice's own turn, not in bob's way.
+    assert inside == ["alice", "bob"]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*floods, bob), 5)
+    assert len(inside) == 51
+
+
+async def test_turns_given_back_go_round_robin_over_users_waiting() -> None:
+    openings = Openings(1, queue_timeout=5, per_user=10)
+    order: list[str] = []
+    queued = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            order.append(uid)
+            await queued.wait()
+
+    holder = asyncio.create_task(run("zed"))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(run("alice")) for _ in range(3)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(run(uid)) for uid in ("bob", "carol")]
+    await asyncio.sleep(0)
+    queued.set()
+    await asyncio.wait_for(asyncio.gather(holder, *tasks), 5)
+    assert order == ["zed", "alice", "bob", "carol", "alice", "alice"]
+
+
+async def test_past_the_users_queue_bound_a_request_is_refused_at_once() -> None:
+    openings = Openings(8, queue_timeout=5, per_user=2)
+    release = asyncio.Event()
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            await release.wait()
+
+    held = [asyncio.create_task(run("alice")) for _ in range(3)]  # one turn, two waiting
+    await asyncio.sleep(0.01)
+    with pytest.raises(LimitExceeded) as refused:
+        async with openings.turn("alice"):
+            pass
+    assert (refused.value.code, refused.value.status, refused.value.retry_after) == (
+        "rate_limited",
+        429,
+        1,
+    )
+    async with openings.turn("bob"):  # another user is not refused
+        pass
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*held), 5)
+
+
+async def test_a_waiter_that_leaves_gives_its_place_up() -> None:
+    openings = Openings(1, queue_timeout=5, per_user=2)
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def run(name: str) -> None:
+        async with openings.turn("alice"):
+            order.append(name)
+            await release.wait()
+
+    holder = asyncio.create_task(run("holder"))
+    await asyncio.sleep(0)
+    leaving = asyncio.create_task(run("leaving"))
+    after = asyncio.create_task(run("after"))
+    await asyncio.sleep(0)
+    # The turn is given back in the same step as the client leaves: the turn must skip
+    # the waiter that left, before it has run, and go to the next.
+    release.set()
+    leaving.cancel()
+    await asyncio.wait_for(asyncio.gather(holder, after), 5)
+    assert leaving.cancelled()
+    assert order == ["holder", "after"]
+    async with openings.turn("alice"):  # every turn was given back
+        pass
+
+
+async def test_after_a_storm_of_users_leaving_and_timing_out_every_turn_is_back() -> None:
+    openings = Openings(3, queue_timeout=0.05, per_user=4)
+
+    async def run(uid: str, hold: float) -> None:
+        async with openings.turn(uid):
+            await asyncio.sleep(hold)
+
+    tasks = [asyncio.create_task(run(f"user{n % 40}", 0.001 * (n % 7))) for n in range(400)]
+    await asyncio.sleep(0.01)
+    for task in tasks[::5]:
+        task.cancel()  # clients leaving while they wait, or while they hold a turn
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    refused = [r for r in results if isinstance(r, HttpError)]
+    assert refused and {r.status for r in refused} <= {429, 503}
+    assert any(r is None for r in results)
+    # Every turn was given back: three users take one each at once, none waits.
+    async with contextlib.AsyncExitStack() as stack:
+        for uid in ("a", "b", "c"):
+            await asyncio.wait_for(stack.enter_async_context(openings.turn(uid)), 0.01)
+
+
+async def test_a_turn_handed_to_a_waiter_that_leaves_in_the_same_step_comes_back() -> None:
+    openings = Openings(1, queue_timeout=5)
+    held = openings.turn("alice")
+    await held.__aenter__()
+
+    async def wait() -> None:
+        async with openings.turn("bob"):
+            raise AssertionError("bob's client left: his steps never run")
+
+    bob = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    await held.__aexit__(None, None, None)  # the turn goes to bob's waiter...
+    bob.cancel()  # ...whose client leaves before his task has run
+    with pytest.raises(asyncio.CancelledError):
+        await bob
+    async with asyncio.timeout(1):  # the turn bob was handed is back
+        async with openings.turn("carol"):
+            pass

@@ -117,6 +117,23 @@ async def test_a_user_over_the_limit_is_429_with_retry_after(service: UnitServic
     assert service.fake_client.calls == []
 
 
+async def test_past_the_users_rate_it_is_429_before_the_body_and_closes(
+    service: UnitService,
+) -> None:
+    burst = service.settings.open_rate_burst
+    for _ in range(burst):
+        assert (await asgi_post(execute_app)).status == 200
+    got = await asgi_post(payload=b"not even JSON")  # refused before the body is read
+    assert (got.status, got.error()["code"]) == (429, "rate_limited")
+    assert int(got.headers["Retry-After"]) >= 1
+    assert got.headers["Connection"] == "close"
+    assert len(service.fake_store.records) == len(service.fake_client.calls) == burst
+    bob = {**ALICE, "authorization": "Bearer bob"}
+    assert (
+        await asgi_post(payload=body("pub", variables={"topic": "x"}), headers=bob)
+    ).status == 200
+
+
 async def test_a_store_that_cannot_open_is_503_and_nothing_goes_upstream(
     service: UnitService, capsys: pytest.CaptureFixture[str]
 ) -> None:

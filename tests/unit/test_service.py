@@ -78,9 +78,9 @@ def test_an_empty_key_counts_as_none() -> None:
 
 async def test_the_openings_bound_comes_from_the_settings() -> None:
     made = service()
-    async with made.openings.turn():
+    async with made.openings.turn("alice"):
         with pytest.raises(Exception, match="busy"):
-            async with made.openings.turn():
+            async with made.openings.turn("bob"):
                 pass
 
 
