@@ -130,6 +130,9 @@ class Authenticator:
     ) -> None:
         self._verify = verify
         self._known: dict[str, Claims] = {}
+        # One check per token at a time: a burst carrying one new token waits on one
+        # verification instead of queueing one per request on the control threads.
+        self._checking: dict[str, asyncio.Future[Claims]] = {}
         self._guard = guard
         self._executor = executor or ThreadPoolExecutor(CONTROL_THREADS, "control")
 
@@ -147,9 +150,18 @@ class Authenticator:
         known = self._known.get(token)
         if known is not None and known[1] > time.time() + _CLOCK_SKEW:
             return known[0]
+        checking = self._checking.get(token)
+        if checking is None:
+            checking = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._verify, token
+            )
+            self._checking[token] = checking
+            checking.add_done_callback(lambda _: self._checking.pop(token, None))
         try:
-            loop = asyncio.get_running_loop()
-            claims = await loop.run_in_executor(self._executor, self._verify, token)
+            # Shielded: a caller that leaves must not cancel the check others wait on.
+            claims = await asyncio.shield(checking)
+        except asyncio.CancelledError:
+            raise
         except Exception:
             raise HttpError(
                 ErrorCode.UNAUTHENTICATED, "The ID token is invalid or expired."

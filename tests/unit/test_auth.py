@@ -201,3 +201,23 @@ async def test_a_token_check_does_not_wait_behind_the_loops_default_pool() -> No
     finally:
         release.set()
         await asyncio.gather(*held)
+
+
+async def test_a_burst_with_one_new_token_verifies_it_once_and_a_leaver_cancels_nothing() -> None:
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow_verify(token: str) -> Claims:
+        calls.append(token)
+        release.wait(5)
+        return token, time.time() + 3600
+
+    auth = Authenticator(slow_verify)
+    waiters = [asyncio.create_task(auth.uid("Bearer carol")) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    waiters[0].cancel()  # the first caller leaves while the check runs
+    release.set()
+    uids = await asyncio.gather(*waiters[1:])
+    assert calls == ["carol"]
+    assert set(uids) == {"carol"}
+    assert waiters[0].cancelled()
