@@ -6,13 +6,19 @@ worker's uvicorn settings; ``configure_server`` sets them before gunicorn builds
 worker (functions-framework imports main.py first):
 
 - h11 as the parser, with the request line and headers bounded together
-  (``MAX_REQUEST_HEAD_BYTES``; over it: 400 and the connection closed);
+  (``MAX_REQUEST_HEAD_BYTES``) however the head arrives; over it: 431, and closed;
+- every refusal of the parser (and a request with both Content-Length and
+  Transfer-Encoding) answered with ``Connection: close``, and the connection closed;
+- every answer that starts before the request's body has all arrived, whichever route
+  gives it, says ``Connection: close`` and the connection is closed after it: the rest of
+  the body is never read;
 - a deadline on the request head (``HEAD_TIMEOUT_SECONDS``): a connection that has not
   sent a whole request head that long after it opened, or after a request head began,
-  is closed. uvicorn bounds only the idle time between requests.
+  is closed. uvicorn bounds only the idle time between requests;
+- that idle time (``KEEP_ALIVE_SECONDS``) longer than any pooling proxy's in front.
 
 The body has its own cap and deadline in ``_request.read_body``. See
-docs/adr/0005-native-async-path.md and docs/failures.md.
+docs/adr/0005-native-async-path.md and docs/adr/0306-server-edge.md.
 """
 
 from __future__ import annotations
@@ -22,17 +28,93 @@ from typing import Any
 
 import h11
 import uvicorn_worker
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
+from uvicorn.server import ServerState
 
+from ._asgi import error_body
 from ._config import Settings
+from ._errors import ErrorCode, HttpError
 
 __all__ = ["BoundedH11Protocol", "configure_server"]
 
+_CLOSE = (b"connection", b"close")
+
+
+def _says_close(headers: Any) -> bool:
+    return any(name == b"connection" and b"close" in value.lower() for name, value in headers)
+
+
+class _GuardedConnection(h11.Connection):
+    """h11's server side with the rules RFC 9112 leaves to the server, which h11 does not
+    apply itself: the head limit on a head that arrived whole, a refusal of a request that
+    declares both lengths, and ``Connection: close`` on an answer given while the request's
+    body is still arriving."""
+
+    def __init__(self, max_head_bytes: int) -> None:
+        super().__init__(h11.SERVER, max_incomplete_event_size=max_head_bytes)
+        self._max_head_bytes = max_head_bytes
+        self.refusal = ErrorCode.INVALID_REQUEST
+
+    def next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        # h11 bounds only a head still incomplete; one that is whole in the buffer (one
+        # send, or pipelined behind a request) is parsed at any size. What the parse took
+        # from the buffer is the head, however it arrived.
+        before = len(self._receive_buffer)
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == ErrorCode.REQUEST_HEAD_TOO_LARGE.status:
+                self.refusal = ErrorCode.REQUEST_HEAD_TOO_LARGE
+            raise
+        if type(event) is h11.Request:
+            if before - len(self._receive_buffer) > self._max_head_bytes:
+                self.refusal = ErrorCode.REQUEST_HEAD_TOO_LARGE
+                raise h11.RemoteProtocolError("request head too large", 431)
+            names = {name for name, _ in event.headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                # h11 lets chunked win; RFC 9112 6.3 says to close after answering such a
+                # request, and a refusal closes before anything behind it is parsed.
+                raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding", 400)
+        return event
+
+    def send_with_data_passthrough(self, event: h11.Event) -> list[bytes] | None:
+        # h11's send() comes here too: the one place every response goes out.
+        if (
+            type(event) is h11.Response
+            and self.their_state is h11.SEND_BODY
+            and not _says_close(event.headers)
+        ):
+            # The answer comes before the whole body (a preflight, a 405, a probe, a
+            # refusal): keeping the connection would mean reading the rest of that body,
+            # however long, to find the next request. h11 then ends in MUST_CLOSE and
+            # uvicorn closes the connection after the answer.
+            event = h11.Response(
+                status_code=event.status_code,
+                headers=[*event.headers, _CLOSE],
+                reason=event.reason,
+                http_version=event.http_version,
+            )
+        return super().send_with_data_passthrough(event)
+
 
 class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on every request head."""
+    """uvicorn's h11 protocol with our connection rules and a deadline on every head."""
 
     head_timeout = 10.0
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        max_head = config.h11_max_incomplete_event_size
+        self.conn = self._guarded = _GuardedConnection(
+            max_head if max_head is not None else Settings().max_request_head_bytes
+        )
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -53,6 +135,33 @@ class BoundedH11Protocol(H11Protocol):
             self._head_deadline.cancel()
             self._head_deadline = None
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """The parser's refusal, in our JSON error shape, and the connection closed."""
+        code = self._guarded.refusal
+        message = (
+            "The request line and headers are too large."
+            if code is ErrorCode.REQUEST_HEAD_TOO_LARGE
+            else "Malformed HTTP request."
+        )
+        body = error_body(HttpError(code, message))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            _CLOSE,
+        ]
+        try:
+            for event in (
+                h11.Response(
+                    status_code=code.status, headers=headers, reason=STATUS_PHRASES[code.status]
+                ),
+                h11.Data(data=body),
+                h11.EndOfMessage(),
+            ):
+                self.transport.write(self.conn.send(event) or b"")
+        except h11.LocalProtocolError:
+            pass  # an answer was already under way: nothing more can be said, just close
+        self.transport.close()
 
     def _between_requests(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
@@ -75,5 +184,6 @@ def configure_server(settings: Settings) -> None:
         **uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
         "http": BoundedH11Protocol,
         "h11_max_incomplete_event_size": settings.max_request_head_bytes,
+        "timeout_keep_alive": settings.keep_alive_seconds,
     }
     uvicorn_worker.UvicornWorker.CONFIG_KWARGS = config
