@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "functions")]
 
-from support import FunctionServer, auth, worker_pids  # noqa: E402
+from support import FunctionServer, auth, read_to_close, worker_pids  # noqa: E402
 
 MIB = 1 << 20
 
@@ -40,17 +40,6 @@ MIB = 1 << 20
 def _server(env: dict[str, str] | None = None) -> FunctionServer:
     # Neither Firestore nor the upstream is reached by anything measured here.
     return FunctionServer("execute_prompt_stream", "127.0.0.1:1", "http://127.0.0.1:1/v1", env)
-
-
-def _read_all(sock: socket.socket, timeout: float = 3) -> bytes:
-    sock.settimeout(timeout)
-    received = b""
-    try:
-        while data := sock.recv(65536):
-            received += data
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return received
 
 
 def flood(seconds: float) -> None:
@@ -102,7 +91,7 @@ def smuggle() -> None:
             "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
             "GET /__/health HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         )
-        received = _read_all(sock)
+        received = read_to_close(sock, 3)
     answers = [line.decode() for line in received.split(b"\r\n") if b"HTTP/1.1 " in line]
     print(f"answers: {answers}")
 
@@ -116,7 +105,7 @@ def head(tries: int) -> None:
                 sock = socket.create_connection(("127.0.0.1", server.port))
                 pad = b"a" * size
                 sock.sendall(b"GET /__/health HTTP/1.1\r\nHost: x\r\nX-Big: " + pad + b"\r\n\r\n")
-                statuses.append(_read_all(sock)[9:12].decode() or "reset")
+                statuses.append(read_to_close(sock, 3)[9:12].decode() or "reset")
                 sock.close()
             print(f"{size:,} B head in one send: {dict(Counter(statuses))}")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support import FunctionServer, Serve, auth, read_until
+from support import FunctionServer, Serve, auth, read_to_close, read_until
 
 LIMIT = 16 * 1024  # MAX_REQUEST_HEAD_BYTES' default
 # Node's http.globalAgent (the Functions emulator's proxy) keeps an idle socket 5 s.
@@ -29,18 +29,6 @@ def server(serve: Serve) -> Iterator[FunctionServer]:
 
 def connect(server: FunctionServer) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port), timeout=10)
-
-
-def read_closed(sock: socket.socket, timeout: float = 5) -> bytes:
-    """Everything the server sends until it closes the connection (or the timeout)."""
-    sock.settimeout(timeout)
-    received = b""
-    try:
-        while data := sock.recv(65536):
-            received += data
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return received
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -63,6 +51,7 @@ def head_of(size: int, path: str = "/__/health") -> bytes:
 # -- item 6: answers that do not read the body -------------------------------------------
 
 FLOOD_SECONDS = 3.0
+HUGE = "Content-Length: 1000000000000"
 FLOOD_CAP = 256 << 20  # far past what the socket buffers hold; before: GBs in 3 s
 
 
@@ -111,7 +100,7 @@ def flood(sock: socket.socket, chunked: bool) -> tuple[bytes, int, float | None]
 )
 @pytest.mark.parametrize(
     "framing",
-    ["Content-Length: 1000000000000", "Transfer-Encoding: chunked"],
+    [HUGE, "Transfer-Encoding: chunked"],
     ids=["declared", "chunked"],
 )
 def test_an_answer_that_does_not_read_the_body_closes_the_connection(
@@ -127,6 +116,26 @@ def test_an_answer_that_does_not_read_the_body_closes_the_connection(
     assert closed_after < 2
     # What the kernel's socket buffers held when the server closed; before: GBs.
     assert taken_after < 64 << 20
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", b"405"), ("OPTIONS", b"204")])
+def test_a_client_that_writes_until_refused_still_reads_the_answer(
+    server: FunctionServer, method: str, status: bytes
+) -> None:
+    """The close comes with the body unread, so the kernel resets the connection: what a
+    client that only reads once its writes fail still finds is the whole answer."""
+    with connect(server) as sock:
+        sock.sendall(f"{method} / HTTP/1.1\r\nHost: 127.0.0.1\r\n{HUGE}\r\n\r\n".encode())
+        refused: OSError | None = None
+        deadline = time.monotonic() + FLOOD_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                sock.sendall(b"x" * (1 << 20))
+        except OSError as exc:
+            refused = exc
+        answer = read_to_close(sock, 3)
+    assert refused is not None, "the server took the body for 3 s"
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
 
 
 def test_an_answer_after_the_whole_body_keeps_the_connection(server: FunctionServer) -> None:
@@ -161,7 +170,7 @@ def test_a_request_smuggled_behind_both_lengths_gets_no_answer_of_its_own(
             f"Content-Type: application/json\r\n{lengths}\r\n\r\n0\r\n\r\n".encode()
             + smuggled
         )
-        received = read_closed(sock)
+        received = read_to_close(sock)
     assert received.startswith(b"HTTP/1.1 400"), received[:200]
     assert received.count(b"HTTP/1.1 ") == 1, received
     assert b"\r\nconnection: close" in received.lower()
@@ -182,7 +191,7 @@ def test_a_refusal_of_the_parser_closes_the_connection(
 ) -> None:
     with connect(server) as sock:
         sock.sendall(bad_head + b"GET /__/health HTTP/1.1\r\nHost: x\r\n\r\n")
-        received = read_closed(sock)
+        received = read_to_close(sock)
     assert received.startswith(b"HTTP/1.1 400"), received[:200]
     assert received.count(b"HTTP/1.1 ") == 1
     assert b"\r\nconnection: close" in received.lower()
@@ -207,7 +216,7 @@ def test_a_head_over_the_limit_is_431_and_closed_however_it_arrives(
                 pass  # closed on us mid-head: what we want
         else:
             sock.sendall(big)
-        received = read_closed(sock)
+        received = read_to_close(sock)
     if arrival == "pipelined":
         first, _, received = received.partition(b"ok")
         assert first.startswith(b"HTTP/1.1 200"), first
@@ -224,7 +233,7 @@ def test_a_head_exactly_at_the_limit_is_served_and_one_byte_more_is_not(
         served = read_until(sock, lambda r: r.endswith(b"ok"), timeout=5)
     with connect(server) as sock:
         sock.sendall(head_of(LIMIT + 1))
-        refused = read_closed(sock)
+        refused = read_to_close(sock)
     assert served.startswith(b"HTTP/1.1 200"), served[:200]
     assert refused.startswith(b"HTTP/1.1 431"), refused[:200]
 
