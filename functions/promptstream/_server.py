@@ -11,7 +11,8 @@ worker (functions-framework imports main.py first):
   Transfer-Encoding) answered with ``Connection: close``, and the connection closed;
 - every answer that starts before the request's body has all arrived, whichever route
   gives it, says ``Connection: close`` and the connection is closed after it: the rest of
-  the body is never read;
+  the body is never parsed, only dropped for a bounded time and size while the client
+  reads the answer (a lingering close);
 - a deadline on the request head (``HEAD_TIMEOUT_SECONDS``): a connection that has not
   sent a whole request head that long after it opened, or after a request head began,
   is closed. uvicorn bounds only the idle time between requests;
@@ -24,7 +25,7 @@ docs/adr/0005-native-async-path.md and docs/adr/0306-server-edge.md.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import h11
@@ -40,6 +41,11 @@ from ._errors import ErrorCode, HttpError
 __all__ = ["BoundedH11Protocol", "configure_server"]
 
 _CLOSE = (b"connection", b"close")
+# After an answer given before the whole body the server half-closes, then drops what
+# still arrives for at most this long and this much before it closes: a client that
+# reads only once it has sent finds the answer rather than a reset (RFC 9112 9.6).
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 1 << 20
 
 
 def _says_close(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -100,6 +106,62 @@ class _GuardedConnection(h11.Connection):
         return super().send_with_data_passthrough(event)
 
 
+class _Closing(asyncio.Transport):
+    """The connection's transport as uvicorn holds it, with ``close`` handed to the
+    protocol (which may linger first); everything else goes straight through."""
+
+    def __init__(self, raw: asyncio.Transport, close: Callable[[], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._close = close
+        self._closing = False
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._close()
+
+    def is_closing(self) -> bool:
+        return self._closing or self._raw.is_closing()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._raw.abort()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._raw.write(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self._raw.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        self._raw.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._raw.can_write_eof()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._raw.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._raw.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._raw.is_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._raw.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._raw.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._raw.get_write_buffer_limits()
+
+
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with our connection rules and a deadline on every head."""
 
@@ -119,12 +181,33 @@ class BoundedH11Protocol(H11Protocol):
         self.conn = self._guarded = _GuardedConnection(max_head)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._raw = transport
+        # Bytes dropped since a lingering close began (None: not lingering), and its end.
+        self._lingered: int | None = None
+        self._linger_end: asyncio.TimerHandle | None = None
+        super().connection_made(_Closing(transport, self._close))
         self._head_deadline: asyncio.TimerHandle | None = self.loop.call_later(
             self.head_timeout, self._head_overdue
         )
 
+    def _close(self) -> None:
+        """uvicorn closing the connection: at once, unless the request's body is still
+        arriving; then send the FIN after the answer and linger."""
+        raw = self._raw
+        if self.conn.their_state is h11.SEND_BODY and raw.can_write_eof() and not raw.is_closing():
+            self._lingered = 0
+            self._linger_end = self.loop.call_later(_LINGER_SECONDS, raw.close)
+            raw.write_eof()
+            raw.resume_reading()  # uvicorn may have paused it; the rest is dropped
+        else:
+            raw.close()
+
     def data_received(self, data: bytes) -> None:
+        if self._lingered is not None:
+            self._lingered += len(data)
+            if self._lingered > _LINGER_BYTES:
+                self._raw.close()
+            return
         if self._head_deadline is None and self._between_requests():
             self._head_deadline = self.loop.call_later(self.head_timeout, self._head_overdue)
         super().data_received(data)
@@ -133,9 +216,10 @@ class BoundedH11Protocol(H11Protocol):
             self._head_deadline = None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+        for timer in (self._head_deadline, self._linger_end):
+            if timer is not None:
+                timer.cancel()
+        self._head_deadline = self._linger_end = None
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:

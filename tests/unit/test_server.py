@@ -13,7 +13,7 @@ import uvicorn
 import uvicorn_worker
 from uvicorn.server import ServerState
 
-from promptstream import Settings, configure_server
+from promptstream import Settings, _server, configure_server
 from promptstream._server import BoundedH11Protocol
 
 
@@ -43,6 +43,7 @@ class Transport(asyncio.Transport):
         super().__init__()
         self.written = b""
         self.closed = False
+        self.eof = False  # our FIN sent (write_eof)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
@@ -55,6 +56,12 @@ class Transport(asyncio.Transport):
 
     def close(self) -> None:
         self.closed = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
 
     def pause_reading(self) -> None:
         pass
@@ -145,6 +152,12 @@ def head_of(size: int) -> bytes:
     return bare.replace(b"X-Pad: ", b"X-Pad: " + b"a" * (size - len(bare)))
 
 
+def ended(transport: Transport) -> bool:
+    """Whether the server has ended the connection: closed it, or sent its FIN (a
+    lingering close, which drops whatever arrives after)."""
+    return transport.closed or transport.eof
+
+
 def feed(protocol: BoundedH11Protocol, data: bytes, piece: int) -> None:
     for at in range(0, len(data), piece):
         if protocol.transport.is_closing():
@@ -175,7 +188,7 @@ async def test_the_head_limit_holds_however_the_head_arrives(piece: int, pipelin
     assert status.startswith(b"431 "), transport.written[-300:]
     assert b"connection: close" in status.lower()
     assert b'"request_head_too_large"' in status
-    assert transport.closed
+    assert ended(transport)
     protocol.connection_lost(None)
 
 
@@ -190,7 +203,7 @@ async def test_a_request_with_both_lengths_is_refused_and_what_follows_never_par
     assert transport.written.startswith(b"HTTP/1.1 400 ")
     assert transport.written.count(b"HTTP/1.1") == 1
     assert b"connection: close" in transport.written.lower()
-    assert transport.closed
+    assert ended(transport)
 
 
 async def test_a_malformed_head_is_refused_as_json_and_closed() -> None:
@@ -211,12 +224,30 @@ async def test_a_malformed_head_is_refused_as_json_and_closed() -> None:
     ids=["declared", "chunked"],
 )
 async def test_an_answer_before_the_whole_body_closes_the_connection(framing: bytes) -> None:
-    protocol, transport, _ = serving(answer_at_once)
+    protocol, transport, paths = serving(answer_at_once)
     protocol.data_received(b"OPTIONS / HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n" + b"x" * 100)
     await settle(transport)
     assert transport.written.startswith(b"HTTP/1.1 204 ")
     assert b"connection: close" in transport.written.lower()
+    # A lingering close: the FIN after the answer, what still arrives dropped unparsed
+    # (a request in it is never served), then the close once a bound is passed.
+    assert transport.eof and not transport.closed
+    protocol.data_received(b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    await settle(transport)
+    assert paths == ["/"] and transport.written.count(b"HTTP/1.1") == 1
+    protocol.data_received(b"x" * (1 << 20))
     assert transport.closed
+
+
+async def test_a_lingering_close_ends_after_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_server, "_LINGER_SECONDS", 0.05)
+    protocol, transport, _ = serving(answer_at_once)
+    protocol.data_received(b"OPTIONS / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+    await settle(transport)
+    assert transport.eof and not transport.closed
+    await asyncio.sleep(0.2)
+    assert transport.closed
+    protocol.connection_lost(None)
 
 
 async def test_an_answer_after_the_whole_body_keeps_the_connection() -> None:
