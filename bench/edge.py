@@ -4,14 +4,15 @@ answer that does not read the body, a request smuggled behind both lengths, a he
 the limit in one send, the cost of idle keep-alive connections, and the keep-alive race
 with node's http agent (the Functions emulator's proxy) or through the emulator itself.
 
-    functions/venv/bin/python -m bench.edge flood|smuggle|head|idle [N]
+    functions/venv/bin/python -m bench.edge flood|send-first|smuggle|head|idle [N]
     functions/venv/bin/python -m bench.edge agent-race KEEP_ALIVE LO_MS HI_MS REPS
     functions/venv/bin/python -m devstack exec --only functions --no-seed -- \\
         functions/venv/bin/python -m bench.edge emulator-race LO_S HI_S STEP_S REPS
 
 The tree measured is the one this file is in: to measure an older one, ``git archive`` it
-to a directory, copy this file into its ``bench/``, link ``functions/venv`` and
-``node_modules``, and run the same command there.
+to a directory, copy this file into its ``bench/`` and ``tests/support/__init__.py`` into
+its ``tests/support/``, link ``functions/venv`` and ``node_modules``, and run the same
+command there.
 """
 
 from __future__ import annotations
@@ -54,30 +55,46 @@ def flood(seconds: float) -> None:
             )
             sock.setblocking(False)
             piece, answer, sent, at_answer = b"x" * MIB, b"", 0, 0
-            ended = "open"
+            ended, reading = "open", [sock]
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
-                readable, writable, _ = select.select([sock], [sock], [], 0.1)
+                readable, writable, _ = select.select(reading, [sock], [], 0.1)
                 try:
                     if readable:
                         data = sock.recv(65536)
-                        if not data:
-                            ended = "closed"
-                            break
+                        if not data:  # the server's FIN; a lingering close still takes bytes
+                            ended, reading = "FIN", []
                         at_answer = at_answer or sent
                         answer += data
                     if writable:
                         sent += sock.send(piece)
                 except OSError as exc:
-                    ended = type(exc).__name__
+                    ended += f", then {type(exc).__name__}"
                     break
             sock.close()
             status = answer.split(b"\r\n", 1)[0].decode()
             close = b"\r\nconnection: close" in answer.lower()
             print(
                 f"{method} {path}: {status!r}, Connection: close {close}, "
-                f"{(sent - at_answer) / MIB:.0f} MiB taken after the answer, {ended}"
+                f"{(sent - at_answer) / MIB:.0f} MiB taken after the answer until refused, {ended}"
             )
+
+
+def send_first(tries: int) -> None:
+    """http.client sending a GET with a body of each size before it reads: the outcomes."""
+    with _server() as server:
+        for size in (100_000, 1_000_000, 4_000_000, 16_000_000):
+            outcomes: Counter[str] = Counter()
+            for _ in range(tries):
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                try:
+                    conn.request("GET", "/", body=b"x" * size)
+                    outcomes[str(conn.getresponse().status)] += 1
+                except OSError as exc:
+                    outcomes[type(exc).__name__] += 1
+                finally:
+                    conn.close()
+            print(f"GET with a {size:,} B body: {dict(outcomes)}")
 
 
 def smuggle() -> None:
@@ -207,13 +224,16 @@ def emulator_race(lo: float, hi: float, step: float, reps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.edge", description=__doc__)
     parser.add_argument(
-        "what", choices=["flood", "smuggle", "head", "idle", "agent-race", "emulator-race"]
+        "what",
+        choices=["flood", "send-first", "smuggle", "head", "idle", "agent-race", "emulator-race"],
     )
     parser.add_argument("args", nargs="*")
     ns = parser.parse_args()
     a = ns.args
     if ns.what == "flood":
         flood(float(a[0]) if a else 3.0)
+    elif ns.what == "send-first":
+        send_first(int(a[0]) if a else 5)
     elif ns.what == "smuggle":
         smuggle()
     elif ns.what == "head":

@@ -42,10 +42,10 @@ __all__ = ["BoundedH11Protocol", "configure_server"]
 
 _CLOSE = (b"connection", b"close")
 # After an answer given before the whole body the server half-closes, then drops what
-# still arrives for at most this long and this much before it closes: a client that
-# reads only once it has sent finds the answer rather than a reset (RFC 9112 9.6).
+# still arrives for at most this long (and at most the largest body the API accepts,
+# ``BoundedH11Protocol.linger_bytes``) before it closes: a client that reads only once it
+# has sent finds the answer rather than a reset (RFC 9112 9.6).
 _LINGER_SECONDS = 2.0
-_LINGER_BYTES = 1 << 20
 
 
 def _says_close(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -166,6 +166,7 @@ class BoundedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with our connection rules and a deadline on every head."""
 
     head_timeout = 10.0
+    linger_bytes = Settings.model_fields["max_document_bytes"].default
 
     def __init__(
         self,
@@ -205,7 +206,7 @@ class BoundedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._lingered is not None:
             self._lingered += len(data)
-            if self._lingered > _LINGER_BYTES:
+            if self._lingered > self.linger_bytes:
                 self._raw.close()
             return
         if self._head_deadline is None and self._between_requests():
@@ -266,6 +267,7 @@ class BoundedH11Protocol(H11Protocol):
 def configure_server(settings: Settings) -> None:
     """Give the worker functions-framework is about to start our protocol and limits."""
     BoundedH11Protocol.head_timeout = settings.head_timeout_seconds
+    BoundedH11Protocol.linger_bytes = max(settings.max_body_bytes, settings.max_document_bytes)
     config: dict[str, Any] = {
         **uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
         "http": BoundedH11Protocol,

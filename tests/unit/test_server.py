@@ -19,11 +19,19 @@ from promptstream._server import BoundedH11Protocol
 
 @pytest.fixture
 def worker_config() -> Iterator[None]:
-    saved = (dict(uvicorn_worker.UvicornWorker.CONFIG_KWARGS), BoundedH11Protocol.head_timeout)
+    saved = (
+        dict(uvicorn_worker.UvicornWorker.CONFIG_KWARGS),
+        BoundedH11Protocol.head_timeout,
+        BoundedH11Protocol.linger_bytes,
+    )
     try:
         yield
     finally:
-        uvicorn_worker.UvicornWorker.CONFIG_KWARGS, BoundedH11Protocol.head_timeout = saved
+        (
+            uvicorn_worker.UvicornWorker.CONFIG_KWARGS,
+            BoundedH11Protocol.head_timeout,
+            BoundedH11Protocol.linger_bytes,
+        ) = saved
 
 
 @pytest.mark.usefixtures("worker_config")
@@ -36,6 +44,8 @@ def test_configure_server_gives_the_worker_our_protocol_and_limits() -> None:
     assert config["h11_max_incomplete_event_size"] == 4096
     assert config["timeout_keep_alive"] == 700
     assert BoundedH11Protocol.head_timeout == 2.5
+    # A lingering close drops at most the largest body the API takes.
+    assert BoundedH11Protocol.linger_bytes == Settings().max_document_bytes
 
 
 class Transport(asyncio.Transport):
@@ -232,10 +242,13 @@ async def test_an_answer_before_the_whole_body_closes_the_connection(framing: by
     # A lingering close: the FIN after the answer, what still arrives dropped unparsed
     # (a request in it is never served), then the close once a bound is passed.
     assert transport.eof and not transport.closed
-    protocol.data_received(b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    protocol.data_received(smuggled)
     await settle(transport)
     assert paths == ["/"] and transport.written.count(b"HTTP/1.1") == 1
-    protocol.data_received(b"x" * (1 << 20))
+    protocol.data_received(b"x" * (protocol.linger_bytes - len(smuggled)))
+    assert not transport.closed
+    protocol.data_received(b"x")
     assert transport.closed
 
 
