@@ -199,12 +199,24 @@ def test_a_refusal_of_the_parser_closes_the_connection(
 
 @pytest.mark.parametrize(
     "arrival",
-    ["one send 120 KB", "one send 60 KB", "pipelined", "in 1 KiB pieces"],
+    [
+        "one send 120 KB",
+        "one send 60 KB",
+        "pipelined",
+        "in 1 KiB pieces",
+        "many small headers",
+        "a long URL",
+    ],
 )
 def test_a_head_over_the_limit_is_431_and_closed_however_it_arrives(
     server: FunctionServer, arrival: str
 ) -> None:
     big = head_of(60_000 if arrival == "one send 60 KB" else 120_000)
+    if arrival == "many small headers":
+        fields = "".join(f"X-{i}: {'v' * 40}\r\n" for i in range(1000))
+        big = f"GET /__/health HTTP/1.1\r\nHost: 127.0.0.1\r\n{fields}\r\n".encode()
+    elif arrival == "a long URL":
+        big = b"GET /__/health?" + b"q" * 60_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     with connect(server) as sock:
         if arrival == "pipelined":
             sock.sendall(b"GET /__/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + big)
