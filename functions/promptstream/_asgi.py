@@ -20,6 +20,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "error_body",
     "header",
     "send_error",
     "send_json",
@@ -43,6 +44,12 @@ async def send_json(
     send: Send, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     body = json.dumps(payload, ensure_ascii=False).encode()
+    await _send_json_body(send, status, body, headers)
+
+
+async def _send_json_body(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None
+) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -57,14 +64,19 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+def error_body(error: HttpError) -> bytes:
+    """The JSON error shape, ``{"error": {"code", "message", "details"?}}``, as bytes."""
+    payload: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.details:
+        payload["details"] = error.details
+    return json.dumps({"error": payload}, ensure_ascii=False).encode()
+
+
 async def send_error(
     send: Send, error: HttpError, *, close: bool = False, allow: str = "POST"
 ) -> None:
     """The JSON error shape. ``close`` ends the connection after it (a body left unread
     is not drained); ``allow`` lists the methods a 405 names."""
-    payload: dict[str, Any] = {"code": error.code, "message": error.message}
-    if error.details:
-        payload["details"] = error.details
     headers: list[tuple[bytes, bytes]] = []
     if error.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after))).encode()))
@@ -72,7 +84,7 @@ async def send_error(
         headers.append((b"allow", f"{allow}, OPTIONS".encode()))
     if close:
         headers.append((b"connection", b"close"))
-    await send_json(send, error.status, {"error": payload}, headers)
+    await _send_json_body(send, error.status, error_body(error), headers)
 
 
 class DisconnectWatch:

@@ -58,6 +58,11 @@ class Settings(BaseModel):
     # The request line and headers: their size together, and how long they may take.
     max_request_head_bytes: int = Field(default=16 * 1024, ge=1024)
     head_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long an idle connection is kept between requests: longer than any pooling
+    # proxy in front keeps one (Google's load balancers 600 s, node's agent in the
+    # Functions emulator 5 s), so that the proxy, never this server, closes it and no
+    # request is sent on a connection being closed (docs/adr/0306-server-edge.md).
+    keep_alive_seconds: float = Field(default=620.0, gt=0)
     max_variables: int = Field(default=50, gt=0)
     max_variable_chars: int = Field(default=20_000, gt=0)
     max_context_chars: int = Field(default=100_000, gt=0)

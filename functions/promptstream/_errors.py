@@ -50,6 +50,7 @@ class ErrorCode(enum.StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     REQUEST_TIMEOUT = "request_timeout"
+    REQUEST_HEAD_TOO_LARGE = "request_head_too_large"
     CONCURRENCY_LIMIT = "concurrency_limit"
     BUDGET_EXCEEDED = "budget_exceeded"
     CONFIGURATION_ERROR = "configuration_error"
@@ -90,6 +91,7 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.REQUEST_TIMEOUT: 408,
+    ErrorCode.REQUEST_HEAD_TOO_LARGE: 431,
     ErrorCode.CONCURRENCY_LIMIT: 429,
     ErrorCode.BUDGET_EXCEEDED: 429,
     ErrorCode.CONFIGURATION_ERROR: 500,

@@ -153,7 +153,7 @@ def settled(
     ok: Callable[[dict[str, int]], bool],
     timeout: float = 10,
 ) -> dict[str, int]:
-    """Counts once ``ok`` holds (gunicorn closes idle keep-alive sockets after 2 s)."""
+    """Counts once ``ok`` holds (the server closes a socket once its client has)."""
     deadline = time.monotonic() + timeout
     while True:
         now = counts(pid, *ports)

@@ -41,6 +41,7 @@ __all__ = [
     "free_port",
     "id_token",
     "limits",
+    "read_to_close",
     "read_until",
     "stop_group",
     "the_record",
@@ -237,6 +238,18 @@ def read_until(sock: socket.socket, done: Callable[[bytes], bool], timeout: floa
         if not data:
             break
         received += data
+    return received
+
+
+def read_to_close(sock: socket.socket, timeout: float = 5) -> bytes:
+    """Everything ``sock`` receives until the peer closes (or resets), or the timeout."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while data := sock.recv(65536):
+            received += data
+    except (TimeoutError, ConnectionResetError):
+        pass
     return received
 
 
