@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'request_timeout'
+  | 'request_head_too_large'
   | 'concurrency_limit'
   | 'budget_exceeded'
   | 'configuration_error'

@@ -35,6 +35,13 @@ describe('describeError', () => {
     expect(describeError(error).detail).toContain('30 s');
   });
 
+  it("says whose rate limit it is in the server's words, ending in one full stop", () => {
+    const own = new ExecutionError('rate_limited', 'Too many executions: at most 20 at once and 60 a minute', { status: 429, retryAfter: 3 });
+    expect(describeError(own).detail).toBe('Too many executions: at most 20 at once and 60 a minute. Try again in 3 s.');
+    const upstream = new ExecutionError('rate_limited', 'Provider throttled.', { status: 429, retryAfter: null });
+    expect(describeError(upstream, 'document').detail).toBe('Provider throttled. Try again shortly.');
+  });
+
   it('falls back to the server message for an unknown code', () => {
     expect(describeError(new ExecutionError('brand_new', 'Something new'))).toEqual({
       title: 'Request failed',

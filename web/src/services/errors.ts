@@ -117,6 +117,12 @@ export interface ErrorDescription {
   detail: string;
 }
 
+/** ``text`` ending in one full stop (server messages come with or without one). */
+function sentence(text: string): string {
+  const trimmed = text.trim().replace(/\.+$/, '');
+  return trimmed ? `${trimmed}.` : 'Too many requests.';
+}
+
 /** What failed: a run of a prompt, or an upload or delete of a knowledge-base document. */
 export type ErrorSubject = 'run' | 'document';
 
@@ -151,7 +157,7 @@ function describeDocumentError(error: ExecutionError, wait: string): ErrorDescri
     case 'budget_exceeded':
       return { title: 'Daily token budget used up', detail: `Indexing spends tokens from your daily budget.${wait}` };
     case 'rate_limited':
-      return { title: 'Rate limited', detail: `The embedding provider is throttling requests.${wait}` };
+      return { title: 'Rate limited', detail: `${sentence(error.message)}${wait}` };
     case 'upstream_error':
     case 'upstream_unavailable':
     case 'upstream_timeout':
@@ -202,7 +208,7 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
     case 'invalid_request':
       return { title: 'Invalid request', detail: error.message };
     case 'rate_limited':
-      return { title: 'Rate limited', detail: `The model provider is throttling requests.${wait}` };
+      return { title: 'Rate limited', detail: `${sentence(error.message)}${wait}` };
     case 'concurrency_limit':
       return { title: 'Too many runs at once', detail: `Wait for a running prompt to finish.${wait}` };
     case 'budget_exceeded':
