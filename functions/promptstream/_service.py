@@ -15,6 +15,7 @@ from ._executions import Executions
 from ._redact import redact
 from ._retrieval import IngestLimits
 from ._store import Store
+from ._uploads import UploadSlots
 
 __all__ = ["Service", "get_service", "set_service"]
 
@@ -38,6 +39,7 @@ class Service:
         self.openings = Openings(settings.open_concurrency, settings.open_queue_timeout_seconds)
         self.executions = Executions(settings, store, self.redact)
         self.ingest_limits = IngestLimits.from_settings(settings)
+        self.uploads = UploadSlots(settings)
         self._client: OpenRouterClient | None = None
         self._embeddings: EmbeddingsClient | None = None
         self._embeddings_session: aiohttp.ClientSession | None = None

@@ -113,7 +113,7 @@ async def test_an_upload_without_an_id_gets_one(service: UnitService, ingestion:
 async def test_a_used_budget_is_429_before_any_work(
     service: UnitService, ingestion: Ingestion
 ) -> None:
-    await service.fake_store.charge_tokens(uid="alice", tokens=service.settings.daily_token_budget)
+    service.fake_store.spend("alice", service.settings.daily_token_budget)
     got = await upload()
     assert (got.status, got.error()["code"]) == (429, "budget_exceeded")
     assert int(got.headers["Retry-After"]) >= 1
@@ -139,7 +139,7 @@ async def test_a_refused_embedding_is_its_status_and_its_tokens_are_charged(
     [
         ("binary", 422, "invalid_document"),
         ("too_many_pages", 422, "document_too_long"),
-        ("too_many_documents", 403, "too_many_documents"),
+        ("budget_exceeded", 429, "budget_exceeded"),
         ("superseded", 409, "document_conflict"),
         ("store_failed", 503, "unavailable"),
         ("something new", 502, "upstream_error"),
@@ -151,7 +151,9 @@ async def test_each_ingestion_refusal_has_its_code(
     ingestion.error = IngestError(reason, "no")
     got = await upload()
     assert (got.status, got.error()["code"]) == (status, code)
-    assert "alice" not in service.fake_store.limits  # nothing spent, nothing charged
+    limits = service.fake_store.limits["alice"]
+    # Nothing spent, nothing charged, the lease and its reservation released.
+    assert limits["tokens_today"] == 0 and limits["upload_leases"] == limits["reserved"] == {}
 
 
 async def test_a_failure_of_ingestion_itself_is_503(
