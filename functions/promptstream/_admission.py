@@ -105,6 +105,7 @@ def take_lease(
     reserve: int = 0,
     *,
     kind: str = STREAMS,
+    again: bool = False,
 ) -> dict[str, Any]:
     """The limits document's lease fields with one more lease of ``kind`` (an execution's
     stream, or an upload) for ``lease_id``, reserving ``reserve`` tokens of the day's
@@ -115,9 +116,10 @@ def take_lease(
     The one budget rule for executions and uploads. The reservation is not itself checked
     against what is left: a user's last request of the day still runs, and concurrent
     openings overshoot the budget by at most one reservation (each later one sees it).
-    Reservations lapse with their leases. A ``lease_id`` already held is a larger
-    reservation for it (an upload whose text turned out longer than its bytes promised):
-    the same budget check, its own reservation left out, and no new lease counted.
+    Reservations lapse with their leases. ``again``: ``lease_id`` holds its lease already
+    and asks for a larger reservation (an upload whose text turned out longer than its
+    bytes promised): the same budget check, its own reservation left out, and no new
+    lease counted.
     """
     now_ms = int(now.timestamp() * 1000)
     day = now.date().isoformat()
@@ -138,7 +140,7 @@ def take_lease(
         if any(key in leases for leases in live.values()) and isinstance(tokens, int) and tokens > 0
     }
     used = int(data.get("tokens_today") or 0) if data.get("day") == day else 0
-    others = sum(tokens for key, tokens in reserved.items() if key != lease_id)
+    others = sum(tokens for key, tokens in reserved.items() if not (again and key == lease_id))
     if used + others >= settings.daily_token_budget:
         raise LimitExceeded(
             ErrorCode.BUDGET_EXCEEDED,
@@ -149,14 +151,15 @@ def take_lease(
             ),
         )
     cap, _, what = rules[kind]
-    if lease_id not in held and len(held) >= cap:
+    if not (again and lease_id in held) and len(held) >= cap:
         raise LimitExceeded(
             ErrorCode.CONCURRENCY_LIMIT,
             f"At most {cap} {what} may run at once",
             retry_after=5,
         )
-    held.setdefault(lease_id, now_ms)
-    reserved[lease_id] = max(0, reserve, reserved.get(lease_id, 0))
+    if not again or lease_id not in held:
+        held[lease_id] = now_ms
+    reserved[lease_id] = max(0, reserve, reserved.get(lease_id, 0) if again else 0)
     return {**live, "reserved": reserved, "day": day, "tokens_today": used}
 
 

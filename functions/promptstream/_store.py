@@ -349,7 +349,9 @@ class Store:
         for attempt in range(_ATTEMPTS):
             limits = (await db.get_all([path]))[path]
             now = dt.datetime.now(dt.UTC)
-            lease = take_lease(limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS)
+            lease = take_lease(
+                limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS, again=True
+            )
             try:
                 await db.commit([self._limits_write(limits, lease)])
                 return

@@ -57,9 +57,6 @@ class UploadSlots:
         self._bodies = asyncio.Semaphore(settings.max_uploads_per_instance)
         self._in_flight: dict[str, int] = {}
 
-    def in_flight(self, uid: str) -> int:
-        return self._in_flight.get(uid, 0)
-
     @contextlib.asynccontextmanager
     async def slot(self, uid: str) -> AsyncIterator[None]:
         """Hold one of ``uid``'s uploads and one of the instance's for the block. Raises

@@ -197,7 +197,9 @@ class FakeStore:
     async def reserve_upload(self, *, uid: str, upload_id: str, reserve: int) -> None:
         held = self.limits[uid]
         now = dt.datetime.now(dt.UTC)
-        held.update(take_lease(held, upload_id, now, self.settings, reserve, kind=UPLOADS))
+        held.update(
+            take_lease(held, upload_id, now, self.settings, reserve, kind=UPLOADS, again=True)
+        )
 
     async def settle_upload(
         self, *, uid: str, upload_id: str, document_id: str, stamp: int, tokens: int

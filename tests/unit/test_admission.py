@@ -165,11 +165,11 @@ def test_an_upload_lease_lapses_on_its_own_time() -> None:
 def test_a_held_lease_may_reserve_more_under_the_same_rule() -> None:
     held = take_lease(None, "u1", NOW, SETTINGS, 600, kind=UPLOADS)
     # Its own reservation does not count against it, and it is not a second upload.
-    more = take_lease({**held, "day": TODAY}, "u1", NOW, SETTINGS, 5000, kind=UPLOADS)
+    more = take_lease({**held, "day": TODAY}, "u1", NOW, SETTINGS, 5000, kind=UPLOADS, again=True)
     assert more["reserved"] == {"u1": 5000} and more["upload_leases"] == {"u1": NOW_MS}
     spent = {**more, "tokens_today": 1000}
     with pytest.raises(LimitExceeded):
-        take_lease(spent, "u1", NOW, SETTINGS, 6000, kind=UPLOADS)
+        take_lease(spent, "u1", NOW, SETTINGS, 6000, kind=UPLOADS, again=True)
 
 
 def test_a_new_document_over_the_cap_is_refused_and_a_known_one_is_not() -> None:
