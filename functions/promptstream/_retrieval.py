@@ -271,9 +271,15 @@ async def ingest(
         )
         reason.tokens = spent
         await _fail(db, document_id, generation, reason.message, written)
-        if reason is exc or not isinstance(exc, Exception):
-            raise
-        raise reason from exc
+        try:
+            if reason is exc or not isinstance(exc, Exception):
+                raise
+            raise reason from exc
+        finally:
+            # The error's traceback holds this frame: a local naming the error would make
+            # a cycle that keeps ``data`` (up to MAX_DOCUMENT_BYTES) until a full
+            # collection, which a process that allocates few objects rarely runs.
+            del reason
     try:
         await delete_passages(db, document_id, keep_generation=generation)
     except (FirestoreError, aiohttp.ClientError, TimeoutError):

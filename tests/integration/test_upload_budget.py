@@ -221,7 +221,13 @@ PIECE = 256 * 1024
 @pytest.fixture
 def flood_server(serve: Serve) -> Iterator[FunctionServer]:
     """A fresh worker, so that its peak memory is this test's."""
-    with serve("ingest_document", env={"MAX_CONCURRENT_UPLOADS": "2"}) as server:
+    env = {
+        "MAX_CONCURRENT_UPLOADS": "2",
+        "MAX_UPLOADS_PER_INSTANCE": "4",
+        # Room for every upload to wait its turn on a busy machine.
+        "UPLOAD_QUEUE_TIMEOUT_SECONDS": "120",
+    }
+    with serve("ingest_document", env=env) as server:
         yield server
 
 
@@ -277,6 +283,28 @@ def test_a_flood_of_large_uploads_is_refused_before_the_bodies_are_read(
     # The few admitted were read, found too long, and left as "error" documents.
     states = [d.to_dict()["status"] for d in db.collection("documents").stream()]
     assert len(states) <= 2 and set(states) <= {"error"}
+
+
+USERS = 40
+
+
+def test_large_uploads_of_many_users_at_once_are_read_a_few_at_a_time(
+    db: Any, flood_server: FunctionServer
+) -> None:
+    # One 5 MiB upload each, so no per-user limit applies: MAX_UPLOADS_PER_INSTANCE does.
+    [worker] = worker_pids(flood_server)
+    data = b"lorem ipsum dolor sit amet " * (FIVE_MIB // 27)
+
+    def one(n: int) -> int:
+        headers = {**auth(f"user{n}"), "Content-Type": "text/plain"}
+        got = request(flood_server, "POST", data, headers, path=f"/?document_id=b{n}", timeout=120)
+        return got.status
+
+    with ThreadPoolExecutor(USERS) as pool:
+        statuses = list(pool.map(one, range(USERS)))
+    # Each read whole and found longer than MAX_DOCUMENT_CHARS, none refused for room.
+    assert statuses == [422] * USERS
+    assert peak_rss_mb(worker) < 300
 
 
 # -- item 5: the query embedding reserved -------------------------------------------------
