@@ -211,7 +211,7 @@ class Store:
                     if not exc.conflict or attempt + 1 == _ATTEMPTS:
                         raise
                     # Another instance changed the limits since the read: read again.
-                    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                    await _backoff(attempt)
                     continue
                 return execution_id, result
         raise AssertionError("unreachable")
@@ -249,7 +249,7 @@ class Store:
             except FirestoreError as exc:
                 if not exc.conflict or attempt + 1 == _ATTEMPTS:
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                await _backoff(attempt)
                 continue
             return True
         raise AssertionError("unreachable")
