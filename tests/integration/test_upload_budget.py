@@ -37,6 +37,7 @@ from support import (
     worker_pids,
 )
 from support.http import request, request_bytes, stream
+from support.pdf import make_deflated_pdf
 
 BAKERY = (ROOT / "tests" / "data" / "kb" / "bakery.md").read_bytes()
 BUDGET = 50_000
@@ -73,6 +74,11 @@ def settled(db: Any, uid: str = "alice") -> bool:
     """No upload of ``uid`` holds a lease or a reservation."""
     doc = limits(db, uid)
     return not doc.get("upload_leases") and not doc.get("reserved")
+
+
+def reserved(db: Any, uid: str = "alice") -> list[int]:
+    """The tokens each open execution or upload of ``uid`` holds."""
+    return list((limits(db, uid).get("reserved") or {}).values())
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -153,6 +159,27 @@ def test_a_client_that_leaves_mid_body_releases_the_lease_and_leaves_nothing(
     doc = limits(db)
     assert doc["tokens_today"] == 0 and "gone" not in doc["documents"]
     assert documents(db) == [] and passages(db) == []
+
+
+def test_a_pdf_whose_text_outgrows_its_bytes_reserves_the_texts_bound_before_embedding(
+    db: Any, budget_server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    text = "\n".join(f"Line {n}: the oven bakes rye at two hundred degrees." for n in range(2000))
+    pdf = make_deflated_pdf(text)
+    first = upload_reservation(len(pdf), Settings())
+    assert len(text) > 10 * first  # the bytes promise far less than the text holds
+    fake_upstream.configure(embed_delay=0.3)  # time to look while it embeds
+    query = "/?document_id=oven&filename=oven.pdf"
+    headers = {**auth(), "Content-Type": "application/pdf"}
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(request, budget_server, "POST", pdf, headers, path=query, timeout=60)
+        held = wait_until(lambda: next((r for r in reserved(db) if r > first), 0))
+        got = running.result()
+    assert held and got.status == 200, got.raw
+    # The exact bound of the texts (their UTF-8 bytes, each passage's overlap again).
+    assert len(text) <= held <= 2 * len(text)
+    assert limits(db)["tokens_today"] == json.loads(got.raw)["tokens"] < held
+    assert settled(db)
 
 
 # -- the document cap ---------------------------------------------------------------------
