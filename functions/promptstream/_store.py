@@ -5,6 +5,10 @@ the record on condition that the limits document is still the one read (its upda
 time): the limits hold across instances without a lock in the database, and a loser
 reads again. Closing an execution releases the lease and debits the tokens in one
 commit. See docs/adr/0002-conditional-commits.md.
+
+Uploads take their own leases in the same document by the same rule, and claim a new
+document id there in the same commit; settling one releases it and debits its tokens
+(docs/adr/0308-uploads-under-the-budget.md).
 """
 
 from __future__ import annotations
