@@ -176,3 +176,16 @@ class Settings(BaseModel):
     # A user's requests waiting for a turn to open in one instance (a user holds at most
     # one turn); past this many, 429 rate_limited at once.
     open_queue_per_user: int = Field(default=8, ge=1)
+
+    # -- Uploads under the budget (issue 22, ADR 0308) ------------------------------------
+    # A user's uploads in flight at once, across instances (the limits document) and, before
+    # any body is read, within each instance.
+    max_concurrent_uploads: int = Field(default=2, ge=1)
+    # Upload bodies read and ingested at once in one instance, whoever sends them (each holds
+    # up to MAX_DOCUMENT_BYTES and its text, passages and vectors); more wait their turn up to
+    # the queue timeout, then get a 503.
+    max_uploads_per_instance: int = Field(default=4, ge=1)
+    upload_queue_timeout_seconds: float = Field(default=30.0, gt=0)
+    # An upload's lease (and its reservation) lapses after this long when its instance died
+    # before settling it.
+    upload_lease_seconds: float = Field(default=3700.0, gt=0)

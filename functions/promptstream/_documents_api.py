@@ -10,18 +10,22 @@ replaces that document. The answer, once the passages are searchable:
 
 ``DELETE ?document_id=`` deletes the caller's document and its passages.
 
-The embedding tokens of an upload count against the caller's daily budget, also when
-the upload failed after embedding. See docs/adr/0200-retrieval-design.md.
+An upload is admitted under the same budget rule as an execution: a lease and a
+reservation from its byte size, taken before its body is read, settled with the real
+embedding tokens (also when it failed after embedding); a limit on a user's uploads in
+flight; the cap on a user's documents claimed in the same commit. See
+docs/adr/0200-retrieval-design.md and docs/adr/0308-uploads-under-the-budget.md.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncio
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import _logging as logger
-from ._admission import seconds_to_utc_midnight
+from ._admission import LimitExceeded
 from ._asgi import Receive, Scope, Send, header, send_error, send_json
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._handler import endpoint
@@ -30,6 +34,7 @@ from ._retrieval import IngestError, check_document_id, delete_document, ingest
 from ._sanitize import plain_label
 from ._service import Service
 from ._store import auto_id
+from ._uploads import embedding_bound, upload_reservation
 
 __all__ = ["documents_app"]
 
@@ -46,8 +51,8 @@ _INGEST_CODES: dict[str, ErrorCode] = {
     "too_long": ErrorCode.DOCUMENT_TOO_LONG,
     "too_many_passages": ErrorCode.DOCUMENT_TOO_LONG,
     "not_found": ErrorCode.DOCUMENT_NOT_FOUND,
-    "too_many_documents": ErrorCode.TOO_MANY_DOCUMENTS,
     "superseded": ErrorCode.DOCUMENT_CONFLICT,
+    "budget_exceeded": ErrorCode.BUDGET_EXCEEDED,
     "store_failed": ErrorCode.UNAVAILABLE,
     "busy": ErrorCode.UNAVAILABLE,
 }
@@ -97,18 +102,66 @@ def _refusal(exc: IngestError, document_id: str, redact: Callable[[str], str]) -
     cause = exc.__cause__
     if exc.code == "embedding_failed" and isinstance(cause, OpenRouterError):
         return HttpError(cause.code, redact(message), details, retry_after=cause.retry_after)
+    if isinstance(cause, LimitExceeded):
+        return HttpError(cause.code, message, details, retry_after=cause.retry_after)
     code = _INGEST_CODES.get(exc.code, ErrorCode.UPSTREAM_ERROR)
     return HttpError(code, message, details)
 
 
-async def _charge(service: Service, uid: str, tokens: int) -> None:
-    if tokens <= 0:
-        return
-    try:
-        await service.store.charge_tokens(uid=uid, tokens=tokens)
-    except Exception:
-        # The document is stored either way; the budget misses these tokens.
-        service.executions.log_failure("embedding tokens not debited")
+class _Meter:
+    """One admitted upload's account with the budget: its lease, what it reserved, and
+    what it is to be charged when it is settled."""
+
+    def __init__(self, service: Service, uid: str, document_id: str, reserve: int) -> None:
+        self.service = service
+        self.uid = uid
+        self.document_id = document_id
+        self.reserved = reserve
+        self.upload_id = ""
+        self.stamp = 0
+        # An upper bound of the embedding once it is about to start (0 before): what a
+        # cancelled upload is charged, its real tokens being unknown.
+        self.bound = 0
+        self.tokens: int | None = None
+        self._settling: asyncio.Task[None] | None = None
+
+    async def before_embedding(self, texts: Sequence[str]) -> None:
+        """The exact bound of the texts, reserved first when over the reservation."""
+        bound = embedding_bound(texts)
+        if bound > self.reserved:
+            try:
+                await self.service.store.reserve_upload(
+                    uid=self.uid, upload_id=self.upload_id, reserve=bound
+                )
+            except LimitExceeded as exc:
+                raise IngestError("budget_exceeded", exc.message) from exc
+            self.reserved = bound
+        self.bound = bound
+
+    async def settle(self) -> None:
+        """Release the lease and its reservation and charge the tokens, once; shielded, so
+        that a cancellation never cuts the commit in two."""
+        if self._settling is None:
+            self._settling = asyncio.get_running_loop().create_task(self._settle())
+        await asyncio.shield(self._settling)
+
+    async def _settle(self) -> None:
+        tokens = self.bound if self.tokens is None else self.tokens
+        try:
+            settled = await self.service.store.settle_upload(
+                uid=self.uid,
+                upload_id=self.upload_id,
+                document_id=self.document_id,
+                stamp=self.stamp,
+                tokens=tokens,
+            )
+        except Exception:
+            # The lease and its reservation lapse after UPLOAD_LEASE_SECONDS; these
+            # tokens are not debited.
+            self.service.executions.log_failure("upload not settled")
+            return
+        if not settled:
+            logger.warn("upload lease already gone", uid=self.uid, tokens=tokens)
 
 
 async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,7 +169,8 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
     limit = settings.max_document_bytes
     try:
         length = header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        declared = int(length) if length is not None and length.isdigit() else None
+        if declared is not None and declared > limit:
             raise too_large(limit)  # before the token: nothing of the body is read
         uid = await _caller(service, scope)
         await service.rates.upload(uid)  # the user's upload rate, before the body
@@ -125,30 +179,70 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
         filename = _bounded(query, "filename", _MAX_FILENAME)
         title = _bounded(query, "title", _MAX_TITLE) or filename or document_id
         content_type = (header(scope, b"content-type") or "")[:_MAX_CONTENT_TYPE] or None
-        data = await read_body(
-            receive, settings, limit=limit, within=settings.document_body_timeout_seconds
-        )
     except HttpError as exc:
-        # The body may be unread: close the connection rather than drain it.
+        # The body is unread: close the connection rather than drain it.
         await send_error(send, exc, close=True)
         return
-    except ClientGone:
-        return
+    # Everything up to the lease happens before the body is read, so that a refused upload
+    # costs its head only. Without a declared length the reservation is for the cap.
+    meter = _Meter(service, uid, document_id, upload_reservation(declared or limit, settings))
     try:
-        used = await service.store.tokens_used_today(uid)
-    except Exception:
-        await _unavailable(service, send, "budget read failed")
-        return
-    if used >= settings.daily_token_budget:
-        await send_error(
-            send,
-            HttpError(
-                ErrorCode.BUDGET_EXCEEDED,
-                f"Daily token budget of {settings.daily_token_budget} is used up",
-                retry_after=seconds_to_utc_midnight(dt.datetime.now(dt.UTC)),
-            ),
+        async with service.uploads.slot(uid):
+            try:
+                meter.upload_id, meter.stamp = await service.store.begin_upload(
+                    uid=uid, document_id=document_id, reserve=meter.reserved
+                )
+            except HttpError as exc:
+                await send_error(send, exc, close=True)
+                return
+            except Exception:
+                await _unavailable(service, send, "upload admission failed", close=True)
+                return
+            try:
+                answer = await _ingest(
+                    service,
+                    receive,
+                    meter,
+                    title=title,
+                    filename=filename,
+                    content_type=content_type,
+                )
+            finally:
+                await meter.settle()
+            if isinstance(answer, HttpError):
+                await send_error(send, answer, close=meter.tokens is None)
+            elif answer is not None:
+                await send_json(send, 200, answer)
+    except HttpError as exc:
+        # Refused by this instance's bounds, before any round trip.
+        await send_error(send, exc, close=True)
+
+
+async def _ingest(
+    service: Service,
+    receive: Receive,
+    meter: _Meter,
+    *,
+    title: str,
+    filename: str,
+    content_type: str | None,
+) -> dict[str, Any] | HttpError | None:
+    """Read the body and ingest it: the answer (a refusal, or None when the client left),
+    with ``meter.tokens`` set to the tokens to charge (left None when the body was never
+    read whole)."""
+    settings = service.settings
+    uid, document_id = meter.uid, meter.document_id
+    try:
+        data = await read_body(
+            receive,
+            settings,
+            limit=settings.max_document_bytes,
+            within=settings.document_body_timeout_seconds,
         )
-        return
+    except HttpError as exc:
+        return exc
+    except ClientGone:
+        return None
     # Not cancelled when the client leaves: the upload is paid for by then, and the
     # document's status tells the user how it ended.
     try:
@@ -162,16 +256,17 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
             filename=filename,
             content_type=content_type,
             limits=service.ingest_limits,
+            before_embedding=meter.before_embedding,
         )
     except IngestError as exc:
-        await _charge(service, uid, exc.tokens)
+        meter.tokens = exc.tokens
         logger.warn("ingestion refused", uid=uid, document_id=document_id, reason=exc.code)
-        await send_error(send, _refusal(exc, document_id, service.redact))
-        return
+        return _refusal(exc, document_id, service.redact)
     except Exception:
-        await _unavailable(service, send, "ingestion failed")
-        return
-    await _charge(service, uid, result.tokens)
+        meter.tokens = meter.bound
+        service.executions.log_failure("ingestion failed")
+        return HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable.")
+    meter.tokens = result.tokens
     logger.info(
         "ingestion",
         uid=uid,
@@ -180,17 +275,13 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
         passages=result.passage_count,
         tokens=result.tokens,
     )
-    await send_json(
-        send,
-        200,
-        {
-            "document_id": result.document_id,
-            "generation": result.generation,
-            "passage_count": result.passage_count,
-            "tokens": result.tokens,
-            "status": "ready",
-        },
-    )
+    return {
+        "document_id": result.document_id,
+        "generation": result.generation,
+        "passage_count": result.passage_count,
+        "tokens": result.tokens,
+        "status": "ready",
+    }
 
 
 async def _delete(service: Service, scope: Scope, receive: Receive, send: Send) -> None:
@@ -211,6 +302,11 @@ async def _delete(service: Service, scope: Scope, receive: Receive, send: Send) 
     except Exception:
         await _unavailable(service, send, "deletion failed")
         return
+    try:
+        await service.store.forget_document(uid=uid, document_id=document_id)
+    except Exception:
+        # The next upload at the cap finds the id gone and drops it (ADR 0308).
+        service.executions.log_failure("deleted document not taken out of the count")
     logger.info("document deleted", uid=uid, document_id=document_id, passages=deleted)
     await send_json(
         send, 200, {"document_id": document_id, "deleted": True, "passages_deleted": deleted}
@@ -220,7 +316,8 @@ async def _delete(service: Service, scope: Scope, receive: Receive, send: Send) 
 documents_app = endpoint({"POST": _upload, "DELETE": _delete})
 
 
-async def _unavailable(service: Service, send: Send, what: str) -> None:
+async def _unavailable(service: Service, send: Send, what: str, *, close: bool = False) -> None:
     """Log the exception being handled as ``what`` and answer 503."""
     service.executions.log_failure(what)
-    await send_error(send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable."))
+    error = HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable.")
+    await send_error(send, error, close=close)

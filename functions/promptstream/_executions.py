@@ -143,6 +143,16 @@ def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Set
     return ex
 
 
+def _retrieval_reserve(ex: Execution, settings: Settings) -> int:
+    """What retrieval may add to a run's cost, reserved with the rest (ADR 0308): the
+    query's embedding, and the passages quoted into the prompt (``top_k`` of them, each
+    reckoned at a token a character of its ``PASSAGE_CHARS``, heading and framing included
+    in the margin)."""
+    if not ex.document_ids:
+        return 0
+    return estimate_tokens(ex.query) + ex.top_k * settings.passage_chars
+
+
 def _bounded(output: str, reasoning: str, limit: int) -> tuple[str, str, bool]:
     """The output, then the reasoning, kept to ``limit`` characters together."""
     if len(output) + len(reasoning) <= limit:
@@ -204,8 +214,11 @@ class Executions:
                 record["comparison_id"] = body.comparison_id
             # Held against the day's budget until finish settles it: the most it can cost.
             reserve = (
-                ex.prompt_tokens + ex.overrides(self._settings.default_max_tokens)["max_tokens"]
+                ex.prompt_tokens
+                + ex.overrides(self._settings.default_max_tokens)["max_tokens"]
+                + _retrieval_reserve(ex, self._settings)
             )
+            record["tokens_reserved"] = reserve
             return record, reserve, ex
 
         execution_id, ex = await self._store.begin_execution(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ from ._firestore import (
 )
 from ._pdfsandbox import PdfLimits, PdfSandbox
 from ._sanitize import quote_markup
+from ._store import DOCUMENTS
 
 __all__ = [
     "DOCUMENTS",
@@ -65,7 +66,6 @@ __all__ = [
     "search",
 ]
 
-DOCUMENTS = "documents"
 PASSAGES = "passages"
 # Firestore refuses ids with "/", "." and "..", and reserves "__x__"; these also keep a
 # passage id ("{document_id}-g{n}-{position}") and a scope unambiguous.
@@ -84,7 +84,7 @@ class Embedder(Protocol):
 
 class IngestError(Exception):
     """Ingestion refused or failed; ``code`` is stable (a ``DocumentError`` code,
-    ``not_found``, ``too_many_documents``, ``too_many_passages``, ``superseded``,
+    ``not_found``, ``too_many_passages``, ``budget_exceeded``, ``superseded``,
     ``embedding_failed``, ``store_failed``)."""
 
     def __init__(self, code: str, message: str, *, tokens: int = 0) -> None:
@@ -101,7 +101,6 @@ class IngestLimits:
     """The caps one ingestion works within (``from_settings`` builds them from the
     deployment's settings)."""
 
-    max_documents: int = 50  # per user, checked when a document is first indexed
     max_bytes: int = 5 * 1024 * 1024
     max_pages: int = 200
     max_chars: int = 500_000
@@ -114,7 +113,6 @@ class IngestLimits:
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
         return cls(
-            max_documents=settings.max_documents_per_user,
             max_bytes=settings.max_document_bytes,
             max_pages=settings.max_document_pages,
             max_chars=settings.max_document_chars,
@@ -198,6 +196,7 @@ async def ingest(
     filename: str = "",
     content_type: str | None = None,
     limits: IngestLimits = IngestLimits(),
+    before_embedding: Callable[[Sequence[str]], Awaitable[None]] | None = None,
 ) -> IngestResult:
     """Split, embed and store ``data`` as the next generation of ``document_id``, then
     make it the one search uses; older generations are deleted after.
@@ -206,6 +205,9 @@ async def ingest(
     it is left ``error`` with the reason, no passage of the failed generation is
     visible to search, and ``IngestError`` is raised (with the tokens already spent).
     The result carries the embedding tokens, for the caller's budget.
+    ``before_embedding`` sees the texts about to be embedded and may refuse by raising an
+    ``IngestError``. The cap on a user's documents is the caller's (the upload's
+    admission: docs/adr/0308-uploads-under-the-budget.md).
     """
     check_document_id(document_id)
     if len(data) > limits.max_bytes:
@@ -213,7 +215,7 @@ async def ingest(
         # document does not create one, and does not take a ready one out of search.
         raise IngestError("too_large", f"the file is larger than {limits.max_bytes} bytes")
     generation, claimed_at = await _claim(
-        db, owner_uid, document_id, title, filename, content_type, len(data), limits
+        db, owner_uid, document_id, title, filename, content_type, len(data)
     )
     scope = scope_of(owner_uid, document_id, generation)
     written: list[str] = []
@@ -237,8 +239,12 @@ async def ingest(
             raise IngestError(
                 "too_many_passages", f"the document makes more than {limits.max_passages} passages"
             )
+        texts = [p.embedding_text() for p in passages]
+        if before_embedding is not None:
+            # The caller's last word before tokens are spent (the upload's reservation).
+            await before_embedding(texts)
         try:
-            embedded = await embedder.embed([p.embedding_text() for p in passages])
+            embedded = await embedder.embed(texts)
         except OpenRouterError as exc:
             spent = exc.tokens_spent  # billed before the failed batch
             raise IngestError("embedding_failed", f"embedding failed: {exc.message}") from exc
@@ -271,9 +277,15 @@ async def ingest(
         )
         reason.tokens = spent
         await _fail(db, document_id, generation, reason.message, written)
-        if reason is exc or not isinstance(exc, Exception):
-            raise
-        raise reason from exc
+        try:
+            if reason is exc or not isinstance(exc, Exception):
+                raise
+            raise reason from exc
+        finally:
+            # The error's traceback holds this frame: a local naming the error would make
+            # a cycle that keeps ``data`` (up to MAX_DOCUMENT_BYTES) until a full
+            # collection, which a process that allocates few objects rarely runs.
+            del reason
     try:
         await delete_passages(db, document_id, keep_generation=generation)
     except (FirestoreError, aiohttp.ClientError, TimeoutError):
@@ -336,7 +348,6 @@ async def _claim(
     filename: str,
     content_type: str | None,
     size: int,
-    limits: IngestLimits,
 ) -> tuple[int, str]:
     """Mark the document ``indexing`` under a new generation number (a conditional
     commit: two ingestions of one document get two numbers). Returns the generation and
@@ -347,13 +358,6 @@ async def _claim(
         data = found.data
         if data is not None and data.get("owner_uid") != owner_uid:
             raise IngestError("not_found", "no such document")
-        if not (data or {}).get("indexing_generation"):
-            others = await _other_documents(db, owner_uid, document_id, limits.max_documents)
-            if others >= limits.max_documents:
-                raise IngestError(
-                    "too_many_documents",
-                    f"you have {limits.max_documents} documents already: delete one first",
-                )
         previous = max(
             int((data or {}).get("generation") or 0),
             int((data or {}).get("indexing_generation") or 0),
@@ -391,15 +395,6 @@ async def _claim(
             raise IngestError("store_failed", "Firestore gave no update time for the claim")
         return generation, claimed_at
     raise IngestError("superseded", "the document is being changed by another upload")
-
-
-async def _other_documents(db: FirestoreRest, owner_uid: str, document_id: str, cap: int) -> int:
-    """How many documents ``owner_uid`` has besides ``document_id`` (counted up to
-    ``cap``). A soft limit: two first uploads at once may both pass."""
-    query = structured_query(DOCUMENTS, {"owner_uid": owner_uid}, select=["__name__"])
-    query["limit"] = cap + 1
-    found = await db.run_query(query)
-    return sum(1 for d in found if d.path != f"{DOCUMENTS}/{document_id}")
 
 
 async def _flip(

@@ -17,6 +17,7 @@ from ._ratelimit import Rates
 from ._redact import redact
 from ._retrieval import IngestLimits
 from ._store import Store
+from ._uploads import UploadSlots
 
 __all__ = ["Service", "get_service", "set_service"]
 
@@ -45,6 +46,7 @@ class Service:
         self.rates = Rates(settings, store)
         self.executions = Executions(settings, store, self.redact)
         self.ingest_limits = IngestLimits.from_settings(settings)
+        self.uploads = UploadSlots(settings)
         self._client: OpenRouterClient | None = None
         self._embeddings: EmbeddingsClient | None = None
         self._embeddings_session: aiohttp.ClientSession | None = None

@@ -5,6 +5,10 @@ the record on condition that the limits document is still the one read (its upda
 time): the limits hold across instances without a lock in the database, and a loser
 reads again. Closing an execution releases the lease and debits the tokens in one
 commit. See docs/adr/0002-conditional-commits.md.
+
+Uploads take their own leases in the same document by the same rule, and claim a new
+document id there in the same commit; settling one releases it and debits its tokens
+(docs/adr/0308-uploads-under-the-budget.md).
 """
 
 from __future__ import annotations
@@ -20,19 +24,29 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ._admission import take_lease
+from ._admission import UPLOADS, LimitExceeded, claim_document, take_lease
 from ._config import Settings
-from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
+from ._errors import ErrorCode, HttpError
+from ._firestore import (
+    Document,
+    FirestoreError,
+    FirestoreRest,
+    encode_fields,
+    field_path,
+    structured_query,
+)
 from ._ids import uid_key
 from ._ratelimit import OPEN_TAT, opening_rate, take_rate
 
-__all__ = ["Prompt", "Store", "auto_id"]
+__all__ = ["DOCUMENTS", "Prompt", "Store", "auto_id"]
 
 T = TypeVar("T")
 
 PROMPTS = "prompts"
 EXECUTIONS = "executions"
 USER_LIMITS = "user_limits"
+# Knowledge-base documents (written by ingestion; the limits document counts them).
+DOCUMENTS = "documents"
 # Reads and commits before a user's lease is given up on (each loser reads again).
 _ATTEMPTS = 20
 _ID_CHARS = string.ascii_letters + string.digits
@@ -176,7 +190,8 @@ class Store:
                 writes: list[dict[str, Any]] = [
                     {
                         "update": {"name": db.name(limits_path), "fields": encode_fields(fields)},
-                        # Only these fields: the upload rate's time stays as it is.
+                        # Only these fields: what uploads and their rate keep there stays as it is
+                        # (ADR 0308, 0309).
                         "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
                         "currentDocument": (
                             {"updateTime": limits.update_time}
@@ -203,7 +218,7 @@ class Store:
                     if not exc.conflict or attempt + 1 == _ATTEMPTS:
                         raise
                     # Another instance changed the limits since the read: read again.
-                    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                    await _backoff(attempt)
                     continue
                 return execution_id, result
         raise AssertionError("unreachable")
@@ -241,7 +256,7 @@ class Store:
             except FirestoreError as exc:
                 if not exc.conflict or attempt + 1 == _ATTEMPTS:
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                await _backoff(attempt)
                 continue
             return True
         raise AssertionError("unreachable")
@@ -277,56 +292,80 @@ class Store:
             "currentDocument": {"exists": True},
         }
 
-    async def tokens_used_today(self, uid: str) -> int:
-        """The tokens ``uid`` has been debited today (UTC)."""
-        path = f"{USER_LIMITS}/{uid_key(uid)}"
-        data = (await self._db.get_all([path]))[path].data or {}
-        if data.get("day") != dt.datetime.now(dt.UTC).date().isoformat():
-            return 0
-        return int(data.get("tokens_today") or 0)
+    # -- uploads (docs/adr/0308-uploads-under-the-budget.md) ---------------------------
 
-    async def charge_tokens(self, *, uid: str, tokens: int) -> None:
-        """Debit ``tokens`` to ``uid``'s budget for today, outside any execution (the
-        embedding tokens of an ingestion). Conditional on the limits document as read,
-        so a new day starts the count at zero like ``take_lease`` does; the leases are
-        left as they are."""
+    async def begin_upload(self, *, uid: str, document_id: str, reserve: int) -> tuple[str, int]:
+        """Take an upload lease reserving ``reserve`` tokens, and claim ``document_id`` in
+        the user's set of documents, in one conditional commit on the limits document
+        (read with the document itself). Returns the lease's id and its start (the stamp
+        it put on the document id). Raises ``LimitExceeded`` (budget, uploads in flight,
+        documents) and ``HttpError`` (another user's document) with nothing written."""
+        db = self._db
+        limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
+        document_path = f"{DOCUMENTS}/{document_id}"
+        upload_id = auto_id()
+        known: dict[str, int] | None = None
+        gone: set[str] = set()
+        async with self._user_locks[hash(uid) % len(self._user_locks)]:
+            for attempt in range(_ATTEMPTS):
+                docs = await db.get_all([limits_path, document_path])
+                limits = docs.get(limits_path) or Document(limits_path, None, None)
+                found = docs.get(document_path)
+                if found is not None and found.data is not None:
+                    if found.data.get("owner_uid") != uid:
+                        raise HttpError(ErrorCode.DOCUMENT_NOT_FOUND, "No such document.")
+                now = dt.datetime.now(dt.UTC)
+                lease = take_lease(
+                    limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS
+                )
+                data = limits.data or {}
+                if known is None and not isinstance(data.get("documents"), dict):
+                    # Written before the set existed: the documents a query finds.
+                    known = await self._documents_of(uid)
+                try:
+                    owned = claim_document(
+                        data, document_id, now, self._settings, known=known, gone=gone
+                    )
+                except LimitExceeded:
+                    if gone:
+                        raise
+                    # At the cap: the set may name documents deleted since (a deletion
+                    # whose second commit failed). One batch read, only here.
+                    gone = await self._missing(uid, data.get("documents") or known or {})
+                    if not gone:
+                        raise
+                    owned = claim_document(
+                        data, document_id, now, self._settings, known=known, gone=gone
+                    )
+                fields = {**lease, "documents": owned, "uid": uid}
+                try:
+                    await db.commit([self._limits_write(limits, fields)])
+                except FirestoreError as exc:
+                    if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                        raise
+                    await _backoff(attempt)
+                    continue
+                return upload_id, owned[document_id]
+        raise AssertionError("unreachable")
+
+    async def reserve_upload(self, *, uid: str, upload_id: str, reserve: int) -> None:
+        """Raise the upload's reservation to ``reserve`` under the same budget rule (its
+        text turned out longer than its bytes promised). Raises ``LimitExceeded``."""
         db = self._db
         path = f"{USER_LIMITS}/{uid_key(uid)}"
         for attempt in range(_ATTEMPTS):
-            found = (await db.get_all([path]))[path]
-            day = dt.datetime.now(dt.UTC).date().isoformat()
-            precondition = (
-                {"updateTime": found.update_time}
-                if found.update_time is not None
-                else {"exists": False}
+            limits = (await db.get_all([path]))[path]
+            now = dt.datetime.now(dt.UTC)
+            lease = take_lease(
+                limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS, again=True
             )
-            write: dict[str, Any]
-            if found.data is not None and found.data.get("day") == day:
-                write = {
-                    "update": {"name": db.name(path), "fields": {}},
-                    "updateMask": {"fieldPaths": []},
-                    "updateTransforms": [
-                        {
-                            "fieldPath": "tokens_today",
-                            "increment": {"integerValue": str(max(0, tokens))},
-                        }
-                    ],
-                    "currentDocument": precondition,
-                }
-            else:
-                fields = {"uid": uid, "day": day, "tokens_today": max(0, tokens)}
-                write = {
-                    "update": {"name": db.name(path), "fields": encode_fields(fields)},
-                    "updateMask": {"fieldPaths": list(fields)},
-                    "currentDocument": precondition,
-                }
             try:
-                await db.commit([write])
+                await db.commit([self._limits_write(limits, lease)])
                 return
             except FirestoreError as exc:
                 if not exc.conflict or attempt + 1 == _ATTEMPTS:
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                await _backoff(attempt)
 
     async def take_rate(
         self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
@@ -342,19 +381,108 @@ class Store:
             if not fields:
                 return
             fields["uid"] = uid
-            write = {
-                "update": {"name": db.name(path), "fields": encode_fields(fields)},
-                "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-                "currentDocument": (
-                    {"updateTime": found.update_time}
-                    if found.update_time is not None
-                    else {"exists": False}
-                ),
-            }
+            write = self._limits_write(found, fields)
             try:
                 await db.commit([write])
                 return
             except FirestoreError as exc:
                 if not exc.conflict or attempt + 1 == _ATTEMPTS:
                     raise
-                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                await _backoff(attempt)
+
+    async def settle_upload(
+        self, *, uid: str, upload_id: str, document_id: str, stamp: int, tokens: int
+    ) -> bool:
+        """Release the upload's lease and reservation and debit ``tokens``, in one
+        conditional commit; the document id leaves the user's set when the upload left no
+        document (and no later upload of that id claimed it since). False, with nothing
+        written, when the lease is gone: settled already (a commit that failed in transit
+        may have been applied) or lapsed and dropped."""
+        db = self._db
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
+        document_path = f"{DOCUMENTS}/{document_id}"
+        for attempt in range(_ATTEMPTS):
+            docs = await db.get_all([path, document_path])
+            limits = docs[path]
+            data = limits.data or {}
+            if upload_id not in (data.get(UPLOADS) or {}):
+                return False
+            paths = [field_path(UPLOADS, upload_id), field_path("reserved", upload_id)]
+            found = docs.get(document_path)
+            stored = found is not None and (found.data or {}).get("owner_uid") == uid
+            if not stored and (data.get("documents") or {}).get(document_id) == stamp:
+                paths.append(field_path("documents", document_id))
+            fields: dict[str, Any] = {}
+            transforms = []
+            day = dt.datetime.now(dt.UTC).date().isoformat()
+            if data.get("day") == day:
+                debit = {"integerValue": str(max(0, tokens))}
+                transforms.append({"fieldPath": "tokens_today", "increment": debit})
+            else:
+                fields = {"day": day, "tokens_today": max(0, tokens)}
+                paths += list(fields)
+            write = {
+                "update": {"name": db.name(path), "fields": encode_fields(fields)},
+                "updateMask": {"fieldPaths": paths},
+                "updateTransforms": transforms,
+                "currentDocument": {"updateTime": limits.update_time},
+            }
+            try:
+                await db.commit([write])
+                return True
+            except FirestoreError as exc:
+                if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                    raise
+                await _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    async def forget_document(self, *, uid: str, document_id: str) -> None:
+        """Take a deleted document out of the user's set (a field in the mask, absent from
+        the fields). Unconditional: removing one key races with nothing."""
+        path = f"{USER_LIMITS}/{uid_key(uid)}"
+        write = {
+            "update": {"name": self._db.name(path), "fields": {}},
+            "updateMask": {"fieldPaths": [field_path("documents", document_id)]},
+            "currentDocument": {"exists": True},
+        }
+        try:
+            await self._db.commit([write])
+        except FirestoreError as exc:
+            if exc.status != "NOT_FOUND":
+                raise
+
+    def _limits_write(self, limits: Document, fields: dict[str, Any]) -> dict[str, Any]:
+        """``fields`` of the limits document, the others left as they are, on condition
+        that it is still the one read."""
+        return {
+            "update": {"name": self._db.name(limits.path), "fields": encode_fields(fields)},
+            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+            "currentDocument": (
+                {"updateTime": limits.update_time}
+                if limits.update_time is not None
+                else {"exists": False}
+            ),
+        }
+
+    async def _documents_of(self, uid: str) -> dict[str, int]:
+        """The ids of ``uid``'s documents (up to one past the cap), for a limits document
+        written before the set was kept there."""
+        query = structured_query(DOCUMENTS, {"owner_uid": uid}, select=["__name__"])
+        query["limit"] = self._settings.max_documents_per_user + 1
+        found = await self._db.run_query(query)
+        return {d.path.rsplit("/", 1)[1]: 0 for d in found}
+
+    async def _missing(self, uid: str, documents: Mapping[str, Any]) -> set[str]:
+        """The ids in ``documents`` whose document is gone or not ``uid``'s."""
+        paths = [f"{DOCUMENTS}/{key}" for key in documents]
+        found = await self._db.get_all(paths) if paths else {}
+        return {
+            path.rsplit("/", 1)[1]
+            for path in paths
+            if found.get(path) is None or (found[path].data or {}).get("owner_uid") != uid
+        }
+
+
+async def _backoff(attempt: int) -> None:
+    """Jittered and growing: rivals on one limits document spread out."""
+    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))

@@ -507,32 +507,6 @@ async def test_a_newer_upload_supersedes_one_still_running(
     ]
 
 
-async def test_the_number_of_documents_per_user_is_capped(
-    rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
-) -> None:
-    client = embedder(fake_upstream, session)
-    two = IngestLimits(max_documents=2)
-    for name in ("d1", "d2"):
-        await ingest_md(
-            rest, client, owner_uid="alice", document_id=name, data=GUIDE, title=name, limits=two
-        )
-    with pytest.raises(IngestError) as refused:
-        await ingest_md(
-            rest, client, owner_uid="alice", document_id="d3", data=GUIDE, title="d3", limits=two
-        )
-    assert refused.value.code == "too_many_documents"
-    assert await document(rest, "d3") is None
-    # Replacing one of them is not a new document; another user has a count of their own.
-    assert (
-        await ingest_md(
-            rest, client, owner_uid="alice", document_id="d1", data=GUIDE, title="d1", limits=two
-        )
-    ).generation == 2
-    await ingest_md(
-        rest, client, owner_uid="bob", document_id="b1", data=GUIDE, title="b1", limits=two
-    )
-
-
 async def test_an_upload_over_the_size_cap_touches_nothing(
     rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
 ) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from multidict import CIMultiDict
 
 from promptstream import ChatResponse, Service, Settings, StreamChunk
-from promptstream._admission import take_lease
+from promptstream._admission import UPLOADS, claim_document, take_lease
 from promptstream._auth import Authenticator, Claims
 from promptstream._store import Prompt
 from promptstream._templates import VariableSpec
@@ -185,11 +185,41 @@ class FakeStore:
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         self.records[execution_id].update(fields)
 
-    async def tokens_used_today(self, uid: str) -> int:
-        return int(self.limits.get(uid, {}).get("tokens_today", 0))
+    async def begin_upload(self, *, uid: str, document_id: str, reserve: int) -> tuple[str, int]:
+        self._ids += 1
+        upload_id = f"u{self._ids}"
+        now = dt.datetime.now(dt.UTC)
+        held = self.limits.get(uid)
+        lease = take_lease(held, upload_id, now, self.settings, reserve, kind=UPLOADS)
+        owned = claim_document(held, document_id, now, self.settings)
+        self.limits[uid] = {**(held or {}), **lease, "documents": owned}
+        return upload_id, owned[document_id]
 
-    async def charge_tokens(self, *, uid: str, tokens: int) -> None:
-        limits = self.limits.setdefault(uid, {"leases": {}, "reserved": {}, "tokens_today": 0})
+    async def reserve_upload(self, *, uid: str, upload_id: str, reserve: int) -> None:
+        held = self.limits[uid]
+        now = dt.datetime.now(dt.UTC)
+        held.update(
+            take_lease(held, upload_id, now, self.settings, reserve, kind=UPLOADS, again=True)
+        )
+
+    async def settle_upload(
+        self, *, uid: str, upload_id: str, document_id: str, stamp: int, tokens: int
+    ) -> bool:
+        limits = self.limits[uid]
+        if upload_id not in limits[UPLOADS]:
+            return False
+        del limits[UPLOADS][upload_id]
+        limits["reserved"].pop(upload_id, None)
+        limits["tokens_today"] += tokens
+        return True
+
+    async def forget_document(self, *, uid: str, document_id: str) -> None:
+        self.limits.get(uid, {}).get("documents", {}).pop(document_id, None)
+
+    def spend(self, uid: str, tokens: int) -> None:
+        """Debit ``tokens`` today, as earlier runs would have."""
+        day = dt.datetime.now(dt.UTC).date().isoformat()
+        limits = self.limits.setdefault(uid, {"day": day, "tokens_today": 0})
         limits["tokens_today"] += tokens
 
     async def take_rate(

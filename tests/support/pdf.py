@@ -22,6 +22,14 @@ def make_pdf(pages: list[str]) -> bytes:
     return _assemble(streams, b"")
 
 
+def make_deflated_pdf(text: str) -> bytes:
+    """One page of ``text`` (ASCII, a line a line), its content stream deflated: a small
+    file whose text is many times its size."""
+    stream = make_pdf([text])
+    ops = stream[stream.index(b"BT /F1") : stream.index(b" ET") + 3]
+    return _assemble([zlib.compress(ops, 9)], b" /Filter /FlateDecode")
+
+
 def make_bomb_pdf(inflated_bytes: int) -> bytes:
     """One page whose content stream is ``inflated_bytes`` spaces, deflated: a small file
     that a parser without a cap would inflate in full."""

@@ -9,9 +9,23 @@ import datetime as dt
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream._admission import LimitExceeded, Openings, seconds_to_utc_midnight, take_lease
+from promptstream._admission import (
+    UPLOADS,
+    LimitExceeded,
+    Openings,
+    claim_document,
+    seconds_to_utc_midnight,
+    take_lease,
+)
 
-SETTINGS = Settings(daily_token_budget=1000, max_concurrent_streams=2, stream_lease_seconds=60)
+SETTINGS = Settings(
+    daily_token_budget=1000,
+    max_concurrent_streams=2,
+    stream_lease_seconds=60,
+    max_concurrent_uploads=1,
+    upload_lease_seconds=30,
+    max_documents_per_user=2,
+)
 NOW = dt.datetime(2026, 11, 30, 23, 59, 0, tzinfo=dt.UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 TODAY = NOW.date().isoformat()
@@ -21,6 +35,7 @@ def test_a_first_lease_starts_the_day() -> None:
     doc = take_lease(None, "e1", NOW, SETTINGS, 300)
     assert doc == {
         "leases": {"e1": NOW_MS},
+        "upload_leases": {},
         "reserved": {"e1": 300},
         "day": TODAY,
         "tokens_today": 0,
@@ -254,3 +269,61 @@ async def test_a_turn_handed_to_a_waiter_that_leaves_in_the_same_step_comes_back
     async with asyncio.timeout(1):  # the turn bob was handed is back
         async with openings.turn("carol"):
             pass
+
+
+# -- uploads under the same rule (ADR 0308) ----------------------------------------------
+
+
+def test_uploads_and_executions_share_one_budget_and_have_their_own_caps() -> None:
+    held = take_lease(None, "u1", NOW, SETTINGS, 600, kind=UPLOADS)
+    assert held["upload_leases"] == {"u1": NOW_MS} and held["leases"] == {}
+    # An execution sees the upload's reservation; a stream slot is still free.
+    with pytest.raises(LimitExceeded) as refused:
+        take_lease({**held, "tokens_today": 400}, "e1", NOW, SETTINGS, 1)
+    assert refused.value.code == "budget_exceeded" and refused.value.retry_after == 30
+    stream = take_lease(held, "e1", NOW, SETTINGS, 100)
+    assert stream["reserved"] == {"u1": 600, "e1": 100}
+    # A second upload at once is over MAX_CONCURRENT_UPLOADS (1), whatever the streams.
+    with pytest.raises(LimitExceeded) as refused:
+        take_lease(stream, "u2", NOW, SETTINGS, 1, kind=UPLOADS)
+    assert (refused.value.code, refused.value.retry_after) == ("concurrency_limit", 5)
+    assert "uploads" in refused.value.message
+
+
+def test_an_upload_lease_lapses_on_its_own_time() -> None:
+    held = {"upload_leases": {"old": NOW_MS - 31_000}, "reserved": {"old": 999}}
+    taken = take_lease(held, "u2", NOW, SETTINGS, 5, kind=UPLOADS)
+    assert taken["upload_leases"] == {"u2": NOW_MS} and taken["reserved"] == {"u2": 5}
+
+
+def test_a_held_lease_may_reserve_more_under_the_same_rule() -> None:
+    held = take_lease(None, "u1", NOW, SETTINGS, 600, kind=UPLOADS)
+    # Its own reservation does not count against it, and it is not a second upload.
+    more = take_lease({**held, "day": TODAY}, "u1", NOW, SETTINGS, 5000, kind=UPLOADS, again=True)
+    assert more["reserved"] == {"u1": 5000} and more["upload_leases"] == {"u1": NOW_MS}
+    spent = {**more, "tokens_today": 1000}
+    with pytest.raises(LimitExceeded):
+        take_lease(spent, "u1", NOW, SETTINGS, 6000, kind=UPLOADS, again=True)
+
+
+def test_a_new_document_over_the_cap_is_refused_and_a_known_one_is_not() -> None:
+    held = {"documents": {"a": 1, "b": 2}}
+    with pytest.raises(LimitExceeded) as refused:
+        claim_document(held, "c", NOW, SETTINGS)
+    assert (refused.value.code, refused.value.status) == ("too_many_documents", 403)
+    assert claim_document(held, "a", NOW, SETTINGS) == {"a": NOW_MS, "b": 2}
+
+
+def test_a_set_not_yet_kept_starts_from_the_documents_found() -> None:
+    with pytest.raises(LimitExceeded):
+        claim_document({"tokens_today": 3}, "c", NOW, SETTINGS, known={"a": 0, "b": 0})
+    assert claim_document(None, "c", NOW, SETTINGS, known={"a": 0}) == {"a": 0, "c": NOW_MS}
+
+
+def test_a_gone_document_is_dropped_unless_an_upload_in_flight_may_create_it() -> None:
+    held = {"documents": {"deleted": 1, "coming": NOW_MS - 5}, UPLOADS: {"u1": NOW_MS - 5}}
+    gone = {"deleted", "coming"}
+    assert claim_document(held, "c", NOW, SETTINGS, gone=gone) == {
+        "coming": NOW_MS - 5,
+        "c": NOW_MS,
+    }

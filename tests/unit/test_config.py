@@ -138,9 +138,9 @@ def test_the_default_chunking_parameters_are_accepted_and_match_the_ingest_defau
         "x", max_chars=settings.passage_chars, overlap_chars=settings.passage_overlap_chars
     )
     assert IngestLimits.from_settings(settings) == IngestLimits()
-    changed = Settings.from_env({"MAX_DOCUMENTS_PER_USER": "3", "PASSAGE_CHARS": "700"})
+    changed = Settings.from_env({"MAX_DOCUMENT_PAGES": "3", "PASSAGE_CHARS": "700"})
     limits = IngestLimits.from_settings(changed)
-    assert (limits.max_documents, limits.passage_chars) == (3, 700)
+    assert (limits.max_pages, limits.passage_chars) == (3, 700)
 
 
 def test_the_embeddings_config_comes_from_the_settings() -> None:

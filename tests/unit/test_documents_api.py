@@ -5,12 +5,16 @@ tests/integration/test_kb_endpoint.py's.)"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
 
 from promptstream import RateLimitError, documents_app
+from promptstream._admission import UPLOADS, take_lease
 from promptstream._retrieval import IngestError, IngestResult
+from promptstream._uploads import INPUT_OVERHEAD
 from support.fakes import API_KEY, UnitService, asgi_call
 from support.http import Reply
 
@@ -24,9 +28,15 @@ class Ingestion:
         self.calls: list[dict[str, Any]] = []
         self.result = IngestResult("doc", 1, 3, 40)
         self.error: Exception | None = None
+        # What it is about to embed, shown to the caller first.
+        self.texts = ["# Notes"]
+        self.gate: asyncio.Event | None = None  # when given, it waits for it
 
     async def __call__(self, db: Any, embedder: Any, **kwargs: Any) -> IngestResult:
         self.calls.append(kwargs)
+        await kwargs["before_embedding"](self.texts)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.error is not None:
             raise self.error
         return self.result
@@ -113,7 +123,7 @@ async def test_an_upload_without_an_id_gets_one(service: UnitService, ingestion:
 async def test_a_used_budget_is_429_before_any_work(
     service: UnitService, ingestion: Ingestion
 ) -> None:
-    await service.fake_store.charge_tokens(uid="alice", tokens=service.settings.daily_token_budget)
+    service.fake_store.spend("alice", service.settings.daily_token_budget)
     got = await upload()
     assert (got.status, got.error()["code"]) == (429, "budget_exceeded")
     assert int(got.headers["Retry-After"]) >= 1
@@ -139,7 +149,7 @@ async def test_a_refused_embedding_is_its_status_and_its_tokens_are_charged(
     [
         ("binary", 422, "invalid_document"),
         ("too_many_pages", 422, "document_too_long"),
-        ("too_many_documents", 403, "too_many_documents"),
+        ("budget_exceeded", 429, "budget_exceeded"),
         ("superseded", 409, "document_conflict"),
         ("store_failed", 503, "unavailable"),
         ("something new", 502, "upstream_error"),
@@ -151,7 +161,9 @@ async def test_each_ingestion_refusal_has_its_code(
     ingestion.error = IngestError(reason, "no")
     got = await upload()
     assert (got.status, got.error()["code"]) == (status, code)
-    assert "alice" not in service.fake_store.limits  # nothing spent, nothing charged
+    limits = service.fake_store.limits["alice"]
+    # Nothing spent, nothing charged, the lease and its reservation released.
+    assert limits["tokens_today"] == 0 and limits["upload_leases"] == limits["reserved"] == {}
 
 
 async def test_a_failure_of_ingestion_itself_is_503(
@@ -187,3 +199,54 @@ async def test_delete_needs_an_id_and_answers_what_it_deleted(
 async def test_other_methods_are_405_naming_post_and_delete(service: UnitService) -> None:
     got = await asgi_call(documents_app, "GET", headers=ALICE)
     assert (got.status, got.headers["Allow"]) == (405, "POST, DELETE, OPTIONS")
+
+
+async def test_a_text_longer_than_its_bytes_promised_reserves_more_before_embedding(
+    service: UnitService, ingestion: Ingestion
+) -> None:
+    # A small file (a PDF's compressed streams, say) that makes a long text.
+    ingestion.texts = ["x" * 50_000]
+    reserved: list[int] = []
+    store = service.fake_store
+    grow = store.reserve_upload
+    rival = False
+
+    async def reserve_upload(**kwargs: Any) -> None:
+        reserved.append(kwargs["reserve"])
+        if rival:  # another upload reserved the rest of the budget since the admission
+            now = dt.datetime.now(dt.UTC)
+            held = store.limits["alice"]
+            held.update(take_lease(held, "other", now, service.settings, 10**9, kind=UPLOADS))
+        await grow(**kwargs)
+
+    store.reserve_upload = reserve_upload  # type: ignore[method-assign]
+    seven = {"content-length": "7"}  # b"# Notes"
+    assert (await upload(**seven)).status == 200
+    assert reserved == [50_000 + INPUT_OVERHEAD]
+    assert store.limits["alice"]["tokens_today"] == 40  # the real tokens, once settled
+    rival = True
+    got = await upload(**seven)
+    assert (got.status, got.error()["code"]) == (429, "budget_exceeded")
+    assert got.error()["details"]["reason"] == "budget_exceeded"
+    assert int(got.headers["Retry-After"]) == 30
+    assert store.limits["alice"]["tokens_today"] == 40
+
+
+async def test_a_users_uploads_past_the_limit_here_are_refused_before_any_round_trip(
+    service: UnitService, ingestion: Ingestion
+) -> None:
+    ingestion.gate = gate = asyncio.Event()
+    # MAX_CONCURRENT_UPLOADS (2) of them, held in ingestion.
+    seven = {"content-length": "7"}  # a small reservation each: the budget lets both in
+    held = [asyncio.create_task(upload(f"document_id=d{n}", **seven)) for n in range(2)]
+    for _ in range(100):  # until both are in ingestion
+        if len(ingestion.calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    began = service.fake_store._ids
+    got = await upload("document_id=d3", **seven)
+    assert (got.status, got.error()["code"]) == (429, "concurrency_limit")
+    assert got.headers["Connection"] == "close" and "uploads" in got.error()["message"]
+    assert service.fake_store._ids == began  # the store was not asked
+    gate.set()
+    assert [r.status for r in await asyncio.gather(*held)] == [200, 200]

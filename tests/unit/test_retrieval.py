@@ -80,9 +80,9 @@ def test_a_passage_cannot_close_its_quotation() -> None:
 
 
 def test_ingest_limits_come_from_the_settings() -> None:
-    settings = Settings(max_document_bytes=10, max_documents_per_user=3, passage_chars=300)
+    settings = Settings(max_document_bytes=10, max_document_pages=3, passage_chars=300)
     limits = IngestLimits.from_settings(settings)
-    assert (limits.max_bytes, limits.max_documents, limits.passage_chars) == (10, 3, 300)
+    assert (limits.max_bytes, limits.max_pages, limits.passage_chars) == (10, 3, 300)
     pdf = Settings(
         pdf_cpu_seconds=3,
         pdf_memory_bytes=100 * 2**20,

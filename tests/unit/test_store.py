@@ -155,36 +155,53 @@ async def test_release_is_false_when_the_lease_is_already_gone(store: Store) -> 
     assert sent(mocked, COMMIT) == []
 
 
-async def test_the_days_count_is_zero_on_a_new_day(store: Store) -> None:
-    old = found(
+def lease_held(day: str) -> dict[str, Any]:
+    return found(
         "user_limits/alice",
-        {"day": {"stringValue": "2020-01-01"}, "tokens_today": {"integerValue": "9"}},
+        {
+            "day": {"stringValue": day},
+            "upload_leases": {"mapValue": {"fields": {"u1": {"integerValue": "5"}}}},
+            "documents": {"mapValue": {"fields": {"doc": {"integerValue": "5"}}}},
+        },
     )
-    new = found(
-        "user_limits/alice",
-        {"day": {"stringValue": today()}, "tokens_today": {"integerValue": "9"}},
-    )
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[old])
-        mocked.post(BATCH_GET, payload=[new])
-        assert await store.tokens_used_today("alice") == 0
-        assert await store.tokens_used_today("alice") == 9
 
 
-async def test_charging_a_new_day_starts_the_count_and_an_old_one_increments(store: Store) -> None:
-    current = found("user_limits/alice", {"day": {"stringValue": today()}})
+async def test_settling_an_upload_on_a_new_day_starts_the_count_and_else_increments(
+    store: Store,
+) -> None:
     with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[missing("user_limits/alice")])
+        mocked.post(BATCH_GET, payload=[lease_held("2020-01-01"), missing("documents/doc")])
         mocked.post(COMMIT, payload={})
-        mocked.post(BATCH_GET, payload=[current])
+        mocked.post(BATCH_GET, payload=[lease_held(today()), found("documents/doc", {})])
         mocked.post(COMMIT, payload={})
-        await store.charge_tokens(uid="alice", tokens=7)
-        await store.charge_tokens(uid="alice", tokens=7)
+        for _ in range(2):
+            assert await store.settle_upload(
+                uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
+            )
     first, second = (c["writes"][0] for c in sent(mocked, COMMIT))
     assert first["update"]["fields"]["tokens_today"] == {"integerValue": "7"}
-    assert first["currentDocument"] == {"exists": False}
+    # The upload left no document: its id leaves the user's set with the lease.
+    assert first["updateMask"]["fieldPaths"] == [
+        "upload_leases.u1",
+        "reserved.u1",
+        "documents.doc",
+        "day",
+        "tokens_today",
+    ]
     assert second["updateTransforms"][0]["increment"] == {"integerValue": "7"}
+    # Someone else's document of that id is not the user's: still not counted.
+    assert "documents.doc" in second["updateMask"]["fieldPaths"]
     assert second["currentDocument"] == {"updateTime": UPDATED}
+
+
+async def test_an_upload_settled_already_is_not_debited_twice(store: Store) -> None:
+    settled = found("user_limits/alice", {"day": {"stringValue": today()}})
+    with aioresponses() as mocked:
+        mocked.post(BATCH_GET, payload=[settled, missing("documents/doc")])
+        assert not await store.settle_upload(
+            uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
+        )
+    assert sent(mocked, COMMIT) == []
 
 
 def test_auto_ids_are_twenty_letters_and_digits_and_differ() -> None:
