@@ -173,7 +173,7 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
         if declared is not None and declared > limit:
             raise too_large(limit)  # before the token: nothing of the body is read
         uid = await _caller(service, scope)
-        await service.rates.upload(uid)  # the user's upload rate, before the body
+        service.rates.upload(uid)  # the front bucket of the user's upload rate, before the body
         query = _query(scope)
         document_id = _document_id(query.get("document_id"))
         filename = _bounded(query, "filename", _MAX_FILENAME)

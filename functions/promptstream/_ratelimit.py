@@ -4,8 +4,8 @@
 Two layers hold each rate. A front bucket in this instance refuses a flood before any
 Firestore round trip; the time in the user's limits document (``open_tat``,
 ``upload_tat``, wall-clock milliseconds) holds the rate across instances, updated by a
-conditional commit: for openings the commit that takes the lease, so it costs no round
-trip of its own. See docs/adr/0309-per-user-rates.md.
+conditional commit: the one that takes the lease (of an execution or of an upload), so it
+costs no round trip of its own. See docs/adr/0309-per-user-rates.md.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from . import _logging as logger
 from ._admission import LimitExceeded
 from ._config import Settings
-from ._errors import ErrorCode, HttpError
+from ._errors import ErrorCode
 
 __all__ = [
     "OPEN_TAT",
@@ -32,6 +31,7 @@ __all__ = [
     "gcra",
     "opening_rate",
     "take_rate",
+    "upload_rate",
 ]
 
 OPEN_TAT = "open_tat"
@@ -91,6 +91,11 @@ def opening_rate(settings: Settings) -> Rate:
     return Rate("requests", settings.open_rate_per_minute, settings.open_rate_burst)
 
 
+def upload_rate(settings: Settings) -> Rate:
+    """The rate of a user's uploads."""
+    return Rate("uploads", settings.upload_rate_per_minute, settings.upload_rate_burst)
+
+
 def take_rate(
     limits: Mapping[str, Any] | None, field: str, now: dt.datetime, rate: Rate
 ) -> dict[str, Any]:
@@ -137,50 +142,21 @@ class FrontBuckets:
         return len(self._tats)
 
 
-class RateStore(Protocol):
-    """The store's commit of one rate's time in the user's limits document."""
-
-    async def take_rate(
-        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
-    ) -> None: ...
-
-
 class Rates:
-    """A user's request rates in this process: openings and uploads."""
+    """A user's request rates in this process: the front buckets of openings and
+    uploads. The limits document's part of each is in the commit that takes its lease
+    (``take_rate`` in ``Store.begin_execution`` and ``Store.begin_upload``)."""
 
-    def __init__(
-        self, settings: Settings, store: RateStore, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.opening_rate = opening_rate(settings)
-        self.upload_rate = Rate(
-            "uploads", settings.upload_rate_per_minute, settings.upload_rate_burst
-        )
+        self.upload_rate = upload_rate(settings)
         self._openings = FrontBuckets(self.opening_rate, clock)
         self._uploads = FrontBuckets(self.upload_rate, clock)
-        self._store = store
 
     def opening(self, uid: str) -> None:
-        """The front bucket of an opening; the document's part is in the lease's commit
-        (``take_rate(..., OPEN_TAT, ...)`` in ``Store.begin_execution``)."""
+        """The front bucket of an opening: ``LimitExceeded`` past the rate."""
         self._openings.take(uid)
 
-    async def upload(self, uid: str) -> None:
-        """The front bucket of an upload, then the document's time (a read and a commit
-        of its own: uploads are few and each costs seconds of embedding). ``HttpError``:
-        429 past the rate, 503 when Firestore failed."""
+    def upload(self, uid: str) -> None:
+        """The front bucket of an upload: ``LimitExceeded`` past the rate."""
         self._uploads.take(uid)
-        if self.upload_rate.per_minute <= 0:
-            return
-        rate = self.upload_rate
-        try:
-            await self._store.take_rate(
-                uid=uid,
-                take=lambda limits: take_rate(limits, UPLOAD_TAT, dt.datetime.now(dt.UTC), rate),
-            )
-        except HttpError:
-            raise
-        except Exception:
-            logger.warn("upload rate not checked", uid=uid)
-            raise HttpError(
-                ErrorCode.UNAVAILABLE, "The service is unavailable; try again."
-            ) from None

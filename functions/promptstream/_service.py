@@ -43,7 +43,7 @@ class Service:
             settings.open_queue_timeout_seconds,
             settings.open_queue_per_user,
         )
-        self.rates = Rates(settings, store)
+        self.rates = Rates(settings)
         self.executions = Executions(settings, store, self.redact)
         self.ingest_limits = IngestLimits.from_settings(settings)
         self.uploads = UploadSlots(settings)

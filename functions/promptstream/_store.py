@@ -36,7 +36,7 @@ from ._firestore import (
     structured_query,
 )
 from ._ids import uid_key
-from ._ratelimit import OPEN_TAT, opening_rate, take_rate
+from ._ratelimit import OPEN_TAT, UPLOAD_TAT, opening_rate, take_rate, upload_rate
 
 __all__ = ["DOCUMENTS", "Prompt", "Store", "auto_id"]
 
@@ -130,6 +130,7 @@ class Store:
         # handlers' turn holds a user to one already; this holds callers without one.)
         self._user_locks = tuple(asyncio.Lock() for _ in range(64))
         self._opening_rate = opening_rate(settings)
+        self._upload_rate = upload_rate(settings)
 
     @property
     def rest(self) -> FirestoreRest:
@@ -337,6 +338,8 @@ class Store:
                     owned = claim_document(
                         data, document_id, now, self._settings, known=known, gone=gone
                     )
+                # The user's upload rate, in the same commit (docs/adr/0309-per-user-rates.md).
+                lease.update(take_rate(data, UPLOAD_TAT, now, self._upload_rate))
                 fields = {**lease, "documents": owned, "uid": uid}
                 try:
                     await db.commit([self._limits_write(limits, fields)])
@@ -361,29 +364,6 @@ class Store:
             )
             try:
                 await db.commit([self._limits_write(limits, lease)])
-                return
-            except FirestoreError as exc:
-                if not exc.conflict or attempt + 1 == _ATTEMPTS:
-                    raise
-                await _backoff(attempt)
-
-    async def take_rate(
-        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
-    ) -> None:
-        """Write the fields ``take`` makes of the user's limits document as read (a rate's
-        time), alone and on condition that the document is still the one read; ``take``
-        refuses by raising, and then nothing is written."""
-        db = self._db
-        path = f"{USER_LIMITS}/{uid_key(uid)}"
-        for attempt in range(_ATTEMPTS):
-            found = (await db.get_all([path]))[path]
-            fields = take(found.data)
-            if not fields:
-                return
-            fields["uid"] = uid
-            write = self._limits_write(found, fields)
-            try:
-                await db.commit([write])
                 return
             except FirestoreError as exc:
                 if not exc.conflict or attempt + 1 == _ATTEMPTS:

@@ -144,7 +144,6 @@ class FakeStore:
         self.prompts = dict(prompts)
         self.records: dict[str, dict[str, Any]] = {}
         self.limits: dict[str, dict[str, Any]] = {}
-        self.rates: dict[str, dict[str, Any]] = {}
         self.fail_finish = False
         self.fail_open: Exception | None = None
         self.rest = object()  # what retrieval and ingestion are handed (they are faked)
@@ -221,12 +220,6 @@ class FakeStore:
         day = dt.datetime.now(dt.UTC).date().isoformat()
         limits = self.limits.setdefault(uid, {"day": day, "tokens_today": 0})
         limits["tokens_today"] += tokens
-
-    async def take_rate(
-        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
-    ) -> None:
-        # Kept apart from ``limits``: the tests of the budget read those.
-        self.rates.setdefault(uid, {}).update(take(self.rates.get(uid)))
 
     async def close(self) -> None:
         pass

@@ -5,12 +5,10 @@ layers of an upload's rate."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import Any
 
 import pytest
 
-from promptstream import HttpError, Settings
+from promptstream import Settings
 from promptstream._admission import LimitExceeded
 from promptstream._ratelimit import (
     OPEN_TAT,
@@ -20,6 +18,7 @@ from promptstream._ratelimit import (
     Rates,
     gcra,
     take_rate,
+    upload_rate,
 )
 
 # One request every 2 s once the burst of 3 is spent.
@@ -154,52 +153,28 @@ def test_the_settings_defaults_make_a_sane_rate() -> None:
     assert 1 <= settings.upload_rate_burst <= settings.upload_rate_per_minute <= 600
 
 
-class RateStore:
-    """The store's ``take_rate`` on one dict, or failing as Firestore out of reach."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.calls = 0
-        self.doc: dict[str, Any] = {}
-
-    async def take_rate(
-        self, *, uid: str, take: Callable[[Mapping[str, Any] | None], dict[str, Any]]
-    ) -> None:
-        self.calls += 1
-        if self.fail:
-            raise ConnectionError("firestore unreachable")
-        self.doc.update(take(self.doc))
-
-
 UPLOADS = Settings(upload_rate_burst=2, upload_rate_per_minute=1)
 
 
-async def test_an_upload_past_the_burst_is_refused_without_a_firestore_call() -> None:
-    store = RateStore()
-    rates = Rates(UPLOADS, store, clock=lambda: 0.0)
-    await rates.upload("alice")
-    await rates.upload("alice")
+def test_an_upload_past_the_burst_is_refused_by_the_front_bucket() -> None:
+    rates = Rates(UPLOADS, clock=lambda: 0.0)
+    rates.upload("alice")
+    rates.upload("alice")
     with pytest.raises(LimitExceeded) as refused:
-        await rates.upload("alice")
+        rates.upload("alice")
     assert refused.value.code == "rate_limited" and refused.value.retry_after == 60
-    assert store.calls == 2 and store.doc[UPLOAD_TAT] > 0
+    rates.upload("bob")
 
 
-async def test_the_documents_time_refuses_what_this_instance_has_not_seen() -> None:
-    store = RateStore()
-    store.doc[UPLOAD_TAT] = int((dt.datetime.now(dt.UTC).timestamp() + 120) * 1000)
+def test_the_documents_upload_time_refuses_what_this_instance_has_not_seen() -> None:
+    now = dt.datetime.now(dt.UTC)
+    ahead = {UPLOAD_TAT: int((now.timestamp() + 120) * 1000)}
     with pytest.raises(LimitExceeded):  # another instance took the burst
-        await Rates(UPLOADS, store).upload("alice")
-
-
-async def test_an_upload_rate_firestore_cannot_check_is_503() -> None:
-    with pytest.raises(HttpError) as refused:
-        await Rates(UPLOADS, RateStore(fail=True)).upload("alice")
-    assert refused.value.status == 503
+        take_rate(ahead, UPLOAD_TAT, now, upload_rate(UPLOADS))
 
 
 def test_openings_have_their_own_front_bucket() -> None:
-    rates = Rates(Settings(open_rate_burst=1, open_rate_per_minute=1), RateStore())
+    rates = Rates(Settings(open_rate_burst=1, open_rate_per_minute=1))
     rates.opening("alice")
     with pytest.raises(LimitExceeded):
         rates.opening("alice")
