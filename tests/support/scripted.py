@@ -57,7 +57,7 @@ class ScriptedServer:
     def __init__(self) -> None:
         self._replies: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)
         self._repeat: dict[tuple[str, str], Reply] = {}
-        self._sent: dict[tuple[str, str], list[Sent]] = defaultdict(list)
+        self._sent: list[Sent] = []
         self.unexpected: list[Sent] = []
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._answer)
@@ -88,10 +88,12 @@ class ScriptedServer:
             self._replies[("POST", path)].append(reply)
 
     def sent(self, path: str, method: str = "POST") -> list[Sent]:
-        return list(self._sent.get((method, path), []))
+        """The requests answered on ``path``, in the order they came."""
+        return [r for r in self._sent if (r.method, r.path) == (method, path)]
 
     def all_sent(self) -> list[Sent]:
-        return [request for requests in self._sent.values() for request in requests]
+        """Every request answered, in the order they came."""
+        return list(self._sent)
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         key = (request.method, request.path)
@@ -101,7 +103,7 @@ class ScriptedServer:
         if reply is None:
             self.unexpected.append(sent)
             return web.Response(status=599, text=f"nothing scripted for {key}")
-        self._sent[key].append(sent)
+        self._sent.append(sent)
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.payload is not None:
