@@ -1,8 +1,10 @@
-"""The unit layer's one fixture: the process's Service, on injected in-process parts.
+"""The unit layer's fixtures: the process's Service, on injected in-process parts, and a
+scripted HTTP server on loopback for the small client cases.
 
 The layer runs on every change, so it stays under 20 s: its property tests draw a few
 hundred examples each (new ones every run; a failure is kept in .hypothesis/ and
-replayed first), and nothing here starts a server, the emulator or a process."""
+replayed first), and nothing here starts the emulator or a process: the one server is
+in-process, on the test's loop."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from promptstream import set_service
 from support.fakes import UnitService, prompt
+from support.scripted import ScriptedServer
 
 
 @pytest.fixture
@@ -25,3 +28,12 @@ async def service() -> AsyncIterator[UnitService]:
     finally:
         set_service(None)
         await service.aclose()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedServer]:
+    """A ScriptedServer on loopback; the test fails if a request came that nothing was
+    scripted to answer."""
+    async with ScriptedServer() as server:
+        yield server
+    assert server.unexpected == [], f"requests nothing was scripted for: {server.unexpected}"

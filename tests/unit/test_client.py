@@ -1,4 +1,5 @@
-"""The OpenRouter client with aioresponses playing the upstream: Retry-After parsing,
+"""The OpenRouter client with a scripted server on loopback playing the upstream
+(tests/support/scripted.py): Retry-After parsing,
 an error or HTML inside a 200, events of the wrong shape, surrogates cut between events,
 and text held back for redaction. (The client against the fake server on loopback is
 tests/integration/test_client.py's.)"""
@@ -9,7 +10,6 @@ import json
 import time
 
 import pytest
-from aioresponses import aioresponses
 
 from promptstream import (
     InvalidResponseError,
@@ -19,8 +19,8 @@ from promptstream import (
     StreamChunk,
 )
 from promptstream._client import _parse_retry_after
+from support.scripted import ScriptedServer
 
-BASE = "http://upstream.test/api/v1"
 KEY = "sk-or-test-key"
 
 
@@ -29,12 +29,14 @@ async def answered(
 ) -> tuple[list[StreamChunk], str]:
     """The chunks a stream yields, and its ``content``, when the upstream answers 200
     with ``body``."""
-    config = OpenRouterConfig(api_key=api_key, base_url=BASE, max_retries=0)
-    with aioresponses() as mocked:
-        mocked.post(BASE + "/chat/completions", status=200, body=body, content_type=content_type)
+    async with ScriptedServer() as upstream:
+        upstream.post("/api/v1/chat/completions", body=body, content_type=content_type)
+        config = OpenRouterConfig(api_key=api_key, base_url=upstream.url("/api/v1"), max_retries=0)
         async with OpenRouterClient(config) as client:
             stream = client.generate_response_stream("q")
-            return [chunk async for chunk in stream], stream.content
+            chunks = [chunk async for chunk in stream]
+        assert upstream.unexpected == []
+        return chunks, stream.content
 
 
 def _sse(*events: str) -> str:

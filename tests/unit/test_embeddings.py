@@ -1,17 +1,16 @@
-"""The embeddings client with aioresponses playing the endpoint: batches, the exception
+"""The embeddings client with a scripted server on loopback playing the endpoint
+(tests/support/scripted.py): batches, the exception
 tree at its one boundary, retries, the checks on the answer's shape. (The client against
 the fake's /embeddings is tests/integration/test_fake_embeddings.py's.)"""
 
 from __future__ import annotations
 
-import json
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aioresponses import CallbackResult, aioresponses
-from yarl import URL
 
 from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from promptstream._errors import (
@@ -25,18 +24,18 @@ from promptstream._errors import (
     RateLimitError,
 )
 from promptstream._tokens import estimate_tokens
+from support.scripted import ScriptedServer
 
-BASE = "https://embed.test/api/v1"
-URL_ = BASE + "/embeddings"
+PATH = "/api/v1/embeddings"
 SECRET = "sk-or-v1-embed-SECRET-0123"
 
 
-def config(**overrides: Any) -> EmbeddingsConfig:
+def config(endpoint: ScriptedServer, **overrides: Any) -> EmbeddingsConfig:
     values: dict[str, Any] = {
         "api_key": SECRET,
         "model": "test/embed",
         "dimensions": 3,
-        "base_url": BASE,
+        "base_url": endpoint.url("/api/v1"),
         "batch_size": 2,
         "backoff_base": 0.0,
         **overrides,
@@ -62,22 +61,21 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-def sent(mocked: aioresponses) -> list[dict[str, Any]]:
-    return [json.loads(call.kwargs["data"]) for call in mocked.requests[("POST", URL(URL_))]]
+def sent(endpoint: ScriptedServer) -> list[dict[str, Any]]:
+    return [request.json() for request in endpoint.sent(PATH)]
 
 
 async def test_texts_go_in_batches_and_vectors_come_back_in_input_order(
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession, scripted: ScriptedServer
 ) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, payload=answer(2, start=1.0))
-        # The second batch answers out of order: index decides, not position.
-        reversed_answer = answer(2, start=3.0)
-        reversed_answer["data"].reverse()
-        mocked.post(URL_, payload=reversed_answer)
-        mocked.post(URL_, payload=answer(1, start=5.0))
-        result = await EmbeddingsClient(config(), session).embed(["a", "b", "c", "d", "e"])
-        bodies = sent(mocked)
+    scripted.post(PATH, payload=answer(2, start=1.0))
+    # The second batch answers out of order: index decides, not position.
+    reversed_answer = answer(2, start=3.0)
+    reversed_answer["data"].reverse()
+    scripted.post(PATH, payload=reversed_answer)
+    scripted.post(PATH, payload=answer(1, start=5.0))
+    result = await EmbeddingsClient(config(scripted), session).embed(["a", "b", "c", "d", "e"])
+    bodies = sent(scripted)
     assert [v[0] for v in result.vectors] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert result.tokens == 15
     assert [b["input"] for b in bodies] == [["a", "b"], ["c", "d"], ["e"]]
@@ -90,18 +88,21 @@ async def test_texts_go_in_batches_and_vectors_come_back_in_input_order(
     assert not session.closed  # borrowed, left open
 
 
-async def test_the_key_goes_as_a_bearer_token(session: aiohttp.ClientSession) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, payload=answer(1))
-        await EmbeddingsClient(config(), session).embed_one("x")
-        [call] = mocked.requests[("POST", URL(URL_))]
-    assert call.kwargs["headers"]["Authorization"] == f"Bearer {SECRET}"
+async def test_the_key_goes_as_a_bearer_token(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, payload=answer(1))
+    await EmbeddingsClient(config(scripted), session).embed_one("x")
+    [call] = scripted.sent(PATH)
+    assert call.headers["Authorization"] == f"Bearer {SECRET}"
 
 
-async def test_no_texts_no_request(session: aiohttp.ClientSession) -> None:
-    with aioresponses():
-        result = await EmbeddingsClient(config(), session).embed([])
+async def test_no_texts_no_request(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    result = await EmbeddingsClient(config(scripted), session).embed([])
     assert result.vectors == [] and result.tokens == 0
+    assert scripted.all_sent() == []
 
 
 @pytest.mark.parametrize(
@@ -114,54 +115,56 @@ async def test_no_texts_no_request(session: aiohttp.ClientSession) -> None:
     ],
 )
 async def test_non_2xx_is_the_typed_error_after_the_retries_its_status_allows(
-    session: aiohttp.ClientSession, status: int, error: type[OpenRouterError], attempts: int
+    session: aiohttp.ClientSession,
+    scripted: ScriptedServer,
+    status: int,
+    error: type[OpenRouterError],
+    attempts: int,
 ) -> None:
     body = {"error": {"code": status, "message": f"refused, key {SECRET}"}}
-    with aioresponses() as mocked:
-        mocked.post(URL_, status=status, payload=body, repeat=True)
-        with pytest.raises(error) as raised:
-            await EmbeddingsClient(config(), session).embed(["a"])
-        assert len(mocked.requests[("POST", URL(URL_))]) == attempts
+    scripted.post(PATH, status=status, payload=body, repeat=True)
+    with pytest.raises(error) as raised:
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+    assert len(scripted.sent(PATH)) == attempts
     assert type(raised.value) is error
     assert SECRET not in str(raised.value) and "[redacted]" in raised.value.message
 
 
-async def test_a_429_is_retried_after_its_retry_after(session: aiohttp.ClientSession) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, status=429, headers={"Retry-After": "0"}, payload={"error": {}})
-        mocked.post(URL_, payload=answer(1))
-        result = await EmbeddingsClient(config(), session).embed(["a"])
+async def test_a_429_is_retried_after_its_retry_after(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, status=429, headers={"Retry-After": "0"}, payload={"error": {}})
+    scripted.post(PATH, payload=answer(1))
+    result = await EmbeddingsClient(config(scripted), session).embed(["a"])
     assert result.vectors == [[1.0, 0.0, 0.0]]
 
 
 async def test_a_retry_after_beyond_the_cap_is_not_waited_for(
-    session: aiohttp.ClientSession,
+    session: aiohttp.ClientSession, scripted: ScriptedServer
 ) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, status=429, headers={"Retry-After": "60"}, payload={"error": {}})
-        with pytest.raises(RateLimitError) as raised:
-            await EmbeddingsClient(config(), session).embed(["a"])
-        assert len(mocked.requests[("POST", URL(URL_))]) == 1
+    scripted.post(PATH, status=429, headers={"Retry-After": "60"}, payload={"error": {}})
+    with pytest.raises(RateLimitError) as raised:
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+    assert len(scripted.sent(PATH)) == 1
     assert raised.value.retry_after == 60
 
 
-async def test_connection_failures_and_timeouts_are_ours(session: aiohttp.ClientSession) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, exception=aiohttp.ClientConnectionError("refused"), repeat=True)
+async def test_connection_failures_and_timeouts_are_ours(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    # A port bound but not listening refuses the connection for as long as it is held.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/v1"
         with pytest.raises(APIConnectionError) as refused:
-            await EmbeddingsClient(config(max_retries=0), session).embed(["a"])
+            await EmbeddingsClient(
+                config(scripted, max_retries=0, base_url=refused_url), session
+            ).embed(["a"])
     assert isinstance(refused.value.__cause__, aiohttp.ClientConnectionError)
 
-    async def slow(url: Any, **kwargs: Any) -> CallbackResult:
-        import asyncio
-
-        await asyncio.sleep(1)
-        return CallbackResult(payload=answer(1))
-
-    with aioresponses() as mocked:
-        mocked.post(URL_, callback=slow)
-        with pytest.raises(APITimeoutError):
-            await EmbeddingsClient(config(max_retries=0, timeout=0.05), session).embed(["a"])
+    scripted.post(PATH, payload=answer(1), delay=1)
+    with pytest.raises(APITimeoutError):
+        await EmbeddingsClient(config(scripted, max_retries=0, timeout=0.05), session).embed(["a"])
 
 
 @pytest.mark.parametrize(
@@ -178,35 +181,37 @@ async def test_connection_failures_and_timeouts_are_ours(session: aiohttp.Client
     ],
 )
 async def test_an_answer_of_the_wrong_shape_is_invalid(
-    session: aiohttp.ClientSession, payload: Any
+    session: aiohttp.ClientSession, scripted: ScriptedServer, payload: Any
 ) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, payload=payload)
+    scripted.post(PATH, payload=payload)
+    with pytest.raises(InvalidResponseError):
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+
+
+async def test_non_json_and_non_finite_answers_are_invalid(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, body="<html>oops</html>")
+    scripted.post(PATH, body='{"data":[{"index":0,"embedding":[NaN,1,0]}]}')
+    client = EmbeddingsClient(config(scripted), session)
+    for _ in range(2):
         with pytest.raises(InvalidResponseError):
-            await EmbeddingsClient(config(), session).embed(["a"])
+            await client.embed(["a"])
+    assert len(scripted.sent(PATH)) == 2
 
 
-async def test_non_json_and_non_finite_answers_are_invalid(session: aiohttp.ClientSession) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, body="<html>oops</html>")
-        mocked.post(URL_, body='{"data":[{"index":0,"embedding":[NaN,1,0]}]}')
-        client = EmbeddingsClient(config(), session)
-        for _ in range(2):
-            with pytest.raises(InvalidResponseError):
-                await client.embed(["a"])
-
-
-async def test_an_error_inside_a_200_is_raised(session: aiohttp.ClientSession) -> None:
-    with aioresponses() as mocked:
-        mocked.post(URL_, payload={"error": {"code": 429, "message": "slow down"}})
-        with pytest.raises(OpenRouterError) as raised:
-            await EmbeddingsClient(config(), session).embed(["a"])
+async def test_an_error_inside_a_200_is_raised(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, payload={"error": {"code": 429, "message": "slow down"}})
+    with pytest.raises(OpenRouterError) as raised:
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
     assert raised.value.code == "rate_limited"
 
 
 @pytest.mark.parametrize("usage", [None, {}, {"total_tokens": None}, {"total_tokens": 0}], ids=repr)
 async def test_a_missing_or_zero_count_is_the_estimate(
-    usage: dict[str, Any] | None, session: aiohttp.ClientSession
+    usage: dict[str, Any] | None, session: aiohttp.ClientSession, scripted: ScriptedServer
 ) -> None:
     # Zero tokens for a text that is never empty is not a count: the embedding is not free.
     payload = answer(1)
@@ -214,23 +219,21 @@ async def test_a_missing_or_zero_count_is_the_estimate(
         del payload["usage"]
     else:
         payload["usage"] = usage
-    with aioresponses() as mocked:
-        mocked.post(URL_, payload=payload)
-        result = await EmbeddingsClient(config(), session).embed(["x" * 40])
+    scripted.post(PATH, payload=payload)
+    result = await EmbeddingsClient(config(scripted), session).embed(["x" * 40])
     assert result.tokens == estimate_tokens("x" * 40) > 0
 
 
 @pytest.mark.parametrize("count", [2**64, -1, "12", True, 1.5, 10**6], ids=repr)
 async def test_an_impossible_count_fails_the_call_and_counts_the_estimate_as_spent(
-    count: Any, session: aiohttp.ClientSession
+    count: Any, session: aiohttp.ClientSession, scripted: ScriptedServer
 ) -> None:
     first, second = answer(1), answer(1)
     second["usage"] = {"total_tokens": count}
-    with aioresponses() as mocked:
-        mocked.post(URL_, payload=first)
-        mocked.post(URL_, payload=second)
-        with pytest.raises(InvalidResponseError) as info:
-            await EmbeddingsClient(config(batch_size=1), session).embed(["a", "b" * 40])
+    scripted.post(PATH, payload=first)
+    scripted.post(PATH, payload=second)
+    with pytest.raises(InvalidResponseError) as info:
+        await EmbeddingsClient(config(scripted, batch_size=1), session).embed(["a", "b" * 40])
     assert info.value.code == "upstream_error"
     # The batch before it as counted, the failed one as estimated.
     assert info.value.tokens_spent == 5 + estimate_tokens("b" * 40)

@@ -1,4 +1,5 @@
-"""The store's writes, with aioresponses playing firestore.googleapis.com: what an opening
+"""The store's writes, with a scripted server on loopback playing Firestore's REST API
+(tests/support/scripted.py; the store calls it as it calls the emulator): what an opening
 reads and commits (and on which precondition), a loser reading again, a refusal writing
 nothing, the settle apart, and the day's count. (The same calls against the emulator are
 tests/integration/test_firestore_rest.py's.)"""
@@ -10,17 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
-from yarl import URL
 
 from promptstream import Settings
 from promptstream._admission import LimitExceeded
 from promptstream._store import Store, auto_id
 from support.fakes import FakeCredentials
+from support.scripted import ScriptedServer
 
 ROOT = "projects/prod/databases/(default)/documents"
-BATCH_GET = f"https://firestore.googleapis.com/v1/{ROOT}:batchGet"
-COMMIT = f"https://firestore.googleapis.com/v1/{ROOT}:commit"
+BATCH_GET = f"/v1/{ROOT}:batchGet"
+COMMIT = f"/v1/{ROOT}:commit"
 UPDATED = "2026-11-30T10:00:00.000001Z"
 
 
@@ -29,9 +29,16 @@ def today() -> str:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
+def firestore(scripted: ScriptedServer) -> ScriptedServer:
+    return scripted
+
+
+@pytest.fixture
+async def store(firestore: ScriptedServer) -> AsyncIterator[Store]:
     store = Store(
-        Settings(project_id="prod", max_concurrent_streams=1), credentials=FakeCredentials()
+        Settings(project_id="prod", max_concurrent_streams=1),
+        emulator_host=f"127.0.0.1:{firestore.port}",
+        credentials=FakeCredentials(),
     )
     try:
         yield store
@@ -53,25 +60,24 @@ PROMPT = found(
 )
 
 
-def sent(mocked: aioresponses, url: str) -> list[Any]:
-    return [call.kwargs["json"] for call in mocked.requests.get(("POST", URL(url)), [])]
+def sent(firestore: ScriptedServer, path: str) -> list[Any]:
+    return [request.json() for request in firestore.sent(path)]
 
 
 def record(prompt: Any) -> tuple[dict[str, Any], int, Any]:
     return {"prompt_id": prompt.id}, 100, prompt
 
 
-async def test_an_opening_reads_both_documents_and_commits_lease_and_record(store: Store) -> None:
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
-        mocked.post(COMMIT, payload={"writeResults": [{}, {}]})
-        execution_id, prompt = await store.begin_execution(
-            uid="alice", prompt_id="p1", build=record
-        )
+async def test_an_opening_reads_both_documents_and_commits_lease_and_record(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+    firestore.post(COMMIT, payload={"writeResults": [{}, {}]})
+    execution_id, prompt = await store.begin_execution(uid="alice", prompt_id="p1", build=record)
     assert (prompt.id, prompt.owner_uid, prompt.content) == ("p1", "alice", "Hi {{x}}")
-    [read] = sent(mocked, BATCH_GET)
+    [read] = sent(firestore, BATCH_GET)
     assert read["documents"] == [f"{ROOT}/prompts/p1", f"{ROOT}/user_limits/alice"]
-    [commit] = sent(mocked, COMMIT)
+    [commit] = sent(firestore, COMMIT)
     limits, opened = commit["writes"]
     assert limits["currentDocument"] == {"exists": False}  # no limits read: none may appear
     assert limits["update"]["fields"]["uid"] == {"stringValue": "alice"}
@@ -82,61 +88,64 @@ async def test_an_opening_reads_both_documents_and_commits_lease_and_record(stor
     assert opened["updateTransforms"][0]["fieldPath"] == "created_at"
 
 
-async def test_a_commit_that_loses_reads_again_on_the_new_update_time(store: Store) -> None:
+async def test_a_commit_that_loses_reads_again_on_the_new_update_time(
+    store: Store, firestore: ScriptedServer
+) -> None:
     limits = found("user_limits/alice", {"day": {"stringValue": today()}})
     conflict = {"error": {"status": "FAILED_PRECONDITION", "message": "changed"}}
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
-        mocked.post(COMMIT, status=400, payload=conflict)
-        mocked.post(BATCH_GET, payload=[PROMPT, limits])
-        mocked.post(COMMIT, payload={})
-        await store.begin_execution(uid="alice", prompt_id="p1", build=record)
-    first, second = sent(mocked, COMMIT)
+    firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+    firestore.post(COMMIT, status=400, payload=conflict)
+    firestore.post(BATCH_GET, payload=[PROMPT, limits])
+    firestore.post(COMMIT, payload={})
+    await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    first, second = sent(firestore, COMMIT)
     assert first["writes"][0]["currentDocument"] == {"exists": False}
     assert second["writes"][0]["currentDocument"] == {"updateTime": UPDATED}
 
 
-async def test_a_refusal_writes_nothing(store: Store) -> None:
+async def test_a_refusal_writes_nothing(store: Store, firestore: ScriptedServer) -> None:
     seen: list[Any] = []
 
     def refuse(prompt: Any) -> Any:
         seen.append(prompt)
         raise LookupError
 
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[missing("prompts/p1"), missing("user_limits/alice")])
-        with pytest.raises(LookupError):
-            await store.begin_execution(uid="alice", prompt_id="p1", build=refuse)
-    assert seen == [None] and sent(mocked, COMMIT) == []
+    firestore.post(BATCH_GET, payload=[missing("prompts/p1"), missing("user_limits/alice")])
+    with pytest.raises(LookupError):
+        await store.begin_execution(uid="alice", prompt_id="p1", build=refuse)
+    assert seen == [None] and sent(firestore, COMMIT) == []
 
 
-async def test_a_user_at_the_cap_is_refused_before_any_commit(store: Store) -> None:
+async def test_a_user_at_the_cap_is_refused_before_any_commit(
+    store: Store, firestore: ScriptedServer
+) -> None:
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     leases = {"mapValue": {"fields": {"e0": {"integerValue": str(now_ms)}}}}
     limits = found("user_limits/alice", {"leases": leases})
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[PROMPT, limits])
-        with pytest.raises(LimitExceeded):
-            await store.begin_execution(uid="alice", prompt_id="p1", build=record)
-    assert sent(mocked, COMMIT) == []
+    firestore.post(BATCH_GET, payload=[PROMPT, limits])
+    with pytest.raises(LimitExceeded):
+        await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    assert sent(firestore, COMMIT) == []
 
 
-async def test_a_uid_with_a_slash_is_kept_under_its_key(store: Store) -> None:
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[PROMPT, missing("user_limits/~a~2Fb")])
-        mocked.post(COMMIT, payload={})
-        await store.begin_execution(uid="a/b", prompt_id="p1", build=record)
-    [read] = sent(mocked, BATCH_GET)
+async def test_a_uid_with_a_slash_is_kept_under_its_key(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/~a~2Fb")])
+    firestore.post(COMMIT, payload={})
+    await store.begin_execution(uid="a/b", prompt_id="p1", build=record)
+    [read] = sent(firestore, BATCH_GET)
     assert read["documents"][1] == f"{ROOT}/user_limits/~a~2Fb"
 
 
-async def test_finishing_updates_the_record_and_debits_in_one_commit(store: Store) -> None:
-    with aioresponses() as mocked:
-        mocked.post(COMMIT, payload={})
-        await store.finish_execution(
-            uid="alice", execution_id="e1", fields={"status": "completed"}, tokens=-5
-        )
-    [commit] = sent(mocked, COMMIT)
+async def test_finishing_updates_the_record_and_debits_in_one_commit(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    firestore.post(COMMIT, payload={})
+    await store.finish_execution(
+        uid="alice", execution_id="e1", fields={"status": "completed"}, tokens=-5
+    )
+    [commit] = sent(firestore, COMMIT)
     update, release = commit["writes"]
     assert update["updateMask"] == {"fieldPaths": ["status"]}
     assert update["currentDocument"] == {"exists": True}
@@ -147,12 +156,13 @@ async def test_finishing_updates_the_record_and_debits_in_one_commit(store: Stor
     ]
 
 
-async def test_release_is_false_when_the_lease_is_already_gone(store: Store) -> None:
+async def test_release_is_false_when_the_lease_is_already_gone(
+    store: Store, firestore: ScriptedServer
+) -> None:
     limits = found("user_limits/alice", {"leases": {"mapValue": {"fields": {}}}})
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[limits])
-        assert await store.release(uid="alice", execution_id="e1", tokens=3) is False
-    assert sent(mocked, COMMIT) == []
+    firestore.post(BATCH_GET, payload=[limits])
+    assert await store.release(uid="alice", execution_id="e1", tokens=3) is False
+    assert sent(firestore, COMMIT) == []
 
 
 def lease_held(day: str) -> dict[str, Any]:
@@ -167,18 +177,17 @@ def lease_held(day: str) -> dict[str, Any]:
 
 
 async def test_settling_an_upload_on_a_new_day_starts_the_count_and_else_increments(
-    store: Store,
+    store: Store, firestore: ScriptedServer
 ) -> None:
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[lease_held("2020-01-01"), missing("documents/doc")])
-        mocked.post(COMMIT, payload={})
-        mocked.post(BATCH_GET, payload=[lease_held(today()), found("documents/doc", {})])
-        mocked.post(COMMIT, payload={})
-        for _ in range(2):
-            assert await store.settle_upload(
-                uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
-            )
-    first, second = (c["writes"][0] for c in sent(mocked, COMMIT))
+    firestore.post(BATCH_GET, payload=[lease_held("2020-01-01"), missing("documents/doc")])
+    firestore.post(COMMIT, payload={})
+    firestore.post(BATCH_GET, payload=[lease_held(today()), found("documents/doc", {})])
+    firestore.post(COMMIT, payload={})
+    for _ in range(2):
+        assert await store.settle_upload(
+            uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
+        )
+    first, second = (c["writes"][0] for c in sent(firestore, COMMIT))
     assert first["update"]["fields"]["tokens_today"] == {"integerValue": "7"}
     # The upload left no document: its id leaves the user's set with the lease.
     assert first["updateMask"]["fieldPaths"] == [
@@ -194,14 +203,15 @@ async def test_settling_an_upload_on_a_new_day_starts_the_count_and_else_increme
     assert second["currentDocument"] == {"updateTime": UPDATED}
 
 
-async def test_an_upload_settled_already_is_not_debited_twice(store: Store) -> None:
+async def test_an_upload_settled_already_is_not_debited_twice(
+    store: Store, firestore: ScriptedServer
+) -> None:
     settled = found("user_limits/alice", {"day": {"stringValue": today()}})
-    with aioresponses() as mocked:
-        mocked.post(BATCH_GET, payload=[settled, missing("documents/doc")])
-        assert not await store.settle_upload(
-            uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
-        )
-    assert sent(mocked, COMMIT) == []
+    firestore.post(BATCH_GET, payload=[settled, missing("documents/doc")])
+    assert not await store.settle_upload(
+        uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
+    )
+    assert sent(firestore, COMMIT) == []
 
 
 def test_auto_ids_are_twenty_letters_and_digits_and_differ() -> None:
