@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from ._client import OpenRouterConfig, UpstreamTuning
-from ._routing import Routing
+from .upstream._client import OpenRouterConfig, UpstreamTuning
+from .upstream._routing import Routing
 
 __all__ = ["Settings"]
 

@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream._retrieval import Source, build_context
+from promptstream.knowledge._retrieval import Source, build_context
 
 PASSAGES = [
     Source(

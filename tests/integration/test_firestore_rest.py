@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream._admission import LimitExceeded
 from promptstream._config import Settings
-from promptstream._store import Store
+from promptstream.run._admission import LimitExceeded
+from promptstream.store._store import Store
 from support import (
     PROJECT,
     FirestoreEmulator,

@@ -14,10 +14,8 @@ import aiohttp
 import pytest
 
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
-from promptstream import _retrieval
-from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
-from promptstream._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
-from promptstream._retrieval import (
+from promptstream.knowledge import _retrieval
+from promptstream.knowledge._retrieval import (
     IngestError,
     IngestLimits,
     Source,
@@ -25,6 +23,8 @@ from promptstream._retrieval import (
     ingest,
     search,
 )
+from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from support import PROJECT, ROOT, FirestoreEmulator
 from support.pdf import make_pdf
 

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream._admission import (
+from promptstream.run._admission import (
     UPLOADS,
     LimitExceeded,
     Openings,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from promptstream import ErrorCode, HttpError
-from promptstream._asgi import AsgiResponse, DisconnectWatch, header, send_error, send_json
+from promptstream.http._asgi import AsgiResponse, DisconnectWatch, header, send_error, send_json
 
 
 class Receive:

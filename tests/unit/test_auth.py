@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from promptstream import HttpError
-from promptstream._auth import Authenticator, Claims, EmulatorGuard, _is_loopback, firebase_verifier
+from promptstream.http._auth import (
+    Authenticator,
+    Claims,
+    EmulatorGuard,
+    _is_loopback,
+    firebase_verifier,
+)
 
 
 class Verifier:
@@ -64,7 +70,7 @@ async def test_a_verified_token_is_remembered_until_it_expires() -> None:
 
 
 async def test_the_cache_forgets_the_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("promptstream._auth._CACHE_SIZE", 2)
+    monkeypatch.setattr("promptstream.http._auth._CACHE_SIZE", 2)
     verify = Verifier()
     auth = Authenticator(verify)
     for uid in ("a", "b", "c", "b", "a"):

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptstream._chunking import Passage, _fence, _heading, split_passages
+from promptstream.knowledge._chunking import Passage, _fence, _heading, split_passages
 from support import examples
 
 GUIDE = """\

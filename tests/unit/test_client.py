@@ -18,7 +18,7 @@ from promptstream import (
     OpenRouterConfig,
     StreamChunk,
 )
-from promptstream._client import _parse_retry_after
+from promptstream.upstream._client import _parse_retry_after
 
 BASE = "http://upstream.test/api/v1"
 KEY = "sk-or-test-key"

@@ -11,10 +11,10 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from promptstream._chunking import split_passages
 from promptstream._config import Settings
-from promptstream._embeddings import EmbeddingsConfig
-from promptstream._retrieval import IngestLimits
+from promptstream.knowledge._chunking import split_passages
+from promptstream.knowledge._retrieval import IngestLimits
+from promptstream.upstream._embeddings import EmbeddingsConfig
 from support import ROOT
 
 

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from promptstream._documents import DocumentError, detect_kind, extract_text, finish_text
+from promptstream.knowledge._documents import DocumentError, detect_kind, extract_text, finish_text
 from support.pdf import make_bomb_pdf, make_pdf
 
 

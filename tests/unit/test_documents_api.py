@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from promptstream import RateLimitError, documents_app
-from promptstream._admission import UPLOADS, take_lease
-from promptstream._retrieval import IngestError, IngestResult
-from promptstream._uploads import INPUT_OVERHEAD
+from promptstream.knowledge._retrieval import IngestError, IngestResult
+from promptstream.run._admission import UPLOADS, take_lease
+from promptstream.run._uploads import INPUT_OVERHEAD
 from support.fakes import API_KEY, UnitService, asgi_call
 from support.http import Reply
 
@@ -45,7 +45,7 @@ class Ingestion:
 @pytest.fixture
 def ingestion(monkeypatch: pytest.MonkeyPatch) -> Ingestion:
     fake = Ingestion()
-    monkeypatch.setattr("promptstream._documents_api.ingest", fake)
+    monkeypatch.setattr("promptstream.http._documents_api.ingest", fake)
     return fake
 
 
@@ -186,7 +186,7 @@ async def test_delete_needs_an_id_and_answers_what_it_deleted(
         deleted.append((owner_uid, document_id))
         return 4
 
-    monkeypatch.setattr("promptstream._documents_api.delete_document", delete_document)
+    monkeypatch.setattr("promptstream.http._documents_api.delete_document", delete_document)
     missing = await asgi_call(documents_app, "DELETE", headers=ALICE, path="/")
     assert (missing.status, missing.error()["code"]) == (400, "invalid_request")
     gone = await asgi_call(documents_app, "DELETE", headers=ALICE, path="/?document_id=gone")

@@ -13,7 +13,6 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from promptstream._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -25,6 +24,7 @@ from promptstream._errors import (
     RateLimitError,
 )
 from promptstream._tokens import estimate_tokens
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 
 BASE = "https://embed.test/api/v1"
 URL_ = BASE + "/embeddings"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from promptstream import MidStreamError, SSEDecoder
-from promptstream._events import EventStream
-from promptstream._executions import Execution
-from promptstream._request import ExecuteRequest
-from promptstream._store import Prompt
+from promptstream.http._events import EventStream
+from promptstream.run._executions import Execution
+from promptstream.run._request import ExecuteRequest
+from promptstream.store._store import Prompt
 from support.fakes import FakeStream, chunk
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from promptstream import ExecuteRequest, HttpError, Settings
-from promptstream._executions import Execution, Executions, Outcome, prepare
-from promptstream._retrieval import Source
+from promptstream.knowledge._retrieval import Source
+from promptstream.run._executions import Execution, Executions, Outcome, prepare
 from support.fakes import FakeStore, declared, prompt
 
 SETTINGS = Settings(max_prompt_chars=200, max_context_chars=100, record_text_chars=10)

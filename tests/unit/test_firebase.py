@@ -10,7 +10,7 @@ from typing import Any
 from firebase_functions import core, https_fn, options
 
 from promptstream import https_endpoint
-from promptstream._asgi import AsgiResponse
+from promptstream.http._asgi import AsgiResponse
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:

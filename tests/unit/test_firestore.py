@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from promptstream._firestore import (
+from promptstream.store._firestore import (
     FirestoreError,
     FirestoreRest,
     decode_value,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from promptstream._documents import DocumentError, extract_text
-from promptstream._pdfsandbox import PdfLimits, PdfSandbox
+from promptstream.knowledge._documents import DocumentError, extract_text
+from promptstream.knowledge._pdfsandbox import PdfLimits, PdfSandbox
 from support.pdf import make_bomb_pdf, make_form_bomb_pdf, make_pdf
 
 PAGES = ["Opening hours are nine to five.", "Deliveries beyond three kilometres cost four pounds."]

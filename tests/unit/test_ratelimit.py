@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream._admission import LimitExceeded
-from promptstream._ratelimit import (
+from promptstream.run._admission import LimitExceeded
+from promptstream.run._ratelimit import (
     OPEN_TAT,
     UPLOAD_TAT,
     FrontBuckets,

@@ -10,7 +10,7 @@ import pytest
 
 from promptstream import ExecuteRequest, HttpError, Settings
 from promptstream._errors import ClientGone
-from promptstream._request import check, read_body
+from promptstream.run._request import check, read_body
 
 SETTINGS = Settings(
     allowed_models=("m/a", "m/b"),

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream import Settings
-from promptstream._pdfsandbox import PdfLimits
-from promptstream._retrieval import IngestLimits, Source, build_context, check_document_id
 from promptstream._sanitize import MARKUP
+from promptstream.knowledge._pdfsandbox import PdfLimits
+from promptstream.knowledge._retrieval import IngestLimits, Source, build_context, check_document_id
 from support import examples
 
 

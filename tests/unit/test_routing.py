@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from fake_openrouter import KnobError, Knobs
 from fake_openrouter._knobs import coerce_knobs, for_model
 from fake_openrouter._server import _candidates, _skipped
-from promptstream._client import OpenRouterConfig, UpstreamTuning
 from promptstream._config import Settings
 from promptstream._errors import (
     APIConnectionError,
@@ -27,8 +26,9 @@ from promptstream._errors import (
     StreamInterruptedError,
     status_error_for,
 )
-from promptstream._request import ExecuteRequest, check, choose_models
-from promptstream._routing import Route, _listed, falls_back, native_routing
+from promptstream.run._request import ExecuteRequest, check, choose_models
+from promptstream.upstream._client import OpenRouterConfig, UpstreamTuning
+from promptstream.upstream._routing import Route, _listed, falls_back, native_routing
 
 P, S, T = "demo/primary", "demo/second", "demo/third"
 SETTINGS = Settings(allowed_models=(P, S, T, "demo/fourth"), default_model=P)

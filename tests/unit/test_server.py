@@ -13,8 +13,9 @@ import uvicorn
 import uvicorn_worker
 from uvicorn.server import ServerState
 
-from promptstream import Settings, _server, configure_server
-from promptstream._server import BoundedH11Protocol
+from promptstream import Settings, configure_server
+from promptstream.http import _server
+from promptstream.http._server import BoundedH11Protocol
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from promptstream import Service, Settings, get_service, set_service
-from promptstream._auth import Authenticator
+from promptstream.http._auth import Authenticator
 from support.fakes import FakeStore, verify
 
 KEY = "sk-or-v1-service-SECRET-99"

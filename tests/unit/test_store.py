@@ -14,8 +14,8 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from promptstream import Settings
-from promptstream._admission import LimitExceeded
-from promptstream._store import Store, auto_id
+from promptstream.run._admission import LimitExceeded
+from promptstream.store._store import Store, auto_id
 from support.fakes import FakeCredentials
 
 ROOT = "projects/prod/databases/(default)/documents"

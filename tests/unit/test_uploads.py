@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream._admission import LimitExceeded
-from promptstream._chunking import split_passages
-from promptstream._uploads import UploadSlots, embedding_bound, upload_reservation
+from promptstream.knowledge._chunking import split_passages
+from promptstream.run._admission import LimitExceeded
+from promptstream.run._uploads import UploadSlots, embedding_bound, upload_reservation
 
 SETTINGS = Settings()
 

@@ -34,9 +34,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 from uvicorn.server import ServerState
 
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
 from ._asgi import error_body
-from ._config import Settings
-from ._errors import ErrorCode, HttpError
 
 __all__ = ["BoundedH11Protocol", "configure_server"]
 

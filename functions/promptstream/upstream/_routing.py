@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ._errors import (
+from .._errors import (
     APIConnectionError,
     APIStatusError,
     ContentBlockedError,

@@ -7,17 +7,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 
-from ._admission import Openings
+from .._config import Settings
+from .._redact import redact
+from ..knowledge._retrieval import IngestLimits
+from ..run._admission import Openings
+from ..run._executions import Executions
+from ..run._ratelimit import Rates
+from ..run._uploads import UploadSlots
+from ..store._store import Store
+from ..upstream._client import OpenRouterClient
+from ..upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._auth import CONTROL_THREADS, Authenticator, EmulatorGuard, firebase_verifier
-from ._client import OpenRouterClient
-from ._config import Settings
-from ._embeddings import EmbeddingsClient, EmbeddingsConfig
-from ._executions import Executions
-from ._ratelimit import Rates
-from ._redact import redact
-from ._retrieval import IngestLimits
-from ._store import Store
-from ._uploads import UploadSlots
 
 __all__ = ["Service", "get_service", "set_service"]
 

@@ -14,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .._errors import ErrorCode, OpenRouterError
+from .._json import dumps
+from .._sse import encode_comment, encode_event
+from ..run._executions import Execution, Outcome
+from ..upstream._client import ChatStream
 from ._asgi import Send
-from ._client import ChatStream
-from ._errors import ErrorCode, OpenRouterError
-from ._executions import Execution, Outcome
-from ._json import dumps
-from ._sse import encode_comment, encode_event
 
 __all__ = ["SSE_HEADERS", "EventStream"]
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ._errors import ErrorCode, HttpError
+from .._errors import ErrorCode, HttpError
 
 __all__ = ["CONTROL_THREADS", "Authenticator", "Claims", "EmulatorGuard", "firebase_verifier"]
 

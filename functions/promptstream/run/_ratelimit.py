@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from . import _logging as logger
+from .. import _logging as logger
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
 from ._admission import LimitExceeded
-from ._config import Settings
-from ._errors import ErrorCode, HttpError
 
 __all__ = [
     "OPEN_TAT",

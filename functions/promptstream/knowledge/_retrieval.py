@@ -32,13 +32,11 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from . import _logging
-from ._chunking import Passage, split_passages
-from ._config import Settings
-from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
-from ._embeddings import Embeddings
-from ._errors import OpenRouterError
-from ._firestore import (
+from .. import _logging
+from .._config import Settings
+from .._errors import OpenRouterError
+from .._sanitize import quote_markup
+from ..store._firestore import (
     FirestoreError,
     FirestoreRest,
     Vector,
@@ -46,9 +44,11 @@ from ._firestore import (
     field_path,
     structured_query,
 )
+from ..store._store import DOCUMENTS
+from ..upstream._embeddings import Embeddings
+from ._chunking import Passage, split_passages
+from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
 from ._pdfsandbox import PdfLimits, PdfSandbox
-from ._sanitize import quote_markup
-from ._store import DOCUMENTS
 
 __all__ = [
     "DOCUMENTS",

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from ._errors import (
+from .._errors import (
     APIConnectionError,
     APITimeoutError,
     ErrorCode,
@@ -33,13 +33,13 @@ from ._errors import (
     StreamInterruptedError,
     status_error_for,
 )
-from ._json import loads
-from ._redact import Redactor, redact, redact_json
+from .._json import loads
+from .._redact import Redactor, redact, redact_json
+from .._sanitize import safe_text, safe_usage
+from .._sse import SSEDecoder, SSELimitError
+from .._templates import chat_messages
+from .._usage import check_usage, token_cap
 from ._routing import Attempt, Route, Routing, native_routing
-from ._sanitize import safe_text, safe_usage
-from ._sse import SSEDecoder, SSELimitError
-from ._templates import chat_messages
-from ._usage import check_usage, token_cap
 
 __all__ = [
     "DEFAULT_BASE_URL",

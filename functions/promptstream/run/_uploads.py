@@ -12,9 +12,9 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
 
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
 from ._admission import LimitExceeded
-from ._config import Settings
-from ._errors import ErrorCode, HttpError
 
 __all__ = ["INPUT_OVERHEAD", "UploadSlots", "embedding_bound", "upload_reservation"]
 

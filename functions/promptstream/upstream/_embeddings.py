@@ -22,6 +22,10 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from .._config import Settings
+from .._errors import InvalidResponseError, OpenRouterError
+from .._tokens import estimate_tokens
+from .._usage import token_cap, tokens_reported
 from ._client import (
     DEFAULT_BASE_URL,
     _in_band_error,
@@ -29,10 +33,6 @@ from ._client import (
     _status_error,
     _translate_errors,
 )
-from ._config import Settings
-from ._errors import InvalidResponseError, OpenRouterError
-from ._tokens import estimate_tokens
-from ._usage import token_cap, tokens_reported
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 

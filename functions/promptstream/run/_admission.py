@@ -27,9 +27,9 @@ import datetime as dt
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
-from . import _logging as logger
-from ._config import Settings
-from ._errors import ErrorCode, HttpError
+from .. import _logging as logger
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
 
 __all__ = [
     "STREAMS",

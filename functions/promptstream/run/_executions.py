@@ -10,13 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _logging as logger
-from ._config import Settings
-from ._errors import ErrorCode, HttpError
-from ._request import ExecuteRequest, choose_models
-from ._retrieval import Embedder, Source, build_context, check_document_id, search
-from ._store import Prompt, Store
-from ._templates import (
+from .. import _logging as logger
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
+from .._templates import (
     VariableError,
     VariableSpec,
     chat_messages,
@@ -25,7 +22,10 @@ from ._templates import (
     resolve_variables,
     sent_chars,
 )
-from ._tokens import estimate_tokens
+from .._tokens import estimate_tokens
+from ..knowledge._retrieval import Embedder, Source, build_context, check_document_id, search
+from ..store._store import Prompt, Store
+from ._request import ExecuteRequest, choose_models
 
 __all__ = ["Execution", "Executions", "Outcome"]
 

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from . import _logging as logger
+from .. import _logging as logger
+from .._config import Settings
+from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
+from ..run._executions import Execution, Outcome
+from ..run._request import ExecuteRequest, check, read_body, too_large
 from ._asgi import DisconnectWatch, Receive, Scope, Send, header, send_error, send_json
-from ._config import Settings
-from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._events import SSE_HEADERS, EventStream, redacted_attempts
-from ._executions import Execution, Outcome
-from ._request import ExecuteRequest, check, read_body, too_large
 from ._service import Service, get_service
 
 __all__ = ["endpoint", "execute_app", "stream_app", "with_cors"]

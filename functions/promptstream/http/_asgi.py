@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from ._errors import HttpError
+from .._errors import HttpError
 
 __all__ = [
     "AsgiResponse",

@@ -24,17 +24,17 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import _logging as logger
-from ._admission import LimitExceeded
+from .. import _logging as logger
+from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
+from .._sanitize import plain_label
+from ..knowledge._retrieval import IngestError, check_document_id, delete_document, ingest
+from ..run._admission import LimitExceeded
+from ..run._request import read_body, too_large
+from ..run._uploads import embedding_bound, upload_reservation
+from ..store._store import auto_id
 from ._asgi import Receive, Scope, Send, header, send_error, send_json
-from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._handler import endpoint
-from ._request import read_body, too_large
-from ._retrieval import IngestError, check_document_id, delete_document, ingest
-from ._sanitize import plain_label
 from ._service import Service
-from ._store import auto_id
-from ._uploads import embedding_bound, upload_reservation
 
 __all__ = ["documents_app"]
 

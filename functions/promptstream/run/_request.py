@@ -19,10 +19,10 @@ from pydantic import (
     ValidationError,
 )
 
-from . import _logging as logger
-from ._asgi import Receive
-from ._config import Settings
-from ._errors import ClientGone, ErrorCode, HttpError
+from .. import _logging as logger
+from .._config import Settings
+from .._errors import ClientGone, ErrorCode, HttpError
+from ..http._asgi import Receive
 
 __all__ = ["ExecuteRequest", "allowed", "check", "choose_models", "read_body"]
 

@@ -24,9 +24,11 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from ._admission import UPLOADS, LimitExceeded, claim_document, take_lease
-from ._config import Settings
-from ._errors import ErrorCode, HttpError
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
+from .._ids import uid_key
+from ..run._admission import UPLOADS, LimitExceeded, claim_document, take_lease
+from ..run._ratelimit import OPEN_TAT, opening_rate, take_rate
 from ._firestore import (
     Document,
     FirestoreError,
@@ -35,8 +37,6 @@ from ._firestore import (
     field_path,
     structured_query,
 )
-from ._ids import uid_key
-from ._ratelimit import OPEN_TAT, opening_rate, take_rate
 
 __all__ = ["DOCUMENTS", "Prompt", "Store", "auto_id"]
 
