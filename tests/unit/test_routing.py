@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from fake_openrouter import KnobError, Knobs
 from fake_openrouter._knobs import coerce_knobs, for_model
 from fake_openrouter._server import _candidates, _skipped
-from promptstream._config import Settings
+from promptstream._config import Settings, UpstreamTuning
 from promptstream._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -27,7 +27,7 @@ from promptstream._errors import (
     status_error_for,
 )
 from promptstream.run._request import ExecuteRequest, check, choose_models
-from promptstream.upstream._client import OpenRouterConfig, UpstreamTuning
+from promptstream.upstream._client import OpenRouterConfig
 from promptstream.upstream._routing import Route, _listed, falls_back, native_routing
 
 P, S, T = "demo/primary", "demo/second", "demo/third"
@@ -353,7 +353,7 @@ def test_every_upstream_setting_is_read_from_its_environment_name() -> None:
     settings = Settings.from_env(
         {f"UPSTREAM_{name.upper()}": str(v) for name, v in doubled.items()}
     )
-    config = settings.openrouter_config("sk-key")
+    config = OpenRouterConfig.from_settings(settings, "sk-key")
     for name, value in doubled.items():
         assert getattr(settings.upstream, name) == value
         assert getattr(config, name) == value
@@ -365,7 +365,7 @@ def test_a_bare_upstream_variable_is_not_a_setting() -> None:
 
 
 def test_defaults_are_the_same_for_the_settings_and_the_client() -> None:
-    config = Settings.from_env({}).openrouter_config("sk-key")
+    config = OpenRouterConfig.from_settings(Settings.from_env({}), "sk-key")
     alone = OpenRouterConfig(api_key="sk-key")  # type: ignore[arg-type]
     assert {n: getattr(config, n) for n in UpstreamTuning.model_fields} == {
         n: getattr(alone, n) for n in UpstreamTuning.model_fields
@@ -375,7 +375,7 @@ def test_defaults_are_the_same_for_the_settings_and_the_client() -> None:
 def test_fallback_settings_come_from_the_environment() -> None:
     settings = Settings.from_env({"FALLBACK_ROUTING": "native", "MAX_FALLBACK_MODELS": "2"})
     assert (settings.fallback_routing, settings.max_fallback_models) == ("native", 2)
-    assert settings.openrouter_config("k").fallback_routing == "native"
+    assert OpenRouterConfig.from_settings(settings, "k").fallback_routing == "native"
     for bad in ({"FALLBACK_ROUTING": "sometimes"}, {"MAX_FALLBACK_MODELS": "4"}):
         with pytest.raises(ValidationError):
             Settings.from_env(bad)

@@ -15,7 +15,7 @@ from ..run._executions import Executions
 from ..run._ratelimit import Rates
 from ..run._uploads import UploadSlots
 from ..store._store import Store
-from ..upstream._client import OpenRouterClient
+from ..upstream._client import OpenRouterClient, OpenRouterConfig
 from ..upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._auth import CONTROL_THREADS, Authenticator, EmulatorGuard, firebase_verifier
 
@@ -54,7 +54,9 @@ class Service:
     async def client(self) -> OpenRouterClient:
         """The process's upstream client (one pooled session), opened on first use."""
         if self._client is None:
-            client = OpenRouterClient(self.settings.openrouter_config(self.api_key or ""))
+            client = OpenRouterClient(
+                OpenRouterConfig.from_settings(self.settings, self.api_key or "")
+            )
             await client.__aenter__()
             self._client = client
         return self._client

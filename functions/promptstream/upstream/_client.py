@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
+from .._config import Settings, UpstreamTuning
 from .._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -48,7 +49,6 @@ __all__ = [
     "OpenRouterClient",
     "OpenRouterConfig",
     "StreamChunk",
-    "UpstreamTuning",
 ]
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
@@ -76,39 +76,6 @@ _OVERRIDABLE = frozenset(
 )
 
 
-class UpstreamTuning(BaseModel):
-    """The upstream client's timeouts, retries and size limit, declared once: the
-    settings read each as ``UPSTREAM_<NAME>`` and ``OpenRouterConfig`` inherits them."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    connect_timeout: float = Field(default=10.0, gt=0)
-    # Until the response headers arrive.
-    first_byte_timeout: float = Field(default=60.0, gt=0)
-    # The content watchdog: the longest silence between two content chunks. Keep-alive
-    # comments do not count, which is why a socket read timeout cannot do this job.
-    idle_timeout: float = Field(default=90.0, gt=0)
-    # The whole call, retries and fallbacks included; keep it below the function's
-    # timeout.
-    deadline: float = Field(default=3300.0, gt=0)
-    # Every attempt before the first content (or headers, not streamed), retries and
-    # fallbacks included: a silent upstream cannot hold a request, its lease and its
-    # reservation for (1 + fallbacks) × (1 + retries) first-byte timeouts. Two
-    # first-byte timeouts: a primary that is silent to the end still leaves a fallback
-    # the whole of one, and a person waiting for a first word has given up long before.
-    first_chunk_deadline: float = Field(default=120.0, gt=0)
-    # Per model: a fallback model gets its own retries.
-    max_retries: int = Field(default=2, ge=0, le=10)
-    backoff_base: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=8.0, ge=0)
-    # A Retry-After longer than this is not waited for; the error goes to the caller
-    # (or the next model).
-    max_retry_after: float = Field(default=10.0, ge=0)
-    # The largest single message the upstream may send: one SSE line, one event's data,
-    # or a whole non-streamed body. Past it the call fails with InvalidResponseError.
-    max_message_bytes: int = Field(default=1 << 20, ge=1024)
-
-
 class OpenRouterConfig(UpstreamTuning):
     """Client settings. ``base_url`` may point at any OpenAI-compatible server."""
 
@@ -122,6 +89,21 @@ class OpenRouterConfig(UpstreamTuning):
     app_title: str | None = None
     # How a call with fallback models falls back (see _routing).
     fallback_routing: Routing = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, api_key: str) -> OpenRouterConfig:
+        """The upstream client's configuration, from the service's settings."""
+        return cls(
+            api_key=SecretStr(api_key),
+            model=settings.default_model,
+            base_url=settings.openrouter_base_url,
+            max_tokens=settings.default_max_tokens,
+            temperature=None,
+            app_url=settings.app_url,
+            app_title=settings.app_title,
+            fallback_routing=settings.fallback_routing,
+            **dict(settings.upstream),
+        )
 
 
 @dataclass(slots=True)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
+from .._config import Routing
 from .._errors import (
     APIConnectionError,
     APIStatusError,
@@ -27,7 +28,6 @@ from .._errors import (
 
 __all__ = ["Attempt", "Route", "Routing", "falls_back", "native_routing"]
 
-Routing = Literal["auto", "native", "client"]
 # One entry of ``attempts``: {"model", "outcome", "error_code", "status", "message"}.
 Attempt = dict[str, Any]
 
