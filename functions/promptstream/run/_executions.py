@@ -16,15 +16,14 @@ from .._errors import ErrorCode, HttpError
 from .._templates import (
     VariableError,
     VariableSpec,
-    chat_messages,
     placeholders,
     render_prompt,
     resolve_variables,
-    sent_chars,
 )
 from .._tokens import estimate_tokens
 from ..knowledge._retrieval import Embedder, Source, build_context, check_document_id, search
 from ..store._store import Prompt, Store
+from ..upstream._messages import chat_messages, sent_chars
 from ._request import ExecuteRequest, choose_models
 
 __all__ = ["Execution", "Executions", "Outcome"]

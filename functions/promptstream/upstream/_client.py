@@ -38,8 +38,8 @@ from .._json import loads
 from .._redact import Redactor, redact, redact_json
 from .._sanitize import safe_text, safe_usage
 from .._sse import SSEDecoder, SSELimitError
-from .._templates import chat_messages
 from .._usage import check_usage, token_cap
+from ._messages import chat_messages
 from ._routing import Attempt, Route, Routing, native_routing
 
 __all__ = [
