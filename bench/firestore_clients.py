@@ -49,8 +49,8 @@ from ._procs import ROOT, machine_cpu, sample, tree_pids
 sys.path[:0] = [str(ROOT / "functions")]
 
 from promptstream._config import Settings  # noqa: E402
-from promptstream.run._admission import take_lease  # noqa: E402
 from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
+from promptstream.store._limits import take_lease  # noqa: E402
 from promptstream.store._store import Store, auto_id  # noqa: E402
 
 PROJECT = "demo-bench-firestore-clients"

@@ -18,7 +18,7 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream._config import Settings
-from promptstream.run._admission import LimitExceeded
+from promptstream.store._limits import LimitExceeded
 from promptstream.store._store import Store
 from support import (
     PROJECT,

@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 from promptstream import ChatResponse, Service, Settings, StreamChunk
 from promptstream._templates import VariableSpec
 from promptstream.http._auth import Authenticator, Claims
-from promptstream.run._admission import UPLOADS, claim_document, take_lease
+from promptstream.store._limits import UPLOADS, claim_document, take_lease
 from promptstream.store._store import Prompt
 
 from .http import Reply

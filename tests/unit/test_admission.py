@@ -9,10 +9,10 @@ import datetime as dt
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream.run._admission import (
+from promptstream.run._admission import Openings
+from promptstream.store._limits import (
     UPLOADS,
     LimitExceeded,
-    Openings,
     claim_document,
     seconds_to_utc_midnight,
     take_lease,

@@ -13,8 +13,8 @@ import pytest
 
 from promptstream import RateLimitError, documents_app
 from promptstream.knowledge._retrieval import IngestError, IngestResult
-from promptstream.run._admission import UPLOADS, take_lease
 from promptstream.run._uploads import INPUT_OVERHEAD
+from promptstream.store._limits import UPLOADS, take_lease
 from support.fakes import API_KEY, UnitService, asgi_call
 from support.http import Reply
 

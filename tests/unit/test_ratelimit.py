@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream.run._admission import LimitExceeded
-from promptstream.run._ratelimit import (
+from promptstream.run._ratelimit import FrontBuckets, Rates
+from promptstream.store._limits import (
     OPEN_TAT,
     UPLOAD_TAT,
-    FrontBuckets,
+    LimitExceeded,
     Rate,
-    Rates,
     gcra,
     take_rate,
 )

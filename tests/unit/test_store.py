@@ -14,7 +14,7 @@ from aioresponses import aioresponses
 from yarl import URL
 
 from promptstream import Settings
-from promptstream.run._admission import LimitExceeded
+from promptstream.store._limits import LimitExceeded
 from promptstream.store._store import Store, auto_id
 from support.fakes import FakeCredentials
 

@@ -8,8 +8,8 @@ import pytest
 
 from promptstream import HttpError, Settings
 from promptstream.knowledge._chunking import split_passages
-from promptstream.run._admission import LimitExceeded
 from promptstream.run._uploads import UploadSlots, embedding_bound, upload_reservation
+from promptstream.store._limits import LimitExceeded
 
 SETTINGS = Settings()
 

@@ -28,9 +28,9 @@ from .. import _logging as logger
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from .._sanitize import plain_label
 from ..knowledge._retrieval import IngestError, check_document_id, delete_document, ingest
-from ..run._admission import LimitExceeded
 from ..run._request import read_body, too_large
 from ..run._uploads import embedding_bound, upload_reservation
+from ..store._limits import LimitExceeded
 from ..store._store import auto_id
 from ._asgi import Receive, Scope, Send, header, send_error, send_json
 from ._handler import endpoint

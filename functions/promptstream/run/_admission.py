@@ -14,8 +14,8 @@ day's token count, with the tokens each open execution reserved of the day's bud
 (``reserved``, keyed like the leases, settled when it finishes). Uploads hold leases of
 their own (``upload_leases``) under the same budget, and the set of the user's documents
 (``documents``) caps how many they have (docs/adr/0308-uploads-under-the-budget.md).
-``take_lease`` and ``claim_document`` are pure: given the document as read, they return
-the new fields or refuse.
+The pure transitions on that document (``take_lease``, ``claim_document``) live with its
+fields in ``store/_limits.py``; the store's commits apply them.
 """
 
 from __future__ import annotations
@@ -23,27 +23,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
-from collections.abc import AsyncIterator, Collection, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
 from .. import _logging as logger
-from .._config import Settings
 from .._errors import ErrorCode, HttpError
+from ..store._limits import LimitExceeded
 
-__all__ = [
-    "STREAMS",
-    "UPLOADS",
-    "LimitExceeded",
-    "Openings",
-    "claim_document",
-    "seconds_to_utc_midnight",
-    "take_lease",
-]
-
-
-class LimitExceeded(HttpError):
-    """The user is over a per-user limit; nothing was written."""
+__all__ = ["Openings"]
 
 
 class Openings:
@@ -144,126 +130,3 @@ class Openings:
                 queue.popleft().set_result(None)
             if not queue:
                 del self._waiting[user]
-
-
-def seconds_to_utc_midnight(now: dt.datetime) -> int:
-    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(1, int((tomorrow - now).total_seconds()) + 1)
-
-
-# The two kinds of lease in the limits document: the map that holds them, and the
-# settings that cap them and make them lapse. Both share one budget (``reserved``).
-STREAMS = "leases"
-UPLOADS = "upload_leases"
-
-
-def _lease_rules(settings: Settings) -> dict[str, tuple[int, float, str]]:
-    """Per kind: the cap, the lapse in seconds, and what a refusal calls them."""
-    return {
-        STREAMS: (settings.max_concurrent_streams, settings.stream_lease_seconds, "executions"),
-        UPLOADS: (settings.max_concurrent_uploads, settings.upload_lease_seconds, "uploads"),
-    }
-
-
-def take_lease(
-    limits: Mapping[str, Any] | None,
-    lease_id: str,
-    now: dt.datetime,
-    settings: Settings,
-    reserve: int = 0,
-    *,
-    kind: str = STREAMS,
-    again: bool = False,
-) -> dict[str, Any]:
-    """The limits document's lease fields with one more lease of ``kind`` (an execution's
-    stream, or an upload) for ``lease_id``, reserving ``reserve`` tokens of the day's
-    budget until it is settled; raises ``LimitExceeded`` when the user has too many of that
-    kind, or when the tokens used today and those reserved by the user's other open
-    executions and uploads already reach the budget.
-
-    The one budget rule for executions and uploads. The reservation is not itself checked
-    against what is left: a user's last request of the day still runs, and concurrent
-    openings overshoot the budget by at most one reservation (each later one sees it).
-    Reservations lapse with their leases. ``again``: ``lease_id`` holds its lease already
-    and asks for a larger reservation (an upload whose text turned out longer than its
-    bytes promised): the same budget check, its own reservation left out, and no new
-    lease counted.
-    """
-    now_ms = int(now.timestamp() * 1000)
-    day = now.date().isoformat()
-    data = limits or {}
-    rules = _lease_rules(settings)
-    live = {
-        field: {
-            key: started
-            for key, started in (data.get(field) or {}).items()
-            if isinstance(started, int) and now_ms - started < lapse * 1000
-        }
-        for field, (_, lapse, _) in rules.items()
-    }
-    held = live[kind]
-    reserved = {
-        key: tokens
-        for key, tokens in (data.get("reserved") or {}).items()
-        if any(key in leases for leases in live.values()) and isinstance(tokens, int) and tokens > 0
-    }
-    used = int(data.get("tokens_today") or 0) if data.get("day") == day else 0
-    others = sum(tokens for key, tokens in reserved.items() if not (again and key == lease_id))
-    if used + others >= settings.daily_token_budget:
-        raise LimitExceeded(
-            ErrorCode.BUDGET_EXCEEDED,
-            f"Daily token budget of {settings.daily_token_budget} is used up"
-            + (" or reserved by executions or uploads still running" if others else ""),
-            retry_after=(
-                30 if used < settings.daily_token_budget else seconds_to_utc_midnight(now)
-            ),
-        )
-    cap, _, what = rules[kind]
-    if not (again and lease_id in held) and len(held) >= cap:
-        raise LimitExceeded(
-            ErrorCode.CONCURRENCY_LIMIT,
-            f"At most {cap} {what} may run at once",
-            retry_after=5,
-        )
-    if not again or lease_id not in held:
-        held[lease_id] = now_ms
-    reserved[lease_id] = max(0, reserve, reserved.get(lease_id, 0) if again else 0)
-    return {**live, "reserved": reserved, "day": day, "tokens_today": used}
-
-
-def claim_document(
-    limits: Mapping[str, Any] | None,
-    document_id: str,
-    now: dt.datetime,
-    settings: Settings,
-    *,
-    known: Mapping[str, int] | None = None,
-    gone: Collection[str] = (),
-) -> dict[str, int]:
-    """The user's set of documents (``documents``: id -> the time in ms of its latest
-    upload) with ``document_id`` in it; raises ``LimitExceeded`` when it is a new one and
-    the user has ``MAX_DOCUMENTS_PER_USER`` already.
-
-    Kept in the limits document so that the claim of a new id races on that one document
-    with the same conditional commit as the lease: the cap holds exactly under concurrency.
-    ``known`` stands in for a document written before the set existed (the user's
-    documents as a query found them). ``gone`` are ids whose document is missing or not
-    the user's: dropped, unless an upload still in flight (a lease started at its stamp)
-    may yet create it.
-    """
-    data = limits or {}
-    found = data.get("documents")
-    documents = found if isinstance(found, dict) else dict(known or {})
-    in_flight = set((data.get(UPLOADS) or {}).values())
-    owned = {
-        key: stamp
-        for key, stamp in documents.items()
-        if isinstance(stamp, int) and not (key in gone and stamp not in in_flight)
-    }
-    if document_id not in owned and len(owned) >= settings.max_documents_per_user:
-        raise LimitExceeded(
-            ErrorCode.TOO_MANY_DOCUMENTS,
-            f"You have {settings.max_documents_per_user} documents already: delete one first",
-        )
-    owned[document_id] = int(now.timestamp() * 1000)
-    return owned

@@ -5,105 +5,34 @@ Two layers hold each rate. A front bucket in this instance refuses a flood befor
 Firestore round trip; the time in the user's limits document (``open_tat``,
 ``upload_tat``, wall-clock milliseconds) holds the rate across instances, updated by a
 conditional commit: for openings the commit that takes the lease, so it costs no round
-trip of its own. See docs/adr/0309-per-user-rates.md.
+trip of its own. The GCRA itself (``gcra``, ``take_rate``) is pure and lives with the
+document's fields in ``store/_limits.py``. See docs/adr/0309-per-user-rates.md.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
-import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import _logging as logger
 from .._config import Settings
 from .._errors import ErrorCode, HttpError
-from ._admission import LimitExceeded
+from ..store._limits import (
+    UPLOAD_TAT,
+    Rate,
+    gcra,
+    opening_rate,
+    take_rate,
+)
 
-__all__ = [
-    "OPEN_TAT",
-    "UPLOAD_TAT",
-    "FrontBuckets",
-    "Rate",
-    "Rates",
-    "gcra",
-    "opening_rate",
-    "take_rate",
-]
+__all__ = ["FrontBuckets", "Rates"]
 
-OPEN_TAT = "open_tat"
-UPLOAD_TAT = "upload_tat"
 # Users remembered by one front bucket; past it the least recently seen are forgotten
 # (their next burst then reaches the document's rate, which still holds).
 _FRONT_USERS = 10_000
-# Instances' clocks agree within far less than this (NTP); a time further ahead than an
-# empty bucket and this is not a clock's.
-_SKEW = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    """``burst`` requests at once, then ``per_minute`` (0: no limit)."""
-
-    what: str
-    per_minute: int
-    burst: int
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two requests at the sustained rate."""
-        return 60.0 / self.per_minute
-
-
-def gcra(tat: float | None, now: float, rate: Rate) -> float:
-    """The theoretical arrival time after one more request at ``now`` (seconds, any
-    clock the caller keeps to), or ``LimitExceeded`` (429 ``rate_limited``, with the
-    seconds until the next request passes). ``tat`` is None for a user never seen.
-
-    A ``tat`` ahead of an empty bucket comes from a clock gone backwards (another
-    instance's, or this one's): up to ``_SKEW`` ahead it is waited out; further ahead
-    (a jump, a value written by hand) it counts as a bucket with one request left, so
-    that no stored value shuts a user out."""
-    interval = rate.interval
-    horizon = rate.burst * interval
-    if tat is None or tat < now:
-        start = now
-    elif tat > now + horizon + _SKEW:
-        start = now + horizon - interval
-    else:
-        start = tat
-    wait = start + interval - now - horizon
-    # Within the document's millisecond: the same instant (its time is rounded to one).
-    if wait > 0.001:
-        raise LimitExceeded(
-            ErrorCode.RATE_LIMITED,
-            f"Too many {rate.what}: at most {rate.burst} at once and {rate.per_minute} a minute",
-            retry_after=max(1, math.ceil(wait)),
-        )
-    return start + interval
-
-
-def opening_rate(settings: Settings) -> Rate:
-    """The rate of a user's openings, both execution endpoints together."""
-    return Rate("requests", settings.open_rate_per_minute, settings.open_rate_burst)
-
-
-def take_rate(
-    limits: Mapping[str, Any] | None, field: str, now: dt.datetime, rate: Rate
-) -> dict[str, Any]:
-    """The fields to write to the limits document for one more request of ``rate``
-    (``{field: milliseconds}``; nothing when the rate is off), or ``LimitExceeded``.
-    Pure; a document without the field, or with junk in it, is a full bucket."""
-    if rate.per_minute <= 0:
-        return {}
-    stored = (limits or {}).get(field)
-    if not isinstance(stored, int) or isinstance(stored, bool) or stored <= 0:
-        stored = None
-    tat = gcra(None if stored is None else stored / 1000, now.timestamp(), rate)
-    return {field: round(tat * 1000)}
 
 
 class FrontBuckets:

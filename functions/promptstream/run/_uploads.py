@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from .._config import Settings
 from .._errors import ErrorCode, HttpError
-from ._admission import LimitExceeded
+from ..store._limits import LimitExceeded
 
 __all__ = ["INPUT_OVERHEAD", "UploadSlots", "embedding_bound", "upload_reservation"]
 

@@ -27,8 +27,6 @@ import aiohttp
 from .._config import Settings
 from .._errors import ErrorCode, HttpError
 from .._ids import uid_key
-from ..run._admission import UPLOADS, LimitExceeded, claim_document, take_lease
-from ..run._ratelimit import OPEN_TAT, opening_rate, take_rate
 from ._firestore import (
     Document,
     FirestoreError,
@@ -36,6 +34,15 @@ from ._firestore import (
     encode_fields,
     field_path,
     structured_query,
+)
+from ._limits import (
+    OPEN_TAT,
+    UPLOADS,
+    LimitExceeded,
+    claim_document,
+    opening_rate,
+    take_lease,
+    take_rate,
 )
 
 __all__ = ["DOCUMENTS", "Prompt", "Store", "auto_id"]
