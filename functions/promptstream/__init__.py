@@ -26,8 +26,9 @@ from ._errors import (
 )
 from ._sse import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
 from .http._documents_api import documents_app
+from .http._endpoint import with_cors
 from .http._firebase import https_endpoint
-from .http._handler import execute_app, stream_app, with_cors
+from .http._handler import execute_app, stream_app
 from .http._server import configure_server
 from .http._service import Service, get_service, set_service
 from .run._request import ExecuteRequest

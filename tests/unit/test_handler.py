@@ -48,7 +48,7 @@ def no_service() -> None:
 
 
 async def test_the_health_probe_touches_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("promptstream.http._handler.get_service", no_service)
+    monkeypatch.setattr("promptstream.http._endpoint.get_service", no_service)
     got = await asgi_call(stream_app, "GET", path="/__/health")
     assert (got.status, got.raw) == (200, b"ok")
 
@@ -56,7 +56,7 @@ async def test_the_health_probe_touches_nothing(monkeypatch: pytest.MonkeyPatch)
 async def test_a_preflight_is_answered_without_the_service(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("promptstream.http._handler.get_service", no_service)
+    monkeypatch.setattr("promptstream.http._endpoint.get_service", no_service)
     got = await asgi_call(execute_app, "OPTIONS")
     assert got.status == 204 and got.raw == b""
 

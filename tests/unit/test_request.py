@@ -10,7 +10,8 @@ import pytest
 
 from promptstream import ExecuteRequest, HttpError, Settings
 from promptstream._errors import ClientGone
-from promptstream.run._request import check, read_body
+from promptstream.http._endpoint import read_body
+from promptstream.run._request import check
 
 SETTINGS = Settings(
     allowed_models=("m/a", "m/b"),

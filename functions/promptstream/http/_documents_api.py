@@ -28,12 +28,11 @@ from .. import _logging as logger
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from .._sanitize import plain_label
 from ..knowledge._retrieval import IngestError, check_document_id, delete_document, ingest
-from ..run._request import read_body, too_large
 from ..run._uploads import embedding_bound, upload_reservation
 from ..store._limits import LimitExceeded
 from ..store._store import auto_id
 from ._asgi import Receive, Scope, Send, header, send_error, send_json
-from ._handler import endpoint
+from ._endpoint import endpoint, read_body, too_large
 from ._service import Service
 
 __all__ = ["documents_app"]

@@ -1,5 +1,5 @@
 """The two execution endpoints, as ASGI apps: the order of the steps, each request one
-coroutine. (``endpoint`` and ``with_cors`` also serve ``_documents_api``.)
+coroutine. (The plumbing both endpoints share with ``_documents_api`` is in ``_endpoint``.)
 
 Every check happens before the first byte (method, configuration, size, token, the
 user's rate, body, the user's turn to open, prompt, variables, limits, the search of the
@@ -15,70 +15,16 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp
-
 from .. import _logging as logger
-from .._config import Settings
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ..run._executions import Execution, Outcome
-from ..run._request import ExecuteRequest, check, read_body, too_large
+from ..run._request import ExecuteRequest, check
 from ._asgi import DisconnectWatch, Receive, Scope, Send, header, send_error, send_json
+from ._endpoint import Handler, endpoint, read_body, too_large
 from ._events import SSE_HEADERS, EventStream, redacted_attempts
-from ._service import Service, get_service
+from ._service import Service
 
-__all__ = ["endpoint", "execute_app", "stream_app", "with_cors"]
-
-Handler = Callable[[Service, Scope, Receive, Send], Awaitable[None]]
-
-
-def endpoint(handlers: dict[str, Handler]) -> ASGIApp:
-    """Probes, preflights and other methods are answered here; a request whose method
-    is in ``handlers`` goes to its handler with the process's service."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"].endswith("/__/health"):
-            # The emulator's worker probe: answer at once, touch nothing.
-            body = b"ok"
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
-        method = scope["method"]
-        if method == "OPTIONS":
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        handle = handlers.get(method)
-        if handle is None:
-            allowed = ", ".join(handlers)
-            await send_error(
-                send, HttpError(ErrorCode.METHOD_NOT_ALLOWED, f"Use {allowed}."), allow=allowed
-            )
-            return
-        await handle(get_service(), scope, receive, send)
-
-    return app
-
-
-def with_cors(app: ASGIApp, settings: Settings, methods: tuple[str, ...] = ("POST",)) -> ASGIApp:
-    """The browser's cross-origin rules, for the allowed origins only."""
-    return CORSMiddleware(
-        app,
-        allow_origins=list(settings.allowed_origins),
-        allow_methods=[*methods, "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
-        expose_headers=["Retry-After", "X-Execution-Id"],
-        max_age=3600,
-    )
-
+__all__ = ["execute_app", "stream_app"]
 
 async def _checked(
     service: Service, scope: Scope, receive: Receive, send: Send

@@ -18,7 +18,7 @@ worker (functions-framework imports main.py first):
   is closed. uvicorn bounds only the idle time between requests;
 - that idle time (``KEEP_ALIVE_SECONDS``) longer than any pooling proxy's in front.
 
-The body has its own cap and deadline in ``_request.read_body``. See
+The body has its own cap and deadline in ``_endpoint.read_body``. See
 docs/adr/0005-native-async-path.md and docs/adr/0306-server-edge.md.
 """
 

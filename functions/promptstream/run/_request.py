@@ -1,4 +1,5 @@
-"""The request both endpoints take: reading its body within limits, and its checks.
+"""The request both execution endpoints take: its model and its checks (the body is read
+within its limits by ``http/_endpoint.read_body``).
 
 Everything here runs before the first byte and before any database read: a request that
 fails it costs no Firestore call and nothing upstream.
@@ -6,7 +7,6 @@ fails it costs no Firestore call and nothing upstream.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -21,10 +21,9 @@ from pydantic import (
 
 from .. import _logging as logger
 from .._config import Settings
-from .._errors import ClientGone, ErrorCode, HttpError
-from ..http._asgi import Receive
+from .._errors import ErrorCode, HttpError
 
-__all__ = ["ExecuteRequest", "allowed", "check", "choose_models", "read_body"]
+__all__ = ["ExecuteRequest", "allowed", "check", "choose_models"]
 
 
 def _firestore_id(value: str) -> str:
@@ -66,41 +65,6 @@ class ExecuteRequest(BaseModel):
     # ready documents are searched, whatever is named.
     document_ids: Annotated[list[DocumentId], Field(max_length=50)] | None = None
     top_k: Annotated[int, Field(ge=1, le=50)] | None = None
-
-
-def too_large(limit: int) -> HttpError:
-    return HttpError(ErrorCode.PAYLOAD_TOO_LARGE, f"The body is limited to {limit} bytes.")
-
-
-async def read_body(
-    receive: Receive, settings: Settings, *, limit: int | None = None, within: float | None = None
-) -> bytes:
-    """The whole body, refused as soon as it grows over ``limit`` (``MAX_BODY_BYTES``
-    unless given), or when it is too slow to arrive (``BODY_TIMEOUT_SECONDS`` unless
-    given, in seconds). Raises ``HttpError`` (413, 408) or ``ClientGone``.
-    """
-    limit = settings.max_body_bytes if limit is None else limit
-    seconds = settings.body_timeout_seconds if within is None else within
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientGone
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                parts.append(chunk)
-                if not message.get("more_body", False):
-                    return b"".join(parts)
-    except TimeoutError:
-        raise HttpError(
-            ErrorCode.REQUEST_TIMEOUT,
-            f"The body did not arrive within {seconds:g} s.",
-        ) from None
 
 
 def check(raw: bytes, settings: Settings) -> ExecuteRequest:
