@@ -31,7 +31,7 @@ from promptstream import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from promptstream.upstream._client import RETRY_AFTER_CAP
+from promptstream.upstream._transport import RETRY_AFTER_CAP
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from promptstream import (
     OpenRouterConfig,
     StreamChunk,
 )
-from promptstream.upstream._client import _parse_retry_after
+from promptstream.upstream._transport import parse_retry_after
 
 BASE = "http://upstream.test/api/v1"
 KEY = "sk-or-test-key"
@@ -48,11 +48,11 @@ def _delta(content: str, finish: str | None = None) -> str:
 
 
 def test_retry_after_parsing() -> None:
-    assert _parse_retry_after("3") == 3.0
-    assert _parse_retry_after(None) is None
-    assert _parse_retry_after("soon") is None
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
-    parsed = _parse_retry_after(future)
+    parsed = parse_retry_after(future)
     assert parsed is not None and 25 <= parsed <= 31
 
 

@@ -26,6 +26,7 @@ from ._service import Service
 
 __all__ = ["execute_app", "stream_app"]
 
+
 async def _checked(
     service: Service, scope: Scope, receive: Receive, send: Send
 ) -> tuple[str, ExecuteRequest] | None:

@@ -2,11 +2,11 @@
 fake's), in batches, on a session it borrows.
 
 Errors are the package's one tree: a non-2xx answer is read and raised through
-``status_error_for`` (via the chat client's ``_status_error``), an aiohttp or timeout
-exception through the chat client's ``_translate_errors``, and an answer of the wrong
-shape as ``InvalidResponseError``. A batch is retried on the same rules as a chat call
-before its first chunk (connection errors, 408/409/429/5xx, ``Retry-After``): asking for
-the same vectors twice has no side effect.
+``status_error_for`` (the ``Transport``'s, as for chat), an aiohttp or timeout exception
+through ``translate_errors``, and an answer of the wrong shape as ``InvalidResponseError``.
+A batch is retried by the ``Transport``'s one retry rule, as a chat call before its first
+chunk (connection errors, 408/409/429/5xx, ``Retry-After``): asking for the same vectors
+twice has no side effect.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +25,8 @@ from .._config import Settings
 from .._errors import InvalidResponseError, OpenRouterError
 from .._tokens import estimate_tokens
 from .._usage import token_cap, tokens_reported
-from ._client import (
-    DEFAULT_BASE_URL,
-    _in_band_error,
-    _should_retry,
-    _status_error,
-    _translate_errors,
-)
+from ._client import DEFAULT_BASE_URL
+from ._transport import Retry, Transport, translate_errors
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 
@@ -86,8 +80,15 @@ class EmbeddingsClient:
     def __init__(self, config: EmbeddingsConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
         self._session = session
-        self._url = config.base_url.rstrip("/") + "/embeddings"
-        self._secret = config.api_key.get_secret_value()
+        self._transport = Transport(
+            config.base_url.rstrip("/") + "/embeddings",
+            config.api_key,
+            Retry(
+                config.max_retries, config.backoff_base, config.backoff_max, config.max_retry_after
+            ),
+            session=lambda: session,
+            first_byte_timeout=config.timeout,
+        )
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         """Vectors for ``texts``, ``config.batch_size`` texts per request, batches in order.
@@ -116,23 +117,13 @@ class EmbeddingsClient:
         return (await self.embed([text])).vectors[0]
 
     async def _batch_with_retries(self, batch: list[str]) -> tuple[list[list[float]], int]:
-        cfg = self.config
         attempt = 0
         while True:
             try:
                 return await self._batch(batch)
             except OpenRouterError as error:
-                if attempt >= cfg.max_retries or not _should_retry(error):
-                    raise
-                if error.retry_after is not None:
-                    if error.retry_after > cfg.max_retry_after:
-                        raise
-                    delay = error.retry_after
-                else:
-                    ceiling = min(cfg.backoff_max, cfg.backoff_base * 2**attempt)
-                    delay = ceiling * (0.5 + random.random() / 2)
+                await self._transport.backoff_or_raise(error, attempt)
                 attempt += 1
-                await asyncio.sleep(delay)
 
     async def _batch(self, batch: list[str]) -> tuple[list[list[float]], int]:
         cfg = self.config
@@ -142,14 +133,13 @@ class EmbeddingsClient:
             "dimensions": cfg.dimensions,
             "encoding_format": "float",
         }
-        headers = {"Authorization": f"Bearer {self._secret}", "Content-Type": "application/json"}
         data = json.dumps(body)
-        with _translate_errors(str):
+        with translate_errors(str):
             async with asyncio.timeout(cfg.timeout):
-                async with self._session.post(self._url, data=data, headers=headers) as response:
+                async with self._transport.post(data) as response:
                     raw = await response.read()
                     if response.status >= 400:
-                        raise _status_error(response, raw, self._secret)
+                        raise self._transport.status_error(response, raw)
         return self._parse(raw, batch, token_cap(len(data.encode()), 0))
 
     def _parse(self, raw: bytes, batch: list[str], cap: int) -> tuple[list[list[float]], int]:
@@ -159,7 +149,7 @@ class EmbeddingsClient:
         except ValueError as exc:
             raise InvalidResponseError("embeddings answer is not JSON") from exc
         if isinstance(data, dict) and "error" in data:
-            raise _in_band_error(data["error"], partial="", secret=self._secret)
+            raise self._transport.in_band_error(data["error"])
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or len(items) != expected:
             raise InvalidResponseError(f"embeddings answer does not hold {expected} vectors")
