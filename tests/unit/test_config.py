@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from promptstream._config import Settings
 from promptstream.knowledge._chunking import split_passages
-from promptstream.knowledge._retrieval import IngestLimits
+from promptstream.knowledge._ingest import IngestLimits
 from promptstream.upstream._client import OpenRouterConfig
 from promptstream.upstream._embeddings import EmbeddingsConfig
 from support import ROOT

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from promptstream import RateLimitError, documents_app
-from promptstream.knowledge._retrieval import IngestError, IngestResult
+from promptstream.knowledge._ingest import IngestError, IngestResult
 from promptstream.run._uploads import INPUT_OVERHEAD
 from promptstream.store._limits import UPLOADS, take_lease
 from support.fakes import API_KEY, UnitService, asgi_call

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from promptstream import ExecuteRequest, HttpError, Settings
-from promptstream.knowledge._retrieval import Source
+from promptstream.knowledge._passages import Source
 from promptstream.run._executions import Execution, Executions, Outcome, prepare
 from support.fakes import FakeStore, declared, prompt
 

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from promptstream import Settings
 from promptstream._sanitize import MARKUP
+from promptstream.knowledge._context import build_context
+from promptstream.knowledge._ingest import IngestLimits
+from promptstream.knowledge._passages import Source, check_document_id
 from promptstream.knowledge._pdfsandbox import PdfLimits
-from promptstream.knowledge._retrieval import IngestLimits, Source, build_context, check_document_id
 from support import examples
 
 

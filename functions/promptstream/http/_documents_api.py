@@ -27,7 +27,8 @@ from typing import Any
 from .. import _logging as logger
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from .._sanitize import plain_label
-from ..knowledge._retrieval import IngestError, check_document_id, delete_document, ingest
+from ..knowledge._ingest import IngestError, delete_document, ingest
+from ..knowledge._passages import check_document_id
 from ..run._uploads import embedding_bound, upload_reservation
 from ..store._limits import LimitExceeded
 from ..store._store import auto_id

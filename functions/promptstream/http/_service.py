@@ -9,7 +9,7 @@ import aiohttp
 
 from .._config import Settings
 from .._redact import redact
-from ..knowledge._retrieval import IngestLimits
+from ..knowledge._ingest import IngestLimits
 from ..run._admission import Openings
 from ..run._executions import Executions
 from ..run._ratelimit import Rates

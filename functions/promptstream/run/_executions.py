@@ -21,7 +21,9 @@ from .._templates import (
     resolve_variables,
 )
 from .._tokens import estimate_tokens
-from ..knowledge._retrieval import Embedder, Source, build_context, check_document_id, search
+from ..knowledge._context import build_context
+from ..knowledge._passages import Embedder, Source, check_document_id
+from ..knowledge._search import search
 from ..store._store import Prompt, Store
 from ..upstream._messages import chat_messages, sent_chars
 from ._request import ExecuteRequest, choose_models
