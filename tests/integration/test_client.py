@@ -1,5 +1,5 @@
 """The OpenRouter client against the fake server on loopback. (Its small cases with
-aioresponses playing the upstream are tests/unit/test_client.py's.)"""
+aioresponses playing the upstream are tests/unit/upstream/test_client.py's.)"""
 
 from __future__ import annotations
 

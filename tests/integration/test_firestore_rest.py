@@ -1,7 +1,7 @@
 """The store on the Firestore emulator, including a commit that loses to another writer;
 and the function against a Firestore that refuses connections, one that never answers,
 and one that goes away in the middle of a stream. (The REST client's codec and its
-production calls are tests/unit/test_firestore.py's.)
+production calls are tests/unit/store/test_firestore.py's.)
 """
 
 from __future__ import annotations
