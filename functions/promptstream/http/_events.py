@@ -5,6 +5,9 @@ right after it when the execution searched documents, one content event per chun
 ``id``), then ``end`` or ``error`` and ``data: [DONE]``; ``: ping`` comments while
 nothing else has been written for ``HEARTBEAT_SECONDS``. The per-chunk path is a dict,
 one JSON encoding and one ``await send``.
+
+See docs/adr/0005-native-async-path.md (the per-chunk path) and
+docs/adr/0400-model-comparison-and-fallback.md (the attempts an error names).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ documents it names, and the upstream's own answer to the request). Once the firs
 has gone out, errors travel as an ``event: error``. A client that disconnects cancels its
 request wherever it is: the upstream response is closed and the record ends ``cancelled``
 with the text so far.
+
+See docs/adr/0005-native-async-path.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
-"""The HTTP server's own limits, for the worker functions-framework starts.
-
-functions-framework serves a coroutine function on gunicorn with uvicorn's worker and
-offers no way to configure uvicorn. uvicorn-worker documents ``CONFIG_KWARGS`` as the
-worker's uvicorn settings; ``configure_server`` sets them before gunicorn builds its
-worker (functions-framework imports main.py first):
-
-- h11 as the parser, with the request line and headers bounded together
-  (``MAX_REQUEST_HEAD_BYTES``) however the head arrives; over it: 431, and closed;
-- every refusal of the parser (and a request with both Content-Length and
-  Transfer-Encoding) answered with ``Connection: close``, and the connection closed;
-- every answer that starts before the request's body has all arrived, whichever route
-  gives it, says ``Connection: close`` and the connection is closed after it: the rest of
-  the body is never parsed, only dropped for a bounded time and size while the client
-  reads the answer (a lingering close);
-- a deadline on the request head (``HEAD_TIMEOUT_SECONDS``): a connection that has not
-  sent a whole request head that long after it opened, or after a request head began,
-  is closed. uvicorn bounds only the idle time between requests;
-- that idle time (``KEEP_ALIVE_SECONDS``) longer than any pooling proxy's in front.
-
-The body has its own cap and deadline in ``_endpoint.read_body``. See
-docs/adr/0005-native-async-path.md and docs/adr/0306-server-edge.md.
+"""The HTTP server's own limits, for the worker functions-framework starts:
+``configure_server`` sets uvicorn-worker's ``CONFIG_KWARGS`` before gunicorn builds its
+worker. h11 with the request head bounded (``MAX_REQUEST_HEAD_BYTES``, 431) and given a
+deadline (``HEAD_TIMEOUT_SECONDS``); ``Connection: close`` on every refusal of the parser
+and on every answer given before the whole body, then a lingering close; the idle
+keep-alive (``KEEP_ALIVE_SECONDS``). The body's own cap and deadline are
+``_endpoint.read_body``'s. Why each, and what was tried: docs/adr/0306-server-edge.md and
+docs/adr/0005-native-async-path.md.
 """
 
 from __future__ import annotations

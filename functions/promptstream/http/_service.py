@@ -1,4 +1,7 @@
-"""The wiring: everything a request needs, built once per process."""
+"""The wiring: everything a request needs (settings, store, token check, upstream clients,
+the bounds of this instance), built once per process from the layers below; tests inject
+their own with ``set_service``. The PDF children it holds: docs/adr/0307-cpu-bounds.md.
+"""
 
 from __future__ import annotations
 

@@ -12,14 +12,8 @@ Collections (``docs/adr/0200-retrieval-design.md``):
   ``generation``, ``scope`` (``"{owner_uid}/{document_id}/{generation}"``),
   ``position``, ``heading``, ``text``, ``embedding`` (a vector).
 
-Why a passage can never be half-visible: ingestion writes a new generation's passages
-under a scope that no search asks for, and only then flips the document's
-``generation`` (a conditional commit). Search reads the document first, skips it unless
-it is the caller's and ``ready``, and pre-filters ``find_nearest`` on the scope of its
-ready generation. A failure at any step leaves the document ``error`` and its new
-passages unreachable (and deleted, best effort); old generations are deleted after the
-flip. One ``find_nearest`` per named document, merged by distance, keeps one user's
-search inside that user's documents by construction.
+Why no passage is ever half-visible (generations and scopes), and why one search stays
+inside one user's documents: docs/adr/0200-retrieval-design.md.
 """
 
 from __future__ import annotations

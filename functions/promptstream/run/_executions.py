@@ -1,5 +1,7 @@
 """An execution's record: opened with the lease once every check passed, finished
 exactly once (completed, error or cancelled, with the output so far), and one log line.
+
+The commits: docs/adr/0002-conditional-commits.md.
 """
 
 from __future__ import annotations

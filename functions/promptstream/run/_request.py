@@ -3,6 +3,9 @@ within its limits by ``http/_endpoint.read_body``).
 
 Everything here runs before the first byte and before any database read: a request that
 fails it costs no Firestore call and nothing upstream.
+
+Models and fallbacks: docs/adr/0400-model-comparison-and-fallback.md; the web client's
+types are generated from ``ExecuteRequest`` (docs/adr/0500-generated-wire-types.md).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ through ``translate_errors``, and an answer of the wrong shape as ``InvalidRespo
 A batch is retried by the ``Transport``'s one retry rule, as a chat call before its first
 chunk (connection errors, 408/409/429/5xx, ``Retry-After``): asking for the same vectors
 twice has no side effect.
+
+See docs/adr/0200-retrieval-design.md.
 """
 
 from __future__ import annotations
