@@ -19,7 +19,7 @@ from promptstream import ChatResponse, Service, Settings, StreamChunk
 from promptstream._templates import VariableSpec
 from promptstream.http._auth import Authenticator, Claims
 from promptstream.store._limits import UPLOADS, claim_document, take_lease
-from promptstream.store._store import Prompt
+from promptstream.store._prompts import Prompt
 
 from .http import Reply
 

@@ -26,7 +26,8 @@ from .._tokens import estimate_tokens
 from ..knowledge._context import build_context
 from ..knowledge._passages import Embedder, Source, check_document_id
 from ..knowledge._search import search
-from ..store._store import Prompt, Store
+from ..store._prompts import Prompt
+from ..store._store import Store
 from ..upstream._messages import chat_messages, sent_chars
 from ._request import ExecuteRequest, choose_models
 

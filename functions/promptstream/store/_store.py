@@ -19,7 +19,6 @@ import random
 import secrets
 import string
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
@@ -44,8 +43,9 @@ from ._limits import (
     take_lease,
     take_rate,
 )
+from ._prompts import Prompt, prompt_from
 
-__all__ = ["DOCUMENTS", "Prompt", "Store", "auto_id"]
+__all__ = ["DOCUMENTS", "Store", "auto_id"]
 
 T = TypeVar("T")
 
@@ -57,53 +57,6 @@ DOCUMENTS = "documents"
 # Reads and commits before a user's lease is given up on (each loser reads again).
 _ATTEMPTS = 20
 _ID_CHARS = string.ascii_letters + string.digits
-
-
-@dataclass(frozen=True, slots=True)
-class Prompt:
-    id: str
-    owner_uid: str
-    content: str
-    system_prompt: str | None
-    variables: list[Any]
-    public: bool
-    # Knowledge bases: the documents the prompt draws on, passages per run, and the
-    # declared variable whose value is the search query (else the rendered prompt).
-    document_ids: tuple[str, ...] = ()
-    top_k: int | None = None
-    retrieval_query_variable: str | None = None
-    # Models (issue 18): the default model of its runs, and the fallbacks it names.
-    # Checked against ALLOWED_MODELS when used, not here.
-    preferred_model: str | None = None
-    fallback_models: tuple[str, ...] = ()
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
-
-
-def _prompt_from(doc: Document | None) -> Prompt | None:
-    if doc is None or not doc.data or not isinstance(doc.data.get("content"), str):
-        return None
-    data = doc.data
-    system_prompt = data.get("system_prompt")
-    variables = data.get("variables")
-    top_k = data.get("top_k")
-    query_variable = data.get("retrieval_query_variable")
-    preferred = data.get("preferred_model")
-    return Prompt(
-        id=doc.path.rsplit("/", 1)[1],
-        owner_uid=str(data.get("owner_uid") or ""),
-        content=data["content"],
-        system_prompt=system_prompt if isinstance(system_prompt, str) else None,
-        variables=variables if isinstance(variables, list) else [],
-        public=data.get("public") is True,
-        document_ids=_strings(data.get("document_ids")),
-        top_k=top_k if isinstance(top_k, int) and not isinstance(top_k, bool) else None,
-        retrieval_query_variable=query_variable if isinstance(query_variable, str) else None,
-        preferred_model=preferred if isinstance(preferred, str) and preferred else None,
-        fallback_models=_strings(data.get("fallback_models"))[:3],
-    )
 
 
 def auto_id() -> str:
@@ -187,7 +140,7 @@ class Store:
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
             for attempt in range(_ATTEMPTS):
                 docs = await db.get_all([prompt_path, limits_path])
-                record, reserve, result = build(_prompt_from(docs.get(prompt_path)))
+                record, reserve, result = build(prompt_from(docs.get(prompt_path)))
                 limits = docs.get(limits_path) or Document(limits_path, None, None)
                 now = dt.datetime.now(dt.UTC)
                 lease = take_lease(limits.data, execution_id, now, self._settings, reserve)
