@@ -90,10 +90,6 @@ class Transport:
             **(headers or {}),
         }
 
-    @property
-    def url(self) -> str:
-        return self._url
-
     def headers(self) -> dict[str, str]:
         """The request's headers, the key's included."""
         return dict(self._headers)
