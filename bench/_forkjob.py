@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from multiprocessing.connection import Connection
 
-from promptstream._pdfchild import pdf_text
+from promptstream.knowledge._pdfchild import pdf_text
 
 
 def read(data: bytes, pipe: Connection) -> None:

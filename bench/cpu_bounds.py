@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "tests")]
 
 from bench._forkjob import read  # noqa: E402
-from promptstream._chunking import split_passages  # noqa: E402
-from promptstream._pdfchild import pdf_text  # noqa: E402
-from promptstream._pdfsandbox import PdfSandbox  # noqa: E402
+from promptstream.knowledge._chunking import split_passages  # noqa: E402
+from promptstream.knowledge._pdfchild import pdf_text  # noqa: E402
+from promptstream.knowledge._pdfsandbox import PdfSandbox  # noqa: E402
 from support.pdf import make_pdf  # noqa: E402
 
 _BEFORE = "37e8c84"
@@ -37,7 +37,7 @@ _BEFORE = "37e8c84"
 
 def _old_chunker() -> types.ModuleType:
     source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{_BEFORE}:functions/promptstream/_chunking.py"],
+        ["git", "-C", str(ROOT), "show", f"{_BEFORE}:functions/promptstream/knowledge/_chunking.py"],
         check=True,
         capture_output=True,
         text=True,

@@ -48,10 +48,10 @@ from ._procs import ROOT, machine_cpu, sample, tree_pids
 
 sys.path[:0] = [str(ROOT / "functions")]
 
-from promptstream._admission import take_lease  # noqa: E402
 from promptstream._config import Settings  # noqa: E402
-from promptstream._firestore import FirestoreRest, encode_fields  # noqa: E402
-from promptstream._store import Store, auto_id  # noqa: E402
+from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
+from promptstream.store._limits import take_lease  # noqa: E402
+from promptstream.store._store import Store, auto_id  # noqa: E402
 
 PROJECT = "demo-bench-firestore-clients"
 PROMPT_ID = "announce"

@@ -32,9 +32,10 @@ sys.path[:0] = [str(ROOT / "functions")]
 
 from devstack import FirestoreEmulator, FunctionServer, id_token  # noqa: E402
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
-from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig  # noqa: E402
-from promptstream._firestore import FirestoreRest, encode_fields  # noqa: E402
-from promptstream._retrieval import IngestLimits, ingest, search  # noqa: E402
+from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
+from promptstream.knowledge._search import search  # noqa: E402
+from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig  # noqa: E402
 
 PROJECT = "demo-kb-bench"
 _WORDS = (

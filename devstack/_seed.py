@@ -16,7 +16,7 @@ from typing import Any
 from ._firebase import functions_package
 
 functions_package()
-from promptstream._firestore import decode_fields, encode_value  # noqa: E402
+from promptstream.store._firestore import decode_fields, encode_value  # noqa: E402
 
 DEMO_UID = "demo-user"
 DEMO_EMAIL = "demo@example.com"

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-from ._client import (
-    DEFAULT_BASE_URL,
-    ChatResponse,
-    ChatStream,
-    OpenRouterClient,
-    OpenRouterConfig,
-    StreamChunk,
-)
 from ._config import Settings
-from ._documents_api import documents_app
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -33,12 +24,22 @@ from ._errors import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from ._firebase import https_endpoint
-from ._handler import execute_app, stream_app, with_cors
-from ._request import ExecuteRequest
-from ._server import configure_server
-from ._service import Service, get_service, set_service
 from ._sse import ServerSentEvent, SSEDecoder, SSELimitError, encode_comment, encode_event
+from .http._documents_api import documents_app
+from .http._endpoint import with_cors
+from .http._firebase import https_endpoint
+from .http._handler import execute_app, stream_app
+from .http._server import configure_server
+from .http._service import Service, get_service, set_service
+from .run._request import ExecuteRequest
+from .upstream._client import (
+    DEFAULT_BASE_URL,
+    ChatResponse,
+    ChatStream,
+    OpenRouterClient,
+    OpenRouterConfig,
+    StreamChunk,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",

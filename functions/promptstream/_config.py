@@ -5,19 +5,54 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._client import OpenRouterConfig, UpstreamTuning
-from ._routing import Routing
+__all__ = ["Routing", "Settings", "UpstreamTuning"]
 
-__all__ = ["Settings"]
+# How a call with fallback models falls back (upstream/_routing.py).
+Routing = Literal["auto", "native", "client"]
 
 
 def _csv(value: object) -> object:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+class UpstreamTuning(BaseModel):
+    """The upstream client's timeouts, retries and size limit, declared once: the
+    settings read each as ``UPSTREAM_<NAME>`` and the upstream's ``OpenRouterConfig``
+    inherits them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connect_timeout: float = Field(default=10.0, gt=0)
+    # Until the response headers arrive.
+    first_byte_timeout: float = Field(default=60.0, gt=0)
+    # The content watchdog: the longest silence between two content chunks. Keep-alive
+    # comments do not count, which is why a socket read timeout cannot do this job.
+    idle_timeout: float = Field(default=90.0, gt=0)
+    # The whole call, retries and fallbacks included; keep it below the function's
+    # timeout.
+    deadline: float = Field(default=3300.0, gt=0)
+    # Every attempt before the first content (or headers, not streamed), retries and
+    # fallbacks included: a silent upstream cannot hold a request, its lease and its
+    # reservation for (1 + fallbacks) × (1 + retries) first-byte timeouts. Two
+    # first-byte timeouts: a primary that is silent to the end still leaves a fallback
+    # the whole of one, and a person waiting for a first word has given up long before.
+    first_chunk_deadline: float = Field(default=120.0, gt=0)
+    # Per model: a fallback model gets its own retries.
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=8.0, ge=0)
+    # A Retry-After longer than this is not waited for; the error goes to the caller
+    # (or the next model).
+    max_retry_after: float = Field(default=10.0, ge=0)
+    # The largest single message the upstream may send: one SSE line, one event's data,
+    # or a whole non-streamed body. Past it the call fails with InvalidResponseError.
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)
 
 
 class Settings(BaseModel):
@@ -87,20 +122,6 @@ class Settings(BaseModel):
     record_text_chars: int = Field(default=200_000, gt=0)
 
     _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
-
-    def openrouter_config(self, api_key: str) -> OpenRouterConfig:
-        """The upstream client's configuration, from these settings."""
-        return OpenRouterConfig(
-            api_key=SecretStr(api_key),
-            model=self.default_model,
-            base_url=self.openrouter_base_url,
-            max_tokens=self.default_max_tokens,
-            temperature=None,
-            app_url=self.app_url,
-            app_title=self.app_title,
-            fallback_routing=self.fallback_routing,
-            **dict(self.upstream),
-        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -4,6 +4,9 @@ Every error carries a stable ``code`` (the string the browser sees), the HTTP ``
 the relay answers with while nothing has been streamed yet, and ``retry_after`` when the
 upstream asked us to wait. Errors raised after the first chunk carry ``partial``: the
 content that had already reached the caller.
+
+The codes travel to the web client as generated types
+(docs/adr/0500-generated-wire-types.md).
 """
 
 from __future__ import annotations

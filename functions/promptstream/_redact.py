@@ -5,6 +5,8 @@ the key; the key itself is ASCII) and is one character to one character, so posi
 in the text are never shifted by case folding. A streamed key can be cut anywhere, so
 ``Redactor`` holds back the shortest tail that could still begin the key, and nothing
 else.
+
+See docs/adr/0300-hostile-upstream.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ what a user uploads safe to quote to a model.
 An upstream is not trusted to send well-formed values: a lone surrogate cannot be
 encoded as UTF-8 (our events, Firestore), a map key Firestore reserves (``__x__``) or a
 number beyond int64 fails the whole commit, and a long string can fill a document.
+
+See docs/adr/0300-hostile-upstream.md.
 """
 
 from __future__ import annotations

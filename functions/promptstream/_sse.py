@@ -5,6 +5,8 @@ It is pure: no sockets, no clock. Lines are split on CR, LF and CRLF *before* UT
 decoded, so a multi-byte character split across two network reads is never mangled.
 Its size limits are its own settings (aiohttp's ``resp.content`` line iterator has a
 fixed one and splits on LF only).
+
+Its limits against a hostile upstream: docs/adr/0300-hostile-upstream.md.
 """
 
 from __future__ import annotations

@@ -21,22 +21,18 @@ __all__ = [
     "Rendered",
     "VariableError",
     "VariableSpec",
-    "chat_messages",
     "check_names",
     "is_valid_name",
     "placeholders",
     "render",
     "render_prompt",
     "resolve_variables",
-    "sent_chars",
 ]
 
 # Also in firestore.rules (validVariable); change both together.
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
 _NAME = re.compile(NAME_PATTERN)
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + NAME_PATTERN + r")\s*\}\}")
-# How the context goes upstream, ahead of the user's prompt.
-CONTEXT_PREFIX = "Use the following context to answer the question:\n\n"
 
 
 def is_valid_name(name: object) -> bool:
@@ -178,23 +174,3 @@ def render_prompt(content: str, system_prompt: str | None, values: Mapping[str, 
     user_prompt = _PLACEHOLDER.sub(substitute, content)
     system = _PLACEHOLDER.sub(substitute, system_prompt) if system_prompt else None
     return Rendered(user_prompt, system, used)
-
-
-def chat_messages(
-    prompt: str, system_prompt: str | None = None, context: str | None = None
-) -> list[dict[str, str]]:
-    """The chat messages the client sends for a prompt: the one place they are built,
-    so that ``sent_chars`` counts exactly what goes upstream."""
-    messages: list[dict[str, str]] = []
-    if system_prompt:
-        messages.append({"role": "system", "content": system_prompt})
-    if context:
-        messages.append({"role": "system", "content": CONTEXT_PREFIX + context})
-    messages.append({"role": "user", "content": prompt})
-    return messages
-
-
-def sent_chars(prompt: str, system_prompt: str | None = None, context: str | None = None) -> int:
-    """The characters sent upstream for this prompt, for ``MAX_PROMPT_CHARS``: every
-    message's content, the context's framing included."""
-    return sum(len(m["content"]) for m in chat_messages(prompt, system_prompt, context))

@@ -1,5 +1,5 @@
 """The OpenRouter client against the fake server on loopback. (Its small cases with a
-scripted server playing the upstream are tests/unit/test_client.py's.)"""
+scripted server playing the upstream are tests/unit/upstream/test_client.py's.)"""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from promptstream import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from promptstream._client import RETRY_AFTER_CAP
+from promptstream.upstream._transport import RETRY_AFTER_CAP
 
 
 @pytest.fixture

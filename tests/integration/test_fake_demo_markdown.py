@@ -9,7 +9,8 @@ import urllib.request
 from typing import Any
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream._retrieval import Source, build_context
+from promptstream.knowledge._context import build_context
+from promptstream.knowledge._passages import Source
 
 PASSAGES = [
     Source(

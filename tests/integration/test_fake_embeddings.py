@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from fake_openrouter import EMBEDDING_DIMENSIONS, EMBEDDING_MODEL, FakeOpenRouter
-from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from promptstream._errors import InternalServerError
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 
 KEY = {"Authorization": "Bearer sk-or-v1-test"}
 

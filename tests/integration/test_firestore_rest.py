@@ -1,7 +1,7 @@
 """The store on the Firestore emulator, including a commit that loses to another writer;
 and the function against a Firestore that refuses connections, one that never answers,
 and one that goes away in the middle of a stream. (The REST client's codec and its
-production calls are tests/unit/test_firestore.py's.)
+production calls are tests/unit/store/test_firestore.py's.)
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream._admission import LimitExceeded
 from promptstream._config import Settings
-from promptstream._store import Store
+from promptstream.store._limits import LimitExceeded
+from promptstream.store._store import Store
 from support import (
     PROJECT,
     FirestoreEmulator,

@@ -13,7 +13,13 @@ from google.cloud.firestore_v1.types import document
 from google.cloud.firestore_v1.vector import Vector as OfficialVector
 from google.protobuf import json_format
 
-from promptstream._firestore import FirestoreRest, Vector, decode_value, encode_fields, encode_value
+from promptstream.store._firestore import (
+    FirestoreRest,
+    Vector,
+    decode_value,
+    encode_fields,
+    encode_value,
+)
 from support import PROJECT, FirestoreEmulator
 
 

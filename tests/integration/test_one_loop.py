@@ -19,8 +19,8 @@ import uvicorn
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import Service, Settings, set_service, stream_app
-from promptstream._auth import Authenticator, Claims
-from promptstream._store import Store
+from promptstream.http._auth import Authenticator, Claims
+from promptstream.store._store import Store
 from support import PROJECT, TEST_API_KEY, FirestoreEmulator, add_prompt, body, free_port
 
 SLOW = "slow-token"

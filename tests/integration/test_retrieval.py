@@ -14,17 +14,12 @@ import aiohttp
 import pytest
 
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
-from promptstream import _retrieval
-from promptstream._embeddings import EmbeddingsClient, EmbeddingsConfig
-from promptstream._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
-from promptstream._retrieval import (
-    IngestError,
-    IngestLimits,
-    Source,
-    delete_passages,
-    ingest,
-    search,
-)
+from promptstream.knowledge import _ingest
+from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_passages, ingest
+from promptstream.knowledge._passages import Source
+from promptstream.knowledge._search import search
+from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from support import PROJECT, ROOT, FirestoreEmulator
 from support.pdf import make_pdf
 
@@ -229,7 +224,7 @@ async def test_a_store_fault_midway_deletes_what_was_written(
     session: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_retrieval, "_COMMIT_WRITES", 1)
+    monkeypatch.setattr(_ingest, "_COMMIT_WRITES", 1)
     real_commit = rest.commit
     passage_commits = 0
 

@@ -22,7 +22,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import Settings
-from promptstream._uploads import upload_reservation
+from promptstream.run._uploads import upload_reservation
 from support import (
     ROOT,
     FunctionServer,

@@ -16,10 +16,10 @@ from typing import Any
 from multidict import CIMultiDict
 
 from promptstream import ChatResponse, Service, Settings, StreamChunk
-from promptstream._admission import UPLOADS, claim_document, take_lease
-from promptstream._auth import Authenticator, Claims
-from promptstream._store import Prompt
 from promptstream._templates import VariableSpec
+from promptstream.http._auth import Authenticator, Claims
+from promptstream.store._limits import UPLOADS, claim_document, take_lease
+from promptstream.store._prompts import Prompt
 
 from .http import Reply
 

@@ -73,7 +73,7 @@ def corpus(size: int = 20_000, seed: int = 22) -> dict[str, str]:
     docs = "".join(
         (ROOT / p).read_text() for p in ("README.md", "docs/architecture.md", "docs/api.md")
     )
-    code = (ROOT / "functions/promptstream/_client.py").read_text()
+    code = (ROOT / "functions/promptstream/upstream/_client.py").read_text()
     texts = {
         # Natural text and code, from this repository.
         "english prose (docs)": docs[:size],

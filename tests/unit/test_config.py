@@ -11,10 +11,11 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from promptstream._chunking import split_passages
 from promptstream._config import Settings
-from promptstream._embeddings import EmbeddingsConfig
-from promptstream._retrieval import IngestLimits
+from promptstream.knowledge._chunking import split_passages
+from promptstream.knowledge._ingest import IngestLimits
+from promptstream.upstream._client import OpenRouterConfig
+from promptstream.upstream._embeddings import EmbeddingsConfig
 from support import ROOT
 
 
@@ -75,7 +76,7 @@ def test_the_upstream_client_gets_the_upstream_settings() -> None:
     settings = Settings.from_env(
         {"UPSTREAM_FIRST_BYTE_TIMEOUT": "3", "UPSTREAM_MAX_RETRIES": "4", "DEFAULT_MAX_TOKENS": "7"}
     )
-    config = settings.openrouter_config("sk-key")
+    config = OpenRouterConfig.from_settings(settings, "sk-key")
     assert (config.first_byte_timeout, config.max_retries, config.max_tokens) == (3, 4, 7)
     assert config.api_key.get_secret_value() == "sk-key"
     assert "sk-key" not in repr(config)

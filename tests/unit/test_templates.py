@@ -10,17 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptstream._templates import (
-    CONTEXT_PREFIX,
     VariableError,
     VariableSpec,
-    chat_messages,
     check_names,
     is_valid_name,
     placeholders,
     render,
     render_prompt,
     resolve_variables,
-    sent_chars,
 )
 from support import ROOT, examples
 
@@ -209,23 +206,3 @@ def test_render_prompt_does_not_expand_values_again() -> None:
     rendered = render_prompt("{{a}}{{b}}", None, {"a": "{{b}}", "b": "x"})
     assert rendered.user_prompt == "{{b}}x"
     assert rendered.used == {"a": "{{b}}", "b": "x"}
-
-
-@pytest.mark.parametrize(
-    ("prompt", "system", "context"),
-    [
-        ("q", None, None),
-        ("q", "sys", None),
-        ("q", "sys", "ctx " * 100),
-        ("日本語", "", ""),
-    ],
-)
-def test_sent_chars_counts_every_message_the_client_sends(
-    prompt: str, system: str | None, context: str | None
-) -> None:
-    messages = chat_messages(prompt, system, context)
-    assert sent_chars(prompt, system, context) == sum(len(m["content"]) for m in messages)
-    expected = len(prompt) + len(system or "")
-    if context:
-        expected += len(CONTEXT_PREFIX) + len(context)
-    assert sent_chars(prompt, system, context) == expected

@@ -1,0 +1,424 @@
+"""Ingestion: a user's upload to passages with vectors, written under a new generation's
+scope and made visible by one conditional flip; and the deletion of a document and its
+passages. The collections and why a passage is never half-visible: ``_passages`` and
+docs/adr/0200-retrieval-design.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from .. import _logging
+from .._config import Settings
+from .._errors import OpenRouterError
+from ..store._firestore import (
+    FirestoreError,
+    FirestoreRest,
+    Vector,
+    encode_fields,
+    field_path,
+    structured_query,
+)
+from ..store._store import DOCUMENTS
+from ._chunking import Passage, split_passages
+from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
+from ._passages import PASSAGES, Embedder, check_document_id, scope_of
+from ._pdfsandbox import PdfLimits, PdfSandbox
+
+__all__ = [
+    "IngestError",
+    "IngestLimits",
+    "IngestResult",
+    "delete_document",
+    "delete_passages",
+    "ingest",
+]
+
+# Writes per commit (Firestore's limit is 500; a passage with its vector is a few KB).
+_COMMIT_WRITES = 100
+
+
+class IngestError(Exception):
+    """Ingestion refused or failed; ``code`` is stable (a ``DocumentError`` code,
+    ``not_found``, ``too_many_passages``, ``budget_exceeded``, ``superseded``,
+    ``embedding_failed``, ``store_failed``)."""
+
+    def __init__(self, code: str, message: str, *, tokens: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        # Embedding tokens already spent when the failure came after the embedding (the
+        # caller's budget should still be charged for them).
+        self.tokens = tokens
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    """The caps one ingestion works within (``from_settings`` builds them from the
+    deployment's settings)."""
+
+    max_bytes: int = 5 * 1024 * 1024
+    max_pages: int = 200
+    max_chars: int = 500_000
+    max_passages: int = 2000
+    passage_chars: int = 1200
+    overlap_chars: int = 150
+    # The instance's PDF children (shared by its uploads: their number is bounded).
+    pdf: PdfSandbox = field(default_factory=PdfSandbox, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestLimits:
+        return cls(
+            max_bytes=settings.max_document_bytes,
+            max_pages=settings.max_document_pages,
+            max_chars=settings.max_document_chars,
+            max_passages=settings.max_passages_per_document,
+            passage_chars=settings.passage_chars,
+            overlap_chars=settings.passage_overlap_chars,
+            pdf=PdfSandbox(
+                PdfLimits(
+                    cpu_seconds=settings.pdf_cpu_seconds,
+                    memory_bytes=settings.pdf_memory_bytes,
+                    wall_seconds=settings.pdf_wall_seconds,
+                    concurrency=settings.pdf_concurrency,
+                    queue_seconds=settings.pdf_queue_seconds,
+                )
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    document_id: str
+    generation: int
+    passage_count: int
+    tokens: int  # embedding tokens, for the caller's budget
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def ingest(
+    db: FirestoreRest,
+    embedder: Embedder,
+    *,
+    owner_uid: str,
+    document_id: str,
+    data: bytes,
+    title: str,
+    filename: str = "",
+    content_type: str | None = None,
+    limits: IngestLimits = IngestLimits(),
+    before_embedding: Callable[[Sequence[str]], Awaitable[None]] | None = None,
+) -> IngestResult:
+    """Split, embed and store ``data`` as the next generation of ``document_id``, then
+    make it the one search uses; older generations are deleted after.
+
+    The document is created if missing, or must belong to ``owner_uid``. On any failure
+    it is left ``error`` with the reason, no passage of the failed generation is
+    visible to search, and ``IngestError`` is raised (with the tokens already spent).
+    The result carries the embedding tokens, for the caller's budget.
+    ``before_embedding`` sees the texts about to be embedded and may refuse by raising an
+    ``IngestError``. The cap on a user's documents is the caller's (the upload's
+    admission: docs/adr/0308-uploads-under-the-budget.md).
+    """
+    check_document_id(document_id)
+    if len(data) > limits.max_bytes:
+        # Refused before the document is touched: an upload too large for a new
+        # document does not create one, and does not take a ready one out of search.
+        raise IngestError("too_large", f"the file is larger than {limits.max_bytes} bytes")
+    generation, claimed_at = await _claim(
+        db, owner_uid, document_id, title, filename, content_type, len(data)
+    )
+    scope = scope_of(owner_uid, document_id, generation)
+    written: list[str] = []
+    spent = 0
+    try:
+        try:
+            text = await _extract(data, filename, content_type, limits)
+        except DocumentError as exc:
+            raise IngestError(exc.code, exc.message) from exc
+        # Linear in the text, yet CPU in proportion to it: off the loop that relays streams.
+        passages = await asyncio.to_thread(
+            split_passages,
+            text.text,
+            markdown=text.kind == "markdown",
+            max_chars=limits.passage_chars,
+            overlap_chars=limits.overlap_chars,
+        )
+        if not passages:
+            raise IngestError("empty", "the document has no text to index")
+        if len(passages) > limits.max_passages:
+            raise IngestError(
+                "too_many_passages", f"the document makes more than {limits.max_passages} passages"
+            )
+        texts = [p.embedding_text() for p in passages]
+        if before_embedding is not None:
+            # The caller's last word before tokens are spent (the upload's reservation).
+            await before_embedding(texts)
+        try:
+            embedded = await embedder.embed(texts)
+        except OpenRouterError as exc:
+            spent = exc.tokens_spent  # billed before the failed batch
+            raise IngestError("embedding_failed", f"embedding failed: {exc.message}") from exc
+        spent = int(embedded.tokens)
+        writes = []
+        for passage, vector in zip(passages, embedded.vectors, strict=True):
+            passage_id = f"{document_id}-g{generation}-{passage.position}"
+            written.append(passage_id)
+            writes.append(
+                {
+                    "update": {
+                        "name": db.name(f"{PASSAGES}/{passage_id}"),
+                        "fields": _passage_fields(
+                            owner_uid, document_id, generation, scope, passage, vector
+                        ),
+                    }
+                }
+            )
+        try:
+            for start in range(0, len(writes), _COMMIT_WRITES):
+                await db.commit(writes[start : start + _COMMIT_WRITES])
+        except FirestoreError as exc:
+            raise IngestError("store_failed", "storing the passages failed") from exc
+        await _flip(db, document_id, generation, claimed_at, len(passages))
+    except BaseException as exc:
+        # Also on cancellation and on anything unforeseen (a connection error from
+        # Firestore): the document must not stay "indexing" with no one indexing it.
+        reason = (
+            exc if isinstance(exc, IngestError) else IngestError("store_failed", "indexing failed")
+        )
+        reason.tokens = spent
+        await _fail(db, document_id, generation, reason.message, written)
+        try:
+            if reason is exc or not isinstance(exc, Exception):
+                raise
+            raise reason from exc
+        finally:
+            # The error's traceback holds this frame: a local naming the error would make
+            # a cycle that keeps ``data`` (up to MAX_DOCUMENT_BYTES) until a full
+            # collection, which a process that allocates few objects rarely runs.
+            del reason
+    try:
+        await delete_passages(db, document_id, keep_generation=generation)
+    except (FirestoreError, aiohttp.ClientError, TimeoutError):
+        # Older generations are out of search already; the next ingestion or the
+        # document's deletion removes them.
+        _logging.warn("old passages not deleted", document_id=document_id)
+    return IngestResult(document_id, generation, len(passages), spent)
+
+
+async def _extract(
+    data: bytes, filename: str, content_type: str | None, limits: IngestLimits
+) -> ExtractedText:
+    """The upload's text: a PDF read by a limited child process, text decoded in a
+    worker thread (both off the loop)."""
+    kind = check_upload(
+        data, filename=filename, content_type=content_type, max_bytes=limits.max_bytes
+    )
+    if kind != "pdf":
+        return await asyncio.to_thread(
+            extract_text,
+            data,
+            filename=filename,
+            content_type=content_type,
+            max_bytes=limits.max_bytes,
+            max_chars=limits.max_chars,
+        )
+    text, pages = await limits.pdf.text(
+        data, max_pages=limits.max_pages, max_chars=limits.max_chars
+    )
+    return await asyncio.to_thread(finish_text, text, kind, pages, max_chars=limits.max_chars)
+
+
+def _passage_fields(
+    owner_uid: str,
+    document_id: str,
+    generation: int,
+    scope: str,
+    passage: Passage,
+    vector: Sequence[float],
+) -> dict[str, Any]:
+    return encode_fields(
+        {
+            "owner_uid": owner_uid,
+            "document_id": document_id,
+            "generation": generation,
+            "scope": scope,
+            "position": passage.position,
+            "heading": passage.heading,
+            "text": passage.text,
+            "embedding": Vector(vector),
+        }
+    )
+
+
+async def _claim(
+    db: FirestoreRest,
+    owner_uid: str,
+    document_id: str,
+    title: str,
+    filename: str,
+    content_type: str | None,
+    size: int,
+) -> tuple[int, str]:
+    """Mark the document ``indexing`` under a new generation number (a conditional
+    commit: two ingestions of one document get two numbers). Returns the generation and
+    the document's update time after the claim."""
+    path = f"{DOCUMENTS}/{document_id}"
+    for _ in range(5):
+        found = (await db.get_all([path]))[path]
+        data = found.data
+        if data is not None and data.get("owner_uid") != owner_uid:
+            raise IngestError("not_found", "no such document")
+        previous = max(
+            int((data or {}).get("generation") or 0),
+            int((data or {}).get("indexing_generation") or 0),
+        )
+        generation = previous + 1
+        now = _now()
+        fields: dict[str, Any] = {
+            "owner_uid": owner_uid,
+            "title": title,
+            "filename": filename,
+            "content_type": content_type or "",
+            "size": size,
+            "status": "indexing",
+            "error_message": None,
+            "indexing_generation": generation,
+            "updated_at": now,
+        }
+        if data is None:
+            fields.update(generation=0, passage_count=0, created_at=now)
+            precondition: dict[str, Any] = {"exists": False}
+        else:
+            precondition = {"updateTime": found.update_time}
+        write = {
+            "update": {"name": db.name(path), "fields": encode_fields(fields)},
+            "updateMask": {"fieldPaths": [field_path(k) for k in fields]},
+            "currentDocument": precondition,
+        }
+        try:
+            [claimed_at] = await db.commit([write])
+        except FirestoreError as exc:
+            if exc.conflict:
+                continue
+            raise IngestError("store_failed", "claiming the document failed") from exc
+        if claimed_at is None:
+            raise IngestError("store_failed", "Firestore gave no update time for the claim")
+        return generation, claimed_at
+    raise IngestError("superseded", "the document is being changed by another upload")
+
+
+async def _flip(
+    db: FirestoreRest, document_id: str, generation: int, claimed_at: str, count: int
+) -> None:
+    """Make ``generation`` the one search reads, if nothing touched the document since
+    the claim (another upload, a delete)."""
+    fields = {
+        "status": "ready",
+        "generation": generation,
+        "passage_count": count,
+        "error_message": None,
+        "updated_at": _now(),
+    }
+    write = {
+        "update": {"name": db.name(f"{DOCUMENTS}/{document_id}"), "fields": encode_fields(fields)},
+        "updateMask": {"fieldPaths": list(fields)},
+        "currentDocument": {"updateTime": claimed_at},
+    }
+    try:
+        await db.commit([write])
+    except FirestoreError as exc:
+        if exc.conflict:
+            raise IngestError("superseded", "the document changed while indexing") from exc
+        raise IngestError("store_failed", "marking the document ready failed") from exc
+
+
+async def _fail(
+    db: FirestoreRest, document_id: str, generation: int, message: str, written: list[str]
+) -> None:
+    """Best effort: the document ``error`` (unless a newer upload took it over) and the
+    failed generation's passages deleted. Search cannot see them either way."""
+    path = f"{DOCUMENTS}/{document_id}"
+    try:
+        found = (await db.get_all([path]))[path]
+        if found.data is not None and found.data.get("indexing_generation") == generation:
+            fields = {"status": "error", "error_message": message[:500], "updated_at": _now()}
+            await db.commit(
+                [
+                    {
+                        "update": {"name": db.name(path), "fields": encode_fields(fields)},
+                        "updateMask": {"fieldPaths": list(fields)},
+                        "currentDocument": {"updateTime": found.update_time},
+                    }
+                ]
+            )
+    except (FirestoreError, aiohttp.ClientError, TimeoutError):
+        _logging.warn("document not marked error", document_id=document_id)
+    try:
+        for start in range(0, len(written), _COMMIT_WRITES):
+            deletes = [
+                {"delete": db.name(f"{PASSAGES}/{pid}")}
+                for pid in written[start : start + _COMMIT_WRITES]
+            ]
+            await db.commit(deletes)
+    except (FirestoreError, aiohttp.ClientError, TimeoutError):
+        _logging.warn("passages of a failed ingestion not deleted", document_id=document_id)
+
+
+async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str) -> int:
+    """Delete ``owner_uid``'s document ``document_id``, then its passages; the number of
+    passages deleted. ``IngestError("not_found")`` when there is no such document of
+    theirs (someone else's reads as missing).
+
+    The document goes first (conditional on the version read): from then on search
+    skips its passages, and an ingestion still running fails its flip and deletes
+    its own."""
+    check_document_id(document_id)
+    path = f"{DOCUMENTS}/{document_id}"
+    for _ in range(5):
+        found = (await db.get_all([path]))[path]
+        if found.data is None or found.data.get("owner_uid") != owner_uid:
+            raise IngestError("not_found", "no such document")
+        try:
+            await db.commit(
+                [{"delete": db.name(path), "currentDocument": {"updateTime": found.update_time}}]
+            )
+            break
+        except FirestoreError as exc:
+            if not exc.conflict:
+                raise
+    else:
+        raise IngestError("superseded", "the document is being changed by another upload")
+    return await delete_passages(db, document_id)
+
+
+async def delete_passages(
+    db: FirestoreRest, document_id: str, *, keep_generation: int | None = None
+) -> int:
+    """Delete ``document_id``'s passages (all, or all but ``keep_generation``'s); the
+    number deleted. For re-ingestion, and for a document that was deleted."""
+    deleted = 0
+    while True:
+        query = structured_query(PASSAGES, {"document_id": document_id}, select=["generation"])
+        query["limit"] = 300
+        found = await db.run_query(query)
+        doomed = [
+            d.path for d in found if d.data is None or d.data.get("generation") != keep_generation
+        ]
+        if doomed:
+            for start in range(0, len(doomed), _COMMIT_WRITES):
+                await db.commit(
+                    [{"delete": db.name(p)} for p in doomed[start : start + _COMMIT_WRITES]]
+                )
+            deleted += len(doomed)
+        if len(found) < 300 or not doomed:
+            return deleted

@@ -1,0 +1,172 @@
+"""The request both execution endpoints take: its model and its checks (the body is read
+within its limits by ``http/_endpoint.read_body``).
+
+Everything here runs before the first byte and before any database read: a request that
+fails it costs no Firestore call and nothing upstream.
+
+Models and fallbacks: docs/adr/0400-model-comparison-and-fallback.md; the web client's
+types are generated from ``ExecuteRequest`` (docs/adr/0500-generated-wire-types.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+
+from .. import _logging as logger
+from .._config import Settings
+from .._errors import ErrorCode, HttpError
+
+__all__ = ["ExecuteRequest", "allowed", "check", "choose_models"]
+
+
+def _firestore_id(value: str) -> str:
+    # Firestore refuses these as document ids; refuse them here with a clear message.
+    if value in (".", "..") or (value.startswith("__") and value.endswith("__")):
+        raise ValueError("not a valid prompt id")
+    return value
+
+
+PromptId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128, pattern=r"^[^/]+$"),
+    AfterValidator(_firestore_id),
+]
+VariableName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# The form check_document_id accepts (and firestore.rules repeats).
+DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]
+ModelId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ExecuteRequest(BaseModel):
+    """The body of both endpoints. snake_case only; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    prompt_id: PromptId
+    variables: dict[VariableName, str] = Field(default_factory=dict)
+    # Absent: the prompt's preferred_model when it is allowed, else DEFAULT_MODEL.
+    model: ModelId | None = None
+    # Tried in order when the model fails before its first chunk. Absent: the prompt's;
+    # [] for none.
+    fallback_models: Annotated[list[ModelId], Field(max_length=3)] | None = None
+    # The executions of one comparison (one per model) share it; the client makes it.
+    comparison_id: DocumentId | None = None
+    context: str | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=32_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    # Knowledge bases: instead of the prompt's documents and top_k. Only the caller's own
+    # ready documents are searched, whatever is named.
+    document_ids: Annotated[list[DocumentId], Field(max_length=50)] | None = None
+    top_k: Annotated[int, Field(ge=1, le=50)] | None = None
+
+
+def check(raw: bytes, settings: Settings) -> ExecuteRequest:
+    """Parse and check the body (the models it names included; the prompt's are checked
+    once it is read, see ``choose_models``)."""
+    try:
+        body = ExecuteRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            _validation_message(exc),
+            {"errors": exc.errors(include_url=False, include_input=False, include_context=False)},
+        ) from None
+    if len(body.variables) > settings.max_variables:
+        raise HttpError(ErrorCode.INVALID_REQUEST, f"At most {settings.max_variables} variables")
+    too_long = sorted(k for k, v in body.variables.items() if len(v) > settings.max_variable_chars)
+    if too_long:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            f"Variable values are limited to {settings.max_variable_chars} characters: "
+            + ", ".join(too_long),
+            {"too_long": too_long},
+        )
+    if body.max_tokens is not None and body.max_tokens > settings.max_tokens_cap:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST, f"max_tokens is limited to {settings.max_tokens_cap}"
+        )
+    if body.document_ids is not None and len(body.document_ids) > settings.max_documents_per_prompt:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            f"At most {settings.max_documents_per_prompt} documents per execution",
+        )
+    if body.top_k is not None and body.top_k > settings.retrieval_top_k_max:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST, f"top_k is limited to {settings.retrieval_top_k_max}"
+        )
+    # A model the request names is refused here, before any read; the prompt's own are
+    # checked once it is read (see choose_models).
+    for model in [body.model or settings.default_model, *(body.fallback_models or ())]:
+        allowed(model, settings)
+    fallbacks = body.fallback_models or []
+    if len(fallbacks) > settings.max_fallback_models:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            f"At most {settings.max_fallback_models} fallback models",
+        )
+    if len(set(fallbacks)) < len(fallbacks):
+        raise HttpError(ErrorCode.INVALID_REQUEST, "fallback_models: each model at most once")
+    return body
+
+
+def allowed(model: str, settings: Settings) -> str:
+    """``model``, if ALLOWED_MODELS has it; else the refusal that names the allowed ones."""
+    if model not in settings.allowed_models:
+        raise HttpError(
+            ErrorCode.MODEL_NOT_ALLOWED,
+            f"Model {model!r} is not allowed. Allowed: {', '.join(settings.allowed_models)}",
+            {"allowed": list(settings.allowed_models)},
+        )
+    return model
+
+
+def choose_models(
+    body: ExecuteRequest,
+    preferred: str | None,
+    prompt_fallbacks: Sequence[str],
+    settings: Settings,
+) -> tuple[str, ...]:
+    """The models to try, primary first, once the prompt is read: the request's model,
+    else the prompt's preferred one if allowed, else DEFAULT_MODEL; then the request's
+    fallbacks, else the prompt's allowed ones. Raises ``HttpError`` when the request's
+    fallbacks repeat the primary."""
+    if body.model is not None:
+        primary = body.model
+    elif preferred is not None and preferred in settings.allowed_models:
+        primary = preferred
+    else:
+        if preferred is not None:
+            logger.info("preferred model not allowed; using the default", model=preferred)
+        primary = settings.default_model
+    if body.fallback_models is not None:
+        if primary in body.fallback_models:
+            raise HttpError(
+                ErrorCode.INVALID_REQUEST,
+                f"fallback_models must not repeat the model {primary!r}",
+            )
+        return (primary, *body.fallback_models)
+    fallbacks: list[str] = []
+    for model in prompt_fallbacks:
+        if model not in settings.allowed_models:
+            logger.info("prompt fallback model not allowed; dropped", model=model)
+        elif model != primary and model not in fallbacks:
+            fallbacks.append(model)
+    return (primary, *fallbacks[: settings.max_fallback_models])
+
+
+def _validation_message(exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(str(part) for part in err["loc"]) or "body"
+        messages.append(f"{loc}: {err['msg']}")
+    return "Invalid request: " + "; ".join(messages)

@@ -1,0 +1,194 @@
+"""An async client for an OpenAI-compatible ``POST /embeddings`` (OpenRouter's, or the
+fake's), in batches, on a session it borrows.
+
+Errors are the package's one tree: a non-2xx answer is read and raised through
+``status_error_for`` (the ``Transport``'s, as for chat), an aiohttp or timeout exception
+through ``translate_errors``, and an answer of the wrong shape as ``InvalidResponseError``.
+A batch is retried by the ``Transport``'s one retry rule, as a chat call before its first
+chunk (connection errors, 408/409/429/5xx, ``Retry-After``): asking for the same vectors
+twice has no side effect.
+
+See docs/adr/0200-retrieval-design.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .._config import Settings
+from .._errors import InvalidResponseError, OpenRouterError
+from .._tokens import estimate_tokens
+from .._usage import token_cap, tokens_reported
+from ._client import DEFAULT_BASE_URL
+from ._transport import Retry, Transport, translate_errors
+
+__all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
+
+
+class EmbeddingsConfig(BaseModel):
+    """Where and how to embed. ``dimensions`` is sent to the endpoint (models that can
+    shorten their vectors do) and every vector that comes back must have that length."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
+    model: str
+    dimensions: int = Field(default=256, ge=1, le=8192)
+    base_url: str = DEFAULT_BASE_URL
+    batch_size: int = Field(default=64, ge=1, le=2048)
+    # One batch's request, answer included.
+    timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=8.0, ge=0)
+    max_retry_after: float = Field(default=10.0, ge=0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, api_key: str) -> EmbeddingsConfig:
+        """The deployment's embeddings endpoint: ``embeddings_base_url``, or
+        OpenRouter's base URL with the same key."""
+        return cls(
+            api_key=SecretStr(api_key),
+            model=settings.embedding_model,
+            dimensions=settings.embedding_dimensions,
+            base_url=settings.embeddings_base_url or settings.openrouter_base_url,
+            batch_size=settings.embedding_batch_size,
+            timeout=settings.upstream.first_byte_timeout,
+            max_retries=settings.upstream.max_retries,
+            backoff_base=settings.upstream.backoff_base,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """One vector per input text, in input order, and the tokens the endpoint counted."""
+
+    vectors: list[list[float]]
+    tokens: int
+
+
+class EmbeddingsClient:
+    """Embeds texts through ``config.base_url + "/embeddings"`` on ``session``, which it
+    borrows: the caller opened it and closes it."""
+
+    def __init__(self, config: EmbeddingsConfig, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self._session = session
+        self._transport = Transport(
+            config.base_url.rstrip("/") + "/embeddings",
+            config.api_key,
+            Retry(
+                config.max_retries, config.backoff_base, config.backoff_max, config.max_retry_after
+            ),
+            session=lambda: session,
+            first_byte_timeout=config.timeout,
+        )
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Vectors for ``texts``, ``config.batch_size`` texts per request, batches in order.
+
+        Raises an ``OpenRouterError`` subclass; a failed batch fails the call (nothing
+        partial is returned, but ``tokens_spent`` on the error counts the batches before
+        it).
+        """
+        vectors: list[list[float]] = []
+        tokens = 0
+        size = self.config.batch_size
+        for start in range(0, len(texts), size):
+            batch = list(texts[start : start + size])
+            try:
+                found, used = await self._batch_with_retries(batch)
+            except OpenRouterError as error:
+                # Plus the failed batch's own, when it was answered (an absurd usage).
+                error.tokens_spent += tokens
+                raise
+            vectors.extend(found)
+            tokens += used
+        return Embeddings(vectors, tokens)
+
+    async def embed_one(self, text: str) -> list[float]:
+        """The vector of one text (a search query)."""
+        return (await self.embed([text])).vectors[0]
+
+    async def _batch_with_retries(self, batch: list[str]) -> tuple[list[list[float]], int]:
+        attempt = 0
+        while True:
+            try:
+                return await self._batch(batch)
+            except OpenRouterError as error:
+                await self._transport.backoff_or_raise(error, attempt)
+                attempt += 1
+
+    async def _batch(self, batch: list[str]) -> tuple[list[list[float]], int]:
+        cfg = self.config
+        body = {
+            "model": cfg.model,
+            "input": batch,
+            "dimensions": cfg.dimensions,
+            "encoding_format": "float",
+        }
+        data = json.dumps(body)
+        with translate_errors(str):
+            async with asyncio.timeout(cfg.timeout):
+                async with self._transport.post(data) as response:
+                    raw = await response.read()
+                    if response.status >= 400:
+                        raise self._transport.status_error(response, raw)
+        return self._parse(raw, batch, token_cap(len(data.encode()), 0))
+
+    def _parse(self, raw: bytes, batch: list[str], cap: int) -> tuple[list[list[float]], int]:
+        expected = len(batch)
+        try:
+            data: Any = json.loads(raw)
+        except ValueError as exc:
+            raise InvalidResponseError("embeddings answer is not JSON") from exc
+        if isinstance(data, dict) and "error" in data:
+            raise self._transport.in_band_error(data["error"])
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list) or len(items) != expected:
+            raise InvalidResponseError(f"embeddings answer does not hold {expected} vectors")
+        vectors: list[list[float] | None] = [None] * expected
+        for item in items:
+            index = item.get("index") if isinstance(item, dict) else None
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if (
+                not isinstance(index, int)
+                or not 0 <= index < expected
+                or vectors[index] is not None
+            ):
+                raise InvalidResponseError("embeddings answer has a bad or repeated index")
+            vectors[index] = _checked_vector(vector, self.config.dimensions)
+        try:
+            tokens = tokens_reported(data.get("usage"), cap)
+        except InvalidResponseError as error:
+            # The batch was embedded and likely billed: the budget counts the estimate.
+            error.tokens_spent = sum(map(estimate_tokens, batch))
+            raise
+        if not tokens:
+            # No count, or 0 for texts that are never empty: not free, the estimate.
+            tokens = sum(map(estimate_tokens, batch))
+        return [v for v in vectors if v is not None], tokens
+
+
+def _checked_vector(vector: Any, dimensions: int) -> list[float]:
+    if not isinstance(vector, list) or len(vector) != dimensions:
+        raise InvalidResponseError(f"embedding is not a list of {dimensions} numbers")
+    out: list[float] = []
+    for number in vector:
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise InvalidResponseError("embedding holds something other than numbers")
+        value = float(number)
+        if not math.isfinite(value):
+            raise InvalidResponseError("embedding holds a non-finite number")
+        out.append(value)
+    if not any(out):
+        raise InvalidResponseError("embedding is all zeros (no direction for cosine)")
+    return out

@@ -1,0 +1,31 @@
+"""The chat messages sent upstream for one prompt, built in one place: the client sends
+them, and the run layer counts them (``sent_chars``, ``MAX_PROMPT_CHARS``; the token
+estimate, docs/adr/0302-token-estimate.md) before it opens a call.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CONTEXT_PREFIX", "chat_messages", "sent_chars"]
+
+# How the context goes upstream, ahead of the user's prompt.
+CONTEXT_PREFIX = "Use the following context to answer the question:\n\n"
+
+
+def chat_messages(
+    prompt: str, system_prompt: str | None = None, context: str | None = None
+) -> list[dict[str, str]]:
+    """The chat messages the client sends for a prompt: the one place they are built,
+    so that ``sent_chars`` counts exactly what goes upstream."""
+    messages: list[dict[str, str]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    if context:
+        messages.append({"role": "system", "content": CONTEXT_PREFIX + context})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def sent_chars(prompt: str, system_prompt: str | None = None, context: str | None = None) -> int:
+    """The characters sent upstream for this prompt, for ``MAX_PROMPT_CHARS``: every
+    message's content, the context's framing included."""
+    return sum(len(m["content"]) for m in chat_messages(prompt, system_prompt, context))

@@ -1,0 +1,239 @@
+"""The embeddings client with a scripted server on loopback playing the endpoint
+(tests/support/scripted.py): batches, the exception
+tree at its one boundary, retries, the checks on the answer's shape. (The client against
+the fake's /embeddings is tests/integration/test_fake_embeddings.py's.)"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from promptstream._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    InvalidResponseError,
+    OpenRouterError,
+    RateLimitError,
+)
+from promptstream._tokens import estimate_tokens
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
+from support.scripted import ScriptedServer
+
+PATH = "/api/v1/embeddings"
+SECRET = "sk-or-v1-embed-SECRET-0123"
+
+
+def config(endpoint: ScriptedServer, **overrides: Any) -> EmbeddingsConfig:
+    values: dict[str, Any] = {
+        "api_key": SECRET,
+        "model": "test/embed",
+        "dimensions": 3,
+        "base_url": endpoint.url("/api/v1"),
+        "batch_size": 2,
+        "backoff_base": 0.0,
+        **overrides,
+    }
+    return EmbeddingsConfig(**values)
+
+
+def answer(count: int, start: float = 1.0, dims: int = 3, tokens: int = 5) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": [start + i] + [0.0] * (dims - 1)}
+            for i in range(count)
+        ],
+        "model": "test/embed",
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def sent(endpoint: ScriptedServer) -> list[dict[str, Any]]:
+    return [request.json() for request in endpoint.sent(PATH)]
+
+
+async def test_texts_go_in_batches_and_vectors_come_back_in_input_order(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, payload=answer(2, start=1.0))
+    # The second batch answers out of order: index decides, not position.
+    reversed_answer = answer(2, start=3.0)
+    reversed_answer["data"].reverse()
+    scripted.post(PATH, payload=reversed_answer)
+    scripted.post(PATH, payload=answer(1, start=5.0))
+    result = await EmbeddingsClient(config(scripted), session).embed(["a", "b", "c", "d", "e"])
+    bodies = sent(scripted)
+    assert [v[0] for v in result.vectors] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert result.tokens == 15
+    assert [b["input"] for b in bodies] == [["a", "b"], ["c", "d"], ["e"]]
+    assert bodies[0] == {
+        "model": "test/embed",
+        "input": ["a", "b"],
+        "dimensions": 3,
+        "encoding_format": "float",
+    }
+    assert not session.closed  # borrowed, left open
+
+
+async def test_the_key_goes_as_a_bearer_token(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, payload=answer(1))
+    await EmbeddingsClient(config(scripted), session).embed_one("x")
+    [call] = scripted.sent(PATH)
+    assert call.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+async def test_no_texts_no_request(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    result = await EmbeddingsClient(config(scripted), session).embed([])
+    assert result.vectors == [] and result.tokens == 0
+    assert scripted.all_sent() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "attempts"),
+    [
+        (400, BadRequestError, 1),
+        (401, AuthenticationError, 1),
+        (429, RateLimitError, 3),
+        (500, InternalServerError, 3),
+    ],
+)
+async def test_non_2xx_is_the_typed_error_after_the_retries_its_status_allows(
+    session: aiohttp.ClientSession,
+    scripted: ScriptedServer,
+    status: int,
+    error: type[OpenRouterError],
+    attempts: int,
+) -> None:
+    body = {"error": {"code": status, "message": f"refused, key {SECRET}"}}
+    scripted.post(PATH, status=status, payload=body, repeat=True)
+    with pytest.raises(error) as raised:
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+    assert len(scripted.sent(PATH)) == attempts
+    assert type(raised.value) is error
+    assert SECRET not in str(raised.value) and "[redacted]" in raised.value.message
+
+
+async def test_a_429_is_retried_after_its_retry_after(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, status=429, headers={"Retry-After": "0"}, payload={"error": {}})
+    scripted.post(PATH, payload=answer(1))
+    result = await EmbeddingsClient(config(scripted), session).embed(["a"])
+    assert result.vectors == [[1.0, 0.0, 0.0]]
+
+
+async def test_a_retry_after_beyond_the_cap_is_not_waited_for(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, status=429, headers={"Retry-After": "60"}, payload={"error": {}})
+    with pytest.raises(RateLimitError) as raised:
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+    assert len(scripted.sent(PATH)) == 1
+    assert raised.value.retry_after == 60
+
+
+async def test_connection_failures_and_timeouts_are_ours(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    # A port bound but not listening refuses the connection for as long as it is held.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/api/v1"
+        with pytest.raises(APIConnectionError) as refused:
+            await EmbeddingsClient(
+                config(scripted, max_retries=0, base_url=refused_url), session
+            ).embed(["a"])
+    assert isinstance(refused.value.__cause__, aiohttp.ClientConnectionError)
+
+    scripted.post(PATH, payload=answer(1), delay=1)
+    with pytest.raises(APITimeoutError):
+        await EmbeddingsClient(config(scripted, max_retries=0, timeout=0.05), session).embed(["a"])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"data": []},
+        {"object": "list"},
+        answer(1, dims=4),
+        {"data": [{"index": 0, "embedding": [1.0, "x", 0.0]}]},
+        {"data": [{"index": 0, "embedding": [0.0, 0.0, 0.0]}]},
+        {"data": [{"index": 3, "embedding": [1.0, 0.0, 0.0]}]},
+        {"data": [{"index": 0, "embedding": [True, 0.0, 0.0]}]},
+        ["not", "an", "object"],
+    ],
+)
+async def test_an_answer_of_the_wrong_shape_is_invalid(
+    session: aiohttp.ClientSession, scripted: ScriptedServer, payload: Any
+) -> None:
+    scripted.post(PATH, payload=payload)
+    with pytest.raises(InvalidResponseError):
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+
+
+async def test_non_json_and_non_finite_answers_are_invalid(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, body="<html>oops</html>")
+    scripted.post(PATH, body='{"data":[{"index":0,"embedding":[NaN,1,0]}]}')
+    client = EmbeddingsClient(config(scripted), session)
+    for _ in range(2):
+        with pytest.raises(InvalidResponseError):
+            await client.embed(["a"])
+    assert len(scripted.sent(PATH)) == 2
+
+
+async def test_an_error_inside_a_200_is_raised(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    scripted.post(PATH, payload={"error": {"code": 429, "message": "slow down"}})
+    with pytest.raises(OpenRouterError) as raised:
+        await EmbeddingsClient(config(scripted), session).embed(["a"])
+    assert raised.value.code == "rate_limited"
+
+
+@pytest.mark.parametrize("usage", [None, {}, {"total_tokens": None}, {"total_tokens": 0}], ids=repr)
+async def test_a_missing_or_zero_count_is_the_estimate(
+    usage: dict[str, Any] | None, session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    # Zero tokens for a text that is never empty is not a count: the embedding is not free.
+    payload = answer(1)
+    if usage is None:
+        del payload["usage"]
+    else:
+        payload["usage"] = usage
+    scripted.post(PATH, payload=payload)
+    result = await EmbeddingsClient(config(scripted), session).embed(["x" * 40])
+    assert result.tokens == estimate_tokens("x" * 40) > 0
+
+
+@pytest.mark.parametrize("count", [2**64, -1, "12", True, 1.5, 10**6], ids=repr)
+async def test_an_impossible_count_fails_the_call_and_counts_the_estimate_as_spent(
+    count: Any, session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    first, second = answer(1), answer(1)
+    second["usage"] = {"total_tokens": count}
+    scripted.post(PATH, payload=first)
+    scripted.post(PATH, payload=second)
+    with pytest.raises(InvalidResponseError) as info:
+        await EmbeddingsClient(config(scripted, batch_size=1), session).embed(["a", "b" * 40])
+    assert info.value.code == "upstream_error"
+    # The batch before it as counted, the failed one as estimated.
+    assert info.value.tokens_spent == 5 + estimate_tokens("b" * 40)
