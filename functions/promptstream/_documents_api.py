@@ -24,9 +24,11 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
+
 from . import _logging as logger
 from ._admission import LimitExceeded
-from ._asgi import Receive, Scope, Send, header, send_error, send_json
+from ._asgi import header, send_error, send_json
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._handler import endpoint
 from ._request import read_body, too_large

@@ -14,7 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._asgi import Send
+from starlette.types import Send
+
 from ._client import ChatStream
 from ._errors import ErrorCode, OpenRouterError
 from ._executions import Execution, Outcome

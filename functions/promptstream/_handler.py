@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import _logging as logger
-from ._asgi import DisconnectWatch, Receive, Scope, Send, header, send_error, send_json
+from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._config import Settings
 from ._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ._events import SSE_HEADERS, EventStream, redacted_attempts

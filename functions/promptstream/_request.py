@@ -18,9 +18,9 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
+from starlette.types import Receive
 
 from . import _logging as logger
-from ._asgi import Receive
 from ._config import Settings
 from ._errors import ClientGone, ErrorCode, HttpError
 
