@@ -111,10 +111,6 @@ class EmbeddingsClient:
             tokens += used
         return Embeddings(vectors, tokens)
 
-    async def embed_one(self, text: str) -> list[float]:
-        """The vector of one text (a search query)."""
-        return (await self.embed([text])).vectors[0]
-
     async def _batch_with_retries(self, batch: list[str]) -> tuple[list[list[float]], int]:
         cfg = self.config
         attempt = 0

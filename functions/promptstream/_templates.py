@@ -25,7 +25,6 @@ __all__ = [
     "check_names",
     "is_valid_name",
     "placeholders",
-    "render",
     "render_prompt",
     "resolve_variables",
     "sent_chars",
@@ -141,11 +140,6 @@ def resolve_variables(
             "missing_variables", f"Missing required variables: {', '.join(missing)}", missing
         )
     return values
-
-
-def render(template: str, values: Mapping[str, str]) -> str:
-    """Substitute ``{{ name }}`` in one pass; unknown placeholders are left as they are."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,7 +93,7 @@ async def test_texts_go_in_batches_and_vectors_come_back_in_input_order(
 async def test_the_key_goes_as_a_bearer_token(session: aiohttp.ClientSession) -> None:
     with aioresponses() as mocked:
         mocked.post(URL_, payload=answer(1))
-        await EmbeddingsClient(config(), session).embed_one("x")
+        await EmbeddingsClient(config(), session).embed(["x"])
         [call] = mocked.requests[("POST", URL(URL_))]
     assert call.kwargs["headers"]["Authorization"] == f"Bearer {SECRET}"
 

@@ -21,10 +21,19 @@ from promptstream._templates import (
     VariableSpec,
     is_valid_name,
     placeholders,
-    render,
+    render_prompt,
     resolve_variables,
 )
 from support import examples
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """The prompt as production renders it (``render_prompt``), which notes each value
+    it put in and no other."""
+    rendered = render_prompt(template, None, values)
+    assert set(rendered.used) == {name for name in placeholders(template) if name in values}
+    return rendered.user_prompt
+
 
 # Names the renderer accepts, as the grammar says: a letter or _, then letters, digits,
 # '_', '.', '-'; at most 64 characters; not __reserved__ (Firestore's, refused as

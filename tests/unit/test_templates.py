@@ -17,7 +17,6 @@ from promptstream._templates import (
     check_names,
     is_valid_name,
     placeholders,
-    render,
     render_prompt,
     resolve_variables,
     sent_chars,
@@ -41,7 +40,7 @@ from support import ROOT, examples
     ],
 )
 def test_render(template: str, values: dict[str, str], expected: str) -> None:
-    assert render(template, values) == expected
+    assert render_prompt(template, None, values).user_prompt == expected
 
 
 def test_placeholders_in_order_of_first_use() -> None:
