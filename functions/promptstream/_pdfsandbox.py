@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._documents import DocumentError
+from ._errors import DocumentReason
 
 __all__ = ["PdfLimits", "PdfSandbox"]
 
@@ -48,7 +49,8 @@ class PdfSandbox:
             await asyncio.wait_for(self._slots.acquire(), self.limits.queue_seconds)
         except TimeoutError:
             raise DocumentError(
-                "busy", "too many PDFs are being read on this server: try again shortly"
+                DocumentReason.BUSY,
+                "too many PDFs are being read on this server: try again shortly",
             ) from None
         try:
             return await self._run(data, max_pages, max_chars)
@@ -71,7 +73,7 @@ class PdfSandbox:
         try:
             out, _ = await asyncio.wait_for(child.communicate(data), limits.wall_seconds)
         except TimeoutError:
-            raise DocumentError("too_complex", _TOO_COMPLEX) from None
+            raise DocumentError(DocumentReason.TOO_COMPLEX, _TOO_COMPLEX) from None
         finally:
             if child.returncode is None:
                 child.kill()
@@ -83,7 +85,9 @@ class PdfSandbox:
         if not isinstance(answer, dict):
             # Killed at the CPU limit (SIGXCPU, then SIGKILL), or out of memory before
             # it could answer.
-            raise DocumentError("too_complex", _TOO_COMPLEX)
+            raise DocumentError(DocumentReason.TOO_COMPLEX, _TOO_COMPLEX)
         if "error" in answer:
-            raise DocumentError(str(answer["error"]), str(answer.get("message") or ""))
+            # The child's codes are DocumentReason values (it imports nothing of the package).
+            reason = DocumentReason(str(answer["error"]))
+            raise DocumentError(reason, str(answer.get("message") or ""))
         return str(answer["text"]), int(answer["pages"])

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from promptstream import ErrorCode
 from promptstream._templates import (
     CONTEXT_PREFIX,
     VariableError,
@@ -51,7 +52,7 @@ def test_missing_required_variables_are_reported_together() -> None:
     declared = [VariableSpec("tone", required=False, default="warm"), VariableSpec("x")]
     with pytest.raises(VariableError) as info:
         resolve_variables(declared, ["topic", "tone", "audience"], {"tone": "dry"})
-    assert info.value.code == "missing_variables"
+    assert info.value.code is ErrorCode.MISSING_VARIABLES
     assert info.value.names == ["x", "topic", "audience"]
 
 
@@ -75,7 +76,7 @@ def test_defaults_and_optional_variables() -> None:
 def test_unknown_variables_are_an_error() -> None:
     with pytest.raises(VariableError) as info:
         resolve_variables([], ["topic"], {"topic": "t", "tpoic": "t", "zz": "z"})
-    assert info.value.code == "unknown_variables"
+    assert info.value.code is ErrorCode.UNKNOWN_VARIABLES
     assert info.value.names == ["tpoic", "zz"]
 
 
