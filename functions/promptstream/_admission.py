@@ -41,6 +41,9 @@ __all__ = [
     "take_lease",
 ]
 
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
+
 
 class LimitExceeded(HttpError):
     """The user is over a per-user limit; nothing was written."""
@@ -54,7 +57,9 @@ class Openings:
     user with a request waiting, round-robin over users. A wait longer than
     ``queue_timeout`` is 503. See docs/adr/0309-per-user-rates.md."""
 
-    def __init__(self, size: int, queue_timeout: float, per_user: int = 8) -> None:
+    def __init__(
+        self, size: int, queue_timeout: float, per_user: int = _DEFAULTS.open_queue_per_user
+    ) -> None:
         self._size = size
         self._free = size
         self._queue_timeout = queue_timeout

@@ -36,6 +36,9 @@ from ._usage import token_cap, tokens_reported
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
+
 
 class EmbeddingsConfig(BaseModel):
     """Where and how to embed. ``dimensions`` is sent to the endpoint (models that can
@@ -45,9 +48,9 @@ class EmbeddingsConfig(BaseModel):
 
     api_key: SecretStr
     model: str
-    dimensions: int = Field(default=256, ge=1, le=8192)
+    dimensions: int = Field(default=_DEFAULTS.embedding_dimensions, ge=1, le=8192)
     base_url: str = DEFAULT_BASE_URL
-    batch_size: int = Field(default=64, ge=1, le=2048)
+    batch_size: int = Field(default=_DEFAULTS.embedding_batch_size, ge=1, le=2048)
     # One batch's request, answer included.
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
