@@ -108,6 +108,9 @@ class DisconnectWatch:
         """Run ``steps`` until they end or the client leaves (then they are cancelled:
         their ``finally`` blocks close what they opened)."""
         loop = asyncio.get_running_loop()
+        # Two tasks by hand, not a TaskGroup: the steps are cancelled from outside (give_up,
+        # arm) while the watch goes on, a failing watch must not cancel the steps, and a
+        # bug in the steps reaches the server as itself, not in an ExceptionGroup.
         target = self._target = loop.create_task(steps)
         watcher = loop.create_task(self._watch())
         try:

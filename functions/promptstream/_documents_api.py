@@ -126,6 +126,8 @@ class _Meter:
         """Release the lease and its reservation and charge the tokens, once; shielded, so
         that a cancellation never cuts the commit in two."""
         if self._settling is None:
+            # A task of its own, not a TaskGroup's: it must outlive the cancellation of
+            # the coroutine that awaits it.
             self._settling = asyncio.get_running_loop().create_task(self._settle())
         await asyncio.shield(self._settling)
 

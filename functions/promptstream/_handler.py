@@ -135,6 +135,8 @@ class _Run:
         if self.ex is None:
             return
         if self._finishing is None:
+            # A task of its own, not a TaskGroup's: it must outlive the cancellation of
+            # the coroutine that awaits it.
             self._finishing = asyncio.get_running_loop().create_task(
                 self.service.executions.finish(self.ex, self.outcome)
             )
