@@ -22,6 +22,7 @@ __all__ = [
     "BadRequestError",
     "ClientGone",
     "ContentBlockedError",
+    "DocumentReason",
     "ErrorCode",
     "HttpError",
     "InternalServerError",
@@ -115,6 +116,56 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UPSTREAM_UNAVAILABLE: 503,
     ErrorCode.UPSTREAM_TIMEOUT: 504,
     ErrorCode.UPSTREAM_DISCONNECTED: 502,
+}
+
+
+class DocumentReason(enum.StrEnum):
+    """Why an upload or a deletion of a document was refused: ``details.reason`` on the
+    wire, finer than its ``ErrorCode`` (``DocumentError`` and ``IngestError`` carry one).
+    Each answers with the one ``ErrorCode`` of ``_REASON_CODE``."""
+
+    # The bytes (DocumentError, from _documents and the PDF child).
+    UNSUPPORTED_TYPE = "unsupported_type"
+    EMPTY = "empty"
+    BINARY = "binary"
+    CORRUPT_PDF = "corrupt_pdf"
+    ENCRYPTED_PDF = "encrypted_pdf"
+    TOO_COMPLEX = "too_complex"
+    TOO_LARGE = "too_large"
+    TOO_MANY_PAGES = "too_many_pages"
+    TOO_LONG = "too_long"
+    BUSY = "busy"
+    # Ingestion and deletion (IngestError).
+    TOO_MANY_PASSAGES = "too_many_passages"
+    NOT_FOUND = "not_found"
+    SUPERSEDED = "superseded"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    STORE_FAILED = "store_failed"
+    # Its cause's code when the cause is an OpenRouterError.
+    EMBEDDING_FAILED = "embedding_failed"
+
+    @property
+    def code(self) -> ErrorCode:
+        return _REASON_CODE[self]
+
+
+_REASON_CODE: dict[DocumentReason, ErrorCode] = {
+    DocumentReason.UNSUPPORTED_TYPE: ErrorCode.UNSUPPORTED_TYPE,
+    DocumentReason.EMPTY: ErrorCode.INVALID_DOCUMENT,
+    DocumentReason.BINARY: ErrorCode.INVALID_DOCUMENT,
+    DocumentReason.CORRUPT_PDF: ErrorCode.INVALID_DOCUMENT,
+    DocumentReason.ENCRYPTED_PDF: ErrorCode.INVALID_DOCUMENT,
+    DocumentReason.TOO_COMPLEX: ErrorCode.INVALID_DOCUMENT,
+    DocumentReason.TOO_LARGE: ErrorCode.PAYLOAD_TOO_LARGE,
+    DocumentReason.TOO_MANY_PAGES: ErrorCode.DOCUMENT_TOO_LONG,
+    DocumentReason.TOO_LONG: ErrorCode.DOCUMENT_TOO_LONG,
+    DocumentReason.BUSY: ErrorCode.UNAVAILABLE,
+    DocumentReason.TOO_MANY_PASSAGES: ErrorCode.DOCUMENT_TOO_LONG,
+    DocumentReason.NOT_FOUND: ErrorCode.DOCUMENT_NOT_FOUND,
+    DocumentReason.SUPERSEDED: ErrorCode.DOCUMENT_CONFLICT,
+    DocumentReason.BUDGET_EXCEEDED: ErrorCode.BUDGET_EXCEEDED,
+    DocumentReason.STORE_FAILED: ErrorCode.UNAVAILABLE,
+    DocumentReason.EMBEDDING_FAILED: ErrorCode.UPSTREAM_ERROR,
 }
 
 

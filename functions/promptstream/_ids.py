@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_KEY_BYTES", "uid_from_key", "uid_key"]
+__all__ = ["MAX_KEY_BYTES", "uid_key"]
 
 # Firestore's limit on a document id.
 MAX_KEY_BYTES = 1500
@@ -20,7 +20,6 @@ _ORDINARY = re.compile(r"[A-Za-z0-9_-]+")
 # cannot meet; and it is URL-unreserved, so a key needs no quoting in a REST path.
 _MARK = "~"
 _KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_ESCAPE = re.compile(r"~([0-9A-F]{2})")
 
 
 def uid_key(uid: str) -> str:
@@ -39,11 +38,3 @@ def uid_key(uid: str) -> str:
     if len(key) > MAX_KEY_BYTES:
         raise ValueError(f"uid too long for a document id ({len(raw)} bytes)")
     return key
-
-
-def uid_from_key(key: str) -> str:
-    """The uid whose key is ``key`` (the inverse of ``uid_key``)."""
-    if not key.startswith(_MARK):
-        return key
-    raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), key[1:])
-    return raw.encode("latin-1").decode("utf-8", "surrogatepass")

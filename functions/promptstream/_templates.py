@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from ._errors import ErrorCode
 
 __all__ = [
     "NAME_PATTERN",
@@ -24,7 +26,6 @@ __all__ = [
     "check_names",
     "is_valid_name",
     "placeholders",
-    "render",
     "render_prompt",
     "resolve_variables",
 ]
@@ -33,6 +34,10 @@ __all__ = [
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]{0,63}"
 _NAME = re.compile(NAME_PATTERN)
 _PLACEHOLDER = re.compile(r"\{\{\s*(" + NAME_PATTERN + r")\s*\}\}")
+# The ErrorCode members a VariableError carries.
+VariableCode = Literal[
+    ErrorCode.MISSING_VARIABLES, ErrorCode.UNKNOWN_VARIABLES, ErrorCode.INVALID_VARIABLE_NAMES
+]
 
 
 def is_valid_name(name: object) -> bool:
@@ -67,11 +72,11 @@ class VariableSpec:
 
 class VariableError(ValueError):
     """The given variables do not fit the prompt. ``code`` names the problem:
-    ``missing_variables`` and ``unknown_variables`` (the caller's), or
-    ``invalid_variable_names`` (the prompt's own: a name it declares or a placeholder it
+    ``MISSING_VARIABLES`` and ``UNKNOWN_VARIABLES`` (the caller's), or
+    ``INVALID_VARIABLE_NAMES`` (the prompt's own: a name it declares or a placeholder it
     uses that the record could not store)."""
 
-    def __init__(self, code: str, message: str, names: list[str]) -> None:
+    def __init__(self, code: VariableCode, message: str, names: list[str]) -> None:
         super().__init__(message)
         self.code = code
         self.names = names
@@ -83,7 +88,7 @@ def check_names(names: Iterable[str]) -> None:
     if bad:
         shown = ", ".join(repr(name[:80]) for name in bad[:10])
         raise VariableError(
-            "invalid_variable_names",
+            ErrorCode.INVALID_VARIABLE_NAMES,
             f"The prompt declares or uses variable names that are not allowed: {shown}. "
             "A name is a letter or _ then up to 63 letters, digits, _ . or -, "
             "and not __like_this__.",
@@ -118,7 +123,7 @@ def resolve_variables(
     unknown = sorted(set(given) - set(specs))
     if unknown:
         raise VariableError(
-            "unknown_variables", f"Unknown variables: {', '.join(unknown)}", unknown
+            ErrorCode.UNKNOWN_VARIABLES, f"Unknown variables: {', '.join(unknown)}", unknown
         )
     values: dict[str, str] = {}
     missing: list[str] = []
@@ -134,14 +139,11 @@ def resolve_variables(
         values[name] = value
     if missing:
         raise VariableError(
-            "missing_variables", f"Missing required variables: {', '.join(missing)}", missing
+            ErrorCode.MISSING_VARIABLES,
+            f"Missing required variables: {', '.join(missing)}",
+            missing,
         )
     return values
-
-
-def render(template: str, values: Mapping[str, str]) -> str:
-    """Substitute ``{{ name }}`` in one pass; unknown placeholders are left as they are."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 @dataclass(frozen=True, slots=True)

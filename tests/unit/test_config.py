@@ -5,15 +5,22 @@ chunker)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+from collections.abc import Callable
 
 import pytest
 from pydantic import ValidationError
 
 from promptstream._config import Settings
+from promptstream.http._server import BoundedH11Protocol
 from promptstream.knowledge._chunking import split_passages
+from promptstream.knowledge._documents import check_upload, extract_text
 from promptstream.knowledge._ingest import IngestLimits
+from promptstream.knowledge._pdfsandbox import PdfLimits
+from promptstream.run._admission import Openings
+from promptstream.store._firestore import FirestoreRest
 from promptstream.upstream._client import OpenRouterConfig
 from promptstream.upstream._embeddings import EmbeddingsConfig
 from support import ROOT
@@ -164,3 +171,34 @@ def test_the_embeddings_config_comes_from_the_settings() -> None:
         "fake/demo-embedding",
         16,
     )
+
+
+def _default(function: Callable[..., object], name: str) -> object:
+    return inspect.signature(function).parameters[name].default
+
+
+def test_defaults_outside_settings_are_the_settings_ones() -> None:
+    # Settings is the one place for a default: a value a caller may leave out is the
+    # deployment's (IngestLimits, in _retrieval, is listed for the move: issue 23).
+    settings = Settings()
+    pdf = PdfLimits()
+    repeated: list[tuple[object, object]] = [
+        (_default(split_passages, "max_chars"), settings.passage_chars),
+        (_default(split_passages, "overlap_chars"), settings.passage_overlap_chars),
+        (_default(check_upload, "max_bytes"), settings.max_document_bytes),
+        (_default(extract_text, "max_bytes"), settings.max_document_bytes),
+        (_default(extract_text, "max_pages"), settings.max_document_pages),
+        (_default(extract_text, "max_chars"), settings.max_document_chars),
+        (pdf.cpu_seconds, settings.pdf_cpu_seconds),
+        (pdf.memory_bytes, settings.pdf_memory_bytes),
+        (pdf.wall_seconds, settings.pdf_wall_seconds),
+        (pdf.concurrency, settings.pdf_concurrency),
+        (pdf.queue_seconds, settings.pdf_queue_seconds),
+        (_default(Openings, "per_user"), settings.open_queue_per_user),
+        (_default(FirestoreRest, "timeout"), settings.firestore_timeout_seconds),
+        (BoundedH11Protocol.head_timeout, settings.head_timeout_seconds),
+        (BoundedH11Protocol.linger_bytes, settings.max_document_bytes),
+        (EmbeddingsConfig.model_fields["dimensions"].default, settings.embedding_dimensions),
+        (EmbeddingsConfig.model_fields["batch_size"].default, settings.embedding_batch_size),
+    ]
+    assert [got for got, _ in repeated] == [want for _, want in repeated]

@@ -20,12 +20,48 @@ from promptstream import (
     StreamInterruptedError,
     UpstreamUnavailableError,
 )
-from promptstream._errors import status_error_for
+from promptstream._errors import DocumentReason, status_error_for
 
 
 def test_every_code_has_an_http_status_in_the_error_range() -> None:
     for code in ErrorCode:
         assert 400 <= code.status <= 599, code
+
+
+def test_every_document_reason_answers_with_one_error_code() -> None:
+    for reason in DocumentReason:
+        assert isinstance(reason.code, ErrorCode), reason
+
+
+@pytest.mark.parametrize(
+    ("reason", "code"),
+    [
+        ("unsupported_type", "unsupported_type"),
+        ("empty", "invalid_document"),
+        ("binary", "invalid_document"),
+        ("corrupt_pdf", "invalid_document"),
+        ("encrypted_pdf", "invalid_document"),
+        ("too_complex", "invalid_document"),
+        ("too_large", "payload_too_large"),
+        ("too_many_pages", "document_too_long"),
+        ("too_long", "document_too_long"),
+        ("too_many_passages", "document_too_long"),
+        ("not_found", "document_not_found"),
+        ("superseded", "document_conflict"),
+        ("budget_exceeded", "budget_exceeded"),
+        ("store_failed", "unavailable"),
+        ("busy", "unavailable"),
+        ("embedding_failed", "upstream_error"),
+    ],
+)
+def test_document_reasons_on_the_wire_and_their_codes(reason: str, code: str) -> None:
+    # details.reason is part of the wire (docs/api.md): these strings do not change.
+    assert DocumentReason(reason).code == code
+
+
+def test_the_table_names_every_document_reason_once() -> None:
+    documented = test_document_reasons_on_the_wire_and_their_codes.pytestmark[0].args[1]
+    assert sorted(reason for reason, _ in documented) == sorted(DocumentReason)
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,19 @@ from promptstream._templates import (
     VariableSpec,
     is_valid_name,
     placeholders,
-    render,
+    render_prompt,
     resolve_variables,
 )
 from support import examples
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    """The prompt as production renders it (``render_prompt``), which notes each value
+    it put in and no other."""
+    rendered = render_prompt(template, None, values)
+    assert set(rendered.used) == {name for name in placeholders(template) if name in values}
+    return rendered.user_prompt
+
 
 # Names the renderer accepts, as the grammar says: a letter or _, then letters, digits,
 # '_', '.', '-'; at most 64 characters; not __reserved__ (Firestore's, refused as
@@ -160,10 +169,93 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-field_names = st.sampled_from(
-    ["prompt_id", "variables", "model", "context", "max_tokens", "temperature", "promptId", "x"]
+# Every field of ExecuteRequest: a body within the contract, then each field in turn set to
+# a value around its bounds (either side) or to any JSON value.
+_FIELDS = frozenset(ExecuteRequest.model_fields)
+_DOCUMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+_document_ids = st.from_regex(_DOCUMENT_ID, fullmatch=True)
+_model_ids = st.text(min_size=1, max_size=8) | st.integers(1, 200).map(lambda n: "m" * n)
+_valid: dict[str, st.SearchStrategy[Any]] = {
+    "prompt_id": st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=128).filter(
+        lambda p: p not in (".", "..") and not (p.startswith("__") and p.endswith("__"))
+    ),
+    "variables": st.dictionaries(
+        st.text(min_size=1, max_size=3) | st.integers(1, 64).map(lambda n: "v" * n),
+        st.text(max_size=5),
+        max_size=3,
+    ),
+    "model": st.none() | _model_ids,
+    "fallback_models": st.none() | st.lists(_model_ids, max_size=3),
+    "comparison_id": st.none() | _document_ids,
+    "context": st.none() | st.text(max_size=10),
+    "max_tokens": st.none() | st.integers(1, 32_000),
+    "temperature": st.none() | st.floats(0, 2) | st.integers(0, 2),
+    "document_ids": st.none()
+    | st.lists(_document_ids, max_size=3)
+    | st.integers(0, 50).map(lambda n: ["d"] * n),
+    "top_k": st.none() | st.integers(1, 50),
+}
+_around: dict[str, list[Any]] = {
+    "prompt_id": ["", "p" * 128, "p" * 129, "a/b", ".", "..", "__x__", "__x", None],
+    "variables": [{"": "x"}, {"v" * 64: "x"}, {"v" * 65: "x"}, {"a": 1}, {"a": None}, None],
+    "model": ["", "m", "m" * 200, "m" * 201],
+    "fallback_models": [[], ["a", "b", "c"], ["a", "b", "c", "d"], [""], ["m" * 201], "m"],
+    "comparison_id": ["", "a" * 100, "a" * 101, "-a", "_a", "a_-", "a/b", "a.b", "é", "a b"],
+    "context": ["", 1],
+    "max_tokens": [0, 1, 32_000, 32_001, 5.0, True, "5"],
+    "temperature": [-0.01, 0, 2, 2.01, True, "1"],
+    "document_ids": [["d"] * 50, ["d"] * 51, ["-x"], ["a" * 101], [""], "d"],
+    "top_k": [0, 1, 50, 51, 2.0, True, "3"],
+    "promptId": ["p"],
+    "x": [None],
+}
+assert set(_valid) == _FIELDS, "draw every field of ExecuteRequest"
+valid_requests = st.fixed_dictionaries(
+    {"prompt_id": _valid["prompt_id"]},
+    optional={name: values for name, values in _valid.items() if name != "prompt_id"},
 )
-request_like = st.dictionaries(field_names | st.text(max_size=6), json_values, max_size=6)
+each_field_around_its_bounds = st.fixed_dictionaries(
+    {name: st.sampled_from(values) | json_values for name, values in _around.items()}
+)
+
+
+def _fits(doc: dict[str, Any]) -> bool:
+    """The documented contract of the body (docs/api.md), written apart from the model."""
+
+    def text(value: Any, most: int) -> bool:
+        return isinstance(value, str) and 1 <= len(value) <= most
+
+    def number(value: Any, low: float, high: float, kinds: tuple[type, ...]) -> bool:
+        return type(value) in kinds and low <= value <= high
+
+    def document_id(value: Any) -> bool:
+        return isinstance(value, str) and _DOCUMENT_ID.fullmatch(value) is not None
+
+    pid = doc.get("prompt_id")
+    variables = doc.get("variables", {})
+    optional: dict[str, Any] = {
+        "model": lambda v: text(v, 200),
+        "fallback_models": lambda v: (
+            isinstance(v, list) and len(v) <= 3 and all(text(m, 200) for m in v)
+        ),
+        "comparison_id": document_id,
+        "context": lambda v: isinstance(v, str),
+        "max_tokens": lambda v: number(v, 1, 32_000, (int,)),
+        "temperature": lambda v: number(v, 0, 2, (int, float)),
+        "document_ids": lambda v: (
+            isinstance(v, list) and len(v) <= 50 and all(document_id(d) for d in v)
+        ),
+        "top_k": lambda v: number(v, 1, 50, (int,)),
+    }
+    return (
+        set(doc) <= _FIELDS
+        and text(pid, 128)
+        and "/" not in pid
+        and not (pid in (".", "..") or (pid.startswith("__") and pid.endswith("__")))
+        and isinstance(variables, dict)
+        and all(text(k, 64) and isinstance(v, str) for k, v in variables.items())
+        and all(doc.get(name) is None or fits(doc[name]) for name, fits in optional.items())
+    )
 
 
 def _parse(raw: bytes | str) -> ExecuteRequest | None:
@@ -185,30 +277,23 @@ def test_random_json_raises_only_validation_error(value: Any) -> None:
     _parse(json.dumps(value))
 
 
-@settings(max_examples=examples(100), deadline=None)
-@given(request_like)
-def test_request_shaped_json_is_accepted_only_when_it_fits_the_contract(
-    doc: dict[str, Any],
-) -> None:
+def _accepted_exactly_when_it_fits(doc: dict[str, Any]) -> None:
     parsed = _parse(json.dumps(doc))
-    if parsed is None:
-        return
-    # Whatever got through obeys the documented contract, exactly.
-    assert set(doc) <= {"prompt_id", "variables", "model", "context", "max_tokens", "temperature"}
-    pid = doc["prompt_id"]
-    assert isinstance(pid, str) and 1 <= len(pid) <= 128 and "/" not in pid
-    assert pid not in (".", "..")
-    assert parsed.prompt_id == pid
-    variables = doc.get("variables", {})
-    assert isinstance(variables, dict)
-    assert all(isinstance(k, str) and k and isinstance(v, str) for k, v in variables.items())
-    assert parsed.variables == variables
-    mt = doc.get("max_tokens")
-    assert mt is None or (type(mt) is int and 1 <= mt <= 32_000)
-    temp = doc.get("temperature")
-    assert temp is None or (type(temp) in (int, float) and 0 <= temp <= 2)
-    for key in ("model", "context"):
-        assert doc.get(key) is None or isinstance(doc[key], str)
+    assert (parsed is not None) == _fits(doc), doc
+    if parsed is not None:
+        # Whatever got through is the body as sent, field by field.
+        assert parsed.model_dump(exclude_unset=True) == doc
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(valid_requests, each_field_around_its_bounds)
+def test_request_shaped_json_is_accepted_exactly_when_it_fits_the_contract(
+    body: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    _accepted_exactly_when_it_fits(body)
+    for name, value in changes.items():
+        _accepted_exactly_when_it_fits({**body, name: value})
+    _accepted_exactly_when_it_fits({k: v for k, v in body.items() if k != "prompt_id"})
 
 
 @settings(max_examples=examples(150), deadline=None)

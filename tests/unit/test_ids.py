@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from promptstream._ids import MAX_KEY_BYTES, uid_from_key, uid_key
+from promptstream._ids import MAX_KEY_BYTES, uid_key
 from support import examples
 
 _RESERVED = re.compile(r"__.*__", re.DOTALL)
@@ -48,14 +48,13 @@ def valid_document_id(key: str) -> bool:
 )
 def test_uid_keys(uid: str, key: str) -> None:
     assert uid_key(uid) == key
-    assert uid_from_key(key) == uid
     assert valid_document_id(key)
 
 
 def test_firebase_longest_uids_fit() -> None:
-    for uid in ("a" * 128, "/" * 128, "日" * 128, "🚀" * 64, "\ud800" * 128):
-        key = uid_key(uid)
-        assert valid_document_id(key) and uid_from_key(key) == uid
+    uids = ("a" * 128, "/" * 128, "日" * 128, "🚀" * 64, "\ud800" * 128)
+    keys = [uid_key(uid) for uid in uids]
+    assert all(valid_document_id(key) for key in keys) and len(set(keys)) == len(uids)
 
 
 def test_a_uid_too_long_for_any_id_is_refused() -> None:
@@ -73,11 +72,10 @@ _uids = st.one_of(
 
 @settings(max_examples=examples(300), deadline=None)
 @given(uid=_uids)
-def test_every_key_is_a_valid_url_safe_document_id_and_decodes_back(uid: str) -> None:
+def test_every_key_is_a_valid_url_safe_document_id(uid: str) -> None:
     key = uid_key(uid)
     assert valid_document_id(key)
     assert _URL_UNRESERVED.fullmatch(key)
-    assert uid_from_key(key) == uid
 
 
 @settings(max_examples=examples(300), deadline=None)

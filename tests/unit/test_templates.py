@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from promptstream import ErrorCode
 from promptstream._templates import (
     VariableError,
     VariableSpec,
     check_names,
     is_valid_name,
     placeholders,
-    render,
     render_prompt,
     resolve_variables,
 )
@@ -38,7 +38,7 @@ from support import ROOT, examples
     ],
 )
 def test_render(template: str, values: dict[str, str], expected: str) -> None:
-    assert render(template, values) == expected
+    assert render_prompt(template, None, values).user_prompt == expected
 
 
 def test_placeholders_in_order_of_first_use() -> None:
@@ -49,7 +49,7 @@ def test_missing_required_variables_are_reported_together() -> None:
     declared = [VariableSpec("tone", required=False, default="warm"), VariableSpec("x")]
     with pytest.raises(VariableError) as info:
         resolve_variables(declared, ["topic", "tone", "audience"], {"tone": "dry"})
-    assert info.value.code == "missing_variables"
+    assert info.value.code is ErrorCode.MISSING_VARIABLES
     assert info.value.names == ["x", "topic", "audience"]
 
 
@@ -73,7 +73,7 @@ def test_defaults_and_optional_variables() -> None:
 def test_unknown_variables_are_an_error() -> None:
     with pytest.raises(VariableError) as info:
         resolve_variables([], ["topic"], {"topic": "t", "tpoic": "t", "zz": "z"})
-    assert info.value.code == "unknown_variables"
+    assert info.value.code is ErrorCode.UNKNOWN_VARIABLES
     assert info.value.names == ["tpoic", "zz"]
 
 

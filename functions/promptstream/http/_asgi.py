@@ -1,4 +1,4 @@
-"""The few ASGI pieces the endpoints share: types, headers, a JSON answer, and the
+"""The few ASGI pieces the endpoints share: headers, a JSON answer, and the
 watch that turns a client's disconnect into the cancellation of its request."""
 
 from __future__ import annotations
@@ -6,30 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._errors import HttpError
 
 __all__ = [
     "AsgiResponse",
     "DisconnectWatch",
-    "Receive",
-    "Scope",
-    "Send",
     "error_body",
     "header",
     "send_error",
     "send_json",
 ]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -116,6 +108,9 @@ class DisconnectWatch:
         """Run ``steps`` until they end or the client leaves (then they are cancelled:
         their ``finally`` blocks close what they opened)."""
         loop = asyncio.get_running_loop()
+        # Two tasks by hand, not a TaskGroup: the steps are cancelled from outside (give_up,
+        # arm) while the watch goes on, a failing watch must not cancel the steps, and a
+        # bug in the steps reaches the server as itself, not in an ExceptionGroup.
         target = self._target = loop.create_task(steps)
         watcher = loop.create_task(self._watch())
         try:

@@ -85,6 +85,8 @@ class EmulatorGuard:
                 return False
             loop = asyncio.get_running_loop()
             # No executor given: the loop's default pool (a guard built alone, in tests).
+            # Not a TaskGroup's: the proof is shared by every request that waits for it and
+            # outlives any one of them.
             proving = asyncio.ensure_future(loop.run_in_executor(self._executor, self.prove))
             self._proving = proving
         allowed = await asyncio.shield(proving)

@@ -24,38 +24,22 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from starlette.types import Receive, Scope, Send
+
 from .. import _logging as logger
-from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
+from .._errors import ClientGone, DocumentReason, ErrorCode, HttpError, OpenRouterError
 from .._sanitize import plain_label
 from ..knowledge._ingest import IngestError, delete_document, ingest
 from ..knowledge._passages import check_document_id
 from ..run._uploads import embedding_bound, upload_reservation
 from ..store._limits import LimitExceeded
 from ..store._store import auto_id
-from ._asgi import Receive, Scope, Send, header, send_error, send_json
+from ._asgi import header, send_error, send_json
 from ._endpoint import endpoint, read_body, too_large
 from ._service import Service
 
 __all__ = ["documents_app"]
 
-# IngestError.code -> what the client sees. "embedding_failed" takes its cause's code.
-_INGEST_CODES: dict[str, ErrorCode] = {
-    "unsupported_type": ErrorCode.UNSUPPORTED_TYPE,
-    "empty": ErrorCode.INVALID_DOCUMENT,
-    "binary": ErrorCode.INVALID_DOCUMENT,
-    "corrupt_pdf": ErrorCode.INVALID_DOCUMENT,
-    "encrypted_pdf": ErrorCode.INVALID_DOCUMENT,
-    "too_complex": ErrorCode.INVALID_DOCUMENT,
-    "too_large": ErrorCode.PAYLOAD_TOO_LARGE,
-    "too_many_pages": ErrorCode.DOCUMENT_TOO_LONG,
-    "too_long": ErrorCode.DOCUMENT_TOO_LONG,
-    "too_many_passages": ErrorCode.DOCUMENT_TOO_LONG,
-    "not_found": ErrorCode.DOCUMENT_NOT_FOUND,
-    "superseded": ErrorCode.DOCUMENT_CONFLICT,
-    "budget_exceeded": ErrorCode.BUDGET_EXCEEDED,
-    "store_failed": ErrorCode.UNAVAILABLE,
-    "busy": ErrorCode.UNAVAILABLE,
-}
 _MAX_TITLE = 200
 _MAX_FILENAME = 255
 _MAX_CONTENT_TYPE = 100
@@ -100,12 +84,12 @@ def _refusal(exc: IngestError, document_id: str, redact: Callable[[str], str]) -
     details = {"reason": exc.code, "document_id": document_id}
     message = exc.message[:1].upper() + exc.message[1:]
     cause = exc.__cause__
-    if exc.code == "embedding_failed" and isinstance(cause, OpenRouterError):
+    reason = DocumentReason(exc.code)
+    if reason is DocumentReason.EMBEDDING_FAILED and isinstance(cause, OpenRouterError):
         return HttpError(cause.code, redact(message), details, retry_after=cause.retry_after)
     if isinstance(cause, LimitExceeded):
         return HttpError(cause.code, message, details, retry_after=cause.retry_after)
-    code = _INGEST_CODES.get(exc.code, ErrorCode.UPSTREAM_ERROR)
-    return HttpError(code, message, details)
+    return HttpError(reason.code, message, details)
 
 
 class _Meter:
@@ -134,7 +118,7 @@ class _Meter:
                     uid=self.uid, upload_id=self.upload_id, reserve=bound
                 )
             except LimitExceeded as exc:
-                raise IngestError("budget_exceeded", exc.message) from exc
+                raise IngestError(DocumentReason.BUDGET_EXCEEDED, exc.message) from exc
             self.reserved = bound
         self.bound = bound
 
@@ -142,6 +126,8 @@ class _Meter:
         """Release the lease and its reservation and charge the tokens, once; shielded, so
         that a cancellation never cuts the commit in two."""
         if self._settling is None:
+            # A task of its own, not a TaskGroup's: it must outlive the cancellation of
+            # the coroutine that awaits it.
             self._settling = asyncio.get_running_loop().create_task(self._settle())
         await asyncio.shield(self._settling)
 

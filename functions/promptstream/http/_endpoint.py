@@ -9,11 +9,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._config import Settings
 from .._errors import ClientGone, ErrorCode, HttpError
-from ._asgi import Receive, Scope, Send, send_error
+from ._asgi import send_error
 from ._service import Service, get_service
 
 __all__ = ["Handler", "endpoint", "read_body", "too_large", "with_cors"]

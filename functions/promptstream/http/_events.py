@@ -17,12 +17,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from starlette.types import Send
+
 from .._errors import ErrorCode, OpenRouterError
 from .._json import dumps
 from .._sse import encode_comment, encode_event
 from ..run._executions import Execution, Outcome
 from ..upstream._client import ChatStream
-from ._asgi import Send
 
 __all__ = ["SSE_HEADERS", "EventStream"]
 
@@ -129,26 +130,35 @@ class EventStream:
         record. Upstream errors become an ``event: error``; bugs and a cancellation (the
         client left) propagate."""
         outcome = self.outcome
-        pinger = self._loop.create_task(self._ping())
-        try:
+        failed: Exception | None = None
+        # The heartbeat lives exactly as long as the relay: the group waits for it to
+        # end, and a crash in it fails the relay instead of vanishing.
+        async with asyncio.TaskGroup() as tasks:
+            pinger = tasks.create_task(self._ping())
             try:
-                final = await self._chunks(stream)
-                status = "completed"
-            except OpenRouterError as exc:
-                outcome.error = (exc.code, self._redact(exc.message))
-                attempts = redacted_attempts(stream.attempts, self._redact)
-                final = self._unsent() + error_event(*outcome.error, attempts)
-                status = "error"
-            except Exception:  # a bug; a cancellation (the client left) is not an Exception
-                outcome.error = (ErrorCode.INTERNAL, "internal error")
-                outcome.status = "error"
-                raise
-            await self._write(final)
-            # Only now: a client that left before the closing events counts as cancelled.
-            outcome.status = status
-        finally:
-            pinger.cancel()
-            self._settle(stream)
+                try:
+                    final = await self._chunks(stream)
+                    status = "completed"
+                except OpenRouterError as exc:
+                    outcome.error = (exc.code, self._redact(exc.message))
+                    attempts = redacted_attempts(stream.attempts, self._redact)
+                    final = self._unsent() + error_event(*outcome.error, attempts)
+                    status = "error"
+                except Exception:  # a bug; a cancellation (the client left) is not an Exception
+                    outcome.error = (ErrorCode.INTERNAL, "internal error")
+                    outcome.status = "error"
+                    raise
+                await self._write(final)
+                # Only now: a client that left before the closing events counts as cancelled.
+                outcome.status = status
+            except Exception as exc:
+                # Raised below, outside the group, as itself (not in an ExceptionGroup).
+                failed = exc
+            finally:
+                pinger.cancel()
+                self._settle(stream)
+        if failed is not None:
+            raise failed
         await finish()
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 

@@ -17,11 +17,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from starlette.types import Receive, Scope, Send
+
 from .. import _logging as logger
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ..run._executions import Execution, Outcome
 from ..run._request import ExecuteRequest, check
-from ._asgi import DisconnectWatch, Receive, Scope, Send, header, send_error, send_json
+from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._endpoint import Handler, endpoint, read_body, too_large
 from ._events import SSE_HEADERS, EventStream, redacted_attempts
 from ._service import Service
@@ -84,6 +86,8 @@ class _Run:
         if self.ex is None:
             return
         if self._finishing is None:
+            # A task of its own, not a TaskGroup's: it must outlive the cancellation of
+            # the coroutine that awaits it.
             self._finishing = asyncio.get_running_loop().create_task(
                 self.service.executions.finish(self.ex, self.outcome)
             )

@@ -19,6 +19,8 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from .._config import Settings
+
 __all__ = ["HEADING_SEPARATOR", "Passage", "split_passages"]
 
 HEADING_SEPARATOR = " > "
@@ -26,6 +28,10 @@ HEADING_SEPARATOR = " > "
 _BLANKS = " \t"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _WORD = re.compile(r"\S+\s*|\s+")
+
+
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,11 @@ class Passage:
 
 
 def split_passages(
-    text: str, *, markdown: bool = True, max_chars: int = 1200, overlap_chars: int = 150
+    text: str,
+    *,
+    markdown: bool = True,
+    max_chars: int = _DEFAULTS.passage_chars,
+    overlap_chars: int = _DEFAULTS.passage_overlap_chars,
 ) -> list[Passage]:
     """``text`` as passages of at most ``max_chars`` characters, in document order.
 

@@ -1,9 +1,9 @@
 """Text out of an uploaded document: plain text, Markdown or PDF bytes.
 
 Pure (no I/O beyond the bytes given) and bounded: the bytes, the PDF pages read and the
-characters kept all have caps, and each refusal is a ``DocumentError`` with a stable
-``code`` the caller can show. Decoding is CPU work: call ``extract_text`` from a worker
-thread, never on the loop that relays streams; an upload's PDF is read by
+characters kept all have caps, and each refusal is a ``DocumentError`` whose ``code``
+(a ``DocumentReason``) the caller can show. Decoding is CPU work: call ``extract_text``
+from a worker thread, never on the loop that relays streams; an upload's PDF is read by
 ``_pdfsandbox`` in a child process with CPU, memory and time limits.
 """
 
@@ -16,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
+from .._config import Settings
+from .._errors import DocumentReason
 from ._pdfchild import PdfRefused, pdf_text
 
 __all__ = [
@@ -44,18 +46,20 @@ _CONTENT_TYPES: dict[str, DocumentKind] = {
     "text/x-markdown": "markdown",
     "application/pdf": "pdf",
 }
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
 # Text whose share of control characters (other than tab, LF, CR, FF) passes this is
 # binary data that happened to decode, not a document.
 _MAX_CONTROL_SHARE = 0.01
 
 
 class DocumentError(ValueError):
-    """An upload that cannot be turned into text. ``code`` is stable: ``empty``,
-    ``unsupported_type``, ``binary``, ``corrupt_pdf``, ``encrypted_pdf``, ``too_large``,
-    ``too_many_pages``, ``too_long``, ``too_complex`` (the PDF child hit a limit) and
-    ``busy`` (no PDF child free in time)."""
+    """An upload that cannot be turned into text: ``empty``, ``unsupported_type``,
+    ``binary``, ``corrupt_pdf``, ``encrypted_pdf``, ``too_large``, ``too_many_pages``,
+    ``too_long``, ``too_complex`` (the PDF child hit a limit) or ``busy`` (no PDF child
+    free in time)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: DocumentReason, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -80,7 +84,8 @@ def detect_kind(data: bytes, filename: str = "", content_type: str | None = None
     if extension in _EXTENSIONS:
         return _EXTENSIONS[extension]
     raise DocumentError(
-        "unsupported_type", "only plain text (.txt), Markdown (.md) and PDF (.pdf) are accepted"
+        DocumentReason.UNSUPPORTED_TYPE,
+        "only plain text (.txt), Markdown (.md) and PDF (.pdf) are accepted",
     )
 
 
@@ -89,13 +94,13 @@ def check_upload(
     *,
     filename: str = "",
     content_type: str | None = None,
-    max_bytes: int = 5 * 1024 * 1024,
+    max_bytes: int = _DEFAULTS.max_document_bytes,
 ) -> DocumentKind:
     """The kind of ``data``, after the checks that need no parsing (size, emptiness)."""
     if len(data) > max_bytes:
-        raise DocumentError("too_large", f"the file is larger than {max_bytes} bytes")
+        raise DocumentError(DocumentReason.TOO_LARGE, f"the file is larger than {max_bytes} bytes")
     if not data.strip():
-        raise DocumentError("empty", "the file is empty")
+        raise DocumentError(DocumentReason.EMPTY, "the file is empty")
     return detect_kind(data, filename, content_type)
 
 
@@ -104,9 +109,9 @@ def extract_text(
     *,
     filename: str = "",
     content_type: str | None = None,
-    max_bytes: int = 5 * 1024 * 1024,
-    max_pages: int = 200,
-    max_chars: int = 500_000,
+    max_bytes: int = _DEFAULTS.max_document_bytes,
+    max_pages: int = _DEFAULTS.max_document_pages,
+    max_chars: int = _DEFAULTS.max_document_chars,
 ) -> ExtractedText:
     """The text of ``data``, NFC-normalised with LF line ends, read in this process.
 
@@ -118,7 +123,7 @@ def extract_text(
         try:
             text, pages = pdf_text(data, max_pages=max_pages, max_chars=max_chars)
         except PdfRefused as exc:
-            raise DocumentError(exc.code, exc.message) from None
+            raise DocumentError(DocumentReason(exc.code), exc.message) from None
     else:
         text, pages = _decode_text(data), 1
     return finish_text(text, kind, pages, max_chars=max_chars)
@@ -131,10 +136,12 @@ def finish_text(text: str, kind: DocumentKind, pages: int, *, max_chars: int) ->
     text = unicodedata.normalize("NFC", _stream_safe(text))
     if not text.strip():
         if kind == "pdf":
-            raise DocumentError("empty", "the PDF has no text layer (a scan?)")
-        raise DocumentError("empty", "the file has no text")
+            raise DocumentError(DocumentReason.EMPTY, "the PDF has no text layer (a scan?)")
+        raise DocumentError(DocumentReason.EMPTY, "the file has no text")
     if len(text) > max_chars:
-        raise DocumentError("too_long", f"the text is longer than {max_chars} characters")
+        raise DocumentError(
+            DocumentReason.TOO_LONG, f"the text is longer than {max_chars} characters"
+        )
     return ExtractedText(text, kind, pages)
 
 
@@ -174,12 +181,12 @@ def _decode_text(data: bytes) -> str:
     else:
         encoding = "utf-8-sig"  # strips a UTF-8 BOM
         if b"\x00" in data:
-            raise DocumentError("binary", "the file is binary, not text")
+            raise DocumentError(DocumentReason.BINARY, "the file is binary, not text")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
-        raise DocumentError("binary", "the file is not UTF-8 text") from None
+        raise DocumentError(DocumentReason.BINARY, "the file is not UTF-8 text") from None
     controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f")
     if controls > _MAX_CONTROL_SHARE * len(text):
-        raise DocumentError("binary", "the file is binary, not text")
+        raise DocumentError(DocumentReason.BINARY, "the file is binary, not text")
     return text

@@ -20,7 +20,8 @@ __all__ = ["PdfRefused", "pdf_text"]
 
 
 class PdfRefused(Exception):
-    """A PDF that gives no text; ``code`` is a ``DocumentError`` code."""
+    """A PDF that gives no text; ``code`` is a ``DocumentReason`` value (a plain string:
+    the child imports nothing of the package)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._config import Settings
+from .._errors import DocumentReason
 from ._documents import DocumentError
 
 __all__ = ["PdfLimits", "PdfSandbox"]
@@ -22,16 +24,19 @@ __all__ = ["PdfLimits", "PdfSandbox"]
 _CHILD = str(Path(__file__).with_name("_pdfchild.py"))
 _TOO_COMPLEX = "the PDF takes more time or memory to read than an upload may use"
 
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
+
 
 @dataclass(frozen=True, slots=True)
 class PdfLimits:
     """What one PDF child may use, and how many run at once."""
 
-    cpu_seconds: int = 10
-    memory_bytes: int = 256 * 1024 * 1024
-    wall_seconds: float = 20.0
-    concurrency: int = 2
-    queue_seconds: float = 5.0
+    cpu_seconds: int = _DEFAULTS.pdf_cpu_seconds
+    memory_bytes: int = _DEFAULTS.pdf_memory_bytes
+    wall_seconds: float = _DEFAULTS.pdf_wall_seconds
+    concurrency: int = _DEFAULTS.pdf_concurrency
+    queue_seconds: float = _DEFAULTS.pdf_queue_seconds
 
 
 class PdfSandbox:
@@ -48,7 +53,8 @@ class PdfSandbox:
             await asyncio.wait_for(self._slots.acquire(), self.limits.queue_seconds)
         except TimeoutError:
             raise DocumentError(
-                "busy", "too many PDFs are being read on this server: try again shortly"
+                DocumentReason.BUSY,
+                "too many PDFs are being read on this server: try again shortly",
             ) from None
         try:
             return await self._run(data, max_pages, max_chars)
@@ -71,7 +77,7 @@ class PdfSandbox:
         try:
             out, _ = await asyncio.wait_for(child.communicate(data), limits.wall_seconds)
         except TimeoutError:
-            raise DocumentError("too_complex", _TOO_COMPLEX) from None
+            raise DocumentError(DocumentReason.TOO_COMPLEX, _TOO_COMPLEX) from None
         finally:
             if child.returncode is None:
                 child.kill()
@@ -83,7 +89,9 @@ class PdfSandbox:
         if not isinstance(answer, dict):
             # Killed at the CPU limit (SIGXCPU, then SIGKILL), or out of memory before
             # it could answer.
-            raise DocumentError("too_complex", _TOO_COMPLEX)
+            raise DocumentError(DocumentReason.TOO_COMPLEX, _TOO_COMPLEX)
         if "error" in answer:
-            raise DocumentError(str(answer["error"]), str(answer.get("message") or ""))
+            # The child's codes are DocumentReason values (it imports nothing of the package).
+            reason = DocumentReason(str(answer["error"]))
+            raise DocumentError(reason, str(answer.get("message") or ""))
         return str(answer["text"]), int(answer["pages"])

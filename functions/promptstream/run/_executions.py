@@ -102,6 +102,14 @@ class Outcome:
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
+# VariableError.code -> the key of ``details`` that names the variables.
+_VARIABLE_DETAILS: dict[ErrorCode, str] = {
+    ErrorCode.MISSING_VARIABLES: "missing",
+    ErrorCode.UNKNOWN_VARIABLES: "unknown",
+    ErrorCode.INVALID_VARIABLE_NAMES: "invalid",
+}
+
+
 def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Settings) -> Execution:
     """The checks that need the prompt: access, models, variables, size. Pure; raises
     HttpError."""
@@ -115,10 +123,8 @@ def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Set
             declared, placeholders(prompt.content, prompt.system_prompt), body.variables
         )
     except VariableError as exc:
-        key = {"missing_variables": "missing", "unknown_variables": "unknown"}.get(
-            exc.code, "invalid"
-        )
-        raise HttpError(ErrorCode(exc.code), str(exc), {key: exc.names}) from None
+        key = _VARIABLE_DETAILS[exc.code]
+        raise HttpError(exc.code, str(exc), {key: exc.names}) from None
     rendered = render_prompt(prompt.content, prompt.system_prompt, values)
     user_prompt, system_prompt = rendered.user_prompt, rendered.system_prompt
     context = body.context or ""

@@ -26,6 +26,8 @@ from typing import Any
 
 import aiohttp
 
+from .._config import Settings
+
 __all__ = [
     "Document",
     "FirestoreError",
@@ -37,6 +39,8 @@ __all__ = [
     "structured_query",
 ]
 
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
 _PRODUCTION_URL = "https://firestore.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/datastore",)
 # Errors a read may be retried on: the request was not served.
@@ -216,7 +220,7 @@ class FirestoreRest:
         *,
         emulator_host: str | None = None,
         credentials: Any = None,
-        timeout: float = 10.0,
+        timeout: float = _DEFAULTS.firestore_timeout_seconds,
         read_attempts: int = 3,
     ) -> None:
         self.root = f"projects/{project}/databases/(default)/documents"

@@ -32,6 +32,9 @@ from ._transport import Retry, Transport, translate_errors
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
+
 
 class EmbeddingsConfig(BaseModel):
     """Where and how to embed. ``dimensions`` is sent to the endpoint (models that can
@@ -41,9 +44,9 @@ class EmbeddingsConfig(BaseModel):
 
     api_key: SecretStr
     model: str
-    dimensions: int = Field(default=256, ge=1, le=8192)
+    dimensions: int = Field(default=_DEFAULTS.embedding_dimensions, ge=1, le=8192)
     base_url: str = DEFAULT_BASE_URL
-    batch_size: int = Field(default=64, ge=1, le=2048)
+    batch_size: int = Field(default=_DEFAULTS.embedding_batch_size, ge=1, le=2048)
     # One batch's request, answer included.
     timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
@@ -113,10 +116,6 @@ class EmbeddingsClient:
             vectors.extend(found)
             tokens += used
         return Embeddings(vectors, tokens)
-
-    async def embed_one(self, text: str) -> list[float]:
-        """The vector of one text (a search query)."""
-        return (await self.embed([text])).vectors[0]
 
     async def _batch_with_retries(self, batch: list[str]) -> tuple[list[list[float]], int]:
         attempt = 0

@@ -5,6 +5,7 @@ the header lookup, the JSON answer and the error shape."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from typing import Any
 
@@ -158,3 +159,18 @@ async def test_asgi_response_hands_the_exchange_to_the_app() -> None:
     scope, receive, send = {"type": "http"}, object(), object()
     await AsgiResponse(app)(scope, receive, send)  # type: ignore[arg-type]
     assert seen == [(scope, receive, send)]
+
+
+def test_the_asgi_types_are_starlettes_everywhere() -> None:
+    # One definition of the ASGI types (starlette.types); no module defines them again.
+    import pkgutil
+
+    import starlette.types
+
+    import promptstream
+
+    for info in pkgutil.walk_packages(promptstream.__path__, "promptstream."):
+        module = importlib.import_module(info.name)
+        for name in ("Scope", "Message", "Receive", "Send", "ASGIApp"):
+            if name in vars(module):
+                assert vars(module)[name] is getattr(starlette.types, name), (info.name, name)

@@ -152,7 +152,7 @@ async def test_a_refused_embedding_is_its_status_and_its_tokens_are_charged(
         ("budget_exceeded", 429, "budget_exceeded"),
         ("superseded", 409, "document_conflict"),
         ("store_failed", 503, "unavailable"),
-        ("something new", 502, "upstream_error"),
+        ("embedding_failed", 502, "upstream_error"),  # a cause not from the upstream
     ],
 )
 async def test_each_ingestion_refusal_has_its_code(

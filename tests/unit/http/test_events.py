@@ -3,6 +3,7 @@ what goes out, in how many writes, and what the record is told."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -78,3 +79,24 @@ async def test_at_most_64_events_in_one_write(size: int) -> None:
     got = decoded(writes)
     contents = [json.loads(d)["content"] for e, d in got if e == "message" and d != "[DONE]"]
     assert contents == [str(i) for i in range(size)] + [""]
+
+
+async def test_the_heartbeat_has_ended_when_the_relay_returns() -> None:
+    await relay(FakeStream([[chunk("a")], [chunk("b", "stop")]]))
+    assert [t for t in asyncio.all_tasks() if "_ping" in repr(t.get_coro())] == []
+
+
+async def test_a_bug_while_relaying_propagates_as_itself() -> None:
+    stream = FakeStream([[chunk("a")], [chunk("b")]], RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):
+        await relay(stream)
+
+
+async def test_a_crash_in_the_heartbeat_fails_the_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def crash(self: EventStream) -> None:
+        raise RuntimeError("heartbeat bug")
+
+    monkeypatch.setattr(EventStream, "_ping", crash)
+    with pytest.raises(ExceptionGroup) as caught:
+        await relay(FakeStream([[chunk("a")], [chunk("b")], [chunk("c", "stop")]]))
+    assert [str(e) for e in caught.value.exceptions] == ["heartbeat bug"]

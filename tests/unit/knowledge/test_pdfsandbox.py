@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from promptstream._errors import DocumentReason
+from promptstream.knowledge import _pdfchild
 from promptstream.knowledge._documents import DocumentError, extract_text
 from promptstream.knowledge._pdfsandbox import PdfLimits, PdfSandbox
 from support.pdf import make_bomb_pdf, make_form_bomb_pdf, make_pdf
@@ -21,7 +25,7 @@ def read(sandbox: PdfSandbox, data: bytes) -> tuple[str, int]:
     return asyncio.run(sandbox.text(data, max_pages=200, max_chars=500_000))
 
 
-def refusal(sandbox: PdfSandbox, data: bytes) -> str:
+def refusal(sandbox: PdfSandbox, data: bytes) -> DocumentReason:
     with pytest.raises(DocumentError) as caught:
         read(sandbox, data)
     return caught.value.code
@@ -42,11 +46,27 @@ def test_a_pdf_reads_as_it_does_in_process() -> None:
 
 
 def test_refusals_keep_their_codes() -> None:
-    assert refusal(PdfSandbox(), b"%PDF-1.4 not really") == "corrupt_pdf"
+    assert refusal(PdfSandbox(), b"%PDF-1.4 not really") is DocumentReason.CORRUPT_PDF
     many = make_pdf(["x"] * 3)
     with pytest.raises(DocumentError) as caught:
         asyncio.run(PdfSandbox().text(many, max_pages=2, max_chars=100))
-    assert caught.value.code == "too_many_pages"
+    assert caught.value.code is DocumentReason.TOO_MANY_PAGES
+
+
+def test_every_code_the_child_answers_is_a_document_reason() -> None:
+    # The child imports nothing of the package, so its codes are plain strings: each one
+    # must name a DocumentReason, or the sandbox could not turn its answer into one.
+    codes: set[str] = set()
+    for node in ast.walk(ast.parse(inspect.getsource(_pdfchild))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PdfRefused":
+            codes.add(ast.literal_eval(node.args[0]))
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if isinstance(key, ast.Constant) and key.value == "error":
+                    if isinstance(value, ast.Constant):
+                        codes.add(value.value)
+    assert codes >= {"corrupt_pdf", "too_complex"}
+    assert codes <= set(DocumentReason)
 
 
 def test_the_cpu_limit_kills_a_form_bomb_long_before_the_deadline() -> None:

@@ -92,7 +92,7 @@ async def test_the_key_goes_as_a_bearer_token(
     session: aiohttp.ClientSession, scripted: ScriptedServer
 ) -> None:
     scripted.post(PATH, payload=answer(1))
-    await EmbeddingsClient(config(scripted), session).embed_one("x")
+    await EmbeddingsClient(config(scripted), session).embed(["x"])
     [call] = scripted.sent(PATH)
     assert call.headers["Authorization"] == f"Bearer {SECRET}"
 
