@@ -157,7 +157,10 @@ function describeDocumentError(error: ExecutionError, wait: string): ErrorDescri
     case 'budget_exceeded':
       return { title: 'Daily token budget used up', detail: `Indexing spends tokens from your daily budget.${wait}` };
     case 'rate_limited':
-      return { title: 'Rate limited', detail: `${sentence(error.message)}${wait}` };
+      // The embedding provider's limit when embedding failed; else the user's own upload rate.
+      return reason === 'embedding_failed'
+        ? { title: 'Rate limited', detail: `The embedding provider is throttling requests.${wait}` }
+        : { title: 'Rate limited', detail: `${sentence(error.message)}${wait}` };
     case 'upstream_error':
     case 'upstream_unavailable':
     case 'upstream_timeout':
