@@ -17,7 +17,7 @@ from promptstream._config import Settings
 from promptstream.http._server import BoundedH11Protocol
 from promptstream.knowledge._chunking import split_passages
 from promptstream.knowledge._documents import check_upload, extract_text
-from promptstream.knowledge._ingest import IngestLimits
+from promptstream.knowledge._ingest import IngestLimits, ingest
 from promptstream.knowledge._pdfsandbox import PdfLimits
 from promptstream.run._admission import Openings
 from promptstream.store._firestore import FirestoreRest
@@ -179,9 +179,10 @@ def _default(function: Callable[..., object], name: str) -> object:
 
 def test_defaults_outside_settings_are_the_settings_ones() -> None:
     # Settings is the one place for a default: a value a caller may leave out is the
-    # deployment's (IngestLimits, in _retrieval, is listed for the move: issue 23).
+    # deployment's.
     settings = Settings()
     pdf = PdfLimits()
+    limits = IngestLimits()
     repeated: list[tuple[object, object]] = [
         (_default(split_passages, "max_chars"), settings.passage_chars),
         (_default(split_passages, "overlap_chars"), settings.passage_overlap_chars),
@@ -194,6 +195,13 @@ def test_defaults_outside_settings_are_the_settings_ones() -> None:
         (pdf.wall_seconds, settings.pdf_wall_seconds),
         (pdf.concurrency, settings.pdf_concurrency),
         (pdf.queue_seconds, settings.pdf_queue_seconds),
+        (limits.max_bytes, settings.max_document_bytes),
+        (limits.max_pages, settings.max_document_pages),
+        (limits.max_chars, settings.max_document_chars),
+        (limits.max_passages, settings.max_passages_per_document),
+        (limits.passage_chars, settings.passage_chars),
+        (limits.overlap_chars, settings.passage_overlap_chars),
+        (_default(ingest, "limits"), IngestLimits.from_settings(settings)),
         (_default(Openings, "per_user"), settings.open_queue_per_user),
         (_default(FirestoreRest, "timeout"), settings.firestore_timeout_seconds),
         (BoundedH11Protocol.head_timeout, settings.head_timeout_seconds),

@@ -42,6 +42,8 @@ __all__ = [
 
 # Writes per commit (Firestore's limit is 500; a passage with its vector is a few KB).
 _COMMIT_WRITES = 100
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
 
 
 class IngestError(Exception):
@@ -62,12 +64,12 @@ class IngestLimits:
     """The caps one ingestion works within (``from_settings`` builds them from the
     deployment's settings)."""
 
-    max_bytes: int = 5 * 1024 * 1024
-    max_pages: int = 200
-    max_chars: int = 500_000
-    max_passages: int = 2000
-    passage_chars: int = 1200
-    overlap_chars: int = 150
+    max_bytes: int = _DEFAULTS.max_document_bytes
+    max_pages: int = _DEFAULTS.max_document_pages
+    max_chars: int = _DEFAULTS.max_document_chars
+    max_passages: int = _DEFAULTS.max_passages_per_document
+    passage_chars: int = _DEFAULTS.passage_chars
+    overlap_chars: int = _DEFAULTS.passage_overlap_chars
     # The instance's PDF children (shared by its uploads: their number is bounded).
     pdf: PdfSandbox = field(default_factory=PdfSandbox, compare=False)
 
