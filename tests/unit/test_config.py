@@ -173,6 +173,28 @@ def test_the_embeddings_config_comes_from_the_settings() -> None:
     )
 
 
+def test_the_embeddings_config_gets_the_upstream_retries_and_timeout() -> None:
+    # Twice each default: a value no field has unless it was passed on.
+    tuning = Settings().upstream
+    doubled = {
+        "UPSTREAM_FIRST_BYTE_TIMEOUT": tuning.first_byte_timeout * 2,
+        "UPSTREAM_MAX_RETRIES": tuning.max_retries * 2,
+        "UPSTREAM_BACKOFF_BASE": tuning.backoff_base * 2,
+        "UPSTREAM_BACKOFF_MAX": tuning.backoff_max * 2,
+        "UPSTREAM_MAX_RETRY_AFTER": tuning.max_retry_after * 2,
+    }
+    settings = Settings.from_env({name: str(value) for name, value in doubled.items()})
+    config = EmbeddingsConfig.from_settings(settings, "sk-key")
+    got = (
+        config.timeout,
+        config.max_retries,
+        config.backoff_base,
+        config.backoff_max,
+        config.max_retry_after,
+    )
+    assert got == tuple(doubled.values())
+
+
 def _default(function: Callable[..., object], name: str) -> object:
     return inspect.signature(function).parameters[name].default
 
@@ -181,6 +203,7 @@ def test_defaults_outside_settings_are_the_settings_ones() -> None:
     # Settings is the one place for a default: a value a caller may leave out is the
     # deployment's.
     settings = Settings()
+    upstream = settings.upstream
     pdf = PdfLimits()
     limits = IngestLimits()
     repeated: list[tuple[object, object]] = [
@@ -208,5 +231,10 @@ def test_defaults_outside_settings_are_the_settings_ones() -> None:
         (BoundedH11Protocol.linger_bytes, settings.max_document_bytes),
         (EmbeddingsConfig.model_fields["dimensions"].default, settings.embedding_dimensions),
         (EmbeddingsConfig.model_fields["batch_size"].default, settings.embedding_batch_size),
+        (EmbeddingsConfig.model_fields["timeout"].default, upstream.first_byte_timeout),
+        (EmbeddingsConfig.model_fields["max_retries"].default, upstream.max_retries),
+        (EmbeddingsConfig.model_fields["backoff_base"].default, upstream.backoff_base),
+        (EmbeddingsConfig.model_fields["backoff_max"].default, upstream.backoff_max),
+        (EmbeddingsConfig.model_fields["max_retry_after"].default, upstream.max_retry_after),
     ]
     assert [got for got, _ in repeated] == [want for _, want in repeated]
