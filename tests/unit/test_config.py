@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from promptstream._config import Settings
 from promptstream.http._server import BoundedH11Protocol
@@ -195,6 +195,16 @@ def test_the_embeddings_config_gets_the_upstream_retries_and_timeout() -> None:
     assert got == tuple(doubled.values())
 
 
+def test_a_client_built_without_settings_is_the_default_settings_one() -> None:
+    assert OpenRouterConfig(api_key=SecretStr("sk-key")) == OpenRouterConfig.from_settings(
+        Settings(), "sk-key"
+    )
+    model = Settings().embedding_model
+    assert EmbeddingsConfig(
+        api_key=SecretStr("sk-key"), model=model
+    ) == EmbeddingsConfig.from_settings(Settings(), "sk-key")
+
+
 def _default(function: Callable[..., object], name: str) -> object:
     return inspect.signature(function).parameters[name].default
 
@@ -236,5 +246,11 @@ def test_defaults_outside_settings_are_the_settings_ones() -> None:
         (EmbeddingsConfig.model_fields["backoff_base"].default, upstream.backoff_base),
         (EmbeddingsConfig.model_fields["backoff_max"].default, upstream.backoff_max),
         (EmbeddingsConfig.model_fields["max_retry_after"].default, upstream.max_retry_after),
+        (OpenRouterConfig.model_fields["model"].default, settings.default_model),
+        (OpenRouterConfig.model_fields["base_url"].default, settings.openrouter_base_url),
+        (OpenRouterConfig.model_fields["max_tokens"].default, settings.default_max_tokens),
+        (OpenRouterConfig.model_fields["app_url"].default, settings.app_url),
+        (OpenRouterConfig.model_fields["app_title"].default, settings.app_title),
+        (OpenRouterConfig.model_fields["fallback_routing"].default, settings.fallback_routing),
     ]
     assert [got for got, _ in repeated] == [want for _, want in repeated]
