@@ -11,13 +11,13 @@ import re
 from collections.abc import Callable
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from promptstream._config import Settings
 from promptstream.http._server import BoundedH11Protocol
 from promptstream.knowledge._chunking import split_passages
 from promptstream.knowledge._documents import check_upload, extract_text
-from promptstream.knowledge._ingest import IngestLimits
+from promptstream.knowledge._ingest import IngestLimits, ingest
 from promptstream.knowledge._pdfsandbox import PdfLimits
 from promptstream.run._admission import Openings
 from promptstream.store._firestore import FirestoreRest
@@ -173,15 +173,49 @@ def test_the_embeddings_config_comes_from_the_settings() -> None:
     )
 
 
+def test_the_embeddings_config_gets_the_upstream_retries_and_timeout() -> None:
+    # Twice each default: a value no field has unless it was passed on.
+    tuning = Settings().upstream
+    doubled = {
+        "UPSTREAM_FIRST_BYTE_TIMEOUT": tuning.first_byte_timeout * 2,
+        "UPSTREAM_MAX_RETRIES": tuning.max_retries * 2,
+        "UPSTREAM_BACKOFF_BASE": tuning.backoff_base * 2,
+        "UPSTREAM_BACKOFF_MAX": tuning.backoff_max * 2,
+        "UPSTREAM_MAX_RETRY_AFTER": tuning.max_retry_after * 2,
+    }
+    settings = Settings.from_env({name: str(value) for name, value in doubled.items()})
+    config = EmbeddingsConfig.from_settings(settings, "sk-key")
+    got = (
+        config.timeout,
+        config.max_retries,
+        config.backoff_base,
+        config.backoff_max,
+        config.max_retry_after,
+    )
+    assert got == tuple(doubled.values())
+
+
+def test_a_client_built_without_settings_is_the_default_settings_one() -> None:
+    assert OpenRouterConfig(api_key=SecretStr("sk-key")) == OpenRouterConfig.from_settings(
+        Settings(), "sk-key"
+    )
+    model = Settings().embedding_model
+    assert EmbeddingsConfig(
+        api_key=SecretStr("sk-key"), model=model
+    ) == EmbeddingsConfig.from_settings(Settings(), "sk-key")
+
+
 def _default(function: Callable[..., object], name: str) -> object:
     return inspect.signature(function).parameters[name].default
 
 
 def test_defaults_outside_settings_are_the_settings_ones() -> None:
     # Settings is the one place for a default: a value a caller may leave out is the
-    # deployment's (IngestLimits, in _retrieval, is listed for the move: issue 23).
+    # deployment's.
     settings = Settings()
+    upstream = settings.upstream
     pdf = PdfLimits()
+    limits = IngestLimits()
     repeated: list[tuple[object, object]] = [
         (_default(split_passages, "max_chars"), settings.passage_chars),
         (_default(split_passages, "overlap_chars"), settings.passage_overlap_chars),
@@ -194,11 +228,29 @@ def test_defaults_outside_settings_are_the_settings_ones() -> None:
         (pdf.wall_seconds, settings.pdf_wall_seconds),
         (pdf.concurrency, settings.pdf_concurrency),
         (pdf.queue_seconds, settings.pdf_queue_seconds),
+        (limits.max_bytes, settings.max_document_bytes),
+        (limits.max_pages, settings.max_document_pages),
+        (limits.max_chars, settings.max_document_chars),
+        (limits.max_passages, settings.max_passages_per_document),
+        (limits.passage_chars, settings.passage_chars),
+        (limits.overlap_chars, settings.passage_overlap_chars),
+        (_default(ingest, "limits"), IngestLimits.from_settings(settings)),
         (_default(Openings, "per_user"), settings.open_queue_per_user),
         (_default(FirestoreRest, "timeout"), settings.firestore_timeout_seconds),
         (BoundedH11Protocol.head_timeout, settings.head_timeout_seconds),
         (BoundedH11Protocol.linger_bytes, settings.max_document_bytes),
         (EmbeddingsConfig.model_fields["dimensions"].default, settings.embedding_dimensions),
         (EmbeddingsConfig.model_fields["batch_size"].default, settings.embedding_batch_size),
+        (EmbeddingsConfig.model_fields["timeout"].default, upstream.first_byte_timeout),
+        (EmbeddingsConfig.model_fields["max_retries"].default, upstream.max_retries),
+        (EmbeddingsConfig.model_fields["backoff_base"].default, upstream.backoff_base),
+        (EmbeddingsConfig.model_fields["backoff_max"].default, upstream.backoff_max),
+        (EmbeddingsConfig.model_fields["max_retry_after"].default, upstream.max_retry_after),
+        (OpenRouterConfig.model_fields["model"].default, settings.default_model),
+        (OpenRouterConfig.model_fields["base_url"].default, settings.openrouter_base_url),
+        (OpenRouterConfig.model_fields["max_tokens"].default, settings.default_max_tokens),
+        (OpenRouterConfig.model_fields["app_url"].default, settings.app_url),
+        (OpenRouterConfig.model_fields["app_title"].default, settings.app_title),
+        (OpenRouterConfig.model_fields["fallback_routing"].default, settings.fallback_routing),
     ]
     assert [got for got, _ in repeated] == [want for _, want in repeated]

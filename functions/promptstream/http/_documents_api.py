@@ -84,12 +84,11 @@ def _refusal(exc: IngestError, document_id: str, redact: Callable[[str], str]) -
     details = {"reason": exc.code, "document_id": document_id}
     message = exc.message[:1].upper() + exc.message[1:]
     cause = exc.__cause__
-    reason = DocumentReason(exc.code)
-    if reason is DocumentReason.EMBEDDING_FAILED and isinstance(cause, OpenRouterError):
+    if exc.code is DocumentReason.EMBEDDING_FAILED and isinstance(cause, OpenRouterError):
         return HttpError(cause.code, redact(message), details, retry_after=cause.retry_after)
     if isinstance(cause, LimitExceeded):
         return HttpError(cause.code, message, details, retry_after=cause.retry_after)
-    return HttpError(reason.code, message, details)
+    return HttpError(exc.code.code, message, details)
 
 
 class _Meter:

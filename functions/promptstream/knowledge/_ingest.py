@@ -16,7 +16,7 @@ import aiohttp
 
 from .. import _logging
 from .._config import Settings
-from .._errors import OpenRouterError
+from .._errors import DocumentReason, OpenRouterError
 from ..store._firestore import (
     FirestoreError,
     FirestoreRest,
@@ -42,14 +42,15 @@ __all__ = [
 
 # Writes per commit (Firestore's limit is 500; a passage with its vector is a few KB).
 _COMMIT_WRITES = 100
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
 
 
 class IngestError(Exception):
-    """Ingestion refused or failed; ``code`` is stable (a ``DocumentError`` code,
-    ``not_found``, ``too_many_passages``, ``budget_exceeded``, ``superseded``,
-    ``embedding_failed``, ``store_failed``)."""
+    """Ingestion or deletion refused or failed; ``code`` is the ``DocumentReason`` (a
+    ``DocumentError``'s, or one of ingestion's own), which names its ``ErrorCode``."""
 
-    def __init__(self, code: str, message: str, *, tokens: int = 0) -> None:
+    def __init__(self, code: DocumentReason, message: str, *, tokens: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -63,12 +64,12 @@ class IngestLimits:
     """The caps one ingestion works within (``from_settings`` builds them from the
     deployment's settings)."""
 
-    max_bytes: int = 5 * 1024 * 1024
-    max_pages: int = 200
-    max_chars: int = 500_000
-    max_passages: int = 2000
-    passage_chars: int = 1200
-    overlap_chars: int = 150
+    max_bytes: int = _DEFAULTS.max_document_bytes
+    max_pages: int = _DEFAULTS.max_document_pages
+    max_chars: int = _DEFAULTS.max_document_chars
+    max_passages: int = _DEFAULTS.max_passages_per_document
+    passage_chars: int = _DEFAULTS.passage_chars
+    overlap_chars: int = _DEFAULTS.passage_overlap_chars
     # The instance's PDF children (shared by its uploads: their number is bounded).
     pdf: PdfSandbox = field(default_factory=PdfSandbox, compare=False)
 
@@ -133,7 +134,9 @@ async def ingest(
     if len(data) > limits.max_bytes:
         # Refused before the document is touched: an upload too large for a new
         # document does not create one, and does not take a ready one out of search.
-        raise IngestError("too_large", f"the file is larger than {limits.max_bytes} bytes")
+        raise IngestError(
+            DocumentReason.TOO_LARGE, f"the file is larger than {limits.max_bytes} bytes"
+        )
     generation, claimed_at = await _claim(
         db, owner_uid, document_id, title, filename, content_type, len(data)
     )
@@ -154,10 +157,11 @@ async def ingest(
             overlap_chars=limits.overlap_chars,
         )
         if not passages:
-            raise IngestError("empty", "the document has no text to index")
+            raise IngestError(DocumentReason.EMPTY, "the document has no text to index")
         if len(passages) > limits.max_passages:
             raise IngestError(
-                "too_many_passages", f"the document makes more than {limits.max_passages} passages"
+                DocumentReason.TOO_MANY_PASSAGES,
+                f"the document makes more than {limits.max_passages} passages",
             )
         texts = [p.embedding_text() for p in passages]
         if before_embedding is not None:
@@ -167,7 +171,9 @@ async def ingest(
             embedded = await embedder.embed(texts)
         except OpenRouterError as exc:
             spent = exc.tokens_spent  # billed before the failed batch
-            raise IngestError("embedding_failed", f"embedding failed: {exc.message}") from exc
+            raise IngestError(
+                DocumentReason.EMBEDDING_FAILED, f"embedding failed: {exc.message}"
+            ) from exc
         spent = int(embedded.tokens)
         writes = []
         for passage, vector in zip(passages, embedded.vectors, strict=True):
@@ -187,13 +193,15 @@ async def ingest(
             for start in range(0, len(writes), _COMMIT_WRITES):
                 await db.commit(writes[start : start + _COMMIT_WRITES])
         except FirestoreError as exc:
-            raise IngestError("store_failed", "storing the passages failed") from exc
+            raise IngestError(DocumentReason.STORE_FAILED, "storing the passages failed") from exc
         await _flip(db, document_id, generation, claimed_at, len(passages))
     except BaseException as exc:
         # Also on cancellation and on anything unforeseen (a connection error from
         # Firestore): the document must not stay "indexing" with no one indexing it.
         reason = (
-            exc if isinstance(exc, IngestError) else IngestError("store_failed", "indexing failed")
+            exc
+            if isinstance(exc, IngestError)
+            else IngestError(DocumentReason.STORE_FAILED, "indexing failed")
         )
         reason.tokens = spent
         await _fail(db, document_id, generation, reason.message, written)
@@ -277,7 +285,7 @@ async def _claim(
         found = (await db.get_all([path]))[path]
         data = found.data
         if data is not None and data.get("owner_uid") != owner_uid:
-            raise IngestError("not_found", "no such document")
+            raise IngestError(DocumentReason.NOT_FOUND, "no such document")
         previous = max(
             int((data or {}).get("generation") or 0),
             int((data or {}).get("indexing_generation") or 0),
@@ -310,11 +318,13 @@ async def _claim(
         except FirestoreError as exc:
             if exc.conflict:
                 continue
-            raise IngestError("store_failed", "claiming the document failed") from exc
+            raise IngestError(DocumentReason.STORE_FAILED, "claiming the document failed") from exc
         if claimed_at is None:
-            raise IngestError("store_failed", "Firestore gave no update time for the claim")
+            raise IngestError(
+                DocumentReason.STORE_FAILED, "Firestore gave no update time for the claim"
+            )
         return generation, claimed_at
-    raise IngestError("superseded", "the document is being changed by another upload")
+    raise IngestError(DocumentReason.SUPERSEDED, "the document is being changed by another upload")
 
 
 async def _flip(
@@ -338,8 +348,10 @@ async def _flip(
         await db.commit([write])
     except FirestoreError as exc:
         if exc.conflict:
-            raise IngestError("superseded", "the document changed while indexing") from exc
-        raise IngestError("store_failed", "marking the document ready failed") from exc
+            raise IngestError(
+                DocumentReason.SUPERSEDED, "the document changed while indexing"
+            ) from exc
+        raise IngestError(DocumentReason.STORE_FAILED, "marking the document ready failed") from exc
 
 
 async def _fail(
@@ -376,7 +388,7 @@ async def _fail(
 
 async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str) -> int:
     """Delete ``owner_uid``'s document ``document_id``, then its passages; the number of
-    passages deleted. ``IngestError("not_found")`` when there is no such document of
+    passages deleted. ``IngestError`` (``NOT_FOUND``) when there is no such document of
     theirs (someone else's reads as missing).
 
     The document goes first (conditional on the version read): from then on search
@@ -387,7 +399,7 @@ async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str
     for _ in range(5):
         found = (await db.get_all([path]))[path]
         if found.data is None or found.data.get("owner_uid") != owner_uid:
-            raise IngestError("not_found", "no such document")
+            raise IngestError(DocumentReason.NOT_FOUND, "no such document")
         try:
             await db.commit(
                 [{"delete": db.name(path), "currentDocument": {"updateTime": found.update_time}}]
@@ -397,7 +409,9 @@ async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str
             if not exc.conflict:
                 raise
     else:
-        raise IngestError("superseded", "the document is being changed by another upload")
+        raise IngestError(
+            DocumentReason.SUPERSEDED, "the document is being changed by another upload"
+        )
     return await delete_passages(db, document_id)
 
 

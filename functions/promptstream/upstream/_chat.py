@@ -255,6 +255,9 @@ class ChatStream:
         loop = asyncio.get_running_loop()
         reader = response.content
         now = time.monotonic()
+        # A timer, not a task in a TaskGroup: this generator yields between reads, and a
+        # group's cancellation would land in whichever task iterates it (the caller,
+        # holding a chunk); the timer only fails the pending read, and the finally ends it.
         watchdog = Watchdog(
             loop,
             reader,

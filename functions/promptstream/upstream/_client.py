@@ -42,7 +42,9 @@ __all__ = [
     "StreamChunk",
 ]
 
-DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+# Settings holds the defaults; a caller that passes no value gets the deployment default.
+_DEFAULTS = Settings()
+DEFAULT_BASE_URL = _DEFAULTS.openrouter_base_url
 
 # Body parameters a caller may set per call. Anything else is a typo, not a request.
 _OVERRIDABLE = frozenset(
@@ -66,18 +68,21 @@ _OVERRIDABLE = frozenset(
 
 
 class OpenRouterConfig(UpstreamTuning):
-    """Client settings. ``base_url`` may point at any OpenAI-compatible server."""
+    """Client settings. ``base_url`` may point at any OpenAI-compatible server. Left out,
+    a field is what ``from_settings`` gives for the default ``Settings``."""
 
     api_key: SecretStr
-    model: str = "x-ai/grok-4-fast:free"
+    model: str = _DEFAULTS.default_model
     base_url: str = DEFAULT_BASE_URL
-    max_tokens: int | None = Field(default=1024, ge=1)
-    temperature: float | None = Field(default=0.7, ge=0, le=2)
+    max_tokens: int | None = Field(default=_DEFAULTS.default_max_tokens, ge=1)
+    # Not a setting: the functions send a request's own temperature or none (the
+    # model's default), and so does a client built directly.
+    temperature: float | None = Field(default=None, ge=0, le=2)
     max_connections: int = Field(default=1000, ge=1)
-    app_url: str | None = None
-    app_title: str | None = None
+    app_url: str | None = _DEFAULTS.app_url
+    app_title: str | None = _DEFAULTS.app_title
     # How a call with fallback models falls back (see _routing).
-    fallback_routing: Routing = "auto"
+    fallback_routing: Routing = _DEFAULTS.fallback_routing
 
     @classmethod
     def from_settings(cls, settings: Settings, api_key: str) -> OpenRouterConfig:
@@ -87,7 +92,6 @@ class OpenRouterConfig(UpstreamTuning):
             model=settings.default_model,
             base_url=settings.openrouter_base_url,
             max_tokens=settings.default_max_tokens,
-            temperature=None,
             app_url=settings.app_url,
             app_title=settings.app_title,
             fallback_routing=settings.fallback_routing,

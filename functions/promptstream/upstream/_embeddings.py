@@ -34,6 +34,7 @@ __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 
 # Settings holds the defaults; a caller that passes no value gets the deployment default.
 _DEFAULTS = Settings()
+_TUNING = _DEFAULTS.upstream
 
 
 class EmbeddingsConfig(BaseModel):
@@ -47,12 +48,13 @@ class EmbeddingsConfig(BaseModel):
     dimensions: int = Field(default=_DEFAULTS.embedding_dimensions, ge=1, le=8192)
     base_url: str = DEFAULT_BASE_URL
     batch_size: int = Field(default=_DEFAULTS.embedding_batch_size, ge=1, le=2048)
-    # One batch's request, answer included.
-    timeout: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    backoff_base: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(default=8.0, ge=0)
-    max_retry_after: float = Field(default=10.0, ge=0)
+    # The upstream's tuning (UPSTREAM_*), as for chat: one batch's request, answer
+    # included, gets the first-byte timeout; a batch is retried by the retry settings.
+    timeout: float = Field(default=_TUNING.first_byte_timeout, gt=0)
+    max_retries: int = Field(default=_TUNING.max_retries, ge=0, le=10)
+    backoff_base: float = Field(default=_TUNING.backoff_base, ge=0)
+    backoff_max: float = Field(default=_TUNING.backoff_max, ge=0)
+    max_retry_after: float = Field(default=_TUNING.max_retry_after, ge=0)
 
     @classmethod
     def from_settings(cls, settings: Settings, api_key: str) -> EmbeddingsConfig:
@@ -67,6 +69,8 @@ class EmbeddingsConfig(BaseModel):
             timeout=settings.upstream.first_byte_timeout,
             max_retries=settings.upstream.max_retries,
             backoff_base=settings.upstream.backoff_base,
+            backoff_max=settings.upstream.backoff_max,
+            max_retry_after=settings.upstream.max_retry_after,
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from promptstream import RateLimitError, documents_app
+from promptstream._errors import DocumentReason
 from promptstream.knowledge._ingest import IngestError, IngestResult
 from promptstream.run._uploads import INPUT_OVERHEAD
 from promptstream.store._limits import UPLOADS, take_lease
@@ -133,7 +134,9 @@ async def test_a_used_budget_is_429_before_any_work(
 async def test_a_refused_embedding_is_its_status_and_its_tokens_are_charged(
     service: UnitService, ingestion: Ingestion
 ) -> None:
-    error = IngestError("embedding_failed", f"embedding refused for {API_KEY}", tokens=12)
+    error = IngestError(
+        DocumentReason.EMBEDDING_FAILED, f"embedding refused for {API_KEY}", tokens=12
+    )
     error.__cause__ = RateLimitError("slow down", status_code=429, retry_after=9)
     ingestion.error = error
     got = await upload()
@@ -147,20 +150,21 @@ async def test_a_refused_embedding_is_its_status_and_its_tokens_are_charged(
 @pytest.mark.parametrize(
     ("reason", "status", "code"),
     [
-        ("binary", 422, "invalid_document"),
-        ("too_many_pages", 422, "document_too_long"),
-        ("budget_exceeded", 429, "budget_exceeded"),
-        ("superseded", 409, "document_conflict"),
-        ("store_failed", 503, "unavailable"),
-        ("embedding_failed", 502, "upstream_error"),  # a cause not from the upstream
+        (DocumentReason.BINARY, 422, "invalid_document"),
+        (DocumentReason.TOO_MANY_PAGES, 422, "document_too_long"),
+        (DocumentReason.BUDGET_EXCEEDED, 429, "budget_exceeded"),
+        (DocumentReason.SUPERSEDED, 409, "document_conflict"),
+        (DocumentReason.STORE_FAILED, 503, "unavailable"),
+        (DocumentReason.EMBEDDING_FAILED, 502, "upstream_error"),  # a cause not from upstream
     ],
 )
 async def test_each_ingestion_refusal_has_its_code(
-    service: UnitService, ingestion: Ingestion, reason: str, status: int, code: str
+    service: UnitService, ingestion: Ingestion, reason: DocumentReason, status: int, code: str
 ) -> None:
     ingestion.error = IngestError(reason, "no")
     got = await upload()
     assert (got.status, got.error()["code"]) == (status, code)
+    assert got.error()["details"]["reason"] == reason.value
     limits = service.fake_store.limits["alice"]
     # Nothing spent, nothing charged, the lease and its reservation released.
     assert limits["tokens_today"] == 0 and limits["upload_leases"] == limits["reserved"] == {}
@@ -182,7 +186,7 @@ async def test_delete_needs_an_id_and_answers_what_it_deleted(
 
     async def delete_document(db: Any, *, owner_uid: str, document_id: str) -> int:
         if document_id == "gone":
-            raise IngestError("not_found", "no such document")
+            raise IngestError(DocumentReason.NOT_FOUND, "no such document")
         deleted.append((owner_uid, document_id))
         return 4
 

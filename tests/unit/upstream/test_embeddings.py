@@ -5,6 +5,7 @@ the fake's /embeddings is tests/integration/test_fake_embeddings.py's.)"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from promptstream._config import Settings
 from promptstream._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -147,6 +149,40 @@ async def test_a_retry_after_beyond_the_cap_is_not_waited_for(
         await EmbeddingsClient(config(scripted), session).embed(["a"])
     assert len(scripted.sent(PATH)) == 1
     assert raised.value.retry_after == 60
+
+
+def deployed(endpoint: ScriptedServer, **env: str) -> EmbeddingsConfig:
+    """The embeddings config the functions build from these ``UPSTREAM_*`` variables."""
+    base = {"EMBEDDINGS_BASE_URL": endpoint.url("/api/v1"), "EMBEDDING_DIMENSIONS": "3"}
+    settings = Settings.from_env({**base, **env})
+    return EmbeddingsConfig.from_settings(settings, SECRET)
+
+
+async def test_upstream_max_retry_after_reaches_the_embeddings_client(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    # Waited for under the default (10 s); not under UPSTREAM_MAX_RETRY_AFTER=0.
+    scripted.post(PATH, status=429, headers={"Retry-After": "1"}, payload={"error": {}})
+    scripted.post(PATH, payload=answer(1))
+    client = EmbeddingsClient(deployed(scripted, UPSTREAM_MAX_RETRY_AFTER="0"), session)
+    with pytest.raises(RateLimitError):
+        await client.embed(["a"])
+    assert len(scripted.sent(PATH)) == 1
+
+
+async def test_upstream_backoff_max_reaches_the_embeddings_client(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    # A base of 100 s would wait at least the default ceiling's half (4 s); a ceiling of
+    # 0 retries at once.
+    scripted.post(PATH, status=500, payload={"error": {"message": "boom"}})
+    scripted.post(PATH, payload=answer(1))
+    env = {"UPSTREAM_BACKOFF_BASE": "100", "UPSTREAM_BACKOFF_MAX": "0"}
+    client = EmbeddingsClient(deployed(scripted, **env), session)
+    async with asyncio.timeout(2):
+        result = await client.embed(["a"])
+    assert result.vectors == [[1.0, 0.0, 0.0]]
+    assert len(scripted.sent(PATH)) == 2
 
 
 async def test_connection_failures_and_timeouts_are_ours(
