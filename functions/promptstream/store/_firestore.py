@@ -243,16 +243,7 @@ class FirestoreRest:
     async def get_all(self, paths: Sequence[str]) -> dict[str, Document]:
         """The documents at ``paths`` (relative, ``collection/id``), read at one time."""
         body = {"documents": [self.name(p) for p in paths]}
-        attempt = 0
-        while True:
-            try:
-                results = await self._post(":batchGet", body)
-                break
-            except FirestoreError as exc:
-                attempt += 1
-                if exc.http_status not in _RETRY_READ or attempt >= self._read_attempts:
-                    raise
-            await asyncio.sleep(0.05 * 2**attempt)
+        results = await self._post_read(":batchGet", body)
         wanted = {self.name(path): path for path in paths}
         out: dict[str, Document] = {}
         for item in results:

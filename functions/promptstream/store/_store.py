@@ -18,7 +18,7 @@ import datetime as dt
 import random
 import secrets
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -50,6 +50,7 @@ from ._prompts import Prompt, prompt_from
 __all__ = ["DOCUMENTS", "Store", "auto_id"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 PROMPTS = "prompts"
 EXECUTIONS = "executions"
@@ -140,51 +141,45 @@ class Store:
         # is stored beside it, for the rules and for people (docs/adr/0303-uid-keys.md).
         limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
         execution_id = auto_id()
-        async with self._user_locks[hash(uid) % len(self._user_locks)]:
-            for attempt in range(_ATTEMPTS):
-                docs = await db.get_all([prompt_path, limits_path])
-                record, reserve, result = build(prompt_from(docs.get(prompt_path)))
-                limits = docs.get(limits_path) or Document(limits_path, None, None)
-                now = dt.datetime.now(dt.UTC)
-                lease = take_lease(limits.data, execution_id, now, self._settings, reserve)
-                # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
-                lease.update(take_rate(limits.data, OPEN_TAT, now, self._opening_rate))
-                fields = {**lease, "uid": uid}
-                writes: list[dict[str, Any]] = [
-                    {
-                        "update": {"name": db.name(limits_path), "fields": encode_fields(fields)},
-                        # Only these fields: what uploads and their rate keep there stays as it is
-                        # (ADR 0308, 0309).
-                        "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-                        "currentDocument": (
-                            {"updateTime": limits.update_time}
-                            if limits.update_time is not None
-                            else {"exists": False}
+
+        async def step() -> tuple[list[dict[str, Any]], tuple[str, T]]:
+            docs = await db.get_all([prompt_path, limits_path])
+            record, reserve, result = build(prompt_from(docs.get(prompt_path)))
+            limits = docs.get(limits_path) or Document(limits_path, None, None)
+            now = dt.datetime.now(dt.UTC)
+            lease = take_lease(limits.data, execution_id, now, self._settings, reserve)
+            # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
+            lease.update(take_rate(limits.data, OPEN_TAT, now, self._opening_rate))
+            fields = {**lease, "uid": uid}
+            writes: list[dict[str, Any]] = [
+                {
+                    "update": {"name": db.name(limits_path), "fields": encode_fields(fields)},
+                    # Only these fields: what uploads and their rate keep there stays as it is
+                    # (ADR 0308, 0309).
+                    "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+                    "currentDocument": (
+                        {"updateTime": limits.update_time}
+                        if limits.update_time is not None
+                        else {"exists": False}
+                    ),
+                },
+                {
+                    "update": {
+                        "name": db.name(f"{EXECUTIONS}/{execution_id}"),
+                        "fields": encode_fields(
+                            {**record, "owner_uid": uid, "status": "streaming"}
                         ),
                     },
-                    {
-                        "update": {
-                            "name": db.name(f"{EXECUTIONS}/{execution_id}"),
-                            "fields": encode_fields(
-                                {**record, "owner_uid": uid, "status": "streaming"}
-                            ),
-                        },
-                        "updateTransforms": [
-                            {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"}
-                        ],
-                        "currentDocument": {"exists": False},
-                    },
-                ]
-                try:
-                    await db.commit(writes)
-                except FirestoreError as exc:
-                    if not exc.conflict or attempt + 1 == _ATTEMPTS:
-                        raise
-                    # Another instance changed the limits since the read: read again.
-                    await _backoff(attempt)
-                    continue
-                return execution_id, result
-        raise AssertionError("unreachable")
+                    "updateTransforms": [
+                        {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"}
+                    ],
+                    "currentDocument": {"exists": False},
+                },
+            ]
+            return writes, (execution_id, result)
+
+        async with self._user_locks[hash(uid) % len(self._user_locks)]:
+            return await self._committed(step)
 
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
@@ -207,22 +202,17 @@ class Store:
         limits document as read, like an opening."""
         db = self._db
         path = f"{USER_LIMITS}/{uid_key(uid)}"
-        for attempt in range(_ATTEMPTS):
+
+        async def step() -> tuple[list[dict[str, Any]], bool]:
             doc = (await db.get_all([path])).get(path)
             leases = (doc.data or {}).get("leases") if doc is not None else None
             if doc is None or not isinstance(leases, dict) or execution_id not in leases:
-                return False
+                return [], False
             write = self._release_write(uid, execution_id, tokens)
             write["currentDocument"] = {"updateTime": doc.update_time}
-            try:
-                await db.commit([write])
-            except FirestoreError as exc:
-                if not exc.conflict or attempt + 1 == _ATTEMPTS:
-                    raise
-                await _backoff(attempt)
-                continue
-            return True
-        raise AssertionError("unreachable")
+            return [write], True
+
+        return await self._committed(step)
 
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         """Update the record alone (the short version, after ``release``)."""
@@ -269,68 +259,59 @@ class Store:
         upload_id = auto_id()
         known: dict[str, int] | None = None
         gone: set[str] = set()
-        async with self._user_locks[hash(uid) % len(self._user_locks)]:
-            for attempt in range(_ATTEMPTS):
-                docs = await db.get_all([limits_path, document_path])
-                limits = docs.get(limits_path) or Document(limits_path, None, None)
-                found = docs.get(document_path)
-                if found is not None and found.data is not None:
-                    if found.data.get("owner_uid") != uid:
-                        raise HttpError(ErrorCode.DOCUMENT_NOT_FOUND, "No such document.")
-                now = dt.datetime.now(dt.UTC)
-                lease = take_lease(
-                    limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS
+
+        async def step() -> tuple[list[dict[str, Any]], tuple[str, int]]:
+            nonlocal known, gone
+            docs = await db.get_all([limits_path, document_path])
+            limits = docs.get(limits_path) or Document(limits_path, None, None)
+            found = docs.get(document_path)
+            if found is not None and found.data is not None:
+                if found.data.get("owner_uid") != uid:
+                    raise HttpError(ErrorCode.DOCUMENT_NOT_FOUND, "No such document.")
+            now = dt.datetime.now(dt.UTC)
+            lease = take_lease(limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS)
+            data = limits.data or {}
+            if known is None and not isinstance(data.get("documents"), dict):
+                # Written before the set existed: the documents a query finds.
+                known = await self._documents_of(uid)
+            try:
+                owned = claim_document(
+                    data, document_id, now, self._settings, known=known, gone=gone
                 )
-                data = limits.data or {}
-                if known is None and not isinstance(data.get("documents"), dict):
-                    # Written before the set existed: the documents a query finds.
-                    known = await self._documents_of(uid)
-                try:
-                    owned = claim_document(
-                        data, document_id, now, self._settings, known=known, gone=gone
-                    )
-                except LimitExceeded:
-                    if gone:
-                        raise
-                    # At the cap: the set may name documents deleted since (a deletion
-                    # whose second commit failed). One batch read, only here.
-                    gone = await self._missing(uid, data.get("documents") or known or {})
-                    if not gone:
-                        raise
-                    owned = claim_document(
-                        data, document_id, now, self._settings, known=known, gone=gone
-                    )
-                # The user's upload rate, in the same commit (docs/adr/0309-per-user-rates.md).
-                lease.update(take_rate(data, UPLOAD_TAT, now, self._upload_rate))
-                fields = {**lease, "documents": owned, "uid": uid}
-                try:
-                    await db.commit([self._limits_write(limits, fields)])
-                except FirestoreError as exc:
-                    if not exc.conflict or attempt + 1 == _ATTEMPTS:
-                        raise
-                    await _backoff(attempt)
-                    continue
-                return upload_id, owned[document_id]
-        raise AssertionError("unreachable")
+            except LimitExceeded:
+                if gone:
+                    raise
+                # At the cap: the set may name documents deleted since (a deletion
+                # whose second commit failed). One batch read, only here.
+                gone = await self._missing(uid, data.get("documents") or known or {})
+                if not gone:
+                    raise
+                owned = claim_document(
+                    data, document_id, now, self._settings, known=known, gone=gone
+                )
+            # The user's upload rate, in the same commit (docs/adr/0309-per-user-rates.md).
+            lease.update(take_rate(data, UPLOAD_TAT, now, self._upload_rate))
+            fields = {**lease, "documents": owned, "uid": uid}
+            return [self._limits_write(limits, fields)], (upload_id, owned[document_id])
+
+        async with self._user_locks[hash(uid) % len(self._user_locks)]:
+            return await self._committed(step)
 
     async def reserve_upload(self, *, uid: str, upload_id: str, reserve: int) -> None:
         """Raise the upload's reservation to ``reserve`` under the same budget rule (its
         text turned out longer than its bytes promised). Raises ``LimitExceeded``."""
         db = self._db
         path = f"{USER_LIMITS}/{uid_key(uid)}"
-        for attempt in range(_ATTEMPTS):
+
+        async def step() -> tuple[list[dict[str, Any]], None]:
             limits = (await db.get_all([path]))[path]
             now = dt.datetime.now(dt.UTC)
             lease = take_lease(
                 limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS, again=True
             )
-            try:
-                await db.commit([self._limits_write(limits, lease)])
-                return
-            except FirestoreError as exc:
-                if not exc.conflict or attempt + 1 == _ATTEMPTS:
-                    raise
-                await _backoff(attempt)
+            return [self._limits_write(limits, lease)], None
+
+        await self._committed(step)
 
     async def settle_upload(
         self, *, uid: str, upload_id: str, document_id: str, stamp: int, tokens: int
@@ -343,12 +324,13 @@ class Store:
         db = self._db
         path = f"{USER_LIMITS}/{uid_key(uid)}"
         document_path = f"{DOCUMENTS}/{document_id}"
-        for attempt in range(_ATTEMPTS):
+
+        async def step() -> tuple[list[dict[str, Any]], bool]:
             docs = await db.get_all([path, document_path])
             limits = docs[path]
             data = limits.data or {}
             if upload_id not in (data.get(UPLOADS) or {}):
-                return False
+                return [], False
             paths = [field_path(UPLOADS, upload_id), field_path("reserved", upload_id)]
             found = docs.get(document_path)
             stored = found is not None and (found.data or {}).get("owner_uid") == uid
@@ -369,13 +351,28 @@ class Store:
                 "updateTransforms": transforms,
                 "currentDocument": {"updateTime": limits.update_time},
             }
+            return [write], True
+
+        return await self._committed(step)
+
+    async def _committed(self, step: Callable[[], Awaitable[tuple[list[dict[str, Any]], R]]]) -> R:
+        """``step`` reads, decides and returns its writes (conditional on what it read) with
+        its result; they are committed, and when another writer changed a document since
+        the read (another request, another instance), ``step`` runs again after a growing
+        jittered wait. No writes: the result alone, nothing committed. The one retry of
+        the per-user limits (docs/adr/0002-conditional-commits.md)."""
+        for attempt in range(_ATTEMPTS):
+            writes, result = await step()
+            if not writes:
+                return result
             try:
-                await db.commit([write])
-                return True
+                await self._db.commit(writes)
             except FirestoreError as exc:
                 if not exc.conflict or attempt + 1 == _ATTEMPTS:
                     raise
                 await _backoff(attempt)
+                continue
+            return result
         raise AssertionError("unreachable")
 
     async def forget_document(self, *, uid: str, document_id: str) -> None:
