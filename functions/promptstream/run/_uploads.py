@@ -2,7 +2,7 @@
 instance's bounds on uploads before any body is read (a user's uploads in flight here, and
 bodies being read and ingested at once, whoever sends them). The limits that hold across
 instances are the store's (``Store.begin_upload``), under the one rule of
-``_admission.take_lease``. See docs/adr/0308-uploads-under-the-budget.md.
+``store._limits.take_lease``. See docs/adr/0308-uploads-under-the-budget.md.
 """
 
 from __future__ import annotations
