@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions"), str(ROOT / "tests")]
 
 from bench._forkjob import read  # noqa: E402
+from bench._history import module_at  # noqa: E402
 from promptstream.knowledge._chunking import split_passages  # noqa: E402
 from promptstream.knowledge._pdfchild import pdf_text  # noqa: E402
 from promptstream.knowledge._pdfsandbox import PdfSandbox  # noqa: E402
@@ -36,16 +37,8 @@ _BEFORE = "37e8c84"
 
 
 def _old_chunker() -> types.ModuleType:
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{_BEFORE}:functions/promptstream/knowledge/_chunking.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType("old_chunking")
-    sys.modules["old_chunking"] = module
-    exec(compile(source, "old_chunking.py", "exec"), module.__dict__)
-    return module
+    # Before the move into layers the chunker sat at the package's top.
+    return module_at(_BEFORE, "functions/promptstream/_chunking.py", "old_chunking")
 
 
 def _seconds(call: object, runs: int = 11) -> float:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
+
+from bench._history import module_at
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,16 +29,7 @@ def _decoder_class(rev: str | None) -> Any:
         from promptstream._sse import SSEDecoder
 
         return SSEDecoder
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:functions/promptstream/_sse.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType("old_sse")
-    sys.modules["old_sse"] = module
-    exec(compile(source, f"{rev}:_sse.py", "exec"), module.__dict__)
-    return module.SSEDecoder
+    return module_at(rev, "functions/promptstream/_sse.py", "old_sse").SSEDecoder
 
 
 def main() -> None:
