@@ -152,17 +152,9 @@ class Store:
             lease.update(take_rate(limits.data, OPEN_TAT, now, self._opening_rate))
             fields = {**lease, "uid": uid}
             writes: list[dict[str, Any]] = [
-                {
-                    "update": {"name": db.name(limits_path), "fields": encode_fields(fields)},
-                    # Only these fields: what uploads and their rate keep there stays as it is
-                    # (ADR 0308, 0309).
-                    "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-                    "currentDocument": (
-                        {"updateTime": limits.update_time}
-                        if limits.update_time is not None
-                        else {"exists": False}
-                    ),
-                },
+                # Only these fields: what uploads and their rate keep there stays as it is
+                # (ADR 0308, 0309).
+                self._limits_write(limits, fields),
                 {
                     "update": {
                         "name": db.name(f"{EXECUTIONS}/{execution_id}"),
