@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Routing", "Settings", "UpstreamTuning"]
+__all__ = ["DEFAULTS", "Routing", "Settings", "UpstreamTuning"]
 
 # How a call with fallback models falls back (upstream/_routing.py).
 Routing = Literal["auto", "native", "client"]
@@ -210,3 +210,8 @@ class Settings(BaseModel):
     # An upload's lease (and its reservation) lapses after this long when its instance died
     # before settling it.
     upload_lease_seconds: float = Field(default=3700.0, gt=0)
+
+
+# The defaults, for code that takes a value when its caller passes none: one object, so
+# every default is the one Settings declares.
+DEFAULTS = Settings()

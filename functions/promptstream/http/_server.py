@@ -20,14 +20,12 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import STATUS_PHRASES, H11Protocol
 from uvicorn.server import ServerState
 
-from .._config import Settings
+from .._config import DEFAULTS, Settings
 from .._errors import ErrorCode, HttpError
 from ._asgi import error_body
 
 __all__ = ["BoundedH11Protocol", "configure_server"]
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 _CLOSE = (b"connection", b"close")
 # After an answer given before the whole body the server half-closes, then drops what
 # still arrives for at most this long (and at most the largest body the API accepts,
@@ -153,8 +151,8 @@ class _Closing(asyncio.Transport):
 class BoundedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with our connection rules and a deadline on every head."""
 
-    head_timeout = _DEFAULTS.head_timeout_seconds
-    linger_bytes = _DEFAULTS.max_document_bytes
+    head_timeout = DEFAULTS.head_timeout_seconds
+    linger_bytes = DEFAULTS.max_document_bytes
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ import itertools
 import re
 from dataclasses import dataclass
 
-from .._config import Settings
+from .._config import DEFAULTS
 
 __all__ = ["HEADING_SEPARATOR", "Passage", "split_passages"]
 
@@ -30,8 +30,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _WORD = re.compile(r"\S+\s*|\s+")
 
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +50,8 @@ def split_passages(
     text: str,
     *,
     markdown: bool = True,
-    max_chars: int = _DEFAULTS.passage_chars,
-    overlap_chars: int = _DEFAULTS.passage_overlap_chars,
+    max_chars: int = DEFAULTS.passage_chars,
+    overlap_chars: int = DEFAULTS.passage_overlap_chars,
 ) -> list[Passage]:
     """``text`` as passages of at most ``max_chars`` characters, in document order.
 

@@ -16,7 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from .._config import Settings
+from .._config import DEFAULTS
 from .._errors import DocumentReason
 from ._pdfchild import PdfRefused, pdf_text
 
@@ -46,8 +46,6 @@ _CONTENT_TYPES: dict[str, DocumentKind] = {
     "text/x-markdown": "markdown",
     "application/pdf": "pdf",
 }
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 # Text whose share of control characters (other than tab, LF, CR, FF) passes this is
 # binary data that happened to decode, not a document.
 _MAX_CONTROL_SHARE = 0.01
@@ -94,7 +92,7 @@ def check_upload(
     *,
     filename: str = "",
     content_type: str | None = None,
-    max_bytes: int = _DEFAULTS.max_document_bytes,
+    max_bytes: int = DEFAULTS.max_document_bytes,
 ) -> DocumentKind:
     """The kind of ``data``, after the checks that need no parsing (size, emptiness)."""
     if len(data) > max_bytes:
@@ -109,9 +107,9 @@ def extract_text(
     *,
     filename: str = "",
     content_type: str | None = None,
-    max_bytes: int = _DEFAULTS.max_document_bytes,
-    max_pages: int = _DEFAULTS.max_document_pages,
-    max_chars: int = _DEFAULTS.max_document_chars,
+    max_bytes: int = DEFAULTS.max_document_bytes,
+    max_pages: int = DEFAULTS.max_document_pages,
+    max_chars: int = DEFAULTS.max_document_chars,
 ) -> ExtractedText:
     """The text of ``data``, NFC-normalised with LF line ends, read in this process.
 

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from .. import _logging
-from .._config import Settings
+from .._config import DEFAULTS, Settings
 from .._errors import DocumentReason, OpenRouterError
 from ..store._firestore import (
     FirestoreError,
@@ -42,8 +42,6 @@ __all__ = [
 
 # Writes per commit (Firestore's limit is 500; a passage with its vector is a few KB).
 _COMMIT_WRITES = 100
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 
 
 class IngestError(Exception):
@@ -64,12 +62,12 @@ class IngestLimits:
     """The caps one ingestion works within (``from_settings`` builds them from the
     deployment's settings)."""
 
-    max_bytes: int = _DEFAULTS.max_document_bytes
-    max_pages: int = _DEFAULTS.max_document_pages
-    max_chars: int = _DEFAULTS.max_document_chars
-    max_passages: int = _DEFAULTS.max_passages_per_document
-    passage_chars: int = _DEFAULTS.passage_chars
-    overlap_chars: int = _DEFAULTS.passage_overlap_chars
+    max_bytes: int = DEFAULTS.max_document_bytes
+    max_pages: int = DEFAULTS.max_document_pages
+    max_chars: int = DEFAULTS.max_document_chars
+    max_passages: int = DEFAULTS.max_passages_per_document
+    passage_chars: int = DEFAULTS.passage_chars
+    overlap_chars: int = DEFAULTS.passage_overlap_chars
     # The instance's PDF children (shared by its uploads: their number is bounded).
     pdf: PdfSandbox = field(default_factory=PdfSandbox, compare=False)
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._config import Settings
+from .._config import DEFAULTS
 from .._errors import DocumentReason
 from ._documents import DocumentError
 
@@ -24,19 +24,17 @@ __all__ = ["PdfLimits", "PdfSandbox"]
 _CHILD = str(Path(__file__).with_name("_pdfchild.py"))
 _TOO_COMPLEX = "the PDF takes more time or memory to read than an upload may use"
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 
 
 @dataclass(frozen=True, slots=True)
 class PdfLimits:
     """What one PDF child may use, and how many run at once."""
 
-    cpu_seconds: int = _DEFAULTS.pdf_cpu_seconds
-    memory_bytes: int = _DEFAULTS.pdf_memory_bytes
-    wall_seconds: float = _DEFAULTS.pdf_wall_seconds
-    concurrency: int = _DEFAULTS.pdf_concurrency
-    queue_seconds: float = _DEFAULTS.pdf_queue_seconds
+    cpu_seconds: int = DEFAULTS.pdf_cpu_seconds
+    memory_bytes: int = DEFAULTS.pdf_memory_bytes
+    wall_seconds: float = DEFAULTS.pdf_wall_seconds
+    concurrency: int = DEFAULTS.pdf_concurrency
+    queue_seconds: float = DEFAULTS.pdf_queue_seconds
 
 
 class PdfSandbox:

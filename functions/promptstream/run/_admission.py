@@ -26,14 +26,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from .. import _logging as logger
-from .._config import Settings
+from .._config import DEFAULTS
 from .._errors import ErrorCode, HttpError
 from ..store._limits import LimitExceeded
 
 __all__ = ["Openings"]
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 
 
 class Openings:
@@ -45,7 +43,7 @@ class Openings:
     ``queue_timeout`` is 503. See docs/adr/0309-per-user-rates.md."""
 
     def __init__(
-        self, size: int, queue_timeout: float, per_user: int = _DEFAULTS.open_queue_per_user
+        self, size: int, queue_timeout: float, per_user: int = DEFAULTS.open_queue_per_user
     ) -> None:
         self._size = size
         self._free = size

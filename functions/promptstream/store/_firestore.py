@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from .._config import Settings
+from .._config import DEFAULTS
 
 __all__ = [
     "Document",
@@ -39,8 +39,6 @@ __all__ = [
     "structured_query",
 ]
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
 _PRODUCTION_URL = "https://firestore.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/datastore",)
 # Errors a read may be retried on: the request was not served.
@@ -220,7 +218,7 @@ class FirestoreRest:
         *,
         emulator_host: str | None = None,
         credentials: Any = None,
-        timeout: float = _DEFAULTS.firestore_timeout_seconds,
+        timeout: float = DEFAULTS.firestore_timeout_seconds,
         read_attempts: int = 3,
     ) -> None:
         self.root = f"projects/{project}/databases/(default)/documents"

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 from pydantic import Field, SecretStr
 
-from .._config import Settings, UpstreamTuning
+from .._config import DEFAULTS, Settings, UpstreamTuning
 from .._errors import InvalidResponseError, OpenRouterError
 from .._sanitize import safe_usage
 from .._usage import check_usage
@@ -42,9 +42,7 @@ __all__ = [
     "StreamChunk",
 ]
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
-DEFAULT_BASE_URL = _DEFAULTS.openrouter_base_url
+DEFAULT_BASE_URL = DEFAULTS.openrouter_base_url
 
 # Body parameters a caller may set per call. Anything else is a typo, not a request.
 _OVERRIDABLE = frozenset(
@@ -72,17 +70,17 @@ class OpenRouterConfig(UpstreamTuning):
     a field is what ``from_settings`` gives for the default ``Settings``."""
 
     api_key: SecretStr
-    model: str = _DEFAULTS.default_model
+    model: str = DEFAULTS.default_model
     base_url: str = DEFAULT_BASE_URL
-    max_tokens: int | None = Field(default=_DEFAULTS.default_max_tokens, ge=1)
+    max_tokens: int | None = Field(default=DEFAULTS.default_max_tokens, ge=1)
     # Not a setting: the functions send a request's own temperature or none (the
     # model's default), and so does a client built directly.
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_connections: int = Field(default=1000, ge=1)
-    app_url: str | None = _DEFAULTS.app_url
-    app_title: str | None = _DEFAULTS.app_title
+    app_url: str | None = DEFAULTS.app_url
+    app_title: str | None = DEFAULTS.app_title
     # How a call with fallback models falls back (see _routing).
-    fallback_routing: Routing = _DEFAULTS.fallback_routing
+    fallback_routing: Routing = DEFAULTS.fallback_routing
 
     @classmethod
     def from_settings(cls, settings: Settings, api_key: str) -> OpenRouterConfig:

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from .._config import Settings
+from .._config import DEFAULTS, Settings
 from .._errors import InvalidResponseError, OpenRouterError
 from .._tokens import estimate_tokens
 from .._usage import token_cap, tokens_reported
@@ -32,9 +32,7 @@ from ._transport import Retry, Transport, translate_errors
 
 __all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
 
-# Settings holds the defaults; a caller that passes no value gets the deployment default.
-_DEFAULTS = Settings()
-_TUNING = _DEFAULTS.upstream
+_TUNING = DEFAULTS.upstream
 
 
 class EmbeddingsConfig(BaseModel):
@@ -45,9 +43,9 @@ class EmbeddingsConfig(BaseModel):
 
     api_key: SecretStr
     model: str
-    dimensions: int = Field(default=_DEFAULTS.embedding_dimensions, ge=1, le=8192)
+    dimensions: int = Field(default=DEFAULTS.embedding_dimensions, ge=1, le=8192)
     base_url: str = DEFAULT_BASE_URL
-    batch_size: int = Field(default=_DEFAULTS.embedding_batch_size, ge=1, le=2048)
+    batch_size: int = Field(default=DEFAULTS.embedding_batch_size, ge=1, le=2048)
     # The upstream's tuning (UPSTREAM_*), as for chat: one batch's request, answer
     # included, gets the first-byte timeout; a batch is retried by the retry settings.
     timeout: float = Field(default=_TUNING.first_byte_timeout, gt=0)
