@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from firebase_functions import options, params
+from firebase_functions import options, params, scheduler_fn
 from firebase_functions.core import init
 
 from promptstream import (
@@ -15,6 +15,7 @@ from promptstream import (
     get_service,
     https_endpoint,
     stream_app,
+    sweep_streams,
     with_cors,
 )
 
@@ -51,3 +52,12 @@ execute_prompt = https_endpoint("execute_prompt", with_cors(execute_app, _settin
 ingest_document = https_endpoint(
     "ingest_document", with_cors(documents_app, _settings, ("POST", "DELETE")), **_options
 )
+
+
+# Every minute: records whose execution fell silent are finished ``interrupted``, their
+# leases released (docs/adr/0601-leases-that-prove-alive.md).
+@scheduler_fn.on_schedule(
+    schedule="every 1 minutes", timeout_sec=120, memory=options.MemoryOption.MB_256
+)
+def sweep_silent_streams(event: scheduler_fn.ScheduledEvent) -> None:
+    sweep_streams(_settings)

@@ -31,6 +31,7 @@ from .http._firebase import https_endpoint
 from .http._handler import execute_app, stream_app
 from .http._server import configure_server
 from .http._service import Service, get_service, set_service
+from .run._repair import sweep_streams
 from .run._request import ExecuteRequest
 from .upstream._client import (
     DEFAULT_BASE_URL,
@@ -82,5 +83,6 @@ __all__ = [
     "https_endpoint",
     "set_service",
     "stream_app",
+    "sweep_streams",
     "with_cors",
 ]

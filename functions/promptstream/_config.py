@@ -109,6 +109,12 @@ class Settings(BaseModel):
     daily_token_budget: int = Field(default=500_000, gt=0)
     # Leases older than this are treated as dead (an instance crashed mid-stream).
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
+    # A resumable execution whose record shows no sign of life (``alive_at``, refreshed by
+    # its checkpoints) for this long is dead: its lease stops counting, and the repair
+    # finishes its record ``interrupted`` (docs/adr/0601-leases-that-prove-alive.md).
+    lease_ttl_seconds: float = Field(default=60.0, gt=0)
+    # Records the scheduled sweep repairs at most per run (the rest wait a minute).
+    repair_sweep_limit: int = Field(default=200, ge=1)
     debug_logging: bool = False
 
     # --- Hardening (issue 14). -------------------------------------------------------

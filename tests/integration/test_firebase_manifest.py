@@ -1,6 +1,7 @@
 """What `firebase deploy` discovers in functions/main.py: the three endpoints, each declared
 exactly as `https_fn.on_request` would declare it with the same options, although they
-are coroutine functions served on functions-framework's ASGI path.
+are coroutine functions served on functions-framework's ASGI path; and the scheduled
+sweep of silent streams (docs/adr/0601-leases-that-prove-alive.md).
 
 Run in a fresh interpreter from functions/, as the Firebase CLI runs discovery.
 """
@@ -60,7 +61,10 @@ def test_deploy_discovers_the_three_async_endpoints_with_on_requests_declaration
     result = discover()
     found = result["found"]
     assert isinstance(found, dict)
-    endpoints = found["endpoints"]
+    endpoints = dict(found["endpoints"])
+    sweep = endpoints.pop("sweep_silent_streams")
+    assert sweep["scheduleTrigger"]["schedule"] == "every 1 minutes"
+    assert sweep["timeoutSeconds"] == 120
     assert sorted(endpoints) == ["execute_prompt", "execute_prompt_stream", "ingest_document"]
     expected = dict(result["expected"])  # type: ignore[call-overload]
     for name, endpoint in endpoints.items():
@@ -79,5 +83,6 @@ def test_deploy_discovers_the_three_async_endpoints_with_on_requests_declaration
         "execute_prompt": True,
         "execute_prompt_stream": True,
         "ingest_document": True,
+        "sweep_silent_streams": False,  # a plain handler: it runs its own loop
     }
     assert result["asgi"] == ["execute_prompt", "execute_prompt_stream", "ingest_document"]

@@ -166,11 +166,14 @@ class FakeStore:
 
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
-    ) -> None:
+    ) -> bool:
         if self.fail_finish:
             raise RuntimeError("the record is too large")
+        if self.records[execution_id]["status"] != "streaming":
+            return False  # the repair ended it first
         self.records[execution_id].update(fields)
         await self.release(uid=uid, execution_id=execution_id, tokens=tokens)
+        return True
 
     async def release(self, *, uid: str, execution_id: str, tokens: int) -> bool:
         limits = self.limits[uid]

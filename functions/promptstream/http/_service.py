@@ -16,6 +16,7 @@ from ..knowledge._ingest import IngestLimits
 from ..run._admission import Openings
 from ..run._executions import Executions
 from ..run._ratelimit import Rates
+from ..run._repair import Repair
 from ..run._uploads import UploadSlots
 from ..store._store import Store
 from ..upstream._client import OpenRouterClient, OpenRouterConfig
@@ -48,6 +49,8 @@ class Service:
         )
         self.rates = Rates(settings)
         self.executions = Executions(settings, store, self.redact)
+        # Ends silent executions ``interrupted`` (docs/adr/0601-leases-that-prove-alive.md).
+        self.repair = Repair(settings, store)
         self.ingest_limits = IngestLimits.from_settings(settings)
         self.uploads = UploadSlots(settings)
         self._client: OpenRouterClient | None = None

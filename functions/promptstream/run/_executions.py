@@ -1,7 +1,9 @@
 """An execution's record: opened with the lease once every check passed, finished
-exactly once (completed, error or cancelled, with the output so far), and one log line.
+exactly once (completed, error or cancelled, with the output so far; or ``interrupted``
+by the repair when its instance died first), and one log line.
 
-The commits: docs/adr/0002-conditional-commits.md.
+The commits: docs/adr/0002-conditional-commits.md; the repair's race with a finish:
+docs/adr/0601-leases-that-prove-alive.md.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..knowledge._context import build_context
 from ..knowledge._passages import Embedder, Source, check_document_id
 from ..knowledge._search import search
 from ..store._prompts import Prompt
+from ..store._records import bounded
 from ..store._store import Store
 from ..upstream._messages import chat_messages, sent_chars
 from ._request import ExecuteRequest, choose_models
@@ -163,14 +166,6 @@ def _retrieval_reserve(ex: Execution, settings: Settings) -> int:
     return estimate_tokens(ex.query) + ex.top_k * settings.passage_chars
 
 
-def _bounded(output: str, reasoning: str, limit: int) -> tuple[str, str, bool]:
-    """The output, then the reasoning, kept to ``limit`` characters together."""
-    if len(output) + len(reasoning) <= limit:
-        return output, reasoning, False
-    output = output[:limit]
-    return output, reasoning[: limit - len(output)], True
-
-
 def _plan_retrieval(ex: Execution, settings: Settings) -> None:
     """The documents, top_k and query of ``ex``: the request's documents and top_k over
     the prompt's, each within the settings' bounds."""
@@ -229,6 +224,11 @@ class Executions:
                 + _retrieval_reserve(ex, self._settings)
             )
             record["tokens_reserved"] = reserve
+            # What the repair debits for the prompt if the instance dies (ADR 0601): the
+            # estimate, with the passages at their reserved bound (not yet retrieved).
+            record["prompt_tokens_estimate"] = ex.prompt_tokens + _retrieval_reserve(
+                ex, self._settings
+            )
             return record, reserve, ex
 
         execution_id, ex = await self._store.begin_execution(
@@ -280,8 +280,7 @@ class Executions:
         # fail the final commit and the lease's release alike, and leave both stuck.
         tokens = min(max(0, tokens), 2**63 - 1)
         error = outcome.error
-        # The record must fit Firestore's 1 MiB document limit, or the commit fails.
-        output, reasoning, truncated = _bounded(
+        output, reasoning, truncated = bounded(
             outcome.output, outcome.reasoning, self._settings.record_text_chars
         )
         fields: dict[str, Any] = {
@@ -307,12 +306,23 @@ class Executions:
             ]
             fields["retrieval_tokens"] = ex.retrieval_tokens
         try:
-            await self._store.finish_execution(
+            finished = await self._store.finish_execution(
                 uid=ex.uid, execution_id=ex.execution_id, fields=fields, tokens=tokens
             )
         except Exception:
             self.log_failure("record not finalised", ex)
             await self._release(ex, fields, tokens)
+        else:
+            if not finished:
+                # The repair judged it dead and ended it ``interrupted``, debiting its
+                # estimate: this outcome is debited nothing more.
+                logger.warn(
+                    "record finished by the repair already",
+                    execution_id=ex.execution_id,
+                    status=outcome.status,
+                    tokens=tokens,
+                )
+                tokens = 0
         entry: dict[str, Any] = {
             "execution_id": ex.execution_id,
             "uid": ex.uid,

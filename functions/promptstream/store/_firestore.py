@@ -18,11 +18,12 @@ import base64
 import datetime as dt
 import json
 import math
+import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -45,6 +46,10 @@ _SCOPES = ("https://www.googleapis.com/auth/datastore",)
 _RETRY_READ = {429, 500, 502, 503, 504}
 _SIMPLE_SEGMENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _INT64 = (-(2**63), 2**63 - 1)
+# Reads and commits before a conditional commit is given up on (each loser reads again).
+_ATTEMPTS = 20
+R = TypeVar("R")
+Step = Callable[[], Awaitable[tuple[list[dict[str, Any]], R]]]
 
 
 class FirestoreError(Exception):
@@ -264,6 +269,28 @@ class FirestoreRest:
         answer = await self._post(":commit", {"writes": list(writes)})
         results = answer.get("writeResults") or [] if isinstance(answer, dict) else []
         return [r.get("updateTime") for r in results]
+
+    async def committed(self, step: Step[R]) -> tuple[R, list[str | None]]:
+        """``step`` reads, decides and returns its writes (conditional on what it read)
+        with its result; they are committed, and when another writer changed a document
+        since the read (another request, another instance), ``step`` runs again after a
+        growing jittered wait. The result, and each write's update time (none when
+        ``step`` had no writes: nothing is committed)
+        (docs/adr/0002-conditional-commits.md)."""
+        for attempt in range(_ATTEMPTS):
+            writes, result = await step()
+            if not writes:
+                return result, []
+            try:
+                times = await self.commit(writes)
+            except FirestoreError as exc:
+                if not exc.conflict or attempt + 1 == _ATTEMPTS:
+                    raise
+                # Jittered and growing: rivals on one document spread out.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                continue
+            return result, times
+        raise AssertionError("unreachable")
 
     async def run_query(
         self, structured_query: Mapping[str, Any], *, parent: str = ""

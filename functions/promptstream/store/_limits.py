@@ -2,8 +2,10 @@
 transitions on them, which the store's conditional commits apply. Given the document as
 read, ``take_lease``, ``claim_document`` and ``take_rate`` return the fields to write or
 refuse with ``LimitExceeded``; they read no clock and do no I/O. The rules behind them:
-docs/adr/0308-uploads-under-the-budget.md (leases, budget, documents) and
-docs/adr/0309-per-user-rates.md (rates).
+docs/adr/0308-uploads-under-the-budget.md (leases, budget, documents),
+docs/adr/0309-per-user-rates.md (rates) and docs/adr/0601-leases-that-prove-alive.md
+(a stream lease counts while its execution shows life: ``silent_leases``, ``shows_life``,
+``after_repair``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ __all__ = [
     "UPLOAD_TAT",
     "LimitExceeded",
     "Rate",
+    "after_repair",
     "claim_document",
     "gcra",
     "opening_rate",
     "seconds_to_utc_midnight",
+    "shows_life",
+    "silent_leases",
     "take_lease",
     "take_rate",
     "upload_rate",
@@ -121,6 +126,68 @@ def take_lease(
         held[lease_id] = now_ms
     reserved[lease_id] = max(0, reserve, reserved.get(lease_id, 0) if again else 0)
     return {**live, "reserved": reserved, "day": day, "tokens_today": used}
+
+
+def silent_leases(
+    limits: Mapping[str, Any] | None, now: dt.datetime, settings: Settings
+) -> list[str]:
+    """The stream leases ``take_lease`` still counts that started ``LEASE_TTL_SECONDS`` or
+    more ago: the only ones whose records are worth reading when a limit refuses (a
+    younger lease is alive whatever its record says)."""
+    now_ms = int(now.timestamp() * 1000)
+    ttl_ms = settings.lease_ttl_seconds * 1000
+    lapse_ms = settings.stream_lease_seconds * 1000
+    return [
+        key
+        for key, started in ((limits or {}).get(STREAMS) or {}).items()
+        if isinstance(started, int) and ttl_ms <= now_ms - started < lapse_ms
+    ]
+
+
+def shows_life(
+    record: Mapping[str, Any] | None,
+    started_ms: int | None,
+    now: dt.datetime,
+    settings: Settings,
+) -> bool:
+    """Whether the execution behind a stream lease is still to be counted: its record is
+    ``streaming`` and its last sign of life (``alive_at``, else the record's
+    ``created_at``, else the lease's start) is younger than the silence it is allowed.
+
+    A resumable execution's checkpoints refresh ``alive_at`` every ``CHECKPOINT_SECONDS``,
+    so ``LEASE_TTL_SECONDS`` of silence means its instance is gone. Nothing refreshes a
+    plain execution's record while it streams: it keeps the old lapse,
+    ``STREAM_LEASE_SECONDS``, above the function's timeout."""
+    if record is None or record.get("status") != "streaming":
+        return False
+    last: float | None = None
+    for sign in (record.get("alive_at"), record.get("created_at")):
+        if isinstance(sign, dt.datetime):
+            last = sign.timestamp()
+            break
+    if last is None and started_ms is not None:
+        last = started_ms / 1000
+    if last is None:
+        return False
+    refreshed = record.get("resumable") is True
+    allowed = settings.lease_ttl_seconds if refreshed else settings.stream_lease_seconds
+    return now.timestamp() - last < allowed
+
+
+def after_repair(
+    limits: Mapping[str, Any] | None, debits: Mapping[str, int], now: dt.datetime
+) -> dict[str, Any]:
+    """The limits document with the stream leases ``debits`` names gone (and their
+    reservations), each one's tokens debited today: what a repair leaves for
+    ``take_lease`` to decide on, and what it writes when it is committed alone."""
+    data = dict(limits or {})
+    day = now.date().isoformat()
+    used = int(data.get("tokens_today") or 0) if data.get("day") == day else 0
+    data[STREAMS] = {k: v for k, v in (data.get(STREAMS) or {}).items() if k not in debits}
+    data["reserved"] = {k: v for k, v in (data.get("reserved") or {}).items() if k not in debits}
+    data["day"] = day
+    data["tokens_today"] = used + sum(max(0, tokens) for tokens in debits.values())
+    return data
 
 
 def claim_document(

@@ -4,7 +4,12 @@ Opening an execution reads the prompt and the user's limits, then commits the le
 the record on condition that the limits document is still the one read (its update
 time): the limits hold across instances without a lock in the database, and a loser
 reads again. Closing an execution releases the lease and debits the tokens in one
-commit. See docs/adr/0002-conditional-commits.md.
+commit, on condition that the record is still ``streaming``. See
+docs/adr/0002-conditional-commits.md.
+
+A stream lease counts while its execution shows life; when a limit refuses, the silent
+ones are read and the dead ones repaired in the opening's commit, and ``repair_execution``
+repairs one record alone (docs/adr/0601-leases-that-prove-alive.md).
 
 Uploads take their own leases in the same document by the same rule, and claim a new
 document id there in the same commit; settling one releases it and debits its tokens
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import random
 import secrets
 import string
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,6 +40,7 @@ from ._firestore import (
 )
 from ._limits import (
     OPEN_TAT,
+    STREAMS,
     UPLOAD_TAT,
     UPLOADS,
     LimitExceeded,
@@ -46,6 +51,12 @@ from ._limits import (
     upload_rate,
 )
 from ._prompts import Prompt, prompt_from
+from ._records import (
+    EXECUTIONS,
+    record_write,
+    repairs_at_admission,
+    settle_write,
+)
 
 __all__ = ["DOCUMENTS", "Store", "auto_id"]
 
@@ -53,12 +64,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 PROMPTS = "prompts"
-EXECUTIONS = "executions"
 USER_LIMITS = "user_limits"
 # Knowledge-base documents (written by ingestion; the limits document counts them).
 DOCUMENTS = "documents"
-# Reads and commits before a user's lease is given up on (each loser reads again).
-_ATTEMPTS = 20
 _ID_CHARS = string.ascii_letters + string.digits
 
 
@@ -94,6 +102,9 @@ class Store:
         self._user_locks = tuple(asyncio.Lock() for _ in range(64))
         self._opening_rate = opening_rate(settings)
         self._upload_rate = upload_rate(settings)
+        # Each open record's update time as this instance last wrote it: its finish
+        # commits on that condition without reading the record first.
+        self._record_times: dict[str, str] = {}
 
     @property
     def rest(self) -> FirestoreRest:
@@ -133,7 +144,8 @@ class Store:
         ``build`` sees the prompt (``None`` if absent) and returns the record's fields, the
         tokens to reserve against the day's budget until the execution finishes, and a
         result for the caller; it refuses by raising, and then nothing is written.
-        Raises ``LimitExceeded`` (and writes nothing) when the user is over a limit.
+        Raises ``LimitExceeded`` when the user is over a limit: nothing is written, but
+        the repair of the user's dead executions, if it found any.
         """
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
@@ -142,16 +154,33 @@ class Store:
         limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
         execution_id = auto_id()
 
-        async def step() -> tuple[list[dict[str, Any]], tuple[str, T]]:
+        async def step() -> tuple[list[dict[str, Any]], tuple[str, T] | LimitExceeded]:
             docs = await db.get_all([prompt_path, limits_path])
             record, reserve, result = build(prompt_from(docs.get(prompt_path)))
             limits = docs.get(limits_path) or Document(limits_path, None, None)
             now = dt.datetime.now(dt.UTC)
-            lease = take_lease(limits.data, execution_id, now, self._settings, reserve)
+            data = limits.data
+            repairs: list[dict[str, Any]] = []
+            try:
+                lease = take_lease(data, execution_id, now, self._settings, reserve)
+            except LimitExceeded:
+                # Only now, so that an opening stays one read: some of the leases that
+                # refuse may belong to executions whose instance died.
+                repaired = await repairs_at_admission(db, self._settings, data, now)
+                if repaired is None:
+                    raise
+                data, repairs = repaired
+                try:
+                    lease = take_lease(data, execution_id, now, self._settings, reserve)
+                except LimitExceeded as refused:
+                    # Refused all the same: the repair is committed alone, then the refusal.
+                    kept = {key: data[key] for key in (STREAMS, "reserved", "day", "tokens_today")}
+                    return [*repairs, self._limits_write(limits, kept)], refused
             # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
-            lease.update(take_rate(limits.data, OPEN_TAT, now, self._opening_rate))
+            lease.update(take_rate(data, OPEN_TAT, now, self._opening_rate))
             fields = {**lease, "uid": uid}
             writes: list[dict[str, Any]] = [
+                *repairs,
                 # Only these fields: what uploads and their rate keep there stays as it is
                 # (ADR 0308, 0309).
                 self._limits_write(limits, fields),
@@ -162,8 +191,10 @@ class Store:
                             {**record, "owner_uid": uid, "status": "streaming"}
                         ),
                     },
+                    # alive_at: its first sign of life, which checkpoints refresh (ADR 0601).
                     "updateTransforms": [
-                        {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"}
+                        {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"},
+                        {"fieldPath": "alive_at", "setToServerValue": "REQUEST_TIME"},
                     ],
                     "currentDocument": {"exists": False},
                 },
@@ -171,20 +202,50 @@ class Store:
             return writes, (execution_id, result)
 
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
-            return await self._committed(step)
+            opened, times = await db.committed(step)
+        if isinstance(opened, LimitExceeded):
+            raise opened
+        if times and times[-1] is not None:
+            self._record_times[execution_id] = times[-1]
+        return opened
+
+    def note_record_time(self, execution_id: str, update_time: str | None) -> None:
+        """The record's update time after a write of this instance (a checkpoint), the
+        condition of its finish; None when the execution is done with."""
+        if update_time is None:
+            self._record_times.pop(execution_id, None)
+        else:
+            self._record_times[execution_id] = update_time
 
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int
-    ) -> None:
+    ) -> bool:
         """Finalise the record and release the lease and its reservation, debiting
-        ``tokens``, in one commit."""
+        ``tokens``, in one commit, on condition that the record is still ``streaming``.
+        False, with nothing written or debited, when it is not: the repair judged the
+        execution dead and finished it ``interrupted`` first (ADR 0601).
+
+        The condition is the record's update time: the one this instance last wrote,
+        with no read; when another write came since, the record is read first."""
         db = self._db
-        await db.commit(
-            [
-                self._record_write(execution_id, fields),
-                self._release_write(uid, execution_id, tokens),
-            ]
-        )
+        path = f"{EXECUTIONS}/{execution_id}"
+        release = self._release_write(uid, execution_id, tokens)
+        known = self._record_times.pop(execution_id, None)
+        if known is not None:
+            try:
+                await db.commit([record_write(db, execution_id, fields, known), release])
+                return True
+            except FirestoreError as exc:
+                if not exc.conflict:
+                    raise
+
+        async def step() -> tuple[list[dict[str, Any]], bool]:
+            found = (await db.get_all([path]))[path]
+            if found.data is None or found.data.get("status") != "streaming":
+                return [], False
+            return [record_write(db, execution_id, fields, found.update_time), release], True
+
+        return await self._committed(step)
 
     async def release(self, *, uid: str, execution_id: str, tokens: int) -> bool:
         """Release the lease and its reservation and debit ``tokens``, alone: for when the
@@ -208,18 +269,7 @@ class Store:
 
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         """Update the record alone (the short version, after ``release``)."""
-        await self._db.commit([self._record_write(execution_id, fields)])
-
-    def _record_write(self, execution_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "update": {
-                "name": self._db.name(f"{EXECUTIONS}/{execution_id}"),
-                "fields": encode_fields(fields),
-            },
-            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-            "updateTransforms": [{"fieldPath": "finished_at", "setToServerValue": "REQUEST_TIME"}],
-            "currentDocument": {"exists": True},
-        }
+        await self._db.commit([record_write(self._db, execution_id, fields, None)])
 
     def _release_write(self, uid: str, execution_id: str, tokens: int) -> dict[str, Any]:
         return {
@@ -328,44 +378,14 @@ class Store:
             stored = found is not None and (found.data or {}).get("owner_uid") == uid
             if not stored and (data.get("documents") or {}).get(document_id) == stamp:
                 paths.append(field_path("documents", document_id))
-            fields: dict[str, Any] = {}
-            transforms = []
-            day = dt.datetime.now(dt.UTC).date().isoformat()
-            if data.get("day") == day:
-                debit = {"integerValue": str(max(0, tokens))}
-                transforms.append({"fieldPath": "tokens_today", "increment": debit})
-            else:
-                fields = {"day": day, "tokens_today": max(0, tokens)}
-                paths += list(fields)
-            write = {
-                "update": {"name": db.name(path), "fields": encode_fields(fields)},
-                "updateMask": {"fieldPaths": paths},
-                "updateTransforms": transforms,
-                "currentDocument": {"updateTime": limits.update_time},
-            }
-            return [write], True
+            return [settle_write(db, limits, paths, tokens, dt.datetime.now(dt.UTC))], True
 
         return await self._committed(step)
 
     async def _committed(self, step: Callable[[], Awaitable[tuple[list[dict[str, Any]], R]]]) -> R:
-        """``step`` reads, decides and returns its writes (conditional on what it read) with
-        its result; they are committed, and when another writer changed a document since
-        the read (another request, another instance), ``step`` runs again after a growing
-        jittered wait. No writes: the result alone, nothing committed. The one retry of
-        the per-user limits (docs/adr/0002-conditional-commits.md)."""
-        for attempt in range(_ATTEMPTS):
-            writes, result = await step()
-            if not writes:
-                return result
-            try:
-                await self._db.commit(writes)
-            except FirestoreError as exc:
-                if not exc.conflict or attempt + 1 == _ATTEMPTS:
-                    raise
-                await _backoff(attempt)
-                continue
-            return result
-        raise AssertionError("unreachable")
+        """``FirestoreRest.committed``: the one retry of the per-user limits
+        (docs/adr/0002-conditional-commits.md)."""
+        return (await self._db.committed(step))[0]
 
     async def forget_document(self, *, uid: str, document_id: str) -> None:
         """Take a deleted document out of the user's set (a field in the mask, absent from
@@ -412,8 +432,3 @@ class Store:
             for path in paths
             if found.get(path) is None or (found[path].data or {}).get("owner_uid") != uid
         }
-
-
-async def _backoff(attempt: int) -> None:
-    """Jittered and growing: rivals on one limits document spread out."""
-    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))

@@ -138,22 +138,76 @@ async def test_a_uid_with_a_slash_is_kept_under_its_key(
     assert read["documents"][1] == f"{ROOT}/user_limits/~a~2Fb"
 
 
+def streaming(execution_id: str = "e1", status: str = "streaming") -> dict[str, Any]:
+    return found(f"executions/{execution_id}", {"status": {"stringValue": status}})
+
+
 async def test_finishing_updates_the_record_and_debits_in_one_commit(
     store: Store, firestore: ScriptedServer
 ) -> None:
+    firestore.post(BATCH_GET, payload=[streaming()])
     firestore.post(COMMIT, payload={})
-    await store.finish_execution(
+    assert await store.finish_execution(
         uid="alice", execution_id="e1", fields={"status": "completed"}, tokens=-5
     )
     [commit] = sent(firestore, COMMIT)
     update, release = commit["writes"]
     assert update["updateMask"] == {"fieldPaths": ["status"]}
-    assert update["currentDocument"] == {"exists": True}
+    # Only while the record is the streaming one read: a repair may have ended it since.
+    assert update["currentDocument"] == {"updateTime": UPDATED}
     assert release["updateMask"]["fieldPaths"] == ["leases.e1", "reserved.e1"]
     # A negative count is never debited as a credit.
     assert release["updateTransforms"] == [
         {"fieldPath": "tokens_today", "increment": {"integerValue": "0"}}
     ]
+
+
+async def test_a_record_the_repair_ended_is_not_finished_nor_debited_again(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    firestore.post(BATCH_GET, payload=[streaming(status="interrupted")])
+    assert not await store.finish_execution(
+        uid="alice", execution_id="e1", fields={"status": "completed"}, tokens=5
+    )
+    assert sent(firestore, COMMIT) == []
+
+
+OPENED = "2026-11-30T10:00:01.000002Z"
+# What the emulator answers an opening's commit: the limits' and the record's update times.
+OPENING = {"writeResults": [{"updateTime": UPDATED}, {"updateTime": OPENED}]}
+
+
+async def test_a_finish_commits_on_the_update_time_of_the_opening_without_a_read(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+    firestore.post(COMMIT, payload=OPENING)
+    firestore.post(COMMIT, payload={})
+    execution_id, _ = await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    assert await store.finish_execution(
+        uid="alice", execution_id=execution_id, fields={"status": "completed"}, tokens=5
+    )
+    assert len(sent(firestore, BATCH_GET)) == 1  # the opening's read alone
+    finish = sent(firestore, COMMIT)[1]
+    assert finish["writes"][0]["currentDocument"] == {"updateTime": OPENED}
+
+
+async def test_a_finish_whose_condition_fails_reads_the_record_and_commits_on_it(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    conflict = {"error": {"status": "FAILED_PRECONDITION", "message": "changed"}}
+    firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+    firestore.post(COMMIT, payload=OPENING)
+    # A checkpoint wrote the record since the opening.
+    firestore.post(COMMIT, status=400, payload=conflict)
+    execution_id, _ = await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    firestore.post(BATCH_GET, payload=[streaming(execution_id)])
+    firestore.post(COMMIT, payload={})
+    assert await store.finish_execution(
+        uid="alice", execution_id=execution_id, fields={"status": "completed"}, tokens=5
+    )
+    last = sent(firestore, COMMIT)[-1]
+    assert last["writes"][0]["currentDocument"] == {"updateTime": UPDATED}
 
 
 async def test_release_is_false_when_the_lease_is_already_gone(
