@@ -206,6 +206,29 @@ async def test_a_lease_already_released_is_not_debited_twice(
     assert "lease already released" in capsys.readouterr().err
 
 
+async def test_a_record_the_repair_ended_first_keeps_its_end_and_is_debited_nothing_more(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store, executions, ex = await opened()
+    # The repair judged the execution dead: interrupted, debited, the lease released.
+    store.records[ex.execution_id].update(status="interrupted", output="part")
+    await store.release(uid="alice", execution_id=ex.execution_id, tokens=7)
+    await executions.finish(ex, Outcome("completed", output="whole", usage={"total_tokens": 9}))
+    record = store.records[ex.execution_id]
+    assert (record["status"], record["output"]) == ("interrupted", "part")
+    assert store.limits["alice"]["tokens_today"] == 7
+    logged = capsys.readouterr()
+    [warning] = log_lines(logged.err)
+    assert warning["message"] == "record finished by the repair already"
+    [line] = log_lines(logged.out)
+    assert (line["message"], line["tokens"]) == ("execution", 0)
+
+
+async def test_the_record_keeps_the_prompt_s_estimate_for_the_repair() -> None:
+    store, _, ex = await opened()
+    assert store.records[ex.execution_id]["prompt_tokens_estimate"] == ex.prompt_tokens
+
+
 async def test_the_sources_and_the_query_s_tokens_go_into_the_record() -> None:
     store = FakeStore(SETTINGS, {"p1": prompt(document_ids=("d1",))})
     executions = Executions(SETTINGS.model_copy(update={"record_source_chars": 3}), store, str)  # type: ignore[arg-type]
