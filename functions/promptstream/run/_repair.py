@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import _logging as logger
 from .._config import Settings
-from ..store._records import INTERRUPTED, repair_execution, silent_executions
+from ..store._records import repair_execution, silent_executions
 from ..store._store import Store
 
 __all__ = ["Repair", "sweep_streams"]
@@ -33,10 +33,10 @@ class Repair:
         """The record of ``uid``'s execution, repaired first when it is ``streaming`` and
         silent past its allowance; None when it is absent or another user's (the same
         answer for both)."""
-        record = await repair_execution(
+        record, ended = await repair_execution(
             self._store.rest, self._settings, owner_uid=uid, execution_id=execution_id
         )
-        if record is not None and record.get("status") == INTERRUPTED:
+        if ended:
             logger.info("execution repaired", execution_id=execution_id, uid=uid)
         return record
 
@@ -53,15 +53,14 @@ class Repair:
         repaired = 0
         for execution_id, owner in found:
             try:
-                record = await repair_execution(
+                _, ended = await repair_execution(
                     self._store.rest, settings, owner_uid=owner, execution_id=execution_id
                 )
             except Exception as exc:
                 # One record that cannot be repaired must not stop the others'.
                 logger.error("repair failed", execution_id=execution_id, error=repr(exc))
                 continue
-            if record is not None and record.get("status") == INTERRUPTED:
-                repaired += 1
+            repaired += ended
         logger.info("repair sweep", found=len(found), repaired=repaired)
         return repaired
 

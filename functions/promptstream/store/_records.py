@@ -204,30 +204,31 @@ async def repairs_at_admission(
 
 async def repair_execution(
     db: FirestoreRest, settings: Settings, *, owner_uid: str, execution_id: str
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, bool]:
     """Finish the record ``interrupted`` if it is ``owner_uid``'s, still ``streaming``
     and its execution silent past its allowance (``shows_life``): the text of its
     segments, the tokens debited by estimate, its lease and reservation released, in one
     commit conditional on the record's and the limits document's update times, so that
     two repairs, or a repair and a late finish, never both land. The record's fields
-    after the call; None when it is absent or another user's. A lease already gone
-    (settled, or lapsed and dropped) is debited nothing: whether it was is unknown."""
+    after the call (None when it is absent or another user's), and whether this call
+    ended it. A lease already gone (settled, or lapsed and dropped) is debited nothing:
+    whether it was is unknown."""
     path = f"{EXECUTIONS}/{execution_id}"
     limits_path = f"{USER_LIMITS}/{uid_key(owner_uid)}"
 
-    async def step() -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    async def step() -> tuple[list[dict[str, Any]], tuple[dict[str, Any] | None, bool]]:
         docs = await db.get_all([path, limits_path])
         found = docs[path]
         record = found.data
         if record is None or record.get("owner_uid") != owner_uid:
-            return [], None
+            return [], (None, False)
         limits = docs[limits_path]
         leases = (limits.data or {}).get(STREAMS) or {}
         now = dt.datetime.now(dt.UTC)
         if record.get("status") != "streaming" or shows_life(
             record, leases.get(execution_id), now, settings
         ):
-            return [], record
+            return [], (record, False)
         fields, tokens = interrupted_fields(record, await read_segments(db, execution_id), settings)
         writes = [record_write(db, execution_id, fields, found.update_time)]
         if execution_id in leases:
@@ -236,7 +237,7 @@ async def repair_execution(
         else:
             fields["tokens_debited"] = 0
             writes[0] = record_write(db, execution_id, fields, found.update_time)
-        return writes, {**record, **fields}
+        return writes, ({**record, **fields}, True)
 
     return (await db.committed(step))[0]
 

@@ -133,8 +133,10 @@ async def test_a_silent_record_is_ended_with_its_lease_in_one_commit_on_both_upd
     scripted.post(BATCH_GET, payload=[silent_record(), limits_doc({"e1": now_ms(120)})])
     segments_reply(scripted)
     scripted.post(COMMIT, payload={})
-    record = await repair_execution(store.rest, SETTINGS, owner_uid="alice", execution_id="e1")
-    assert record is not None and record["status"] == "interrupted"
+    record, ended = await repair_execution(
+        store.rest, SETTINGS, owner_uid="alice", execution_id="e1"
+    )
+    assert ended and record is not None and record["status"] == "interrupted"
     assert record["output"] == "partial"
     [commit] = [r.json() for r in scripted.sent(COMMIT)]
     ended, released = commit["writes"]
@@ -161,8 +163,10 @@ async def test_a_record_that_shows_life_or_ended_or_is_anothers_is_left_as_it_is
     ]
     for found, status in cases:
         scripted.post(BATCH_GET, payload=[found, limits_doc({"e1": now_ms(120)})])
-        record = await repair_execution(store.rest, SETTINGS, owner_uid="alice", execution_id="e1")
-        assert (record or {}).get("status") == status
+        record, ended = await repair_execution(
+            store.rest, SETTINGS, owner_uid="alice", execution_id="e1"
+        )
+        assert (record or {}).get("status") == status and not ended
     assert scripted.sent(COMMIT) == []
 
 
@@ -172,7 +176,7 @@ async def test_a_record_whose_lease_is_gone_is_ended_and_debited_nothing(
     scripted.post(BATCH_GET, payload=[silent_record(), limits_doc({})])
     segments_reply(scripted)
     scripted.post(COMMIT, payload={})
-    record = await repair_execution(store.rest, SETTINGS, owner_uid="alice", execution_id="e1")
+    record, _ = await repair_execution(store.rest, SETTINGS, owner_uid="alice", execution_id="e1")
     assert record is not None and record["tokens_debited"] == 0
     [commit] = [r.json() for r in scripted.sent(COMMIT)]
     [ended] = commit["writes"]
