@@ -22,8 +22,10 @@ from promptstream.store._records import (
     checkpointed_text,
     interrupted_fields,
     repair_execution,
+    silent_query,
 )
 from promptstream.store._store import Store
+from support import ROOT as ROOT_DIR
 from support.fakes import FakeCredentials
 from support.scripted import ScriptedServer
 
@@ -235,3 +237,17 @@ async def test_a_repair_that_leaves_the_user_over_the_budget_is_committed_then_r
     ended, limits = commit["writes"]
     assert ended["update"]["name"] == f"{ROOT}/executions/e1"
     assert limits["update"]["fields"]["leases"] == {"mapValue": {"fields": {}}}
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_each_query_of_the_sweep_has_its_composite_index(resumable: bool) -> None:
+    query = silent_query(dt.datetime.now(dt.UTC), 10, resumable=resumable)
+    filters = query["where"]["compositeFilter"]["filters"]
+    wanted = [f["fieldFilter"]["field"]["fieldPath"] for f in filters]
+    indexes = json.loads((ROOT_DIR / "firestore.indexes.json").read_text())["indexes"]
+    declared = [
+        [f["fieldPath"] for f in index["fields"]]
+        for index in indexes
+        if index["collectionGroup"] == "executions"
+    ]
+    assert wanted in declared
