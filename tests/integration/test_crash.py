@@ -27,6 +27,7 @@ from promptstream._config import Settings
 from promptstream._sse import encode_event
 from promptstream._tokens import estimate_tokens
 from promptstream.run._repair import Repair, sweep_streams
+from promptstream.run._request import ExecuteRequest
 from promptstream.store._store import Store
 from support import (
     PROJECT,
@@ -37,10 +38,11 @@ from support import (
     body,
     executions,
     limits,
+    read_to_close,
     wait_until,
     worker_pids,
 )
-from support.http import post, request_bytes
+from support.http import Reply, post, request_bytes
 
 TTL = 3
 STREAMS = 2
@@ -78,6 +80,8 @@ class OpenStream:
         assert received.startswith(b"HTTP/1.1 200"), received[:300]
         start = received.split(b"event: start\ndata: ", 1)[1].split(b"\n", 1)[0]
         self.execution_id: str = json.loads(start)["execution_id"]
+        # The body so far (chunked framing and all: a test reads only its text).
+        self.received = received.split(b"\r\n\r\n", 1)[1]
 
     def close(self) -> None:
         self.sock.close()
@@ -141,6 +145,44 @@ def test_after_a_kill_9_the_user_opens_all_their_streams_again_within_the_ttl(
     assert wait_until(lambda: all(r["status"] != "streaming" for r in executions(db)), 30)
     others = [r for r in executions(db) if r["id"] not in texts]
     assert limits(db)["tokens_today"] == debits + sum(r["tokens_debited"] for r in others)
+
+
+@pytest.mark.skipif(
+    "resumable" not in ExecuteRequest.model_fields,
+    reason="needs the stream helper's resumable streams and checkpoints (issue 24, ADR 0600)",
+)
+def test_after_a_kill_9_resumable_streams_end_interrupted_with_their_real_checkpoints(
+    server: FunctionServer, db: Any
+) -> None:
+    # The test above with the real checkpoints instead of the stand-in: it runs once both
+    # halves of issue 24 are merged.
+    add_prompt(db, content=f"{{{{topic}}}} {LONG}")
+    add_prompt(db, "short", content="{{topic}}")
+    payload = body(variables={"topic": "x"}, resumable=True)
+    streams = [OpenStream(server, payload) for _ in range(STREAMS)]
+    ids = [s.execution_id for s in streams]
+
+    def checkpointed() -> bool:
+        records = {r["id"]: r for r in executions(db)}
+        return all((records[i].get("checkpoint_id") or 0) >= 2 for i in ids)
+
+    assert wait_until(checkpointed, timeout=15)
+    [worker] = worker_pids(server)
+    os.kill(worker, signal.SIGKILL)
+    received = [read_to_close(s.sock) for s in streams]
+
+    def opened() -> Any:
+        got = post(server, body("short", variables={"topic": "short"}))
+        return None if got.status == 429 else _fail_unless_200(got)
+
+    assert wait_until(opened, timeout=TTL + 15)
+    for stream, raw in zip(streams, received, strict=True):
+        record = db.collection("executions").document(stream.execution_id).get().to_dict()
+        assert record["status"] == "interrupted", record
+        seen = Reply(200, {}, stream.received + raw).text()
+        # What the client saw and what was checkpointed agree as far as both go.
+        shared = min(len(seen), len(record["output"]))
+        assert record["output"] and record["output"][:shared] == seen[:shared]
 
 
 def _fail_unless_200(got: Any) -> Any:
