@@ -1,8 +1,8 @@
 """The repair of an execution whose instance died (docs/adr/0601-leases-that-prove-alive.md):
 the text of its checkpoints, the fields that end it ``interrupted``, and its commits, with
 a scripted server on loopback playing Firestore's REST API: alone (resume, the sweep)
-and in a refused opening's commit. (Against the emulator, with a worker killed:
-tests/integration/test_crash.py.)"""
+and in a refused opening's commit; the sweep (run/_repair.py) past a record it cannot
+repair. (Against the emulator, with a worker killed: tests/integration/test_crash.py.)"""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from promptstream import Settings
 from promptstream._sse import encode_event
 from promptstream._tokens import estimate_tokens
+from promptstream.run._repair import Repair
 from promptstream.store._firestore import encode_fields
 from promptstream.store._limits import LimitExceeded
 from promptstream.store._records import (
@@ -251,3 +252,24 @@ def test_each_query_of_the_sweep_has_its_composite_index(resumable: bool) -> Non
         if index["collectionGroup"] == "executions"
     ]
     assert wanted in declared
+
+
+async def test_the_sweep_goes_on_past_a_record_it_cannot_repair(
+    store: Store, scripted: ScriptedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    query = f"/v1/{ROOT}:runQuery"
+    owners = [
+        {"document": doc("executions/e1", {"owner_uid": "alice"}, RECORD_TIME)},
+        {"document": doc("executions/e2", {"owner_uid": "alice"}, RECORD_TIME)},
+    ]
+    scripted.post(query, payload=owners)
+    scripted.post(query, payload=owners[1:])  # the second query finds e2 again
+    for _ in range(3):  # e1's reads fail, retries and all
+        scripted.post(BATCH_GET, status=503, payload={"error": {"status": "UNAVAILABLE"}})
+    scripted.post(BATCH_GET, payload=[silent_record("e2"), limits_doc({"e2": now_ms(120)})])
+    segments_reply(scripted, "e2")
+    scripted.post(COMMIT, payload={})
+    assert await Repair(SETTINGS, store).sweep(dt.datetime.now(dt.UTC)) == 1
+    assert len(scripted.sent(COMMIT)) == 1
+    logged = capsys.readouterr()
+    assert '"repair failed"' in logged.err and '"execution_id": "e1"' in logged.err
