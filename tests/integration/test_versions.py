@@ -7,12 +7,26 @@ Who may write versions: rules-tests/versions.test.js; docs/adr/0900-prompt-versi
 
 from __future__ import annotations
 
+import json
+import threading
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FunctionServer, auth, body, executions, the_record
+from promptstream.store._firestore import decode_fields, encode_fields
+from support import (
+    ROOT,
+    FirestoreEmulator,
+    FunctionServer,
+    auth,
+    body,
+    executions,
+    id_token,
+    the_record,
+)
 from support.http import Reply, post
 
 VERSIONS = [
@@ -198,3 +212,132 @@ def test_a_malformed_version_or_label_is_invalid(
     got = post(stream_server, body(**fields))
     assert got.status == 400 and got.error()["code"] == "invalid_request"
     assert executions(db) == []
+
+
+# -- saves under the rules ---------------------------------------------------------------
+# The web app saves with its users' tokens, under firestore.rules: here the same commits
+# over the emulator's REST API, in a project of their own with the rules loaded.
+
+RULES_PROJECT = "demo-version-saves"
+
+
+def _call(host: str, method: str, path: str, doc: Any, token: str) -> tuple[int, Any]:
+    req = urllib.request.Request(
+        f"http://{host}{path}",
+        data=json.dumps(doc).encode() if doc is not None else None,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def _commit(host: str, writes: list[dict[str, Any]], token: str) -> int:
+    root = f"/v1/projects/{RULES_PROJECT}/databases/(default)/documents"
+    status, _ = _call(host, "POST", f"{root}:commit", {"writes": writes}, token)
+    return status
+
+
+def _name(path: str) -> str:
+    return f"projects/{RULES_PROJECT}/databases/(default)/documents/{path}"
+
+
+def _save_writes(n: int, content: str) -> list[dict[str, Any]]:
+    """The web app's save of version ``n``: its writeBatch update of the prompt and set of
+    the version, with no precondition of its own (the rules are the only guard)."""
+    now = [{"fieldPath": "updated_at", "setToServerValue": "REQUEST_TIME"}]
+    return [
+        {
+            "update": {
+                "name": _name("prompts/p1"),
+                "fields": encode_fields({"content": content, "version": n}),
+            },
+            "updateMask": {"fieldPaths": ["content", "version"]},
+            "updateTransforms": now,
+            "currentDocument": {"exists": True},
+        },
+        {
+            "update": {
+                "name": _name(f"prompts/p1/versions/{n}"),
+                "fields": encode_fields({"content": content, "created_by": "alice"}),
+            },
+            "updateTransforms": [{"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"}],
+        },
+    ]
+
+
+def _read(host: str, path: str) -> dict[str, Any]:
+    root = f"/v1/projects/{RULES_PROJECT}/databases/(default)/documents"
+    status, doc = _call(host, "GET", f"{root}/{path}", None, "owner")
+    assert status == 200, doc
+    return decode_fields(doc.get("fields", {}))
+
+
+def _race(host: str, token: str, n: int) -> list[int]:
+    """Eight tabs save version ``n`` at once, each over the prompt at ``n - 1``: the
+    statuses of their commits."""
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def save(i: int) -> None:
+        barrier.wait()
+        statuses.append(_commit(host, _save_writes(n, f"v{n} from tab {i}"), token))
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return statuses
+
+
+def test_concurrent_saves_never_make_two_versions_with_one_number(
+    firestore_emulator: FirestoreEmulator,
+) -> None:
+    host = firestore_emulator.host
+    rules = (ROOT / "firestore.rules").read_text()
+    status, answer = _call(
+        host,
+        "PUT",
+        f"/emulator/v1/projects/{RULES_PROJECT}:securityRules",
+        {"rules": {"files": [{"name": "firestore.rules", "content": rules}]}},
+        "owner",
+    )
+    assert status == 200, answer
+    _call(
+        host,
+        "DELETE",
+        f"/emulator/v1/projects/{RULES_PROJECT}/databases/(default)/documents",
+        None,
+        "owner",
+    )
+    seed = {"owner_uid": "alice", "title": "T", "public": False, "content": "v1", "version": 1}
+    seed_writes = [
+        {
+            "update": {"name": _name("prompts/p1"), "fields": encode_fields(seed)},
+            "updateTransforms": [
+                {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"},
+                {"fieldPath": "updated_at", "setToServerValue": "REQUEST_TIME"},
+            ],
+        },
+        {
+            "update": {
+                "name": _name("prompts/p1/versions/1"),
+                "fields": encode_fields({"content": "v1", "created_by": "alice"}),
+            }
+        },
+    ]
+    assert _commit(host, seed_writes, "owner") == 200
+    token = id_token("alice", project=RULES_PROJECT)
+    for n in (2, 3, 4):
+        assert sorted(_race(host, token, n)) == [200] + [403] * 7
+        prompt = _read(host, "prompts/p1")
+        version = _read(host, f"prompts/p1/versions/{n}")
+        assert prompt["version"] == n
+        assert prompt["content"] == version["content"]
+    # A save that skips a number, or reuses one, is refused as well.
+    assert _commit(host, _save_writes(6, "skipped"), token) == 403
+    assert _commit(host, _save_writes(4, "again"), token) == 403
