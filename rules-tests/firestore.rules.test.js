@@ -26,7 +26,7 @@ import {
   where,
 } from 'firebase/firestore';
 
-import { save } from './saves.mjs';
+import { save } from './support.mjs';
 
 // Denied requests are the point of half of these tests: keep the SDK quiet about them.
 setLogLevel('silent');

@@ -3,14 +3,9 @@
 // batch (firestore.rules, "Prompt versions and labels"; docs/adr/0900-prompt-versions.md).
 //
 // Run: npm run test:rules:emulated (with firestore.rules.test.js).
-import { readFileSync } from 'node:fs';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 
-import {
-  assertFails,
-  assertSucceeds,
-  initializeTestEnvironment,
-} from '@firebase/rules-unit-testing';
+import { assertFails, assertSucceeds } from '@firebase/rules-unit-testing';
 import {
   Timestamp,
   collection,
@@ -28,29 +23,12 @@ import {
   writeBatch,
 } from 'firebase/firestore';
 
-import { save, version } from './saves.mjs';
+import { rulesEnvironment, save, version } from './support.mjs';
 
 setLogLevel('silent');
 
-const PROJECT_ID = process.env.GCLOUD_PROJECT || 'demo-rag-prompts';
-const RULES = readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8');
 const T0 = Timestamp.fromMillis(Date.UTC(2025, 0, 1));
-let env;
-
-before(async () => {
-  if (!process.env.FIRESTORE_EMULATOR_HOST) {
-    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run `npm run test:rules:emulated`');
-  }
-  const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
-  env = await initializeTestEnvironment({
-    projectId: PROJECT_ID,
-    firestore: { rules: RULES, host, port: Number(port) },
-  });
-});
-
-after(async () => {
-  await env?.cleanup();
-});
+const testbed = rulesEnvironment();
 
 function prompt(owner, overrides = {}) {
   return {
@@ -72,8 +50,8 @@ const LEGACY = prompt('alice', { content: 'legacy {{x}}', system_prompt: 'Be bri
 const BOB = prompt('bob', { public: true, version: 1 });
 
 beforeEach(async () => {
-  await env.clearFirestore();
-  await env.withSecurityRulesDisabled(async (ctx) => {
+  await testbed.env.clearFirestore();
+  await testbed.env.withSecurityRulesDisabled(async (ctx) => {
     const db = ctx.firestore();
     await setDoc(doc(db, 'prompts/alice-v'), V2);
     await setDoc(doc(db, 'prompts/alice-v/versions/1'), version('alice', V1));
@@ -86,8 +64,8 @@ beforeEach(async () => {
   });
 });
 
-const as = (uid) => env.authenticatedContext(uid).firestore();
-const anonymous = () => env.unauthenticatedContext().firestore();
+const as = (uid) => testbed.env.authenticatedContext(uid).firestore();
+const anonymous = () => testbed.env.unauthenticatedContext().firestore();
 
 const fullVariables = Array.from({ length: 10 }, (_, i) => ({
   name: `v${i}`.padEnd(64, 'x'),
@@ -182,7 +160,7 @@ describe('versions: allowed', () => {
 
 describe('versions: the expression budget, worst cases', () => {
   it('a first save with everything at its limit over a prompt without a version that had it all too', async () => {
-    await env.withSecurityRulesDisabled(async (ctx) => {
+    await testbed.env.withSecurityRulesDisabled(async (ctx) => {
       await setDoc(doc(ctx.firestore(), 'prompts/full'), prompt('alice', everything));
     });
     const fields = { ...everything, content: 'd'.repeat(50_000), title: 't'.repeat(200) };
@@ -205,7 +183,7 @@ describe('versions: the expression budget, worst cases', () => {
   });
 
   it('10 labels moved on a prompt with everything at its limit', async () => {
-    await env.withSecurityRulesDisabled(async (ctx) => {
+    await testbed.env.withSecurityRulesDisabled(async (ctx) => {
       await setDoc(doc(ctx.firestore(), 'prompts/full'), prompt('alice', { ...everything, version: 2, labels: tenLabels }));
     });
     const labels = Object.fromEntries(Object.keys(tenLabels).map((k) => [k, 1]));
@@ -372,7 +350,7 @@ describe('versions: denied', () => {
   });
 
   it("reading a deleted prompt's versions as another user", async () => {
-    await env.withSecurityRulesDisabled(async (ctx) => {
+    await testbed.env.withSecurityRulesDisabled(async (ctx) => {
       await deleteDoc(doc(ctx.firestore(), 'prompts/bob-public'));
     });
     await assertFails(getDoc(doc(as('alice'), 'prompts/bob-public/versions/1')));

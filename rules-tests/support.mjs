@@ -1,7 +1,39 @@
-// How the web app saves a prompt under the rules of issue 27, for the rules tests: the
-// prompt and its next version in one batch (firestore.rules, "Prompt versions and
-// labels"; docs/adr/0900-prompt-versions.md).
+// What the rules tests share: an emulator's test environment with firestore.rules, and how
+// the web app saves a prompt under the rules of issue 27 (the prompt and its next version
+// in one batch: firestore.rules, "Prompt versions and labels";
+// docs/adr/0900-prompt-versions.md).
+import { readFileSync } from 'node:fs';
+import { after, before } from 'node:test';
+
+import { initializeTestEnvironment } from '@firebase/rules-unit-testing';
 import { doc, serverTimestamp, writeBatch } from 'firebase/firestore';
+
+/**
+ * Registers the suite's setup and teardown: a test environment on the emulator named by
+ * FIRESTORE_EMULATOR_HOST with the real rules. The environment is `.env` of the returned
+ * object once the suite runs.
+ */
+export function rulesEnvironment() {
+  const testbed = { env: undefined };
+  before(async () => {
+    if (!process.env.FIRESTORE_EMULATOR_HOST) {
+      throw new Error('FIRESTORE_EMULATOR_HOST is not set: run `npm run test:rules:emulated`');
+    }
+    const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
+    testbed.env = await initializeTestEnvironment({
+      projectId: process.env.GCLOUD_PROJECT || 'demo-rag-prompts',
+      firestore: {
+        rules: readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8'),
+        host,
+        port: Number(port),
+      },
+    });
+  });
+  after(async () => {
+    await testbed.env?.cleanup();
+  });
+  return testbed;
+}
 
 // What shapes a run: the fields a version holds.
 export const VERSIONED = [
