@@ -2,7 +2,11 @@
 executions of a short answer (chunks 1 ms apart) through the function served as deployed,
 the relay's process tree's CPU divided by N. Loopback only, bounded by N.
 
-    functions/venv/bin/python -m bench.openings [--executions 400] [--chunks 10]
+    functions/venv/bin/python -m bench.openings [--executions 400] [--chunks 10] [--ask latest]
+
+``--ask`` chooses what the requests run of a prompt at version 2 (issue 27): its
+``latest`` (the prompt alone), ``version`` 1 (read with the prompt and the limits) or the
+``label`` naming version 1 (read after them): docs/adr/0900-prompt-versions.md.
 
 Unlike bench S6 (chunks paced at 10 ms, so each is a wake-up of an idle loop), this keeps
 the loop warm: what is left is the opening (token, body, Firestore read and commit, the
@@ -29,9 +33,18 @@ PROJECT = "demo-bench-openings"
 API_KEY = "sk-or-v1-bench-not-a-secret"
 
 
-async def _run(url: str, executions: int, pids: list[int]) -> float:
+# What each --ask adds to the request body.
+ASKS: dict[str, dict[str, object]] = {
+    "latest": {},
+    "version": {"version": 1},
+    "label": {"label": "production"},
+}
+
+
+async def _run(url: str, executions: int, pids: list[int], ask: str) -> float:
     tokens = [devstack.id_token(f"u{i}", project=PROJECT) for i in range(executions + 20)]
-    body = json.dumps({"prompt_id": "p1", "variables": {"topic": "x"}}).encode()
+    asked = {"prompt_id": "p1", "variables": {"topic": "x"}, **ASKS[ask]}
+    body = json.dumps(asked).encode()
     async with aiohttp.ClientSession() as session:
 
         async def one(i: int) -> None:
@@ -51,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=400)
     parser.add_argument("--chunks", type=int, default=10)
+    parser.add_argument("--ask", choices=sorted(ASKS), default="latest")
     args = parser.parse_args()
     with FirestoreEmulator(PROJECT) as emulator:
         port = free_port()
@@ -62,12 +76,18 @@ def main() -> None:
         try:
             devstack.wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, fake)
             db = emulator.client()
-            db.collection("prompts").document("p1").set(
+            content = f"{{{{topic}}}} [[fake chunks={args.chunks} delay=0.001]]"
+            prompt = db.collection("prompts").document("p1")
+            for n in (1, 2):
+                prompt.collection("versions").document(str(n)).set({"content": content})
+            prompt.set(
                 {
                     "owner_uid": "x",
                     "title": "t",
                     "public": True,
-                    "content": f"{{{{topic}}}} [[fake chunks={args.chunks} delay=0.001]]",
+                    "content": content,
+                    "version": 2,
+                    "labels": {"production": 1},
                 }
             )
             with FunctionServer(
@@ -79,13 +99,14 @@ def main() -> None:
                 env={"MAX_CONCURRENT_STREAMS": "100"},
             ) as server:
                 started = time.monotonic()
-                ms = asyncio.run(_run(server.url + "/", args.executions, tree_pids(server.pid)))
+                pids = tree_pids(server.pid)
+                ms = asyncio.run(_run(server.url + "/", args.executions, pids, args.ask))
                 took = time.monotonic() - started
         finally:
             fake.terminate()
             fake.wait(10)
     print(
-        f"{args.executions} executions of {args.chunks} chunks in {took:.1f} s: "
+        f"{args.executions} executions ({args.ask}) of {args.chunks} chunks in {took:.1f} s: "
         f"{ms:.2f} ms of relay CPU per execution"
     )
 

@@ -26,6 +26,8 @@ import {
   where,
 } from 'firebase/firestore';
 
+import { save } from './support.mjs';
+
 // Denied requests are the point of half of these tests: keep the SDK quiet about them.
 setLogLevel('silent');
 
@@ -224,12 +226,9 @@ describe('prompts: allowed', () => {
       default: 'd'.repeat(5000),
       description: 'e'.repeat(500),
     }));
+    // A change of what shapes a run is saved as a version (issue 27; versions.test.js).
     await assertSucceeds(
-      updateDoc(doc(as('alice'), 'prompts/alice-private'), {
-        variables,
-        system_prompt: 's'.repeat(20_000),
-        updated_at: serverTimestamp(),
-      }),
+      save(as('alice'), 'alice-private', prompt('alice'), { variables, system_prompt: 's'.repeat(20_000) }),
     );
   });
 
@@ -250,24 +249,20 @@ describe('prompts: allowed', () => {
     const kb = { document_ids: Array.from({ length: 10 }, (_, i) => `doc-${i}`), top_k: 10, retrieval_query_variable: 'v0' };
     await assertSucceeds(setDoc(doc(as('alice'), 'prompts/new'), fullPrompt('alice', { variables, ...models, ...kb })));
     await assertSucceeds(
-      updateDoc(doc(as('alice'), 'prompts/alice-private'), {
+      save(as('alice'), 'alice-private', prompt('alice'), {
         variables,
         system_prompt: 's'.repeat(20_000),
         document_ids: Array.from({ length: 10 }, (_, i) => `doc-${i}`),
         top_k: 10,
         retrieval_query_variable: 'v0',
         ...models,
-        updated_at: serverTimestamp(),
       }),
     );
   });
 
   it('owner sets the preferred model (a comparison winner)', async () => {
     await assertSucceeds(
-      updateDoc(doc(as('alice'), 'prompts/alice-public'), {
-        preferred_model: 'demo/fast-model',
-        updated_at: serverTimestamp(),
-      }),
+      save(as('alice'), 'alice-public', prompt('alice', { public: true }), { preferred_model: 'demo/fast-model' }),
     );
   });
 

@@ -51,6 +51,8 @@ class ErrorCode(enum.StrEnum):
     PROMPT_TOO_LARGE = "prompt_too_large"
     UNAUTHENTICATED = "unauthenticated"
     PROMPT_NOT_FOUND = "prompt_not_found"
+    # A version or label the prompt does not have (issue 27, docs/adr/0900).
+    VERSION_NOT_FOUND = "version_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     REQUEST_TIMEOUT = "request_timeout"
@@ -92,6 +94,7 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.PROMPT_TOO_LARGE: 400,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.PROMPT_NOT_FOUND: 404,
+    ErrorCode.VERSION_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.REQUEST_TIMEOUT: 408,

@@ -18,8 +18,10 @@ from multidict import CIMultiDict
 from promptstream import ChatResponse, Service, Settings, StreamChunk
 from promptstream._templates import VariableSpec
 from promptstream.http._auth import Authenticator, Claims
+from promptstream.store._firestore import Document
 from promptstream.store._limits import UPLOADS, claim_document, take_lease
 from promptstream.store._prompts import Prompt
+from promptstream.store._versions import at_version, wanted
 
 from .http import Reply
 
@@ -147,14 +149,26 @@ class FakeStore:
         self.fail_finish = False
         self.fail_open: Exception | None = None
         self.rest = object()  # what retrieval and ingestion are handed (they are faked)
+        # Version documents by (prompt id, n), resolved with the store's own rules.
+        self.versions: dict[tuple[str, int], Document] = {}
         self._ids = 0
 
     async def begin_execution(
-        self, *, uid: str, prompt_id: str, build: Callable[[Prompt | None], Any]
+        self,
+        *,
+        uid: str,
+        prompt_id: str,
+        build: Callable[[Prompt | None], Any],
+        version: int | None = None,
+        label: str | None = None,
     ) -> tuple[str, Any]:
         if self.fail_open is not None:
             raise self.fail_open
-        record, reserve, result = build(self.prompts.get(prompt_id))
+        prompt = self.prompts.get(prompt_id)
+        if prompt is not None and prompt.readable_by(uid):
+            n = wanted(prompt, version, label)
+            prompt = at_version(prompt, n, self.versions.get((prompt_id, n)))
+        record, reserve, result = build(prompt)
         self._ids += 1
         execution_id = f"e{self._ids}"
         now = dt.datetime.now(dt.UTC)

@@ -175,6 +175,7 @@ _FIELDS = frozenset(ExecuteRequest.model_fields)
 _DOCUMENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 _document_ids = st.from_regex(_DOCUMENT_ID, fullmatch=True)
 _model_ids = st.text(min_size=1, max_size=8) | st.integers(1, 200).map(lambda n: "m" * n)
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _valid: dict[str, st.SearchStrategy[Any]] = {
     "prompt_id": st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=128).filter(
         lambda p: p not in (".", "..") and not (p.startswith("__") and p.endswith("__"))
@@ -194,6 +195,8 @@ _valid: dict[str, st.SearchStrategy[Any]] = {
     | st.lists(_document_ids, max_size=3)
     | st.integers(0, 50).map(lambda n: ["d"] * n),
     "top_k": st.none() | st.integers(1, 50),
+    "version": st.none() | st.integers(1, 999_999_999),
+    "label": st.none() | st.from_regex(_LABEL, fullmatch=True),
 }
 _around: dict[str, list[Any]] = {
     "prompt_id": ["", "p" * 128, "p" * 129, "a/b", ".", "..", "__x__", "__x", None],
@@ -206,6 +209,8 @@ _around: dict[str, list[Any]] = {
     "temperature": [-0.01, 0, 2, 2.01, True, "1"],
     "document_ids": [["d"] * 50, ["d"] * 51, ["-x"], ["a" * 101], [""], "d"],
     "top_k": [0, 1, 50, 51, 2.0, True, "3"],
+    "version": [0, 1, 999_999_999, 1_000_000_000, 2.0, True, "2", -1],
+    "label": ["", "production", "x" * 32, "x" * 33, "a.b", "-a", "_a", "a b", "é", 1],
     "promptId": ["p"],
     "x": [None],
 }
@@ -246,6 +251,8 @@ def _fits(doc: dict[str, Any]) -> bool:
             isinstance(v, list) and len(v) <= 50 and all(document_id(d) for d in v)
         ),
         "top_k": lambda v: number(v, 1, 50, (int,)),
+        "version": lambda v: number(v, 1, 999_999_999, (int,)),
+        "label": lambda v: isinstance(v, str) and _LABEL.fullmatch(v) is not None,
     }
     return (
         set(doc) <= _FIELDS

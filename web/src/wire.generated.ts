@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'prompt_too_large'
   | 'unauthenticated'
   | 'prompt_not_found'
+  | 'version_not_found'
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'request_timeout'
@@ -54,4 +55,6 @@ export interface ExecuteRequest {
   temperature?: number | null;
   document_ids?: string[] | null;
   top_k?: number | null;
+  version?: number | null;
+  label?: string | null;
 }

@@ -114,6 +114,7 @@ class EventStream:
         start = {
             "execution_id": ex.execution_id,
             "prompt_id": ex.prompt.id,
+            "prompt_version": ex.prompt.version,
             "model": ex.model,
             "models": list(ex.models),
             "comparison_id": ex.request.comparison_id,

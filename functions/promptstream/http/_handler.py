@@ -276,6 +276,7 @@ async def _execute_steps(
         {
             "execution_id": ex.execution_id,
             "prompt_id": ex.prompt.id,
+            "prompt_version": ex.prompt.version,
             "model": result.model or ex.model,
             "requested_model": ex.model,
             "attempts": attempts,

@@ -116,7 +116,7 @@ _VARIABLE_DETAILS: dict[ErrorCode, str] = {
 def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Settings) -> Execution:
     """The checks that need the prompt: access, models, variables, size. Pure; raises
     HttpError."""
-    if prompt is None or not (prompt.public or prompt.owner_uid == uid):
+    if prompt is None or not prompt.readable_by(uid):
         # The same answer for "absent" and "someone else's private prompt".
         raise HttpError(ErrorCode.PROMPT_NOT_FOUND, "Prompt not found.")
     models = choose_models(body, prompt.preferred_model, prompt.fallback_models, settings)
@@ -201,6 +201,8 @@ class Executions:
             ex = prepare(uid, body, prompt, self._settings)
             record: dict[str, Any] = {
                 "prompt_id": ex.prompt.id,
+                # The version that ran (issue 27), and the label that named it if one did.
+                "prompt_version": ex.prompt.version,
                 # The model that answered, once one has; the primary until then.
                 "model": ex.model,
                 "requested_model": ex.model,
@@ -217,6 +219,8 @@ class Executions:
                 record["document_ids"] = list(ex.document_ids)
             if body.comparison_id is not None:
                 record["comparison_id"] = body.comparison_id
+            if body.label is not None:
+                record["prompt_label"] = body.label
             # Held against the day's budget until finish settles it: the most it can cost.
             reserve = (
                 ex.prompt_tokens
@@ -232,7 +236,11 @@ class Executions:
             return record, reserve, ex
 
         execution_id, ex = await self._store.begin_execution(
-            uid=uid, prompt_id=body.prompt_id, build=build
+            uid=uid,
+            prompt_id=body.prompt_id,
+            version=body.version,
+            label=body.label,
+            build=build,
         )
         ex.execution_id = execution_id
         return ex

@@ -45,6 +45,9 @@ VariableName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 # The form check_document_id accepts (and firestore.rules repeats).
 DocumentId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]
 ModelId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# A label's name (firestore.rules repeats it): no dot, as the web app writes
+# `labels.<name>` as a field path.
+LabelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
 
 
 class ExecuteRequest(BaseModel):
@@ -68,6 +71,10 @@ class ExecuteRequest(BaseModel):
     # ready documents are searched, whatever is named.
     document_ids: Annotated[list[DocumentId], Field(max_length=50)] | None = None
     top_k: Annotated[int, Field(ge=1, le=50)] | None = None
+    # Issue 27: the prompt's version to run, or the label naming it (one of the two);
+    # absent: its latest (docs/adr/0900-prompt-versions.md).
+    version: Annotated[int, Field(ge=1, le=999_999_999)] | None = None
+    label: LabelName | None = None
 
 
 def check(raw: bytes, settings: Settings) -> ExecuteRequest:
@@ -81,6 +88,8 @@ def check(raw: bytes, settings: Settings) -> ExecuteRequest:
             _validation_message(exc),
             {"errors": exc.errors(include_url=False, include_input=False, include_context=False)},
         ) from None
+    if body.version is not None and body.label is not None:
+        raise HttpError(ErrorCode.INVALID_REQUEST, "Give a version or a label, not both")
     if len(body.variables) > settings.max_variables:
         raise HttpError(ErrorCode.INVALID_REQUEST, f"At most {settings.max_variables} variables")
     too_long = sorted(k for k, v in body.variables.items() if len(v) > settings.max_variable_chars)

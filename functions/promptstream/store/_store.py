@@ -57,6 +57,7 @@ from ._records import (
     repairs_at_admission,
     settle_write,
 )
+from ._versions import as_asked, version_path
 
 __all__ = ["DOCUMENTS", "Store", "auto_id"]
 
@@ -137,15 +138,20 @@ class Store:
         uid: str,
         prompt_id: str,
         build: Callable[[Prompt | None], tuple[dict[str, Any], int, T]],
+        version: int | None = None,
+        label: str | None = None,
     ) -> tuple[str, T]:
         """Read the prompt, check it, take a stream lease and create the execution record
         (one read of both documents, one commit).
 
-        ``build`` sees the prompt (``None`` if absent) and returns the record's fields, the
-        tokens to reserve against the day's budget until the execution finishes, and a
-        result for the caller; it refuses by raising, and then nothing is written.
-        Raises ``LimitExceeded`` when the user is over a limit: nothing is written, but
-        the repair of the user's dead executions, if it found any.
+        ``build`` sees the prompt (``None`` if absent) as its ``version``, or the version
+        its ``label`` names, or its latest, and returns the record's fields, the tokens to
+        reserve against the day's budget until the execution finishes, and a result for
+        the caller; it refuses by raising, and then nothing is written. A version named by
+        number is read with the two documents; one a label names, after them (unless it
+        is the latest). Raises ``HttpError`` for a version the prompt lacks, and
+        ``LimitExceeded`` when the user is over a limit: nothing is written then, but the
+        repair of the user's dead executions, if it found any.
         """
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
@@ -153,10 +159,23 @@ class Store:
         # is stored beside it, for the rules and for people (docs/adr/0303-uid-keys.md).
         limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
         execution_id = auto_id()
+        # Versions never change: one read serves every attempt of the commit below.
+        versions: dict[str, Document | None] = {}
 
         async def step() -> tuple[list[dict[str, Any]], tuple[str, T] | LimitExceeded]:
-            docs = await db.get_all([prompt_path, limits_path])
-            record, reserve, result = build(prompt_from(docs.get(prompt_path)))
+            paths = [prompt_path, limits_path]
+            named = version_path(prompt_path, version) if version is not None else None
+            if named is not None and named not in versions:
+                paths.append(named)
+            docs = await db.get_all(paths)
+            if named is not None and named in paths:
+                versions[named] = docs.get(named)
+            prompt = prompt_from(docs.get(prompt_path))
+            if prompt is not None and prompt.readable_by(uid):
+                # Only for a prompt the caller may read: another's private prompt is
+                # refused by build, as absent, whatever version it names.
+                prompt = await as_asked(db, prompt_path, prompt, version, label, versions)
+            record, reserve, result = build(prompt)
             limits = docs.get(limits_path) or Document(limits_path, None, None)
             now = dt.datetime.now(dt.UTC)
             data = limits.data

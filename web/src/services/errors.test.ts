@@ -4,7 +4,7 @@ import { describeError, ExecutionError, parseRetryAfter } from './errors';
 // Every code in the README's error table and mid-stream list, plus the client's own.
 const KNOWN_CODES = [
   'invalid_request', 'missing_variables', 'unknown_variables', 'model_not_allowed', 'prompt_too_large',
-  'unauthenticated', 'prompt_not_found', 'payload_too_large', 'concurrency_limit', 'budget_exceeded',
+  'unauthenticated', 'prompt_not_found', 'version_not_found', 'payload_too_large', 'concurrency_limit', 'budget_exceeded',
   'rate_limited', 'out_of_credits', 'upstream_error', 'upstream_auth', 'upstream_bad_request',
   'content_blocked', 'upstream_unavailable', 'upstream_timeout', 'configuration_error', 'internal',
   'upstream_disconnected', 'unavailable', 'method_not_allowed', 'network_error', 'stream_interrupted', 'bad_response', 'streaming_unsupported',
@@ -28,6 +28,12 @@ describe('describeError', () => {
     expect(describeError(missing).detail).toBe('Fill in: audience, tone.');
     const unknown = new ExecutionError('unknown_variables', 'm', { details: { unknown: ['zzz'] } });
     expect(describeError(unknown).detail).toContain('zzz');
+  });
+
+  it('names the label a run asked for that the prompt lacks', () => {
+    const error = new ExecutionError('version_not_found', 'm', { details: { label: 'production' } });
+    expect(describeError(error).detail).toBe('The prompt has no label “production”.');
+    expect(describeError(new ExecutionError('version_not_found', 'No version 4.')).detail).toBe('No version 4.');
   });
 
   it('shows Retry-After for rate limits', () => {

@@ -183,6 +183,13 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
       return { title: 'You are not signed in', detail: 'Your session is missing or expired. Sign in again and retry.' };
     case 'prompt_not_found':
       return { title: 'Prompt not found', detail: 'It was deleted, or it is another user’s private prompt.' };
+    case 'version_not_found': {
+      const label = d && typeof d.label === 'string' ? d.label : null;
+      return {
+        title: 'Version not found',
+        detail: label !== null ? `The prompt has no label “${label}”.` : error.message,
+      };
+    }
     case 'missing_variables': {
       const missing = listDetail(d, 'missing');
       return {
