@@ -17,7 +17,7 @@ import type { Prompt } from './types';
 
 const tabClass = ({ isActive }: { isActive: boolean }) => `tab${isActive ? ' active' : ''}`;
 
-function Workspace({ user }: { user: User }) {
+export function Workspace({ user }: { user: User }) {
   const [prompts, setPrompts] = useState<Prompt[]>([]);
   const [loadError, setLoadError] = useState<string | null>(null);
   const navigate = useNavigate();
