@@ -133,7 +133,22 @@ describe('ConversationPage', () => {
     expect(execute).not.toHaveBeenCalled();
   });
 
-  it('asks for a regenerate, not a follow-up, after an answer that did not complete', () => {
+  it('regenerates an older version shown with its own question', () => {
+    records = [...records, turn('t3c', 't2', 3, 5, { message: 'neap tides?' })];
+    open('/runs/t3a');
+    fireEvent.click(screen.getByTestId('regenerate-button'));
+    expect(sent()).toEqual([
+      { prompt_id: 'p1', conversation_id: 'c1', parent_execution_id: 't2', message: 'question t3a', model: MODEL },
+    ]);
+  });
+
+  it('follows a cancelled answer’s partial text', () => {
+    records = [turn('c1', null, 1, 1), turn('t2', 'c1', 2, 2, { status: 'cancelled' })];
+    open('/runs/c1');
+    expect(screen.getByTestId('follow-up-send').hasAttribute('disabled')).toBe(false);
+  });
+
+  it('asks for a regenerate, not a follow-up, after an answer that failed', () => {
     records = [turn('c1', null, 1, 1), turn('t2', 'c1', 2, 2, { status: 'error', error_code: 'upstream_error' })];
     open('/runs/c1');
     expect(screen.getByTestId('follow-up-send').hasAttribute('disabled')).toBe(true);

@@ -6,6 +6,7 @@ import { useExecution, useRunsWhere } from '../hooks/useRuns';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import {
   editRequest,
+  FOLLOWABLE,
   followUpRequest,
   linksOf,
   parentKey,
@@ -138,7 +139,9 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
   }
 
   const lastDone = last !== null && FINAL.has(last.status) && !busy;
-  const canFollowUp = lastDone && last.status === 'completed';
+  const canFollowUp = lastDone && FOLLOWABLE.has(last.status) && last.output !== '';
+  const lastTurn = shown.showPending ? undefined : shown.turns[shown.turns.length - 1];
+  const lastIsNewest = lastTurn === undefined || lastTurn.index === lastTurn.versions.length - 1;
   const lastLinks = last ? linksOf(last) : null;
 
   return (
@@ -178,7 +181,7 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
                 className="btn btn-small"
                 title={`Another answer from ${nextModel}`}
                 onClick={() =>
-                  send(regenerateRequest(last, nextModel), {
+                  send(regenerateRequest(last, nextModel, lastIsNewest), {
                     parentId: lastLinks!.parentId,
                     message: lastLinks!.message,
                     conversationId: lastLinks!.parentId === null ? null : lastLinks!.conversationId,
@@ -210,7 +213,7 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
           busy
             ? 'Waiting for the answer…'
             : last && !canFollowUp
-              ? 'The last answer did not complete: regenerate it, or pick another version.'
+              ? 'The last answer has nothing to follow: regenerate it, or pick another version.'
               : null
         }
         onSend={(message, m) => {

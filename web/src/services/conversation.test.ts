@@ -108,6 +108,16 @@ describe('requests', () => {
     });
   });
 
+  it('asks an older version again with its own text (the server regenerates the newest one’s)', () => {
+    expect(regenerateRequest(T3A, 'm/b', false)).toEqual({
+      prompt_id: 'p1',
+      conversation_id: 'c1',
+      parent_execution_id: 't2',
+      message: 'spring tides?',
+      model: 'm/b',
+    });
+  });
+
   it('regenerates a first turn as a new run of the prompt with its values', () => {
     expect(regenerateRequest(C1, 'm/b')).toEqual({ prompt_id: 'p1', variables: { topic: 'tides' }, model: 'm/b' });
   });

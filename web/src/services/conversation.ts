@@ -137,12 +137,15 @@ export function followUpRequest(last: ExecutionRecord, message: string, model: s
 }
 
 /**
- * Another answer to the turn's question: the same parent, no new message. The first turn has no
- * parent: regenerating it is a new run of the prompt with the same variables (a new conversation).
+ * Another answer to the turn's question. The server answers a regenerate (same parent, no
+ * message) with the text of the parent's newest child, so an older version shown is asked again
+ * with its own text, as an edit would. The first turn has no parent: regenerating it is a new
+ * run of the prompt with the same values (a new conversation).
  */
-export function regenerateRequest(turn: ExecutionRecord, model: string): ConversationRequest {
-  const { conversationId, parentId } = linksOf(turn);
+export function regenerateRequest(turn: ExecutionRecord, model: string, newest = true): ConversationRequest {
+  const { conversationId, parentId, message } = linksOf(turn);
   if (parentId === null) return { prompt_id: turn.prompt_id, variables: turn.variables, model };
+  if (!newest && message !== null) return editRequest(turn, message, model);
   return {
     prompt_id: turn.prompt_id,
     conversation_id: conversationId,
@@ -151,6 +154,9 @@ export function regenerateRequest(turn: ExecutionRecord, model: string): Convers
     model,
   };
 }
+
+/** The statuses a turn may be followed from (the server's): an error is regenerated instead. */
+export const FOLLOWABLE: ReadonlySet<string> = new Set(['completed', 'cancelled', 'interrupted']);
 
 /** The turn's question rewritten: a new version of the turn, under the same parent. */
 export function editRequest(turn: ExecutionRecord, message: string, model: string): ConversationRequest {
