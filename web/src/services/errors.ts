@@ -18,9 +18,7 @@ export const CLIENT_CODES = {
 } as const;
 
 /** Every code an ExecutionError can carry that has words of its own; a case outside it fails the typecheck. */
-// Issue 25's codes, until the merged backend's ErrorCode (scripts/wire-types) names them itself.
-type ConversationCode = 'conversation_not_found' | 'turn_out_of_order' | 'conversation_too_long';
-type KnownCode = ErrorCode | ConversationCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
+type KnownCode = ErrorCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
 
 export interface ExecutionErrorOptions {
   status?: number;
@@ -236,15 +234,6 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
       return { title: 'Service temporarily unavailable', detail: 'Nothing was run or saved. Try again shortly.' };
     case 'method_not_allowed':
       return { title: 'Request refused', detail: error.message };
-    case 'conversation_not_found':
-      return { title: 'Conversation not found', detail: 'It does not exist, or it is not yours.' };
-    case 'turn_out_of_order':
-      return { title: 'That turn cannot be continued', detail: `${sentence(error.message)} Reload to see the conversation as it is.` };
-    case 'conversation_too_long':
-      return {
-        title: 'Conversation too long for the model',
-        detail: `${sentence(error.message)} Nothing was cut or sent. Pick a model with a longer context, or start a new run.`,
-      };
     case 'configuration_error':
     case 'internal':
       return { title: 'Server error', detail: error.message };
