@@ -223,6 +223,17 @@ describe('conversations, routes, history and the phone layout (issue 25)', { con
       assert.deepEqual(problems.unreachable, []);
       await screenshot(p, 'conversation-phone-run.png');
 
+      // The run's own page: the thread and the follow-up box, nothing wider than the screen.
+      await p.click(tid('run-link'));
+      await p.waitForSelector(`${tid('conversation')} ${tid('turn-output')}`);
+      assert.equal(await p.isVisible(tid('my-prompts')), false);
+      await p.$eval(tid('follow-up-send'), (el) => el.scrollIntoView({ block: 'end' }));
+      assert.ok(await p.isVisible(tid('follow-up-input')));
+      const runProblems = await layoutProblems(p);
+      assert.ok(runProblems.scrollWidth <= runProblems.innerWidth, `run page ${runProblems.scrollWidth} px wide`);
+      assert.deepEqual(runProblems.unreachable, []);
+      await screenshot(p, 'conversation-phone-page.png');
+
       // The drawer brings the list back, and picking closes it.
       await p.click(tid('drawer-toggle'));
       await p.waitForSelector(tid('my-prompts'));
