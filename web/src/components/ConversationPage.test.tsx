@@ -142,6 +142,18 @@ describe('ConversationPage', () => {
     ]);
   });
 
+  it('lets an earlier version be read once the answer just sent has arrived', () => {
+    records = [...records, turn('t3c', 't2', 3, 5, { message: 'neap tides?' })];
+    live = { ...IDLE_STATE, phase: 'completed', executionId: 't3c', content: 'answer t3c' };
+    open('/runs/c1');
+    fireEvent.click(screen.getByTestId('edit-button'));
+    fireEvent.change(screen.getByTestId('edit-input'), { target: { value: 'neap tides?' } });
+    fireEvent.click(screen.getByTestId('edit-send'));
+    fireEvent.click(screen.getByTestId('version-previous'));
+    expect(turns()[2]!.getAttribute('data-execution-id')).toBe('t3b');
+    expect(within(turns()[2]!).getByTestId('version-position').textContent).toBe('2 / 3');
+  });
+
   it('follows a cancelled answer’s partial text', () => {
     records = [turn('c1', null, 1, 1), turn('t2', 'c1', 2, 2, { status: 'cancelled' })];
     open('/runs/c1');

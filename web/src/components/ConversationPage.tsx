@@ -62,7 +62,7 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
 
   const ours = pending !== null && (pending.conversationId === conversationId || pending.conversationId === null);
   const busy = isBusy(live.phase);
-  const shown = threadWithPending(thread, ours ? pending : null, live.executionId);
+  const shown = threadWithPending(thread, ours ? pending : null, live.executionId, records);
 
   const choose = (parentId: string | null, id: string) =>
     setChoices({ conversationId, chosen: { ...chosen, [parentKey(parentId)]: id } });

@@ -73,17 +73,24 @@ describe('threadWithPending', () => {
   const thread = threadOf(ALL, { focus: 't3a' });
 
   it('cuts the thread after the parent of a turn in flight and shows it there', () => {
-    const { turns, showPending } = threadWithPending(thread, { parentId: 't2', message: 'edited' }, null);
+    const { turns, showPending } = threadWithPending(thread, { parentId: 't2', message: 'edited' }, null, ALL);
     expect(turns.map((t) => t.record.id)).toEqual(['c1', 't2']);
     expect(showPending).toBe(true);
   });
 
   it('shows only the turn in flight when it starts a conversation', () => {
-    expect(threadWithPending(thread, { parentId: null, message: null }, null)).toEqual({ turns: [], showPending: true });
+    expect(threadWithPending(thread, { parentId: null, message: null }, null, ALL)).toEqual({ turns: [], showPending: true });
   });
 
-  it('gives way to the record once the thread holds it', () => {
-    expect(threadWithPending(thread, { parentId: 't3a', message: 'why?' }, 't4')).toEqual({ turns: thread, showPending: false });
+  it('waits for the record when the id is known but the listener has not caught up', () => {
+    const { showPending } = threadWithPending(thread, { parentId: 't3a', message: 'next' }, 't5', ALL);
+    expect(showPending).toBe(true);
+  });
+
+  it('gives way to the record once it arrived, even with another version picked', () => {
+    expect(threadWithPending(thread, { parentId: 't3a', message: 'why?' }, 't4', ALL)).toEqual({ turns: thread, showPending: false });
+    const other = threadOf(ALL, { chosen: { t2: 't3b' } });
+    expect(threadWithPending(other, { parentId: 't2', message: 'neap?' }, 't3c', ALL)).toEqual({ turns: other, showPending: false });
   });
 });
 
