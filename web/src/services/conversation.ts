@@ -112,15 +112,17 @@ export interface PendingTurn {
 
 /**
  * Where a turn in flight goes: the thread up to its parent, then the live turn; once its record
- * is in the thread (its id known and the listener caught up), the thread as it is.
+ * has arrived (its id known and the listener caught up), the thread as it is, even when another
+ * version of that turn is picked.
  */
 export function threadWithPending(
   thread: ThreadTurn[],
   pending: PendingTurn | null,
   liveId: string | null,
+  records: readonly ExecutionRecord[],
 ): { turns: ThreadTurn[]; showPending: boolean } {
   if (pending === null) return { turns: thread, showPending: false };
-  if (liveId !== null && thread.some((t) => t.record.id === liveId)) return { turns: thread, showPending: false };
+  if (liveId !== null && records.some((r) => r.id === liveId)) return { turns: thread, showPending: false };
   const cut = pending.parentId === null ? 0 : thread.findIndex((t) => t.record.id === pending.parentId) + 1;
   return { turns: thread.slice(0, cut), showPending: true };
 }
