@@ -294,6 +294,7 @@ describe('conversations, routes, history and the phone layout (issue 25)', { con
     await page.reload();
     await waitForTurn(3);
     assert.equal(await page.$$eval(tid('turn'), (els) => els.length), 3);
+    await screenshot(page, 'conversation-desktop.png');
     await page.goBack();
     await onRoute(`/prompts/${id}`, `${tid('prompt-view')}[data-prompt-id="${id}"]`);
     await page.goForward();
