@@ -294,6 +294,9 @@ describe('conversations, routes, history and the phone layout (issue 25)', { con
     await page.reload();
     await waitForTurn(3);
     assert.equal(await page.$$eval(tid('turn'), (els) => els.length), 3);
+    // Blocks off screen skip painting (content-visibility): bring the last turn in first.
+    await page.$eval(turn(3), (el) => el.scrollIntoView());
+    await page.waitForTimeout(300);
     await screenshot(page, 'conversation-desktop.png');
     await page.goBack();
     await onRoute(`/prompts/${id}`, `${tid('prompt-view')}[data-prompt-id="${id}"]`);

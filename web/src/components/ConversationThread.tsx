@@ -39,7 +39,7 @@ function Versions({ turn, onPick }: { turn: ThreadTurn; onPick: (id: string) => 
     <span className="versions small" data-testid="turn-versions" data-index={index + 1} data-count={versions.length}>
       <button
         type="button"
-        className="btn btn-small btn-ghost"
+        className="btn btn-small"
         disabled={index === 0}
         onClick={() => go(index - 1)}
         aria-label="Earlier version"
@@ -52,7 +52,7 @@ function Versions({ turn, onPick }: { turn: ThreadTurn; onPick: (id: string) => 
       </span>
       <button
         type="button"
-        className="btn btn-small btn-ghost"
+        className="btn btn-small"
         disabled={index === versions.length - 1}
         onClick={() => go(index + 1)}
         aria-label="Later version"
@@ -117,7 +117,7 @@ function Question({
     <div className="bubble bubble-user" data-testid="turn-message">
       <p className="message-text">{message}</p>
       {onEdit && (
-        <button type="button" className="btn btn-small btn-ghost" onClick={() => setDraft(message)} data-testid="edit-button">
+        <button type="button" className="btn btn-small" onClick={() => setDraft(message)} data-testid="edit-button">
           Edit
         </button>
       )}
