@@ -111,6 +111,7 @@ describe('ConversationPage', () => {
 
   it('regenerates the last answer under its parent, and edits the last question', () => {
     open('/runs/c1');
+    expect(screen.getByTestId('regenerate-button').textContent).toBe('Regenerate');
     fireEvent.click(screen.getByTestId('regenerate-button'));
     expect(sent()[0]).toEqual({ prompt_id: 'p1', conversation_id: 'c1', parent_execution_id: 't2', regenerate: true, model: MODEL });
     cleanup();
@@ -131,6 +132,14 @@ describe('ConversationPage', () => {
     fireEvent.click(screen.getByTestId('follow-up-send'));
     expect(screen.getByTestId('field-error').textContent).toMatch(/Write a message/);
     expect(execute).not.toHaveBeenCalled();
+  });
+
+  it('names the model a regenerate goes to when it is another one', () => {
+    open('/runs/c1');
+    fireEvent.change(screen.getByTestId('follow-up-model'), { target: { value: OTHER } });
+    expect(screen.getByTestId('regenerate-button').textContent).toBe(`Regenerate on ${OTHER}`);
+    fireEvent.click(screen.getByTestId('regenerate-button'));
+    expect(sent()[0]).toMatchObject({ regenerate: true, model: OTHER });
   });
 
   it('regenerates an older version shown with its own question', () => {

@@ -189,7 +189,7 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
                 }
                 data-testid="regenerate-button"
               >
-                Regenerate
+                {nextModel === askedModel(last) ? 'Regenerate' : `Regenerate on ${nextModel}`}
               </button>
             ) : undefined
           }
