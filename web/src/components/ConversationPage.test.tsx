@@ -38,8 +38,9 @@ vi.mock('../hooks/useRuns', () => ({
     error: null,
   }),
 }));
+const cancel = vi.fn();
 vi.mock('../hooks/useStreamingExecution', () => ({
-  useStreamingExecution: () => ({ ...live, isStreaming: false, execute, cancel: vi.fn() }),
+  useStreamingExecution: () => ({ ...live, isStreaming: false, execute, cancel }),
 }));
 
 const PROMPT: Prompt = { id: 'p1', owner_uid: 'u1', title: 'Tides', content: 'Tell me', variables: [], public: false, updatedAtMs: null };
@@ -161,6 +162,15 @@ describe('ConversationPage', () => {
     fireEvent.click(screen.getByTestId('version-previous'));
     expect(turns()[2]!.getAttribute('data-execution-id')).toBe('t3b');
     expect(within(turns()[2]!).getByTestId('version-position').textContent).toBe('2 / 3');
+  });
+
+  it('cancels the answer in flight with its button or Escape', () => {
+    live = { ...IDLE_STATE, phase: 'streaming', executionId: 't3b' };
+    cancel.mockClear();
+    open('/runs/c1');
+    fireEvent.keyDown(document, { key: 'Escape' });
+    fireEvent.click(screen.getByTestId('cancel-button'));
+    expect(cancel).toHaveBeenCalledTimes(2);
   });
 
   it('follows a cancelled answer’s partial text', () => {

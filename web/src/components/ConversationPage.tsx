@@ -88,6 +88,16 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
     void live.execute(request, { idToken: () => user.getIdToken() });
   }
 
+  // Escape cancels the answer in flight wherever the focus is, as on the prompt page.
+  useEffect(() => {
+    if (!busy) return undefined;
+    const onEscape = (event: KeyboardEvent) => {
+      if (event.key === 'Escape') live.cancel();
+    };
+    document.addEventListener('keydown', onEscape);
+    return () => document.removeEventListener('keydown', onEscape);
+  }, [busy, live.cancel]);
+
   // A follow-up written under a run on the prompt page arrives with the navigation: sent once.
   const handoff = handoffOf(location.state);
   useEffect(() => {
@@ -159,7 +169,14 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
         )}
         <span className="spacer" />
         {busy && (
-          <button type="button" className="btn btn-danger btn-small" onClick={live.cancel} data-testid="cancel-button">
+          <button
+            type="button"
+            className="btn btn-danger btn-small"
+            onClick={live.cancel}
+            aria-keyshortcuts="Escape"
+            title="Cancel (Esc)"
+            data-testid="cancel-button"
+          >
             Cancel
           </button>
         )}
