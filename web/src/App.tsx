@@ -1,74 +1,35 @@
 import { signOut, type User } from 'firebase/auth';
 import { useEffect, useState } from 'react';
+import { BrowserRouter, NavLink, Route, Routes, useLocation, useMatch, useNavigate } from 'react-router';
+import { ComparisonPage } from './components/ComparisonPage';
+import { ConversationPage } from './components/ConversationPage';
 import { DocumentsPage } from './components/DocumentsPage';
-import { ExecutionHistory } from './components/ExecutionHistory';
-import { EMPTY_DRAFT, PromptEditor } from './components/PromptEditor';
-import { PromptExecutionForm, type RerunRequest } from './components/PromptExecutionForm';
+import { HistoryPage } from './components/HistoryPage';
+import { NotFound } from './components/NotFound';
+import { PromptEditorPage, PromptPage } from './components/PromptPage';
 import { PromptList } from './components/PromptList';
-import { PromptView } from './components/PromptView';
 import { SignIn } from './components/SignIn';
 import { auth, db } from './firebase';
 import { useAuth } from './hooks/useAuth';
 import { useDocuments, useUploads } from './hooks/useDocuments';
-import { useComparisons } from './hooks/useComparisons';
-import { useExecutions } from './hooks/useExecutions';
-import { createComparison, markWinner } from './services/comparisons';
-import { createPrompt, deletePrompt, updatePrompt, watchPrompts } from './services/prompts';
-import type { Prompt, PromptDraft } from './types';
+import { watchPrompts } from './services/prompts';
+import type { Prompt } from './types';
 
-type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string } | { kind: 'documents' };
+const tabClass = ({ isActive }: { isActive: boolean }) => `tab${isActive ? ' active' : ''}`;
 
-function draftOf(p: Prompt): PromptDraft {
-  return {
-    title: p.title,
-    content: p.content,
-    system_prompt: p.system_prompt ?? '',
-    variables: p.variables,
-    public: p.public,
-    document_ids: p.document_ids ?? [],
-    top_k: p.top_k ?? null,
-    retrieval_query_variable: p.retrieval_query_variable ?? null,
-    fallback_models: p.fallback_models ?? [],
-  };
-}
-
-/** One prompt: the form and the history share one live listener on the user's runs of it. */
-function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
-  const executions = useExecutions(user.uid, prompt.id);
-  const comparisons = useComparisons(user.uid, prompt.id);
-  const [rerun, setRerun] = useState<RerunRequest | null>(null);
-  const onWinner = (comparisonId: string, model: string, executionId: string) =>
-    markWinner(db, { comparisonId, model, executionId, promptId: prompt.id, ownsPrompt: prompt.owner_uid === user.uid });
-  return (
-    <>
-      <PromptExecutionForm
-        prompt={prompt}
-        uid={user.uid}
-        getIdToken={() => user.getIdToken()}
-        records={executions.rows ?? []}
-        rerun={rerun}
-        comparisons={comparisons}
-        openComparison={(models) => createComparison(db, user.uid, prompt.id, models)}
-        onWinner={onWinner}
-      />
-      <ExecutionHistory
-        {...executions}
-        comparisons={comparisons}
-        onWinner={onWinner}
-        onRerun={(r) => {
-          setRerun((prev) => ({ variables: r.variables, model: r.model, seq: (prev?.seq ?? 0) + 1 }));
-          window.scrollTo({ top: 0, behavior: 'smooth' });
-        }}
-      />
-    </>
-  );
-}
-
-function Workspace({ user }: { user: User }) {
+export function Workspace({ user }: { user: User }) {
   const [prompts, setPrompts] = useState<Prompt[]>([]);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [selectedId, setSelectedId] = useState<string | null>(null);
-  const [mode, setMode] = useState<Mode>({ kind: 'view' });
+  const navigate = useNavigate();
+  const { pathname } = useLocation();
+  const selectedId = useMatch('/prompts/:promptId/*')?.params.promptId ?? null;
+  // On a narrow screen the prompt list is the home page, and elsewhere a drawer behind a button.
+  const [drawer, setDrawer] = useState(false);
+  const [drawerPath, setDrawerPath] = useState(pathname);
+  if (drawerPath !== pathname) {
+    setDrawerPath(pathname);
+    setDrawer(false);
+  }
   const getIdToken = () => user.getIdToken();
   const documents = useDocuments(user.uid);
   const uploads = useUploads(getIdToken);
@@ -87,20 +48,9 @@ function Workspace({ user }: { user: User }) {
     [user.uid],
   );
 
-  const selected = prompts.find((p) => p.id === selectedId) ?? null;
-
-  async function save(draft: PromptDraft) {
-    if (mode.kind === 'edit') {
-      await updatePrompt(db, mode.id, draft);
-      setSelectedId(mode.id);
-    } else {
-      setSelectedId(await createPrompt(db, user.uid, draft));
-    }
-    setMode({ kind: 'view' });
-  }
-
+  const home = pathname === '/';
   return (
-    <div className="layout">
+    <div className={`layout${home ? ' at-home' : ''}${drawer ? ' drawer-open' : ''}`}>
       <header className="topbar">
         <span className="brand">
           <span className="logo" aria-hidden="true">
@@ -109,24 +59,27 @@ function Workspace({ user }: { user: User }) {
           RAG Prompt Library
         </span>
         <nav className="tabs" aria-label="Pages">
-          <button
-            type="button"
-            className={`tab${mode.kind !== 'documents' ? ' active' : ''}`}
-            aria-current={mode.kind !== 'documents' ? 'page' : undefined}
-            onClick={() => setMode({ kind: 'view' })}
-            data-testid="nav-prompts"
-          >
+          {!home && (
+            <button
+              type="button"
+              className="tab drawer-toggle"
+              aria-expanded={drawer}
+              aria-controls="prompt-list"
+              onClick={() => setDrawer((d) => !d)}
+              data-testid="drawer-toggle"
+            >
+              {drawer ? '✕ Prompts' : '☰ Prompts'}
+            </button>
+          )}
+          <NavLink to="/" end className={({ isActive }) => tabClass({ isActive: isActive || selectedId !== null })} data-testid="nav-prompts">
             Prompts
-          </button>
-          <button
-            type="button"
-            className={`tab${mode.kind === 'documents' ? ' active' : ''}`}
-            aria-current={mode.kind === 'documents' ? 'page' : undefined}
-            onClick={() => setMode({ kind: 'documents' })}
-            data-testid="nav-documents"
-          >
+          </NavLink>
+          <NavLink to="/history" className={tabClass} data-testid="nav-history">
+            History
+          </NavLink>
+          <NavLink to="/documents" className={tabClass} data-testid="nav-documents">
             Documents
-          </button>
+          </NavLink>
         </nav>
         <span className="spacer" />
         <span className="muted small" data-testid="user-email">
@@ -140,63 +93,44 @@ function Workspace({ user }: { user: User }) {
         prompts={prompts}
         uid={user.uid}
         selectedId={selectedId}
-        onSelect={(id) => {
-          setSelectedId(id);
-          setMode({ kind: 'view' });
-        }}
-        onNew={() => setMode({ kind: 'new' })}
+        onSelect={(id) => navigate(`/prompts/${id}`)}
+        onNew={() => navigate('/prompts/new')}
       />
       <main className="main">
         {loadError && <div className="alert alert-error">Could not load prompts: {loadError}</div>}
-        {mode.kind === 'documents' && <DocumentsPage documents={documents} uploads={uploads} getIdToken={getIdToken} />}
-        {mode.kind === 'new' && (
-          <PromptEditor
-            key="new"
-            initial={EMPTY_DRAFT}
-            isNew
-            onSave={save}
-            onCancel={() => setMode({ kind: 'view' })}
-            documents={documents.rows}
+        <Routes>
+          <Route
+            path="/"
+            element={
+              <div className="card empty home-hint" data-testid="home">
+                <h2>Pick a prompt</h2>
+                <p className="muted">Choose one on the left, or create a new one, then run it and watch the answer stream in.</p>
+              </div>
+            }
           />
-        )}
-        {mode.kind === 'edit' && selected && (
-          <PromptEditor
-            key={`edit-${selected.id}`}
-            initial={draftOf(selected)}
-            isNew={false}
-            onSave={save}
-            onCancel={() => setMode({ kind: 'view' })}
-            documents={documents.rows}
+          <Route path="/prompts/new" element={<PromptEditorPage user={user} documents={documents} isNew />} />
+          <Route path="/prompts/:promptId" element={<PromptPage user={user} documents={documents} />} />
+          <Route path="/prompts/:promptId/edit" element={<PromptEditorPage user={user} documents={documents} isNew={false} />} />
+          <Route path="/runs/:executionId" element={<ConversationPage user={user} prompts={prompts} />} />
+          <Route path="/comparisons/:comparisonId" element={<ComparisonPage user={user} prompts={prompts} />} />
+          <Route path="/history" element={<HistoryPage user={user} prompts={prompts} />} />
+          <Route
+            path="/documents"
+            element={<DocumentsPage documents={documents} uploads={uploads} getIdToken={getIdToken} />}
           />
-        )}
-        {mode.kind === 'view' && selected && (
-          <>
-            <PromptView
-              prompt={selected}
-              isOwner={selected.owner_uid === user.uid}
-              documents={documents.rows}
-              onEdit={() => setMode({ kind: 'edit', id: selected.id })}
-              onDelete={async () => {
-                await deletePrompt(db, selected.id);
-                setSelectedId(null);
-              }}
-            />
-            <PromptRunner key={selected.id} prompt={selected} user={user} />
-          </>
-        )}
-        {mode.kind === 'view' && !selected && (
-          <div className="card empty">
-            <h2>Pick a prompt</h2>
-            <p className="muted">Choose one on the left, or create a new one, then run it and watch the answer stream in.</p>
-          </div>
-        )}
+          <Route path="*" element={<NotFound what="page" />} />
+        </Routes>
       </main>
     </div>
   );
 }
 
+/** Every page has a URL (docs/web.md "Routes"); a deep link opened signed out opens after sign-in. */
 export function App() {
   const { user, loading } = useAuth();
-  if (loading) return <div className="loading">Loading…</div>;
-  return user ? <Workspace user={user} /> : <SignIn />;
+  return (
+    <BrowserRouter>
+      {loading ? <div className="loading">Loading…</div> : user ? <Workspace user={user} /> : <SignIn />}
+    </BrowserRouter>
+  );
 }

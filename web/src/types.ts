@@ -188,6 +188,15 @@ export interface ExecutionRecord {
    * sent no usage (a cancelled run, most errors); absent on records older than the field.
    */
   tokens_debited?: number | null;
+  /**
+   * Conversations (issue 25): the conversation's id (the first turn's own id), the turn this one
+   * follows (null on turn 1), its position (1 for the first) and the user's follow-up text (null
+   * on turn 1). Absent on records older than the fields: such a run is turn 1 of its own.
+   */
+  conversation_id?: string | null;
+  parent_execution_id?: string | null;
+  turn?: number | null;
+  message?: string | null;
 }
 
 /** A `comparisons/{id}` document: the runs sharing its id are its columns; the winner is here. */

@@ -1,4 +1,5 @@
-import { useState } from 'react';
+import { useState, type ReactNode } from 'react';
+import { RouteLink } from './RouteLink';
 import { isBusy, stateOfRecord, type ExecutionState } from '../hooks/executionState';
 import type { ComparisonRun } from '../hooks/useComparison';
 import { allFailed, attemptsOf, passedOver } from '../services/attempts';
@@ -51,16 +52,21 @@ export function Routing({ model, state }: { model: string; state: ExecutionState
   );
 }
 
+/** What goes under a finished column: the follow-up box (issue 25). */
+export type ColumnFollowUp = (executionId: string, model: string | null) => ReactNode;
+
 function Column({
   column,
   winner,
   onCancel,
   onWinner,
+  followUp,
 }: {
   column: ColumnData;
   winner: boolean;
   onCancel?: () => void;
   onWinner?: () => Promise<void>;
+  followUp?: ColumnFollowUp;
 }) {
   const { state, record, model } = column;
   const busy = isBusy(state.phase);
@@ -157,6 +163,7 @@ function Column({
           <dd data-testid="usage-cost">{formatCost((state.usage ?? record?.usage)?.cost)}</dd>
         </div>
       </dl>
+      {followUp && state.executionId && state.phase === 'completed' && followUp(state.executionId, state.model)}
     </article>
   );
 }
@@ -168,12 +175,14 @@ export function ComparisonColumns({
   comparison,
   onCancel,
   onWinner,
+  followUp,
 }: {
   comparisonId: string | null;
   columns: ColumnData[];
   comparison: Comparison | null;
   onCancel?: (index: number) => void;
   onWinner?: OnWinner;
+  followUp?: ColumnFollowUp;
 }) {
   const winnerId = comparison?.winner_execution_id ?? null;
   return (
@@ -184,6 +193,7 @@ export function ComparisonColumns({
           column={column}
           winner={winnerId !== null && winnerId === column.state.executionId}
           onCancel={onCancel && (() => onCancel(i))}
+          followUp={followUp}
           onWinner={
             onWinner && comparisonId && column.state.executionId
               ? () => onWinner(comparisonId, column.state.model ?? column.model, column.state.executionId!)
@@ -201,11 +211,13 @@ export function LiveComparison({
   records,
   comparison,
   onWinner,
+  followUp,
 }: {
   run: ComparisonRun;
   records: ExecutionRecord[];
   comparison: Comparison | null;
   onWinner: OnWinner;
+  followUp?: ColumnFollowUp;
 }) {
   const columns: ColumnData[] = run.columns.map((c, i) => ({
     key: `${run.comparisonId ?? 'opening'}-${i}`,
@@ -218,6 +230,11 @@ export function LiveComparison({
       <header className="panel-header">
         <h3>Comparison</h3>
         <span className="muted small">{run.columns.length} models, same variables</span>
+        {run.comparisonId && (
+          <RouteLink to={`/comparisons/${run.comparisonId}`} className="small" testId="comparison-link">
+            Its page
+          </RouteLink>
+        )}
         <span className="spacer" />
         {run.busy && (
           <button
@@ -243,6 +260,7 @@ export function LiveComparison({
         comparison={comparison}
         onCancel={run.cancel}
         onWinner={onWinner}
+        followUp={followUp}
       />
     </section>
   );
@@ -255,12 +273,14 @@ export function ComparisonDetail({
   comparison,
   onWinner,
   onClose,
+  followUp,
 }: {
   id: string;
   records: ExecutionRecord[];
   comparison: Comparison | null;
   onWinner: OnWinner;
   onClose: () => void;
+  followUp?: ColumnFollowUp;
 }) {
   const ordered = orderColumns(records, comparison?.models);
   const columns: ColumnData[] = ordered.map((r) => ({
@@ -289,7 +309,7 @@ export function ComparisonDetail({
           {missing} of its runs are older than the history shows, or never started.
         </p>
       )}
-      <ComparisonColumns comparisonId={id} columns={columns} comparison={comparison} onWinner={onWinner} />
+      <ComparisonColumns comparisonId={id} columns={columns} comparison={comparison} onWinner={onWinner} followUp={followUp} />
     </article>
   );
 }

@@ -1,4 +1,5 @@
 import { useState } from 'react';
+import { RouteLink } from './RouteLink';
 import type { Executions } from '../hooks/useExecutions';
 import { Markdown } from '../markdown/Markdown';
 import { SourcesList, SourcesProvider } from '../markdown/Sources';
@@ -142,7 +143,14 @@ function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boo
           </code>
         )}
       </td>
-      <td className="nowrap">{record.model}</td>
+      <td className="nowrap">
+        {record.model}
+        {(record.turn ?? 1) > 1 && (
+          <span className="badge" data-testid="history-turn">
+            turn {record.turn}
+          </span>
+        )}
+      </td>
       <td data-testid="history-tokens" title={record.usage ? undefined : 'estimated: the model sent no usage'}>
         {recordTokens(record) ?? '—'}
       </td>
@@ -220,6 +228,9 @@ function ExecutionDetail({
           {record.status}
         </span>
         <span className="spacer" />
+        <RouteLink to={`/runs/${record.id}`} className="btn btn-small" testId="detail-link">
+          {(record.turn ?? 1) > 1 ? 'Open conversation' : 'Open / follow up'}
+        </RouteLink>
         <button type="button" className="btn btn-small btn-primary" onClick={onRerun} data-testid="rerun-button">
           Run again
         </button>

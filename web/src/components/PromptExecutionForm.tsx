@@ -17,6 +17,7 @@ import { checkRun } from '../services/validation';
 import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt } from '../types';
 import { LiveComparison, type OnWinner } from './ComparisonView';
 import { useFieldProblems } from './fieldProblems';
+import { RunFollowUp } from './FollowUpBox';
 import { ModelChecklist } from './ModelChecklist';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
@@ -189,7 +190,8 @@ export function PromptExecutionForm({
     // Only a new request runs; the variables list belongs to this prompt's form.
   }, [rerun]);
 
-  const activeId = lastMode === 'streaming' ? stream.executionId : standard.executionId;
+  const activeState = lastMode === 'streaming' ? stream : standard;
+  const activeId = activeState.executionId;
   const record = records.find((r) => r.id === activeId) ?? null;
 
   return (
@@ -348,12 +350,19 @@ export function PromptExecutionForm({
       {lastMode === 'standard' && (
         <StandardExecutionPanel state={standard} onCancel={standard.cancel} record={record} />
       )}
+      {/* A finished run goes on as a conversation on its own page (issue 25). */}
+      {(lastMode === 'streaming' || lastMode === 'standard') && activeId && activeState.phase === 'completed' && (
+        <section className="card" aria-label="Follow-up">
+          <RunFollowUp key={activeId} executionId={activeId} model={activeState.model} />
+        </section>
+      )}
       {lastMode === 'compare' && (
         <LiveComparison
           run={comparison}
           records={records}
           comparison={comparisons.find((c) => c.id === comparison.comparisonId) ?? null}
           onWinner={onWinner}
+          followUp={(id, m) => <RunFollowUp key={id} executionId={id} model={m} compact />}
         />
       )}
     </>

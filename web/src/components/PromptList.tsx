@@ -46,7 +46,7 @@ export function PromptList({ prompts, uid, selectedId, onSelect, onNew }: Props)
   const mine = prompts.filter((p) => p.owner_uid === uid);
   const others = prompts.filter((p) => p.owner_uid !== uid);
   return (
-    <nav className="sidebar">
+    <nav className="sidebar" id="prompt-list" aria-label="Prompts">
       <button type="button" className="btn btn-primary btn-block" onClick={onNew} data-testid="new-prompt-button">
         + New prompt
       </button>

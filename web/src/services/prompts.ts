@@ -41,8 +41,8 @@ function toVariables(raw: unknown): PromptVariable[] {
   });
 }
 
-export function toPrompt(snap: QueryDocumentSnapshot<DocumentData>): Prompt {
-  const d = snap.data();
+export function toPrompt(snap: { id: string; data: () => DocumentData | undefined }): Prompt {
+  const d = snap.data() ?? {};
   return {
     id: snap.id,
     owner_uid: String(d.owner_uid ?? ''),
@@ -126,6 +126,10 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     requested_model: strOrNull(d.requested_model),
     attempts: attemptsOf(d.attempts),
     tokens_debited: num(d.tokens_debited),
+    conversation_id: strOrNull(d.conversation_id),
+    parent_execution_id: strOrNull(d.parent_execution_id),
+    turn: num(d.turn),
+    message: strOrNull(d.message),
   };
 }
 
