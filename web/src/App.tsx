@@ -13,10 +13,12 @@ import { useDocuments, useUploads } from './hooks/useDocuments';
 import { useComparisons } from './hooks/useComparisons';
 import { useExecutions } from './hooks/useExecutions';
 import { createComparison, markWinner } from './services/comparisons';
-import { createPrompt, deletePrompt, updatePrompt, watchPrompts } from './services/prompts';
+import { deletePrompt, watchPrompts } from './services/prompts';
+import { createPrompt, updatePrompt } from './services/versions';
 import type { Prompt, PromptDraft } from './types';
 
-type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string } | { kind: 'documents' };
+// An edit remembers the version it started from: a save made on top of another one since is refused.
+type Mode = { kind: 'view' } | { kind: 'new' } | { kind: 'edit'; id: string; version: number | null } | { kind: 'documents' };
 
 function draftOf(p: Prompt): PromptDraft {
   return {
@@ -91,7 +93,8 @@ function Workspace({ user }: { user: User }) {
 
   async function save(draft: PromptDraft) {
     if (mode.kind === 'edit') {
-      await updatePrompt(db, mode.id, draft);
+      if (!selected) throw new Error('the prompt was deleted');
+      await updatePrompt(db, { ...selected, version: mode.version }, draft, user.uid);
       setSelectedId(mode.id);
     } else {
       setSelectedId(await createPrompt(db, user.uid, draft));
@@ -175,7 +178,7 @@ function Workspace({ user }: { user: User }) {
               prompt={selected}
               isOwner={selected.owner_uid === user.uid}
               documents={documents.rows}
-              onEdit={() => setMode({ kind: 'edit', id: selected.id })}
+              onEdit={() => setMode({ kind: 'edit', id: selected.id, version: selected.version ?? null })}
               onDelete={async () => {
                 await deletePrompt(db, selected.id);
                 setSelectedId(null);
