@@ -5,6 +5,7 @@ import { ExecutionHistory } from './components/ExecutionHistory';
 import { EMPTY_DRAFT, PromptEditor } from './components/PromptEditor';
 import { PromptExecutionForm, type RerunRequest } from './components/PromptExecutionForm';
 import { PromptList } from './components/PromptList';
+import { PromptVersions } from './components/PromptVersions';
 import { PromptView } from './components/PromptView';
 import { SignIn } from './components/SignIn';
 import { auth, db } from './firebase';
@@ -12,9 +13,10 @@ import { useAuth } from './hooks/useAuth';
 import { useDocuments, useUploads } from './hooks/useDocuments';
 import { useComparisons } from './hooks/useComparisons';
 import { useExecutions } from './hooks/useExecutions';
+import { useVersions } from './hooks/useVersions';
 import { createComparison, markWinner } from './services/comparisons';
 import { deletePrompt, watchPrompts } from './services/prompts';
-import { createPrompt, updatePrompt } from './services/versions';
+import { createPrompt, LATEST, updatePrompt, type RunTarget } from './services/versions';
 import type { Prompt, PromptDraft } from './types';
 
 // An edit remembers the version it started from: a save made on top of another one since is refused.
@@ -39,10 +41,13 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
   const executions = useExecutions(user.uid, prompt.id);
   const comparisons = useComparisons(user.uid, prompt.id);
   const [rerun, setRerun] = useState<RerunRequest | null>(null);
+  const versions = useVersions(prompt);
+  const [target, setTarget] = useState<RunTarget>(LATEST);
   const onWinner = (comparisonId: string, model: string, executionId: string) =>
     markWinner(db, { comparisonId, model, executionId, promptId: prompt.id, ownsPrompt: prompt.owner_uid === user.uid });
   return (
     <>
+      <PromptVersions prompt={prompt} uid={user.uid} versions={versions} onRun={setTarget} />
       <PromptExecutionForm
         prompt={prompt}
         uid={user.uid}
@@ -52,6 +57,9 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
         comparisons={comparisons}
         openComparison={(models) => createComparison(db, user.uid, prompt.id, models)}
         onWinner={onWinner}
+        versions={versions.rows ?? []}
+        target={target}
+        onTarget={setTarget}
       />
       <ExecutionHistory
         {...executions}
@@ -59,6 +67,8 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
         onWinner={onWinner}
         onRerun={(r) => {
           setRerun((prev) => ({ variables: r.variables, model: r.model, seq: (prev?.seq ?? 0) + 1 }));
+          // The same version again, when the record names it.
+          if (r.prompt_version) setTarget(r.prompt_version === (prompt.version ?? 1) ? LATEST : { kind: 'version', version: r.prompt_version });
           window.scrollTo({ top: 0, behavior: 'smooth' });
         }}
       />

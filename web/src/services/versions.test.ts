@@ -88,15 +88,16 @@ describe('planSave', () => {
   });
 
   it('deletes the prompt fields a version leaves unset, and the version simply lacks them', () => {
-    const [[p, v]] = planSave(prompt({ system_prompt: 'x', document_ids: ['d1'], top_k: 2 }), fieldsOfDraft({ title: 'T', content: 'c', system_prompt: ' ', variables: [], public: false }, null), 'u1') as [[
-      { data: Record<string, unknown> },
-      { data: Record<string, unknown> },
-    ]];
+    const [p, v] = planSave(
+      prompt({ system_prompt: 'x', document_ids: ['d1'], top_k: 2 }),
+      fieldsOfDraft({ title: 'T', content: 'c', system_prompt: ' ', variables: [], public: false }, null),
+      'u1',
+    )[0]!;
     for (const key of ['system_prompt', 'document_ids', 'top_k', 'retrieval_query_variable', 'preferred_model', 'fallback_models']) {
-      expect(p.data[key]).toEqual(GONE);
-      expect(key in v.data).toBe(false);
+      expect(p!.data[key]).toEqual(GONE);
+      expect(key in v!.data).toBe(false);
     }
-    expect('summary' in v.data).toBe(false);
+    expect('summary' in v!.data).toBe(false);
   });
 
   it('first keeps a prompt saved before versions as its version 1, then saves the edit as version 2', () => {
@@ -114,7 +115,7 @@ describe('planSave', () => {
 
   it('restores an old version as a new one equal to it, keeping the title', () => {
     const old = version(1, { content: 'v1 text', preferred_model: 'm/x' });
-    const [[p, v]] = planSave(prompt({ version: 3 }), old, 'u1', { summary: 'Restored version 1' });
+    const [p, v] = planSave(prompt({ version: 3 }), old, 'u1', { summary: 'Restored version 1' })[0]!;
     expect(p!.path).toEqual(['prompts', 'p1']);
     expect(p!.data).toMatchObject({ content: 'v1 text', preferred_model: 'm/x', version: 4 });
     expect('title' in p!.data).toBe(false);

@@ -269,24 +269,17 @@ export function labelsByVersion(labels: Record<string, number>): Map<number, str
   return out;
 }
 
-/**
- * The prompt's versions, newest first: the last VERSIONS_LISTED documents, live; for a prompt
- * saved before versions were kept, its implicit version 1.
- */
+/** The prompt's last VERSIONS_LISTED stored versions, live, in no particular order. */
 export function watchVersions(
   db: Firestore,
-  prompt: Prompt,
+  promptId: string,
   onChange: (versions: PromptVersion[]) => void,
   onError: (error: Error) => void,
 ): Unsubscribe {
-  const q = query(collection(db, 'prompts', prompt.id, 'versions'), orderBy('created_at', 'desc'), limit(VERSIONS_LISTED));
+  const q = query(collection(db, 'prompts', promptId, 'versions'), orderBy('created_at', 'desc'), limit(VERSIONS_LISTED));
   return onSnapshot(
     q,
-    { includeMetadataChanges: false },
-    (snap) => {
-      const stored = snap.docs.map(toVersion).filter((v) => Number.isInteger(v.number) && v.number > 0);
-      onChange(listedVersions(prompt, stored));
-    },
+    (snap) => onChange(snap.docs.map(toVersion).filter((v) => Number.isInteger(v.number) && v.number > 0)),
     onError,
   );
 }
@@ -322,4 +315,23 @@ export function promptAt(prompt: Prompt, versions: PromptVersion[], target: RunT
   if (!v || n === (prompt.version ?? 1)) return prompt;
   const { number: _n, created_by: _by, createdAtMs: _at, summary: _s, implicit: _i, ...fields } = v;
   return { ...prompt, ...fields, system_prompt: fields.system_prompt || undefined };
+}
+
+/** An id of the form Firestore gives (20 letters and digits), for a comparison of versions, which has no document. */
+export function autoId(): string {
+  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const bytes = crypto.getRandomValues(new Uint8Array(20));
+  return Array.from(bytes, (b) => chars[b % chars.length]).join('');
+}
+
+/** Several versions' variables as one form: each name once, the first declaration winning. */
+export function unionPrompt(prompt: Prompt, versions: PromptVersion[]): Prompt {
+  const seen = new Set<string>();
+  const variables = versions.flatMap((v) => v.variables).filter((v) => !seen.has(v.name) && seen.add(v.name));
+  return {
+    ...prompt,
+    variables,
+    content: versions.map((v) => v.content).join('\n'),
+    system_prompt: versions.map((v) => v.system_prompt).join('\n'),
+  };
 }
