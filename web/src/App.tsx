@@ -14,7 +14,7 @@ import { useDocuments, useUploads } from './hooks/useDocuments';
 import { useComparisons } from './hooks/useComparisons';
 import { useExecutions } from './hooks/useExecutions';
 import { useVersions } from './hooks/useVersions';
-import { createComparison, markWinner } from './services/comparisons';
+import { createComparison, markWinner, preferredModelWrites } from './services/comparisons';
 import { deletePrompt, watchPrompts } from './services/prompts';
 import { createPrompt, LATEST, updatePrompt, type RunTarget } from './services/versions';
 import type { Prompt, PromptDraft } from './types';
@@ -44,7 +44,7 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
   const versions = useVersions(prompt);
   const [target, setTarget] = useState<RunTarget>(LATEST);
   const onWinner = (comparisonId: string, model: string, executionId: string) =>
-    markWinner(db, { comparisonId, model, executionId, promptId: prompt.id, ownsPrompt: prompt.owner_uid === user.uid });
+    markWinner(db, { comparisonId, model, executionId, promptWrites: preferredModelWrites(prompt, user.uid, model) });
   return (
     <>
       <PromptVersions prompt={prompt} uid={user.uid} versions={versions} onRun={setTarget} />

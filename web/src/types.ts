@@ -151,6 +151,11 @@ export interface Prompt {
   version?: number | null;
   /** Label (`production`, `staging`, …) -> the version it points at. */
   labels?: Record<string, number>;
+  /**
+   * The document as read: the first save of a prompt without versions copies its fields and its
+   * `updated_at` into version 1 exactly as stored (the rules compare them).
+   */
+  stored?: Record<string, unknown>;
 }
 
 /** The fields of a prompt that shape a run, as one immutable version holds them. */

@@ -39,6 +39,7 @@ export function toPrompt(snap: QueryDocumentSnapshot<DocumentData>): Prompt {
     updatedAtMs: millis(d.updated_at),
     version: Number.isInteger(d.version) && d.version > 0 ? (d.version as number) : null,
     labels: labelsOf(d.labels),
+    stored: d,
   };
 }
 

@@ -70,9 +70,9 @@ describe('planSave', () => {
       retrieval_query_variable: 'name',
       fallback_models: ['m/b'],
     };
-    const commits = planSave(prompt({ preferred_model: 'm/a' }), fieldsOfDraft(draft, 'm/a'), 'u1', { summary: 'shorter', title: 'T2', isPublic: false });
-    expect(commits).toHaveLength(1);
-    const [p, v] = commits[0]!;
+    const writes = planSave(prompt({ preferred_model: 'm/a' }), fieldsOfDraft(draft, 'm/a'), 'u1', { summary: 'shorter', title: 'T2', isPublic: false });
+    expect(writes).toHaveLength(2);
+    const [p, v] = writes;
     const stored = {
       content: 'Hi {{name}}',
       system_prompt: 'Be brief.',
@@ -92,7 +92,7 @@ describe('planSave', () => {
       prompt({ system_prompt: 'x', document_ids: ['d1'], top_k: 2 }),
       fieldsOfDraft({ title: 'T', content: 'c', system_prompt: ' ', variables: [], public: false }, null),
       'u1',
-    )[0]!;
+    );
     for (const key of ['system_prompt', 'document_ids', 'top_k', 'retrieval_query_variable', 'preferred_model', 'fallback_models']) {
       expect(p!.data[key]).toEqual(GONE);
       expect(key in v!.data).toBe(false);
@@ -100,22 +100,33 @@ describe('planSave', () => {
     expect('summary' in v!.data).toBe(false);
   });
 
-  it('first keeps a prompt saved before versions as its version 1, then saves the edit as version 2', () => {
-    const legacy = prompt({ version: null, content: 'old text' });
-    const commits = planSave(legacy, fieldsOfDraft({ title: 'T', content: 'new text', system_prompt: '', variables: [], public: false }, null), 'u1');
-    expect(commits.map((c) => c.map((w) => `${w.kind} ${w.path.join('/')}`))).toEqual([
-      ['update prompts/p1', 'set prompts/p1/versions/1'],
-      ['update prompts/p1', 'set prompts/p1/versions/2'],
+  it('saves a prompt without versions as version 2, with version 1 in the same batch: the prompt as stored, dated when it was saved', () => {
+    const saved = { seconds: 1, nanoseconds: 234567 };
+    const stored = {
+      owner_uid: 'u1',
+      title: 'T',
+      content: 'old text',
+      variables: [{ name: 'x', required: true }],
+      public: false,
+      updated_at: saved,
+      created_at: saved,
+    };
+    const legacy = prompt({ version: null, content: 'old text', stored });
+    const writes = planSave(legacy, fieldsOfDraft({ title: 'T', content: 'new text', system_prompt: '', variables: [], public: false }, null), 'u2');
+    expect(writes.map((w) => `${w.kind} ${w.path.join('/')}`)).toEqual([
+      'set prompts/p1/versions/1',
+      'update prompts/p1',
+      'set prompts/p1/versions/2',
     ]);
-    expect(commits[0]![0]!.data).toEqual({ version: 1, updated_at: NOW });
-    expect(commits[0]![1]!.data.content).toBe('old text');
-    expect(commits[1]![0]!.data.version).toBe(2);
-    expect(commits[1]![1]!.data.content).toBe('new text');
+    // Exactly as stored (a variable without `default` stays so): the rules compare it with the prompt.
+    expect(writes[0]!.data).toEqual({ content: 'old text', variables: [{ name: 'x', required: true }], created_at: saved, created_by: 'u2' });
+    expect(writes[1]!.data.version).toBe(2);
+    expect(writes[2]!.data.content).toBe('new text');
   });
 
   it('restores an old version as a new one equal to it, keeping the title', () => {
     const old = version(1, { content: 'v1 text', preferred_model: 'm/x' });
-    const [p, v] = planSave(prompt({ version: 3 }), old, 'u1', { summary: 'Restored version 1' })[0]!;
+    const [p, v] = planSave(prompt({ version: 3 }), old, 'u1', { summary: 'Restored version 1' });
     expect(p!.path).toEqual(['prompts', 'p1']);
     expect(p!.data).toMatchObject({ content: 'v1 text', preferred_model: 'm/x', version: 4 });
     expect('title' in p!.data).toBe(false);

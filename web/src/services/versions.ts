@@ -4,9 +4,10 @@
  * rules can refuse a version out of sequence and a second save from the same n (the version
  * document exists by then, and versions are never updated). Labels are a map on the prompt.
  *
- * A prompt saved before versions were kept has no `version`: it runs as version 1, and the app
- * shows its stored fields as version 1. Its first save commits that version 1 first (version
- * absent -> 1), then the edit as version 2 (1 -> 2): each commit is an ordinary n -> n+1 step.
+ * A prompt saved before versions were kept has no `version`: it runs as version 1 (the rules and
+ * the backend agree), and the app shows its stored fields as version 1. Its first save writes, in
+ * the same batch, versions/1 as a copy of the prompt as stored (dated with its `updated_at`) and
+ * the edit as version 2.
  */
 import {
   collection,
@@ -24,6 +25,7 @@ import {
   type DocumentData,
   type Firestore,
   type Unsubscribe,
+  type WriteBatch,
 } from 'firebase/firestore';
 import type { Prompt, PromptDraft, PromptVariable, PromptVersion, VersionFields } from '../types';
 
@@ -182,52 +184,70 @@ export function planCreate(id: string, uid: string, draft: PromptDraft): Write[]
   ];
 }
 
+/** The stored fields of a version, in the order a version document lists them. */
+const VERSIONED = [
+  'content',
+  'system_prompt',
+  'variables',
+  'document_ids',
+  'top_k',
+  'retrieval_query_variable',
+  'preferred_model',
+  'fallback_models',
+];
+
+/** Version 1 of a prompt without versions: its fields and `updated_at` exactly as read (the rules compare them). */
+function firstVersionOf(prompt: Prompt, uid: string): Record<string, unknown> {
+  const stored = prompt.stored ?? storedFields(fieldsOfPrompt(prompt), false);
+  const out: Record<string, unknown> = Object.fromEntries(VERSIONED.filter((k) => k in stored).map((k) => [k, stored[k]]));
+  return { ...out, created_at: stored.updated_at ?? serverTimestamp(), created_by: uid };
+}
+
 /**
- * The commits that make `fields` the prompt's next version: one batch of the prompt's update and
- * the new version; for a prompt without versions, version 1 (what it holds now) first.
+ * The batch that makes `fields` the prompt's next version: the prompt's update (version n -> n+1)
+ * and the new version; for a prompt without versions also its version 1, as it was.
  */
 export function planSave(
   prompt: Prompt,
   fields: VersionFields,
   uid: string,
   { summary, title, isPublic }: { summary?: string; title?: string; isPublic?: boolean } = {},
-): Write[][] {
-  const commits: Write[][] = [];
-  let current = prompt.version ?? null;
+): Write[] {
+  const writes: Write[] = [];
+  const current = prompt.version ?? null;
   if (current === null) {
-    commits.push([
-      { kind: 'update', path: ['prompts', prompt.id], data: { version: 1, updated_at: serverTimestamp() } },
-      { kind: 'set', path: ['prompts', prompt.id, 'versions', '1'], data: versionDoc(fieldsOfPrompt(prompt), prompt.owner_uid, undefined) },
-    ]);
-    current = 1;
+    writes.push({ kind: 'set', path: ['prompts', prompt.id, 'versions', '1'], data: firstVersionOf(prompt, uid) });
   }
-  const next = current + 1;
+  const next = (current ?? 1) + 1;
   const promptData: Record<string, unknown> = { ...storedFields(fields, true), version: next, updated_at: serverTimestamp() };
   if (title !== undefined) promptData.title = title;
   if (isPublic !== undefined) promptData.public = isPublic;
-  commits.push([
+  writes.push(
     { kind: 'update', path: ['prompts', prompt.id], data: promptData },
     { kind: 'set', path: ['prompts', prompt.id, 'versions', String(next)], data: versionDoc(fields, uid, summary) },
-  ]);
-  return commits;
+  );
+  return writes;
 }
 
-export async function commitAll(db: Firestore, commits: Write[][]): Promise<void> {
-  for (const writes of commits) {
-    const batch = writeBatch(db);
-    for (const w of writes) {
-      const ref = doc(db, w.path[0]!, ...w.path.slice(1));
-      if (w.kind === 'set') batch.set(ref, w.data);
-      else batch.update(ref, w.data);
-    }
-    await batch.commit();
+/** Adds the writes to a batch (a caller may add its own: a comparison's winner). */
+export function addWrites(db: Firestore, batch: WriteBatch, writes: Write[]): WriteBatch {
+  for (const w of writes) {
+    const ref = doc(db, w.path[0]!, ...w.path.slice(1));
+    if (w.kind === 'set') batch.set(ref, w.data);
+    else batch.update(ref, w.data);
   }
+  return batch;
+}
+
+/** Commits the writes in one batch: all or none. */
+export async function commitAll(db: Firestore, writes: Write[]): Promise<void> {
+  await addWrites(db, writeBatch(db), writes).commit();
 }
 
 /** Creates a prompt with its version 1; returns its id. */
 export async function createPrompt(db: Firestore, uid: string, draft: PromptDraft): Promise<string> {
   const id = doc(collection(db, 'prompts')).id;
-  await commitAll(db, [planCreate(id, uid, draft)]);
+  await commitAll(db, planCreate(id, uid, draft));
   return id;
 }
 
