@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   authUid,
+  docWhen,
   eventually,
+  finalRecord,
   layoutProblems,
   loadEnv,
-  readDoc,
   screenshot,
   signedUpSession,
   tid,
@@ -61,27 +62,7 @@ async function edit(content, summary) {
   await page.waitForSelector(tid('prompt-view'));
 }
 
-/** A document once the emulator holds it as `ok` wants (the page shows a write before the server has it). */
-function serverDoc(path, ok = () => true) {
-  return eventually(
-    async () => {
-      const doc = await readDoc(env, path);
-      return doc && ok(doc) ? doc : null;
-    },
-    { what: `${path} on the server` },
-  );
-}
-
-/** Waits until the backend has written a final record for this run, and returns it. */
-function finalRecord(executionId) {
-  return eventually(
-    async () => {
-      const doc = await readDoc(env, `executions/${executionId}`);
-      return doc && doc.status !== 'streaming' ? doc : null;
-    },
-    { what: `the record of ${executionId} to be final`, timeoutMs: 30_000 },
-  );
-}
+const serverDoc = (path, ok) => docWhen(env, path, ok);
 
 /** Runs with the form as it is and returns the final record. */
 async function runAndRecord() {
@@ -96,7 +77,7 @@ async function runAndRecord() {
     const rows = await page.$$eval(tid('history-row'), (els) => els.map((e) => e.getAttribute('data-execution-id')));
     return rows[0] ?? null;
   });
-  return { id, record: await finalRecord(id) };
+  return { id, record: await finalRecord(env, id) };
 }
 
 describe('prompt versions (issue 27)', { concurrency: false }, () => {
@@ -229,15 +210,24 @@ describe('prompt versions (issue 27)', { concurrency: false }, () => {
       { timeout: 30_000 },
     );
     const columns = await page.$$eval(tid('comparison-column'), (els) =>
-      els.map((e) => [e.getAttribute('data-version'), e.getAttribute('data-model'), e.querySelector('[data-testid="column-output"]').textContent]),
+      els.map((e) => [e.getAttribute('data-version'), e.getAttribute('data-model'), e.getAttribute('data-execution-id')]),
     );
     assert.deepEqual(columns.map(([v]) => v), ['1', '3']);
     assert.equal(columns[0][1], columns[1][1], 'the same model');
-    assert.match(columns[0][2], /Version one: tell me about tides/);
-    assert.match(columns[1][2], /Version three: describe tides in one line/);
-    const ids = await page.$$eval(tid('comparison-column'), (els) => els.map((e) => e.getAttribute('data-execution-id')));
-    const records = await Promise.all(ids.map(finalRecord));
+    const records = await Promise.all(columns.map(([, , id]) => finalRecord(env, id)));
     assert.deepEqual(records.map((r) => r.prompt_version), [1, 3]);
+    assert.match(records[0].output, /Version one: tell me about tides/);
+    assert.match(records[1].output, /Version three: describe tides in one line/);
+    // Each column shows its own version's answer.
+    for (const [i, pattern] of [
+      [1, 'Version one: tell me about tides'],
+      [2, 'Version three: describe tides in one line'],
+    ]) {
+      await page.waitForFunction(
+        ([n, text]) => document.querySelector(`[data-testid="comparison-column"]:nth-child(${n}) [data-testid="column-output"]`)?.textContent.includes(text),
+        [i, pattern],
+      );
+    }
     assert.equal(records[0].comparison_id, records[1].comparison_id);
     await page.uncheck(tid('compare-versions-toggle'));
   });
