@@ -104,7 +104,7 @@ function Workspace({ user }: { user: User }) {
   async function save(draft: PromptDraft) {
     if (mode.kind === 'edit') {
       if (!selected) throw new Error('the prompt was deleted');
-      await updatePrompt(db, { ...selected, version: mode.version }, draft, user.uid);
+      await updatePrompt(db, selected, draft, user.uid, mode.version);
       setSelectedId(mode.id);
     } else {
       setSelectedId(await createPrompt(db, user.uid, draft));

@@ -13,6 +13,7 @@ import {
   promptAt,
   targetFields,
   targetVersion,
+  updatePrompt,
 } from './versions';
 
 const NOW = serverTimestamp();
@@ -165,5 +166,15 @@ describe('versions listed and run', () => {
       [3, ['canary']],
       [2, ['production', 'staging']],
     ]);
+  });
+});
+
+describe('updatePrompt', () => {
+  it('refuses, in words, an edit begun before another save made a newer version, and writes nothing', async () => {
+    const db = {} as Parameters<typeof updatePrompt>[0];
+    const draft = { title: 'T', content: 'mine', system_prompt: '', variables: [], public: false };
+    await expect(updatePrompt(db, prompt({ version: 3 }), draft, 'u1', 2)).rejects.toThrow(
+      'version 3 was saved since you began editing version 2',
+    );
   });
 });

@@ -251,8 +251,18 @@ export async function createPrompt(db: Firestore, uid: string, draft: PromptDraf
   return id;
 }
 
-/** Saves an edit as the prompt's next version (with the draft's summary). */
-export async function updatePrompt(db: Firestore, prompt: Prompt, draft: PromptDraft, uid: string): Promise<void> {
+/**
+ * Saves an edit begun at version `base` as the prompt's next version (with the draft's summary).
+ * When another save made a newer version meanwhile, it is refused here in words (the rules would
+ * refuse it too: the next version's document exists by then).
+ */
+export async function updatePrompt(db: Firestore, prompt: Prompt, draft: PromptDraft, uid: string, base: number | null): Promise<void> {
+  const latest = prompt.version ?? null;
+  if (latest !== base) {
+    throw new Error(
+      `version ${latest ?? 1} was saved since you began editing version ${base ?? 1}. Copy your changes, cancel, and edit the latest.`,
+    );
+  }
   const fields = fieldsOfDraft(draft, prompt.preferred_model ?? null);
   await commitAll(db, planSave(prompt, fields, uid, { summary: draft.summary, title: draft.title, isPublic: draft.public }));
 }
