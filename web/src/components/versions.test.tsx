@@ -1,12 +1,14 @@
 // @vitest-environment jsdom
 import { act, cleanup, fireEvent, render, screen, waitFor, within } from '@testing-library/react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { IDLE_STATE } from '../hooks/executionState';
 import { recordOf } from '../testing/records';
 import type { Prompt, PromptVersion } from '../types';
 import { fieldsOfPrompt, LATEST, type RunTarget } from '../services/versions';
 import { ExecutionHistory } from './ExecutionHistory';
 import { PromptExecutionForm } from './PromptExecutionForm';
 import { PromptVersions } from './PromptVersions';
+import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 import { settingRows, VersionDiff } from './VersionDiff';
 
 const spies = vi.hoisted(() => ({
@@ -230,5 +232,15 @@ describe('the history names the version each run used', () => {
     expect(within(runs[1]!).queryByTestId('history-version')).toBeNull();
     const models = screen.getByTestId('history-comparison-models');
     expect(models.textContent).toBe('m/a v1v3');
+  });
+});
+
+describe('the live panel names the version its run used', () => {
+  it('once the record says', () => {
+    const state = { ...IDLE_STATE, phase: 'completed' as const, executionId: 'e1' };
+    const { rerender } = render(<StreamingExecutionPanel state={state} onCancel={() => undefined} record={null} />);
+    expect(screen.queryByTestId('run-version')).toBeNull();
+    rerender(<StreamingExecutionPanel state={state} onCancel={() => undefined} record={recordOf('e1', { prompt_version: 4 })} />);
+    expect(screen.getByTestId('run-version').textContent).toBe('v4');
   });
 });
