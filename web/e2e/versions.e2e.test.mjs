@@ -60,6 +60,12 @@ async function edit(content, summary) {
   await page.fill(tid('version-summary-input'), summary);
   await page.click(tid('save-prompt'));
   await page.waitForSelector(tid('prompt-view'));
+  await openVersions();
+}
+
+/** Unfolds the versions panel (folded whenever the prompt's page is drawn anew). */
+async function openVersions() {
+  if (!(await page.$eval(tid('versions-panel'), (el) => el.open))) await page.click(tid('versions-toggle'));
 }
 
 const serverDoc = (path, ok) => docWhen(env, path, ok);
@@ -93,6 +99,10 @@ describe('prompt versions (issue 27)', { concurrency: false }, () => {
     await page.click(tid('save-prompt'));
     await page.waitForSelector(`${tid('prompt-view')}:has-text("Versioned prompt")`);
     promptId = await page.getAttribute(tid('prompt-view'), 'data-prompt-id');
+    // Folded until opened, so the run form stays near the top.
+    assert.equal(await page.isVisible(tid('version-row')), false);
+    assert.match(await page.textContent(tid('versions-count')), /^1 version · latest v1$/);
+    await openVersions();
     await waitForVersions(1);
     await edit(TEXT[2], 'shorter');
     await waitForVersions(2);
@@ -133,8 +143,8 @@ describe('prompt versions (issue 27)', { concurrency: false }, () => {
       ['added', '', 'Then stop.'],
     ]);
     assert.equal(await page.getAttribute(`${diff} ${tid('diff-content')}`, 'data-changes'), '2');
-    const changedSettings = await page.$$eval(`${diff} ${tid('diff-setting')}[data-changed="true"]`, (els) => els.length);
-    assert.equal(changedSettings, 0, 'only the text changed');
+    assert.equal(await page.$(`${diff} ${tid('diff-setting')}`), null, 'only the text changed');
+    assert.ok(await page.isVisible(`${diff} ${tid('diff-settings-same')}`));
   });
 
   it('runs version 1 when it is picked, and the record and history say so', async () => {
@@ -240,6 +250,7 @@ describe('prompt versions (issue 27)', { concurrency: false }, () => {
       await phone.setViewportSize(PHONE);
       await phone.goto(env.webUrl);
       await phone.click(`${tid('prompt-item')}[data-prompt-id="${promptId}"]`);
+      await phone.click(tid('versions-toggle'));
       await phone.waitForSelector(tid('version-row'));
       await phone.selectOption(tid('diff-from'), '1');
       await phone.selectOption(tid('diff-to'), '3');
@@ -283,6 +294,7 @@ describe('prompt versions (issue 27)', { concurrency: false }, () => {
     });
     assert.ok(res.ok, `seed: HTTP ${res.status} ${await res.text()}`);
     await page.click(`${tid('prompt-item')}[data-prompt-id="${id}"]`);
+    await openVersions();
     await waitForVersions(1);
     assert.match(await page.textContent(row(1)), /saved before versions were kept/);
     await edit('New text about {{topic}}.', 'first edit');

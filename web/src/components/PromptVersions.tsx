@@ -63,14 +63,20 @@ export function PromptVersions({ prompt, uid, versions, onRun }: Props) {
   const diffBefore = diff && find(diff[0]);
   const diffAfter = diff && find(diff[1]);
 
+  const labelNames = Object.entries(prompt.labels ?? {}).map(([name, n]) => `${name} v${n}`);
+  // Folded by default: the run form stays near the top of the page (a phone above all).
   return (
-    <section className="card versions" data-testid="versions-panel" aria-label="Versions">
-      <header className="panel-header">
+    <details className="card versions" data-testid="versions-panel" aria-label="Versions">
+      <summary className="panel-header" data-testid="versions-toggle">
         <h3>Versions</h3>
         <span className="muted small" data-testid="versions-count">
-          {versions.rows === null ? 'Loading…' : `${rows.length} ${rows.length === 1 ? 'version' : 'versions'}`}
+          {versions.rows === null
+            ? 'Loading…'
+            : [`${rows.length} ${rows.length === 1 ? 'version' : 'versions'}`, latest !== null ? `latest v${latest}` : null, ...labelNames]
+                .filter((x) => x !== null)
+                .join(' · ')}
         </span>
-      </header>
+      </summary>
       {versions.error && <div className="alert alert-error">Could not load the versions: {versions.error}</div>}
       {error && (
         <div className="alert alert-error" role="alert" data-testid="versions-error">
@@ -147,7 +153,7 @@ export function PromptVersions({ prompt, uid, versions, onRun }: Props) {
       )}
       {isOwner && rows.length > 0 && <LabelForm prompt={prompt} rows={rows} busy={busy} act={act} />}
       {diffBefore && diffAfter && <VersionDiff before={diffBefore} after={diffAfter} onClose={() => setDiff(null)} />}
-    </section>
+    </details>
   );
 }
 

@@ -82,9 +82,14 @@ export function VersionDiff({ before, after, onClose }: { before: PromptVersion;
       <TextDiff title="Content" before={before.content} after={after.content} testId="diff-content" />
       {hasSystem && <TextDiff title="System prompt" before={before.system_prompt} after={after.system_prompt} testId="diff-system" />}
       <h5>Settings</h5>
+      {!settings.some((s) => s.changed) && (
+        <p className="muted small" data-testid="diff-settings-same">
+          No setting differs.
+        </p>
+      )}
       <dl className="diff-settings" data-testid="diff-settings">
-        {settings.map((s) => (
-          <div key={s.key} className={s.changed ? 'diff-changed' : undefined} data-testid="diff-setting" data-key={s.key} data-changed={s.changed}>
+        {settings.filter((s) => s.changed).map((s) => (
+          <div key={s.key} className="diff-changed" data-testid="diff-setting" data-key={s.key}>
             <dt>{s.label}</dt>
             <dd className="diff-left">{s.left}</dd>
             <dd className="diff-right">{s.right}</dd>
