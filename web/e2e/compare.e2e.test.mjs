@@ -10,6 +10,7 @@ import {
   eventually,
   fakeConfig,
   fakeStats,
+  finalRecord,
   layoutProblems,
   loadEnv,
   readDoc,
@@ -66,16 +67,6 @@ async function waitForColumns(phases, timeout = 30_000) {
   );
 }
 
-/** Waits until the backend has written a final record for this run, and returns it. */
-function finalRecord(executionId) {
-  return eventually(
-    async () => {
-      const doc = await readDoc(env, `executions/${executionId}`);
-      return doc && doc.status !== 'streaming' ? doc : null;
-    },
-    { what: `the record of ${executionId} to be final`, timeoutMs: 30_000 },
-  );
-}
 
 describe('comparing models (issue 18)', { concurrency: false }, () => {
   let promptId;
@@ -119,7 +110,7 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
 
     for (const model of [LOCAL, FAST, CAREFUL]) ids[model] = await page.getAttribute(column(model), 'data-execution-id');
     const records = Object.fromEntries(
-      await Promise.all(Object.entries(ids).map(async ([model, id]) => [model, await finalRecord(id)])),
+      await Promise.all(Object.entries(ids).map(async ([model, id]) => [model, await finalRecord(env, id)])),
     );
     for (const [model, record] of Object.entries(records)) {
       assert.equal(record.comparison_id, comparisonId, `${model}: the record carries the comparison id`);
@@ -246,7 +237,7 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
       { timeout: 30_000 },
     );
     const runId = await page.getAttribute(tid('streaming-panel'), 'data-execution-id');
-    const run = await finalRecord(runId);
+    const run = await finalRecord(env, runId);
     assert.equal(run.status, 'completed');
     assert.equal(run.requested_model, FAST);
     assert.equal(run.model, FAST);
@@ -288,7 +279,7 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
     assert.equal(await page.textContent(`${tid('streaming-panel')} ${tid('usage-model')}`), BACKUP);
     assert.match(await page.textContent(`${tid('streaming-panel')} ${tid('column-answered-by')}`), new RegExp(BACKUP));
     assert.equal(await page.getAttribute(`${tid('streaming-panel')} ${tid('column-skipped')}`, 'data-model'), FAST);
-    const run = await finalRecord(await page.getAttribute(tid('streaming-panel'), 'data-execution-id'));
+    const run = await finalRecord(env, await page.getAttribute(tid('streaming-panel'), 'data-execution-id'));
     assert.equal(run.status, 'completed');
     assert.equal(run.requested_model, FAST);
     assert.equal(run.model, BACKUP);
@@ -308,10 +299,10 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
     await waitForColumns({ [LOCAL]: 'completed', [FAST]: 'cancelled', [CAREFUL]: 'completed' });
     assert.equal(await page.$(tid('cancel-all-button')), null);
 
-    const cancelled = await finalRecord(await page.getAttribute(column(FAST), 'data-execution-id'));
+    const cancelled = await finalRecord(env, await page.getAttribute(column(FAST), 'data-execution-id'));
     assert.equal(cancelled.status, 'cancelled');
     for (const model of [LOCAL, CAREFUL]) {
-      const record = await finalRecord(await page.getAttribute(column(model), 'data-execution-id'));
+      const record = await finalRecord(env, await page.getAttribute(column(model), 'data-execution-id'));
       assert.equal(record.status, 'completed', `${model} was not held up by the cancelled column`);
     }
   });
@@ -323,7 +314,7 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
     await page.click(tid('cancel-all-button'));
     await waitForColumns({ [LOCAL]: 'cancelled', [FAST]: 'cancelled' });
     for (const model of [LOCAL, FAST]) {
-      const record = await finalRecord(await page.getAttribute(column(model), 'data-execution-id'));
+      const record = await finalRecord(env, await page.getAttribute(column(model), 'data-execution-id'));
       assert.equal(record.status, 'cancelled');
     }
   });

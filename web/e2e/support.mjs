@@ -110,6 +110,22 @@ export async function readDoc(env, path) {
   return fromFirestoreFields(body.fields ?? {});
 }
 
+/** A document once the emulator holds it as `ok` wants (a page shows its own writes before the server has them). */
+export function docWhen(env, path, ok = () => true, { timeoutMs = 15_000 } = {}) {
+  return eventually(
+    async () => {
+      const doc = await readDoc(env, path);
+      return doc && ok(doc) ? doc : null;
+    },
+    { what: `${path} on the server`, timeoutMs },
+  );
+}
+
+/** Waits until the backend has written a final record for this run, and returns it. */
+export function finalRecord(env, executionId) {
+  return docWhen(env, `executions/${executionId}`, (doc) => doc.status !== 'streaming', { timeoutMs: 30_000 });
+}
+
 /** Checks an email/password account against the Auth emulator's REST API; returns its uid. */
 export async function authUid(env, email, password) {
   const url = `${env.authUrl}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key`;

@@ -4,6 +4,7 @@ import { App } from './App';
 import './styles.css';
 import './knowledge.css';
 import './conversations.css';
+import './versions.css';
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

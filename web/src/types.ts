@@ -5,7 +5,15 @@
  * from the pydantic models by scripts/wire-types (ADR 0500). The rest of this file is not a pydantic
  * model on the server (the SSE events' payloads, the Firestore records) and is kept by hand.
  */
-export type { ErrorCode, ExecuteRequest } from './wire.generated';
+export type { ErrorCode } from './wire.generated';
+import type { ExecuteRequest as GeneratedRequest } from './wire.generated';
+
+/**
+ * The request body. `version` and `label` (issue 27, contract C3: at most one of the two) are
+ * spelled here until the backend's model carries them; once scripts/wire-types has run on it,
+ * the generated type holds them too and this intersection adds nothing.
+ */
+export type ExecuteRequest = GeneratedRequest & { version?: number | null; label?: string | null };
 
 /** One model tried by a run, in order (`event: end` / `event: error` and the record's `attempts`). */
 export interface Attempt {
@@ -139,6 +147,37 @@ export interface Prompt {
   /** Tried in turn when the model fails before its first chunk (0–3). */
   fallback_models?: string[];
   updatedAtMs: number | null;
+  /** The latest version's number; null on a prompt saved before versions were kept (it runs as version 1). */
+  version?: number | null;
+  /** Label (`production`, `staging`, …) -> the version it points at. */
+  labels?: Record<string, number>;
+  /**
+   * The document as read: the first save of a prompt without versions copies its fields and its
+   * `updated_at` into version 1 exactly as stored (the rules compare them).
+   */
+  stored?: Record<string, unknown>;
+}
+
+/** The fields of a prompt that shape a run, as one immutable version holds them. */
+export interface VersionFields {
+  content: string;
+  system_prompt: string;
+  variables: PromptVariable[];
+  document_ids: string[];
+  top_k: number | null;
+  retrieval_query_variable: string | null;
+  preferred_model: string | null;
+  fallback_models: string[];
+}
+
+/** A `prompts/{id}/versions/{n}` document (issue 27). */
+export interface PromptVersion extends VersionFields {
+  number: number;
+  created_by: string | null;
+  createdAtMs: number | null;
+  summary: string | null;
+  /** Not stored: version 1 of a prompt saved before versions were kept, read from the prompt itself. */
+  implicit?: boolean;
 }
 
 /** Fields the editor produces; the store adds owner_uid and timestamps. */
@@ -154,6 +193,8 @@ export interface PromptDraft {
   retrieval_query_variable?: string | null;
   /** Fallback models (0–3); absent or empty: none. */
   fallback_models?: string[];
+  /** A short note kept with the version this save creates; absent or blank: none. */
+  summary?: string;
 }
 
 export type ExecutionStatus = 'streaming' | 'completed' | 'error' | 'cancelled';
@@ -197,6 +238,8 @@ export interface ExecutionRecord {
   parent_execution_id?: string | null;
   turn?: number | null;
   message?: string | null;
+  /** The version of the prompt the run used (issue 27); absent on records older than versions. */
+  prompt_version?: number | null;
 }
 
 /** A `comparisons/{id}` document: the runs sharing its id are its columns; the winner is here. */

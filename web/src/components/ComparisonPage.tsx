@@ -2,7 +2,7 @@ import type { User } from 'firebase/auth';
 import { useNavigate, useParams } from 'react-router';
 import { db } from '../firebase';
 import { useComparisonDoc, useRunsWhere } from '../hooks/useRuns';
-import { markWinner } from '../services/comparisons';
+import { markWinner, preferredModelWrites } from '../services/comparisons';
 import type { Prompt } from '../types';
 import { ComparisonDetail } from './ComparisonView';
 import { RunFollowUp } from './FollowUpBox';
@@ -32,8 +32,7 @@ export function ComparisonPage({ user, prompts }: { user: User; prompts: Prompt[
               comparisonId: id,
               model,
               executionId,
-              promptId: comparison.prompt_id,
-              ownsPrompt: prompt?.owner_uid === user.uid,
+              promptWrites: prompt ? preferredModelWrites(prompt, user.uid, model) : [],
             })
           }
           onClose={() => navigate(prompt ? `/prompts/${prompt.id}` : '/history')}

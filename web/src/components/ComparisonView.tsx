@@ -19,6 +19,8 @@ export interface ColumnData {
   state: ExecutionState;
   /** The column's run record, once the history listener has it (the server's timings). */
   record: ExecutionRecord | null;
+  /** The prompt version the column asked for (a comparison of versions); the record's says which ran. */
+  version?: number;
 }
 
 function formatRate(rate: number | null, record: ExecutionRecord | null): string {
@@ -69,6 +71,7 @@ function Column({
   followUp?: ColumnFollowUp;
 }) {
   const { state, record, model } = column;
+  const version = record?.prompt_version ?? column.version ?? null;
   const busy = isBusy(state.phase);
   const [marking, setMarking] = useState(false);
   const [markError, setMarkError] = useState<string | null>(null);
@@ -96,12 +99,18 @@ function Column({
       data-phase={state.phase}
       data-execution-id={state.executionId ?? ''}
       data-winner={winner ? 'true' : 'false'}
-      aria-label={model}
+      data-version={version ?? ''}
+      aria-label={version === null ? model : `${model}, version ${version}`}
       aria-live="polite"
     >
       <header className="compare-column-header">
         <h4 className="compare-model" data-testid="column-model" title={model}>
           {model}
+          {version !== null && (
+            <span className="badge badge-version" data-testid="column-version">
+              v{version}
+            </span>
+          )}
         </h4>
         <div className="row">
           <PhaseBadge phase={state.phase} mode="streaming" />
@@ -216,12 +225,14 @@ export function LiveComparison({
   run: ComparisonRun;
   records: ExecutionRecord[];
   comparison: Comparison | null;
-  onWinner: OnWinner;
+  /** Absent for a comparison of versions, which has no document to hold a winner. */
+  onWinner?: OnWinner;
   followUp?: ColumnFollowUp;
 }) {
   const columns: ColumnData[] = run.columns.map((c, i) => ({
     key: `${run.comparisonId ?? 'opening'}-${i}`,
     model: c.model,
+    version: c.version,
     state: c.state,
     record: records.find((r) => r.id === c.state.executionId) ?? null,
   }));
@@ -229,7 +240,11 @@ export function LiveComparison({
     <section className="card panel comparison" data-testid="comparison-panel" data-comparison-id={run.comparisonId ?? ''}>
       <header className="panel-header">
         <h3>Comparison</h3>
-        <span className="muted small">{run.columns.length} models, same variables</span>
+        <span className="muted small">
+          {run.columns.some((c) => c.version !== undefined)
+            ? `${run.columns.length} versions on ${run.columns[0]?.model ?? ''}, same variables`
+            : `${run.columns.length} models, same variables`}
+        </span>
         {run.comparisonId && (
           <RouteLink to={`/comparisons/${run.comparisonId}`} className="small" testId="comparison-link">
             Its page
@@ -266,6 +281,13 @@ export function LiveComparison({
   );
 }
 
+/** A comparison of one model on several prompt versions (issue 27), told from its records. */
+export function ofVersions(records: ExecutionRecord[]): boolean {
+  const models = new Set(records.map((r) => r.requested_model ?? r.model));
+  const versions = new Set(records.map((r) => r.prompt_version ?? null));
+  return records.length > 1 && models.size === 1 && versions.size > 1;
+}
+
 /** A comparison reopened from the history: its runs' records side by side, with the winner. */
 export function ComparisonDetail({
   id,
@@ -293,7 +315,7 @@ export function ComparisonDetail({
   return (
     <article className="run-detail" data-testid="comparison-detail" data-comparison-id={id} aria-label="Comparison">
       <header className="panel-header">
-        <h4>Comparison of {columns.length} models</h4>
+        <h4>Comparison of {columns.length} {ofVersions(ordered) ? 'versions' : 'models'}</h4>
         {comparison?.winner_model && (
           <span className="muted small" data-testid="comparison-winner">
             Winner: <code>{comparison.winner_model}</code>
@@ -309,7 +331,13 @@ export function ComparisonDetail({
           {missing} of its runs are older than the history shows, or never started.
         </p>
       )}
-      <ComparisonColumns comparisonId={id} columns={columns} comparison={comparison} onWinner={onWinner} followUp={followUp} />
+      <ComparisonColumns
+        comparisonId={id}
+        columns={columns}
+        comparison={comparison}
+        onWinner={ofVersions(ordered) ? undefined : onWinner}
+        followUp={followUp}
+      />
     </article>
   );
 }

@@ -6,7 +6,7 @@ import { SourcesList, SourcesProvider } from '../markdown/Sources';
 import { allFailed } from '../services/attempts';
 import { groupHistory, orderColumns, type HistoryEntry } from '../services/comparisons';
 import type { Comparison, ExecutionRecord, ExecutionStatus } from '../types';
-import { ComparisonDetail, type OnWinner } from './ComparisonView';
+import { ComparisonDetail, ofVersions, type OnWinner } from './ComparisonView';
 import { CopyButton } from './CopyButton';
 import { formatCost, formatTokens, recordTokens, Timings } from './UsageSummary';
 
@@ -116,6 +116,16 @@ export function ExecutionHistory({ rows, error, onRerun, comparisons = [], onWin
   );
 }
 
+/** The prompt version a run used; nothing for a record older than versions. */
+function VersionBadge({ version }: { version: number | null | undefined }) {
+  if (version == null) return null;
+  return (
+    <span className="badge badge-version" data-testid="history-version" title={`Prompt version ${version}`}>
+      v{version}
+    </span>
+  );
+}
+
 function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boolean; onToggle: () => void }) {
   return (
     <tr
@@ -145,6 +155,7 @@ function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boo
       </td>
       <td className="nowrap">
         {record.model}
+        <VersionBadge version={record.prompt_version} />
         {(record.turn ?? 1) > 1 && (
           <span className="badge" data-testid="history-turn">
             turn {record.turn}
@@ -195,7 +206,16 @@ function ComparisonRow({
         ))}
       </td>
       <td data-testid="history-comparison-models">
-        {records.map((r) => r.requested_model ?? r.model).join(', ')}
+        {ofVersions(records) ? (
+          <>
+            {records[0]!.requested_model ?? records[0]!.model}{' '}
+            {records.map((r) => (
+              <VersionBadge key={r.id} version={r.prompt_version} />
+            ))}
+          </>
+        ) : (
+          records.map((r) => r.requested_model ?? r.model).join(', ')
+        )}
       </td>
       <td>{tokens || '—'}</td>
       <td className="preview col-preview">
@@ -249,6 +269,12 @@ function ExecutionDetail({
           <dt>Model</dt>
           <dd data-testid="detail-model">{record.model}</dd>
         </div>
+        {record.prompt_version != null && (
+          <div>
+            <dt>Prompt version</dt>
+            <dd data-testid="detail-version">v{record.prompt_version}</dd>
+          </div>
+        )}
         <div>
           <dt>Tokens</dt>
           <dd data-testid="detail-tokens">{formatTokens(record.usage, record.tokens_debited ?? null)}</dd>

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { placeholders } from '../services/templates';
 import type { KbDocument, PromptDraft, PromptVariable } from '../types';
 import { MAX_FALLBACKS } from '../services/comparisons';
+import { MAX_SUMMARY } from '../services/versions';
 import type { FieldProblem } from '../services/validation';
 import { checkKnowledge, DocumentPicker } from './DocumentPicker';
 import { FallbackPicker } from './FallbackPicker';
@@ -231,6 +232,17 @@ export function PromptEditor({ initial, isNew, onSave, onCancel, documents = nul
           data-testid="prompt-public-checkbox"
         />
         Public (everyone signed in can see and run it)
+      </label>
+
+      <label>
+        Summary of this version <span className="muted small">optional, kept in the version list</span>
+        <input
+          value={draft.summary ?? ''}
+          maxLength={MAX_SUMMARY}
+          onChange={(e) => set('summary', e.target.value)}
+          placeholder={isNew ? 'First version' : 'What changed'}
+          data-testid="version-summary-input"
+        />
       </label>
 
       {error && (

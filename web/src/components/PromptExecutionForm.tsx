@@ -14,7 +14,8 @@ import {
 import { supportsStreamingBody } from '../services/streaming';
 import { filledVariables, formVariables } from '../services/templates';
 import { checkRun } from '../services/validation';
-import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt } from '../types';
+import { autoId, LATEST, promptAt, targetFields, unionPrompt, type RunTarget } from '../services/versions';
+import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt, PromptVersion } from '../types';
 import { LiveComparison, type OnWinner } from './ComparisonView';
 import { useFieldProblems } from './fieldProblems';
 import { RunFollowUp } from './FollowUpBox';
@@ -22,6 +23,7 @@ import { ModelChecklist } from './ModelChecklist';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 import { UsageMeter } from './UsageMeter';
+import { VersionChecklist, VersionPicker } from './VersionControls';
 
 /** A past run to run again: its variables and model, and a counter so the same run can be asked twice. */
 export interface RerunRequest {
@@ -42,6 +44,10 @@ interface Props {
   /** Writes a new comparison's document and returns its id. */
   openComparison?: (models: string[]) => Promise<string>;
   onWinner?: OnWinner;
+  /** The prompt's versions (issue 27), newest first, and the one runs use. */
+  versions?: PromptVersion[];
+  target?: RunTarget;
+  onTarget?: (target: RunTarget) => void;
 }
 
 const NO_WINNER: OnWinner = async () => undefined;
@@ -91,11 +97,20 @@ export function PromptExecutionForm({
   comparisons = [],
   openComparison,
   onWinner = NO_WINNER,
+  versions = [],
+  target = LATEST,
+  onTarget,
 }: Props) {
   const canStream = useMemo(() => supportsStreamingBody(), []);
+  const [compareVersions, setCompareVersions] = useState(false);
+  const [comparedVersions, setComparedVersions] = useState<number[]>([]);
+  const comparingVersions = compareVersions && versions.length >= MIN_COMPARED;
+  const picked = comparedVersions.map((n) => versions.find((v) => v.number === n)).filter((v) => v !== undefined);
+  // The form asks for the variables of the version it runs; comparing versions, for all of theirs.
+  const shown = comparingVersions && picked.length > 0 ? unionPrompt(prompt, picked) : promptAt(prompt, versions, target);
   const variables = useMemo(
-    () => formVariables(prompt.variables, prompt.content, prompt.system_prompt),
-    [prompt.variables, prompt.content, prompt.system_prompt],
+    () => formVariables(shown.variables, shown.content, shown.system_prompt),
+    [shown.variables, shown.content, shown.system_prompt],
   );
   const [values, setValues] = useState<Record<string, string>>({});
   const preferred = defaultModelFor(prompt, availableModels, config.defaultModel);
@@ -115,7 +130,7 @@ export function PromptExecutionForm({
   const comparison = useComparison();
   const busy = isBusy(stream.phase) || isBusy(standard.phase) || comparison.busy;
   const canCompare = openComparison !== undefined && availableModels.length >= MIN_COMPARED;
-  const comparing = compare && canCompare;
+  const comparing = compare && canCompare && !comparingVersions;
 
   // A winner marked since (here or in the history) becomes the model later runs start with.
   useEffect(() => {
@@ -125,8 +140,29 @@ export function PromptExecutionForm({
 
   async function runWith(runValues: Record<string, string>, runModel: string, asComparison = false) {
     if (report(checkRun(variables, { values: runValues, maxTokens, temperature }))) return;
-    const requestFor = (m: string): ExecuteRequest =>
-      buildRequest(prompt, runValues, variables.map((v) => v.name), m, context, maxTokens, temperature);
+    const requestFor = (m: string): ExecuteRequest => ({
+      ...buildRequest(prompt, runValues, variables.map((v) => v.name), m, context, maxTokens, temperature),
+      ...targetFields(target),
+    });
+    if (asComparison && comparingVersions) {
+      setLastMode('compare');
+      // One model on each version; each column sends only the variables its version knows (the
+      // server refuses unknown ones). No comparison document: its rules want distinct models.
+      await comparison.start(
+        picked.map(() => runModel),
+        {
+          open: async () => autoId(),
+          idToken: getIdToken,
+          versions: picked.map((v) => v.number),
+          requestFor: (m, i) => {
+            const v = picked[i]!;
+            const names = formVariables(v.variables, v.content, v.system_prompt).map((x) => x.name);
+            return { ...buildRequest(prompt, runValues, names, m, context, maxTokens, temperature), version: v.number };
+          },
+        },
+      );
+      return;
+    }
     if (asComparison && openComparison) {
       setLastMode('compare');
       // Sent explicitly (even `[]`), so no column falls back onto a model that is another column.
@@ -149,7 +185,8 @@ export function PromptExecutionForm({
     event.preventDefault();
     if (busy) return;
     if (comparing && (compared.length < MIN_COMPARED || compared.length > MAX_COMPARED)) return;
-    void runWith(values, model, comparing);
+    if (comparingVersions && picked.length < MIN_COMPARED) return;
+    void runWith(values, model, comparing || comparingVersions);
   }
 
   // Ctrl/Cmd+Enter runs from any field, the Context textarea included (where Enter is a newline).
@@ -186,6 +223,7 @@ export function PromptExecutionForm({
     setValues(next);
     setModel(nextModel);
     setCompare(false);
+    setCompareVersions(false);
     void runWithRef.current(next, nextModel);
     // Only a new request runs; the variables list belongs to this prompt's form.
   }, [rerun]);
@@ -245,7 +283,20 @@ export function PromptExecutionForm({
             order={`Columns: ${compared.length > 0 ? compared.join(', ') : 'none'}`}
           />
         )}
+        {comparingVersions && (
+          <VersionChecklist
+            versions={versions}
+            value={comparedVersions}
+            onChange={setComparedVersions}
+            max={MAX_COMPARED}
+            disabled={busy}
+            model={model}
+          />
+        )}
         <div className="grid-2">
+          {versions.length > 0 && onTarget && !comparingVersions && (
+            <VersionPicker prompt={prompt} versions={versions} value={target} onChange={onTarget} disabled={busy} />
+          )}
           <label>
             Model
             <select
@@ -309,19 +360,37 @@ export function PromptExecutionForm({
             <label className="inline toggle">
               <input
                 type="checkbox"
-                checked={compare}
+                checked={compare && !comparingVersions}
                 disabled={busy}
-                onChange={(e) => setCompare(e.target.checked)}
+                onChange={(e) => {
+                  setCompare(e.target.checked);
+                  if (e.target.checked) setCompareVersions(false);
+                }}
                 data-testid="compare-toggle"
               />
               Compare models
             </label>
           )}
+          {versions.length >= MIN_COMPARED && (
+            <label className="inline toggle">
+              <input
+                type="checkbox"
+                checked={comparingVersions}
+                disabled={busy}
+                onChange={(e) => {
+                  setCompareVersions(e.target.checked);
+                  if (e.target.checked) setCompare(false);
+                }}
+                data-testid="compare-versions-toggle"
+              />
+              Compare versions
+            </label>
+          )}
           <label className="inline toggle">
             <input
               type="checkbox"
-              checked={(streaming || comparing) && canStream}
-              disabled={!canStream || busy || comparing}
+              checked={(streaming || comparing || comparingVersions) && canStream}
+              disabled={!canStream || busy || comparing || comparingVersions}
               onChange={(e) => setStreaming(e.target.checked)}
               data-testid="streaming-toggle"
             />
@@ -337,12 +406,18 @@ export function PromptExecutionForm({
           <button
             type="submit"
             className="btn btn-primary"
-            disabled={busy || (comparing && compared.length < MIN_COMPARED)}
+            disabled={busy || (comparing && compared.length < MIN_COMPARED) || (comparingVersions && picked.length < MIN_COMPARED)}
             aria-keyshortcuts="Control+Enter Meta+Enter"
             title="Run (Ctrl/Cmd+Enter)"
             data-testid="run-button"
           >
-            {busy ? 'Running…' : comparing ? `Compare ${compared.length} models` : 'Run prompt'}
+            {busy
+              ? 'Running…'
+              : comparing
+                ? `Compare ${compared.length} models`
+                : comparingVersions
+                  ? `Compare ${picked.length} versions`
+                  : 'Run prompt'}
           </button>
         </div>
       </form>
@@ -361,7 +436,7 @@ export function PromptExecutionForm({
           run={comparison}
           records={records}
           comparison={comparisons.find((c) => c.id === comparison.comparisonId) ?? null}
-          onWinner={onWinner}
+          onWinner={comparison.columns.some((c) => c.version !== undefined) ? undefined : onWinner}
           followUp={(id, m) => <RunFollowUp key={id} executionId={id} model={m} compact />}
         />
       )}

@@ -6,13 +6,16 @@ import { useComparisons } from '../hooks/useComparisons';
 import type { Documents } from '../hooks/useDocuments';
 import { useExecutions } from '../hooks/useExecutions';
 import { usePrompt } from '../hooks/useRuns';
-import { createComparison, markWinner } from '../services/comparisons';
-import { createPrompt, deletePrompt, updatePrompt } from '../services/prompts';
+import { useVersions } from '../hooks/useVersions';
+import { createComparison, markWinner, preferredModelWrites } from '../services/comparisons';
+import { deletePrompt } from '../services/prompts';
+import { createPrompt, LATEST, updatePrompt, type RunTarget } from '../services/versions';
 import type { Prompt, PromptDraft } from '../types';
 import { ExecutionHistory } from './ExecutionHistory';
 import { NotFound, PageLoading } from './NotFound';
 import { EMPTY_DRAFT, PromptEditor } from './PromptEditor';
 import { PromptExecutionForm, type RerunRequest } from './PromptExecutionForm';
+import { PromptVersions } from './PromptVersions';
 import { PromptView } from './PromptView';
 
 function draftOf(p: Prompt): PromptDraft {
@@ -34,10 +37,13 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
   const executions = useExecutions(user.uid, prompt.id);
   const comparisons = useComparisons(user.uid, prompt.id);
   const [rerun, setRerun] = useState<RerunRequest | null>(null);
+  const versions = useVersions(prompt);
+  const [target, setTarget] = useState<RunTarget>(LATEST);
   const onWinner = (comparisonId: string, model: string, executionId: string) =>
-    markWinner(db, { comparisonId, model, executionId, promptId: prompt.id, ownsPrompt: prompt.owner_uid === user.uid });
+    markWinner(db, { comparisonId, model, executionId, promptWrites: preferredModelWrites(prompt, user.uid, model) });
   return (
     <>
+      <PromptVersions prompt={prompt} uid={user.uid} versions={versions} onRun={setTarget} />
       <PromptExecutionForm
         prompt={prompt}
         uid={user.uid}
@@ -47,6 +53,9 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
         comparisons={comparisons}
         openComparison={(models) => createComparison(db, user.uid, prompt.id, models)}
         onWinner={onWinner}
+        versions={versions.rows ?? []}
+        target={target}
+        onTarget={setTarget}
       />
       <ExecutionHistory
         {...executions}
@@ -54,6 +63,8 @@ function PromptRunner({ prompt, user }: { prompt: Prompt; user: User }) {
         onWinner={onWinner}
         onRerun={(r) => {
           setRerun((prev) => ({ variables: r.variables, model: r.model, seq: (prev?.seq ?? 0) + 1 }));
+          // The same version again, when the record names it.
+          if (r.prompt_version) setTarget(r.prompt_version === (prompt.version ?? 1) ? LATEST : { kind: 'version', version: r.prompt_version });
           window.scrollTo({ top: 0, behavior: 'smooth' });
         }}
       />
@@ -105,16 +116,22 @@ export function PromptEditorPage({ user, documents, isNew }: { user: User; docum
   }
   if (prompt === undefined) return <PageLoading />;
   if (prompt === null || prompt.owner_uid !== user.uid) return <NotFound what="prompt" />;
+  return <PromptEdit key={`edit-${prompt.id}`} prompt={prompt} user={user} documents={documents} onDone={back} />;
+}
+
+function PromptEdit({ prompt, user, documents, onDone }: { prompt: Prompt; user: User; documents: Documents; onDone: () => void }) {
+  const navigate = useNavigate();
+  // An edit remembers the version it started from: a save made on top of another one since is refused.
+  const [base] = useState(prompt.version ?? null);
   return (
     <PromptEditor
-      key={`edit-${prompt.id}`}
       initial={draftOf(prompt)}
       isNew={false}
       onSave={async (draft) => {
-        await updatePrompt(db, prompt.id, draft);
+        await updatePrompt(db, prompt, draft, user.uid, base);
         navigate(`/prompts/${prompt.id}`, { replace: true });
       }}
-      onCancel={back}
+      onCancel={onDone}
       documents={documents.rows}
     />
   );

@@ -31,6 +31,11 @@ export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
             non-streaming fallback
           </span>
         )}
+        {record?.prompt_version != null && (
+          <span className="badge badge-version" data-testid="run-version" title="The prompt version this run used">
+            v{record.prompt_version}
+          </span>
+        )}
         <span className="spacer" />
         {busy && (
           <button

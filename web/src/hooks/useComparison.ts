@@ -9,14 +9,18 @@ const OPENING: ExecutionState = { ...IDLE_STATE, phase: 'connecting' };
 export interface ComparisonColumn {
   /** The model this column asked for. */
   model: string;
+  /** The prompt version it asked for, in a comparison of versions. */
+  version?: number;
   state: ExecutionState;
 }
 
 export interface StartComparison extends ExecuteOptions {
   /** Writes `comparisons/{id}` and returns its id; no run starts before it resolves. */
   open: (models: string[]) => Promise<string>;
-  /** The request of one column, without the comparison id (the hook adds it). */
-  requestFor: (model: string) => ExecuteRequest;
+  /** The request of column `index`, without the comparison id (the hook adds it). */
+  requestFor: (model: string, index: number) => ExecuteRequest;
+  /** A comparison of versions (issue 27): the version of each column, all on one model. */
+  versions?: number[];
 }
 
 export interface ComparisonRun {
@@ -43,7 +47,7 @@ export function useComparison(): ComparisonRun {
   const slots = [useStreamingExecution(), useStreamingExecution(), useStreamingExecution(), useStreamingExecution()];
   const slotsRef = useRef(slots);
   slotsRef.current = slots;
-  const [run, setRun] = useState<{ id: string | null; models: string[] }>({ id: null, models: [] });
+  const [run, setRun] = useState<{ id: string | null; models: string[]; versions?: number[] }>({ id: null, models: [] });
   const [opening, setOpening] = useState(false);
   const [openError, setOpenError] = useState<string | null>(null);
   const generation = useRef(0);
@@ -57,13 +61,13 @@ export function useComparison(): ComparisonRun {
     for (const slot of slotsRef.current) slot.cancel();
   }, []);
 
-  const start = useCallback(async (models: string[], { open, requestFor, ...options }: StartComparison) => {
+  const start = useCallback(async (models: string[], { open, requestFor, versions, ...options }: StartComparison) => {
     if (models.length > MAX_COMPARED) throw new Error(`at most ${MAX_COMPARED} models`);
     const mine = ++generation.current;
     for (const slot of slotsRef.current) slot.cancel();
     setOpenError(null);
     setOpening(true);
-    setRun({ id: null, models });
+    setRun({ id: null, models, versions });
     let id: string;
     try {
       id = await open(models);
@@ -77,14 +81,18 @@ export function useComparison(): ComparisonRun {
     // Cancelled (or replaced) while the document was being written: start nothing.
     if (generation.current !== mine) return;
     setOpening(false);
-    setRun({ id, models });
+    setRun({ id, models, versions });
     await Promise.all(
-      models.map((model, i) => slotsRef.current[i]!.execute({ ...requestFor(model), model, comparison_id: id }, options)),
+      models.map((model, i) => slotsRef.current[i]!.execute({ ...requestFor(model, i), model, comparison_id: id }, options)),
     );
   }, []);
 
   // While the document is written the slots still hold the last comparison's runs.
-  const columns = run.models.map((model, i) => ({ model, state: opening ? OPENING : (slots[i]! as ExecutionState) }));
+  const columns = run.models.map((model, i) => ({
+    model,
+    version: run.versions?.[i],
+    state: opening ? OPENING : (slots[i]! as ExecutionState),
+  }));
   return {
     comparisonId: run.id,
     columns,

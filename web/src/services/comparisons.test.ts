@@ -7,8 +7,10 @@ import {
   defaultModelFor,
   groupHistory,
   orderColumns,
+  preferredModelWrites,
   tokensPerSecond,
 } from './comparisons';
+import type { Prompt } from '../types';
 
 const AVAILABLE = ['m/a', 'm/b', 'm/c', 'm/d', 'm/e'];
 
@@ -96,5 +98,31 @@ describe('attemptsOf', () => {
     ]);
     expect(passedOver(attempts).map((a) => a.model)).toEqual(['m/a']);
     expect(attemptsOf({ model: 'm/a' })).toEqual([]);
+  });
+});
+
+describe('preferredModelWrites', () => {
+  const owned: Prompt = {
+    id: 'p1',
+    owner_uid: 'u1',
+    title: 'T',
+    content: 'c',
+    variables: [],
+    public: false,
+    updatedAtMs: null,
+    version: 4,
+    preferred_model: 'm/a',
+  };
+
+  it("makes the owner's winner a new version of the prompt, equal to the latest but for the model", () => {
+    const writes = preferredModelWrites(owned, 'u1', 'm/b');
+    expect(writes.map((w) => `${w.kind} ${w.path.join('/')}`)).toEqual(['update prompts/p1', 'set prompts/p1/versions/5']);
+    expect(writes[0]!.data).toMatchObject({ preferred_model: 'm/b', version: 5, content: 'c' });
+    expect(writes[1]!.data).toMatchObject({ preferred_model: 'm/b', content: 'c', summary: 'Preferred model: m/b' });
+  });
+
+  it("writes nothing to someone else's prompt, or when the model is already the preferred one", () => {
+    expect(preferredModelWrites(owned, 'u2', 'm/b')).toEqual([]);
+    expect(preferredModelWrites(owned, 'u1', 'm/a')).toEqual([]);
   });
 });

@@ -16,6 +16,7 @@ import {
 } from 'firebase/firestore';
 import type { Comparison, ExecutionRecord, Prompt } from '../types';
 import { watchOwnOfPrompt } from './prompts';
+import { addWrites, fieldsOfPrompt, planSave, type Write } from './versions';
 
 export const MIN_COMPARED = 2;
 export const MAX_COMPARED = 4;
@@ -58,9 +59,11 @@ export interface Winner {
   /** The model that answered in the winning column. */
   model: string;
   executionId: string;
-  promptId: string;
-  /** Only the owner may write the prompt: then it also remembers the model for later runs. */
-  ownsPrompt: boolean;
+  /**
+   * Only the owner may write the prompt: then it also remembers the model for later runs, as a
+   * new version of the prompt (issue 27: a change of what shapes a run is a version); else empty.
+   */
+  promptWrites: Write[];
 }
 
 /** Records the winner on the comparison and, for the prompt's owner, as the prompt's preferred model; both or neither. */
@@ -71,13 +74,13 @@ export async function markWinner(db: Firestore, winner: Winner): Promise<void> {
     winner_execution_id: winner.executionId,
     updated_at: serverTimestamp(),
   });
-  if (winner.ownsPrompt) {
-    batch.update(doc(db, 'prompts', winner.promptId), {
-      preferred_model: winner.model,
-      updated_at: serverTimestamp(),
-    });
-  }
-  await batch.commit();
+  await addWrites(db, batch, winner.promptWrites).commit();
+}
+
+/** The new version a winner makes for the prompt's owner: the latest with `preferred_model` set. */
+export function preferredModelWrites(prompt: Prompt, uid: string, model: string): Write[] {
+  if (prompt.owner_uid !== uid || prompt.preferred_model === model) return [];
+  return planSave(prompt, { ...fieldsOfPrompt(prompt), preferred_model: model }, uid, { summary: `Preferred model: ${model}` });
 }
 
 /** Live list of the user's last comparisons of one prompt (their models and winners). */

@@ -1,17 +1,16 @@
-/** Firestore reads and writes for `prompts` and `executions`, field names exactly as the README's schema. */
+/**
+ * Firestore reads for `prompts` and `executions` and the prompt's delete, field names exactly as
+ * docs/schema.md; saves go through services/versions.ts (each creates a version).
+ */
 import {
-  addDoc,
   collection,
   deleteDoc,
-  deleteField,
   doc,
   limit,
   onSnapshot,
   orderBy,
   query,
-  serverTimestamp,
   Timestamp,
-  updateDoc,
   where,
   type DocumentData,
   type Firestore,
@@ -20,79 +19,28 @@ import {
 } from 'firebase/firestore';
 import { attemptsOf } from './attempts';
 import { sourcesOf } from './sources';
-import type { ExecutionRecord, Prompt, PromptDraft, PromptVariable, Usage, UserLimits } from '../types';
+import { fieldsOfData, labelsOf } from './versions';
+import type { ExecutionRecord, Prompt, Usage, UserLimits } from '../types';
 
 function millis(value: unknown): number | null {
   return value instanceof Timestamp ? value.toMillis() : null;
 }
 
-function toVariables(raw: unknown): PromptVariable[] {
-  if (!Array.isArray(raw)) return [];
-  return raw.flatMap((v): PromptVariable[] => {
-    if (typeof v !== 'object' || v === null || typeof (v as { name?: unknown }).name !== 'string') return [];
-    const r = v as Record<string, unknown>;
-    const out: PromptVariable = {
-      name: r.name as string,
-      required: r.required === true,
-      default: typeof r.default === 'string' ? r.default : null,
-    };
-    if (typeof r.description === 'string') out.description = r.description;
-    return [out];
-  });
-}
-
 export function toPrompt(snap: { id: string; data: () => DocumentData | undefined }): Prompt {
   const d = snap.data() ?? {};
+  const fields = fieldsOfData(d);
   return {
     id: snap.id,
     owner_uid: String(d.owner_uid ?? ''),
     title: String(d.title ?? ''),
-    content: String(d.content ?? ''),
-    system_prompt: typeof d.system_prompt === 'string' ? d.system_prompt : undefined,
-    variables: toVariables(d.variables),
     public: d.public === true,
-    ...knowledgeOf(d),
-    preferred_model: typeof d.preferred_model === 'string' ? d.preferred_model : null,
-    fallback_models: Array.isArray(d.fallback_models)
-      ? d.fallback_models.filter((m: unknown): m is string => typeof m === 'string')
-      : [],
+    ...fields,
+    system_prompt: fields.system_prompt !== '' ? fields.system_prompt : undefined,
     updatedAtMs: millis(d.updated_at),
+    version: Number.isInteger(d.version) && d.version > 0 ? (d.version as number) : null,
+    labels: labelsOf(d.labels),
+    stored: d,
   };
-}
-
-/** A prompt's knowledge-base fields as stored (README, "Firestore schema"). */
-function knowledgeOf(d: DocumentData): Pick<Prompt, 'document_ids' | 'top_k' | 'retrieval_query_variable'> {
-  return {
-    document_ids: Array.isArray(d.document_ids)
-      ? d.document_ids.filter((id: unknown): id is string => typeof id === 'string')
-      : [],
-    top_k: Number.isInteger(d.top_k) ? (d.top_k as number) : null,
-    retrieval_query_variable: typeof d.retrieval_query_variable === 'string' ? d.retrieval_query_variable : null,
-  };
-}
-
-/**
- * The knowledge-base fields of a write: each only when set, and on an update the unset ones
- * deleted (the rules refuse null for them).
- */
-function storedKnowledge(draft: PromptDraft, update: boolean): Record<string, unknown> {
-  const ids = draft.document_ids ?? [];
-  const out: Record<string, unknown> = {};
-  const put = (key: string, value: unknown, set: boolean) => {
-    if (set) out[key] = value;
-    else if (update) out[key] = deleteField();
-  };
-  put('document_ids', ids, ids.length > 0);
-  put('top_k', draft.top_k, ids.length > 0 && draft.top_k != null);
-  put('retrieval_query_variable', draft.retrieval_query_variable, ids.length > 0 && !!draft.retrieval_query_variable);
-  return out;
-}
-
-/** `fallback_models` only when some are named; deleted on an update when none are. */
-function storedFallbacks(draft: PromptDraft, update: boolean): Record<string, unknown> {
-  const models = draft.fallback_models ?? [];
-  if (models.length > 0) return { fallback_models: models };
-  return update ? { fallback_models: deleteField() } : {};
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
@@ -130,46 +78,8 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     parent_execution_id: strOrNull(d.parent_execution_id),
     turn: num(d.turn),
     message: strOrNull(d.message),
+    prompt_version: num(d.prompt_version),
   };
-}
-
-/** The variables list as stored: description only when given (the rules refuse unknown keys). */
-function storedVariables(variables: PromptVariable[]): Array<Record<string, unknown>> {
-  return variables.map((v) => {
-    const out: Record<string, unknown> = { name: v.name, required: v.required, default: v.default };
-    if (v.description) out.description = v.description;
-    return out;
-  });
-}
-
-export async function createPrompt(db: Firestore, uid: string, draft: PromptDraft): Promise<string> {
-  const data: Record<string, unknown> = {
-    owner_uid: uid,
-    title: draft.title,
-    content: draft.content,
-    variables: storedVariables(draft.variables),
-    public: draft.public,
-    ...storedKnowledge(draft, false),
-    ...storedFallbacks(draft, false),
-    created_at: serverTimestamp(),
-    updated_at: serverTimestamp(),
-  };
-  if (draft.system_prompt.trim() !== '') data.system_prompt = draft.system_prompt;
-  const ref = await addDoc(collection(db, 'prompts'), data);
-  return ref.id;
-}
-
-export async function updatePrompt(db: Firestore, id: string, draft: PromptDraft): Promise<void> {
-  await updateDoc(doc(db, 'prompts', id), {
-    title: draft.title,
-    content: draft.content,
-    system_prompt: draft.system_prompt.trim() !== '' ? draft.system_prompt : deleteField(),
-    variables: storedVariables(draft.variables),
-    public: draft.public,
-    ...storedKnowledge(draft, true),
-    ...storedFallbacks(draft, true),
-    updated_at: serverTimestamp(),
-  });
 }
 
 /** Deletes a prompt; the rules allow it for its owner only. Its runs stay in `executions`. */
