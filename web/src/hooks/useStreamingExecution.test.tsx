@@ -38,6 +38,24 @@ function sse(body: ReadableStream<Uint8Array>): Response {
   return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
 }
 
+const START = 'event: start\ndata: {"execution_id": "ex1", "prompt_id": "p1", "model": "demo/local-model", "resumable": true}\n\n';
+
+function isCancel(init: RequestInit | undefined): boolean {
+  return typeof init?.body === 'string' && 'cancel' in JSON.parse(init.body);
+}
+
+function cancelAnswer(id: string): Response {
+  return new Response(JSON.stringify({ execution_id: id, status: 'cancelled' }), {
+    status: 200,
+    headers: { 'Content-Type': 'application/json' },
+  });
+}
+
+/** The JSON bodies the app posted, in order. */
+function bodies(fetchMock: ReturnType<typeof stubFetch>): unknown[] {
+  return fetchMock.mock.calls.map((c) => JSON.parse(String(c[1]?.body)));
+}
+
 afterEach(() => {
   vi.unstubAllGlobals();
 });
@@ -106,15 +124,16 @@ describe('useStreamingExecution', () => {
     expect(result.current.content).toBe('0123456789'.repeat(4));
   });
 
-  it('cancel aborts the fetch and keeps the text so far', async () => {
+  it('cancel aborts the fetch, asks the server to cancel the run, and keeps the text so far', async () => {
     const stream = controlledStream();
-    const fetchMock = stubFetch(() => sse(stream.body));
+    const fetchMock = stubFetch((_url, init) => (isCancel(init) ? cancelAnswer('ex1') : sse(stream.body)));
     const { result } = renderHook(() => useStreamingExecution());
     let done!: Promise<void>;
     act(() => {
       done = result.current.execute(REQUEST, OPTIONS);
     });
-    stream.write('data: {"content": "partial", "finish_reason": null}\n\n');
+    stream.write(START);
+    stream.write('id: 1\ndata: {"content": "partial", "finish_reason": null}\n\n');
     await waitFor(() => expect(result.current.content).toBe('partial'));
 
     act(() => result.current.cancel());
@@ -124,18 +143,21 @@ describe('useStreamingExecution', () => {
     expect(stream.wasCancelled()).toBe(true);
     expect(result.current.phase).toBe('cancelled');
     expect(result.current.content).toBe('partial');
+    await waitFor(() => expect(bodies(fetchMock)).toEqual([{ ...REQUEST, resumable: true }, { cancel: 'ex1' }]));
   });
 
   it('cancels the run when the component unmounts', async () => {
     const stream = controlledStream();
-    const fetchMock = stubFetch(() => sse(stream.body));
+    const fetchMock = stubFetch((_url, init) => (isCancel(init) ? cancelAnswer('ex1') : sse(stream.body)));
     const { result, unmount } = renderHook(() => useStreamingExecution());
     act(() => {
       void result.current.execute(REQUEST, OPTIONS);
     });
-    await waitFor(() => expect(fetchMock).toHaveBeenCalled());
+    stream.write(START);
+    await waitFor(() => expect(result.current.executionId).toBe('ex1'));
     unmount();
     expect(fetchMock.mock.calls[0]![1]?.signal?.aborted).toBe(true);
+    await waitFor(() => expect(bodies(fetchMock)).toContainEqual({ cancel: 'ex1' }));
   });
 
   it('keeps the partial text and sets a mid-stream error', async () => {

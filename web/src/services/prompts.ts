@@ -126,6 +126,7 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     requested_model: strOrNull(d.requested_model),
     attempts: attemptsOf(d.attempts),
     tokens_debited: num(d.tokens_debited),
+    resumable: d.resumable === true,
   };
 }
 
