@@ -227,4 +227,66 @@ describe('useStreamingExecution', () => {
     expect(result.current.content).toBe('whole answer');
     expect(result.current.executionId).toBe('ex7');
   });
+  it('shows reconnecting while a dropped stream is resumed, and ends with the undisturbed text', async () => {
+    const first = controlledStream();
+    const second = controlledStream();
+    const fetchMock = stubFetch((_url, init) => (JSON.parse(String(init?.body)).resume ? sse(second.body) : sse(first.body)));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.execute(REQUEST, { ...OPTIONS, reconnect: { delaysMs: [1], random: () => 0.5 } });
+    });
+    first.write(START + 'id: 1\ndata: {"content": "Hel", "finish_reason": null}\n\n');
+    await waitFor(() => expect(result.current.content).toBe('Hel'));
+    expect(result.current.reconnecting).toBe(false);
+    first.close();
+    await waitFor(() => expect(result.current.reconnecting).toBe(true));
+    expect(result.current.phase).toBe('streaming');
+    expect(result.current.isStreaming).toBe(true);
+    await waitFor(() => expect(bodies(fetchMock)[1]).toEqual({ resume: 'ex1', last_event_id: 1 }));
+
+    second.write(START.replace('}\n', ', "resumed": true}\n'));
+    await waitFor(() => expect(result.current.reconnecting).toBe(false));
+    second.write('id: 1\ndata: {"content": "Hel", "finish_reason": null}\n\n');
+    second.write('id: 2\ndata: {"content": "lo", "finish_reason": "stop"}\n\n');
+    second.write('id: 3\nevent: end\ndata: {"execution_id": "ex1", "model": "demo/local-model", "finish_reason": "stop"}\n\n');
+    second.write('data: [DONE]\n\n');
+    second.close();
+    await act(() => done);
+    expect(result.current.phase).toBe('completed');
+    expect(result.current.content).toBe('Hello');
+  });
+
+  it('attaches to a run already streaming, from its first event', async () => {
+    const stream = controlledStream();
+    const fetchMock = stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.attach('ex1', OPTIONS);
+    });
+    expect(result.current.executionId).toBe('ex1');
+    expect(result.current.phase).toBe('connecting');
+    stream.write(START.replace('}\n', ', "resumed": true}\n') + 'id: 1\ndata: {"content": "Hi", "finish_reason": null}\n\n');
+    stream.write('data: [DONE]\n\n');
+    stream.close();
+    await act(() => done);
+    expect(bodies(fetchMock)).toEqual([{ resume: 'ex1', last_event_id: 0 }]);
+    expect(result.current.content).toBe('Hi');
+    expect(result.current.phase).toBe('completed');
+  });
+
+  it('ends an attach to a run that is not the user’s as an error', async () => {
+    stubFetch(
+      () =>
+        new Response('{"error": {"code": "execution_not_found", "message": "No such execution."}}', {
+          status: 404,
+          headers: { 'Content-Type': 'application/json' },
+        }),
+    );
+    const { result } = renderHook(() => useStreamingExecution());
+    await act(() => result.current.attach('ex1', OPTIONS));
+    expect(result.current.phase).toBe('error');
+    expect(result.current.error?.code).toBe('execution_not_found');
+  });
 });
