@@ -17,8 +17,14 @@ export const CLIENT_CODES = {
   streamingUnsupported: 'streaming_unsupported',
 } as const;
 
+/**
+ * Issue 24's codes (contract C1), listed here until the generated ErrorCode has them: the lead
+ * drops this once scripts/wire-types runs on the backend's branch.
+ */
+type ResumeCode = 'execution_not_found' | 'interrupted';
+
 /** Every code an ExecutionError can carry that has words of its own; a case outside it fails the typecheck. */
-type KnownCode = ErrorCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
+type KnownCode = ErrorCode | ResumeCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
 
 export interface ExecutionErrorOptions {
   status?: number;
@@ -234,6 +240,13 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
       return { title: 'Service temporarily unavailable', detail: 'Nothing was run or saved. Try again shortly.' };
     case 'method_not_allowed':
       return { title: 'Request refused', detail: error.message };
+    case 'execution_not_found':
+      return { title: 'Run not found', detail: 'It is not one of your runs, or it no longer exists.' };
+    case 'interrupted':
+      return {
+        title: 'Interrupted',
+        detail: 'The server running this answer stopped before it finished; the text is what it had saved.',
+      };
     case 'configuration_error':
     case 'internal':
       return { title: 'Server error', detail: error.message };
