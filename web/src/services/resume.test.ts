@@ -124,7 +124,7 @@ describe('streamExecution', () => {
   it('backs off step by step while the network stays down, and gives up after the window', async () => {
     const events: StreamEvent[] = [];
     const { fetchImpl } = scripted([sse(START, numbered().split('id: 2')[0]!), new TypeError('Failed to fetch')]);
-    const error = await streamExecution(REQUEST, options(fetchImpl, events, { reconnect: { ...FAST, windowMs: 40 } })).catch(
+    const error = await streamExecution(REQUEST, options(fetchImpl, events, { reconnect: { ...FAST, windowMs: 150 } })).catch(
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(ExecutionError);
@@ -273,6 +273,42 @@ describe('streamExecution', () => {
     await vi.waitFor(() => expect(closed).toBe(true));
     // The caller had its answer already: nothing after the Cancel reaches it.
     expect(events).toEqual([]);
+  });
+});
+
+describe('going offline', () => {
+  it('drops the connection when the browser goes offline, and resumes as soon as it is online', async () => {
+    const network = new EventTarget();
+    let closed = false;
+    let first!: ReadableStreamDefaultController<Uint8Array>;
+    const open = new ReadableStream<Uint8Array>({
+      start(c) {
+        first = c;
+      },
+      cancel() {
+        closed = true;
+      },
+    });
+    const { fetchImpl, posted } = scripted([
+      new Response(open, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }),
+      (sent) => sse(RESUMED, numbered(Number(sent.last_event_id)), 'data: [DONE]\n\n'),
+    ]);
+    const events: StreamEvent[] = [];
+    // Only the online event can end this wait.
+    const reconnect = { ...FAST, delaysMs: [60_000], windowMs: 120_000 };
+    const running = streamExecution(REQUEST, options(fetchImpl, events, { network, reconnect }));
+    first.enqueue(encoder.encode(START + numbered().split('id: 2')[0]!));
+    await vi.waitFor(() => expect(texts(events)).toBe('Hél'));
+
+    network.dispatchEvent(new Event('offline'));
+    await vi.waitFor(() => expect(delays(events)).toEqual([expect.any(Number)]));
+    expect(closed).toBe(true);
+    expect(posted).toHaveLength(1);
+    network.dispatchEvent(new Event('online'));
+    const result = await running;
+    expect(posted[1]).toEqual({ resume: 'ex1', last_event_id: 1 });
+    expect(result.content).toBe(WORDS.join(''));
+    expect(contentIds(events)).toEqual(WORDS.map((_, i) => String(i + 1)));
   });
 });
 
