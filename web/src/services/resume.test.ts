@@ -33,8 +33,29 @@ function body(...chunks: string[]): ReadableStream<Uint8Array> {
   });
 }
 
-function sse(...chunks: string[]): Response {
-  return new Response(body(...chunks), { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+function sse(...chunks: string[]): Response;
+function sse(stream: ReadableStream<Uint8Array>): Response;
+function sse(...chunks: Array<string | ReadableStream<Uint8Array>>): Response {
+  const first = chunks[0];
+  const stream = first instanceof ReadableStream ? first : body(...(chunks as string[]));
+  return new Response(stream, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
+/** A connection that stays open: the test writes to it, and sees whether the client closed it. */
+function openConnection() {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let closed = false;
+  const response = sse(
+    new ReadableStream<Uint8Array>({
+      start(c) {
+        controller = c;
+      },
+      cancel() {
+        closed = true;
+      },
+    }),
+  );
+  return { response, write: (text: string) => controller.enqueue(encoder.encode(text)), closed: () => closed };
 }
 
 function jsonError(status: number, code: string): Response {
@@ -228,19 +249,11 @@ describe('streamExecution', () => {
 
   it('a Cancel after a reconnect cancels the resumed run', async () => {
     const controller = new AbortController();
-    let resumed!: ReadableStreamDefaultController<Uint8Array>;
-    const open = new ReadableStream<Uint8Array>({
-      start(c) {
-        resumed = c;
-      },
-    });
-    const { fetchImpl, posted } = scripted([
-      sse(START, numbered().split('id: 2')[0]!),
-      new Response(open, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }),
-    ]);
+    const resumed = openConnection();
+    const { fetchImpl, posted } = scripted([sse(START, numbered().split('id: 2')[0]!), resumed.response]);
     const events: StreamEvent[] = [];
     const running = streamExecution(REQUEST, options(fetchImpl, events, { signal: controller.signal }));
-    resumed.enqueue(encoder.encode(RESUMED + numbered(1).split('id: 3')[0]!));
+    resumed.write(RESUMED + numbered(1).split('id: 3')[0]!);
     await vi.waitFor(() => expect(texts(events)).toBe('Héllo'));
     controller.abort();
     const result = await running;
@@ -251,26 +264,17 @@ describe('streamExecution', () => {
 
   it('a Cancel before event: start resolves at once, then cancels the run the start names', async () => {
     const controller = new AbortController();
-    let stream!: ReadableStreamDefaultController<Uint8Array>;
-    let closed = false;
-    const open = new ReadableStream<Uint8Array>({
-      start(c) {
-        stream = c;
-      },
-      cancel() {
-        closed = true;
-      },
-    });
-    const { fetchImpl, posted } = scripted([new Response(open, { status: 200, headers: { 'Content-Type': 'text/event-stream' } })]);
+    const stream = openConnection();
+    const { fetchImpl, posted } = scripted([stream.response]);
     const events: StreamEvent[] = [];
     const running = streamExecution(REQUEST, options(fetchImpl, events, { signal: controller.signal }));
     await vi.waitFor(() => expect(posted).toHaveLength(1));
     controller.abort();
     expect((await running).cancelled).toBe(true);
-    expect(closed).toBe(false);
-    stream.enqueue(encoder.encode(START));
+    expect(stream.closed()).toBe(false);
+    stream.write(START);
     await vi.waitFor(() => expect(posted.at(-1)).toEqual({ cancel: 'ex1' }));
-    await vi.waitFor(() => expect(closed).toBe(true));
+    await vi.waitFor(() => expect(stream.closed()).toBe(true));
     // The caller had its answer already: nothing after the Cancel reaches it.
     expect(events).toEqual([]);
   });
@@ -279,30 +283,21 @@ describe('streamExecution', () => {
 describe('going offline', () => {
   it('drops the connection when the browser goes offline, and resumes as soon as it is online', async () => {
     const network = new EventTarget();
-    let closed = false;
-    let first!: ReadableStreamDefaultController<Uint8Array>;
-    const open = new ReadableStream<Uint8Array>({
-      start(c) {
-        first = c;
-      },
-      cancel() {
-        closed = true;
-      },
-    });
+    const first = openConnection();
     const { fetchImpl, posted } = scripted([
-      new Response(open, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }),
+      first.response,
       (sent) => sse(RESUMED, numbered(Number(sent.last_event_id)), 'data: [DONE]\n\n'),
     ]);
     const events: StreamEvent[] = [];
     // Only the online event can end this wait.
     const reconnect = { ...FAST, delaysMs: [60_000], windowMs: 120_000 };
     const running = streamExecution(REQUEST, options(fetchImpl, events, { network, reconnect }));
-    first.enqueue(encoder.encode(START + numbered().split('id: 2')[0]!));
+    first.write(START + numbered().split('id: 2')[0]!);
     await vi.waitFor(() => expect(texts(events)).toBe('Hél'));
 
     network.dispatchEvent(new Event('offline'));
     await vi.waitFor(() => expect(delays(events)).toEqual([expect.any(Number)]));
-    expect(closed).toBe(true);
+    expect(first.closed()).toBe(true);
     expect(posted).toHaveLength(1);
     network.dispatchEvent(new Event('online'));
     const result = await running;
