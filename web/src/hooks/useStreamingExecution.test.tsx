@@ -289,4 +289,20 @@ describe('useStreamingExecution', () => {
     expect(result.current.phase).toBe('error');
     expect(result.current.error?.code).toBe('execution_not_found');
   });
+  it('shows a reattached run that was cancelled meanwhile as cancelled, with its text', async () => {
+    const stream = controlledStream();
+    stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.attach('ex1', OPTIONS);
+    });
+    stream.write(START.replace('}\n', ', "resumed": true}\n') + 'id: 1\ndata: {"content": "Half", "finish_reason": null}\n\n');
+    stream.write('id: 2\nevent: error\ndata: {"code": "cancelled", "message": "The execution was cancelled."}\n\ndata: [DONE]\n\n');
+    stream.close();
+    await act(() => done);
+    expect(result.current.phase).toBe('cancelled');
+    expect(result.current.error).toBeNull();
+    expect(result.current.content).toBe('Half');
+  });
 });

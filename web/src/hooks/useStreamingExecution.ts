@@ -90,6 +90,8 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
       };
     }
     case 'fail':
+      // A run resumed (or reattached) after it was cancelled, here or in another tab, ends so.
+      if (action.error.code === 'cancelled') return { ...state, phase: 'cancelled', reconnecting: false };
       return { ...state, phase: 'error', error: action.error, reconnecting: false };
   }
 }
