@@ -34,6 +34,10 @@ function stubFetch(respond: (url: string, init?: RequestInit) => Response) {
   return fetchMock;
 }
 
+function jsonError(status: number, body: string): Response {
+  return new Response(body, { status, headers: { 'Content-Type': 'application/json' } });
+}
+
 function sse(body: ReadableStream<Uint8Array>): Response {
   return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
 }
@@ -180,13 +184,7 @@ describe('useStreamingExecution', () => {
   });
 
   it('reports a typed HTTP error before any content', async () => {
-    stubFetch(
-      () =>
-        new Response('{"error": {"code": "missing_variables", "message": "m", "details": {"missing": ["tone"]}}}', {
-          status: 400,
-          headers: { 'Content-Type': 'application/json' },
-        }),
-    );
+    stubFetch(() => jsonError(400, '{"error": {"code": "missing_variables", "message": "m", "details": {"missing": ["tone"]}}}'));
     const { result } = renderHook(() => useStreamingExecution());
     await act(() => result.current.execute(REQUEST, OPTIONS));
     expect(result.current.phase).toBe('error');
@@ -277,13 +275,7 @@ describe('useStreamingExecution', () => {
   });
 
   it('ends an attach to a run that is not the user’s as an error', async () => {
-    stubFetch(
-      () =>
-        new Response('{"error": {"code": "execution_not_found", "message": "No such execution."}}', {
-          status: 404,
-          headers: { 'Content-Type': 'application/json' },
-        }),
-    );
+    stubFetch(() => jsonError(404, '{"error": {"code": "execution_not_found", "message": "No such execution."}}'));
     const { result } = renderHook(() => useStreamingExecution());
     await act(() => result.current.attach('ex1', OPTIONS));
     expect(result.current.phase).toBe('error');
