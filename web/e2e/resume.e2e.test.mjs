@@ -5,7 +5,16 @@
 // lasts several seconds, so the drop, the reload and the cancel land in its middle.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createPrompt, eventually, loadEnv, readDoc, signedUpSession, startRun, tid, waitForPhase } from './support.mjs';
+import {
+  createPrompt,
+  eventually,
+  loadEnv,
+  readDoc,
+  signedUpSession,
+  startRun,
+  tid,
+  waitForPhase,
+} from './support.mjs';
 
 const env = loadEnv();
 
@@ -146,7 +155,11 @@ describe('durable streams in a browser', { concurrency: false }, () => {
   });
 
   it('leaves nothing in the console but the offline period’s network messages', () => {
-    const offline = /ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|Could not reach Cloud Firestore|net::ERR_|Failed to fetch|WebChannelConnection/;
-    assert.deepEqual(consoleProblems.filter((p) => !offline.test(p)), []);
+    const offline =
+      /ERR_INTERNET_DISCONNECTED|ERR_NETWORK_CHANGED|Could not reach Cloud Firestore|net::ERR_|Failed to fetch|WebChannelConnection/;
+    assert.deepEqual(
+      consoleProblems.filter((p) => !offline.test(p)),
+      [],
+    );
   });
 });

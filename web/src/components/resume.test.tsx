@@ -18,7 +18,11 @@ const streaming = (id: string, overrides: Partial<ExecutionRecord> = {}) =>
 describe('Reconnecting…', () => {
   it('is said in a status region that is there, empty, before the drop', () => {
     const { rerender } = render(
-      <StreamingExecutionPanel state={{ ...IDLE_STATE, phase: 'streaming', content: 'Hel' }} onCancel={() => undefined} record={null} />,
+      <StreamingExecutionPanel
+        state={{ ...IDLE_STATE, phase: 'streaming', content: 'Hel' }}
+        onCancel={() => undefined}
+        record={null}
+      />,
     );
     const region = screen.getByTestId('reconnecting');
     expect(region.getAttribute('role')).toBe('status');
@@ -45,7 +49,13 @@ describe('an interrupted run', () => {
   });
 
   it('is listed with a clear label, can be filtered, and opens with its partial text marked', () => {
-    render(<ExecutionHistory rows={[INTERRUPTED, recordOf('ex1', { output: 'whole' })]} error={null} onRerun={() => undefined} />);
+    render(
+      <ExecutionHistory
+        rows={[INTERRUPTED, recordOf('ex1', { output: 'whole' })]}
+        error={null}
+        onRerun={() => undefined}
+      />,
+    );
     const row = screen.getAllByTestId('history-row')[0]!;
     expect(row.getAttribute('data-status')).toBe('interrupted');
     expect(row.querySelector('.badge-interrupted')?.getAttribute('title')).toMatch(/stopped mid-answer/);

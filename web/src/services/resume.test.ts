@@ -83,7 +83,11 @@ function scripted(answers: Answer[]) {
   return { fetchImpl, posted };
 }
 
-function options(fetchImpl: typeof fetch, events: StreamEvent[], extra: Partial<ResumableOptions> = {}): ResumableOptions {
+function options(
+  fetchImpl: typeof fetch,
+  events: StreamEvent[],
+  extra: Partial<ResumableOptions> = {},
+): ResumableOptions {
   return { idToken: 'tok', baseUrl: BASE, fetchImpl, reconnect: FAST, onEvent: (e) => events.push(e), ...extra };
 }
 
@@ -131,13 +135,18 @@ describe('streamExecution', () => {
       expect(contentIds(events)).toEqual(WORDS.map((_, i) => String(i + 1)));
       expect(events.filter((e) => e.type === 'end')).toHaveLength(1);
       // A cut after `end` is a finished run: nothing to resume.
-      const ended = WHOLE.slice(0, cut).includes('event: end\ndata: {"execution_id": "ex1", "model": "m", "finish_reason": "stop"}\n\n');
+      const ended = WHOLE.slice(0, cut).includes(
+        'event: end\ndata: {"execution_id": "ex1", "model": "m", "finish_reason": "stop"}\n\n',
+      );
       expect(posted.length).toBe(ended ? 1 : 2);
     }
   });
 
   it('resumes after the last id it handed on', async () => {
-    const { fetchImpl, posted } = scripted([sse(START + numbered().split('id: 4')[0]!), sse(RESUMED, numbered(3), 'data: [DONE]\n\n')]);
+    const { fetchImpl, posted } = scripted([
+      sse(START + numbered().split('id: 4')[0]!),
+      sse(RESUMED, numbered(3), 'data: [DONE]\n\n'),
+    ]);
     await streamExecution(REQUEST, options(fetchImpl, []));
     expect(posted[1]).toEqual({ resume: 'ex1', last_event_id: 3 });
   });
@@ -145,14 +154,20 @@ describe('streamExecution', () => {
   it('backs off step by step while the network stays down, and gives up after the window', async () => {
     const events: StreamEvent[] = [];
     const { fetchImpl } = scripted([sse(START, numbered().split('id: 2')[0]!), new TypeError('Failed to fetch')]);
-    const error = await streamExecution(REQUEST, options(fetchImpl, events, { reconnect: { ...FAST, windowMs: 150 } })).catch(
-      (e: unknown) => e,
-    );
+    const error = await streamExecution(
+      REQUEST,
+      options(fetchImpl, events, { reconnect: { ...FAST, windowMs: 150 } }),
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ExecutionError);
     expect((error as ExecutionError).code).toBe('network_error');
     const waits = delays(events);
     expect(waits.slice(0, 4)).toEqual([1, 2, 4, 4]);
-    expect(events.filter((e) => e.type === 'reconnecting').map((e) => (e as { attempt: number }).attempt).slice(0, 3)).toEqual([1, 2, 3]);
+    expect(
+      events
+        .filter((e) => e.type === 'reconnecting')
+        .map((e) => (e as { attempt: number }).attempt)
+        .slice(0, 3),
+    ).toEqual([1, 2, 3]);
     expect(texts(events)).toBe('Hél');
   });
 
@@ -176,7 +191,10 @@ describe('streamExecution', () => {
       sse(START, numbered().split('id: 3')[0]!, 'event: resume\ndata: {"execution_id": "ex1", "last_event_id": 2}\n\n'),
       sse(RESUMED, numbered(2), 'data: [DONE]\n\n'),
     ]);
-    const result = await streamExecution(REQUEST, options(fetchImpl, events, { reconnect: { ...FAST, delaysMs: [5_000] } }));
+    const result = await streamExecution(
+      REQUEST,
+      options(fetchImpl, events, { reconnect: { ...FAST, delaysMs: [5_000] } }),
+    );
     expect(delays(events)).toEqual([0]);
     expect(posted[1]).toEqual({ resume: 'ex1', last_event_id: 2 });
     expect(result.content).toBe(WORDS.join(''));
@@ -218,7 +236,12 @@ describe('streamExecution', () => {
     const events: StreamEvent[] = [];
     const { fetchImpl } = scripted([
       sse(START, numbered().split('id: 3')[0]!),
-      sse(RESUMED, numbered().split('id: 4')[0]!, 'id: 4\nevent: error\ndata: {"code": "interrupted", "message": "lost"}\n\n', 'data: [DONE]\n\n'),
+      sse(
+        RESUMED,
+        numbered().split('id: 4')[0]!,
+        'id: 4\nevent: error\ndata: {"code": "interrupted", "message": "lost"}\n\n',
+        'data: [DONE]\n\n',
+      ),
     ]);
     const error = await streamExecution(REQUEST, options(fetchImpl, events)).catch((e: unknown) => e);
     expect((error as ExecutionError).code).toBe('interrupted');
@@ -228,7 +251,10 @@ describe('streamExecution', () => {
   it('a Cancel during the backoff stops reconnecting and cancels the run on the server', async () => {
     const events: StreamEvent[] = [];
     const controller = new AbortController();
-    const { fetchImpl, posted } = scripted([sse(START, numbered().split('id: 2')[0]!), new TypeError('Failed to fetch')]);
+    const { fetchImpl, posted } = scripted([
+      sse(START, numbered().split('id: 2')[0]!),
+      new TypeError('Failed to fetch'),
+    ]);
     const running = streamExecution(
       REQUEST,
       options(fetchImpl, events, {
@@ -318,7 +344,10 @@ describe('attachExecution', () => {
   });
 
   it('tries again when the first attach meets a draining server', async () => {
-    const { fetchImpl, posted } = scripted([jsonError(503, 'unavailable'), sse(RESUMED, numbered(), 'data: [DONE]\n\n')]);
+    const { fetchImpl, posted } = scripted([
+      jsonError(503, 'unavailable'),
+      sse(RESUMED, numbered(), 'data: [DONE]\n\n'),
+    ]);
     const result = await attachExecution('ex1', options(fetchImpl, []));
     expect(result.content).toBe(WORDS.join(''));
     expect(posted).toEqual([

@@ -5,7 +5,14 @@
  * resumable run outlives its connection.
  */
 import { config } from '../config';
-import type { CancelRequest, ExecuteRequest, ExecutionResult, ResumableRequest, ResumeRequest, StreamEvent } from '../types';
+import type {
+  CancelRequest,
+  ExecuteRequest,
+  ExecutionResult,
+  ResumableRequest,
+  ResumeRequest,
+  StreamEvent,
+} from '../types';
 import { CLIENT_CODES, ExecutionError } from './errors';
 import {
   newCursor,
