@@ -5,15 +5,24 @@
  * from the pydantic models by scripts/wire-types (ADR 0500). The rest of this file is not a pydantic
  * model on the server (the SSE events' payloads, the Firestore records) and is kept by hand.
  */
-export type { ErrorCode } from './wire.generated';
-import type { ExecuteRequest as GeneratedRequest } from './wire.generated';
+export type { ErrorCode, ExecuteRequest } from './wire.generated';
+import type { ExecuteRequest } from './wire.generated';
 
 /**
- * The request body. `version` and `label` (issue 27, contract C3: at most one of the two) are
- * spelled here until the backend's model carries them; once scripts/wire-types has run on it,
- * the generated type holds them too and this intersection adds nothing.
+ * A run the server keeps generating across a dropped connection (issue 24, contract C1). The web
+ * app always asks for it; `resumable` joins the generated ExecuteRequest with the backend's change.
  */
-export type ExecuteRequest = GeneratedRequest & { version?: number | null; label?: string | null };
+export type ResumableRequest = ExecuteRequest & { resumable?: boolean };
+
+/** The other two bodies of POST /execute_prompt_stream: reattach after an event id, and cancel. */
+export interface ResumeRequest {
+  resume: string;
+  last_event_id: number;
+}
+
+export interface CancelRequest {
+  cancel: string;
+}
 
 /** One model tried by a run, in order (`event: end` / `event: error` and the record's `attempts`). */
 export interface Attempt {
@@ -40,6 +49,10 @@ export interface StartEvent {
   comparisonId: string | null;
   /** The models to try, primary first. */
   models: string[];
+  /** The server keeps generating when the connection drops, so the client may resume it. */
+  resumable: boolean;
+  /** This connection resumes an earlier one (the events after its last id follow). */
+  resumed: boolean;
 }
 
 export interface ContentEvent {
@@ -88,7 +101,22 @@ export interface SourcesEvent {
   sources: Source[];
 }
 
-export type StreamEvent = StartEvent | SourcesEvent | ContentEvent | EndEvent | ErrorEvent | DoneEvent;
+/** Not from the server: the connection dropped and the client reconnects after `delayMs`. */
+export interface ReconnectingEvent {
+  type: 'reconnecting';
+  /** 1 for the first try after a drop. */
+  attempt: number;
+  delayMs: number;
+}
+
+export type StreamEvent =
+  | StartEvent
+  | SourcesEvent
+  | ContentEvent
+  | EndEvent
+  | ErrorEvent
+  | DoneEvent
+  | ReconnectingEvent;
 
 /** What a stream (or the non-streaming call) leaves behind once it finished or was cancelled. */
 export interface ExecutionResult {
@@ -197,7 +225,8 @@ export interface PromptDraft {
   summary?: string;
 }
 
-export type ExecutionStatus = 'streaming' | 'completed' | 'error' | 'cancelled';
+/** `interrupted`: the instance generating it died; the record holds the text of its last checkpoint. */
+export type ExecutionStatus = 'streaming' | 'completed' | 'error' | 'cancelled' | 'interrupted';
 
 /** An `executions/{id}` document, as shown in the history. */
 export interface ExecutionRecord {
@@ -240,6 +269,8 @@ export interface ExecutionRecord {
   message?: string | null;
   /** The version of the prompt the run used (issue 27); absent on records older than versions. */
   prompt_version?: number | null;
+  /** The run asked to survive a dropped connection (issue 24): a reload may reattach to it. */
+  resumable?: boolean;
 }
 
 /** A `comparisons/{id}` document: the runs sharing its id are its columns; the winner is here. */

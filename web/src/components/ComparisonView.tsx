@@ -6,7 +6,7 @@ import { allFailed, attemptsOf, passedOver } from '../services/attempts';
 import { orderColumns, tokensPerSecond } from '../services/comparisons';
 import type { Comparison, ExecutionRecord } from '../types';
 import { ErrorBanner } from './ErrorBanner';
-import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
+import { OutputText, PhaseBadge, ReconnectingNotice, Spinner, WAITING_LABEL } from './ExecutionOutput';
 import { debitOf, formatCost, formatMs, formatTokens, TIMING_HELP, TTFT_LABEL } from './UsageSummary';
 
 /** Marks a column's answer as the winner: its model and its run. */
@@ -139,6 +139,7 @@ function Column({
         </div>
       </header>
       <Routing model={model} state={state} />
+      <ReconnectingNotice reconnecting={state.reconnecting} />
       {state.phase === 'connecting' && <Spinner label={WAITING_LABEL.streaming} />}
       {(state.content !== '' || state.reasoning !== '' || state.phase === 'streaming') && (
         <OutputText state={state} testId="column-output" cursor={state.phase === 'streaming'} />

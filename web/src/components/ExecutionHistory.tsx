@@ -10,7 +10,10 @@ import { ComparisonDetail, ofVersions, type OnWinner } from './ComparisonView';
 import { CopyButton } from './CopyButton';
 import { formatCost, formatTokens, recordTokens, Timings } from './UsageSummary';
 
-const STATUSES: ExecutionStatus[] = ['streaming', 'completed', 'error', 'cancelled'];
+const STATUSES: ExecutionStatus[] = ['streaming', 'completed', 'error', 'cancelled', 'interrupted'];
+
+/** An interrupted run's record holds the text of its last checkpoint, not the whole answer. */
+const INTERRUPTED_TITLE = 'The server running it stopped mid-answer; the text is what it had saved.';
 
 function preview(text: string): string {
   const flat = text.replace(/\s+/g, ' ').trim();
@@ -146,8 +149,13 @@ function RunRow({ record, open, onToggle }: { record: ExecutionRecord; open: boo
         </button>
       </td>
       <td>
-        <span className={`badge badge-${record.status}`}>{record.status}</span>
-        {record.error_code && (
+        <span
+          className={`badge badge-${record.status}`}
+          title={record.status === 'interrupted' ? INTERRUPTED_TITLE : undefined}
+        >
+          {record.status}
+        </span>
+        {record.error_code && record.error_code !== record.status && (
           <code className="error-code" title={record.error_message ?? ''} data-testid="history-error-code">
             {record.error_code}
           </code>
@@ -258,7 +266,12 @@ function ExecutionDetail({
           Close
         </button>
       </header>
-      {record.error_code && (
+      {record.status === 'interrupted' && (
+        <div className="alert alert-warning" data-testid="detail-interrupted">
+          <strong>Interrupted.</strong> {INTERRUPTED_TITLE}
+        </div>
+      )}
+      {record.error_code && record.error_code !== 'interrupted' && (
         <div className="alert alert-error" data-testid="detail-error">
           <code>{record.error_code}</code> {record.error_message}
           {tried && <span data-testid="detail-error-tried"> {tried}</span>}
@@ -304,8 +317,15 @@ function ExecutionDetail({
         {record.output !== '' && <CopyButton getText={() => record.output} label="Copy answer" testId="copy-answer" />}
       </div>
       <SourcesProvider sources={record.sources} runKey={record.id}>
-        <div className="output markdown" data-testid="detail-output">
-          {record.output !== '' ? <Markdown text={record.output} /> : <span className="muted">No output.</span>}
+        <div className={record.status === 'interrupted' ? 'partial' : undefined}>
+          {record.status === 'interrupted' && record.output !== '' && (
+            <span className="badge badge-partial" data-testid="detail-partial-badge">
+              Partial output
+            </span>
+          )}
+          <div className="output markdown" data-testid="detail-output">
+            {record.output !== '' ? <Markdown text={record.output} /> : <span className="muted">No output.</span>}
+          </div>
         </div>
         <SourcesList />
       </SourcesProvider>

@@ -26,6 +26,18 @@ export function PhaseBadge({ phase, mode }: { phase: ExecutionState['phase']; mo
   );
 }
 
+/**
+ * "Reconnecting…" while a dropped stream is being resumed. The live region is there from the
+ * first render, empty, because screen readers announce changes to a region they already know.
+ */
+export function ReconnectingNotice({ reconnecting }: { reconnecting: boolean }) {
+  return (
+    <p className="reconnecting small" role="status" data-testid="reconnecting" data-active={reconnecting}>
+      {reconnecting ? 'Reconnecting…' : ''}
+    </p>
+  );
+}
+
 export function Spinner({ label }: { label: string }) {
   return (
     <div className="spinner-row" data-testid="spinner" role="status">

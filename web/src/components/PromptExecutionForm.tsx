@@ -2,6 +2,7 @@ import { Fragment, useEffect, useMemo, useRef, useState, type FormEvent, type Ke
 import { availableModels, config } from '../config';
 import { isBusy } from '../hooks/executionState';
 import { useComparison } from '../hooks/useComparison';
+import { useReattach } from '../hooks/useReattach';
 import { useStandardExecution } from '../hooks/useStandardExecution';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import {
@@ -227,6 +228,13 @@ export function PromptExecutionForm({
     void runWithRef.current(next, nextModel);
     // Only a new request runs; the variables list belongs to this prompt's form.
   }, [rerun]);
+
+  // A reload or another tab shows the user's run still streaming here (issue 24).
+  const attachRun = stream.attach;
+  useReattach(records, lastMode === null && canStream, (executionId) => {
+    setLastMode('streaming');
+    void attachRun(executionId, { idToken: getIdToken });
+  });
 
   const activeState = lastMode === 'streaming' ? stream : standard;
   const activeId = activeState.executionId;

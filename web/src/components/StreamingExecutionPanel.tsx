@@ -3,7 +3,7 @@ import { SourcesList, SourcesProvider } from '../markdown/Sources';
 import { Routing } from './ComparisonView';
 import { ErrorBanner } from './ErrorBanner';
 import type { ExecutionRecord } from '../types';
-import { OutputText, PhaseBadge, Spinner, WAITING_LABEL } from './ExecutionOutput';
+import { OutputText, PhaseBadge, ReconnectingNotice, Spinner, WAITING_LABEL } from './ExecutionOutput';
 import { hasUsage, UsageSummary } from './UsageSummary';
 
 interface Props {
@@ -51,6 +51,7 @@ export function StreamingExecutionPanel({ state, onCancel, record }: Props) {
         )}
       </header>
       {state.models[0] && <Routing model={state.models[0]} state={state} />}
+      <ReconnectingNotice reconnecting={state.reconnecting} />
       {state.phase === 'connecting' && (
         <Spinner label={state.usedFallback ? WAITING_LABEL.standard : WAITING_LABEL.streaming} />
       )}

@@ -21,6 +21,8 @@ export interface ExecutionState {
   models: string[];
   /** Every model tried and what became of it (`event: end` or `event: error`). */
   attempts: Attempt[];
+  /** The connection dropped and the client is resuming the run (issue 24). */
+  reconnecting: boolean;
 }
 
 export const IDLE_STATE: ExecutionState = {
@@ -35,6 +37,7 @@ export const IDLE_STATE: ExecutionState = {
   usedFallback: false,
   models: [],
   attempts: [],
+  reconnecting: false,
 };
 
 export function isBusy(phase: ExecutionPhase): boolean {
@@ -46,23 +49,26 @@ const PHASE_OF_STATUS: Record<string, ExecutionPhase> = {
   completed: 'completed',
   cancelled: 'cancelled',
   error: 'error',
+  // Its instance died mid-answer: what it had saved is kept, marked partial, with the reason.
+  interrupted: 'error',
 };
 
 /** A stored run as a panel shows it: a reopened comparison's columns are drawn like live ones. */
 export function stateOfRecord(record: ExecutionRecord): ExecutionState {
+  const failed = record.status === 'error' || record.status === 'interrupted';
+  const code = record.error_code ?? (record.status === 'interrupted' ? 'interrupted' : 'internal');
   return {
     ...IDLE_STATE,
     phase: PHASE_OF_STATUS[record.status] ?? 'completed',
     content: record.output,
     reasoning: record.reasoning,
-    // A cancelled run may carry a code too; only a failed one shows an error.
-    error:
-      record.status === 'error'
-        ? new ExecutionError(record.error_code ?? 'internal', record.error_message ?? '', {
-            // As a live run's error holds them, so the banner can name every model tried.
-            details: record.attempts && record.attempts.length > 0 ? { attempts: record.attempts } : null,
-          })
-        : null,
+    // A cancelled run may carry a code too; only a failed or interrupted one shows an error.
+    error: failed
+      ? new ExecutionError(code, record.error_message ?? '', {
+          // As a live run's error holds them, so the banner can name every model tried.
+          details: record.attempts && record.attempts.length > 0 ? { attempts: record.attempts } : null,
+        })
+      : null,
     usage: record.usage,
     model: record.model,
     executionId: record.id,

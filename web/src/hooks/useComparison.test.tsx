@@ -93,16 +93,20 @@ describe('useComparison', () => {
     expect(result.current.busy).toBe(false);
   });
 
-  it('cancels every column at once', async () => {
-    const { streams } = stubStreams();
+  it('cancels every column at once, on the server too', async () => {
+    const { streams, bodies } = stubStreams();
     const { result } = renderHook(() => useComparison());
     act(() => {
       void result.current.start(['m/a', 'm/b'], { ...OPTIONS, open: async () => 'c2', requestFor });
     });
     await waitFor(() => expect(streams.size).toBe(2));
+    streams.get('m/a')!.write(start('e1', 'm/a'));
+    streams.get('m/b')!.write(start('e2', 'm/b'));
+    await waitFor(() => expect(result.current.columns.map((c) => c.state.executionId)).toEqual(['e1', 'e2']));
     act(() => result.current.cancelAll());
     await waitFor(() => expect(result.current.columns.map((c) => c.state.phase)).toEqual(['cancelled', 'cancelled']));
-    expect([...streams.values()].every((s) => s.aborted())).toBe(true);
+    expect([streams.get('m/a')!, streams.get('m/b')!].every((s) => s.aborted())).toBe(true);
+    await waitFor(() => expect(bodies.filter((b) => 'cancel' in b)).toEqual([{ cancel: 'e1' }, { cancel: 'e2' }]));
   });
 
   it('starts no run when the comparison cannot be written, and says why', async () => {

@@ -34,8 +34,30 @@ function stubFetch(respond: (url: string, init?: RequestInit) => Response) {
   return fetchMock;
 }
 
+function jsonError(status: number, body: string): Response {
+  return new Response(body, { status, headers: { 'Content-Type': 'application/json' } });
+}
+
 function sse(body: ReadableStream<Uint8Array>): Response {
   return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
+const START = 'event: start\ndata: {"execution_id": "ex1", "prompt_id": "p1", "model": "demo/local-model", "resumable": true}\n\n';
+
+function isCancel(init: RequestInit | undefined): boolean {
+  return typeof init?.body === 'string' && 'cancel' in JSON.parse(init.body);
+}
+
+function cancelAnswer(id: string): Response {
+  return new Response(JSON.stringify({ execution_id: id, status: 'cancelled' }), {
+    status: 200,
+    headers: { 'Content-Type': 'application/json' },
+  });
+}
+
+/** The JSON bodies the app posted, in order. */
+function bodies(fetchMock: ReturnType<typeof stubFetch>): unknown[] {
+  return fetchMock.mock.calls.map((c) => JSON.parse(String(c[1]?.body)));
 }
 
 afterEach(() => {
@@ -106,15 +128,16 @@ describe('useStreamingExecution', () => {
     expect(result.current.content).toBe('0123456789'.repeat(4));
   });
 
-  it('cancel aborts the fetch and keeps the text so far', async () => {
+  it('cancel aborts the fetch, asks the server to cancel the run, and keeps the text so far', async () => {
     const stream = controlledStream();
-    const fetchMock = stubFetch(() => sse(stream.body));
+    const fetchMock = stubFetch((_url, init) => (isCancel(init) ? cancelAnswer('ex1') : sse(stream.body)));
     const { result } = renderHook(() => useStreamingExecution());
     let done!: Promise<void>;
     act(() => {
       done = result.current.execute(REQUEST, OPTIONS);
     });
-    stream.write('data: {"content": "partial", "finish_reason": null}\n\n');
+    stream.write(START);
+    stream.write('id: 1\ndata: {"content": "partial", "finish_reason": null}\n\n');
     await waitFor(() => expect(result.current.content).toBe('partial'));
 
     act(() => result.current.cancel());
@@ -124,18 +147,21 @@ describe('useStreamingExecution', () => {
     expect(stream.wasCancelled()).toBe(true);
     expect(result.current.phase).toBe('cancelled');
     expect(result.current.content).toBe('partial');
+    await waitFor(() => expect(bodies(fetchMock)).toEqual([{ ...REQUEST, resumable: true }, { cancel: 'ex1' }]));
   });
 
   it('cancels the run when the component unmounts', async () => {
     const stream = controlledStream();
-    const fetchMock = stubFetch(() => sse(stream.body));
+    const fetchMock = stubFetch((_url, init) => (isCancel(init) ? cancelAnswer('ex1') : sse(stream.body)));
     const { result, unmount } = renderHook(() => useStreamingExecution());
     act(() => {
       void result.current.execute(REQUEST, OPTIONS);
     });
-    await waitFor(() => expect(fetchMock).toHaveBeenCalled());
+    stream.write(START);
+    await waitFor(() => expect(result.current.executionId).toBe('ex1'));
     unmount();
     expect(fetchMock.mock.calls[0]![1]?.signal?.aborted).toBe(true);
+    await waitFor(() => expect(bodies(fetchMock)).toContainEqual({ cancel: 'ex1' }));
   });
 
   it('keeps the partial text and sets a mid-stream error', async () => {
@@ -158,13 +184,7 @@ describe('useStreamingExecution', () => {
   });
 
   it('reports a typed HTTP error before any content', async () => {
-    stubFetch(
-      () =>
-        new Response('{"error": {"code": "missing_variables", "message": "m", "details": {"missing": ["tone"]}}}', {
-          status: 400,
-          headers: { 'Content-Type': 'application/json' },
-        }),
-    );
+    stubFetch(() => jsonError(400, '{"error": {"code": "missing_variables", "message": "m", "details": {"missing": ["tone"]}}}'));
     const { result } = renderHook(() => useStreamingExecution());
     await act(() => result.current.execute(REQUEST, OPTIONS));
     expect(result.current.phase).toBe('error');
@@ -204,5 +224,77 @@ describe('useStreamingExecution', () => {
     expect(result.current.phase).toBe('completed');
     expect(result.current.content).toBe('whole answer');
     expect(result.current.executionId).toBe('ex7');
+  });
+  it('shows reconnecting while a dropped stream is resumed, and ends with the undisturbed text', async () => {
+    const first = controlledStream();
+    const second = controlledStream();
+    const fetchMock = stubFetch((_url, init) => (JSON.parse(String(init?.body)).resume ? sse(second.body) : sse(first.body)));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.execute(REQUEST, { ...OPTIONS, reconnect: { delaysMs: [1], random: () => 0.5 } });
+    });
+    first.write(START + 'id: 1\ndata: {"content": "Hel", "finish_reason": null}\n\n');
+    await waitFor(() => expect(result.current.content).toBe('Hel'));
+    expect(result.current.reconnecting).toBe(false);
+    first.close();
+    await waitFor(() => expect(result.current.reconnecting).toBe(true));
+    expect(result.current.phase).toBe('streaming');
+    expect(result.current.isStreaming).toBe(true);
+    await waitFor(() => expect(bodies(fetchMock)[1]).toEqual({ resume: 'ex1', last_event_id: 1 }));
+
+    second.write(START.replace('}\n', ', "resumed": true}\n'));
+    await waitFor(() => expect(result.current.reconnecting).toBe(false));
+    second.write('id: 1\ndata: {"content": "Hel", "finish_reason": null}\n\n');
+    second.write('id: 2\ndata: {"content": "lo", "finish_reason": "stop"}\n\n');
+    second.write('id: 3\nevent: end\ndata: {"execution_id": "ex1", "model": "demo/local-model", "finish_reason": "stop"}\n\n');
+    second.write('data: [DONE]\n\n');
+    second.close();
+    await act(() => done);
+    expect(result.current.phase).toBe('completed');
+    expect(result.current.content).toBe('Hello');
+  });
+
+  it('attaches to a run already streaming, from its first event', async () => {
+    const stream = controlledStream();
+    const fetchMock = stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.attach('ex1', OPTIONS);
+    });
+    expect(result.current.executionId).toBe('ex1');
+    expect(result.current.phase).toBe('connecting');
+    stream.write(START.replace('}\n', ', "resumed": true}\n') + 'id: 1\ndata: {"content": "Hi", "finish_reason": null}\n\n');
+    stream.write('data: [DONE]\n\n');
+    stream.close();
+    await act(() => done);
+    expect(bodies(fetchMock)).toEqual([{ resume: 'ex1', last_event_id: 0 }]);
+    expect(result.current.content).toBe('Hi');
+    expect(result.current.phase).toBe('completed');
+  });
+
+  it('ends an attach to a run that is not the user’s as an error', async () => {
+    stubFetch(() => jsonError(404, '{"error": {"code": "execution_not_found", "message": "No such execution."}}'));
+    const { result } = renderHook(() => useStreamingExecution());
+    await act(() => result.current.attach('ex1', OPTIONS));
+    expect(result.current.phase).toBe('error');
+    expect(result.current.error?.code).toBe('execution_not_found');
+  });
+  it('shows a reattached run that was cancelled meanwhile as cancelled, with its text', async () => {
+    const stream = controlledStream();
+    stubFetch(() => sse(stream.body));
+    const { result } = renderHook(() => useStreamingExecution());
+    let done!: Promise<void>;
+    act(() => {
+      done = result.current.attach('ex1', OPTIONS);
+    });
+    stream.write(START.replace('}\n', ', "resumed": true}\n') + 'id: 1\ndata: {"content": "Half", "finish_reason": null}\n\n');
+    stream.write('id: 2\nevent: error\ndata: {"code": "cancelled", "message": "The execution was cancelled."}\n\ndata: [DONE]\n\n');
+    stream.close();
+    await act(() => done);
+    expect(result.current.phase).toBe('cancelled');
+    expect(result.current.error).toBeNull();
+    expect(result.current.content).toBe('Half');
   });
 });

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useReducer, useRef } from 'react';
 import { CLIENT_CODES, ExecutionError } from '../services/errors';
-import { executePrompt, executePromptStream } from '../services/streaming';
+import { attachExecution, streamExecution, type ResumableOptions } from '../services/resume';
+import { executePrompt } from '../services/streaming';
 import type { ExecuteRequest, ExecutionResult, StreamEvent } from '../types';
 import { IDLE_STATE, isBusy, type ExecutionState } from './executionState';
 
@@ -9,10 +10,12 @@ export interface ExecuteOptions {
   idToken: string | (() => Promise<string>);
   /** Overrides VITE_FUNCTIONS_BASE_URL (tests). */
   baseUrl?: string;
+  /** Overrides the reconnect backoff (tests). */
+  reconnect?: ResumableOptions['reconnect'];
 }
 
 type Action =
-  | { type: 'begin' }
+  | { type: 'begin'; executionId: string | null }
   | { type: 'events'; events: StreamEvent[] }
   | { type: 'fallback' }
   | { type: 'finish'; result: ExecutionResult }
@@ -21,13 +24,20 @@ type Action =
 function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
   switch (event.type) {
     case 'start':
-      return { ...state, executionId: event.executionId, model: event.model, models: event.models };
+      return {
+        ...state,
+        executionId: event.executionId,
+        model: event.model,
+        models: event.models,
+        reconnecting: false,
+      };
     case 'sources':
       return { ...state, sources: event.sources };
     case 'content': {
       const hasToken = event.content !== '' || (event.reasoning ?? '') !== '';
       return {
         ...state,
+        reconnecting: false,
         phase: hasToken ? 'streaming' : state.phase,
         content: state.content + event.content,
         reasoning: state.reasoning + (event.reasoning ?? ''),
@@ -46,6 +56,8 @@ function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
     case 'error':
       // The error itself arrives through 'fail' once the stream has closed; its attempts now.
       return { ...state, attempts: event.attempts };
+    case 'reconnecting':
+      return { ...state, reconnecting: true };
     default:
       // [DONE] arrives through 'finish'.
       return state;
@@ -55,7 +67,7 @@ function applyEvent(state: ExecutionState, event: StreamEvent): ExecutionState {
 function reducer(state: ExecutionState, action: Action): ExecutionState {
   switch (action.type) {
     case 'begin':
-      return { ...IDLE_STATE, phase: 'connecting' };
+      return { ...IDLE_STATE, phase: 'connecting', executionId: action.executionId };
     case 'events':
       return action.events.reduce(applyEvent, state);
     case 'fallback':
@@ -64,6 +76,7 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
       const { result } = action;
       return {
         ...state,
+        reconnecting: false,
         phase: result.cancelled ? 'cancelled' : 'completed',
         // The fallback path has no events, so take the text from the result when we have none.
         content: state.content || result.content,
@@ -77,7 +90,9 @@ function reducer(state: ExecutionState, action: Action): ExecutionState {
       };
     }
     case 'fail':
-      return { ...state, phase: 'error', error: action.error };
+      // A run resumed (or reattached) after it was cancelled, here or in another tab, ends so.
+      if (action.error.code === 'cancelled') return { ...state, phase: 'cancelled', reconnecting: false };
+      return { ...state, phase: 'error', error: action.error, reconnecting: false };
   }
 }
 
@@ -105,13 +120,21 @@ function asExecutionError(error: unknown): ExecutionError {
 export interface StreamingExecution extends ExecutionState {
   isStreaming: boolean;
   execute: (request: ExecuteRequest, options: ExecuteOptions) => Promise<void>;
+  /** Shows a run already streaming (after a reload, or from another tab) from its first event. */
+  attach: (executionId: string, options: ExecuteOptions) => Promise<void>;
   cancel: () => void;
 }
 
+/** How a run starts: a new run, or a reattach to one that is streaming already. */
+type Start =
+  | { kind: 'run'; request: ExecuteRequest }
+  | { kind: 'attach'; executionId: string };
+
 /**
- * Runs a prompt through the streaming endpoint and exposes its growing text. A new `execute`
- * cancels the run before it; unmounting cancels the current one, so the backend stops the
- * upstream. If the browser hands back no readable body, it reruns on the non-streaming endpoint.
+ * Runs a prompt through the streaming endpoint, as a resumable run, and exposes its growing
+ * text; a dropped connection is resumed (`reconnecting` meanwhile). A new `execute` cancels the
+ * run before it; cancelling, or unmounting, aborts the stream and asks the server to cancel the
+ * run. If the browser hands back no readable body, it reruns on the non-streaming endpoint.
  */
 export function useStreamingExecution(): StreamingExecution {
   const [state, dispatch] = useReducer(reducer, IDLE_STATE);
@@ -123,7 +146,7 @@ export function useStreamingExecution(): StreamingExecution {
 
   useEffect(() => () => controllerRef.current?.abort(), []);
 
-  const execute = useCallback(async (request: ExecuteRequest, options: ExecuteOptions) => {
+  const run = useCallback(async (start: Start, options: ExecuteOptions) => {
     controllerRef.current?.abort();
     const controller = new AbortController();
     controllerRef.current = controller;
@@ -141,28 +164,35 @@ export function useStreamingExecution(): StreamingExecution {
       if (scheduled === null) scheduled = nextFrame(flush);
     };
 
-    dispatch({ type: 'begin' });
+    dispatch({ type: 'begin', executionId: start.kind === 'attach' ? start.executionId : null });
     try {
       const idToken = await resolveToken(options.idToken);
+      const streamOptions: ResumableOptions = {
+        idToken,
+        getIdToken: () => resolveToken(options.idToken),
+        baseUrl: options.baseUrl,
+        reconnect: options.reconnect,
+        signal: controller.signal,
+        onEvent: (event) => {
+          if (!current()) return;
+          pending.push(event);
+          // A burst of chunks is one render: React draws at most once a frame, however fast
+          // the model streams (see docs/adr/0100-web-markdown-rendering.md).
+          if (event.type === 'content') scheduleFlush();
+          else flush();
+        },
+      };
       let result: ExecutionResult;
       try {
-        result = await executePromptStream(request, {
-          idToken,
-          baseUrl: options.baseUrl,
-          signal: controller.signal,
-          onEvent: (event) => {
-            if (!current()) return;
-            pending.push(event);
-            // A burst of chunks is one render: React draws at most once a frame, however fast
-            // the model streams (see docs/adr/0100-web-markdown-rendering.md).
-            if (event.type === 'content') scheduleFlush();
-            else flush();
-          },
-        });
+        result =
+          start.kind === 'run'
+            ? await streamExecution(start.request, streamOptions)
+            : await attachExecution(start.executionId, streamOptions);
       } catch (error) {
-        if (!(error instanceof ExecutionError && error.code === CLIENT_CODES.streamingUnsupported)) throw error;
+        const unsupported = error instanceof ExecutionError && error.code === CLIENT_CODES.streamingUnsupported;
+        if (!(unsupported && start.kind === 'run')) throw error;
         if (current()) dispatch({ type: 'fallback' });
-        result = await executePrompt(request, {
+        result = await executePrompt(start.request, {
           idToken,
           baseUrl: options.baseUrl,
           signal: controller.signal,
@@ -178,5 +208,14 @@ export function useStreamingExecution(): StreamingExecution {
     }
   }, []);
 
-  return { ...state, isStreaming: isBusy(state.phase), execute, cancel };
+  const execute = useCallback(
+    (request: ExecuteRequest, options: ExecuteOptions) => run({ kind: 'run', request }, options),
+    [run],
+  );
+  const attach = useCallback(
+    (executionId: string, options: ExecuteOptions) => run({ kind: 'attach', executionId }, options),
+    [run],
+  );
+
+  return { ...state, isStreaming: isBusy(state.phase), execute, attach, cancel };
 }

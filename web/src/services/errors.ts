@@ -17,8 +17,15 @@ export const CLIENT_CODES = {
   streamingUnsupported: 'streaming_unsupported',
 } as const;
 
+/**
+ * Issue 24's codes (contract C1, and `cancelled`: a resumed run that was cancelled meanwhile),
+ * listed here until the generated ErrorCode has them: the lead drops this once
+ * scripts/wire-types runs on the backend's branch.
+ */
+type ResumeCode = 'execution_not_found' | 'interrupted' | 'cancelled';
+
 /** Every code an ExecutionError can carry that has words of its own; a case outside it fails the typecheck. */
-type KnownCode = ErrorCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
+type KnownCode = ErrorCode | ResumeCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
 
 export interface ExecutionErrorOptions {
   status?: number;
@@ -241,6 +248,15 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
       return { title: 'Service temporarily unavailable', detail: 'Nothing was run or saved. Try again shortly.' };
     case 'method_not_allowed':
       return { title: 'Request refused', detail: error.message };
+    case 'execution_not_found':
+      return { title: 'Run not found', detail: 'It is not one of your runs, or it no longer exists.' };
+    case 'cancelled':
+      return { title: 'Cancelled', detail: 'The run was cancelled before it finished.' };
+    case 'interrupted':
+      return {
+        title: 'Interrupted',
+        detail: 'The server running this answer stopped before it finished; the text is what it had saved.',
+      };
     case 'configuration_error':
     case 'internal':
       return { title: 'Server error', detail: error.message };

@@ -79,6 +79,7 @@ export function toExecution(snap: { id: string; data: () => DocumentData | undef
     turn: num(d.turn),
     message: strOrNull(d.message),
     prompt_version: num(d.prompt_version),
+    resumable: d.resumable === true,
   };
 }
 

@@ -20,7 +20,16 @@ const FULL_STREAM = [
 ].join('');
 
 const EXPECTED_EVENTS: StreamEvent[] = [
-  { type: 'start', executionId: 'ex1', promptId: 'p1', model: 'demo/local-model', comparisonId: null, models: [] },
+  {
+    type: 'start',
+    executionId: 'ex1',
+    promptId: 'p1',
+    model: 'demo/local-model',
+    comparisonId: null,
+    models: [],
+    resumable: false,
+    resumed: false,
+  },
   { type: 'content', id: '1', content: 'Hél', reasoning: undefined, finishReason: null },
   { type: 'content', id: '2', content: 'lo 🌍 世界', reasoning: undefined, finishReason: 'stop' },
   {

@@ -70,7 +70,7 @@ function usageOf(value: unknown): Usage | null {
   return isRecord(value) ? (value as Usage) : null;
 }
 
-function post(url: string, request: ExecuteRequest, options: RequestOptions, accept: string): Promise<Response> {
+function post(url: string, body: unknown, options: RequestOptions, accept: string): Promise<Response> {
   const fetchImpl = options.fetchImpl ?? globalThis.fetch.bind(globalThis);
   return fetchImpl(url, {
     method: 'POST',
@@ -79,15 +79,16 @@ function post(url: string, request: ExecuteRequest, options: RequestOptions, acc
       'Content-Type': 'application/json',
       Accept: accept,
     },
-    body: JSON.stringify(request),
+    body: JSON.stringify(body),
     signal: options.signal,
     cache: 'no-store',
   });
 }
 
-async function send(url: string, request: ExecuteRequest, options: RequestOptions, accept: string): Promise<Response | null> {
+/** POSTs `body` as JSON; null when `signal` aborted it; a network failure as an ExecutionError. */
+export async function send(url: string, body: unknown, options: RequestOptions, accept: string): Promise<Response | null> {
   try {
-    return await post(url, request, options, accept);
+    return await post(url, body, options, accept);
   } catch (error) {
     if (isAbort(error, options.signal)) return null;
     // fetch rejects with a TypeError for every network-level failure (offline, refused, CORS).
@@ -95,25 +96,49 @@ async function send(url: string, request: ExecuteRequest, options: RequestOption
   }
 }
 
+/** How one connection ended, when it did not throw. */
+export type ConnectionEnd =
+  | { kind: 'finished' }
+  | { kind: 'cancelled' }
+  /** The body ended early, the network failed or went silent, or the server said `event: resume`. */
+  | { kind: 'dropped'; error: ExecutionError; resumeNow: boolean };
+
+/** What a run has received so far; one cursor spans every connection of a resumed run. */
+export interface StreamCursor {
+  result: ExecutionResult;
+  /** The largest event id handed on (0: none); a resume asks for the events after it. */
+  lastEventId: number;
+}
+
+export function newCursor(executionId: string | null = null): StreamCursor {
+  return { result: { ...emptyResult(), executionId }, lastEventId: 0 };
+}
+
+/** An SSE `id:` as the backend writes it (1, 2, ...); anything else is no id. */
+function eventId(id: string | undefined): number | null {
+  if (id === undefined || !/^\d{1,15}$/.test(id)) return null;
+  return Number(id);
+}
+
 /**
- * Runs a prompt and streams its output. `onEvent` sees every event in order.
- *
- * Resolves with the whole result on `event: end` / `data: [DONE]`, or with `cancelled: true`
- * (and the partial text) once `signal` aborts. Rejects with an ExecutionError for a non-2xx
- * answer, an in-stream `event: error` (`midStream: true`), a network failure, or a stream that
- * closes before it finished.
+ * One POST to /execute_prompt_stream with `body` (a run, or a resume): hands each new event to
+ * `onEvent`, skipping events whose id the cursor has passed (a resume may replay some), and says
+ * how the connection ended. Throws an ExecutionError for a non-2xx answer (read from its body),
+ * an in-stream `event: error`, a protocol fault, or a body the browser cannot stream.
  */
-export async function executePromptStream(
-  request: ExecuteRequest,
-  options: StreamOptions,
-): Promise<ExecutionResult> {
+export async function readConnection(body: unknown, options: StreamOptions, cursor: StreamCursor): Promise<ConnectionEnd> {
   const { signal, onEvent } = options;
-  const result = emptyResult();
-  if (signal?.aborted) return { ...result, cancelled: true };
+  const result = cursor.result;
+  if (signal?.aborted) return { kind: 'cancelled' };
 
   const baseUrl = options.baseUrl ?? config.functionsBaseUrl;
-  const response = await send(`${baseUrl}/execute_prompt_stream`, request, options, 'text/event-stream');
-  if (response === null) return { ...result, cancelled: true };
+  let response: Response | null;
+  try {
+    response = await send(`${baseUrl}/execute_prompt_stream`, body, options, 'text/event-stream');
+  } catch (error) {
+    return { kind: 'dropped', error: error as ExecutionError, resumeNow: false };
+  }
+  if (response === null) return { kind: 'cancelled' };
   if (!response.ok) throw await errorFromResponse(response);
 
   const contentType = response.headers.get('Content-Type') ?? '';
@@ -123,13 +148,15 @@ export async function executePromptStream(
       status: response.status,
     });
   }
-  const body = response.body;
-  if (body === null || typeof body.getReader !== 'function') {
+  const stream = response.body;
+  if (stream === null || typeof stream.getReader !== 'function') {
     throw new ExecutionError(CLIENT_CODES.streamingUnsupported, 'The response body cannot be read as a stream.');
   }
+  const status = response.status;
 
   let sawDone = false;
   let sawEnd = false;
+  let resumeNow = false;
   let streamError: ExecutionError | null = null;
   let protocolError: ExecutionError | null = null;
 
@@ -138,12 +165,15 @@ export async function executePromptStream(
   };
 
   const handle = (message: EventSourceMessage): void => {
-    if (sawDone) return;
+    if (sawDone || resumeNow) return;
     if (message.data === '[DONE]') {
       sawDone = true;
       emit({ type: 'done' });
       return;
     }
+    const id = eventId(message.id);
+    // Already handed on before the connection dropped: the resume replays from the id we sent.
+    if (id !== null && id <= cursor.lastEventId) return;
     let data: unknown;
     try {
       data = JSON.parse(message.data);
@@ -163,6 +193,7 @@ export async function executePromptStream(
       return;
     }
     if (!isRecord(data)) return;
+    if (id !== null) cursor.lastEventId = id;
     switch (message.event ?? 'message') {
       case 'start':
         result.executionId = str(data.execution_id);
@@ -174,6 +205,8 @@ export async function executePromptStream(
           model: result.model ?? '',
           comparisonId: str(data.comparison_id),
           models: Array.isArray(data.models) ? data.models.filter((m): m is string => typeof m === 'string') : [],
+          resumable: data.resumable === true,
+          resumed: data.resumed === true,
         });
         break;
       case 'message': {
@@ -209,13 +242,17 @@ export async function executePromptStream(
         const text = str(data.message) ?? 'The stream failed.';
         const attempts = attemptsOf(data.attempts);
         streamError = new ExecutionError(code, text, {
-          status: response.status,
+          status,
           midStream: true,
           ...(attempts.length > 0 && { details: { attempts } }),
         });
         emit({ type: 'error', code, message: text, attempts });
         break;
       }
+      case 'resume':
+        // The instance is shutting down: the body ends without [DONE], and the run goes on elsewhere.
+        resumeNow = true;
+        break;
       default:
         // Unknown event types are for newer clients; skipping them keeps old ones working.
         break;
@@ -224,7 +261,7 @@ export async function executePromptStream(
 
   // Heartbeat comments (`: ping`) need no handler: the parser drops them.
   const parser = createParser({ onEvent: handle });
-  const reader = body.getReader();
+  const reader = stream.getReader();
   const decoder = new TextDecoder('utf-8');
 
   let lastText = '';
@@ -247,17 +284,18 @@ export async function executePromptStream(
 
   try {
     armIdleTimer();
-    while (!sawDone) {
+    while (!sawDone && !resumeNow) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
         chunk = await reader.read();
       } catch (error) {
-        if (isAbort(error, signal)) return { ...result, cancelled: true };
-        throw new ExecutionError(CLIENT_CODES.network, 'The connection dropped while reading the answer.', {
+        if (isAbort(error, signal)) return { kind: 'cancelled' };
+        const lost = new ExecutionError(CLIENT_CODES.network, 'The connection dropped while reading the answer.', {
           cause: error,
         });
+        return { kind: 'dropped', error: lost, resumeNow: false };
       }
-      if (signal?.aborted) return { ...result, cancelled: true };
+      if (signal?.aborted) return { kind: 'cancelled' };
       if (chunk.done) break;
       armIdleTimer();
       const text = decoder.decode(chunk.value, { stream: true });
@@ -265,7 +303,7 @@ export async function executePromptStream(
       parser.feed(text);
       if (protocolError !== null) throw protocolError;
     }
-    if (!sawDone) {
+    if (!sawDone && !resumeNow) {
       let tail = decoder.decode();
       // A stream that uses bare CR line ends leaves its last CR pending (a LF might still
       // follow); at the end of the stream none will, so settle it. Truncated events stay
@@ -282,13 +320,30 @@ export async function executePromptStream(
   }
 
   if (streamError !== null) throw streamError;
-  if (idleExpired && !sawDone && !sawEnd) {
-    throw new ExecutionError(CLIENT_CODES.interrupted, `No data for ${Math.round(idleTimeoutMs / 1000)} s; the connection looks dead.`);
+  if (sawDone || sawEnd) return { kind: 'finished' };
+  if (resumeNow) {
+    const moved = new ExecutionError(CLIENT_CODES.interrupted, 'The server moved the stream elsewhere.');
+    return { kind: 'dropped', error: moved, resumeNow: true };
   }
-  if (!sawDone && !sawEnd) {
-    throw new ExecutionError(CLIENT_CODES.interrupted, 'The stream closed before the answer finished.');
-  }
-  return result;
+  const message = idleExpired
+    ? `No data for ${Math.round(idleTimeoutMs / 1000)} s; the connection looks dead.`
+    : 'The stream closed before the answer finished.';
+  return { kind: 'dropped', error: new ExecutionError(CLIENT_CODES.interrupted, message), resumeNow: false };
+}
+
+/**
+ * Runs a prompt and streams its output over one connection. `onEvent` sees every event in order.
+ *
+ * Resolves with the whole result on `event: end` / `data: [DONE]`, or with `cancelled: true`
+ * (and the partial text) once `signal` aborts. Rejects with an ExecutionError for a non-2xx
+ * answer, an in-stream `event: error` (`midStream: true`), a network failure, or a stream that
+ * closes before it finished. `streamExecution` (services/resume.ts) is the one that reconnects.
+ */
+export async function executePromptStream(request: ExecuteRequest, options: StreamOptions): Promise<ExecutionResult> {
+  const cursor = newCursor();
+  const end = await readConnection(request, options, cursor);
+  if (end.kind === 'dropped') throw end.error;
+  return end.kind === 'cancelled' ? { ...cursor.result, cancelled: true } : cursor.result;
 }
 
 /** Non-streaming run: the whole answer in one JSON body. Resolves `cancelled: true` on abort. */
