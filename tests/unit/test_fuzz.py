@@ -194,6 +194,10 @@ _valid: dict[str, st.SearchStrategy[Any]] = {
     | st.lists(_document_ids, max_size=3)
     | st.integers(0, 50).map(lambda n: ["d"] * n),
     "top_k": st.none() | st.integers(1, 50),
+    "conversation_id": st.none() | _document_ids,
+    "parent_execution_id": st.none() | _document_ids,
+    "message": st.none() | st.text(min_size=1, max_size=10),
+    "regenerate": st.booleans(),
 }
 _around: dict[str, list[Any]] = {
     "prompt_id": ["", "p" * 128, "p" * 129, "a/b", ".", "..", "__x__", "__x", None],
@@ -206,6 +210,10 @@ _around: dict[str, list[Any]] = {
     "temperature": [-0.01, 0, 2, 2.01, True, "1"],
     "document_ids": [["d"] * 50, ["d"] * 51, ["-x"], ["a" * 101], [""], "d"],
     "top_k": [0, 1, 50, 51, 2.0, True, "3"],
+    "conversation_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
+    "parent_execution_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
+    "message": ["", "m", 1],
+    "regenerate": [True, False, 1, "true"],
     "promptId": ["p"],
     "x": [None],
 }
@@ -246,6 +254,10 @@ def _fits(doc: dict[str, Any]) -> bool:
             isinstance(v, list) and len(v) <= 50 and all(document_id(d) for d in v)
         ),
         "top_k": lambda v: number(v, 1, 50, (int,)),
+        "conversation_id": document_id,
+        "parent_execution_id": document_id,
+        "message": lambda v: isinstance(v, str) and len(v) >= 1,
+        "regenerate": lambda v: isinstance(v, bool),
     }
     return (
         set(doc) <= _FIELDS

@@ -47,7 +47,7 @@ from ._limits import (
 )
 from ._prompts import Prompt, prompt_from
 
-__all__ = ["DOCUMENTS", "Store", "auto_id"]
+__all__ = ["DOCUMENTS", "EXECUTIONS", "Store", "auto_id", "sent_path"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,6 +57,16 @@ EXECUTIONS = "executions"
 USER_LIMITS = "user_limits"
 # Knowledge-base documents (written by ingestion; the limits document counts them).
 DOCUMENTS = "documents"
+
+
+def sent_path(execution_id: str) -> str:
+    """What an execution sent upstream as its own turn (the first turn's system prompt and
+    context, the user message with its passages): beside the record, not in it, so that
+    history reads stay small and the record's 1 MiB holds its output
+    (docs/adr/0700-conversations.md)."""
+    return f"{EXECUTIONS}/{execution_id}/input/sent"
+
+
 # Reads and commits before a user's lease is given up on (each loser reads again).
 _ATTEMPTS = 20
 _ID_CHARS = string.ascii_letters + string.digits
@@ -126,6 +136,7 @@ class Store:
         uid: str,
         prompt_id: str,
         build: Callable[[Prompt | None], tuple[dict[str, Any], int, T]],
+        sent: Callable[[T], dict[str, Any]] | None = None,
     ) -> tuple[str, T]:
         """Read the prompt, check it, take a stream lease and create the execution record
         (one read of both documents, one commit).
@@ -133,6 +144,8 @@ class Store:
         ``build`` sees the prompt (``None`` if absent) and returns the record's fields, the
         tokens to reserve against the day's budget until the execution finishes, and a
         result for the caller; it refuses by raising, and then nothing is written.
+        ``sent`` gives the fields of its ``sent_path`` document, created in the same commit.
+        A record without a ``conversation_id`` starts its own: the execution's id.
         Raises ``LimitExceeded`` (and writes nothing) when the user is over a limit.
         """
         db = self._db
@@ -159,7 +172,12 @@ class Store:
                     "update": {
                         "name": db.name(f"{EXECUTIONS}/{execution_id}"),
                         "fields": encode_fields(
-                            {**record, "owner_uid": uid, "status": "streaming"}
+                            {
+                                "conversation_id": execution_id,
+                                **record,
+                                "owner_uid": uid,
+                                "status": "streaming",
+                            }
                         ),
                     },
                     "updateTransforms": [
@@ -168,6 +186,16 @@ class Store:
                     "currentDocument": {"exists": False},
                 },
             ]
+            if sent is not None:
+                writes.append(
+                    {
+                        "update": {
+                            "name": db.name(sent_path(execution_id)),
+                            "fields": encode_fields({**sent(result), "owner_uid": uid}),
+                        },
+                        "currentDocument": {"exists": False},
+                    }
+                )
             return writes, (execution_id, result)
 
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
@@ -205,6 +233,19 @@ class Store:
             return [write], True
 
         return await self._committed(step)
+
+    async def update_sent(self, *, execution_id: str, fields: dict[str, Any]) -> None:
+        """Update fields of the execution's ``sent_path`` document (its user message once
+        the passages retrieval found are in it)."""
+        write = {
+            "update": {
+                "name": self._db.name(sent_path(execution_id)),
+                "fields": encode_fields(fields),
+            },
+            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+            "currentDocument": {"exists": True},
+        }
+        await self._db.commit([write])
 
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         """Update the record alone (the short version, after ``release``)."""
