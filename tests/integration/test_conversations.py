@@ -7,14 +7,15 @@ on a comparison column; limits and the budget per turn."""
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import FunctionServer, Serve, add_prompt, auth, body, executions, limits
-from support.http import Reply, post
+from support import ROOT, FunctionServer, Serve, add_prompt, auth, body, executions, limits
+from support.http import Reply, post, request
 
 MODELS = ["demo/local-model", "demo/fast-model"]
 ENV = {"ALLOWED_MODELS": ",".join(MODELS), "DEFAULT_MODEL": MODELS[0]}
@@ -173,7 +174,9 @@ def test_another_users_or_an_absent_conversation_is_the_same_404(
     add_prompt(db, public=True)
     one = first_turn(server)
     before = len(chats(fake_upstream))
-    theirs = refused(follow(server, one, one, uid="bob", message="hi"), 404, "conversation_not_found")
+    theirs = refused(
+        follow(server, one, one, uid="bob", message="hi"), 404, "conversation_not_found"
+    )
     absent = refused(follow(server, "nope", "nope", message="hi"), 404, "conversation_not_found")
     assert theirs == absent
     # Bob's own conversation cannot adopt Alice's turn as its parent either.
@@ -276,3 +279,55 @@ def test_execute_prompt_continues_a_conversation_too(
         {"role": "user", "content": "And barn owls?"},
     ]
     assert json.loads(json.dumps(two))["content"]
+
+
+@pytest.fixture(scope="module")
+def ingest_server(serve: Serve) -> Iterator[FunctionServer]:
+    with serve("ingest_document") as started:
+        yield started
+
+
+def test_a_follow_up_searches_again_with_its_text_and_has_its_own_sources(
+    db: Any,
+    server: FunctionServer,
+    ingest_server: FunctionServer,
+    fake_upstream: FakeOpenRouterThread,
+) -> None:
+    query = urllib.parse.urlencode({"document_id": "bakery", "title": "Bakery", "filename": "b.md"})
+    data = (ROOT / "tests" / "data" / "kb" / "bakery.md").read_bytes()
+    headers = {**auth(), "Content-Type": "text/markdown"}
+    assert (
+        request(ingest_server, "POST", data, headers, path="/?" + query, timeout=60).status == 200
+    )
+    add_prompt(
+        db,
+        content="Answer: {{question}}",
+        variables=[{"name": "question", "required": True}],
+        document_ids=["bakery"],
+        top_k=2,
+        retrieval_query_variable="question",
+    )
+    one_reply = run(server, variables={"question": "When does the shop open on Saturdays?"})
+    one = start(one_reply)["execution_id"]
+    [first_sources] = one_reply.named("sources")
+    assert any("8:00" in s["text"] for s in first_sources)
+    two_reply = follow(server, one, one, message="And what does delivery beyond that cost?")
+    two = start(two_reply)["execution_id"]
+    [second_sources] = two_reply.named("sources")
+    assert any("four pounds" in s["text"] for s in second_sources)
+    # The search carried the previous question ahead of the follow-up's.
+    embedded = [
+        r["json"]["input"] for r in fake_upstream.requests() if r["path"].endswith("/embeddings")
+    ]
+    assert embedded[-1] in (
+        ["When does the shop open on Saturdays?\nAnd what does delivery beyond that cost?"],
+        "When does the shop open on Saturdays?\nAnd what does delivery beyond that cost?",
+    )
+    # Each turn went upstream with its own passages, the first one's kept in the history.
+    sent = chats(fake_upstream)[-1]["messages"]
+    first_user = sent[0]["content"]
+    assert all(s["text"] in first_user for s in first_sources)
+    assert all(s["text"] in sent[-1]["content"] for s in second_sources)
+    assert sent[-1]["content"].endswith("And what does delivery beyond that cost?")
+    assert record(db, two)["document_ids"] == ["bakery"]
+    assert [s["text"] for s in record(db, two)["sources"]] == [s["text"] for s in second_sources]
