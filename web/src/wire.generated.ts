@@ -28,6 +28,9 @@ export type ErrorCode =
   | 'document_not_found'
   | 'too_many_documents'
   | 'document_conflict'
+  | 'conversation_not_found'
+  | 'turn_out_of_order'
+  | 'conversation_too_long'
   | 'rate_limited'
   | 'out_of_credits'
   | 'upstream_error'
@@ -54,4 +57,8 @@ export interface ExecuteRequest {
   temperature?: number | null;
   document_ids?: string[] | null;
   top_k?: number | null;
+  conversation_id?: string | null;
+  parent_execution_id?: string | null;
+  message?: string | null;
+  regenerate?: boolean;
 }
