@@ -235,6 +235,10 @@ def test_a_conversation_too_long_for_the_context_is_refused_before_the_first_byt
     # Nothing held: the lease and the reservation of the refused turn were never taken.
     assert limits(db)["leases"] == {} and limits(db)["reserved"] == {}
     start(follow(narrow, one, one, message="short", max_tokens=100))
+    # The conversation so far counts as its last turn's record counted it.
+    db.collection("executions").document(one).update({"tokens_debited": 2950})
+    reply = follow(narrow, one, one, message="short", max_tokens=100)
+    assert refused(reply, 413, "conversation_too_long")["details"]["tokens"] > 3000
 
 
 def test_each_turn_takes_its_lease_and_is_debited_under_the_days_budget(

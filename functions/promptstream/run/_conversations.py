@@ -19,7 +19,6 @@ from .._errors import ErrorCode, HttpError
 from .._tokens import estimate_tokens
 from ..store._firestore import Document, FirestoreRest, structured_query
 from ..store._store import EXECUTIONS, sent_path
-from ..upstream._messages import chat_messages
 from ._request import ExecuteRequest
 
 __all__ = ["Chain", "check_window", "load_chain", "turn_one_fields"]
@@ -57,15 +56,19 @@ class Chain:
     document_ids: tuple[str, ...]
     # The search query: the user's previous text, cut, then the new one.
     query: str
+    # The tokens of the conversation up to the parent, its answer included: what the
+    # parent's record debited for its messages and answer (the upstream's count when it
+    # gave one), so that a follow-up never re-reads the whole conversation on the loop.
+    earlier_tokens: int = 0
 
     @property
     def turn(self) -> int:
         return len(self.ancestors) + 1
 
     def tokens(self) -> int:
-        """An estimate of the tokens of every message sent upstream (ADR 0302)."""
-        messages = chat_messages(self.message, self.system, self.context, self.history)
-        return sum(estimate_tokens(m["content"]) for m in messages)
+        """The tokens of every message sent upstream: the conversation so far as the
+        parent counted it, and an estimate of the new message (ADR 0302)."""
+        return self.earlier_tokens + estimate_tokens(self.message)
 
     def record(self) -> dict[str, Any]:
         """The new record's conversation fields."""
@@ -143,6 +146,10 @@ def _check_turn(
     return record, data
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -209,6 +216,7 @@ async def load_chain(
         if isinstance(raw_ids, list)
         else (),
         query=f"{previous}\n{message}" if previous else message,
+        earlier_tokens=_int(parent.get("tokens_debited")) - _int(parent.get("retrieval_tokens")),
     )
 
 

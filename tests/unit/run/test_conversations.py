@@ -103,6 +103,8 @@ def test_a_follow_up_sends_its_chain_and_continues_with_the_parent_s_model() -> 
     ]
     assert messages[-1] == {"role": "user", "content": "Why?"}
     assert ex.prompt_tokens == chain().tokens() > 0
+    # The conversation so far counts as the parent counted it, the new message estimated.
+    assert chain(earlier_tokens=1000).tokens() == 1000 + chain().tokens()
     # The request's model wins over the parent's.
     assert (
         prepare_follow_up("alice", follow_up(model="m/a"), prompt(), chain(), SETTINGS).model
@@ -123,7 +125,7 @@ def test_a_follow_up_searches_the_first_turn_s_documents_with_its_query() -> Non
 
 
 def test_a_follow_up_past_the_context_window_is_413_with_its_figures() -> None:
-    long = chain(history=({"role": "user", "content": "word " * 6000},))
+    long = chain(earlier_tokens=4500)
     with pytest.raises(HttpError) as refused:
         prepare_follow_up("alice", follow_up(), prompt(), long, SETTINGS)
     error = refused.value
@@ -131,7 +133,7 @@ def test_a_follow_up_past_the_context_window_is_413_with_its_figures() -> None:
     assert error.details["context_window_tokens"] == 5000
     assert error.details["tokens"] > 5000
     # max_tokens counts: the same chain fits with a small enough answer.
-    fits = chain(history=({"role": "user", "content": "word " * 300},))
+    fits = chain(earlier_tokens=300)
     prepare_follow_up("alice", follow_up(max_tokens=100), prompt(), fits, SETTINGS)
     with pytest.raises(HttpError):
         prepare_follow_up("alice", follow_up(max_tokens=4900), prompt(), fits, SETTINGS)
