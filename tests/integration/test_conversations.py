@@ -6,6 +6,7 @@ on a comparison column; limits and the budget per turn."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -14,11 +15,22 @@ from typing import Any
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
-from support import ROOT, FunctionServer, Serve, add_prompt, auth, body, executions, limits
-from support.http import Reply, post, request
+from support import (
+    ROOT,
+    FunctionServer,
+    Serve,
+    add_prompt,
+    auth,
+    body,
+    executions,
+    limits,
+    wait_until,
+)
+from support.http import Reply, post, request, stream
 
 MODELS = ["demo/local-model", "demo/fast-model"]
-ENV = {"ALLOWED_MODELS": ",".join(MODELS), "DEFAULT_MODEL": MODELS[0]}
+# No retries: a model the fake fails falls back at once.
+ENV = {"ALLOWED_MODELS": ",".join(MODELS), "DEFAULT_MODEL": MODELS[0], "UPSTREAM_MAX_RETRIES": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +348,32 @@ def test_a_follow_up_searches_again_with_its_text_and_has_its_own_sources(
     assert sent[-1]["content"].endswith("And what does delivery beyond that cost?")
     assert record(db, two)["document_ids"] == ["bakery"]
     assert [s["text"] for s in record(db, two)["sources"]] == [s["text"] for s in second_sources]
+
+
+def test_a_follow_up_falls_back_and_is_cancelled_by_a_disconnect_like_any_run(
+    db: Any, server: FunctionServer, fake_upstream: FakeOpenRouterThread
+) -> None:
+    add_prompt(db)
+    one = first_turn(server, model=MODELS[1])
+    # The parent's model fails before its first chunk: the follow-up's fallback answers.
+    fake_upstream.configure(per_model={MODELS[1]: {"status": 503}})
+    event = start(follow(server, one, one, message="Again?", fallback_models=[MODELS[0]]))
+    two = record(db, event["execution_id"])
+    assert (two["requested_model"], two["model"]) == (MODELS[1], MODELS[0])
+    assert [a["outcome"] for a in two["attempts"]] == ["failed", "answered"]
+    fake_upstream.configure(per_model={})
+    # A client that leaves mid-answer cancels the follow-up: partial text, lease released.
+    payload = body(
+        conversation_id=one,
+        parent_execution_id=event["execution_id"],
+        message="Slowly [[fake chunks=40 delay=0.05]]",
+    )
+    got = asyncio.run(stream(server.url, payload, auth(), stop_after_content=3))
+    three_id = next(e for e in got.named("start"))["execution_id"]
+    three = wait_until(lambda: (r := record(db, three_id))["status"] != "streaming" and r)
+    assert three["status"] == "cancelled" and three["output"].startswith(got.text())
+    assert wait_until(lambda: limits(db)["leases"] == {})
+    # A cancelled turn with text is followed like any other: its partial answer is the history.
+    start(follow(server, one, three_id, message="Go on [[fake delay=0]]"))
+    sent = chats(fake_upstream)[-1]["messages"]
+    assert sent[-2] == {"role": "assistant", "content": three["output"]}
