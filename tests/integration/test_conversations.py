@@ -42,7 +42,12 @@ def server(serve: Serve) -> Iterator[FunctionServer]:
 @pytest.fixture(scope="module")
 def narrow(serve: Serve) -> Iterator[FunctionServer]:
     """A small context window and a small budget."""
-    env = {**ENV, "CONTEXT_WINDOW_TOKENS": "3000", "DAILY_TOKEN_BUDGET": "6000"}
+    env = {
+        **ENV,
+        "CONTEXT_WINDOW_TOKENS": "3000",
+        "DAILY_TOKEN_BUDGET": "6000",
+        "MAX_CONVERSATION_TURNS": "3",
+    }
     with serve("execute_prompt_stream", env=env) as started:
         yield started
 
@@ -246,7 +251,13 @@ def test_a_conversation_too_long_for_the_context_is_refused_before_the_first_byt
     assert len(executions(db)) == 1
     # Nothing held: the lease and the reservation of the refused turn were never taken.
     assert limits(db)["leases"] == {} and limits(db)["reserved"] == {}
-    start(follow(narrow, one, one, message="short", max_tokens=100))
+    two = start(follow(narrow, one, one, message="short", max_tokens=100))["execution_id"]
+    three = start(follow(narrow, one, two, message="short", max_tokens=100))["execution_id"]
+    # Past MAX_CONVERSATION_TURNS, and past an answer too long to keep whole.
+    reply = follow(narrow, one, three, message="short", max_tokens=100)
+    assert "at most 3 turns" in refused(reply, 413, "conversation_too_long")["message"]
+    db.collection("executions").document(two).update({"truncated": True})
+    refused(follow(narrow, one, two, message="short", max_tokens=100), 413, "conversation_too_long")
     # The conversation so far counts as its last turn's record counted it.
     db.collection("executions").document(one).update({"tokens_debited": 2950})
     reply = follow(narrow, one, one, message="short", max_tokens=100)
@@ -259,7 +270,7 @@ def test_each_turn_takes_its_lease_and_is_debited_under_the_days_budget(
     add_prompt(db)
     one = first_turn(narrow, max_tokens=100)
     parent = one
-    for n in range(2):
+    for n in range(2):  # turns 2 and 3: MAX_CONVERSATION_TURNS
         parent = start(follow(narrow, one, parent, message=f"more {n}", max_tokens=100))[
             "execution_id"
         ]
@@ -272,7 +283,7 @@ def test_each_turn_takes_its_lease_and_is_debited_under_the_days_budget(
     # A turn once the day's budget is used up is refused like any run.
     [held_doc] = db.collection("user_limits").stream()
     held_doc.reference.update({"tokens_today": 6000})
-    refused(follow(narrow, one, parent, message="again", max_tokens=100), 429, "budget_exceeded")
+    refused(follow(narrow, one, one, message="again", max_tokens=100), 429, "budget_exceeded")
 
 
 def test_execute_prompt_continues_a_conversation_too(
