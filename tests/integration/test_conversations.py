@@ -128,7 +128,9 @@ def test_three_turns_send_the_conversation_rebuilt_from_the_records(
     }
     assert third["ancestors"] == [one, two["execution_id"]]
     assert third["status"] == "completed"
-    assert record(db, one)["message"] is None and record(db, one)["turn"] == 1
+    first = record(db, one)
+    assert (first["conversation_id"], first["parent_execution_id"]) == (one, None)
+    assert (first["turn"], first["message"], first["ancestors"]) == (1, None, [])
 
 
 def test_the_server_never_takes_history_from_the_client(
