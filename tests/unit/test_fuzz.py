@@ -213,7 +213,7 @@ _around: dict[str, list[Any]] = {
     "conversation_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
     "parent_execution_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
     "message": ["", "m", 1],
-    "regenerate": [True, False, 1, "true"],
+    "regenerate": [True, False, 1, "true", None],
     "promptId": ["p"],
     "x": [None],
 }
@@ -257,7 +257,6 @@ def _fits(doc: dict[str, Any]) -> bool:
         "conversation_id": document_id,
         "parent_execution_id": document_id,
         "message": lambda v: isinstance(v, str) and len(v) >= 1,
-        "regenerate": lambda v: isinstance(v, bool),
     }
     return (
         set(doc) <= _FIELDS
@@ -267,6 +266,8 @@ def _fits(doc: dict[str, Any]) -> bool:
         and isinstance(variables, dict)
         and all(text(k, 64) and isinstance(v, str) for k, v in variables.items())
         and all(doc.get(name) is None or fits(doc[name]) for name, fits in optional.items())
+        # A flag, not a value: false when absent, never null.
+        and ("regenerate" not in doc or isinstance(doc["regenerate"], bool))
     )
 
 
