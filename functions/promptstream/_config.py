@@ -217,6 +217,14 @@ class Settings(BaseModel):
     # before settling it.
     upload_lease_seconds: float = Field(default=3700.0, gt=0)
 
+    # -- Conversations (issue 25, docs/adr/0700-conversations.md) ---------------------------
+    # The context window assumed for every allowed model, in tokens: a follow-up whose
+    # conversation (estimated) plus its max_tokens would not fit is refused before the first
+    # byte (413 conversation_too_long) rather than cut by the upstream.
+    context_window_tokens: int = Field(default=128_000, ge=1024)
+    # Turns in one chain of a conversation: bounds the records a follow-up reads.
+    max_conversation_turns: int = Field(default=100, ge=2, le=500)
+
 
 # The defaults, for code that takes a value when its caller passes none: one object, so
 # every default is the one Settings declares.

@@ -69,6 +69,10 @@ class ErrorCode(enum.StrEnum):
     DOCUMENT_NOT_FOUND = "document_not_found"
     TOO_MANY_DOCUMENTS = "too_many_documents"
     DOCUMENT_CONFLICT = "document_conflict"
+    # Conversations (issue 25, docs/adr/0700-conversations.md).
+    CONVERSATION_NOT_FOUND = "conversation_not_found"
+    TURN_OUT_OF_ORDER = "turn_out_of_order"
+    CONVERSATION_TOO_LONG = "conversation_too_long"
     # Raised by the upstream client (rate_limited also by a user's own rate, ADR 0309).
     RATE_LIMITED = "rate_limited"
     OUT_OF_CREDITS = "out_of_credits"
@@ -110,6 +114,9 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.DOCUMENT_NOT_FOUND: 404,
     ErrorCode.TOO_MANY_DOCUMENTS: 403,
     ErrorCode.DOCUMENT_CONFLICT: 409,
+    ErrorCode.CONVERSATION_NOT_FOUND: 404,
+    ErrorCode.TURN_OUT_OF_ORDER: 409,
+    ErrorCode.CONVERSATION_TOO_LONG: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.OUT_OF_CREDITS: 402,
     ErrorCode.UPSTREAM_ERROR: 502,

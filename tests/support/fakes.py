@@ -145,6 +145,8 @@ class FakeStore:
         self.settings = settings
         self.prompts = dict(prompts)
         self.records: dict[str, dict[str, Any]] = {}
+        # What each execution sent as its turn (the store's input/sent documents).
+        self.sent: dict[str, dict[str, Any]] = {}
         self.limits: dict[str, dict[str, Any]] = {}
         self.fail_finish = False
         self.fail_open: Exception | None = None
@@ -161,6 +163,7 @@ class FakeStore:
         build: Callable[[Prompt | None], Any],
         version: int | None = None,
         label: str | None = None,
+        sent: Callable[[Any], dict[str, Any]] | None = None,
     ) -> tuple[str, Any]:
         if self.fail_open is not None:
             raise self.fail_open
@@ -175,8 +178,18 @@ class FakeStore:
         self.limits[uid] = take_lease(
             self.limits.get(uid), execution_id, now, self.settings, reserve
         )
-        self.records[execution_id] = {**record, "owner_uid": uid, "status": "streaming"}
+        self.records[execution_id] = {
+            "conversation_id": execution_id,
+            **record,
+            "owner_uid": uid,
+            "status": "streaming",
+        }
+        if sent is not None:
+            self.sent[execution_id] = {**sent(result), "owner_uid": uid}
         return execution_id, result
+
+    async def update_sent(self, *, execution_id: str, fields: dict[str, Any]) -> None:
+        self.sent[execution_id].update(fields)
 
     async def finish_execution(
         self, *, uid: str, execution_id: str, fields: dict[str, Any], tokens: int

@@ -197,6 +197,10 @@ _valid: dict[str, st.SearchStrategy[Any]] = {
     "top_k": st.none() | st.integers(1, 50),
     "version": st.none() | st.integers(1, 999_999_999),
     "label": st.none() | st.from_regex(_LABEL, fullmatch=True),
+    "conversation_id": st.none() | _document_ids,
+    "parent_execution_id": st.none() | _document_ids,
+    "message": st.none() | st.text(min_size=1, max_size=10),
+    "regenerate": st.booleans(),
 }
 _around: dict[str, list[Any]] = {
     "prompt_id": ["", "p" * 128, "p" * 129, "a/b", ".", "..", "__x__", "__x", None],
@@ -211,6 +215,10 @@ _around: dict[str, list[Any]] = {
     "top_k": [0, 1, 50, 51, 2.0, True, "3"],
     "version": [0, 1, 999_999_999, 1_000_000_000, 2.0, True, "2", -1],
     "label": ["", "production", "x" * 32, "x" * 33, "a.b", "-a", "_a", "a b", "é", 1],
+    "conversation_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
+    "parent_execution_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
+    "message": ["", "m", 1],
+    "regenerate": [True, False, 1, "true", None],
     "promptId": ["p"],
     "x": [None],
 }
@@ -253,6 +261,9 @@ def _fits(doc: dict[str, Any]) -> bool:
         "top_k": lambda v: number(v, 1, 50, (int,)),
         "version": lambda v: number(v, 1, 999_999_999, (int,)),
         "label": lambda v: isinstance(v, str) and _LABEL.fullmatch(v) is not None,
+        "conversation_id": document_id,
+        "parent_execution_id": document_id,
+        "message": lambda v: isinstance(v, str) and len(v) >= 1,
     }
     return (
         set(doc) <= _FIELDS
@@ -262,6 +273,8 @@ def _fits(doc: dict[str, Any]) -> bool:
         and isinstance(variables, dict)
         and all(text(k, 64) and isinstance(v, str) for k, v in variables.items())
         and all(doc.get(name) is None or fits(doc[name]) for name, fits in optional.items())
+        # A flag, not a value: false when absent, never null.
+        and ("regenerate" not in doc or isinstance(doc["regenerate"], bool))
     )
 
 

@@ -29,6 +29,9 @@ export type ErrorCode =
   | 'document_not_found'
   | 'too_many_documents'
   | 'document_conflict'
+  | 'conversation_not_found'
+  | 'turn_out_of_order'
+  | 'conversation_too_long'
   | 'rate_limited'
   | 'out_of_credits'
   | 'upstream_error'
@@ -57,4 +60,8 @@ export interface ExecuteRequest {
   top_k?: number | null;
   version?: number | null;
   label?: string | null;
+  conversation_id?: string | null;
+  parent_execution_id?: string | null;
+  message?: string | null;
+  regenerate?: boolean;
 }

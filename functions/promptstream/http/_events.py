@@ -118,6 +118,7 @@ class EventStream:
             "model": ex.model,
             "models": list(ex.models),
             "comparison_id": ex.request.comparison_id,
+            **ex.conversation,
         }
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         head = encode_event(dumps(start), event="start")

@@ -209,8 +209,9 @@ async def _stream_steps(
     stream = (await service.client()).generate_response_stream(
         ex.upstream_prompt,
         ex.system_prompt,
-        ex.request.context,
+        ex.context,
         fallbacks=ex.fallbacks,
+        history=ex.history,
         **ex.overrides(settings.default_max_tokens),
     )
     watch.on_gone(stream.abort)
@@ -248,8 +249,9 @@ async def _execute_steps(
         result = await client.generate_response(
             ex.upstream_prompt,
             ex.system_prompt,
-            ex.request.context,
+            ex.context,
             fallbacks=ex.fallbacks,
+            history=ex.history,
             **ex.overrides(service.settings.default_max_tokens),
         )
     except OpenRouterError as exc:
@@ -281,6 +283,7 @@ async def _execute_steps(
             "requested_model": ex.model,
             "attempts": attempts,
             "comparison_id": ex.request.comparison_id,
+            **ex.conversation,
             "content": result.content,
             "reasoning": result.reasoning,
             "finish_reason": result.finish_reason,

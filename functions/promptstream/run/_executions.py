@@ -8,6 +8,7 @@ docs/adr/0601-leases-that-prove-alive.md.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from ..store._prompts import Prompt
 from ..store._records import bounded
 from ..store._store import Store
 from ..upstream._messages import chat_messages, sent_chars
+from ._conversations import Chain, check_window, load_chain, turn_one_fields
 from ._request import ExecuteRequest, choose_models
 
 __all__ = ["Execution", "Executions", "Outcome"]
@@ -61,6 +63,22 @@ class Execution:
     sources: list[Source] = field(default_factory=list)
     retrieval_tokens: int = 0
     unavailable: list[str] = field(default_factory=list)
+    # The request's context; on a follow-up, the first turn's (docs/adr/0700).
+    context: str | None = None
+    # A follow-up's earlier turns (user and assistant messages), rebuilt from the records.
+    history: tuple[dict[str, str], ...] = ()
+    conversation_id: str = ""
+    parent_execution_id: str | None = None
+    turn: int = 1
+
+    @property
+    def conversation(self) -> dict[str, Any]:
+        """Where the execution sits in its conversation, for the client."""
+        return {
+            "conversation_id": self.conversation_id or self.execution_id,
+            "parent_execution_id": self.parent_execution_id,
+            "turn": self.turn,
+        }
 
     @property
     def model(self) -> str:
@@ -151,9 +169,57 @@ def prepare(uid: str, body: ExecuteRequest, prompt: Prompt | None, settings: Set
         system_prompt,
         rendered.recorded(settings.record_variable_chars),
         prompt_tokens,
+        context=body.context,
     )
     _plan_retrieval(ex, settings)
     return ex
+
+
+def prepare_follow_up(
+    uid: str, body: ExecuteRequest, prompt: Prompt | None, chain: Chain, settings: Settings
+) -> Execution:
+    """A follow-up's checks once the prompt is read: access, models (the parent's by
+    default), and the conversation's size against the model's context window. Pure;
+    raises HttpError."""
+    if prompt is None or not (prompt.public or prompt.owner_uid == uid):
+        raise HttpError(ErrorCode.PROMPT_NOT_FOUND, "Prompt not found.")
+    preferred = chain.model or prompt.preferred_model
+    models = choose_models(body, preferred, prompt.fallback_models, settings)
+    # The first turn's documents, whatever the prompt names now.
+    prompt = dataclasses.replace(prompt, document_ids=chain.document_ids)
+    ex = Execution(
+        uid,
+        body,
+        prompt,
+        models,
+        chain.message,
+        chain.system,
+        {},
+        chain.tokens(),
+        context=chain.context,
+        history=chain.history,
+        conversation_id=chain.conversation_id,
+        parent_execution_id=chain.parent_id,
+        turn=chain.turn,
+    )
+    _plan_retrieval(ex, settings)
+    if ex.document_ids:
+        ex.query = chain.query
+    max_tokens = ex.overrides(settings.default_max_tokens)["max_tokens"]
+    check_window(ex.prompt_tokens + max_tokens + _retrieval_reserve(ex, settings), settings)
+    return ex
+
+
+def _sent(ex: Execution) -> dict[str, Any]:
+    """What the execution sends as its own turn, kept for its follow-ups: a first turn's
+    system prompt and context, the user message (its passages added once found), and the
+    search query."""
+    return {
+        "system": ex.system_prompt if ex.turn == 1 else None,
+        "context": ex.context if ex.turn == 1 else None,
+        "user": ex.user_prompt,
+        "query": ex.query if ex.document_ids else None,
+    }
 
 
 def _retrieval_reserve(ex: Execution, settings: Settings) -> int:
@@ -195,10 +261,17 @@ class Executions:
 
     async def open(self, uid: str, body: ExecuteRequest) -> Execution:
         """Load and check the prompt, take a lease and open the record (one read, one
-        commit). Raises ``HttpError`` and writes nothing on a refusal."""
+        commit; a follow-up reads its chain first, see ``_conversations``). Raises
+        ``HttpError`` and writes nothing on a refusal."""
+        chain = None
+        if body.conversation_id is not None:
+            chain = await load_chain(self._store.rest, uid, body, self._settings)
 
         def build(prompt: Prompt | None) -> tuple[dict[str, Any], int, Execution]:
-            ex = prepare(uid, body, prompt, self._settings)
+            if chain is None:
+                ex = prepare(uid, body, prompt, self._settings)
+            else:
+                ex = prepare_follow_up(uid, body, prompt, chain, self._settings)
             record: dict[str, Any] = {
                 "prompt_id": ex.prompt.id,
                 # The version that ran (issue 27), and the label that named it if one did.
@@ -214,6 +287,7 @@ class Executions:
                 "finish_reason": None,
                 "error_code": None,
                 "error_message": None,
+                **(turn_one_fields() if chain is None else chain.record()),
             }
             if ex.document_ids:
                 record["document_ids"] = list(ex.document_ids)
@@ -241,6 +315,7 @@ class Executions:
             version=body.version,
             label=body.label,
             build=build,
+            sent=_sent,
         )
         ex.execution_id = execution_id
         return ex
@@ -262,6 +337,11 @@ class Executions:
         ex.sources = found.sources
         ex.retrieval_tokens = found.tokens
         ex.unavailable = found.unavailable
+        if ex.sources:
+            # A later turn sends this turn again as it went: with its passages.
+            await self._store.update_sent(
+                execution_id=ex.execution_id, fields={"user": ex.upstream_prompt}
+            )
 
     async def finish(self, ex: Execution, outcome: Outcome) -> None:
         """Finalise the record and release the lease (debiting the tokens), then log one
@@ -350,6 +430,9 @@ class Executions:
             ]
         if ex.request.comparison_id is not None:
             entry["comparison_id"] = ex.request.comparison_id
+        if ex.turn > 1:
+            entry["conversation_id"] = ex.conversation_id
+            entry["turn"] = ex.turn
         if ex.document_ids:
             entry["sources"] = len(ex.sources)
             entry["retrieval_tokens"] = ex.retrieval_tokens

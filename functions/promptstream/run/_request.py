@@ -75,6 +75,14 @@ class ExecuteRequest(BaseModel):
     # absent: its latest (docs/adr/0900-prompt-versions.md).
     version: Annotated[int, Field(ge=1, le=999_999_999)] | None = None
     label: LabelName | None = None
+    # Conversations (issue 25, docs/adr/0700-conversations.md). A follow-up names the
+    # conversation, the turn it follows and its text; absent, a run starts a conversation
+    # of its own. Regenerate: the same parent and no message (the text the parent's latest
+    # answer replied to is answered again); edit: a new message, the same parent.
+    conversation_id: DocumentId | None = None
+    parent_execution_id: DocumentId | None = None
+    message: Annotated[str, StringConstraints(min_length=1)] | None = None
+    regenerate: bool = False
 
 
 def check(raw: bytes, settings: Settings) -> ExecuteRequest:
@@ -113,6 +121,7 @@ def check(raw: bytes, settings: Settings) -> ExecuteRequest:
         raise HttpError(
             ErrorCode.INVALID_REQUEST, f"top_k is limited to {settings.retrieval_top_k_max}"
         )
+    _check_conversation(body, settings)
     # A model the request names is refused here, before any read; the prompt's own are
     # checked once it is read (see choose_models).
     for model in [body.model or settings.default_model, *(body.fallback_models or ())]:
@@ -126,6 +135,44 @@ def check(raw: bytes, settings: Settings) -> ExecuteRequest:
     if len(set(fallbacks)) < len(fallbacks):
         raise HttpError(ErrorCode.INVALID_REQUEST, "fallback_models: each model at most once")
     return body
+
+
+def _check_conversation(body: ExecuteRequest, settings: Settings) -> None:
+    """The conversation fields, together: a follow-up carries its conversation, parent and
+    message (or ``regenerate``), and none of what only a first turn has."""
+    if body.conversation_id is None:
+        if body.parent_execution_id is not None or body.message is not None or body.regenerate:
+            raise HttpError(
+                ErrorCode.INVALID_REQUEST,
+                "parent_execution_id, message and regenerate need a conversation_id",
+            )
+        return
+    if body.parent_execution_id is None:
+        raise HttpError(ErrorCode.INVALID_REQUEST, "A follow-up needs its parent_execution_id")
+    if body.regenerate == (body.message is not None):
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            "A follow-up has either a message or regenerate: true (not both)",
+        )
+    if body.message is not None:
+        if not body.message.strip():
+            raise HttpError(ErrorCode.INVALID_REQUEST, "message is empty")
+        if len(body.message) > settings.max_variable_chars:
+            raise HttpError(
+                ErrorCode.INVALID_REQUEST,
+                f"message is limited to {settings.max_variable_chars} characters",
+            )
+    # The first turn's values, context and version stand for the whole conversation.
+    if body.variables or body.context is not None:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            "variables and context belong to a conversation's first turn",
+        )
+    if body.version is not None or body.label is not None:
+        raise HttpError(
+            ErrorCode.INVALID_REQUEST,
+            "version and label belong to a conversation's first turn",
+        )
 
 
 def allowed(model: str, settings: Settings) -> str:

@@ -59,7 +59,7 @@ from ._records import (
 )
 from ._versions import as_asked, version_path
 
-__all__ = ["DOCUMENTS", "Store", "auto_id"]
+__all__ = ["DOCUMENTS", "EXECUTIONS", "Store", "auto_id", "sent_path"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -68,6 +68,14 @@ PROMPTS = "prompts"
 USER_LIMITS = "user_limits"
 # Knowledge-base documents (written by ingestion; the limits document counts them).
 DOCUMENTS = "documents"
+
+
+def sent_path(execution_id: str) -> str:
+    """What an execution sent upstream as its own turn (the first turn's system prompt and
+    context, the user message with its passages): beside the record, not in it, so that
+    history reads stay small and the record's 1 MiB holds its output
+    (docs/adr/0700-conversations.md)."""
+    return f"{EXECUTIONS}/{execution_id}/input/sent"
 _ID_CHARS = string.ascii_letters + string.digits
 
 
@@ -140,6 +148,7 @@ class Store:
         build: Callable[[Prompt | None], tuple[dict[str, Any], int, T]],
         version: int | None = None,
         label: str | None = None,
+        sent: Callable[[T], dict[str, Any]] | None = None,
     ) -> tuple[str, T]:
         """Read the prompt, check it, take a stream lease and create the execution record
         (one read of both documents, one commit).
@@ -149,7 +158,9 @@ class Store:
         reserve against the day's budget until the execution finishes, and a result for
         the caller; it refuses by raising, and then nothing is written. A version named by
         number is read with the two documents; one a label names, after them (unless it
-        is the latest). Raises ``HttpError`` for a version the prompt lacks, and
+        is the latest). Raises ``HttpError`` for a version the prompt lacks.
+        ``sent`` gives the fields of its ``sent_path`` document, created in the same commit.
+        A record without a ``conversation_id`` starts its own: the execution's id. Raises
         ``LimitExceeded`` when the user is over a limit: nothing is written then, but the
         repair of the user's dead executions, if it found any.
         """
@@ -207,7 +218,12 @@ class Store:
                     "update": {
                         "name": db.name(f"{EXECUTIONS}/{execution_id}"),
                         "fields": encode_fields(
-                            {**record, "owner_uid": uid, "status": "streaming"}
+                            {
+                                "conversation_id": execution_id,
+                                **record,
+                                "owner_uid": uid,
+                                "status": "streaming",
+                            }
                         ),
                     },
                     # alive_at: its first sign of life, which checkpoints refresh (ADR 0601).
@@ -218,6 +234,16 @@ class Store:
                     "currentDocument": {"exists": False},
                 },
             ]
+            if sent is not None:
+                writes.append(
+                    {
+                        "update": {
+                            "name": db.name(sent_path(execution_id)),
+                            "fields": encode_fields({**sent(result), "owner_uid": uid}),
+                        },
+                        "currentDocument": {"exists": False},
+                    }
+                )
             return writes, (execution_id, result)
 
         async with self._user_locks[hash(uid) % len(self._user_locks)]:
@@ -285,6 +311,19 @@ class Store:
             return [write], True
 
         return await self._committed(step)
+
+    async def update_sent(self, *, execution_id: str, fields: dict[str, Any]) -> None:
+        """Update fields of the execution's ``sent_path`` document (its user message once
+        the passages retrieval found are in it)."""
+        write = {
+            "update": {
+                "name": self._db.name(sent_path(execution_id)),
+                "fields": encode_fields(fields),
+            },
+            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+            "currentDocument": {"exists": True},
+        }
+        await self._db.commit([write])
 
     async def finish_record(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         """Update the record alone (the short version, after ``release``)."""

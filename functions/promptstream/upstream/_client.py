@@ -28,7 +28,7 @@ from ._chat import (
     request_cap,
     whole_characters,
 )
-from ._messages import chat_messages
+from ._messages import History, chat_messages
 from ._routing import Route, Routing, native_routing
 from ._transport import RETRY_AFTER_CAP, Retry, Transport, read_capped, translate_errors
 
@@ -164,6 +164,7 @@ class OpenRouterClient:
         on_chunk: OnChunk | None = None,
         *,
         fallbacks: Sequence[str] = (),
+        history: History = (),
         **overrides: Any,
     ) -> ChatStream:
         """Stream a completion. Iterate the result with ``async for``.
@@ -172,9 +173,9 @@ class OpenRouterClient:
         first chunk (see ``_routing``). The returned ``ChatStream`` also exposes
         ``generation_id``, ``usage``, ``model``, ``finish_reason`` and ``attempts`` as
         they become known, and closes the upstream response on ``aclose()`` or when used
-        as ``async with``.
+        as ``async with``. ``history``: a conversation's earlier turns (see ``_messages``).
         """
-        body = self._body(prompt, system_prompt, context, overrides, stream=True)
+        body = self._body(prompt, system_prompt, context, overrides, history, stream=True)
         return ChatStream(
             self._transport, self.config, body, on_chunk, self._route(body, fallbacks)
         )
@@ -186,11 +187,12 @@ class OpenRouterClient:
         context: str | None = None,
         *,
         fallbacks: Sequence[str] = (),
+        history: History = (),
         **overrides: Any,
     ) -> ChatResponse:
         """One completion, not streamed, falling back like the stream does. A failure is
         raised with its ``attempts``."""
-        base = self._body(prompt, system_prompt, context, overrides, stream=False)
+        base = self._body(prompt, system_prompt, context, overrides, history, stream=False)
         route = self._route(base, fallbacks)
         now = time.monotonic()
         # Nothing is answered before the whole body, so every attempt is one before the
@@ -225,13 +227,14 @@ class OpenRouterClient:
         system_prompt: str | None,
         context: str | None,
         overrides: dict[str, Any],
+        history: History,
         *,
         stream: bool,
     ) -> dict[str, Any]:
         unknown = set(overrides) - _OVERRIDABLE
         if unknown:
             raise TypeError(f"unknown override(s): {', '.join(sorted(unknown))}")
-        messages = chat_messages(prompt, system_prompt, context)
+        messages = chat_messages(prompt, system_prompt, context, history)
         cfg = self.config
         body: dict[str, Any] = {"model": cfg.model, "messages": messages, "stream": stream}
         if cfg.max_tokens is not None:

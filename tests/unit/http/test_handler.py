@@ -167,6 +167,7 @@ async def test_a_stream_relays_the_chunks_and_completes_the_record(service: Unit
     assert overrides == {
         "model": service.settings.default_model,
         "fallbacks": (),
+        "history": (),
         "max_tokens": 50,
         "temperature": None,
     }

@@ -25,3 +25,19 @@ def test_sent_chars_counts_every_message_the_client_sends(
     if context:
         expected += len(CONTEXT_PREFIX) + len(context)
     assert sent_chars(prompt, system, context) == expected
+
+
+def test_a_conversation_s_history_goes_between_the_system_messages_and_the_new_turn() -> None:
+    history = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "answer"},
+    ]
+    messages = chat_messages("next", "sys", "ctx", history)
+    assert messages == [
+        {"role": "system", "content": "sys"},
+        {"role": "system", "content": CONTEXT_PREFIX + "ctx"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "answer"},
+        {"role": "user", "content": "next"},
+    ]
+    assert sent_chars("next", "sys", "ctx", history) == sum(len(m["content"]) for m in messages)

@@ -14,10 +14,9 @@ import {
   threadOf,
   threadWithPending,
   type Choices,
-  type ConversationRequest,
   type PendingTurn,
 } from '../services/conversation';
-import type { ExecutionRecord, Prompt } from '../types';
+import type { ExecuteRequest, ExecutionRecord, Prompt } from '../types';
 import { askedModel, ConversationThread, type TurnView } from './ConversationThread';
 import { FollowUpBox, followUpModel, handoffOf } from './FollowUpBox';
 import { NotFound, PageLoading } from './NotFound';
@@ -83,7 +82,7 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
     );
   }, [live.executionId]);
 
-  function send(request: ConversationRequest, turn: Pending) {
+  function send(request: ExecuteRequest, turn: Pending) {
     setPending(turn);
     void live.execute(request, { idToken: () => user.getIdToken() });
   }

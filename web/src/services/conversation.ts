@@ -6,17 +6,6 @@
  */
 import type { ExecuteRequest, ExecutionRecord } from '../types';
 
-/**
- * The request body with issue 25's fields. The generated `ExecuteRequest` carries them once the
- * backend that reads them is merged and `scripts/wire-types` has run; then this is that type.
- */
-export type ConversationRequest = ExecuteRequest & {
-  conversation_id?: string | null;
-  parent_execution_id?: string | null;
-  message?: string | null;
-  regenerate?: boolean | null;
-};
-
 /** The server bounds a follow-up like a variable's value (`MAX_VARIABLE_CHARS`, 20,000). */
 export const MAX_MESSAGE_CHARS = 20_000;
 
@@ -128,7 +117,7 @@ export function threadWithPending(
 }
 
 /** A follow-up to `last`, the last turn shown. */
-export function followUpRequest(last: ExecutionRecord, message: string, model: string): ConversationRequest {
+export function followUpRequest(last: ExecutionRecord, message: string, model: string): ExecuteRequest {
   return {
     prompt_id: last.prompt_id,
     conversation_id: linksOf(last).conversationId,
@@ -144,7 +133,7 @@ export function followUpRequest(last: ExecutionRecord, message: string, model: s
  * with its own text, as an edit would. The first turn has no parent: regenerating it is a new
  * run of the prompt with the same values (a new conversation).
  */
-export function regenerateRequest(turn: ExecutionRecord, model: string, newest = true): ConversationRequest {
+export function regenerateRequest(turn: ExecutionRecord, model: string, newest = true): ExecuteRequest {
   const { conversationId, parentId, message } = linksOf(turn);
   if (parentId === null) return { prompt_id: turn.prompt_id, variables: turn.variables, model };
   if (!newest && message !== null) return editRequest(turn, message, model);
@@ -161,7 +150,7 @@ export function regenerateRequest(turn: ExecutionRecord, model: string, newest =
 export const FOLLOWABLE: ReadonlySet<string> = new Set(['completed', 'cancelled', 'interrupted']);
 
 /** The turn's question rewritten: a new version of the turn, under the same parent. */
-export function editRequest(turn: ExecutionRecord, message: string, model: string): ConversationRequest {
+export function editRequest(turn: ExecutionRecord, message: string, model: string): ExecuteRequest {
   const { conversationId, parentId } = linksOf(turn);
   if (parentId === null) throw new Error('the first turn is the prompt itself: edit the prompt or its variables');
   return { prompt_id: turn.prompt_id, conversation_id: conversationId, parent_execution_id: parentId, message, model };

@@ -8,6 +8,7 @@ const KNOWN_CODES = [
   'rate_limited', 'out_of_credits', 'upstream_error', 'upstream_auth', 'upstream_bad_request',
   'content_blocked', 'upstream_unavailable', 'upstream_timeout', 'configuration_error', 'internal',
   'upstream_disconnected', 'unavailable', 'method_not_allowed', 'network_error', 'stream_interrupted', 'bad_response', 'streaming_unsupported',
+  'conversation_not_found', 'turn_out_of_order', 'conversation_too_long',
 ];
 
 describe('describeError', () => {

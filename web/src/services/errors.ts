@@ -257,6 +257,13 @@ export function describeError(error: ExecutionError, subject: ErrorSubject = 'ru
         title: 'Interrupted',
         detail: 'The server running this answer stopped before it finished; the text is what it had saved.',
       };
+    // Conversations (issue 25).
+    case 'conversation_not_found':
+      return { title: 'Conversation not found', detail: 'It was deleted, or it is not one of your conversations.' };
+    case 'turn_out_of_order':
+      return { title: 'This turn cannot be continued', detail: error.message };
+    case 'conversation_too_long':
+      return { title: 'Conversation too long', detail: error.message };
     case 'configuration_error':
     case 'internal':
       return { title: 'Server error', detail: error.message };
