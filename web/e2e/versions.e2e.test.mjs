@@ -65,6 +65,8 @@ async function edit(content, summary) {
 
 /** Unfolds the versions panel (folded whenever the prompt's page is drawn anew). */
 async function openVersions() {
+  // A prompt's page loads its prompt after the route changes: the panel comes with it.
+  await page.waitForSelector(tid('versions-panel'));
   if (!(await page.$eval(tid('versions-panel'), (el) => el.open))) await page.click(tid('versions-toggle'));
 }
 
@@ -294,6 +296,7 @@ describe('prompt versions (issue 27)', { concurrency: false }, () => {
     });
     assert.ok(res.ok, `seed: HTTP ${res.status} ${await res.text()}`);
     await page.click(`${tid('prompt-item')}[data-prompt-id="${id}"]`);
+    await page.waitForSelector(`${tid('prompt-view')}[data-prompt-id="${id}"]`);
     await openVersions();
     await waitForVersions(1);
     assert.match(await page.textContent(row(1)), /saved before versions were kept/);
