@@ -3,7 +3,8 @@ through the product's own ingestion (``ingest``), query choice (``prepare``) and
 (``search``), on the Firestore emulator with the fake's wordllama embeddings.
 
 Run: ``functions/venv/bin/python -m bench.kb_eval tests/data/kb2`` from the repo root
-(``--json FILE`` also writes the figures). A set is a folder of ``.md``/``.txt`` documents
+(``--json FILE`` also writes the figures; settings such as ``PASSAGE_CHARS`` or
+``RETRIEVAL_CANDIDATES`` are read from the environment, as the functions read them). A set is a folder of ``.md``/``.txt`` documents
 (the id is the file's stem) and ``questions.json``: ``question``, ``document``, ``answer``
 (text the passage must contain) and ``kind``. A question counts as found at k when one of
 the first k sources is a passage of its document that contains its answer.
@@ -32,6 +33,7 @@ sys.path[:0] = [str(ROOT / "functions")]
 from devstack import FirestoreEmulator  # noqa: E402
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
 from promptstream._config import Settings  # noqa: E402
+from promptstream.knowledge import _search  # noqa: E402
 from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
 from promptstream.knowledge._search import search  # noqa: E402
 from promptstream.run._executions import prepare  # noqa: E402
@@ -41,7 +43,7 @@ from promptstream.store._prompts import Prompt  # noqa: E402
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig  # noqa: E402
 
 PROJECT = "demo-kb-eval"
-KS = (1, 3, 5, 10)
+KS = (1, 3, 4, 5, 10)
 # A prompt as people write them: instructions around the one variable.
 TEMPLATE = (
     "You answer questions for members of the public from the organisation's own "
@@ -87,7 +89,9 @@ def table(results: dict[str, dict[str, list[int | None]]]) -> str:
 
 
 async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
-    settings = Settings()
+    # The deployment's settings, so that PASSAGE_CHARS=... varies what the product would.
+    settings = Settings.from_env()
+    candidates = settings.retrieval_candidates
     documents, questions = load(folder)
     with FirestoreEmulator(PROJECT, start_timeout=90) as emulator:
         async with FakeOpenRouter() as fake, aiohttp.ClientSession() as session:
@@ -115,6 +119,7 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
                 passages += result.passage_count
             results: dict[str, dict[str, list[int | None]]] = {}
             misses: dict[str, list[str]] = defaultdict(list)
+            ranks: dict[str, list[int | None]] = defaultdict(list)
             for mode in modes:
                 by_kind: dict[str, list[int | None]] = defaultdict(list)
                 for item in questions:
@@ -125,6 +130,7 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
                         document_ids=list(documents),
                         query=query_of(item["question"], mode, settings),
                         top_k=max(KS),
+                        candidates=candidates,
                     )
                     rank = next(
                         (
@@ -135,6 +141,7 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
                         None,
                     )
                     by_kind[item.get("kind", "unlabelled")].append(rank)
+                    ranks[mode].append(rank)
                     if rank is None or rank > 5:
                         misses[mode].append(item["question"])
                 results[mode] = dict(by_kind)
@@ -143,8 +150,13 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
         "documents": len(documents),
         "passages": passages,
         "questions": len(questions),
+        "candidates": candidates,
+        "passage_chars": settings.passage_chars,
+        "fusion_k": _search.FUSION_K,
+        "lexical_weight": _search.LEXICAL_WEIGHT,
         "results": results,
         "misses_at_5": dict(misses),
+        "ranks": dict(ranks),
     }
 
 
@@ -159,7 +171,8 @@ def main() -> None:
     figures = asyncio.run(evaluate(args.folder, modes))
     print(
         f"{figures['set']}: {figures['documents']} documents, {figures['passages']} passages, "
-        f"{figures['questions']} questions"
+        f"{figures['questions']} questions; candidates {figures['candidates']}, "
+        f"fusion k {figures['fusion_k']}"
     )
     print(table(figures["results"]))
     if args.misses:

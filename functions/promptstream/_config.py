@@ -162,6 +162,9 @@ class Settings(BaseModel):
     # capped at the max.
     retrieval_top_k_default: int = Field(default=4, ge=1, le=50)
     retrieval_top_k_max: int = Field(default=10, ge=1, le=50)
+    # Passages fetched by vector per document and re-ranked with BM25 (0: vector order
+    # alone); more finds more exact tokens at the cost of their text read per search.
+    retrieval_candidates: int = Field(default=20, ge=0, le=100)
     max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
     # Uploads. max_document_bytes is repeated in firestore.rules (a client's create).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)

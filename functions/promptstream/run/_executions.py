@@ -250,6 +250,7 @@ class Executions:
             document_ids=ex.document_ids,
             query=ex.query,
             top_k=ex.top_k,
+            candidates=self._settings.retrieval_candidates,
         )
         ex.sources = found.sources
         ex.retrieval_tokens = found.tokens
