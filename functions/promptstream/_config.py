@@ -166,7 +166,7 @@ class Settings(BaseModel):
     # alone); more finds more exact tokens at the cost of their text read per search.
     retrieval_candidates: int = Field(default=20, ge=0, le=100)
     max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
-    # Uploads. max_document_bytes is repeated in firestore.rules (a client's create).
+    # Uploads (documents are written by ingestion only: the rules hold no copy of these).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # An upload's whole body must arrive within this long (ingest_document).
     document_body_timeout_seconds: float = Field(default=120.0, gt=0)

@@ -19,6 +19,7 @@ from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_pas
 from promptstream.knowledge._passages import Source
 from promptstream.knowledge._search import search
 from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
+from promptstream.store._store import document_path
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from support import PROJECT, ROOT, FirestoreEmulator
 from support.pdf import make_pdf
@@ -104,8 +105,10 @@ async def passages(rest: FirestoreRest, document_id: str) -> list[dict[str, Any]
     return sorted(({"id": d.path, **(d.data or {})} for d in found), key=lambda p: p["position"])
 
 
-async def document(rest: FirestoreRest, document_id: str) -> dict[str, Any] | None:
-    path = f"documents/{document_id}"
+async def document(
+    rest: FirestoreRest, document_id: str, uid: str = "alice"
+) -> dict[str, Any] | None:
+    path = document_path(uid, document_id)
     return (await rest.get_all([path]))[path].data
 
 
@@ -127,12 +130,14 @@ async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     assert doc["passage_count"] == 3 and doc["error_message"] is None and doc["size"] == len(GUIDE)
     stored = await passages(rest, "pond")
     assert [(p["id"], p["heading"], p["position"]) for p in stored] == [
-        ("passages/pond-g1-0", "Pond guide > Frogs", 0),
-        ("passages/pond-g1-1", "Pond guide > Fish", 1),
-        ("passages/pond-g1-2", "Pond guide > Plants", 2),
+        ("passages/pond~alice-g1-0", "Pond guide > Frogs", 0),
+        ("passages/pond~alice-g1-1", "Pond guide > Fish", 1),
+        ("passages/pond~alice-g1-2", "Pond guide > Plants", 2),
     ]
     first = stored[0]
     assert first["owner_uid"] == "alice" and first["scope"] == "alice/pond/1"
+    assert (first["document_id"], first["document_key"]) == ("pond", "pond~alice")
+    assert doc["document_id"] == "pond"
     assert first["text"].startswith("Frogs lay their spawn")
     assert isinstance(first["embedding"], Vector) and len(first["embedding"].values) == 256
     # Two passages a batch: two calls for three passages.
@@ -327,14 +332,19 @@ async def test_two_users_with_near_identical_documents_see_only_their_own(
         rest, client, owner_uid="bob", document_ids=["b-pond"], query=question, top_k=1
     )
     assert "secret" in bob_sees[0].text
-    # Nor can alice overwrite bob's document by ingesting under its id.
-    with pytest.raises(IngestError) as refused:
-        await ingest_md(
-            rest, client, owner_uid="alice", document_id="b-pond", data=GUIDE, title="X"
-        )
-    assert refused.value.code == "not_found"
-    doc = await document(rest, "b-pond")
+    # Nor can alice overwrite bob's document by ingesting under its id: that makes her own.
+    await ingest_md(rest, client, owner_uid="alice", document_id="b-pond", data=GUIDE, title="X")
+    doc = await document(rest, "b-pond", "bob")
     assert doc is not None and doc["owner_uid"] == "bob" and doc["status"] == "ready"
+    assert doc["title"] == "B"
+    bob_sees = await search_sources(
+        rest, client, owner_uid="bob", document_ids=["b-pond"], query=question, top_k=1
+    )
+    assert "secret" in bob_sees[0].text
+    alice_sees = await search_sources(
+        rest, client, owner_uid="alice", document_ids=["b-pond"], query=question, top_k=10
+    )
+    assert alice_sees and not any("secret" in s.text for s in alice_sees)
 
 
 async def test_only_named_documents_are_searched_and_results_merge_by_score(
@@ -381,7 +391,7 @@ async def test_a_document_not_ready_is_not_searched(
         [
             {
                 "update": {
-                    "name": rest.name("documents/pond"),
+                    "name": rest.name(document_path("alice", "pond")),
                     "fields": {"status": {"stringValue": "indexing"}},
                 },
                 "updateMask": {"fieldPaths": ["status"]},
@@ -403,7 +413,8 @@ async def test_delete_passages_removes_every_generation(
     await ingest_md(
         rest, client, owner_uid="alice", document_id="pond", data=GUIDE, title="P", limits=SMALL
     )
-    assert await delete_passages(rest, "pond") == 3
+    assert await delete_passages(rest, "bob", "pond") == 0
+    assert await delete_passages(rest, "alice", "pond") == 3
     assert await passages(rest, "pond") == []
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._config import DEFAULTS
 from ..store._firestore import FirestoreRest
-from ..store._store import DOCUMENTS
+from ..store._store import document_path
 from ._passages import PASSAGES, Embedder, Source, check_document_id, scope_of
 from ._ranking import bm25, fuse
 
@@ -60,7 +60,7 @@ async def search(
     ids = list(dict.fromkeys(check_document_id(d) for d in document_ids))
     if not ids or top_k <= 0 or not query.strip():
         return SearchResult([], 0, [])
-    paths = [f"{DOCUMENTS}/{d}" for d in ids]
+    paths = [document_path(owner_uid, d) for d in ids]
     found = await db.get_all(paths)
     ready: list[tuple[str, Mapping[str, Any]]] = []
     for document_id, path in zip(ids, paths, strict=True):

@@ -47,7 +47,7 @@ from ._limits import (
 )
 from ._prompts import Prompt, prompt_from
 
-__all__ = ["DOCUMENTS", "Store", "auto_id"]
+__all__ = ["DOCUMENTS", "Store", "auto_id", "document_path"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,9 +57,18 @@ EXECUTIONS = "executions"
 USER_LIMITS = "user_limits"
 # Knowledge-base documents (written by ingestion; the limits document counts them).
 DOCUMENTS = "documents"
+# Between a document id and its owner's key in a document's Firestore id: never in a
+# document id, so the first one splits the two (docs/adr/0800-retrieval-quality.md).
+_OWNER_MARK = "~"
 # Reads and commits before a user's lease is given up on (each loser reads again).
 _ATTEMPTS = 20
 _ID_CHARS = string.ascii_letters + string.digits
+
+
+def document_path(uid: str, document_id: str) -> str:
+    """Where ``uid``'s document ``document_id`` lives: ids are scoped per user, so two
+    users' ``handbook`` are two documents and one user's ids say nothing of another's."""
+    return f"{DOCUMENTS}/{document_id}{_OWNER_MARK}{uid_key(uid)}"
 
 
 def auto_id() -> str:
@@ -247,16 +256,16 @@ class Store:
         documents) and ``HttpError`` (another user's document) with nothing written."""
         db = self._db
         limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
-        document_path = f"{DOCUMENTS}/{document_id}"
+        path_of_document = document_path(uid, document_id)
         upload_id = auto_id()
         known: dict[str, int] | None = None
         gone: set[str] = set()
 
         async def step() -> tuple[list[dict[str, Any]], tuple[str, int]]:
             nonlocal known, gone
-            docs = await db.get_all([limits_path, document_path])
+            docs = await db.get_all([limits_path, path_of_document])
             limits = docs.get(limits_path) or Document(limits_path, None, None)
-            found = docs.get(document_path)
+            found = docs.get(path_of_document)
             if found is not None and found.data is not None:
                 if found.data.get("owner_uid") != uid:
                     raise HttpError(ErrorCode.DOCUMENT_NOT_FOUND, "No such document.")
@@ -315,16 +324,16 @@ class Store:
         may have been applied) or lapsed and dropped."""
         db = self._db
         path = f"{USER_LIMITS}/{uid_key(uid)}"
-        document_path = f"{DOCUMENTS}/{document_id}"
+        path_of_document = document_path(uid, document_id)
 
         async def step() -> tuple[list[dict[str, Any]], bool]:
-            docs = await db.get_all([path, document_path])
+            docs = await db.get_all([path, path_of_document])
             limits = docs[path]
             data = limits.data or {}
             if upload_id not in (data.get(UPLOADS) or {}):
                 return [], False
             paths = [field_path(UPLOADS, upload_id), field_path("reserved", upload_id)]
-            found = docs.get(document_path)
+            found = docs.get(path_of_document)
             stored = found is not None and (found.data or {}).get("owner_uid") == uid
             if not stored and (data.get("documents") or {}).get(document_id) == stamp:
                 paths.append(field_path("documents", document_id))
@@ -401,15 +410,15 @@ class Store:
         query = structured_query(DOCUMENTS, {"owner_uid": uid}, select=["__name__"])
         query["limit"] = self._settings.max_documents_per_user + 1
         found = await self._db.run_query(query)
-        return {d.path.rsplit("/", 1)[1]: 0 for d in found}
+        return {d.path.rsplit("/", 1)[1].split(_OWNER_MARK, 1)[0]: 0 for d in found}
 
     async def _missing(self, uid: str, documents: Mapping[str, Any]) -> set[str]:
         """The ids in ``documents`` whose document is gone or not ``uid``'s."""
-        paths = [f"{DOCUMENTS}/{key}" for key in documents]
-        found = await self._db.get_all(paths) if paths else {}
+        paths = {document_path(uid, key): key for key in documents}
+        found = await self._db.get_all(list(paths)) if paths else {}
         return {
-            path.rsplit("/", 1)[1]
-            for path in paths
+            key
+            for path, key in paths.items()
             if found.get(path) is None or (found[path].data or {}).get("owner_uid") != uid
         }
 
