@@ -16,6 +16,7 @@ import pytest
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
 from promptstream.knowledge import _ingest
 from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_passages, ingest
+from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
 from promptstream.knowledge._search import search
 from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
@@ -541,3 +542,43 @@ async def test_an_upload_over_the_size_cap_touches_nothing(
     assert refused.value.code == "too_large"
     doc = await document(rest, "pond")
     assert doc is not None and (doc["status"], doc["generation"]) == ("ready", 1)
+
+
+async def test_documents_stored_before_per_user_ids_are_moved_once(
+    rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
+) -> None:
+    """A document and its passages as they were stored before issue 26 (an unscoped id,
+    no ``document_key``), moved by the migration: searchable and deletable at its new id."""
+    await ingest_pond(rest, fake_upstream, session)
+    new = await document(rest, "pond")
+    assert new is not None
+    legacy = {k: v for k, v in new.items() if k != "document_id"}
+    stored = await passages(rest, "pond")
+    writes: list[dict[str, Any]] = [
+        {"update": {"name": rest.name("documents/pond"), "fields": encode_fields(legacy)}},
+        {"delete": rest.name(document_path("alice", "pond"))},
+    ]
+    for p in stored:
+        fields = {k: v for k, v in p.items() if k not in ("id", "document_key")}
+        old_id = p["id"].replace("pond~alice", "pond")
+        writes += [
+            {"update": {"name": rest.name(old_id), "fields": encode_fields(fields)}},
+            {"delete": rest.name(p["id"])},
+        ]
+    await rest.commit(writes)
+    client = embedder(fake_upstream, session)
+    assert await search_sources(
+        rest, client, owner_uid="alice", document_ids=["pond"], query="frogs", top_k=3
+    ) == []
+
+    assert await migrate_document_ids(rest) == 1
+    assert await migrate_document_ids(rest) == 0
+    assert (await rest.get_all(["documents/pond"]))["documents/pond"].data is None
+    moved = await document(rest, "pond")
+    assert moved is not None and moved["document_id"] == "pond"
+    assert {k: v for k, v in moved.items() if k != "document_id"} == legacy
+    found = await search_sources(
+        rest, client, owner_uid="alice", document_ids=["pond"], query="frogs", top_k=3
+    )
+    assert found and found[0].document_id == "pond"
+    assert await delete_passages(rest, "alice", "pond") == len(stored)
