@@ -35,6 +35,8 @@ from support.http import post, request
 KB = ROOT / "tests" / "data" / "kb"
 BAKERY = (KB / "bakery.md").read_bytes()
 GREENHOUSE = (KB / "greenhouse.md").read_bytes()
+# Bob's near-identical handbook says something Alice's does not.
+BOBS = BAKERY.replace(b"four pounds", b"nine pounds (BOB-ONLY)")
 # Small on purpose: the oversize test sends just over it.
 MAX_DOCUMENT_BYTES = 64 * 1024
 QUESTION = "How much does delivery beyond three kilometres cost?"
@@ -264,9 +266,8 @@ def test_two_users_with_one_document_id_each_have_their_own(
     stream_server: FunctionServer,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    bobs = BAKERY.replace(b"four pounds", b"nine pounds (BOB-ONLY)")
     assert upload(ingest_server, BAKERY)[0] == 200
-    status, answer = upload(ingest_server, bobs, uid="bob")
+    status, answer = upload(ingest_server, BOBS, uid="bob")
     assert status == 200, answer
     assert (answer["document_id"], answer["generation"]) == ("bakery", 1)
     assert document(db, "bakery")["owner_uid"] == "alice"  # type: ignore[index]
@@ -376,9 +377,7 @@ def test_another_users_document_is_never_searched(
     stream_server: FunctionServer,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    # Near-identical documents: Bob's says something Alice's does not.
-    bobs = BAKERY.replace(b"four pounds", b"nine pounds (BOB-ONLY)")
-    assert upload(ingest_server, bobs, uid="bob", document_id="bob-bakery")[0] == 200
+    assert upload(ingest_server, BOBS, uid="bob", document_id="bob-bakery")[0] == 200
     assert upload(ingest_server, BAKERY)[0] == 200
     rag_prompt(db)
     payload = body("kb", variables={"question": QUESTION}, document_ids=["bob-bakery", "bakery"])

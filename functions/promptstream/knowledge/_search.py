@@ -48,8 +48,9 @@ async def search(
 ) -> SearchResult:
     """The ``top_k`` passages best for ``query`` among ``document_ids`` that belong to
     ``owner_uid`` and are ``ready``, best first: the ``max(top_k, candidates)`` nearest by
-    vector, re-ranked by fusing that order with their BM25 order (``candidates`` 0: by
-    vector alone).
+    vector (each document giving at least ``top_k`` and its share of ``candidates``),
+    re-ranked by fusing that order with their BM25 order (``candidates`` 0: by vector
+    alone).
 
     Documents that are someone else's, missing, or not ready contribute nothing and are
     listed in ``unavailable`` (one list for all three, so nobody learns that another
@@ -78,13 +79,16 @@ async def search(
     embedded = await embedder.embed([query])
     vector = embedded.vectors[0]
     pool = max(top_k, candidates)
+    # The candidates shared out among the documents (each still gives top_k): ten
+    # documents read no more passages than a search by vector alone would.
+    each = max(top_k, -(-candidates // len(ready)))
     per_document = await asyncio.gather(
         *(
             db.find_nearest(
                 PASSAGES,
                 "embedding",
                 vector,
-                limit=pool,
+                limit=each,
                 where_equal={"scope": scope_of(owner_uid, document_id, int(data["generation"]))},
                 distance_field=_DISTANCE,
                 select=_PASSAGE_FIELDS,

@@ -160,3 +160,31 @@ async def test_lexical_hits_far_down_the_candidates_do_not_push_the_nearest_out(
     top = await _search(_Db(TEXTS), "What does note 16 say?", top_k=3, candidates=20)
     assert top[0] == 0
     assert len(TEXTS) - 1 not in top
+
+
+async def test_the_candidates_are_shared_out_among_the_documents() -> None:
+    db = _Db(TEXTS)
+    found = await search(
+        cast(FirestoreRest, db),
+        _Embedder(),
+        owner_uid="alice",
+        document_ids=["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+        query="What is E4?",
+        top_k=3,
+        candidates=20,
+    )
+    # Each of ten documents gives its share (2) but never fewer than top_k.
+    assert db.limits == [3] * 10
+    assert len(found.sources) == 3
+    db = _Db(TEXTS)
+    await _search(db, "What is E4?", top_k=3, candidates=0)
+    await search(
+        cast(FirestoreRest, db),
+        _Embedder(),
+        owner_uid="alice",
+        document_ids=["a", "b", "c"],
+        query="E4",
+        top_k=3,
+        candidates=20,
+    )
+    assert db.limits == [3, 7, 7, 7]
