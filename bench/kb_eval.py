@@ -25,23 +25,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from pydantic import SecretStr
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "functions")]
 
-from devstack import FirestoreEmulator  # noqa: E402
-from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
+from bench.kb_retrieval import local_kb  # noqa: E402
 from promptstream._config import Settings  # noqa: E402
 from promptstream.knowledge import _search  # noqa: E402
 from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
 from promptstream.knowledge._search import search  # noqa: E402
 from promptstream.run._executions import prepare  # noqa: E402
 from promptstream.run._request import ExecuteRequest  # noqa: E402
-from promptstream.store._firestore import FirestoreRest  # noqa: E402
 from promptstream.store._prompts import Prompt  # noqa: E402
-from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig  # noqa: E402
 
 PROJECT = "demo-kb-eval"
 KS = (1, 3, 4, 5, 10)
@@ -94,61 +88,52 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
     settings = Settings.from_env()
     candidates = settings.retrieval_candidates
     documents, questions = load(folder)
-    with FirestoreEmulator(PROJECT, start_timeout=90) as emulator:
-        async with FakeOpenRouter() as fake, aiohttp.ClientSession() as session:
-            db = FirestoreRest(PROJECT, session, emulator_host=emulator.host, timeout=60)
-            config = EmbeddingsConfig(
-                api_key=SecretStr("sk-eval"),
-                model=EMBEDDING_MODEL,
-                base_url=fake.base_url,
-                dimensions=settings.embedding_dimensions,
-                batch_size=64,
+    async with local_kb(PROJECT, batch_size=64) as kb:
+        db, client = kb.db, kb.client
+        passages = 0
+        for name, path in documents.items():
+            result = await ingest(
+                db,
+                client,
+                owner_uid="u",
+                document_id=name,
+                data=path.read_bytes(),
+                title=name,
+                filename=path.name,
+                limits=IngestLimits.from_settings(settings),
             )
-            client = EmbeddingsClient(config, session)
-            passages = 0
-            for name, path in documents.items():
-                result = await ingest(
-                    db,
-                    client,
-                    owner_uid="u",
-                    document_id=name,
-                    data=path.read_bytes(),
-                    title=name,
-                    filename=path.name,
-                    limits=IngestLimits.from_settings(settings),
-                )
-                passages += result.passage_count
-            results: dict[str, dict[str, list[int | None]]] = {}
-            misses: dict[str, list[str]] = defaultdict(list)
-            ranks: dict[str, list[int | None]] = defaultdict(list)
-            for mode in modes:
-                by_kind: dict[str, list[int | None]] = defaultdict(list)
-                for item in questions:
-                    query = query_of(item["question"], mode, settings)
-                    rank = None
-                    # One search per k, with top_k = k as a run would ask: the candidates
-                    # each document gives depend on top_k.
-                    for k in KS:
-                        found = await search(
-                            db,
-                            client,
-                            owner_uid="u",
-                            document_ids=list(documents),
-                            query=query,
-                            top_k=k,
-                            candidates=candidates,
-                        )
-                        if any(
-                            s.document_id == item["document"] and item["answer"] in s.text
-                            for s in found.sources
-                        ):
-                            rank = k
-                            break
-                    by_kind[item.get("kind", "unlabelled")].append(rank)
-                    ranks[mode].append(rank)
-                    if rank is None or rank > 5:
-                        misses[mode].append(item["question"])
-                results[mode] = dict(by_kind)
+            passages += result.passage_count
+        results: dict[str, dict[str, list[int | None]]] = {}
+        misses: dict[str, list[str]] = defaultdict(list)
+        ranks: dict[str, list[int | None]] = defaultdict(list)
+        for mode in modes:
+            by_kind: dict[str, list[int | None]] = defaultdict(list)
+            for item in questions:
+                query = query_of(item["question"], mode, settings)
+                rank = None
+                # One search per k, with top_k = k as a run would ask: the candidates
+                # each document gives depend on top_k.
+                for k in KS:
+                    found = await search(
+                        db,
+                        client,
+                        owner_uid="u",
+                        document_ids=list(documents),
+                        query=query,
+                        top_k=k,
+                        candidates=candidates,
+                    )
+                    if any(
+                        s.document_id == item["document"] and item["answer"] in s.text
+                        for s in found.sources
+                    ):
+                        rank = k
+                        break
+                by_kind[item.get("kind", "unlabelled")].append(rank)
+                ranks[mode].append(rank)
+                if rank is None or rank > 5:
+                    misses[mode].append(item["question"])
+            results[mode] = dict(by_kind)
     return {
         "set": str(folder),
         "documents": len(documents),

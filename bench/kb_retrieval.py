@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -151,6 +154,30 @@ async def ttfb(
     print(f"added to the time to first byte (medians): {added:.1f} ms")
 
 
+@dataclass(frozen=True, slots=True)
+class LocalKb:
+    emulator: FirestoreEmulator
+    fake: FakeOpenRouter
+    db: FirestoreRest
+    client: EmbeddingsClient
+
+
+@contextlib.asynccontextmanager
+async def local_kb(project: str, *, batch_size: int) -> AsyncIterator[LocalKb]:
+    """A Firestore emulator, the fake (chat and its wordllama ``/embeddings``), a REST
+    client and an embeddings client on them, all on loopback, stopped after."""
+    with FirestoreEmulator(project, start_timeout=90) as emulator:
+        async with FakeOpenRouter() as fake, aiohttp.ClientSession() as session:
+            db = FirestoreRest(project, session, emulator_host=emulator.host, timeout=120)
+            config = EmbeddingsConfig(
+                api_key=SecretStr("sk-bench"),
+                model=EMBEDDING_MODEL,
+                base_url=fake.base_url,
+                batch_size=batch_size,
+            )
+            yield LocalKb(emulator, fake, db, EmbeddingsClient(config, session))
+
+
 async def candidates_pairs(
     db: FirestoreRest, client: EmbeddingsClient, names: list[str], pairs: int
 ) -> None:
@@ -183,65 +210,57 @@ async def candidates_pairs(
 async def run(
     passages: int, queries: int, ttfb_runs: int = 0, documents: int = 1, pairs: int = 0
 ) -> None:
-    with FirestoreEmulator(PROJECT, start_timeout=90) as emulator:
-        async with FakeOpenRouter() as fake, aiohttp.ClientSession() as session:
-            db = FirestoreRest(PROJECT, session, emulator_host=emulator.host, timeout=120)
-            config = EmbeddingsConfig(
-                api_key=SecretStr("sk-bench"),
-                model=EMBEDDING_MODEL,
-                base_url=fake.base_url,
-                batch_size=128,
+    async with local_kb(PROJECT, batch_size=128) as kb:
+        db, client = kb.db, kb.client
+        names = ["big"] if documents == 1 else [f"doc{i}" for i in range(documents)]
+        started = time.perf_counter()
+        count = 0
+        for n, name in enumerate(names):
+            data = synthetic_document(passages // documents, seed=7 + n)
+            limits = IngestLimits(
+                max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1
             )
-            client = EmbeddingsClient(config, session)
-            names = ["big"] if documents == 1 else [f"doc{i}" for i in range(documents)]
-            started = time.perf_counter()
-            count = 0
-            for n, name in enumerate(names):
-                data = synthetic_document(passages // documents, seed=7 + n)
-                limits = IngestLimits(
-                    max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1
-                )
-                result = await ingest(
-                    db,
-                    client,
-                    owner_uid="u",
-                    document_id=name,
-                    data=data,
-                    title="Synthetic",
-                    filename=f"{name}.md",
-                    limits=limits,
-                )
-                count += result.passage_count
-            ingest_s = time.perf_counter() - started
+            result = await ingest(
+                db,
+                client,
+                owner_uid="u",
+                document_id=name,
+                data=data,
+                title="Synthetic",
+                filename=f"{name}.md",
+                limits=limits,
+            )
+            count += result.passage_count
+        ingest_s = time.perf_counter() - started
+        print(
+            f"ingest: {count} passages in {len(names)} documents in {ingest_s:.1f} s "
+            f"({1000 * ingest_s / count:.2f} ms per passage)"
+        )
+        rng = random.Random(11)
+        embed_ms, total_ms = [], []
+        for _ in range(queries):
+            query = " ".join(rng.choice(_WORDS) for _ in range(8))
+            t0 = time.perf_counter()
+            await client.embed([query])
+            t1 = time.perf_counter()
+            found = await search(
+                db, client, owner_uid="u", document_ids=names, query=query, top_k=5
+            )
+            t2 = time.perf_counter()
+            assert len(found.sources) == 5
+            embed_ms.append(1000 * (t1 - t0))
+            total_ms.append(1000 * (t2 - t1))
+        for name, values in (("query embedding", embed_ms), ("search (all)", total_ms)):
+            values.sort()
+            p95 = values[max(0, int(0.95 * len(values)) - 1)]
             print(
-                f"ingest: {count} passages in {len(names)} documents in {ingest_s:.1f} s "
-                f"({1000 * ingest_s / count:.2f} ms per passage)"
+                f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms "
+                f"over {len(values)} queries"
             )
-            rng = random.Random(11)
-            embed_ms, total_ms = [], []
-            for _ in range(queries):
-                query = " ".join(rng.choice(_WORDS) for _ in range(8))
-                t0 = time.perf_counter()
-                await client.embed([query])
-                t1 = time.perf_counter()
-                found = await search(
-                    db, client, owner_uid="u", document_ids=names, query=query, top_k=5
-                )
-                t2 = time.perf_counter()
-                assert len(found.sources) == 5
-                embed_ms.append(1000 * (t1 - t0))
-                total_ms.append(1000 * (t2 - t1))
-            for name, values in (("query embedding", embed_ms), ("search (all)", total_ms)):
-                values.sort()
-                p95 = values[max(0, int(0.95 * len(values)) - 1)]
-                print(
-                    f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms "
-                    f"over {len(values)} queries"
-                )
-            if pairs:
-                await candidates_pairs(db, client, names, pairs)
-            if ttfb_runs:
-                await ttfb(db, emulator, fake, ttfb_runs, names)
+        if pairs:
+            await candidates_pairs(db, client, names, pairs)
+        if ttfb_runs:
+            await ttfb(db, kb.emulator, kb.fake, ttfb_runs, names)
 
 
 def main() -> None:
