@@ -165,11 +165,14 @@ class Settings(BaseModel):
     embedding_dimensions: int = Field(default=256, ge=1, le=2048)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
     # Passages per execution: the prompt's top_k or this default, a request's override
-    # capped at the max.
-    retrieval_top_k_default: int = Field(default=4, ge=1, le=50)
+    # capped at the max (the default weighed against its tokens: docs/adr/0800).
+    retrieval_top_k_default: int = Field(default=5, ge=1, le=50)
     retrieval_top_k_max: int = Field(default=10, ge=1, le=50)
+    # Passages fetched by vector per document and re-ranked with BM25 (0: vector order
+    # alone); more finds more exact tokens at the cost of their text read per search.
+    retrieval_candidates: int = Field(default=20, ge=0, le=100)
     max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
-    # Uploads. max_document_bytes is repeated in firestore.rules (a client's create).
+    # Uploads (documents are written by ingestion only: the rules hold no copy of these).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # An upload's whole body must arrive within this long (ingest_document).
     document_body_timeout_seconds: float = Field(default=120.0, gt=0)
