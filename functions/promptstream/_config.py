@@ -109,6 +109,18 @@ class Settings(BaseModel):
     daily_token_budget: int = Field(default=500_000, gt=0)
     # Leases older than this are treated as dead (an instance crashed mid-stream).
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
+    # Durable streams (docs/adr/0600-durable-streams.md). A resumable execution's new
+    # events reach Firestore at least this often, so a crash loses at most this much.
+    checkpoint_seconds: float = Field(default=1.0, gt=0)
+    # How long a resumable execution goes on with no client attached before it is
+    # cancelled: a phone changing networks comes back well within it.
+    resume_grace_seconds: float = Field(default=30.0, ge=0)
+    # An execution whose record has shown no sign of life (alive_at) for this long is
+    # dead: its instance crashed (the repair's; shared with docs/adr/0601).
+    lease_ttl_seconds: float = Field(default=60.0, gt=0)
+    # After SIGTERM, the generations go on (checkpointing) for this long, then end
+    # ``interrupted``: below Cloud Run's 10 s between SIGTERM and SIGKILL.
+    shutdown_grace_seconds: float = Field(default=8.0, ge=0)
     debug_logging: bool = False
 
     # --- Hardening (issue 14). -------------------------------------------------------

@@ -194,6 +194,7 @@ _valid: dict[str, st.SearchStrategy[Any]] = {
     | st.lists(_document_ids, max_size=3)
     | st.integers(0, 50).map(lambda n: ["d"] * n),
     "top_k": st.none() | st.integers(1, 50),
+    "resumable": st.booleans(),
 }
 _around: dict[str, list[Any]] = {
     "prompt_id": ["", "p" * 128, "p" * 129, "a/b", ".", "..", "__x__", "__x", None],
@@ -206,6 +207,7 @@ _around: dict[str, list[Any]] = {
     "temperature": [-0.01, 0, 2, 2.01, True, "1"],
     "document_ids": [["d"] * 50, ["d"] * 51, ["-x"], ["a" * 101], [""], "d"],
     "top_k": [0, 1, 50, 51, 2.0, True, "3"],
+    "resumable": [1, "true", None],
     "promptId": ["p"],
     "x": [None],
 }
@@ -255,6 +257,8 @@ def _fits(doc: dict[str, Any]) -> bool:
         and isinstance(variables, dict)
         and all(text(k, 64) and isinstance(v, str) for k, v in variables.items())
         and all(doc.get(name) is None or fits(doc[name]) for name, fits in optional.items())
+        # A flag, never null.
+        and isinstance(doc.get("resumable", False), bool)
     )
 
 

@@ -23,6 +23,7 @@ from uvicorn.server import ServerState
 from .._config import DEFAULTS, Settings
 from .._errors import ErrorCode, HttpError
 from ._asgi import error_body
+from ._service import drain_service
 
 __all__ = ["BoundedH11Protocol", "configure_server"]
 
@@ -208,6 +209,13 @@ class BoundedH11Protocol(H11Protocol):
                 timer.cancel()
         self._head_deadline = self._linger_end = None
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown (SIGTERM) reaches every connection here: the first
+        drains the service (docs/adr/0600-durable-streams.md), then each connection ends
+        as uvicorn's does (an open stream once its response is complete)."""
+        drain_service()
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         """The parser's refusal, in our JSON error shape, and the connection closed."""
