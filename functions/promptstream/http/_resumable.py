@@ -32,7 +32,7 @@ from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._events import DONE, SSE_HEADERS, EventStream, error_event, start_data
 from ._service import Service
 
-__all__ = ["cancel", "generate", "resume"]
+__all__ = ["cancel", "generate", "outlast", "resume"]
 
 _PING = encode_comment("ping")
 _FINAL = frozenset({"completed", "error", "cancelled", "interrupted"})
@@ -119,6 +119,7 @@ async def _generation(
     outcome = events.outcome
 
     async def last() -> None:
+        live.finishing = True
         try:
             await service.checkpoints.flush(live)
         except Exception:
@@ -185,7 +186,6 @@ async def follow(
                 return
             elif lives.draining:
                 await writer.end(_resume_event(live.execution_id, pos))
-                await _outlast(service, live)
                 return
             elif not await live.wait(writer.last + settings.heartbeat_seconds - loop.time()):
                 await writer.write(_PING)
@@ -195,15 +195,21 @@ async def follow(
         lives.detach(live)
 
 
-async def _outlast(service: Service, live: Live) -> None:
-    """At shutdown: keep the request (and so the worker) alive while the generation goes
-    on checkpointing, up to SHUTDOWN_GRACE_SECONDS; then it ends ``interrupted``."""
-    try:
-        async with asyncio.timeout(service.settings.shutdown_grace_seconds):
+async def outlast(service: Service) -> None:
+    """At shutdown, after a request's own steps: keep it (and so the worker, which uvicorn
+    keeps while a request runs) alive while this instance's generations go on
+    checkpointing, up to SHUTDOWN_GRACE_SECONDS after the drain; then they end
+    ``interrupted``. (Outside the request's disconnect watch: its client is gone.)"""
+    lives = service.lives
+    for live in lives:
+        try:
+            async with asyncio.timeout_at(
+                lives.drained_at + service.settings.shutdown_grace_seconds
+            ):
+                await live.wait_finished()
+        except TimeoutError:
+            live.cancel("interrupted")
             await live.wait_finished()
-    except TimeoutError:
-        live.cancel("interrupted")
-        await live.wait_finished()
 
 
 class _Writer:
@@ -304,8 +310,10 @@ async def follow_checkpoints(service: Service, send: Send, record: Document, aft
         while True:
             if _stale(service, data):
                 # TODO(lead, issue 24): `await service.repair.stale_execution(uid,
-                # execution_id)` (the crash helper's Repair), then read the record again.
+                # execution_id)` (the crash helper's Repair), then read the record again
+                # and replay it. Until then: told as interrupted, the record left as is.
                 logger.warn("resume of a stale execution", execution_id=execution_id)
+                data = {**data, "status": "interrupted"}
             out: list[bytes] = []
             closed = False
             for segment in await read_segments(db, execution_id, next_first):

@@ -73,6 +73,7 @@ class Checkpoints:
             for live in self._lives
             if not live.done
             and not live.stopped
+            and not live.finishing
             and (
                 live.checkpointed < len(live.events)
                 or live.record_time is None

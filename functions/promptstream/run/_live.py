@@ -34,6 +34,7 @@ class Live:
         "end_reason",
         "events",
         "execution_id",
+        "finishing",
         "record_time",
         "sources",
         "start",
@@ -62,6 +63,8 @@ class Live:
         # execution up (it must not be finished again).
         self.cancel_requested = False
         self.stopped = False
+        # Its last checkpoint and finish are under way: the passes leave it alone.
+        self.finishing = False
         # Why it was cut short, when it was: "cancelled" (a cancel, the grace ran out) or
         # "interrupted" (the instance's shutdown).
         self.end_reason: str | None = None
@@ -145,6 +148,8 @@ class Lives:
         self._lives: dict[str, Live] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.draining = False
+        # The loop's time when the drain began.
+        self.drained_at = 0.0
 
     def __iter__(self) -> Iterator[Live]:
         return iter(list(self._lives.values()))
@@ -183,6 +188,7 @@ class Lives:
     def drain(self) -> None:
         """The instance is shutting down: followers tell their clients to resume."""
         self.draining = True
+        self.drained_at = asyncio.get_running_loop().time()
         for live in self:
             live.wake()
 
