@@ -32,6 +32,8 @@ from support.http import JSON, Reply, post, stream
 
 # Long enough to cut anywhere, short enough to run in a second or two.
 SLOW = "[[fake chunks=24 delay=0.05]] Tell me about {{topic}}."
+# Long enough that only a cancel or a disconnect ends it within the test.
+LONG = "[[fake chunks=200 delay=0.05]] Tell me about {{topic}}."
 ENV = {
     "HEARTBEAT_SECONDS": "0.3",
     "CHECKPOINT_SECONDS": "0.2",
@@ -203,21 +205,32 @@ def test_an_explicit_cancel_stops_the_upstream_at_once(
     db: Any, pair: tuple[FunctionServer, FunctionServer], fake_upstream: FakeOpenRouterThread
 ) -> None:
     a, _ = pair
-    add_prompt(db, content="[[fake chunks=200 delay=0.05]] Tell me about {{topic}}.")
-    first = run(a, body(variables={"topic": "tides"}, resumable=True), stop_after_content=2)
-    answer = post(a, json.dumps({"cancel": execution_id(first)}).encode())
-    answered = time.monotonic()
-    assert answer.status == 200 and answer.json == {
-        "execution_id": execution_id(first),
-        "status": "cancelled",
-    }
+    add_prompt(db, content=LONG)
+
+    async def cancel_while_attached() -> tuple[Reply, Reply, float]:
+        # The client stays attached: only the cancel can end the stream early.
+        attached = asyncio.create_task(
+            stream(url(a), body(variables={"topic": "tides"}, resumable=True), headers())
+        )
+        eid = await asyncio.to_thread(_wait_streaming, db)
+        answer = await asyncio.to_thread(post, a, json.dumps({"cancel": eid}).encode())
+        answered = time.monotonic()
+        return answer, await attached, answered
+
+    answer, attached, answered = asyncio.run(cancel_while_attached())
+    eid = execution_id(attached)
+    assert answer.status == 200 and answer.json == {"execution_id": eid, "status": "cancelled"}
     [closed] = fake_upstream.stats()["early_close_ns"]
-    # The upstream was closed before the answer went out (a liveness bound, not a timing).
+    # The upstream was closed before the answer went out (50 ms: a liveness bound).
     assert closed / 1e9 <= answered + 0.05
-    record = ended(db, execution_id(first))
+    # The attached client is told, then [DONE]; its ids run on without a gap.
+    assert attached.named("error")[0]["code"] == "cancelled"
+    n = len(attached.content_events())
+    assert n < 100 and ids(attached) == list(range(1, n + 2))
+    record = ended(db, eid)
     assert record["status"] == "cancelled" and record["tokens_debited"] > 0
     # A resume now replays what was sent, then says it was cancelled.
-    again = run(a, resume_body(execution_id(first), 0))
+    again = run(a, resume_body(eid, 0))
     assert again.named("error")[0]["code"] == "cancelled"
 
 
@@ -225,7 +238,7 @@ def test_a_cancel_on_another_instance_reaches_the_generator(
     db: Any, pair: tuple[FunctionServer, FunctionServer], fake_upstream: FakeOpenRouterThread
 ) -> None:
     a, b = pair
-    add_prompt(db, content="[[fake chunks=200 delay=0.05]] Tell me about {{topic}}.")
+    add_prompt(db, content=LONG)
     first = run(a, body(variables={"topic": "tides"}, resumable=True), stop_after_content=2)
     answer = post(b, json.dumps({"cancel": execution_id(first)}).encode())
     assert answer.status == 200 and answer.json["status"] == "cancelled", answer.raw
@@ -236,7 +249,7 @@ def test_a_cancel_on_another_instance_reaches_the_generator(
 def test_a_detached_execution_is_cancelled_after_the_grace(
     db: Any, serve: Serve, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    add_prompt(db, content="[[fake chunks=200 delay=0.05]] Tell me about {{topic}}.")
+    add_prompt(db, content=LONG)
     with serve(env={**ENV, "RESUME_GRACE_SECONDS": "0.5"}) as server:
         run(server, body(variables={"topic": "tides"}, resumable=True), stop_after_content=2)
         # Still going with nobody attached, then given up.
@@ -249,10 +262,11 @@ def test_a_detached_execution_is_cancelled_after_the_grace(
 def test_a_plain_stream_still_cancels_on_disconnect(
     db: Any, pair: tuple[FunctionServer, FunctionServer], fake_upstream: FakeOpenRouterThread
 ) -> None:
-    add_prompt(db, content="[[fake chunks=200 delay=0.05]] Tell me about {{topic}}.")
+    add_prompt(db, content=LONG)
     first = run(pair[0], body(variables={"topic": "tides"}), stop_after_content=2)
     assert first.named("start")[0]["resumable"] is False
-    assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
+    # At once (2 s: a liveness bound, far below RESUME_GRACE_SECONDS of a resumable one).
+    assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=2)
     record = ended(db, execution_id(first))
     assert record["status"] == "cancelled" and "resumable" not in record
 
