@@ -93,6 +93,12 @@ async def generate(
     if ex.document_ids:
         sources = encode_event(dumps([s.to_json() for s in ex.sources]), event="sources")
     live = Live(ex.execution_id, ex.uid, start_data(ex), sources)
+    if ex.document_ids:
+        # What a resume on another instance sends as the sources (as the finish keeps them).
+        keep = settings.record_source_chars
+        live.first_fields = {
+            "sources": [{**s.to_json(), "text": s.text[:keep]} for s in ex.sources]
+        }
     live.abort = stream.abort
     events = EventStream(
         ex,
@@ -298,7 +304,7 @@ async def follow_checkpoints(service: Service, send: Send, record: Document, aft
         "resumed": True,
     }
     head = encode_event(dumps(start), event="start")
-    if data.get("document_ids") is not None and data.get("sources") is not None:
+    if data.get("sources") is not None:
         head += encode_event(dumps(data["sources"]), event="sources")
     await send({"type": "http.response.start", "status": 200, "headers": _headers(execution_id)})
     writer = _Writer(send, settings.stall_timeout_seconds)

@@ -124,6 +124,7 @@ class Checkpoints:
                 live.checkpointed + 1,
                 live.events[live.checkpointed :],
                 live.record_time,
+                live.first_fields,
             )
             for live in group
         ]
@@ -151,6 +152,7 @@ class Checkpoints:
         for live, plan, end in zip(group, plans, ends, strict=True):
             live.record_time = times[end] if end < len(times) else None
             live.checkpointed = max(live.checkpointed, plan.last_id)
+            live.first_fields = None
             self._alive[live.execution_id] = self._ticks
 
 

@@ -35,6 +35,7 @@ class Live:
         "events",
         "execution_id",
         "finishing",
+        "first_fields",
         "record_time",
         "sources",
         "start",
@@ -59,6 +60,8 @@ class Live:
         # instance last wrote it (None until the first checkpoint read it).
         self.checkpointed = 0
         self.record_time: str | None = None
+        # Record fields the first checkpoint writes (the sources, for a resume elsewhere).
+        self.first_fields: dict[str, Any] | None = None
         # Set by the checkpoints: another instance asked to cancel; the repair gave the
         # execution up (it must not be finished again).
         self.cancel_requested = False
