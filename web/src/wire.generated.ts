@@ -36,7 +36,10 @@ export type ErrorCode =
   | 'content_blocked'
   | 'upstream_unavailable'
   | 'upstream_timeout'
-  | 'upstream_disconnected';
+  | 'upstream_disconnected'
+  | 'execution_not_found'
+  | 'interrupted'
+  | 'cancelled';
 
 /**
  * The body of both endpoints. snake_case only; unknown fields are refused.
@@ -54,4 +57,5 @@ export interface ExecuteRequest {
   temperature?: number | null;
   document_ids?: string[] | null;
   top_k?: number | null;
+  resumable?: boolean;
 }
