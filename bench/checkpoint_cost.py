@@ -54,7 +54,8 @@ async def _measure(host: str, streams: int, seconds: int, per_second: int) -> di
             all_lives.append(live)
         checkpoints = Checkpoints(1.0, lives, lambda: db)
         await checkpoints.tick()  # the first pass reads every record once: not counted
-        commits, writes, cpu = checkpoints.commits, checkpoints.writes, checkpoints.cpu_seconds
+        commits, written = checkpoints.commits, checkpoints.writes
+        cpu = checkpoints.cpu_seconds
         wall = time.process_time()
         passes = 0
         started = time.monotonic()
@@ -73,7 +74,7 @@ async def _measure(host: str, streams: int, seconds: int, per_second: int) -> di
             "streams": streams,
             "seconds": round(elapsed, 1),
             "commits_per_s": round((checkpoints.commits - commits) / elapsed, 1),
-            "writes_per_s": round((checkpoints.writes - writes) / elapsed, 1),
+            "writes_per_s": round((checkpoints.writes - written) / elapsed, 1),
             "cpu_ms_per_pass": round((checkpoints.cpu_seconds - cpu) / passes * 1000, 2),
             "process_cpu_ms_per_s": round(process / elapsed * 1000, 1),
         }

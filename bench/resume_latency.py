@@ -129,8 +129,8 @@ def main() -> None:
                 for _ in range(2)
             ]
             with servers[0] as one, servers[1] as two:
-                urls = [f"http://127.0.0.1:{s.port}/" for s in (one, two)]
-                result = asyncio.run(_bench(*urls, args.rounds, args.cut))
+                a, b = (f"http://127.0.0.1:{s.port}/" for s in (one, two))
+                result = asyncio.run(_bench(a, b, args.rounds, args.cut))
             print(json.dumps({"checkpoint_seconds": args.checkpoint_seconds, **result}))
         finally:
             fake.terminate()

@@ -223,6 +223,15 @@ def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> 
 async def _stream_steps(
     service: Service, send: Send, watch: DisconnectWatch, run: _Run, ex: Execution
 ) -> None:
+    settings = service.settings
+    stream = (await service.client()).generate_response_stream(
+        ex.upstream_prompt,
+        ex.system_prompt,
+        ex.request.context,
+        fallbacks=ex.fallbacks,
+        **ex.overrides(settings.default_max_tokens),
+    )
+    watch.on_gone(stream.abort)
     if ex.request.resumable:
 
         async def refuse(send: Send, exc: OpenRouterError) -> None:
@@ -232,9 +241,8 @@ async def _stream_steps(
             # The generation finishes the record from here, not this request.
             run.ex = None
 
-        await generate(service, send, watch, ex, refuse, hand_over)
+        await generate(service, send, watch, ex, stream, refuse, hand_over)
         return
-    settings = service.settings
     events = EventStream(
         ex,
         send,
@@ -244,14 +252,6 @@ async def _stream_steps(
         redact=service.redact,
     )
     run.outcome = events.outcome
-    stream = (await service.client()).generate_response_stream(
-        ex.upstream_prompt,
-        ex.system_prompt,
-        ex.request.context,
-        fallbacks=ex.fallbacks,
-        **ex.overrides(settings.default_max_tokens),
-    )
-    watch.on_gone(stream.abort)
     opened = False
     try:
         try:

@@ -66,20 +66,13 @@ async def generate(
     send: Send,
     watch: DisconnectWatch,
     ex: Execution,
+    stream: ChatStream,
     refuse: Refuse,
     hand_over: Callable[[], None],
 ) -> None:
-    """Start the upstream (a refusal is answered by ``refuse``, as for any stream), then
-    hand the generation to the instance and follow it as its first client."""
+    """Start the upstream ``stream`` (a refusal is answered by ``refuse``, as for any
+    stream), then hand the generation to the instance and follow it as its first client."""
     settings = service.settings
-    stream = (await service.client()).generate_response_stream(
-        ex.upstream_prompt,
-        ex.system_prompt,
-        ex.request.context,
-        fallbacks=ex.fallbacks,
-        **ex.overrides(settings.default_max_tokens),
-    )
-    watch.on_gone(stream.abort)
     try:
         await stream.start()
     except OpenRouterError as exc:
