@@ -8,6 +8,7 @@ SIGTERM tells the client to resume elsewhere; another user gets the 404 of an ab
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -312,3 +313,54 @@ def test_sigterm_tells_the_client_to_resume_elsewhere(
     text, seen = joined(first, second)
     assert text == unbroken.text() and seen == ids(unbroken)
     assert ended(db, execution_id(first))["status"] == "completed"
+
+
+def test_past_the_shutdown_grace_the_generation_ends_interrupted_with_its_text(
+    db: Any, serve: Serve, pair: tuple[FunctionServer, FunctionServer]
+) -> None:
+    _, b = pair
+    add_prompt(db, content=LONG)
+    with serve(env={**ENV, "SHUTDOWN_GRACE_SECONDS": "0.5"}) as doomed:
+        first = run(
+            doomed, body(variables={"topic": "tides"}, resumable=True), stop_after_content=3
+        )
+        for pid in worker_pids(doomed):
+            os.kill(pid, signal.SIGTERM)
+        eid = execution_id(first)
+        record = ended(db, eid)
+    assert record["status"] == "interrupted" and record["error_code"] == "interrupted"
+    assert record["tokens_debited"] > 0 and record["output"].startswith(first.text())
+    # Replayed elsewhere: the checkpointed text, then the error, then [DONE].
+    again = run(b, resume_body(eid, 0))
+    assert again.text() == record["output"]
+    assert again.named("error")[0]["code"] == "interrupted"
+    assert ids(again) == list(range(1, len(again.content_events()) + 2))
+    assert again.events[-1].data == "[DONE]"
+
+
+def test_a_resume_of_a_record_nobody_keeps_alive_ends_interrupted(
+    db: Any, pair: tuple[FunctionServer, FunctionServer]
+) -> None:
+    # A record as a crashed instance leaves it: streaming, its last sign of life long ago.
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    eid = "crashed0000000000000"
+    record = db.collection("executions").document(eid)
+    record.set(
+        {
+            "owner_uid": "alice",
+            "status": "streaming",
+            "resumable": True,
+            "alive_at": long_ago,
+            "prompt_id": "p1",
+            "requested_model": "m",
+            "models": ["m"],
+            "checkpoint_id": 1,
+        }
+    )
+    record.collection("segments").document(f"{1:08d}").set(
+        {"first_id": 1, "events": ['id: 1\ndata: {"content":"so far","finish_reason":null}\n\n']}
+    )
+    reply = run(pair[1], resume_body(eid, 0), timeout=10)
+    assert reply.text() == "so far"
+    assert reply.named("error")[0]["code"] == "interrupted"
+    assert ids(reply) == [1, 2]

@@ -27,7 +27,7 @@ from ..run._request import CancelRequest, ExecuteRequest, ResumeRequest, check, 
 from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._endpoint import Handler, endpoint, read_body, too_large
 from ._events import SSE_HEADERS, EventStream, redacted_attempts
-from ._resumable import cancel, generate, outlast, resume
+from ._resumable import cancel, generate, resume
 from ._service import Service
 
 __all__ = ["execute_app", "stream_app"]
@@ -198,8 +198,6 @@ def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> 
         watch = DisconnectWatch(receive)
         if isinstance(body, ResumeRequest):
             await watch.run(resume(service, scope, send, watch, uid, body))
-            if service.lives.draining:
-                await outlast(service)
             return
         if isinstance(body, CancelRequest):
             await watch.run(cancel(service, send, uid, body))
@@ -214,8 +212,6 @@ def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> 
 
         await watch.run(opened_then_steps())
         await run.finish()
-        if service.lives.draining:
-            await outlast(service)
 
     return handle
 

@@ -30,9 +30,9 @@ from ..store._segments import read_record, read_segments, request_cancel
 from ..upstream._client import ChatStream
 from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._events import DONE, SSE_HEADERS, EventStream, error_event, start_data
-from ._service import Service
+from ._service import Service, current_service
 
-__all__ = ["cancel", "generate", "outlast", "resume"]
+__all__ = ["cancel", "drain", "generate", "resume"]
 
 _PING = encode_comment("ping")
 _FINAL = frozenset({"completed", "error", "cancelled", "interrupted"})
@@ -194,11 +194,20 @@ async def follow(
         lives.detach(live)
 
 
-async def outlast(service: Service) -> None:
-    """At shutdown, after a request's own steps: keep it (and so the worker, which uvicorn
-    keeps while a request runs) alive while this instance's generations go on
-    checkpointing, up to SHUTDOWN_GRACE_SECONDS after the drain; then they end
-    ``interrupted``. (Outside the request's disconnect watch: its client is gone.)"""
+def drain(keep: Callable[[asyncio.Task[None]], None]) -> None:
+    """The worker got SIGTERM: drain the process's service (if it was built), and hand
+    ``keep`` (the server's set of tasks it waits for before it lets the worker go) the
+    task that outlasts the generations."""
+    service = current_service()
+    if service is None or service.lives.draining:
+        return
+    service.drain()
+    keep(asyncio.get_running_loop().create_task(_outlast(service)))
+
+
+async def _outlast(service: Service) -> None:
+    """While this instance's generations go on checkpointing, up to
+    SHUTDOWN_GRACE_SECONDS after the drain; then they end ``interrupted``."""
     lives = service.lives
     for live in lives:
         try:

@@ -25,7 +25,7 @@ from ..upstream._client import OpenRouterClient, OpenRouterConfig
 from ..upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._auth import CONTROL_THREADS, Authenticator, EmulatorGuard, firebase_verifier
 
-__all__ = ["Service", "drain_service", "get_service", "set_service"]
+__all__ = ["Service", "current_service", "get_service", "set_service"]
 
 
 class Service:
@@ -125,10 +125,9 @@ def set_service(service: Service | None) -> None:
     _service = service
 
 
-def drain_service() -> None:
-    """Drain the process's service, if it was ever built."""
-    if _service is not None:
-        _service.drain()
+def current_service() -> Service | None:
+    """The process's service if it was ever built (a shutdown drains only that one)."""
+    return _service
 
 
 def _build_service() -> Service:
