@@ -16,12 +16,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
+from promptstream import SSEDecoder
 from support import (
     FunctionServer,
     Serve,
+    TcpProxy,
     add_prompt,
     auth,
     body,
@@ -364,3 +367,41 @@ def test_a_resume_of_a_record_nobody_keeps_alive_ends_interrupted(
     assert reply.text() == "so far"
     assert reply.named("error")[0]["code"] == "interrupted"
     assert ids(reply) == [1, 2]
+
+
+@pytest.mark.parametrize("k", [0, 7])
+def test_a_network_cut_by_a_proxy_resumes_with_the_unbroken_text(
+    db: Any, pair: tuple[FunctionServer, FunctionServer], unbroken: Reply, k: int
+) -> None:
+    """The connection dies in the network (a TCP proxy drops both sides), not by a
+    client's close: after the start (k = 0) or after k content events."""
+    a, b = pair
+    proxy = TcpProxy(f"127.0.0.1:{a.port}")
+
+    async def cut_after(k: int) -> Reply:
+        decoder = SSEDecoder()
+        raw = b""
+        seen = 0
+        payload = body(variables={"topic": "tides"}, resumable=True)
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.post(
+                    f"http://{proxy.host}/", data=payload, headers=headers()
+                ) as resp:
+                    async for data in resp.content.iter_any():
+                        raw += data
+                        for event in decoder.feed(data):
+                            if event.event == "message":
+                                seen += 1
+                        if seen >= k and b"event: start" in raw:
+                            proxy.cut()
+                            break
+            except aiohttp.ClientError:
+                pass  # the cut, as a client sees it
+        return Reply(200, {}, raw)
+
+    first = asyncio.run(cut_after(k))
+    assert "end" not in first.kinds
+    second = run(b, resume_body(execution_id(first), last_id(first)))
+    text, seen = joined(first, second)
+    assert text == unbroken.text() and seen == ids(unbroken)
