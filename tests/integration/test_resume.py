@@ -261,6 +261,8 @@ def test_a_plain_stream_still_cancels_on_disconnect(
     add_prompt(db, content=LONG)
     first = run(pair[0], body(variables={"topic": "tides"}), stop_after_content=2)
     assert first.named("start")[0]["resumable"] is False
+    # Nothing to resume it from: as absent.
+    assert post(pair[1], resume_body(execution_id(first), 0)).status == 404
     # At once (2 s: a liveness bound, far below RESUME_GRACE_SECONDS of a resumable one).
     assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=2)
     record = ended(db, execution_id(first))

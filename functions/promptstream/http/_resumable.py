@@ -275,7 +275,9 @@ async def resume(
             send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable; try again.")
         )
         return
-    if record is None or (record.data or {}).get("owner_uid") != uid:
+    data = (record.data or {}) if record is not None else {}
+    if record is None or data.get("owner_uid") != uid or not data.get("resumable"):
+        # A plain execution has no checkpoints to resume from: as absent.
         await send_error(send, _NOT_FOUND)
         return
     await follow_checkpoints(service, send, record, after)
