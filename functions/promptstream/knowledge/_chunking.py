@@ -30,6 +30,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _WORD = re.compile(r"\S+\s*|\s+")
 
 
+
+
 @dataclass(frozen=True, slots=True)
 class Passage:
     """One passage: its place in the document (0-based), the heading path above it

@@ -25,6 +25,7 @@ _CHILD = str(Path(__file__).with_name("_pdfchild.py"))
 _TOO_COMPLEX = "the PDF takes more time or memory to read than an upload may use"
 
 
+
 @dataclass(frozen=True, slots=True)
 class PdfLimits:
     """What one PDF child may use, and how many run at once."""

@@ -33,6 +33,7 @@ from ..store._limits import LimitExceeded
 __all__ = ["Openings"]
 
 
+
 class Openings:
     """Turns for opening an execution: at most ``size`` at once in this instance (0: no
     bound) and at most one per user, so that one user's backlog never holds the turns
