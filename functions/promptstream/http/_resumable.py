@@ -280,7 +280,7 @@ async def resume(
         # A plain execution has no checkpoints to resume from: as absent.
         await send_error(send, _NOT_FOUND)
         return
-    await follow_checkpoints(service, send, record, after)
+    await follow_checkpoints(service, send, uid, record, after)
 
 
 def _stale(service: Service, data: dict[str, Any]) -> bool:
@@ -291,7 +291,9 @@ def _stale(service: Service, data: dict[str, Any]) -> bool:
     return (dt.datetime.now(dt.UTC) - seen).total_seconds() > service.settings.lease_ttl_seconds
 
 
-async def follow_checkpoints(service: Service, send: Send, record: Document, after: int) -> None:
+async def follow_checkpoints(
+    service: Service, send: Send, uid: str, record: Document, after: int
+) -> None:
     """Replay an execution of another instance (or one that ended) from its segments,
     then follow them (polled every CHECKPOINT_SECONDS / 2) until its record is final."""
     db = service.store.rest
@@ -322,7 +324,7 @@ async def follow_checkpoints(service: Service, send: Send, record: Document, aft
                 # TODO(lead, issue 24): `await service.repair.stale_execution(uid,
                 # execution_id)` (the crash helper's Repair), then read the record again
                 # and replay it. Until then: told as interrupted, the record left as is.
-                logger.warn("resume of a stale execution", execution_id=execution_id)
+                logger.warn("resume of a stale execution", execution_id=execution_id, uid=uid)
                 data = {**data, "status": "interrupted"}
             out: list[bytes] = []
             closed = False
