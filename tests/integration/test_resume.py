@@ -296,17 +296,20 @@ def test_sigterm_tells_the_client_to_resume_elsewhere(
     with serve(env=ENV) as doomed:
 
         async def cut_by_sigterm() -> Reply:
-            async def kill_soon() -> None:
-                await asyncio.sleep(0.4)
-                for pid in worker_pids(doomed):
-                    os.kill(pid, signal.SIGTERM)
-
-            killer = asyncio.create_task(kill_soon())
-            reply = await stream(
-                url(doomed), body(variables={"topic": "tides"}, resumable=True), headers()
-            )
-            await killer
-            return reply
+            # SIGTERM once the first content event has arrived (the worker is serving).
+            decoder = SSEDecoder()
+            raw = b""
+            killed = False
+            payload = body(variables={"topic": "tides"}, resumable=True)
+            async with aiohttp.ClientSession() as session:
+                async with session.post(url(doomed), data=payload, headers=headers()) as resp:
+                    async for data in resp.content.iter_any():
+                        raw += data
+                        if not killed and any(e.id for e in decoder.feed(data)):
+                            killed = True
+                            for pid in worker_pids(doomed):
+                                os.kill(pid, signal.SIGTERM)
+            return Reply(resp.status, {}, raw)
 
         first = asyncio.run(cut_by_sigterm())
         assert first.kinds[-1] == "resume", first.raw[-300:]
