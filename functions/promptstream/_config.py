@@ -109,12 +109,21 @@ class Settings(BaseModel):
     daily_token_budget: int = Field(default=500_000, gt=0)
     # Leases older than this are treated as dead (an instance crashed mid-stream).
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
+    # Durable streams (docs/adr/0600-durable-streams.md). A resumable execution's new
+    # events reach Firestore at least this often, so a crash loses at most this much.
+    checkpoint_seconds: float = Field(default=1.0, gt=0)
+    # How long a resumable execution goes on with no client attached before it is
+    # cancelled: a phone changing networks comes back well within it.
+    resume_grace_seconds: float = Field(default=30.0, ge=0)
     # A resumable execution whose record shows no sign of life (``alive_at``, refreshed by
     # its checkpoints) for this long is dead: its lease stops counting, and the repair
     # finishes its record ``interrupted`` (docs/adr/0601-leases-that-prove-alive.md).
     lease_ttl_seconds: float = Field(default=60.0, gt=0)
     # Records the scheduled sweep repairs at most per run (the rest wait a minute).
     repair_sweep_limit: int = Field(default=200, ge=1)
+    # After SIGTERM, the generations go on (checkpointing) for this long, then end
+    # ``interrupted``: below Cloud Run's 10 s between SIGTERM and SIGKILL.
+    shutdown_grace_seconds: float = Field(default=8.0, ge=0)
     debug_logging: bool = False
 
     # --- Hardening (issue 14). -------------------------------------------------------

@@ -297,6 +297,9 @@ class Executions:
             }
             if ex.document_ids:
                 record["document_ids"] = list(ex.document_ids)
+            if body.resumable:
+                # Its checkpoints add alive_at and checkpoint_id (docs/adr/0600).
+                record["resumable"] = True
             if body.comparison_id is not None:
                 record["comparison_id"] = body.comparison_id
             if body.label is not None:
