@@ -4,6 +4,8 @@
 
 Run: ``functions/venv/bin/python -m bench.kb_retrieval --passages 10000 --queries 30``
 from the repo root. It starts its own emulator and fake on loopback and stops them.
+``--documents D`` splits the passages over D documents, all of them named by the search
+and by the prompt (ADR 0800 compares 10 documents and 10,000 passages).
 
 ``--ttfb N`` then serves execute_prompt_stream as deployed (functions-framework on
 gunicorn) and times N runs of a prompt that names the document against N runs of the
@@ -17,11 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -32,6 +37,7 @@ sys.path[:0] = [str(ROOT / "functions")]
 
 from devstack import FirestoreEmulator, FunctionServer, id_token  # noqa: E402
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
+from promptstream._config import DEFAULTS  # noqa: E402
 from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
 from promptstream.knowledge._search import search  # noqa: E402
 from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
@@ -84,7 +90,11 @@ async def _timed_stream(
 
 
 async def ttfb(
-    db: FirestoreRest, emulator: FirestoreEmulator, fake: FakeOpenRouter, runs: int
+    db: FirestoreRest,
+    emulator: FirestoreEmulator,
+    fake: FakeOpenRouter,
+    runs: int,
+    document_ids: list[str],
 ) -> None:
     """Time to first byte with and without retrieval over the ingested document."""
     now_fields = {"owner_uid": "u", "title": "t", "public": False, "variables": []}
@@ -101,7 +111,7 @@ async def ttfb(
                 "update": {
                     "name": db.name("prompts/rag"),
                     "fields": encode_fields(
-                        {**now_fields, "content": content, "document_ids": ["big"], "top_k": 5}
+                        {**now_fields, "content": content, "document_ids": document_ids, "top_k": 5}
                     ),
                 }
             },
@@ -117,6 +127,8 @@ async def ttfb(
             "EMBEDDING_MODEL": EMBEDDING_MODEL,
             "FIRESTORE_TIMEOUT_SECONDS": "60",
             "ALLOWED_MODELS": "x-ai/grok-4-fast:free",
+            # One user opens every run: the per-user rate would refuse past 60 a minute.
+            "OPEN_RATE_PER_MINUTE": "0",
         },
     ) as server:
         token = id_token("u", project=PROJECT)
@@ -142,60 +154,113 @@ async def ttfb(
     print(f"added to the time to first byte (medians): {added:.1f} ms")
 
 
-async def run(passages: int, queries: int, ttfb_runs: int = 0) -> None:
-    with FirestoreEmulator(PROJECT, start_timeout=90) as emulator:
+@dataclass(frozen=True, slots=True)
+class LocalKb:
+    emulator: FirestoreEmulator
+    fake: FakeOpenRouter
+    db: FirestoreRest
+    client: EmbeddingsClient
+
+
+@contextlib.asynccontextmanager
+async def local_kb(project: str, *, batch_size: int) -> AsyncIterator[LocalKb]:
+    """A Firestore emulator, the fake (chat and its wordllama ``/embeddings``), a REST
+    client and an embeddings client on them, all on loopback, stopped after."""
+    with FirestoreEmulator(project, start_timeout=90) as emulator:
         async with FakeOpenRouter() as fake, aiohttp.ClientSession() as session:
-            db = FirestoreRest(PROJECT, session, emulator_host=emulator.host, timeout=120)
+            db = FirestoreRest(project, session, emulator_host=emulator.host, timeout=120)
             config = EmbeddingsConfig(
                 api_key=SecretStr("sk-bench"),
                 model=EMBEDDING_MODEL,
                 base_url=fake.base_url,
-                batch_size=128,
+                batch_size=batch_size,
             )
-            client = EmbeddingsClient(config, session)
-            data = synthetic_document(passages)
+            yield LocalKb(emulator, fake, db, EmbeddingsClient(config, session))
+
+
+async def candidates_pairs(
+    db: FirestoreRest, client: EmbeddingsClient, names: list[str], pairs: int
+) -> None:
+    """Search by vector alone (``candidates=0``, the search before ADR 0800) against the
+    hybrid search (the default candidates), alternating on the same queries, so the
+    difference is the change's and not the machine's."""
+    rng = random.Random(13)
+    times: dict[int, list[float]] = {0: [], DEFAULTS.retrieval_candidates: []}
+    for i in range(pairs):
+        query = " ".join(rng.choice(_WORDS) for _ in range(8))
+        order = list(times) if i % 2 else list(times)[::-1]
+        for candidates in order:
+            t0 = time.perf_counter()
+            await search(
+                db,
+                client,
+                owner_uid="u",
+                document_ids=names,
+                query=query,
+                top_k=5,
+                candidates=candidates,
+            )
+            times[candidates].append(1000 * (time.perf_counter() - t0))
+    for candidates, values in times.items():
+        print(_summary(f"search with candidates={candidates}", values))
+    differences = [b - a for a, b in zip(*times.values(), strict=True)]
+    print(f"hybrid minus vector alone, median of the pairs: {statistics.median(differences):.1f} ms")
+
+
+async def run(
+    passages: int, queries: int, ttfb_runs: int = 0, documents: int = 1, pairs: int = 0
+) -> None:
+    async with local_kb(PROJECT, batch_size=128) as kb:
+        db, client = kb.db, kb.client
+        names = ["big"] if documents == 1 else [f"doc{i}" for i in range(documents)]
+        started = time.perf_counter()
+        count = 0
+        for n, name in enumerate(names):
+            data = synthetic_document(passages // documents, seed=7 + n)
             limits = IngestLimits(
                 max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1
             )
-            started = time.perf_counter()
             result = await ingest(
                 db,
                 client,
                 owner_uid="u",
-                document_id="big",
+                document_id=name,
                 data=data,
                 title="Synthetic",
-                filename="big.md",
+                filename=f"{name}.md",
                 limits=limits,
             )
-            ingest_s = time.perf_counter() - started
-            print(
-                f"ingest: {result.passage_count} passages in {ingest_s:.1f} s "
-                f"({1000 * ingest_s / result.passage_count:.2f} ms per passage)"
+            count += result.passage_count
+        ingest_s = time.perf_counter() - started
+        print(
+            f"ingest: {count} passages in {len(names)} documents in {ingest_s:.1f} s "
+            f"({1000 * ingest_s / count:.2f} ms per passage)"
+        )
+        rng = random.Random(11)
+        embed_ms, total_ms = [], []
+        for _ in range(queries):
+            query = " ".join(rng.choice(_WORDS) for _ in range(8))
+            t0 = time.perf_counter()
+            await client.embed([query])
+            t1 = time.perf_counter()
+            found = await search(
+                db, client, owner_uid="u", document_ids=names, query=query, top_k=5
             )
-            rng = random.Random(11)
-            embed_ms, total_ms = [], []
-            for _ in range(queries):
-                query = " ".join(rng.choice(_WORDS) for _ in range(8))
-                t0 = time.perf_counter()
-                await client.embed([query])
-                t1 = time.perf_counter()
-                found = await search(
-                    db, client, owner_uid="u", document_ids=["big"], query=query, top_k=5
-                )
-                t2 = time.perf_counter()
-                assert len(found.sources) == 5
-                embed_ms.append(1000 * (t1 - t0))
-                total_ms.append(1000 * (t2 - t1))
-            for name, values in (("query embedding", embed_ms), ("search (all)", total_ms)):
-                values.sort()
-                p95 = values[max(0, int(0.95 * len(values)) - 1)]
-                print(
-                    f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms "
-                    f"over {len(values)} queries"
-                )
-            if ttfb_runs:
-                await ttfb(db, emulator, fake, ttfb_runs)
+            t2 = time.perf_counter()
+            assert len(found.sources) == 5
+            embed_ms.append(1000 * (t1 - t0))
+            total_ms.append(1000 * (t2 - t1))
+        for name, values in (("query embedding", embed_ms), ("search (all)", total_ms)):
+            values.sort()
+            p95 = values[max(0, int(0.95 * len(values)) - 1)]
+            print(
+                f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms "
+                f"over {len(values)} queries"
+            )
+        if pairs:
+            await candidates_pairs(db, client, names, pairs)
+        if ttfb_runs:
+            await ttfb(db, kb.emulator, kb.fake, ttfb_runs, names)
 
 
 def main() -> None:
@@ -203,8 +268,12 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--ttfb", type=int, default=0, help="runs with and without retrieval")
+    parser.add_argument("--documents", type=int, default=1, help="documents the passages span")
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="searches by vector alone and hybrid, alternating"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.passages, args.queries, args.ttfb))
+    asyncio.run(run(args.passages, args.queries, args.ttfb, args.documents, args.pairs))
 
 
 if __name__ == "__main__":

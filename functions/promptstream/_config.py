@@ -109,12 +109,21 @@ class Settings(BaseModel):
     daily_token_budget: int = Field(default=500_000, gt=0)
     # Leases older than this are treated as dead (an instance crashed mid-stream).
     stream_lease_seconds: float = Field(default=3700.0, gt=0)
+    # Durable streams (docs/adr/0600-durable-streams.md). A resumable execution's new
+    # events reach Firestore at least this often, so a crash loses at most this much.
+    checkpoint_seconds: float = Field(default=1.0, gt=0)
+    # How long a resumable execution goes on with no client attached before it is
+    # cancelled: a phone changing networks comes back well within it.
+    resume_grace_seconds: float = Field(default=30.0, ge=0)
     # A resumable execution whose record shows no sign of life (``alive_at``, refreshed by
     # its checkpoints) for this long is dead: its lease stops counting, and the repair
     # finishes its record ``interrupted`` (docs/adr/0601-leases-that-prove-alive.md).
     lease_ttl_seconds: float = Field(default=60.0, gt=0)
     # Records the scheduled sweep repairs at most per run (the rest wait a minute).
     repair_sweep_limit: int = Field(default=200, ge=1)
+    # After SIGTERM, the generations go on (checkpointing) for this long, then end
+    # ``interrupted``: below Cloud Run's 10 s between SIGTERM and SIGKILL.
+    shutdown_grace_seconds: float = Field(default=8.0, ge=0)
     debug_logging: bool = False
 
     # --- Hardening (issue 14). -------------------------------------------------------
@@ -165,11 +174,14 @@ class Settings(BaseModel):
     embedding_dimensions: int = Field(default=256, ge=1, le=2048)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
     # Passages per execution: the prompt's top_k or this default, a request's override
-    # capped at the max.
-    retrieval_top_k_default: int = Field(default=4, ge=1, le=50)
+    # capped at the max (the default weighed against its tokens: docs/adr/0800).
+    retrieval_top_k_default: int = Field(default=5, ge=1, le=50)
     retrieval_top_k_max: int = Field(default=10, ge=1, le=50)
+    # Passages fetched by vector per document and re-ranked with BM25 (0: vector order
+    # alone); more finds more exact tokens at the cost of their text read per search.
+    retrieval_candidates: int = Field(default=20, ge=0, le=100)
     max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
-    # Uploads. max_document_bytes is repeated in firestore.rules (a client's create).
+    # Uploads (documents are written by ingestion only: the rules hold no copy of these).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # An upload's whole body must arrive within this long (ingest_document).
     document_body_timeout_seconds: float = Field(default=120.0, gt=0)

@@ -83,6 +83,13 @@ class ErrorCode(enum.StrEnum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"
     UPSTREAM_DISCONNECTED = "upstream_disconnected"
+    # Durable streams (docs/adr/0600-durable-streams.md): a resume or cancel of an
+    # execution that is absent or another user's; an execution ended by its instance's
+    # shutdown or crash (an in-stream code and a record status); one cancelled before the
+    # resumer came back (in-stream only).
+    EXECUTION_NOT_FOUND = "execution_not_found"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
 
     @property
     def status(self) -> int:
@@ -126,6 +133,9 @@ _HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UPSTREAM_UNAVAILABLE: 503,
     ErrorCode.UPSTREAM_TIMEOUT: 504,
     ErrorCode.UPSTREAM_DISCONNECTED: 502,
+    ErrorCode.EXECUTION_NOT_FOUND: 404,
+    ErrorCode.INTERRUPTED: 503,
+    ErrorCode.CANCELLED: 409,
 }
 
 

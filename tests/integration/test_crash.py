@@ -27,7 +27,6 @@ from promptstream._config import Settings
 from promptstream._sse import encode_event
 from promptstream._tokens import estimate_tokens
 from promptstream.run._repair import Repair, sweep_streams
-from promptstream.run._request import ExecuteRequest
 from promptstream.store._store import Store
 from support import (
     PROJECT,
@@ -147,15 +146,10 @@ def test_after_a_kill_9_the_user_opens_all_their_streams_again_within_the_ttl(
     assert limits(db)["tokens_today"] == debits + sum(r["tokens_debited"] for r in others)
 
 
-@pytest.mark.skipif(
-    "resumable" not in ExecuteRequest.model_fields,
-    reason="needs the stream helper's resumable streams and checkpoints (issue 24, ADR 0600)",
-)
 def test_after_a_kill_9_resumable_streams_end_interrupted_with_their_real_checkpoints(
     server: FunctionServer, db: Any
 ) -> None:
-    # The test above with the real checkpoints instead of the stand-in: it runs once both
-    # halves of issue 24 are merged.
+    # The test above with the real checkpoints instead of the stand-in.
     add_prompt(db, content=f"{{{{topic}}}} {LONG}")
     add_prompt(db, "short", content="{{topic}}")
     payload = body(variables={"topic": "x"}, resumable=True)

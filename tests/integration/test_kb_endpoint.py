@@ -16,6 +16,7 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fake_openrouter import FakeOpenRouterThread
+from promptstream.store._store import document_path
 from support import (
     ROOT,
     FunctionServer,
@@ -34,6 +35,8 @@ from support.http import post, request
 KB = ROOT / "tests" / "data" / "kb"
 BAKERY = (KB / "bakery.md").read_bytes()
 GREENHOUSE = (KB / "greenhouse.md").read_bytes()
+# Bob's near-identical handbook says something Alice's does not.
+BOBS = BAKERY.replace(b"four pounds", b"nine pounds (BOB-ONLY)")
 # Small on purpose: the oversize test sends just over it.
 MAX_DOCUMENT_BYTES = 64 * 1024
 QUESTION = "How much does delivery beyond three kilometres cost?"
@@ -76,14 +79,14 @@ def delete(server: FunctionServer, document_id: str, uid: str = "alice") -> tupl
     return upload(server, b"", uid=uid, document_id=document_id, method="DELETE")
 
 
-def passages_of(db: Any, document_id: str) -> list[dict[str, Any]]:
-    where = FieldFilter("document_id", "==", document_id)
-    found = db.collection("passages").where(filter=where).stream()
-    return [d.to_dict() for d in found]
+def passages_of(db: Any, document_id: str, uid: str = "alice") -> list[dict[str, Any]]:
+    key = document_path(uid, document_id).rsplit("/", 1)[1]
+    found = db.collection("passages").where(filter=FieldFilter("document_key", "==", key))
+    return [d.to_dict() for d in found.stream()]
 
 
-def document(db: Any, document_id: str) -> dict[str, Any] | None:
-    snap = db.collection("documents").document(document_id).get()
+def document(db: Any, document_id: str, uid: str = "alice") -> dict[str, Any] | None:
+    snap = db.document(document_path(uid, document_id)).get()
     return snap.to_dict() if snap.exists else None
 
 
@@ -91,17 +94,18 @@ def tokens_today(db: Any) -> int:
     return int(limits(db).get("tokens_today") or 0)
 
 
+def rag_fields() -> dict[str, Any]:
+    return {
+        "content": "Answer: {{question}} [[fake chunks=3 text='a b c']]",
+        "variables": [{"name": "question", "required": True}],
+        "document_ids": ["bakery"],
+        "top_k": 3,
+        "retrieval_query_variable": "question",
+    }
+
+
 def rag_prompt(db: Any, prompt_id: str = "kb", **fields: Any) -> str:
-    return add_prompt(
-        db,
-        prompt_id,
-        content="Answer: {{question}} [[fake chunks=3 text='a b c']]",
-        variables=[{"name": "question", "required": True}],
-        document_ids=["bakery"],
-        top_k=3,
-        retrieval_query_variable="question",
-        **fields,
-    )
+    return add_prompt(db, prompt_id, **{**rag_fields(), **fields})
 
 
 def user_message(fake: FakeOpenRouterThread) -> tuple[str, str]:
@@ -256,6 +260,52 @@ def test_delete_removes_the_document_and_its_passages_for_its_owner_only(
     assert delete(ingest_server, "bakery")[0] == 404
 
 
+def test_two_users_with_one_document_id_each_have_their_own(
+    db: Any,
+    ingest_server: FunctionServer,
+    stream_server: FunctionServer,
+    fake_upstream: FakeOpenRouterThread,
+) -> None:
+    assert upload(ingest_server, BAKERY)[0] == 200
+    status, answer = upload(ingest_server, BOBS, uid="bob")
+    assert status == 200, answer
+    assert (answer["document_id"], answer["generation"]) == ("bakery", 1)
+    assert document(db, "bakery")["owner_uid"] == "alice"  # type: ignore[index]
+    assert document(db, "bakery", "bob")["owner_uid"] == "bob"  # type: ignore[index]
+    rag_prompt(db)
+    add_prompt(db, "kb-bob", **{**rag_fields(), "owner_uid": "bob"})
+    for uid, prompt_id, own, other in (
+        ("alice", "kb", "four pounds", "BOB-ONLY"),
+        ("bob", "kb-bob", "BOB-ONLY", "four pounds per drop"),
+    ):
+        got = post(stream_server, body(prompt_id, variables={"question": QUESTION}), auth(uid))
+        [sources] = got.named("sources")
+        assert sources and {s["document_id"] for s in sources} == {"bakery"}
+        text = "\n".join(s["text"] for s in sources)
+        assert own in text and other not in text
+    # Alice's delete leaves Bob's document and passages whole.
+    bob_passages = len(passages_of(db, "bakery", "bob"))
+    assert delete(ingest_server, "bakery")[0] == 200
+    assert document(db, "bakery", "bob") is not None
+    assert len(passages_of(db, "bakery", "bob")) == bob_passages > 0
+
+
+def test_probing_an_id_someone_else_holds_says_nothing(
+    db: Any, ingest_server: FunctionServer
+) -> None:
+    assert upload(ingest_server, BAKERY, document_id="held")[0] == 200
+    # A delete of an id Alice holds and of an id nobody holds: one answer, byte for byte.
+    held = delete(ingest_server, "held", uid="bob")
+    free = delete(ingest_server, "free", uid="bob")
+    assert held[0] == free[0] == 404
+    assert json.dumps(held[1]).replace("held", "X") == json.dumps(free[1]).replace("free", "X")
+    # And an upload to it is Bob's own new document, as it would be for a free id.
+    status, answer = upload(ingest_server, GREENHOUSE, uid="bob", document_id="held")
+    assert status == 200 and answer["generation"] == 1
+    assert document(db, "held", "bob")["passage_count"] > 0  # type: ignore[index]
+    assert document(db, "held")["title"] == "Bakery handbook"  # type: ignore[index]
+
+
 # -- retrieval at execution ------------------------------------------------------------
 
 
@@ -327,9 +377,7 @@ def test_another_users_document_is_never_searched(
     stream_server: FunctionServer,
     fake_upstream: FakeOpenRouterThread,
 ) -> None:
-    # Near-identical documents: Bob's says something Alice's does not.
-    bobs = BAKERY.replace(b"four pounds", b"nine pounds (BOB-ONLY)")
-    assert upload(ingest_server, bobs, uid="bob", document_id="bob-bakery")[0] == 200
+    assert upload(ingest_server, BOBS, uid="bob", document_id="bob-bakery")[0] == 200
     assert upload(ingest_server, BAKERY)[0] == 200
     rag_prompt(db)
     payload = body("kb", variables={"question": QUESTION}, document_ids=["bob-bakery", "bakery"])

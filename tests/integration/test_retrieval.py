@@ -16,9 +16,11 @@ import pytest
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
 from promptstream.knowledge import _ingest
 from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_passages, ingest
+from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
 from promptstream.knowledge._search import search
 from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
+from promptstream.store._store import document_path
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from support import PROJECT, ROOT, FirestoreEmulator
 from support.pdf import make_pdf
@@ -104,8 +106,10 @@ async def passages(rest: FirestoreRest, document_id: str) -> list[dict[str, Any]
     return sorted(({"id": d.path, **(d.data or {})} for d in found), key=lambda p: p["position"])
 
 
-async def document(rest: FirestoreRest, document_id: str) -> dict[str, Any] | None:
-    path = f"documents/{document_id}"
+async def document(
+    rest: FirestoreRest, document_id: str, uid: str = "alice"
+) -> dict[str, Any] | None:
+    path = document_path(uid, document_id)
     return (await rest.get_all([path]))[path].data
 
 
@@ -127,12 +131,14 @@ async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     assert doc["passage_count"] == 3 and doc["error_message"] is None and doc["size"] == len(GUIDE)
     stored = await passages(rest, "pond")
     assert [(p["id"], p["heading"], p["position"]) for p in stored] == [
-        ("passages/pond-g1-0", "Pond guide > Frogs", 0),
-        ("passages/pond-g1-1", "Pond guide > Fish", 1),
-        ("passages/pond-g1-2", "Pond guide > Plants", 2),
+        ("passages/pond~alice-g1-0", "Pond guide > Frogs", 0),
+        ("passages/pond~alice-g1-1", "Pond guide > Fish", 1),
+        ("passages/pond~alice-g1-2", "Pond guide > Plants", 2),
     ]
     first = stored[0]
     assert first["owner_uid"] == "alice" and first["scope"] == "alice/pond/1"
+    assert (first["document_id"], first["document_key"]) == ("pond", "pond~alice")
+    assert doc["document_id"] == "pond"
     assert first["text"].startswith("Frogs lay their spawn")
     assert isinstance(first["embedding"], Vector) and len(first["embedding"].values) == 256
     # Two passages a batch: two calls for three passages.
@@ -327,14 +333,19 @@ async def test_two_users_with_near_identical_documents_see_only_their_own(
         rest, client, owner_uid="bob", document_ids=["b-pond"], query=question, top_k=1
     )
     assert "secret" in bob_sees[0].text
-    # Nor can alice overwrite bob's document by ingesting under its id.
-    with pytest.raises(IngestError) as refused:
-        await ingest_md(
-            rest, client, owner_uid="alice", document_id="b-pond", data=GUIDE, title="X"
-        )
-    assert refused.value.code == "not_found"
-    doc = await document(rest, "b-pond")
+    # Nor can alice overwrite bob's document by ingesting under its id: that makes her own.
+    await ingest_md(rest, client, owner_uid="alice", document_id="b-pond", data=GUIDE, title="X")
+    doc = await document(rest, "b-pond", "bob")
     assert doc is not None and doc["owner_uid"] == "bob" and doc["status"] == "ready"
+    assert doc["title"] == "B"
+    bob_sees = await search_sources(
+        rest, client, owner_uid="bob", document_ids=["b-pond"], query=question, top_k=1
+    )
+    assert "secret" in bob_sees[0].text
+    alice_sees = await search_sources(
+        rest, client, owner_uid="alice", document_ids=["b-pond"], query=question, top_k=10
+    )
+    assert alice_sees and not any("secret" in s.text for s in alice_sees)
 
 
 async def test_only_named_documents_are_searched_and_results_merge_by_score(
@@ -359,7 +370,17 @@ async def test_only_named_documents_are_searched_and_results_merge_by_score(
     )
     assert len(both) == 4
     assert both[0].document_id == "greenhouse" and "Aphids" in both[0].text
-    assert [s.score for s in both] == sorted((s.score for s in both), reverse=True)
+    # By vector alone the merge is by score (the fused order re-ranks more candidates).
+    nearest = await search_sources(
+        rest,
+        client,
+        owner_uid="alice",
+        document_ids=["nimbus", "greenhouse"],
+        query=question,
+        top_k=4,
+        candidates=0,
+    )
+    assert [s.score for s in nearest] == sorted((s.score for s in nearest), reverse=True)
 
 
 async def test_a_document_not_ready_is_not_searched(
@@ -371,7 +392,7 @@ async def test_a_document_not_ready_is_not_searched(
         [
             {
                 "update": {
-                    "name": rest.name("documents/pond"),
+                    "name": rest.name(document_path("alice", "pond")),
                     "fields": {"status": {"stringValue": "indexing"}},
                 },
                 "updateMask": {"fieldPaths": ["status"]},
@@ -393,7 +414,8 @@ async def test_delete_passages_removes_every_generation(
     await ingest_md(
         rest, client, owner_uid="alice", document_id="pond", data=GUIDE, title="P", limits=SMALL
     )
-    assert await delete_passages(rest, "pond") == 3
+    assert await delete_passages(rest, "bob", "pond") == 0
+    assert await delete_passages(rest, "alice", "pond") == 3
     assert await passages(rest, "pond") == []
 
 
@@ -520,3 +542,43 @@ async def test_an_upload_over_the_size_cap_touches_nothing(
     assert refused.value.code == "too_large"
     doc = await document(rest, "pond")
     assert doc is not None and (doc["status"], doc["generation"]) == ("ready", 1)
+
+
+async def test_documents_stored_before_per_user_ids_are_moved_once(
+    rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
+) -> None:
+    """A document and its passages as they were stored before issue 26 (an unscoped id,
+    no ``document_key``), moved by the migration: searchable and deletable at its new id."""
+    await ingest_pond(rest, fake_upstream, session)
+    new = await document(rest, "pond")
+    assert new is not None
+    legacy = {k: v for k, v in new.items() if k != "document_id"}
+    stored = await passages(rest, "pond")
+    writes: list[dict[str, Any]] = [
+        {"update": {"name": rest.name("documents/pond"), "fields": encode_fields(legacy)}},
+        {"delete": rest.name(document_path("alice", "pond"))},
+    ]
+    for p in stored:
+        fields = {k: v for k, v in p.items() if k not in ("id", "document_key")}
+        old_id = p["id"].replace("pond~alice", "pond")
+        writes += [
+            {"update": {"name": rest.name(old_id), "fields": encode_fields(fields)}},
+            {"delete": rest.name(p["id"])},
+        ]
+    await rest.commit(writes)
+    client = embedder(fake_upstream, session)
+    assert await search_sources(
+        rest, client, owner_uid="alice", document_ids=["pond"], query="frogs", top_k=3
+    ) == []
+
+    assert await migrate_document_ids(rest) == 1
+    assert await migrate_document_ids(rest) == 0
+    assert (await rest.get_all(["documents/pond"]))["documents/pond"].data is None
+    moved = await document(rest, "pond")
+    assert moved is not None and moved["document_id"] == "pond"
+    assert {k: v for k, v in moved.items() if k != "document_id"} == legacy
+    found = await search_sources(
+        rest, client, owner_uid="alice", document_ids=["pond"], query="frogs", top_k=3
+    )
+    assert found and found[0].document_id == "pond"
+    assert await delete_passages(rest, "alice", "pond") == len(stored)

@@ -23,6 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import Settings
 from promptstream.run._uploads import upload_reservation
+from promptstream.store._store import document_path
 from support import (
     ROOT,
     FunctionServer,
@@ -63,7 +64,8 @@ def upload(
 
 def documents(db: Any, uid: str = "alice") -> list[str]:
     where = FieldFilter("owner_uid", "==", uid)
-    return sorted(d.id for d in db.collection("documents").where(filter=where).stream())
+    found = db.collection("documents").where(filter=where).stream()
+    return sorted(d.to_dict()["document_id"] for d in found)
 
 
 def passages(db: Any) -> list[dict[str, Any]]:
@@ -227,8 +229,8 @@ def test_a_user_from_before_the_count_is_counted_from_their_documents(
 ) -> None:
     # Limits and documents written before the set existed (no migration step).
     for n in range(5):
-        db.collection("documents").document(f"old{n}").set(
-            {"owner_uid": "alice", "status": "ready"}
+        db.document(document_path("alice", f"old{n}")).set(
+            {"owner_uid": "alice", "document_id": f"old{n}", "status": "ready"}
         )
     db.collection("user_limits").document("alice").set({"uid": "alice", "leases": {}})
     data = b"# Note\n\nRye wants a longer proof than wheat."

@@ -16,6 +16,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream._tokens import estimate_tokens
+from promptstream.store._store import document_path
 from support import (
     ROOT,
     FunctionServer,
@@ -49,13 +50,14 @@ def upload(server: FunctionServer, data: bytes = BAKERY, document_id: str = "bak
 
 def passages_estimate(db: Any, document_id: str = "bakery") -> int:
     """What the estimate makes of the texts embedded for a document (its passages)."""
-    where = FieldFilter("document_id", "==", document_id)
+    key = document_path("alice", document_id).rsplit("/", 1)[1]
+    where = FieldFilter("document_key", "==", key)
     found = db.collection("passages").where(filter=where).stream()
     return sum(estimate_tokens(d.to_dict()["text"]) for d in found)
 
 
 def document_status(db: Any, document_id: str = "bakery") -> str:
-    return str(db.collection("documents").document(document_id).get().to_dict()["status"])
+    return str(db.document(document_path("alice", document_id)).get().to_dict()["status"])
 
 
 # -- item 8: embeddings usage --------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from collections.abc import Callable
 
 import pytest
@@ -132,12 +131,6 @@ def test_the_vector_index_has_the_default_dimension_and_the_prefilter_field() ->
     fields = {f["fieldPath"]: f for f in vector["fields"]}
     assert fields["embedding"]["vectorConfig"]["dimension"] == Settings().embedding_dimensions
     assert fields["scope"]["order"] == "ASCENDING"
-
-
-def test_the_rules_upload_limit_is_the_settings_one() -> None:
-    rules = (ROOT / "firestore.rules").read_text()
-    [limit] = re.findall(r"data\.size <= (\d+)", rules)
-    assert int(limit) == Settings().max_document_bytes
 
 
 def test_the_default_chunking_parameters_are_accepted_and_match_the_ingest_defaults() -> None:

@@ -201,6 +201,7 @@ _valid: dict[str, st.SearchStrategy[Any]] = {
     "parent_execution_id": st.none() | _document_ids,
     "message": st.none() | st.text(min_size=1, max_size=10),
     "regenerate": st.booleans(),
+    "resumable": st.booleans(),
 }
 _around: dict[str, list[Any]] = {
     "prompt_id": ["", "p" * 128, "p" * 129, "a/b", ".", "..", "__x__", "__x", None],
@@ -219,6 +220,7 @@ _around: dict[str, list[Any]] = {
     "parent_execution_id": ["", "a" * 100, "a" * 101, "-a", "a/b"],
     "message": ["", "m", 1],
     "regenerate": [True, False, 1, "true", None],
+    "resumable": [1, "true", None],
     "promptId": ["p"],
     "x": [None],
 }
@@ -275,6 +277,7 @@ def _fits(doc: dict[str, Any]) -> bool:
         and all(doc.get(name) is None or fits(doc[name]) for name, fits in optional.items())
         # A flag, not a value: false when absent, never null.
         and ("regenerate" not in doc or isinstance(doc["regenerate"], bool))
+        and isinstance(doc.get("resumable", False), bool)
     )
 
 

@@ -53,6 +53,9 @@ let context;
 let page;
 let email;
 let password;
+
+/** The user's stored document `id`: ids are scoped per user (`{id}~{uid}`, issue 26). */
+const kbDoc = async (id) => readDoc(env, `documents/${id}~${await authUid(env, email, password)}`);
 let documentId;
 let promptId;
 let consoleProblems;
@@ -121,7 +124,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       await page.setViewportSize({ width: 1280, height: 860 });
     }
 
-    const stored = await readDoc(env, `documents/${documentId}`);
+    const stored = await kbDoc(documentId);
     assert.equal(stored.status, 'ready');
     assert.equal(stored.owner_uid, await authUid(env, email, password));
     assert.equal(stored.title, TITLE);
@@ -213,7 +216,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
     await page.waitForSelector(`${row} ${tid('document-delete-confirm')}`);
     await page.click(`${row} ${tid('document-delete-confirm-button')}`);
     await page.waitForSelector(row, { state: 'detached', timeout: 30_000 });
-    assert.equal(await readDoc(env, `documents/${documentId}`), null);
+    assert.equal(await kbDoc(documentId), null);
     // The editor no longer offers it; the prompt still names it and says so.
     await page.click(`${tid('prompt-item')}[data-prompt-id="${promptId}"]`);
     await page.click(tid('edit-prompt-button'));
@@ -258,7 +261,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       const refusedId = await row.getAttribute('data-document-id');
       assert.ok(!before.includes(refusedId));
       assert.equal(await row.$eval(tid('document-status'), (el) => el.textContent), 'error');
-      const reason = (await readDoc(env, `documents/${refusedId}`)).error_message;
+      const reason = (await kbDoc(refusedId)).error_message;
       assert.ok(reason, 'the backend recorded why');
       assert.equal(
         await row.$eval(tid('document-error'), (el) => el.textContent),
@@ -268,7 +271,7 @@ describe('knowledge bases in a browser', { concurrency: false }, () => {
       // The upload's own ✕ dismisses the server's record with it.
       await other.click('[aria-label="Dismiss photo.png"]');
       await other.waitForSelector(`${tid('document-row')}[data-document-id="${refusedId}"]`, { state: 'detached' });
-      await eventually(async () => (await readDoc(env, `documents/${refusedId}`)) === null, {
+      await eventually(async () => (await kbDoc(refusedId)) === null, {
         what: 'the refused document gone from Firestore',
       });
     } finally {

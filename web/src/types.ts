@@ -291,7 +291,7 @@ export interface UserLimits {
 
 export type DocumentStatus = 'indexing' | 'ready' | 'error';
 
-/** A `documents/{id}` knowledge-base document as the app reads it (written by ingest_document). */
+/** A `documents/{document_id}~{uid key}` knowledge-base document as the app reads it (written by ingest_document); `id` is its `document_id`. */
 export interface KbDocument {
   id: string;
   owner_uid: string;

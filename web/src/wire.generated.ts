@@ -40,7 +40,10 @@ export type ErrorCode =
   | 'content_blocked'
   | 'upstream_unavailable'
   | 'upstream_timeout'
-  | 'upstream_disconnected';
+  | 'upstream_disconnected'
+  | 'execution_not_found'
+  | 'interrupted'
+  | 'cancelled';
 
 /**
  * The body of both endpoints. snake_case only; unknown fields are refused.
@@ -64,4 +67,5 @@ export interface ExecuteRequest {
   parent_execution_id?: string | null;
   message?: string | null;
   regenerate?: boolean;
+  resumable?: boolean;
 }

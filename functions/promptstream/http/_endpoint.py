@@ -63,7 +63,8 @@ def with_cors(app: ASGIApp, settings: Settings, methods: tuple[str, ...] = ("POS
         app,
         allow_origins=list(settings.allowed_origins),
         allow_methods=[*methods, "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
+        # Last-Event-ID: a resume (docs/adr/0600-durable-streams.md).
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         expose_headers=["Retry-After", "X-Execution-Id"],
         max_age=3600,
     )

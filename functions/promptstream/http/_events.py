@@ -25,7 +25,7 @@ from .._sse import encode_comment, encode_event
 from ..run._executions import Execution, Outcome
 from ..upstream._client import ChatStream
 
-__all__ = ["SSE_HEADERS", "EventStream"]
+__all__ = ["DONE", "SSE_HEADERS", "EventStream", "error_event", "start_data"]
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -33,17 +33,20 @@ SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-accel-buffering", b"no"),
     (b"content-encoding", b"identity"),
 ]
-_DONE = encode_event("[DONE]")
+_DONE = DONE = encode_event("[DONE]")
 # At most this many events go out in one write.
 _MAX_COALESCED = 64
 _PING = encode_comment("ping")
 
 
-def error_event(code: str, message: str, attempts: list[dict[str, Any]] | None = None) -> bytes:
+def error_event(
+    code: str, message: str, attempts: list[dict[str, Any]] | None = None, *, id: int
+) -> bytes:
+    """The ``error`` event (with the id after the last content event's) and ``[DONE]``."""
     data: dict[str, Any] = {"code": code, "message": message}
     if attempts is not None:
         data["attempts"] = attempts
-    return encode_event(dumps(data), event="error") + _DONE
+    return encode_event(dumps(data), event="error", id=id) + _DONE
 
 
 def redacted_attempts(
@@ -51,6 +54,20 @@ def redacted_attempts(
 ) -> list[dict[str, Any]]:
     """``attempts`` with the API key taken out of each upstream message."""
     return [{**a, "message": redact(a["message"])} if a.get("message") else a for a in attempts]
+
+
+def start_data(ex: Execution) -> dict[str, Any]:
+    """The ``start`` event's data."""
+    return {
+        "execution_id": ex.execution_id,
+        "prompt_id": ex.prompt.id,
+        "prompt_version": ex.prompt.version,
+        "model": ex.model,
+        "models": list(ex.models),
+        "comparison_id": ex.request.comparison_id,
+        **ex.conversation,
+        "resumable": ex.request.resumable,
+    }
 
 
 class EventStream:
@@ -110,16 +127,7 @@ class EventStream:
         """The response head, the ``start`` event and, when given, the ``sources`` event
         (a JSON array: passage ``n`` cited as ``[n]`` is element ``n - 1``), so that the
         sources are there before the first content event."""
-        ex = self.ex
-        start = {
-            "execution_id": ex.execution_id,
-            "prompt_id": ex.prompt.id,
-            "prompt_version": ex.prompt.version,
-            "model": ex.model,
-            "models": list(ex.models),
-            "comparison_id": ex.request.comparison_id,
-            **ex.conversation,
-        }
+        start = start_data(self.ex)
         await self._send({"type": "http.response.start", "status": 200, "headers": headers})
         head = encode_event(dumps(start), event="start")
         if sources is not None:
@@ -144,7 +152,7 @@ class EventStream:
                 except OpenRouterError as exc:
                     outcome.error = (exc.code, self._redact(exc.message))
                     attempts = redacted_attempts(stream.attempts, self._redact)
-                    final = self._unsent() + error_event(*outcome.error, attempts)
+                    final = self._unsent() + error_event(*outcome.error, attempts, id=self.seq + 1)
                     status = "error"
                 except Exception:  # a bug; a cancellation (the client left) is not an Exception
                     outcome.error = (ErrorCode.INTERNAL, "internal error")
@@ -170,7 +178,7 @@ class EventStream:
         await self._send(
             {
                 "type": "http.response.body",
-                "body": error_event(ErrorCode.INTERNAL, "Internal error."),
+                "body": error_event(ErrorCode.INTERNAL, "Internal error.", id=self.seq + 1),
                 "more_body": False,
             }
         )
@@ -220,7 +228,7 @@ class EventStream:
             "generation_id": stream.generation_id,
             "attempts": redacted_attempts(stream.attempts, self._redact),
         }
-        return self._unsent() + encode_event(dumps(end), event="end") + _DONE
+        return self._unsent() + encode_event(dumps(end), event="end", id=self.seq + 1) + _DONE
 
     def _unsent(self) -> bytes:
         unsent = b"".join(self._pending)

@@ -20,25 +20,39 @@ from collections.abc import Awaitable, Callable
 from starlette.types import Receive, Scope, Send
 
 from .. import _logging as logger
+from .._config import Settings
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
 from ..run._executions import Execution, Outcome
-from ..run._request import ExecuteRequest, check
+from ..run._request import CancelRequest, ExecuteRequest, ResumeRequest, check, check_stream
 from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._endpoint import Handler, endpoint, read_body, too_large
 from ._events import SSE_HEADERS, EventStream, redacted_attempts
+from ._resumable import cancel, generate, resume
 from ._service import Service
 
 __all__ = ["execute_app", "stream_app"]
 
 
+Body = ExecuteRequest | ResumeRequest | CancelRequest
+
+
 async def _checked(
-    service: Service, scope: Scope, receive: Receive, send: Send
-) -> tuple[str, ExecuteRequest] | None:
+    service: Service,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    parse: Callable[[bytes, Settings], Body],
+) -> tuple[str, Body] | None:
     """Everything that needs no database: configuration, size, token, body, the models
     it names.
     Answers a refusal itself (and returns ``None``)."""
     settings = service.settings
     try:
+        if service.lives.draining:
+            # The instance is shutting down: another one answers (docs/adr/0600).
+            raise HttpError(
+                ErrorCode.UNAVAILABLE, "The server is shutting down; try again.", retry_after=1
+            )
         if not service.api_key:
             raise HttpError(
                 ErrorCode.CONFIGURATION_ERROR,
@@ -59,7 +73,7 @@ async def _checked(
     except ClientGone:
         return None
     try:
-        body = check(raw, settings)
+        body = parse(raw, settings)
     except HttpError as exc:
         await send_error(send, exc)
         return None
@@ -171,19 +185,28 @@ async def _internal(send: Send, run: _Run, message: str) -> None:
 Steps = Callable[[Service, Send, DisconnectWatch, _Run, Execution], Awaitable[None]]
 
 
-def _handler(steps: Steps) -> Handler:
+def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> Handler:
     """A POST: the checks, then (a disconnect cancelling them) the opening and ``steps``,
-    then the record's finish, which nothing cancels."""
+    then the record's finish, which nothing cancels. A resume or a cancel (the streaming
+    endpoint's ``parse`` gives those) goes to its own steps."""
 
     async def handle(service: Service, scope: Scope, receive: Receive, send: Send) -> None:
-        checked = await _checked(service, scope, receive, send)
+        checked = await _checked(service, scope, receive, send, parse)
         if checked is None:
             return
-        run = _Run(service)
+        uid, body = checked
         watch = DisconnectWatch(receive)
+        if isinstance(body, ResumeRequest):
+            await watch.run(resume(service, scope, send, watch, uid, body))
+            return
+        if isinstance(body, CancelRequest):
+            await watch.run(cancel(service, send, uid, body))
+            return
+        run = _Run(service)
+        opening = (uid, body)
 
         async def opened_then_steps() -> None:
-            ex = await _open(service, send, watch, run, checked)
+            ex = await _open(service, send, watch, run, opening)
             if ex is not None and await _retrieve(service, send, run, ex):
                 await steps(service, send, watch, run, ex)
 
@@ -197,15 +220,6 @@ async def _stream_steps(
     service: Service, send: Send, watch: DisconnectWatch, run: _Run, ex: Execution
 ) -> None:
     settings = service.settings
-    events = EventStream(
-        ex,
-        send,
-        heartbeat=settings.heartbeat_seconds,
-        stall_timeout=settings.stall_timeout_seconds,
-        on_stall=watch.give_up,
-        redact=service.redact,
-    )
-    run.outcome = events.outcome
     stream = (await service.client()).generate_response_stream(
         ex.upstream_prompt,
         ex.system_prompt,
@@ -215,6 +229,26 @@ async def _stream_steps(
         **ex.overrides(settings.default_max_tokens),
     )
     watch.on_gone(stream.abort)
+    if ex.request.resumable:
+
+        async def refuse(send: Send, exc: OpenRouterError) -> None:
+            await _refuse(send, run, exc)
+
+        def hand_over() -> None:
+            # The generation finishes the record from here, not this request.
+            run.ex = None
+
+        await generate(service, send, watch, ex, stream, refuse, hand_over)
+        return
+    events = EventStream(
+        ex,
+        send,
+        heartbeat=settings.heartbeat_seconds,
+        stall_timeout=settings.stall_timeout_seconds,
+        on_stall=watch.give_up,
+        redact=service.redact,
+    )
+    run.outcome = events.outcome
     opened = False
     try:
         try:
@@ -295,5 +329,5 @@ async def _execute_steps(
     )
 
 
-stream_app = endpoint({"POST": _handler(_stream_steps)})
+stream_app = endpoint({"POST": _handler(_stream_steps, check_stream)})
 execute_app = endpoint({"POST": _handler(_execute_steps)})

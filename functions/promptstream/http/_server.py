@@ -11,7 +11,10 @@ docs/adr/0005-native-async-path.md.
 from __future__ import annotations
 
 import asyncio
+import signal
+import threading
 from collections.abc import Callable, Iterable
+from types import FrameType
 from typing import Any
 
 import h11
@@ -23,6 +26,7 @@ from uvicorn.server import ServerState
 from .._config import DEFAULTS, Settings
 from .._errors import ErrorCode, HttpError
 from ._asgi import error_body
+from ._resumable import drain
 
 __all__ = ["BoundedH11Protocol", "configure_server"]
 
@@ -168,6 +172,7 @@ class BoundedH11Protocol(H11Protocol):
         self.conn = self._guarded = _GuardedConnection(max_head)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        _hook_sigterm(self.loop, self._keep)
         self._raw = transport
         # Bytes dropped since a lingering close began (None: not lingering), and its end.
         self._lingered: int | None = None
@@ -209,6 +214,18 @@ class BoundedH11Protocol(H11Protocol):
         self._head_deadline = self._linger_end = None
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown reaches every connection here; the drain (already
+        begun by the SIGTERM hook) comes first, then each connection ends as uvicorn's
+        does (an open stream once its response is complete)."""
+        drain(self._keep)
+        super().shutdown()
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        # uvicorn waits for the tasks of this set before it lets the worker exit.
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def send_400_response(self, msg: str) -> None:
         """The parser's refusal, in our JSON error shape, and the connection closed."""
         code = self._guarded.refusal
@@ -248,6 +265,30 @@ class BoundedH11Protocol(H11Protocol):
                 except h11.LocalProtocolError:
                     pass  # a head was half received: nothing to say, just close
             self.transport.close()
+
+
+_hooked = False
+
+
+def _hook_sigterm(
+    loop: asyncio.AbstractEventLoop, keep: Callable[[asyncio.Task[None]], None]
+) -> None:
+    """Once per worker, on its first connection (uvicorn's own handler is in place by
+    then): SIGTERM drains the service at once, then goes on to uvicorn's handler. A
+    worker with no connection open is never told ``shutdown``, yet its detached
+    generations must be drained (docs/adr/0600-durable-streams.md)."""
+    global _hooked
+    if _hooked or threading.current_thread() is not threading.main_thread():
+        return
+    _hooked = True
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(drain, keep)
+        if callable(previous):
+            previous(sig, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def configure_server(settings: Settings) -> None:

@@ -5,6 +5,7 @@ their own with ``set_service``. The PDF children it holds: docs/adr/0307-cpu-bou
 
 from __future__ import annotations
 
+import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +15,9 @@ from .._config import Settings
 from .._redact import redact
 from ..knowledge._ingest import IngestLimits
 from ..run._admission import Openings
+from ..run._checkpoints import Checkpoints
 from ..run._executions import Executions
+from ..run._live import Lives
 from ..run._ratelimit import Rates
 from ..run._repair import Repair
 from ..run._uploads import UploadSlots
@@ -23,7 +26,7 @@ from ..upstream._client import OpenRouterClient, OpenRouterConfig
 from ..upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._auth import CONTROL_THREADS, Authenticator, EmulatorGuard, firebase_verifier
 
-__all__ = ["Service", "get_service", "set_service"]
+__all__ = ["Service", "current_service", "get_service", "set_service"]
 
 
 class Service:
@@ -53,6 +56,11 @@ class Service:
         self.repair = Repair(settings, store)
         self.ingest_limits = IngestLimits.from_settings(settings)
         self.uploads = UploadSlots(settings)
+        # Resumable executions (docs/adr/0600-durable-streams.md): a finished one stays in
+        # memory for as long as a detached one would have gone on.
+        self.lives = Lives(settings.resume_grace_seconds, settings.resume_grace_seconds)
+        self.checkpoints = Checkpoints(settings.checkpoint_seconds, self.lives, lambda: store.rest)
+        self._draining: asyncio.Task[None] | None = None
         self._client: OpenRouterClient | None = None
         self._embeddings: EmbeddingsClient | None = None
         self._embeddings_session: aiohttp.ClientSession | None = None
@@ -79,11 +87,21 @@ class Service:
             self._embeddings = EmbeddingsClient(config, session)
         return self._embeddings
 
+    def drain(self) -> None:
+        """The worker is shutting down: admit nothing more, checkpoint every open
+        stream at once, and tell each follower's client to resume elsewhere."""
+        if self.lives.draining:
+            return
+        self.lives.drain()
+        if len(self.lives):
+            self._draining = asyncio.get_running_loop().create_task(self.checkpoints.tick())
+
     def redact(self, text: str) -> str:
         """``text`` with the API key taken out, in any case."""
         return redact(text, self.api_key or "")
 
     async def aclose(self) -> None:
+        await self.checkpoints.aclose()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -108,6 +126,11 @@ def set_service(service: Service | None) -> None:
     """Replace the process-wide service (tests)."""
     global _service
     _service = service
+
+
+def current_service() -> Service | None:
+    """The process's service if it was ever built (a shutdown drains only that one)."""
+    return _service
 
 
 def _build_service() -> Service:

@@ -2,15 +2,20 @@
 
 Pure: a string goes in, passages come out. Markdown ATX headings (``#`` to ``######``)
 open sections and every passage keeps the path of headings above it; fenced code blocks
-are kept whole where they fit and their ``#`` lines are not headings. Paragraphs are
+are kept whole where they fit and their ``#`` lines are not headings. A document's opening
+text (under its title, before the first subsection) is joined to its first section, so it
+is never a passage of its own that embeds as little more than the title. Paragraphs are
 packed into passages of at most ``max_chars``; a paragraph longer than that is cut at
 sentence ends, then at spaces, then anywhere. A passage that follows another in the same
-section starts with the tail of the one before (``overlap_chars``, cut at a space), so a
-sentence that straddles the boundary is whole in one of them.
+section starts with the whole sentences that ended the one before (up to
+``overlap_chars``), so a sentence on the boundary is whole in one of them. A Markdown
+table is split into groups of rows, each carrying the header row
+(docs/adr/0800-retrieval-quality.md).
 
-Linear in its input whatever the text (docs/adr/0307-cpu-bounds.md): headings and fences
-are read with string operations, and the patterns left cannot backtrack (each match
-consumes what it tried). It still takes CPU in proportion to the text: call it off the loop.
+Linear in its input whatever the text (docs/adr/0307-cpu-bounds.md): headings, fences and
+tables are read with string operations, and the patterns left cannot backtrack (each
+match consumes what it tried). It still takes CPU in proportion to the text: call it off
+the loop.
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ HEADING_SEPARATOR = " > "
 _BLANKS = " \t"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*")
 _WORD = re.compile(r"\S+\s*|\s+")
+# Where a sentence or a line may start: after a sentence end and its blanks, or a line end.
+_SENTENCE_START = re.compile(r"(?<=[.!?;:])\s+|(?<=[。！？])|\n+")
+# A table's rows go in groups of about this share of a passage, each group under the
+# header row: a row among many others embeds as noise (docs/adr/0800-retrieval-quality.md).
+_TABLE_GROUP_SHARE = 4
 
 
 
@@ -61,16 +71,28 @@ def split_passages(
         raise ValueError("max_chars must be at least 50")
     if not 0 <= overlap_chars <= max_chars // 2:
         raise ValueError("overlap_chars must be between 0 and half of max_chars")
+    sections = _sections(text.replace("\r\n", "\n").replace("\r", "\n"), markdown)
+    if len(sections) > 1 and _opens(sections[0][0], sections[1][0]):
+        # The opening alone would embed as little more than the title, and win every
+        # question that names the subject (docs/adr/0800-retrieval-quality.md).
+        sections[:2] = [(sections[1][0], sections[0][1] + sections[1][1])]
     passages: list[Passage] = []
-    for heading, paragraphs in _sections(text.replace("\r\n", "\n").replace("\r", "\n"), markdown):
+    for path, paragraphs in sections:
+        heading = HEADING_SEPARATOR.join(path)
         for body in _pack(paragraphs, max_chars, overlap_chars):
             passages.append(Passage(len(passages), heading, body))
     return passages
 
 
-def _sections(text: str, markdown: bool) -> list[tuple[str, list[str]]]:
+def _opens(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    """Whether ``first`` is a document's opening: text before any heading, or under the
+    title, followed by a section inside it."""
+    return len(first) <= 1 and len(second) > len(first) and second[: len(first)] == first
+
+
+def _sections(text: str, markdown: bool) -> list[tuple[tuple[str, ...], list[str]]]:
     """(heading path, paragraphs) in order; sections without paragraphs are dropped."""
-    sections: list[tuple[str, list[str]]] = []
+    sections: list[tuple[tuple[str, ...], list[str]]] = []
     path: list[tuple[int, str]] = []
     paragraphs: list[str] = []
     lines: list[str] = []
@@ -85,7 +107,7 @@ def _sections(text: str, markdown: bool) -> list[tuple[str, list[str]]]:
     def end_section() -> None:
         end_paragraph()
         if paragraphs:
-            sections.append((HEADING_SEPARATOR.join(title for _, title in path), list(paragraphs)))
+            sections.append((tuple(title for _, title in path), list(paragraphs)))
             paragraphs.clear()
 
     for line in text.split("\n"):
@@ -204,15 +226,32 @@ def _join(units: list[str], limit: int, sep: str) -> list[str]:
 
 
 def _tail(text: str, size: int) -> str:
-    """The last ``size`` characters or fewer of ``text``, starting at a word."""
+    """The whole sentences (or lines) that end ``text``, at most ``size`` characters of
+    them; ``""`` when its last sentence alone is longer."""
     if size <= 0 or len(text) <= size:
         return "" if size <= 0 else text
-    tail = text[-size:]
-    space = tail.find(" ")
-    return tail[space + 1 :] if 0 <= space < len(tail) - 1 else tail
+    # One search from the window's start: the lookbehind sees the character before it.
+    match = _SENTENCE_START.search(text, len(text) - size)
+    return text[match.end() :] if match is not None else ""
 
 
 def _pack(paragraphs: list[str], max_chars: int, overlap_chars: int) -> list[str]:
+    """A section's paragraphs as passage bodies: prose packed with overlap, each table
+    in groups of rows of its own."""
+    out: list[str] = []
+    prose: list[str] = []
+    for paragraph in paragraphs:
+        rows = _table_rows(paragraph)
+        if rows is None:
+            prose.append(paragraph)
+            continue
+        out += _pack_prose(prose, max_chars, overlap_chars)
+        prose = []
+        out += _pack_table(*rows, max_chars)
+    return out + _pack_prose(prose, max_chars, overlap_chars)
+
+
+def _pack_prose(paragraphs: list[str], max_chars: int, overlap_chars: int) -> list[str]:
     # Pieces leave room for the overlap that may be put in front of them.
     units = [p for paragraph in paragraphs for p in _pieces(paragraph, max_chars - overlap_chars)]
     bodies = _join(units, max_chars - overlap_chars, "\n\n")
@@ -224,3 +263,28 @@ def _pack(paragraphs: list[str], max_chars: int, overlap_chars: int) -> list[str
                 body = f"{lead} {body}" if len(lead) + 1 + len(body) <= max_chars else body
         out.append(body)
     return out
+
+
+def _table_rows(paragraph: str) -> tuple[str, list[str]] | None:
+    """A Markdown table's head (its header row and delimiter row) and body rows, or
+    ``None`` when ``paragraph`` does not open with a table."""
+    lines = paragraph.split("\n")
+    if len(lines) < 3 or "|" not in lines[0]:
+        return None
+    delimiter = lines[1].strip()
+    if "-" not in delimiter or "|" not in delimiter or delimiter.strip("|-: \t"):
+        return None
+    return f"{lines[0]}\n{lines[1]}", lines[2:]
+
+
+def _pack_table(head: str, rows: list[str], max_chars: int) -> list[str]:
+    """The rows in groups under ``head``; a head too wide to repeat leaves the table to
+    be cut as prose."""
+    room = max_chars - len(head) - 1
+    if room < max_chars // 2:
+        return _pieces("\n".join([head, *rows]), max_chars)
+    group = min(room, max(max_chars // _TABLE_GROUP_SHARE, 1))
+    bodies: list[str] = []
+    for run in _join([p for row in rows for p in _pieces(row, room)], group, "\n"):
+        bodies.append(f"{head}\n{run}")
+    return bodies

@@ -25,7 +25,7 @@ from ..store._firestore import (
     field_path,
     structured_query,
 )
-from ..store._store import DOCUMENTS
+from ..store._store import document_path
 from ._chunking import Passage, split_passages
 from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
 from ._passages import PASSAGES, Embedder, check_document_id, scope_of
@@ -135,10 +135,12 @@ async def ingest(
         raise IngestError(
             DocumentReason.TOO_LARGE, f"the file is larger than {limits.max_bytes} bytes"
         )
+    path = document_path(owner_uid, document_id)
     generation, claimed_at = await _claim(
-        db, owner_uid, document_id, title, filename, content_type, len(data)
+        db, path, owner_uid, document_id, title, filename, content_type, len(data)
     )
     scope = scope_of(owner_uid, document_id, generation)
+    key = path.rsplit("/", 1)[1]
     written: list[str] = []
     spent = 0
     try:
@@ -175,14 +177,14 @@ async def ingest(
         spent = int(embedded.tokens)
         writes = []
         for passage, vector in zip(passages, embedded.vectors, strict=True):
-            passage_id = f"{document_id}-g{generation}-{passage.position}"
+            passage_id = f"{key}-g{generation}-{passage.position}"
             written.append(passage_id)
             writes.append(
                 {
                     "update": {
                         "name": db.name(f"{PASSAGES}/{passage_id}"),
                         "fields": _passage_fields(
-                            owner_uid, document_id, generation, scope, passage, vector
+                            owner_uid, document_id, key, generation, scope, passage, vector
                         ),
                     }
                 }
@@ -192,7 +194,7 @@ async def ingest(
                 await db.commit(writes[start : start + _COMMIT_WRITES])
         except FirestoreError as exc:
             raise IngestError(DocumentReason.STORE_FAILED, "storing the passages failed") from exc
-        await _flip(db, document_id, generation, claimed_at, len(passages))
+        await _flip(db, path, generation, claimed_at, len(passages))
     except BaseException as exc:
         # Also on cancellation and on anything unforeseen (a connection error from
         # Firestore): the document must not stay "indexing" with no one indexing it.
@@ -202,7 +204,7 @@ async def ingest(
             else IngestError(DocumentReason.STORE_FAILED, "indexing failed")
         )
         reason.tokens = spent
-        await _fail(db, document_id, generation, reason.message, written)
+        await _fail(db, path, generation, reason.message, written)
         try:
             if reason is exc or not isinstance(exc, Exception):
                 raise
@@ -213,7 +215,7 @@ async def ingest(
             # collection, which a process that allocates few objects rarely runs.
             del reason
     try:
-        await delete_passages(db, document_id, keep_generation=generation)
+        await delete_passages(db, owner_uid, document_id, keep_generation=generation)
     except (FirestoreError, aiohttp.ClientError, TimeoutError):
         # Older generations are out of search already; the next ingestion or the
         # document's deletion removes them.
@@ -247,6 +249,7 @@ async def _extract(
 def _passage_fields(
     owner_uid: str,
     document_id: str,
+    key: str,
     generation: int,
     scope: str,
     passage: Passage,
@@ -256,6 +259,7 @@ def _passage_fields(
         {
             "owner_uid": owner_uid,
             "document_id": document_id,
+            "document_key": key,
             "generation": generation,
             "scope": scope,
             "position": passage.position,
@@ -268,6 +272,7 @@ def _passage_fields(
 
 async def _claim(
     db: FirestoreRest,
+    path: str,
     owner_uid: str,
     document_id: str,
     title: str,
@@ -278,7 +283,6 @@ async def _claim(
     """Mark the document ``indexing`` under a new generation number (a conditional
     commit: two ingestions of one document get two numbers). Returns the generation and
     the document's update time after the claim."""
-    path = f"{DOCUMENTS}/{document_id}"
     for _ in range(5):
         found = (await db.get_all([path]))[path]
         data = found.data
@@ -292,6 +296,7 @@ async def _claim(
         now = _now()
         fields: dict[str, Any] = {
             "owner_uid": owner_uid,
+            "document_id": document_id,
             "title": title,
             "filename": filename,
             "content_type": content_type or "",
@@ -326,7 +331,7 @@ async def _claim(
 
 
 async def _flip(
-    db: FirestoreRest, document_id: str, generation: int, claimed_at: str, count: int
+    db: FirestoreRest, path: str, generation: int, claimed_at: str, count: int
 ) -> None:
     """Make ``generation`` the one search reads, if nothing touched the document since
     the claim (another upload, a delete)."""
@@ -338,7 +343,7 @@ async def _flip(
         "updated_at": _now(),
     }
     write = {
-        "update": {"name": db.name(f"{DOCUMENTS}/{document_id}"), "fields": encode_fields(fields)},
+        "update": {"name": db.name(path), "fields": encode_fields(fields)},
         "updateMask": {"fieldPaths": list(fields)},
         "currentDocument": {"updateTime": claimed_at},
     }
@@ -353,11 +358,11 @@ async def _flip(
 
 
 async def _fail(
-    db: FirestoreRest, document_id: str, generation: int, message: str, written: list[str]
+    db: FirestoreRest, path: str, generation: int, message: str, written: list[str]
 ) -> None:
     """Best effort: the document ``error`` (unless a newer upload took it over) and the
     failed generation's passages deleted. Search cannot see them either way."""
-    path = f"{DOCUMENTS}/{document_id}"
+    key = path.rsplit("/", 1)[1]
     try:
         found = (await db.get_all([path]))[path]
         if found.data is not None and found.data.get("indexing_generation") == generation:
@@ -372,7 +377,7 @@ async def _fail(
                 ]
             )
     except (FirestoreError, aiohttp.ClientError, TimeoutError):
-        _logging.warn("document not marked error", document_id=document_id)
+        _logging.warn("document not marked error", document_key=key)
     try:
         for start in range(0, len(written), _COMMIT_WRITES):
             deletes = [
@@ -381,7 +386,7 @@ async def _fail(
             ]
             await db.commit(deletes)
     except (FirestoreError, aiohttp.ClientError, TimeoutError):
-        _logging.warn("passages of a failed ingestion not deleted", document_id=document_id)
+        _logging.warn("passages of a failed ingestion not deleted", document_key=key)
 
 
 async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str) -> int:
@@ -393,7 +398,7 @@ async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str
     skips its passages, and an ingestion still running fails its flip and deletes
     its own."""
     check_document_id(document_id)
-    path = f"{DOCUMENTS}/{document_id}"
+    path = document_path(owner_uid, document_id)
     for _ in range(5):
         found = (await db.get_all([path]))[path]
         if found.data is None or found.data.get("owner_uid") != owner_uid:
@@ -410,17 +415,19 @@ async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str
         raise IngestError(
             DocumentReason.SUPERSEDED, "the document is being changed by another upload"
         )
-    return await delete_passages(db, document_id)
+    return await delete_passages(db, owner_uid, document_id)
 
 
 async def delete_passages(
-    db: FirestoreRest, document_id: str, *, keep_generation: int | None = None
+    db: FirestoreRest, owner_uid: str, document_id: str, *, keep_generation: int | None = None
 ) -> int:
-    """Delete ``document_id``'s passages (all, or all but ``keep_generation``'s); the
-    number deleted. For re-ingestion, and for a document that was deleted."""
+    """Delete ``owner_uid``'s ``document_id``'s passages (all, or all but
+    ``keep_generation``'s); the number deleted. For re-ingestion, and for a document that
+    was deleted."""
+    key = document_path(owner_uid, document_id).rsplit("/", 1)[1]
     deleted = 0
     while True:
-        query = structured_query(PASSAGES, {"document_id": document_id}, select=["generation"])
+        query = structured_query(PASSAGES, {"document_key": key}, select=["generation"])
         query["limit"] = 300
         found = await db.run_query(query)
         doomed = [

@@ -4,13 +4,15 @@ document id's check, a generation's scope, the retrieved ``Source``, the ``Embed
 
 Collections (``docs/adr/0200-retrieval-design.md``):
 
-- ``documents/{document_id}``: ``owner_uid``, ``title``, ``filename``, ``content_type``,
-  ``size``, ``status`` (``indexing`` | ``ready`` | ``error``), ``error_message``,
-  ``generation`` (the ready one), ``indexing_generation``, ``passage_count``,
-  ``created_at``, ``updated_at``.
-- ``passages/{document_id}-g{generation}-{position}``: ``owner_uid``, ``document_id``,
-  ``generation``, ``scope`` (``"{owner_uid}/{document_id}/{generation}"``),
-  ``position``, ``heading``, ``text``, ``embedding`` (a vector).
+- ``documents/{document_id}~{uid_key(owner_uid)}`` (``store.document_path``: ids are
+  per user, docs/adr/0800-retrieval-quality.md): ``owner_uid``, ``document_id``,
+  ``title``, ``filename``, ``content_type``, ``size``, ``status`` (``indexing`` |
+  ``ready`` | ``error``), ``error_message``, ``generation`` (the ready one),
+  ``indexing_generation``, ``passage_count``, ``created_at``, ``updated_at``.
+- ``passages/{document key}-g{generation}-{position}``: ``owner_uid``, ``document_id``,
+  ``document_key`` (the document's Firestore id), ``generation``, ``scope``
+  (``"{owner_uid}/{document_id}/{generation}"``), ``position``, ``heading``, ``text``,
+  ``embedding`` (a vector).
 
 Why no passage is ever half-visible (generations and scopes), and why one search stays
 inside one user's documents: docs/adr/0200-retrieval-design.md.
@@ -29,7 +31,7 @@ __all__ = ["PASSAGES", "Embedder", "Source", "check_document_id", "scope_of"]
 
 PASSAGES = "passages"
 # Firestore refuses ids with "/", "." and "..", and reserves "__x__"; these also keep a
-# passage id ("{document_id}-g{n}-{position}") and a scope unambiguous.
+# document's key ("{document_id}~{uid key}"), a passage id and a scope unambiguous.
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
 

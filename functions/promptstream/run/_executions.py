@@ -234,7 +234,9 @@ def _retrieval_reserve(ex: Execution, settings: Settings) -> int:
 
 def _plan_retrieval(ex: Execution, settings: Settings) -> None:
     """The documents, top_k and query of ``ex``: the request's documents and top_k over
-    the prompt's, each within the settings' bounds."""
+    the prompt's, each within the settings' bounds; the query is the value of the
+    prompt's ``retrieval_query_variable``, else the values of its variables, else (none,
+    or all blank) the rendered prompt."""
     prompt, request = ex.prompt, ex.request
     named = request.document_ids if request.document_ids is not None else prompt.document_ids
     ids: list[str] = []
@@ -248,6 +250,10 @@ def _plan_retrieval(ex: Execution, settings: Settings) -> None:
     ex.top_k = max(1, min(top_k, settings.retrieval_top_k_max))
     variable = prompt.retrieval_query_variable
     chosen = ex.values.get(variable, "") if variable else ""
+    if not chosen.strip():
+        # The caller's values are the question; the template's own words are the same on
+        # every run and pull every search toward one passage (docs/adr/0800).
+        chosen = "\n".join(value for value in ex.values.values() if value.strip())
     ex.query = chosen if chosen.strip() else ex.user_prompt
 
 
@@ -291,6 +297,9 @@ class Executions:
             }
             if ex.document_ids:
                 record["document_ids"] = list(ex.document_ids)
+            if body.resumable:
+                # Its checkpoints add alive_at and checkpoint_id (docs/adr/0600).
+                record["resumable"] = True
             if body.comparison_id is not None:
                 record["comparison_id"] = body.comparison_id
             if body.label is not None:
@@ -333,6 +342,7 @@ class Executions:
             document_ids=ex.document_ids,
             query=ex.query,
             top_k=ex.top_k,
+            candidates=self._settings.retrieval_candidates,
         )
         ex.sources = found.sources
         ex.retrieval_tokens = found.tokens

@@ -25,8 +25,17 @@ from pydantic import (
 from .. import _logging as logger
 from .._config import Settings
 from .._errors import ErrorCode, HttpError
+from .._json import loads
 
-__all__ = ["ExecuteRequest", "allowed", "check", "choose_models"]
+__all__ = [
+    "CancelRequest",
+    "ExecuteRequest",
+    "ResumeRequest",
+    "allowed",
+    "check",
+    "check_stream",
+    "choose_models",
+]
 
 
 def _firestore_id(value: str) -> str:
@@ -83,6 +92,31 @@ class ExecuteRequest(BaseModel):
     parent_execution_id: DocumentId | None = None
     message: Annotated[str, StringConstraints(min_length=1)] | None = None
     regenerate: bool = False
+    # Durable streams (docs/adr/0600-durable-streams.md): the generation outlives the
+    # connection for RESUME_GRACE_SECONDS and may be resumed or cancelled by its id.
+    resumable: bool = False
+
+
+# The ids auto_id makes (20 letters and digits); anything else names no execution.
+ExecutionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{1,64}$")]
+
+
+class ResumeRequest(BaseModel):
+    """``{"resume": id, "last_event_id": n}``: the events after ``n``, then the live ones."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    resume: ExecutionId
+    # Absent: the Last-Event-ID header, else 0 (from the start).
+    last_event_id: Annotated[int, Field(ge=0)] | None = None
+
+
+class CancelRequest(BaseModel):
+    """``{"cancel": id}``: stop the execution now."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    cancel: ExecutionId
 
 
 def check(raw: bytes, settings: Settings) -> ExecuteRequest:
@@ -173,6 +207,33 @@ def _check_conversation(body: ExecuteRequest, settings: Settings) -> None:
             ErrorCode.INVALID_REQUEST,
             "version and label belong to a conversation's first turn",
         )
+
+
+def check_stream(raw: bytes, settings: Settings) -> ExecuteRequest | ResumeRequest | CancelRequest:
+    """The streaming endpoint's body: a resume, a cancel or (as ``check``) an execution.
+    Only a body that names ``resume`` or ``cancel`` is parsed twice."""
+    if b'"resume"' in raw or b'"cancel"' in raw:
+        try:
+            data = loads(raw)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and ("resume" in data or "cancel" in data):
+            model: type[ResumeRequest | CancelRequest] = (
+                ResumeRequest if "resume" in data else CancelRequest
+            )
+            try:
+                return model.model_validate(data)
+            except ValidationError as exc:
+                raise HttpError(
+                    ErrorCode.INVALID_REQUEST,
+                    _validation_message(exc),
+                    {
+                        "errors": exc.errors(
+                            include_url=False, include_input=False, include_context=False
+                        )
+                    },
+                ) from None
+    return check(raw, settings)
 
 
 def allowed(model: str, settings: Settings) -> str:

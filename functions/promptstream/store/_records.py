@@ -18,13 +18,13 @@ from .._ids import uid_key
 from .._json import loads
 from .._sse import SSEDecoder
 from .._tokens import estimate_tokens
+from . import _segments as segments
 from ._firestore import Document, FirestoreRest, encode_fields, encode_value, field_path
 from ._limits import STREAMS, after_repair, shows_life, silent_leases
 
 __all__ = [
     "EXECUTIONS",
     "INTERRUPTED",
-    "SEGMENTS",
     "bounded",
     "checkpointed_text",
     "interrupted_fields",
@@ -39,8 +39,6 @@ __all__ = [
 
 EXECUTIONS = "executions"
 USER_LIMITS = "user_limits"
-# The checkpoints of one execution: executions/{id}/segments/{first_id:08d}.
-SEGMENTS = "segments"
 # The status of a record the repair ended, and the error code it carries.
 INTERRUPTED = "interrupted"
 _INT64_MAX = 2**63 - 1
@@ -161,12 +159,7 @@ def interrupted_fields(
 
 async def read_segments(db: FirestoreRest, execution_id: str) -> list[dict[str, Any]]:
     """The checkpoints of an execution, in order of their first event id."""
-    query: dict[str, Any] = {
-        "from": [{"collectionId": SEGMENTS}],
-        "orderBy": [{"field": {"fieldPath": "first_id"}, "direction": "ASCENDING"}],
-    }
-    found = await db.run_query(query, parent=f"{EXECUTIONS}/{execution_id}")
-    return [doc.data or {} for doc in found]
+    return [doc.data or {} for doc in await segments.read_segments(db, execution_id, 1)]
 
 
 async def repairs_at_admission(

@@ -59,7 +59,7 @@ from ._records import (
 )
 from ._versions import as_asked, version_path
 
-__all__ = ["DOCUMENTS", "EXECUTIONS", "Store", "auto_id", "sent_path"]
+__all__ = ["DOCUMENTS", "EXECUTIONS", "Store", "auto_id", "document_path", "sent_path"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -76,7 +76,18 @@ def sent_path(execution_id: str) -> str:
     history reads stay small and the record's 1 MiB holds its output
     (docs/adr/0700-conversations.md)."""
     return f"{EXECUTIONS}/{execution_id}/input/sent"
+
+
+# Between a document id and its owner's key in a document's Firestore id: never in a
+# document id, so the first one splits the two (docs/adr/0800-retrieval-quality.md).
+_OWNER_MARK = "~"
 _ID_CHARS = string.ascii_letters + string.digits
+
+
+def document_path(uid: str, document_id: str) -> str:
+    """Where ``uid``'s document ``document_id`` lives: ids are scoped per user, so two
+    users' ``handbook`` are two documents and one user's ids say nothing of another's."""
+    return f"{DOCUMENTS}/{document_id}{_OWNER_MARK}{uid_key(uid)}"
 
 
 def auto_id() -> str:
@@ -355,16 +366,16 @@ class Store:
         documents) and ``HttpError`` (another user's document) with nothing written."""
         db = self._db
         limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
-        document_path = f"{DOCUMENTS}/{document_id}"
+        path_of_document = document_path(uid, document_id)
         upload_id = auto_id()
         known: dict[str, int] | None = None
         gone: set[str] = set()
 
         async def step() -> tuple[list[dict[str, Any]], tuple[str, int]]:
             nonlocal known, gone
-            docs = await db.get_all([limits_path, document_path])
+            docs = await db.get_all([limits_path, path_of_document])
             limits = docs.get(limits_path) or Document(limits_path, None, None)
-            found = docs.get(document_path)
+            found = docs.get(path_of_document)
             if found is not None and found.data is not None:
                 if found.data.get("owner_uid") != uid:
                     raise HttpError(ErrorCode.DOCUMENT_NOT_FOUND, "No such document.")
@@ -423,16 +434,16 @@ class Store:
         may have been applied) or lapsed and dropped."""
         db = self._db
         path = f"{USER_LIMITS}/{uid_key(uid)}"
-        document_path = f"{DOCUMENTS}/{document_id}"
+        path_of_document = document_path(uid, document_id)
 
         async def step() -> tuple[list[dict[str, Any]], bool]:
-            docs = await db.get_all([path, document_path])
+            docs = await db.get_all([path, path_of_document])
             limits = docs[path]
             data = limits.data or {}
             if upload_id not in (data.get(UPLOADS) or {}):
                 return [], False
             paths = [field_path(UPLOADS, upload_id), field_path("reserved", upload_id)]
-            found = docs.get(document_path)
+            found = docs.get(path_of_document)
             stored = found is not None and (found.data or {}).get("owner_uid") == uid
             if not stored and (data.get("documents") or {}).get(document_id) == stamp:
                 paths.append(field_path("documents", document_id))
@@ -479,14 +490,14 @@ class Store:
         query = structured_query(DOCUMENTS, {"owner_uid": uid}, select=["__name__"])
         query["limit"] = self._settings.max_documents_per_user + 1
         found = await self._db.run_query(query)
-        return {d.path.rsplit("/", 1)[1]: 0 for d in found}
+        return {d.path.rsplit("/", 1)[1].split(_OWNER_MARK, 1)[0]: 0 for d in found}
 
     async def _missing(self, uid: str, documents: Mapping[str, Any]) -> set[str]:
         """The ids in ``documents`` whose document is gone or not ``uid``'s."""
-        paths = [f"{DOCUMENTS}/{key}" for key in documents]
-        found = await self._db.get_all(paths) if paths else {}
+        paths = {document_path(uid, key): key for key in documents}
+        found = await self._db.get_all(list(paths)) if paths else {}
         return {
-            path.rsplit("/", 1)[1]
-            for path in paths
+            key
+            for path, key in paths.items()
             if found.get(path) is None or (found[path].data or {}).get("owner_uid") != uid
         }

@@ -1,4 +1,6 @@
-"""Passages: headings and paragraphs first, bounded size, overlap, unicode kept whole."""
+"""Passages: headings and paragraphs first, the opening joined to the first section,
+tables in groups of rows under their header, bounded size, overlap of whole sentences,
+unicode kept whole."""
 
 from __future__ import annotations
 
@@ -49,8 +51,7 @@ def words(text: str) -> list[str]:
 def test_headings_give_each_passage_its_path_and_paragraphs_stay_whole() -> None:
     passages = split_passages(GUIDE, max_chars=80, overlap_chars=0)
     assert [(p.heading, p.text) for p in passages] == [
-        ("Guide", "Welcome to the guide."),
-        ("Guide > Install", "Run the installer.\nIt takes a minute."),
+        ("Guide > Install", "Welcome to the guide.\n\nRun the installer.\nIt takes a minute."),
         (
             "Guide > Install",
             "```sh\n# this is a shell comment, not a heading\nmake install\n```",
@@ -59,20 +60,19 @@ def test_headings_give_each_passage_its_path_and_paragraphs_stay_whole() -> None
         ("Guide > Use", "Open the app."),
         ("Appendix", "Last words."),
     ]
-    assert [p.position for p in passages] == list(range(6))
+    assert [p.position for p in passages] == list(range(5))
 
 
 def test_small_paragraphs_of_one_section_are_packed_together() -> None:
     passages = split_passages(GUIDE, max_chars=1000)
-    assert passages[1] == Passage(
-        1,
+    assert passages[0] == Passage(
+        0,
         "Guide > Install",
-        "Run the installer.\nIt takes a minute.\n\n```sh\n"
+        "Welcome to the guide.\n\nRun the installer.\nIt takes a minute.\n\n```sh\n"
         "# this is a shell comment, not a heading\nmake install\n```",
     )
-    # Sections are never merged, whatever room is left.
+    # Sections are never merged (but for the opening), whatever room is left.
     assert [p.heading for p in passages] == [
-        "Guide",
         "Guide > Install",
         "Guide > Install > Linux",
         "Guide > Use",
@@ -141,6 +141,121 @@ def test_bad_parameters_are_refused() -> None:
         split_passages("x", max_chars=100, overlap_chars=60)
 
 
+# -- context for every passage (issue 26) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# Ferry guide\n\nThe only link to the islands.\n\n## Fares\n\nAdults pay six pounds.",
+        "The only link to the islands.\n\n## Fares\n\nAdults pay six pounds.",
+        "The only link to the islands.\n\n# Fares\n\nAdults pay six pounds.",
+    ],
+)
+def test_the_opening_text_is_joined_to_the_first_section(text: str) -> None:
+    [passage] = split_passages(text)
+    assert passage.text == "The only link to the islands.\n\nAdults pay six pounds."
+    assert passage.heading.endswith("Fares")
+
+
+def test_an_opening_followed_by_a_sibling_section_or_nothing_stays_apart() -> None:
+    passages = split_passages("# Guide\n\nWelcome.\n\n# Appendix\n\nLast words.")
+    assert [(p.heading, p.text) for p in passages] == [
+        ("Guide", "Welcome."),
+        ("Appendix", "Last words."),
+    ]
+    assert [(p.heading, p.text) for p in split_passages("# Guide\n\nWelcome.")] == [
+        ("Guide", "Welcome.")
+    ]
+
+
+def test_only_the_first_section_takes_the_opening() -> None:
+    text = "# G\n\nOpening.\n\n## A\n\nFirst.\n\n## B\n\nSecond."
+    assert [(p.heading, p.text) for p in split_passages(text)] == [
+        ("G > A", "Opening.\n\nFirst."),
+        ("G > B", "Second."),
+    ]
+
+
+TABLE = "| Route | First | Last |\n|---|:---:|---|\n" + "".join(
+    f"| Pier {i} → Isle {i} | 06:{i:02d} | 22:{i:02d} |\n" for i in range(30)
+)
+
+
+def test_a_table_is_split_into_row_groups_that_each_carry_the_header_and_heading() -> None:
+    text = f"# Ferries\n\n## Timetable\n\nSailings run daily.\n\n{TABLE}\nBoard early."
+    passages = split_passages(text, max_chars=400, overlap_chars=50)
+    tables = [p for p in passages if p.text.startswith("| Route |")]
+    assert len(tables) > 3
+    rows = []
+    for passage in tables:
+        assert passage.heading == "Ferries > Timetable"
+        head, delimiter, *body = passage.text.split("\n")
+        assert (head, delimiter) == ("| Route | First | Last |", "|---|:---:|---|")
+        assert body and all(row.startswith("| Pier ") for row in body)
+        assert len("\n".join(body)) <= 400 // 4  # a group, not the whole table
+        assert len(passage.text) <= 400
+        rows += body
+    # Every row once, whole and in order; the prose around the table in passages of its own.
+    assert rows == [line for line in TABLE.split("\n")[2:] if line]
+    assert passages[0].text == "Sailings run daily."
+    assert passages[-1].text == "Board early."
+
+
+def test_a_table_row_longer_than_a_passage_is_cut_under_the_header() -> None:
+    row = "| " + "word " * 200 + "|"
+    passages = split_passages(f"| A |\n|---|\n{row}", max_chars=300, overlap_chars=0)
+    assert len(passages) > 3
+    assert all(p.text.startswith("| A |\n|---|\n") and len(p.text) <= 300 for p in passages)
+
+
+def test_a_table_whose_header_is_too_wide_to_repeat_is_cut_like_prose() -> None:
+    # Header and delimiter rows over half a passage: repeating them would leave too little.
+    head = "| " + " | ".join(f"col {i}" for i in range(11)) + " |"
+    rows = "".join(f"| a{i} | b{i} |\n" for i in range(40))
+    text = f"{head}\n|{'---|' * 11}\n{rows}"
+    passages = split_passages(text, max_chars=200, overlap_chars=0)
+    assert len(passages) > 1 and all(len(p.text) <= 200 for p in passages)
+    assert sum(p.text.count(head) for p in passages) == 1
+    assert sum(p.text.count("| a7 | b7 |") for p in passages) == 1
+
+
+def test_lines_with_pipes_but_no_delimiter_row_are_prose() -> None:
+    lines = "\n".join(f"x{i} | y{i}" for i in range(60))
+    passages = split_passages(lines, max_chars=200, overlap_chars=0)
+    # Cut as prose: no line is repeated at the head of every passage.
+    assert sum(p.text.count("x0 | y0") for p in passages) == 1
+    assert sum(p.text.count("x1 | y1") for p in passages) == 1
+
+
+def test_the_overlap_is_whole_sentences_from_the_passage_before() -> None:
+    sentences = [f"Sentence number {i} is short." for i in range(60)]
+    passages = split_passages(" ".join(sentences), max_chars=300, overlap_chars=80)
+    assert len(passages) > 5
+    for before, after in itertools.pairwise(passages):
+        # A passage starts at a sentence, and that sentence ended the passage before.
+        first = after.text.split(". ")[0] + "."
+        assert first in sentences
+        assert first in before.text
+
+
+def test_no_overlap_when_the_last_sentence_is_longer_than_the_overlap() -> None:
+    sentences = [f"Sentence {i} " + "goes on and on " * 8 + "until it ends." for i in range(30)]
+    passages = split_passages(" ".join(sentences), max_chars=400, overlap_chars=60)
+    assert len(passages) > 5
+    for passage in passages:
+        assert passage.text.startswith("Sentence ")
+    assert sum(len(p.text) for p in passages) < len(" ".join(sentences)) + len(passages)
+
+
+def test_a_long_section_keeps_its_heading_on_every_passage() -> None:
+    body = " ".join(f"Line {i} of the rules is here." for i in range(200))
+    passages = split_passages(f"# Rules\n\n## Noise\n\n{body}", max_chars=300, overlap_chars=50)
+    assert len(passages) > 10
+    assert {p.heading for p in passages} == {"Rules > Noise"}
+    assert all(p.embedding_text().startswith("Rules > Noise\n\n") for p in passages)
+
+
 @settings(max_examples=examples(150), deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=3000))
 def test_any_text_gives_bounded_passages_that_cover_its_words(text: str) -> None:
@@ -192,6 +307,10 @@ _SHAPES = {
     "fence_like_lines": lambda n: " ``\n" * (n // 4),
     "short_heading_lines": lambda n: "# h\nw\n" * (n // 6),
     "words_with_long_blanks": lambda n: "a" + (" " * 1199 + "b") * (n // 1200),
+    "table_rows": lambda n: "| a | b |\n|---|---|\n" + "| x | y |\n" * (n // 10),
+    "table_one_long_row": lambda n: "| a |\n|---|\n|" + "x " * (n // 2),
+    "pipes_without_table": lambda n: "|\n" * (n // 2),
+    "colons_then_blanks": lambda n: ":" + " " * n + "b",
 }
 
 

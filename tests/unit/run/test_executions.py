@@ -95,6 +95,33 @@ def test_the_request_s_documents_and_top_k_win_within_the_bounds() -> None:
     assert (ex.document_ids, ex.top_k, ex.query) == (("d9",), 3, "Q:  ")
 
 
+@pytest.mark.parametrize(
+    ("content", "query_variable", "values", "query"),
+    [
+        # The named variable wins.
+        ("Answer {{q}} for {{who}}", "q", {"q": "cost?", "who": "Ann"}, "cost?"),
+        # None named: the values, in the order the template uses them, not the template.
+        ("Answer {{q}} for {{who}}", None, {"q": "cost?", "who": "Ann"}, "cost?\nAnn"),
+        ("Please answer, with care: {{q}}", None, {"q": "cost?"}, "cost?"),
+        # A named variable left blank: the other values.
+        ("{{q}} {{who}}", "q", {"q": " ", "who": "Ann"}, "Ann"),
+        # Blank values, or no variables at all: the rendered prompt.
+        ("Q: {{q}}", None, {"q": " "}, "Q:  "),
+        ("What is the refund policy?", None, {}, "What is the refund policy?"),
+    ],
+)
+def test_the_query_is_the_chosen_variable_else_the_values_else_the_prompt(
+    content: str, query_variable: str | None, values: dict[str, str], query: str
+) -> None:
+    found = prompt(
+        content,
+        variables=[declared(name, required=False) for name in values],
+        document_ids=("d1",),
+        retrieval_query_variable=query_variable,
+    )
+    assert prepare("alice", request(variables=values), found, Settings()).query == query
+
+
 async def test_open_writes_the_record_and_reserves_the_prompt_and_max_tokens() -> None:
     store = FakeStore(SETTINGS, {"p1": prompt()})
     executions = Executions(SETTINGS, store, str)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import pytest
 from promptstream import ExecuteRequest, HttpError, Settings
 from promptstream._errors import ClientGone
 from promptstream.http._endpoint import read_body
-from promptstream.run._request import check
+from promptstream.run._request import CancelRequest, ResumeRequest, check, check_stream
 
 SETTINGS = Settings(
     allowed_models=("m/a", "m/b"),
@@ -113,3 +113,42 @@ def test_validation_details_never_echo_the_input() -> None:
         check(b'{"prompt_id": 12345, "variables": {"k": 987654}}', SETTINGS)
     assert refused.value.details is not None
     assert "987654" not in str(refused.value.details)
+
+
+@pytest.mark.parametrize(
+    ("raw", "parsed"),
+    [
+        (
+            b'{"resume": "abc123", "last_event_id": 7}',
+            ResumeRequest(resume="abc123", last_event_id=7),
+        ),
+        (b'{"resume": "abc123"}', ResumeRequest(resume="abc123")),
+        (b'{"cancel": "abc123"}', CancelRequest(cancel="abc123")),
+        # A variable that says "resume" is still an execution.
+        (
+            b'{"prompt_id": "p", "variables": {"resume": "cancel"}, "resumable": true}',
+            ExecuteRequest(prompt_id="p", variables={"resume": "cancel"}, resumable=True),
+        ),
+    ],
+)
+def test_the_stream_endpoint_tells_a_resume_and_a_cancel_from_an_execution(
+    raw: bytes, parsed: Any
+) -> None:
+    assert check_stream(raw, SETTINGS) == parsed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"resume": "a/b"}',
+        b'{"resume": "abc", "last_event_id": -1}',
+        b'{"resume": "abc", "last_event_id": "3"}',
+        b'{"resume": "abc", "prompt_id": "p"}',
+        b'{"cancel": ""}',
+        b'{"cancel": "abc", "last_event_id": 1}',
+    ],
+)
+def test_a_malformed_resume_or_cancel_is_refused(raw: bytes) -> None:
+    with pytest.raises(HttpError) as refused:
+        check_stream(raw, SETTINGS)
+    assert refused.value.code == "invalid_request"

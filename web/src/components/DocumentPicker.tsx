@@ -117,7 +117,7 @@ export function DocumentPicker({ draft, documents, onChange, fields }: Props) {
               min={1}
               max={MAX_TOP_K}
               value={draft.top_k ?? ''}
-              placeholder="default (4)"
+              placeholder="default (5)"
               onChange={(e) => {
                 onChange({ top_k: e.target.value === '' ? null : Number(e.target.value) });
                 fields?.clear('top_k');
@@ -137,7 +137,7 @@ export function DocumentPicker({ draft, documents, onChange, fields }: Props) {
               }}
               data-testid="query-variable-select"
             >
-              <option value="">the whole rendered prompt</option>
+              <option value="">all the variables (the prompt if it has none)</option>
               {names.map((n) => (
                 <option key={n} value={n}>
                   the variable {n}

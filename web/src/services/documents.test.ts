@@ -5,6 +5,7 @@ import {
   deleteDocument,
   ingestUrl,
   titleOf,
+  toDocument,
   uploadDocument,
   type UploadProgress,
 } from './documents';
@@ -212,5 +213,17 @@ describe('file names', () => {
     expect(titleOf('Staff handbook.md')).toBe('Staff handbook');
     expect(titleOf('.md')).toBe('.md');
     expect(titleOf(`${'x'.repeat(300)}.txt`)).toHaveLength(200);
+  });
+});
+
+describe('toDocument', () => {
+  it('uses the stored document_id, not the per-user Firestore id', () => {
+    const doc = toDocument('handbook~alice', { owner_uid: 'alice', document_id: 'handbook' });
+    expect(doc.id).toBe('handbook');
+    expect(doc.title).toBe('handbook');
+  });
+
+  it('falls back to the Firestore id when no document_id is stored', () => {
+    expect(toDocument('old-doc', { owner_uid: 'alice' }).id).toBe('old-doc');
   });
 });

@@ -163,7 +163,12 @@ export async function deleteDocument(documentId: string, options: DeleteOptions)
 const num = (v: unknown): number | null => (typeof v === 'number' ? v : null);
 const millis = (v: unknown): number | null => (v instanceof Timestamp ? v.toMillis() : null);
 
-export function toDocument(id: string, d: DocumentData): KbDocument {
+/**
+ * One stored document as the app uses it. `id` is the document id the API and prompts use:
+ * the stored `document_id` (the Firestore id is `{document_id}~{uid key}`, scoped per user).
+ */
+export function toDocument(key: string, d: DocumentData): KbDocument {
+  const id = typeof d.document_id === 'string' && d.document_id ? d.document_id : key;
   return {
     id,
     owner_uid: String(d.owner_uid ?? ''),
