@@ -3,8 +3,6 @@
 // prompt's runs included, searchable), the phone layout (the prompt list out of the way of the
 // run form, the answer and the follow-up box), and conversations: a three-turn one with a
 // regenerate and an edit, and a follow-up on a comparison column.
-// The conversation cases need the backend of issue 25 (conversation_id, parent_execution_id,
-// message on the request); against a backend without it they are skipped and say so.
 // Same stack and helpers as the other suites; the console must stay free of errors and warnings.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -47,23 +45,6 @@ const path = () => new URL(page.url()).pathname;
 async function onRoute(p, marker) {
   await page.waitForSelector(marker);
   assert.equal(path(), p);
-}
-
-/** The backend takes issue 25's request fields (an older one refuses them as unknown). */
-async function backendHasConversations() {
-  const res = await fetch(`${env.authUrl}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=fake-api-key`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email, password, returnSecureToken: true }),
-  });
-  const { idToken } = await res.json();
-  const probe = await fetch(`${process.env.E2E_FUNCTIONS_BASE_URL}/execute_prompt`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${idToken}` },
-    body: JSON.stringify({ prompt_id: 'none', conversation_id: 'none', parent_execution_id: 'none', message: 'hi' }),
-  });
-  const body = await probe.json().catch(() => ({}));
-  return !(probe.status === 400 && JSON.stringify(body).includes('extra_forbidden'));
 }
 
 async function runToEnd(variables = {}) {
@@ -248,11 +229,7 @@ describe('conversations, routes, history and the phone layout (issue 25)', { con
     }
   });
 
-  it('holds a three-turn conversation with a regenerate and an edit, each version readable', async (t) => {
-    if (!(await backendHasConversations())) {
-      t.skip('the backend does not take conversation_id yet (issue 25 backend not merged)');
-      return;
-    }
+  it('holds a three-turn conversation with a regenerate and an edit, each version readable', async () => {
     const id = await createPrompt(page, { title: 'Chat', content: 'Tell me about tides. [[fake chunks=4 delay=0.01]]' });
     await page.goto(`${env.webUrl}/prompts/${id}`);
     const first = await runToEnd();
@@ -304,11 +281,7 @@ describe('conversations, routes, history and the phone layout (issue 25)', { con
     await waitForTurn(3);
   });
 
-  it('continues a comparison column as a conversation of its own', async (t) => {
-    if (!(await backendHasConversations())) {
-      t.skip('the backend does not take conversation_id yet (issue 25 backend not merged)');
-      return;
-    }
+  it('continues a comparison column as a conversation of its own', async () => {
     await page.goto(`${env.webUrl}/comparisons/${comparisonId}`);
     const column = `${tid('comparison-column')}[data-model="${FAST}"]`;
     await page.waitForSelector(`${column} ${tid('follow-up-input')}`);

@@ -6,13 +6,6 @@
  * model on the server (the SSE events' payloads, the Firestore records) and is kept by hand.
  */
 export type { ErrorCode, ExecuteRequest } from './wire.generated';
-import type { ExecuteRequest } from './wire.generated';
-
-/**
- * A run the server keeps generating across a dropped connection (issue 24, contract C1). The web
- * app always asks for it; `resumable` joins the generated ExecuteRequest with the backend's change.
- */
-export type ResumableRequest = ExecuteRequest & { resumable?: boolean };
 
 /** The other two bodies of POST /execute_prompt_stream: reattach after an event id, and cancel. */
 export interface ResumeRequest {

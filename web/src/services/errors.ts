@@ -17,15 +17,8 @@ export const CLIENT_CODES = {
   streamingUnsupported: 'streaming_unsupported',
 } as const;
 
-/**
- * Issue 24's codes (contract C1, and `cancelled`: a resumed run that was cancelled meanwhile),
- * listed here until the generated ErrorCode has them: the lead drops this once
- * scripts/wire-types runs on the backend's branch.
- */
-type ResumeCode = 'execution_not_found' | 'interrupted' | 'cancelled';
-
 /** Every code an ExecutionError can carry that has words of its own; a case outside it fails the typecheck. */
-type KnownCode = ErrorCode | ResumeCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
+type KnownCode = ErrorCode | (typeof CLIENT_CODES)[keyof typeof CLIENT_CODES];
 
 export interface ExecutionErrorOptions {
   status?: number;

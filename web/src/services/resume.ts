@@ -9,7 +9,6 @@ import type {
   CancelRequest,
   ExecuteRequest,
   ExecutionResult,
-  ResumableRequest,
   ResumeRequest,
   StreamEvent,
 } from '../types';
@@ -77,7 +76,7 @@ export async function cancelExecution(executionId: string, options: RequestOptio
  * aborting also asks the server to cancel the run.
  */
 export function streamExecution(request: ExecuteRequest, options: ResumableOptions): Promise<ExecutionResult> {
-  const body: ResumableRequest = { ...request, resumable: true };
+  const body: ExecuteRequest = { ...request, resumable: true };
   return runResumable(body, false, newCursor(), options);
 }
 
@@ -109,7 +108,7 @@ function sleep(ms: number, signal: AbortSignal, network: EventTarget | undefined
  * would cost 45 s.
  */
 async function readUntilOffline(
-  body: ResumableRequest | ResumeRequest,
+  body: ExecuteRequest | ResumeRequest,
   options: StreamOptions,
   cursor: StreamCursor,
   network: EventTarget | undefined,
@@ -139,7 +138,7 @@ async function readUntilOffline(
 
 /** `resuming`: `firstBody` is a resume (a reattach), so a busy server's refusal of it is one more drop. */
 function runResumable(
-  firstBody: ResumableRequest | ResumeRequest,
+  firstBody: ExecuteRequest | ResumeRequest,
   resuming: boolean,
   cursor: StreamCursor,
   options: ResumableOptions,
@@ -192,7 +191,7 @@ function runResumable(
   });
 
   const loop = async (): Promise<ExecutionResult> => {
-    let body: ResumableRequest | ResumeRequest = firstBody;
+    let body: ExecuteRequest | ResumeRequest = firstBody;
     let idToken = options.idToken;
     let attempt = 0;
     let dropStarted = 0;
