@@ -160,7 +160,8 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
       { timeout: 20_000, polling: 50 },
     );
     await page.click(tid('cancel-button'));
-    assert.equal(await waitForPhase(page, ['cancelled', 'completed', 'error']), 'cancelled');
+    // The page says Cancelled at once, whatever the server does next (a bound far from normal).
+    assert.equal(await waitForPhase(page, ['cancelled', 'completed', 'error'], 5_000), 'cancelled');
     await page.waitForSelector(tid('cancelled-notice'));
     const partial = await page.textContent(tid('stream-output'));
     assert.ok(partial.length > 30, 'the text that arrived stays on screen');
@@ -180,13 +181,14 @@ describe('RAG Prompt Library in a browser', { concurrency: false }, () => {
       'cancelled',
       upstreamClosed
         ? 'the upstream was closed early but the record does not say cancelled'
-        : 'the backend never saw the browser leave (the fake OpenRouter saw no early close). If the ' +
-            'function runs under the Functions emulator: firebase-tools 15 does not close its proxied ' +
-            'request to the function when the client disconnects (lib/emulator/functionsRuntimeWorker.js).',
+        : 'the cancel call ({"cancel": id}) did not stop the run (the fake OpenRouter saw no early close)',
     );
     assert.ok(record.output.startsWith(partial), 'the backend kept the partial output the browser showed');
-    // A few chunks may have been in flight when the browser left, not the rest of the answer.
-    assert.ok(record.output.length < partial.length + 60, 'the record holds the partial text, not a finished answer');
+    // What C1 promises, no more: the record ends `cancelled` holding the shown text as a prefix.
+    // A run is resumable, so leaving does not stop it; the cancel call does, and when it lands on
+    // another instance (a Functions emulator worker too) the generator stops at its next checkpoint
+    // (about CHECKPOINT_SECONDS later), so the record may hold more than the page showed. Status
+    // `cancelled` (not `completed`: the whole answer takes 15 s) says it stopped before the end.
 
     // The backend closed its upstream connection too.
     await eventually(async () => (await fakeStats(env)).early_closes > before.early_closes, {

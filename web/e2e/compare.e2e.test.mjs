@@ -289,18 +289,23 @@ describe('comparing models (issue 18)', { concurrency: false }, () => {
 
   it('cancels one column; the others complete and its record ends cancelled', async () => {
     await fetch(`${env.fakeUrl}/_fake/reset`, { method: 'POST' });
-    await createPrompt(page, { title: 'Compare and cancel', content: 'Go on at length. [[fake chunks=40 delay=0.08]]' });
+    // Long enough (8 s) that a cancel landing on another instance, which takes effect at the
+    // generator's next checkpoint (C1: about CHECKPOINT_SECONDS later), still comes before the end.
+    await createPrompt(page, { title: 'Compare and cancel', content: 'Go on at length. [[fake chunks=100 delay=0.08]]' });
     await chooseModels([LOCAL, FAST, CAREFUL]);
     await page.click(tid('run-button'));
     await waitForColumns({ [LOCAL]: 'streaming', [FAST]: 'streaming', [CAREFUL]: 'streaming' });
     await page.click(`${column(FAST)} ${tid('column-cancel')}`);
     await waitForColumns({ [FAST]: 'cancelled' });
     assert.ok(await page.isVisible(`${column(FAST)} ${tid('cancelled-notice')}`));
+    const shown = (await page.$(`${column(FAST)} ${tid('column-output')}`)) ? await page.textContent(`${column(FAST)} ${tid('column-output')}`) : '';
     await waitForColumns({ [LOCAL]: 'completed', [FAST]: 'cancelled', [CAREFUL]: 'completed' });
     assert.equal(await page.$(tid('cancel-all-button')), null);
 
     const cancelled = await finalRecord(env, await page.getAttribute(column(FAST), 'data-execution-id'));
     assert.equal(cancelled.status, 'cancelled');
+    // C1 promises the shown text as a prefix, not how much more the generator wrote before it stopped.
+    assert.ok(cancelled.output.startsWith(shown), 'the record holds the text the column showed');
     for (const model of [LOCAL, CAREFUL]) {
       const record = await finalRecord(env, await page.getAttribute(column(model), 'data-execution-id'));
       assert.equal(record.status, 'completed', `${model} was not held up by the cancelled column`);
