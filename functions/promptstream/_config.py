@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["DEFAULTS", "Routing", "Settings", "UpstreamTuning"]
 
@@ -137,6 +137,16 @@ class Settings(BaseModel):
     record_text_chars: int = Field(default=200_000, gt=0)
 
     _split = field_validator("allowed_models", "allowed_origins", mode="before")(_csv)
+
+    @model_validator(mode="after")
+    def _liveness_outlasts_the_refresh(self) -> Settings:
+        # A running execution refreshes alive_at every fifth checkpoint pass when it has
+        # nothing new: a TTL shorter than a few of those would give up live executions.
+        if self.lease_ttl_seconds < 10 * self.checkpoint_seconds:
+            raise ValueError(
+                "LEASE_TTL_SECONDS must be at least ten times CHECKPOINT_SECONDS"
+            )
+        return self
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

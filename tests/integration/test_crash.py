@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from google.cloud import firestore
 
 from promptstream._config import Settings
 from promptstream._sse import encode_event
@@ -44,6 +45,8 @@ from support import (
 from support.http import Reply, post, request_bytes
 
 TTL = 3
+# A tenth of the TTL, as the settings require: an idle execution refreshes every fifth pass.
+CHECKPOINT = 0.3
 STREAMS = 2
 LONG = "[[fake chunks=400 delay=0.05]]"  # twenty seconds of content unless cut short
 
@@ -90,6 +93,7 @@ class OpenStream:
 def server(serve: Serve) -> Iterator[FunctionServer]:
     env = {
         "LEASE_TTL_SECONDS": str(TTL),
+        "CHECKPOINT_SECONDS": str(CHECKPOINT),
         "MAX_CONCURRENT_STREAMS": str(STREAMS),
         "HEARTBEAT_SECONDS": "0.3",
     }
@@ -179,6 +183,56 @@ def test_after_a_kill_9_resumable_streams_end_interrupted_with_their_real_checkp
         assert record["output"] and record["output"][:shared] == seen[:shared]
 
 
+def test_a_plain_stream_longer_than_the_ttl_keeps_its_lease_and_completes(
+    server: FunctionServer, db: Any
+) -> None:
+    # Its instance refreshes its record's alive_at while it runs, so a user at the cap is
+    # still refused after the TTL has passed, and the stream ends completed.
+    add_prompt(db, content="{{topic}} [[fake chunks=120 delay=0.05]]")
+    payload = body(variables={"topic": "x"})
+    streams = [OpenStream(server, payload) for _ in range(STREAMS)]
+    time.sleep(TTL + 1)
+    refused = post(server, payload)
+    assert refused.status == 429 and refused.error()["code"] == "concurrency_limit"
+    for stream in streams:
+        raw = read_to_close(stream.sock)
+        assert b"data: [DONE]" in raw
+    records = {r["id"]: r for r in executions(db)}
+    assert [records[s.execution_id]["status"] for s in streams] == ["completed"] * STREAMS
+
+
+def test_after_a_kill_9_plain_streams_lapse_within_the_ttl_too(
+    server: FunctionServer, db: Any
+) -> None:
+    add_prompt(db, content=f"{{{{topic}}}} {LONG}")
+    add_prompt(db, "short", content="{{topic}}")
+    streams = [OpenStream(server, body(variables={"topic": "x"})) for _ in range(STREAMS)]
+    ids = [s.execution_id for s in streams]
+
+    def refreshed() -> bool:
+        records = {r["id"]: r for r in executions(db)}
+        return all(records[i]["alive_at"] > records[i]["created_at"] for i in ids)
+
+    assert wait_until(refreshed, timeout=10)
+    [worker] = worker_pids(server)
+    os.kill(worker, signal.SIGKILL)
+    for stream in streams:
+        stream.close()
+
+    def opened() -> Any:
+        got = post(server, body("short", variables={"topic": "short"}))
+        return None if got.status == 429 else _fail_unless_200(got)
+
+    assert wait_until(opened, timeout=TTL + 15)
+    records = {r["id"]: r for r in executions(db)}
+    for execution_id in ids:
+        assert records[execution_id]["status"] == "interrupted", records[execution_id]
+        # Nothing was checkpointed (a plain stream keeps no segments): the prompt's estimate.
+        assert records[execution_id]["tokens_debited"] == records[execution_id][
+            "prompt_tokens_estimate"
+        ]
+
+
 def _fail_unless_200(got: Any) -> Any:
     assert got.status == 200, got.raw[:300]
     return got
@@ -187,7 +241,12 @@ def _fail_unless_200(got: Any) -> Any:
 # -- races on the emulator, in process ----------------------------------------------------
 
 
-SETTINGS = Settings(project_id=PROJECT, lease_ttl_seconds=TTL, max_concurrent_streams=STREAMS)
+SETTINGS = Settings(
+    project_id=PROJECT,
+    lease_ttl_seconds=TTL,
+    checkpoint_seconds=CHECKPOINT,
+    max_concurrent_streams=STREAMS,
+)
 
 
 @pytest.fixture
@@ -272,14 +331,15 @@ async def test_the_sweep_ends_the_silent_records_and_leaves_the_live_ones(
         (await a.begin_execution(uid=uid, prompt_id="p1", build=build))[0]
         for uid in ("alice", "alice", "bob", "bob")
     ]
-    dead_resumable, live_resumable, plain, lapsed = opened
+    dead_resumable, live_resumable, plain, old = opened
     silent(db, dead_resumable, "dead")
     checkpoint(db, live_resumable, ["live"], dt.datetime.now(dt.UTC))  # checkpoint stand-in
     ten_minutes_ago = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
-    # A plain execution is not refreshed: it keeps STREAM_LEASE_SECONDS.
+    # A plain execution's alive_at is refreshed too while it runs: silent, it is dead.
     db.collection("executions").document(plain).update({"alive_at": ten_minutes_ago})
-    db.collection("executions").document(lapsed).update(
-        {"alive_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3701)}
+    # A record from before liveness (no alive_at) keeps STREAM_LEASE_SECONDS.
+    db.collection("executions").document(old).update(
+        {"alive_at": firestore.DELETE_FIELD, "created_at": ten_minutes_ago}
     )
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_emulator.host)
     assert await asyncio.to_thread(sweep_streams, SETTINGS) == 2
@@ -287,12 +347,12 @@ async def test_the_sweep_ends_the_silent_records_and_leaves_the_live_ones(
     assert status == {
         dead_resumable: "interrupted",
         live_resumable: "streaming",
-        plain: "streaming",
-        lapsed: "interrupted",
+        plain: "interrupted",
+        old: "streaming",
     }
     assert db.collection("executions").document(dead_resumable).get().get("output") == "dead"
     # Only the sweep's own leases were released.
     assert set(limits(db)["leases"]) == {live_resumable}
-    assert limits(db, "bob")["leases"].keys() == {plain}
+    assert limits(db, "bob")["leases"].keys() == {old}
     # Nothing left to do: a second run ends nothing.
     assert await Repair(SETTINGS, a).sweep(dt.datetime.now(dt.UTC)) == 0

@@ -188,6 +188,9 @@ class FakeStore:
             self.sent[execution_id] = {**sent(result), "owner_uid": uid}
         return execution_id, result
 
+    def note_record_time(self, execution_id: str, update_time: str | None) -> None:
+        """The real store keeps it as its finish's condition; the dicts need none."""
+
     async def update_sent(self, *, execution_id: str, fields: dict[str, Any]) -> None:
         self.sent[execution_id].update(fields)
 

@@ -102,10 +102,14 @@ class _Run:
         if self._finishing is None:
             # A task of its own, not a TaskGroup's: it must outlive the cancellation of
             # the coroutine that awaits it.
-            self._finishing = asyncio.get_running_loop().create_task(
-                self.service.executions.finish(self.ex, self.outcome)
-            )
+            self._finishing = asyncio.get_running_loop().create_task(self._finish(self.ex))
         await asyncio.shield(self._finishing)
+
+    async def _finish(self, ex: Execution) -> None:
+        try:
+            await self.service.executions.finish(ex, self.outcome)
+        finally:
+            self.service.checkpoints.release(ex.execution_id)
 
 
 async def _open(
@@ -122,6 +126,8 @@ async def _open(
         async with service.openings.turn(checked[0]):
             watch.disarm()
             run.ex = await service.executions.open(*checked)
+        # Its lease is proved alive from now until its finish (or its Live's checkpoints).
+        service.checkpoints.hold(run.ex.execution_id)
         watch.arm()
         return run.ex
     except HttpError as exc:
@@ -235,8 +241,10 @@ async def _stream_steps(
             await _refuse(send, run, exc)
 
         def hand_over() -> None:
-            # The generation finishes the record from here, not this request.
+            # The generation finishes the record from here, not this request, and its
+            # checkpoints keep it alive.
             run.ex = None
+            service.checkpoints.release(ex.execution_id)
 
         await generate(service, send, watch, ex, stream, refuse, hand_over)
         return

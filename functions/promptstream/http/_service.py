@@ -59,7 +59,9 @@ class Service:
         # Resumable executions (docs/adr/0600-durable-streams.md): a finished one stays in
         # memory for as long as a detached one would have gone on.
         self.lives = Lives(settings.resume_grace_seconds, settings.resume_grace_seconds)
-        self.checkpoints = Checkpoints(settings.checkpoint_seconds, self.lives, lambda: store.rest)
+        self.checkpoints = Checkpoints(
+            settings.checkpoint_seconds, self.lives, lambda: store.rest, store.note_record_time
+        )
         self._draining: asyncio.Task[None] | None = None
         self._client: OpenRouterClient | None = None
         self._embeddings: EmbeddingsClient | None = None

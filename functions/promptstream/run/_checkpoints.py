@@ -4,7 +4,10 @@ their records' ``alive_at`` and ``checkpoint_id`` (commits of at most 500 writes
 execution with nothing new refreshes ``alive_at`` only every ``IDLE_TICKS`` passes. A
 record write is conditional on the update time of this instance's last write to it: when
 it fails, someone else wrote (a cancel from another instance, the repair), and one read
-says who. The final checkpoint of an execution precedes its finish.
+says who. The final checkpoint of an execution precedes its finish. Every other execution
+open on the instance (a plain one, or a resumable one before its generation starts) is
+``held``: its record's ``alive_at`` alone is refreshed every ``IDLE_TICKS`` passes, so its
+lease too lapses within ``LEASE_TTL_SECONDS`` of a crash (docs/adr/0601).
 
 See docs/adr/0600-durable-streams.md.
 """
@@ -17,7 +20,13 @@ from collections.abc import Callable
 
 from .. import _logging as logger
 from ..store._firestore import Document, FirestoreError, FirestoreRest
-from ..store._segments import SEGMENT_BYTES, Checkpoint, checkpoint_writes, read_records
+from ..store._segments import (
+    SEGMENT_BYTES,
+    Checkpoint,
+    alive_write,
+    checkpoint_writes,
+    read_records,
+)
 from ._live import Live, Lives
 
 __all__ = ["IDLE_TICKS", "Checkpoints"]
@@ -33,10 +42,20 @@ class Checkpoints:
     """The instance's one checkpoint task over ``lives``; ``flush`` for an execution's
     last one. Counts what it did (``commits``, ``writes``, ``cpu_seconds``)."""
 
-    def __init__(self, every: float, lives: Lives, db: Callable[[], FirestoreRest]) -> None:
+    def __init__(
+        self,
+        every: float,
+        lives: Lives,
+        db: Callable[[], FirestoreRest],
+        note: Callable[[str, str | None], None] = lambda _id, _time: None,
+    ) -> None:
         self._every = every
         self._lives = lives
         self._db = db
+        # Told each held record's update time after a refresh: its finish is conditional
+        # on it (Store.note_record_time).
+        self._note = note
+        self._held: set[str] = set()
         # One commit at a time: a flush never races a pass over the same execution.
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -50,6 +69,15 @@ class Checkpoints:
         """Start the task on the running loop (the one that serves the requests)."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def hold(self, execution_id: str) -> None:
+        """Keep ``execution_id``'s record alive until ``release``: it runs outside a
+        ``Live`` (its lease is proved alive by ``alive_at`` all the same)."""
+        self._held.add(execution_id)
+        self.ensure_running()
+
+    def release(self, execution_id: str) -> None:
+        self._held.discard(execution_id)
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -83,6 +111,24 @@ class Checkpoints:
         if due:
             async with self._lock:
                 await self._checkpoint(due)
+        if self._held and self._ticks % IDLE_TICKS == 0:
+            async with self._lock:
+                await self._refresh(list(self._held))
+
+    async def _refresh(self, held: list[str]) -> None:
+        """``alive_at`` of every held record, in commits of at most 500 writes."""
+        started = time.process_time()
+        db = self._db()
+        for at in range(0, len(held), _MAX_WRITES):
+            ids = held[at : at + _MAX_WRITES]
+            times = await db.commit([alive_write(db, execution_id) for execution_id in ids])
+            self.commits += 1
+            self.writes += len(ids)
+            for execution_id, update_time in zip(ids, times, strict=False):
+                # One finished meanwhile is done with: nothing to remember of it.
+                if execution_id in self._held:
+                    self._note(execution_id, update_time)
+        self.cpu_seconds += time.process_time() - started
 
     async def flush(self, live: Live) -> None:
         """``live``'s events not yet committed (its last checkpoint: before its finish)."""

@@ -46,10 +46,7 @@ class Repair:
         turns out alive on its second read is left as it is."""
         settings = self._settings
         cutoff = now - dt.timedelta(seconds=settings.lease_ttl_seconds)
-        lapse = now - dt.timedelta(seconds=settings.stream_lease_seconds)
-        found = await silent_executions(
-            self._store.rest, cutoff, lapse, settings.repair_sweep_limit
-        )
+        found = await silent_executions(self._store.rest, cutoff, settings.repair_sweep_limit)
         repaired = 0
         for execution_id, owner in found:
             try:

@@ -154,10 +154,10 @@ def shows_life(
     ``streaming`` and its last sign of life (``alive_at``, else the record's
     ``created_at``, else the lease's start) is younger than the silence it is allowed.
 
-    A resumable execution's checkpoints refresh ``alive_at`` every ``CHECKPOINT_SECONDS``,
-    so ``LEASE_TTL_SECONDS`` of silence means its instance is gone. Nothing refreshes a
-    plain execution's record while it streams: it keeps the old lapse,
-    ``STREAM_LEASE_SECONDS``, above the function's timeout."""
+    While an execution runs, its instance refreshes ``alive_at`` every few seconds (its
+    checkpoints, or the refresh of a held one), so ``LEASE_TTL_SECONDS`` of silence means
+    its instance is gone. A record without ``alive_at`` (written before liveness existed)
+    keeps the old lapse, ``STREAM_LEASE_SECONDS``, above the function's timeout."""
     if record is None or record.get("status") != "streaming":
         return False
     last: float | None = None
@@ -169,7 +169,7 @@ def shows_life(
         last = started_ms / 1000
     if last is None:
         return False
-    refreshed = record.get("resumable") is True
+    refreshed = record.get("resumable") is True or isinstance(record.get("alive_at"), dt.datetime)
     allowed = settings.lease_ttl_seconds if refreshed else settings.stream_lease_seconds
     return now.timestamp() - last < allowed
 

@@ -235,10 +235,11 @@ async def repair_execution(
     return (await db.committed(step))[0]
 
 
-def silent_query(cutoff: dt.datetime, limit: int, *, resumable: bool) -> dict[str, Any]:
-    """The records still ``streaming`` whose ``alive_at`` is older than ``cutoff``
-    (only resumable ones, or any), oldest first, up to ``limit``: their ids and owners.
-    Served by a composite index (firestore.indexes.json)."""
+def silent_query(cutoff: dt.datetime, limit: int) -> dict[str, Any]:
+    """The records still ``streaming`` whose ``alive_at`` is older than ``cutoff``, oldest
+    first, up to ``limit``: their ids and owners. Served by a composite index
+    (firestore.indexes.json). A record without ``alive_at`` (from before liveness) is not
+    found here: its lease lapses after STREAM_LEASE_SECONDS as it always did."""
 
     def equal(name: str, value: Any) -> dict[str, Any]:
         return {
@@ -249,18 +250,16 @@ def silent_query(cutoff: dt.datetime, limit: int, *, resumable: bool) -> dict[st
             }
         }
 
-    filters = [equal("status", "streaming")]
-    if resumable:
-        filters.append(equal("resumable", True))
-    filters.append(
+    filters = [
+        equal("status", "streaming"),
         {
             "fieldFilter": {
                 "field": {"fieldPath": "alive_at"},
                 "op": "LESS_THAN",
                 "value": encode_value(cutoff),
             }
-        }
-    )
+        },
+    ]
     return {
         "from": [{"collectionId": EXECUTIONS}],
         "where": {"compositeFilter": {"op": "AND", "filters": filters}},
@@ -271,17 +270,12 @@ def silent_query(cutoff: dt.datetime, limit: int, *, resumable: bool) -> dict[st
 
 
 async def silent_executions(
-    db: FirestoreRest, cutoff: dt.datetime, lapse_cutoff: dt.datetime, limit: int
+    db: FirestoreRest, cutoff: dt.datetime, limit: int
 ) -> list[tuple[str, str]]:
-    """(execution id, owner uid) of records still ``streaming``: resumable ones last
-    alive before ``cutoff``, any last alive before ``lapse_cutoff``; oldest first, up to
-    ``limit`` of each."""
-    found = [
-        *await db.run_query(silent_query(cutoff, limit, resumable=True)),
-        *await db.run_query(silent_query(lapse_cutoff, limit, resumable=False)),
-    ]
+    """(execution id, owner uid) of records still ``streaming`` last alive before
+    ``cutoff``, oldest first, up to ``limit``."""
     seen: dict[str, str] = {}
-    for doc in found:
+    for doc in await db.run_query(silent_query(cutoff, limit)):
         owner = (doc.data or {}).get("owner_uid")
         if isinstance(owner, str):
             seen.setdefault(doc.path.rsplit("/", 1)[1], owner)

@@ -101,6 +101,18 @@ def checkpoint_writes(db: FirestoreRest, checkpoint: Checkpoint) -> list[dict[st
     return writes
 
 
+def alive_write(db: FirestoreRest, execution_id: str) -> dict[str, Any]:
+    """The record's ``alive_at`` alone (the server's time), for an execution that is not
+    checkpointing (a plain one, or a resumable one before its generation starts).
+    Unconditional: a record is never deleted while it runs, and one failed write must not
+    fail the others' in the commit."""
+    return {
+        "update": {"name": db.name(f"{EXECUTIONS}/{execution_id}"), "fields": {}},
+        "updateMask": {"fieldPaths": []},
+        "updateTransforms": [{"fieldPath": "alive_at", "setToServerValue": "REQUEST_TIME"}],
+    }
+
+
 async def read_record(db: FirestoreRest, execution_id: str) -> Document | None:
     """The execution's record, or ``None`` when there is none."""
     path = f"{EXECUTIONS}/{execution_id}"

@@ -45,7 +45,7 @@ class MemoryDb:
     async def commit(self, writes: Sequence[Mapping[str, Any]]) -> list[str | None]:
         for write in writes:
             path = write["update"]["name"].removeprefix(ROOT + "/")
-            wanted = write["currentDocument"]
+            wanted = write.get("currentDocument", {})
             if "updateTime" in wanted and self.times.get(path) != wanted["updateTime"]:
                 raise FirestoreError(400, "FAILED_PRECONDITION", "changed")
         self.commits.append(list(writes))
@@ -160,3 +160,38 @@ def test_a_record_the_repair_finished_stops_the_generation_without_a_write() -> 
 
     assert _run(main) == (True, "interrupted")
     assert len(db.commits) == 1 and db.records["executions/a"]["checkpoint_id"] == 1
+
+
+def test_a_held_execution_s_alive_at_is_refreshed_every_idle_ticks_until_released() -> None:
+    async def body() -> None:
+        db = MemoryDb()
+        for execution_id in ("plain", "done"):
+            db.add(execution_id)
+        noted: list[tuple[str, str | None]] = []
+        checkpoints = Checkpoints(
+            3600, Lives(30, 30), lambda: db, lambda e, t: noted.append((e, t))  # type: ignore[arg-type, return-value]
+        )
+        checkpoints.hold("plain")
+        checkpoints.hold("done")
+        for _ in range(IDLE_TICKS - 1):
+            await checkpoints.tick()
+        assert db.commits == []
+        await checkpoints.tick()
+        [writes] = db.commits
+        assert sorted(w["update"]["name"].rsplit("/", 1)[1] for w in writes) == ["done", "plain"]
+        assert all(
+            w["updateTransforms"] == [{"fieldPath": "alive_at", "setToServerValue": "REQUEST_TIME"}]
+            and w["updateMask"] == {"fieldPaths": []}
+            for w in writes
+        )
+        # Each record's new update time is what its finish will be conditional on.
+        assert sorted(noted) == sorted(
+            (e, db.times[f"executions/{e}"]) for e in ("done", "plain")
+        )
+        checkpoints.release("done")
+        await checkpoints.aclose()
+        for _ in range(IDLE_TICKS):
+            await checkpoints.tick()
+        assert [w["update"]["name"].rsplit("/", 1)[1] for w in db.commits[-1]] == ["plain"]
+
+    _run(body)

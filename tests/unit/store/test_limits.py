@@ -68,10 +68,13 @@ LIFE = [
     (streaming(resumable=True), None, False),
     # alive_at wins over created_at.
     (streaming(resumable=True, alive_at=ago(5), created_at=ago(900)), 900, True),
-    # Nothing refreshes a plain execution's record: the old lapse.
-    (streaming(alive_at=ago(600)), 600, True),
-    (streaming(resumable=False, alive_at=ago(3599)), 3599, True),
-    (streaming(alive_at=ago(3600)), 3600, False),
+    # A plain execution's alive_at is refreshed as well (it is held): the same TTL.
+    (streaming(alive_at=ago(59)), 600, True),
+    (streaming(resumable=False, alive_at=ago(61)), 600, False),
+    # A record from before liveness (no alive_at): the old lapse.
+    (streaming(created_at=ago(600)), 600, True),
+    (streaming(created_at=ago(3599)), 3599, True),
+    (streaming(created_at=ago(3600)), 3600, False),
     # Ended, or gone: nothing to count.
     ({"status": "completed", "alive_at": ago(1)}, 1, False),
     ({"status": "interrupted"}, 1, False),
