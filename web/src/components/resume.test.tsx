@@ -92,10 +92,11 @@ describe('describeError for durable streams', () => {
 });
 
 describe('reattaching on load', () => {
-  it('picks the newest single run still streaming that asked to be resumable', () => {
+  it('picks the newest single run still streaming that asked to be resumable, not a follow-up', () => {
     expect(
       runToReattach([
         streaming('c1', { comparison_id: 'cmp' }),
+        streaming('t2', { turn: 2, parent_execution_id: 'ex0', conversation_id: 'ex0' }),
         streaming('old', { resumable: false }),
         recordOf('done'),
         streaming('ex2'),

@@ -4,10 +4,13 @@ import type { ExecutionRecord } from '../types';
 /**
  * The run to show again when a page opens on a prompt (a reload, another tab): the newest of the
  * user's runs of it still streaming that asked to be resumable. A comparison's columns are not
- * reattached; each stays in the history until it ends.
+ * reattached, nor a conversation's follow-up (its answer belongs to its run's page, not to the
+ * prompt's run form); each stays in the history until it ends.
  */
 export function runToReattach(records: readonly ExecutionRecord[]): ExecutionRecord | null {
-  return records.find((r) => r.status === 'streaming' && r.resumable === true && !r.comparison_id) ?? null;
+  return (
+    records.find((r) => r.status === 'streaming' && r.resumable === true && !r.comparison_id && (r.turn ?? 1) <= 1) ?? null
+  );
 }
 
 /**
