@@ -1,5 +1,6 @@
 // Browser suite for durable streams (issue 24): the app resumes a dropped stream by itself,
-// reattaches to a run after a reload, and Cancel still cancels after a reconnect.
+// reattaches to a run after a reload (of the prompt's page or the run's), and Cancel still
+// cancels after a reconnect.
 //
 // The fake model is steered by `[[fake ...]]` directives inside the prompt text; each run here
 // lasts several seconds, so the drop, the reload and the cancel land in its middle.
@@ -121,6 +122,29 @@ describe('durable streams in a browser', { concurrency: false }, () => {
     const record = await finalRecord(id, 'completed');
     assert.equal(await output(), record.output);
     assert.match(record.output, /Describe glaciers at length/);
+  });
+
+  it('reattaches to the run after a reload of its own page (/runs/:id) in its middle', async () => {
+    await createPrompt(page, { title: 'Resume on its page', content: 'Tell me about dunes. [[fake chunks=80 delay=0.1]]' });
+    await startRun(page);
+    await waitForText(40);
+    const id = await executionId();
+
+    await page.goto(`${env.webUrl}/runs/${id}`);
+    const answer = `${tid('turn')} ${tid('turn-answer')}`;
+    // Reattached: text on the page while the run still streams (a record shows none before its
+    // end), from the first token, until it completes.
+    await page.waitForFunction(
+      (sel) => {
+        const el = document.querySelector(sel);
+        return el?.getAttribute('data-phase') === 'streaming' && (el.textContent ?? '').length >= 60;
+      },
+      answer,
+      { timeout: 20_000, polling: 50 },
+    );
+    await page.waitForSelector(`${answer}[data-phase="completed"]`, { timeout: 30_000 });
+    const record = await finalRecord(id, 'completed');
+    assert.equal(await page.textContent(`${answer} ${tid('turn-output')}`), record.output);
   });
 
   it('cancels the run on the server when Cancel is pressed after a reconnect', async () => {

@@ -39,8 +39,9 @@ vi.mock('../hooks/useRuns', () => ({
   }),
 }));
 const cancel = vi.fn();
+const attach = vi.fn(async () => undefined);
 vi.mock('../hooks/useStreamingExecution', () => ({
-  useStreamingExecution: () => ({ ...live, isStreaming: false, execute, cancel }),
+  useStreamingExecution: () => ({ ...live, isStreaming: false, execute, cancel, attach }),
 }));
 
 const PROMPT: Prompt = { id: 'p1', owner_uid: 'u1', title: 'Tides', content: 'Tell me', variables: [], public: false, updatedAtMs: null };
@@ -72,10 +73,22 @@ beforeEach(() => {
   records = [turn('c1', null, 1, 1), turn('t2', 'c1', 2, 2), turn('t3a', 't2', 3, 3), turn('t3b', 't2', 3, 4)];
   live = IDLE_STATE;
   execute.mockClear();
+  attach.mockClear();
 });
 afterEach(cleanup);
 
 describe('ConversationPage', () => {
+  it('reattaches once to the turn still streaming when it opens (a reload), whichever run the URL names', () => {
+    records[3] = turn('t3b', 't2', 3, 4, { status: 'streaming', resumable: true, output: '' });
+    open('/runs/c1');
+    expect(attach.mock.calls.map((c) => (c as unknown[])[0])).toEqual(['t3b']);
+  });
+
+  it('reattaches to nothing when no turn is streaming', () => {
+    open('/runs/t3b');
+    expect(attach).not.toHaveBeenCalled();
+  });
+
   it('says "not found" for a run the user cannot read', () => {
     open('/runs/someone-elses');
     expect(screen.getByTestId('not-found').getAttribute('data-what')).toBe('run');

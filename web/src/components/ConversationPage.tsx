@@ -2,6 +2,7 @@ import type { User } from 'firebase/auth';
 import { useEffect, useMemo, useState } from 'react';
 import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import { isBusy, stateOfRecord } from '../hooks/executionState';
+import { turnToReattach, useReattach } from '../hooks/useReattach';
 import { useExecution, useRunsWhere } from '../hooks/useRuns';
 import { useStreamingExecution } from '../hooks/useStreamingExecution';
 import {
@@ -61,6 +62,12 @@ export function ConversationPage({ user, prompts }: { user: User; prompts: Promp
 
   const ours = pending !== null && (pending.conversationId === conversationId || pending.conversationId === null);
   const busy = isBusy(live.phase);
+  // A reload or another tab mid-answer shows the turn still streaming (issue 24), once the
+  // conversation's runs are known (the run the URL names alone may not be the one streaming).
+  const attachTurn = live.attach;
+  useReattach(turns.rows === undefined ? [] : records, live.phase === 'idle' && pending === null, (id) => {
+    void attachTurn(id, { idToken: () => user.getIdToken() });
+  }, turnToReattach);
   const shown = threadWithPending(thread, ours ? pending : null, live.executionId, records);
 
   const choose = (parentId: string | null, id: string) =>

@@ -13,6 +13,11 @@ export function runToReattach(records: readonly ExecutionRecord[]): ExecutionRec
   );
 }
 
+/** On a conversation's page: its turn still streaming, whichever turn it is. */
+export function turnToReattach(records: readonly ExecutionRecord[]): ExecutionRecord | null {
+  return records.find((r) => r.status === 'streaming' && r.resumable === true) ?? null;
+}
+
 /**
  * Once per mount, the first time the user's runs of the prompt are known (the history listener's
  * first rows), reattaches to one still streaming when `idle`. After that a run streaming is one
@@ -22,13 +27,14 @@ export function useReattach(
   records: readonly ExecutionRecord[],
   idle: boolean,
   attach: (executionId: string) => void,
+  pick: (records: readonly ExecutionRecord[]) => ExecutionRecord | null = runToReattach,
 ): void {
   const decided = useRef(false);
   useEffect(() => {
     // An empty list is a prompt with no runs, or rows not loaded yet: either way nothing to attach.
     if (decided.current || records.length === 0) return;
     decided.current = true;
-    const run = idle ? runToReattach(records) : null;
+    const run = idle ? pick(records) : null;
     if (run !== null) attach(run.id);
   }, [records, idle, attach]);
 }
