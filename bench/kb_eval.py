@@ -33,7 +33,7 @@ from promptstream._config import Settings  # noqa: E402
 from promptstream.knowledge import _search  # noqa: E402
 from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
 from promptstream.knowledge._search import search  # noqa: E402
-from promptstream.run._executions import prepare  # noqa: E402
+from promptstream.run._prepare import prepare  # noqa: E402
 from promptstream.run._request import ExecuteRequest  # noqa: E402
 from promptstream.store._prompts import Prompt  # noqa: E402
 

@@ -16,7 +16,7 @@ import pytest
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from fake_openrouter import FakeOpenRouterThread
-from promptstream.store._store import document_path
+from promptstream.store._uploads import document_path
 from support import (
     ROOT,
     FunctionServer,

@@ -20,7 +20,7 @@ from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
 from promptstream.knowledge._search import search
 from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
-from promptstream.store._store import document_path
+from promptstream.store._uploads import document_path
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from support import PROJECT, ROOT, FirestoreEmulator
 from support.pdf import make_pdf

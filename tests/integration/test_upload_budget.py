@@ -23,7 +23,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from fake_openrouter import FakeOpenRouterThread
 from promptstream import Settings
 from promptstream.run._uploads import upload_reservation
-from promptstream.store._store import document_path
+from promptstream.store._uploads import document_path
 from support import (
     ROOT,
     FunctionServer,

@@ -137,9 +137,10 @@ class FakeClient:
 
 
 class FakeStore:
-    """The Store's execution calls on dicts: prompts by id, records by execution id,
-    limits by uid; the leases taken with the real ``take_lease``. ``fail_finish`` makes
-    the final commit raise (as a record too large for Firestore would)."""
+    """The Store's and the UploadStore's calls on dicts: prompts by id, records by
+    execution id, limits by uid; the leases taken with the real ``take_lease``.
+    ``fail_finish`` makes the final commit raise (as a record too large for Firestore
+    would)."""
 
     def __init__(self, settings: Settings, prompts: Mapping[str, Prompt] = ()) -> None:  # type: ignore[assignment]
         self.settings = settings
@@ -294,6 +295,7 @@ class UnitService(Service):
         settings = settings or Settings(project_id="demo-unit", heartbeat_seconds=15)
         self.fake_store = FakeStore(settings, prompts)
         super().__init__(settings, self.fake_store, Authenticator(verify), api_key)  # type: ignore[arg-type]
+        self.upload_store = self.fake_store  # type: ignore[assignment]
         self.fake_client = client or FakeClient()
 
     async def client(self) -> Any:

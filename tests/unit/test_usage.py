@@ -11,7 +11,8 @@ import pytest
 from promptstream import ExecuteRequest, Settings
 from promptstream._errors import InvalidResponseError
 from promptstream._usage import check_usage, token_cap, tokens_reported
-from promptstream.run._executions import Executions, Outcome
+from promptstream.run._executions import Executions
+from promptstream.run._prepare import Outcome
 from support.fakes import FakeStore, prompt
 
 CAP = token_cap(100, 10)

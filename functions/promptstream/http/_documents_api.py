@@ -113,7 +113,7 @@ class _Meter:
         bound = embedding_bound(texts)
         if bound > self.reserved:
             try:
-                await self.service.store.reserve_upload(
+                await self.service.upload_store.reserve_upload(
                     uid=self.uid, upload_id=self.upload_id, reserve=bound
                 )
             except LimitExceeded as exc:
@@ -133,7 +133,7 @@ class _Meter:
     async def _settle(self) -> None:
         tokens = self.bound if self.tokens is None else self.tokens
         try:
-            settled = await self.service.store.settle_upload(
+            settled = await self.service.upload_store.settle_upload(
                 uid=self.uid,
                 upload_id=self.upload_id,
                 document_id=self.document_id,
@@ -174,7 +174,7 @@ async def _upload(service: Service, scope: Scope, receive: Receive, send: Send) 
     try:
         async with service.uploads.slot(uid):
             try:
-                meter.upload_id, meter.stamp = await service.store.begin_upload(
+                meter.upload_id, meter.stamp = await service.upload_store.begin_upload(
                     uid=uid, document_id=document_id, reserve=meter.reserved
                 )
             except HttpError as exc:
@@ -288,7 +288,7 @@ async def _delete(service: Service, scope: Scope, receive: Receive, send: Send) 
         await _unavailable(service, send, "deletion failed")
         return
     try:
-        await service.store.forget_document(uid=uid, document_id=document_id)
+        await service.upload_store.forget_document(uid=uid, document_id=document_id)
     except Exception:
         # The next upload at the cap finds the id gone and drops it (ADR 0308).
         service.executions.log_failure("deleted document not taken out of the count")

@@ -22,7 +22,7 @@ from starlette.types import Send
 from .._errors import ErrorCode, OpenRouterError
 from .._json import dumps
 from .._sse import encode_comment, encode_event
-from ..run._executions import Execution, Outcome
+from ..run._prepare import Execution, Outcome
 from ..upstream._client import ChatStream
 
 __all__ = ["DONE", "SSE_HEADERS", "EventStream", "error_event", "start_data"]

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 from .. import _logging as logger
 from .._config import Settings
 from .._errors import ClientGone, ErrorCode, HttpError, OpenRouterError
-from ..run._executions import Execution, Outcome
+from ..run._prepare import Execution, Outcome
 from ..run._request import CancelRequest, ExecuteRequest, ResumeRequest, check, check_stream
 from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._endpoint import Handler, endpoint, read_body, too_large

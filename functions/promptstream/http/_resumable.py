@@ -22,8 +22,8 @@ from .. import _logging as logger
 from .._errors import ErrorCode, HttpError, OpenRouterError
 from .._json import dumps
 from .._sse import encode_comment, encode_event
-from ..run._executions import Execution
 from ..run._live import Live
+from ..run._prepare import Execution
 from ..run._request import CancelRequest, ResumeRequest
 from ..store._firestore import Document
 from ..store._limits import shows_life

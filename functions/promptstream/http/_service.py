@@ -22,6 +22,7 @@ from ..run._ratelimit import Rates
 from ..run._repair import Repair
 from ..run._uploads import UploadSlots
 from ..store._store import Store
+from ..store._uploads import UploadStore
 from ..upstream._client import OpenRouterClient, OpenRouterConfig
 from ..upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
 from ._auth import CONTROL_THREADS, Authenticator, EmulatorGuard, firebase_verifier
@@ -43,6 +44,8 @@ class Service:
     ) -> None:
         self.settings = settings
         self.store = store
+        # The uploads' calls, on the store's client and per-user locks.
+        self.upload_store = UploadStore(settings, store)
         self.auth = authenticator
         self.api_key = api_key or None
         self.openings = Openings(

@@ -25,7 +25,7 @@ from ..store._firestore import (
     field_path,
     structured_query,
 )
-from ..store._store import document_path
+from ..store._uploads import document_path
 from ._chunking import Passage, split_passages
 from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
 from ._passages import PASSAGES, Embedder, check_document_id, scope_of

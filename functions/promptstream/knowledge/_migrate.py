@@ -1,6 +1,6 @@
 """The move to per-user document ids (docs/adr/0800-retrieval-quality.md): a document stored
 before issue 26 at ``documents/{document_id}`` moves to ``documents/{document_id}~{uid key}``
-(``store.document_path``) with a ``document_id`` field, and its passages gain the
+(``store._uploads.document_path``) with a ``document_id`` field, and its passages gain the
 ``document_key`` that deletion finds them by. Prompts and the users' limits name documents
 by ``document_id`` and need nothing.
 
@@ -19,7 +19,8 @@ from typing import Any
 from .. import _logging
 from .._config import Settings
 from ..store._firestore import Document, FirestoreError, FirestoreRest, encode_fields
-from ..store._store import DOCUMENTS, Store, document_path
+from ..store._store import Store
+from ..store._uploads import DOCUMENTS, document_path
 from ._passages import PASSAGES
 
 __all__ = ["migrate_document_ids"]

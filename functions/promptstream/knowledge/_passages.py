@@ -4,8 +4,8 @@ document id's check, a generation's scope, the retrieved ``Source``, the ``Embed
 
 Collections (``docs/adr/0200-retrieval-design.md``):
 
-- ``documents/{document_id}~{uid_key(owner_uid)}`` (``store.document_path``: ids are
-  per user, docs/adr/0800-retrieval-quality.md): ``owner_uid``, ``document_id``,
+- ``documents/{document_id}~{uid_key(owner_uid)}`` (``store._uploads.document_path``: ids
+  are per user, docs/adr/0800-retrieval-quality.md): ``owner_uid``, ``document_id``,
   ``title``, ``filename``, ``content_type``, ``size``, ``status`` (``indexing`` |
   ``ready`` | ``error``), ``error_message``, ``generation`` (the ready one),
   ``indexing_generation``, ``passage_count``, ``created_at``, ``updated_at``.

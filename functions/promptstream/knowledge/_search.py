@@ -14,7 +14,7 @@ from typing import Any
 
 from .._config import DEFAULTS
 from ..store._firestore import FirestoreRest
-from ..store._store import document_path
+from ..store._uploads import document_path
 from ._passages import PASSAGES, Embedder, Source, check_document_id, scope_of
 from ._ranking import bm25, fuse
 

@@ -59,7 +59,7 @@ class FrontBuckets:
 class Rates:
     """A user's request rates in this process: the front buckets of openings and
     uploads. The limits document's part of each is in the commit that takes its lease
-    (``take_rate`` in ``Store.begin_execution`` and ``Store.begin_upload``)."""
+    (``take_rate`` in ``Store.begin_execution`` and ``UploadStore.begin_upload``)."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.opening_rate = opening_rate(settings)

@@ -1,7 +1,7 @@
 """Uploads under the budget: what an upload reserves of the day's budget, and this
 instance's bounds on uploads before any body is read (a user's uploads in flight here, and
 bodies being read and ingested at once, whoever sends them). The limits that hold across
-instances are the store's (``Store.begin_upload``), under the one rule of
+instances are the store's (``UploadStore.begin_upload``), under the one rule of
 ``store._limits.take_lease``. See docs/adr/0308-uploads-under-the-budget.md.
 """
 
@@ -36,7 +36,7 @@ def upload_reservation(size: int, settings: Settings) -> int:
 
     A text the bytes do not bound (a PDF's compressed streams, a UTF-16 file, long heading
     paths repeated on every passage) raises the reservation to its exact bound before its
-    embedding, under the same rule (``Store.reserve_upload``)."""
+    embedding, under the same rule (``UploadStore.reserve_upload``)."""
     text_bytes = min(size, 4 * settings.max_document_chars)
     step = max(1, settings.passage_chars - settings.passage_overlap_chars)
     embedded = math.ceil(text_bytes * settings.passage_chars / step)

@@ -11,9 +11,9 @@ A stream lease counts while its execution shows life; when a limit refuses, the 
 ones are read and the dead ones repaired in the opening's commit, and ``repair_execution``
 repairs one record alone (docs/adr/0601-leases-that-prove-alive.md).
 
-Uploads take their own leases in the same document by the same rule, and claim a new
-document id there in the same commit; settling one releases it and debits its tokens
-(docs/adr/0308-uploads-under-the-budget.md).
+Uploads take their own leases in the same document by the same rule: ``_uploads``, under
+the same per-user lock (``user_lock``) and with the same conditional write
+(``limits_write``).
 """
 
 from __future__ import annotations
@@ -22,52 +22,33 @@ import asyncio
 import datetime as dt
 import secrets
 import string
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
 
 from .._config import Settings
-from .._errors import ErrorCode, HttpError
 from .._ids import uid_key
-from ._firestore import (
-    Document,
-    FirestoreError,
-    FirestoreRest,
-    encode_fields,
-    field_path,
-    structured_query,
-)
-from ._limits import (
-    OPEN_TAT,
-    STREAMS,
-    UPLOAD_TAT,
-    UPLOADS,
-    LimitExceeded,
-    claim_document,
-    opening_rate,
-    take_lease,
-    take_rate,
-    upload_rate,
-)
+from ._firestore import Document, FirestoreError, FirestoreRest, encode_fields, field_path
+from ._limits import OPEN_TAT, STREAMS, LimitExceeded, opening_rate, take_lease, take_rate
 from ._prompts import Prompt, prompt_from
-from ._records import (
-    EXECUTIONS,
-    record_write,
-    repairs_at_admission,
-    settle_write,
-)
+from ._records import EXECUTIONS, record_write, repairs_at_admission
 from ._versions import as_asked, version_path
 
-__all__ = ["DOCUMENTS", "EXECUTIONS", "Store", "auto_id", "document_path", "sent_path"]
+__all__ = [
+    "EXECUTIONS",
+    "USER_LIMITS",
+    "Store",
+    "auto_id",
+    "limits_write",
+    "sent_path",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 PROMPTS = "prompts"
 USER_LIMITS = "user_limits"
-# Knowledge-base documents (written by ingestion; the limits document counts them).
-DOCUMENTS = "documents"
 
 
 def sent_path(execution_id: str) -> str:
@@ -78,16 +59,7 @@ def sent_path(execution_id: str) -> str:
     return f"{EXECUTIONS}/{execution_id}/input/sent"
 
 
-# Between a document id and its owner's key in a document's Firestore id: never in a
-# document id, so the first one splits the two (docs/adr/0800-retrieval-quality.md).
-_OWNER_MARK = "~"
 _ID_CHARS = string.ascii_letters + string.digits
-
-
-def document_path(uid: str, document_id: str) -> str:
-    """Where ``uid``'s document ``document_id`` lives: ids are scoped per user, so two
-    users' ``handbook`` are two documents and one user's ids say nothing of another's."""
-    return f"{DOCUMENTS}/{document_id}{_OWNER_MARK}{uid_key(uid)}"
 
 
 def auto_id() -> str:
@@ -121,7 +93,6 @@ class Store:
         # handlers' turn holds a user to one already; this holds callers without one.)
         self._user_locks = tuple(asyncio.Lock() for _ in range(64))
         self._opening_rate = opening_rate(settings)
-        self._upload_rate = upload_rate(settings)
         # Each open record's update time as this instance last wrote it: its finish
         # commits on that condition without reading the record first.
         self._record_times: dict[str, str] = {}
@@ -144,6 +115,11 @@ class Store:
                 timeout=self._settings.firestore_timeout_seconds,
             )
         return self._rest
+
+    def user_lock(self, uid: str) -> asyncio.Lock:
+        """The lock that holds ``uid``'s openings and uploads on this instance to one at
+        a time (its stripe of them)."""
+        return self._user_locks[hash(uid) % len(self._user_locks)]
 
     async def close(self) -> None:
         """Close the HTTP session (an instance keeps it for its whole life)."""
@@ -216,7 +192,7 @@ class Store:
                 except LimitExceeded as refused:
                     # Refused all the same: the repair is committed alone, then the refusal.
                     kept = {key: data[key] for key in (STREAMS, "reserved", "day", "tokens_today")}
-                    return [*repairs, self._limits_write(limits, kept)], refused
+                    return [*repairs, limits_write(db, limits, kept)], refused
             # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
             lease.update(take_rate(data, OPEN_TAT, now, self._opening_rate))
             fields = {**lease, "uid": uid}
@@ -224,7 +200,7 @@ class Store:
                 *repairs,
                 # Only these fields: what uploads and their rate keep there stays as it is
                 # (ADR 0308, 0309).
-                self._limits_write(limits, fields),
+                limits_write(db, limits, fields),
                 {
                     "update": {
                         "name": db.name(f"{EXECUTIONS}/{execution_id}"),
@@ -257,7 +233,7 @@ class Store:
                 )
             return writes, (execution_id, result)
 
-        async with self._user_locks[hash(uid) % len(self._user_locks)]:
+        async with self.user_lock(uid):
             opened, times = await db.committed(step)
         if isinstance(opened, LimitExceeded):
             raise opened
@@ -356,148 +332,21 @@ class Store:
             "currentDocument": {"exists": True},
         }
 
-    # -- uploads (docs/adr/0308-uploads-under-the-budget.md) ---------------------------
-
-    async def begin_upload(self, *, uid: str, document_id: str, reserve: int) -> tuple[str, int]:
-        """Take an upload lease reserving ``reserve`` tokens, and claim ``document_id`` in
-        the user's set of documents, in one conditional commit on the limits document
-        (read with the document itself). Returns the lease's id and its start (the stamp
-        it put on the document id). Raises ``LimitExceeded`` (budget, uploads in flight,
-        documents) and ``HttpError`` (another user's document) with nothing written."""
-        db = self._db
-        limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
-        path_of_document = document_path(uid, document_id)
-        upload_id = auto_id()
-        known: dict[str, int] | None = None
-        gone: set[str] = set()
-
-        async def step() -> tuple[list[dict[str, Any]], tuple[str, int]]:
-            nonlocal known, gone
-            docs = await db.get_all([limits_path, path_of_document])
-            limits = docs.get(limits_path) or Document(limits_path, None, None)
-            found = docs.get(path_of_document)
-            if found is not None and found.data is not None:
-                if found.data.get("owner_uid") != uid:
-                    raise HttpError(ErrorCode.DOCUMENT_NOT_FOUND, "No such document.")
-            now = dt.datetime.now(dt.UTC)
-            lease = take_lease(limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS)
-            data = limits.data or {}
-            if known is None and not isinstance(data.get("documents"), dict):
-                # Written before the set existed: the documents a query finds.
-                known = await self._documents_of(uid)
-            try:
-                owned = claim_document(
-                    data, document_id, now, self._settings, known=known, gone=gone
-                )
-            except LimitExceeded:
-                if gone:
-                    raise
-                # At the cap: the set may name documents deleted since (a deletion
-                # whose second commit failed). One batch read, only here.
-                gone = await self._missing(uid, data.get("documents") or known or {})
-                if not gone:
-                    raise
-                owned = claim_document(
-                    data, document_id, now, self._settings, known=known, gone=gone
-                )
-            # The user's upload rate, in the same commit (docs/adr/0309-per-user-rates.md).
-            lease.update(take_rate(data, UPLOAD_TAT, now, self._upload_rate))
-            fields = {**lease, "documents": owned, "uid": uid}
-            return [self._limits_write(limits, fields)], (upload_id, owned[document_id])
-
-        async with self._user_locks[hash(uid) % len(self._user_locks)]:
-            return await self._committed(step)
-
-    async def reserve_upload(self, *, uid: str, upload_id: str, reserve: int) -> None:
-        """Raise the upload's reservation to ``reserve`` under the same budget rule (its
-        text turned out longer than its bytes promised). Raises ``LimitExceeded``."""
-        db = self._db
-        path = f"{USER_LIMITS}/{uid_key(uid)}"
-
-        async def step() -> tuple[list[dict[str, Any]], None]:
-            limits = (await db.get_all([path]))[path]
-            now = dt.datetime.now(dt.UTC)
-            lease = take_lease(
-                limits.data, upload_id, now, self._settings, reserve, kind=UPLOADS, again=True
-            )
-            return [self._limits_write(limits, lease)], None
-
-        await self._committed(step)
-
-    async def settle_upload(
-        self, *, uid: str, upload_id: str, document_id: str, stamp: int, tokens: int
-    ) -> bool:
-        """Release the upload's lease and reservation and debit ``tokens``, in one
-        conditional commit; the document id leaves the user's set when the upload left no
-        document (and no later upload of that id claimed it since). False, with nothing
-        written, when the lease is gone: settled already (a commit that failed in transit
-        may have been applied) or lapsed and dropped."""
-        db = self._db
-        path = f"{USER_LIMITS}/{uid_key(uid)}"
-        path_of_document = document_path(uid, document_id)
-
-        async def step() -> tuple[list[dict[str, Any]], bool]:
-            docs = await db.get_all([path, path_of_document])
-            limits = docs[path]
-            data = limits.data or {}
-            if upload_id not in (data.get(UPLOADS) or {}):
-                return [], False
-            paths = [field_path(UPLOADS, upload_id), field_path("reserved", upload_id)]
-            found = docs.get(path_of_document)
-            stored = found is not None and (found.data or {}).get("owner_uid") == uid
-            if not stored and (data.get("documents") or {}).get(document_id) == stamp:
-                paths.append(field_path("documents", document_id))
-            return [settle_write(db, limits, paths, tokens, dt.datetime.now(dt.UTC))], True
-
-        return await self._committed(step)
-
     async def _committed(self, step: Callable[[], Awaitable[tuple[list[dict[str, Any]], R]]]) -> R:
         """``FirestoreRest.committed``: the one retry of the per-user limits
         (docs/adr/0002-conditional-commits.md)."""
         return (await self._db.committed(step))[0]
 
-    async def forget_document(self, *, uid: str, document_id: str) -> None:
-        """Take a deleted document out of the user's set (a field in the mask, absent from
-        the fields). Unconditional: removing one key races with nothing."""
-        path = f"{USER_LIMITS}/{uid_key(uid)}"
-        write = {
-            "update": {"name": self._db.name(path), "fields": {}},
-            "updateMask": {"fieldPaths": [field_path("documents", document_id)]},
-            "currentDocument": {"exists": True},
-        }
-        try:
-            await self._db.commit([write])
-        except FirestoreError as exc:
-            if exc.status != "NOT_FOUND":
-                raise
 
-    def _limits_write(self, limits: Document, fields: dict[str, Any]) -> dict[str, Any]:
-        """``fields`` of the limits document, the others left as they are, on condition
-        that it is still the one read."""
-        return {
-            "update": {"name": self._db.name(limits.path), "fields": encode_fields(fields)},
-            "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
-            "currentDocument": (
-                {"updateTime": limits.update_time}
-                if limits.update_time is not None
-                else {"exists": False}
-            ),
-        }
-
-    async def _documents_of(self, uid: str) -> dict[str, int]:
-        """The ids of ``uid``'s documents (up to one past the cap), for a limits document
-        written before the set was kept there."""
-        query = structured_query(DOCUMENTS, {"owner_uid": uid}, select=["__name__"])
-        query["limit"] = self._settings.max_documents_per_user + 1
-        found = await self._db.run_query(query)
-        return {d.path.rsplit("/", 1)[1].split(_OWNER_MARK, 1)[0]: 0 for d in found}
-
-    async def _missing(self, uid: str, documents: Mapping[str, Any]) -> set[str]:
-        """The ids in ``documents`` whose document is gone or not ``uid``'s."""
-        paths = {document_path(uid, key): key for key in documents}
-        found = await self._db.get_all(list(paths)) if paths else {}
-        return {
-            key
-            for path, key in paths.items()
-            if found.get(path) is None or (found[path].data or {}).get("owner_uid") != uid
-        }
+def limits_write(db: FirestoreRest, limits: Document, fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` of the limits document, the others left as they are, on condition that
+    it is still the one read."""
+    return {
+        "update": {"name": db.name(limits.path), "fields": encode_fields(fields)},
+        "updateMask": {"fieldPaths": [field_path(key) for key in fields]},
+        "currentDocument": (
+            {"updateTime": limits.update_time}
+            if limits.update_time is not None
+            else {"exists": False}
+        ),
+    }

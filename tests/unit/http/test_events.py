@@ -11,7 +11,7 @@ import pytest
 
 from promptstream import MidStreamError, SSEDecoder
 from promptstream.http._events import EventStream
-from promptstream.run._executions import Execution
+from promptstream.run._prepare import Execution
 from promptstream.run._request import ExecuteRequest
 from promptstream.store._prompts import Prompt
 from support.fakes import FakeStream, chunk

@@ -10,7 +10,8 @@ import pytest
 
 from promptstream import ExecuteRequest, HttpError, Settings
 from promptstream.run._conversations import Chain
-from promptstream.run._executions import Executions, prepare_follow_up
+from promptstream.run._executions import Executions
+from promptstream.run._prepare import prepare_follow_up
 from promptstream.run._request import check
 from promptstream.upstream._messages import chat_messages
 from support.fakes import FakeStore, prompt

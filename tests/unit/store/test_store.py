@@ -1,7 +1,8 @@
 """The store's writes, with a scripted server on loopback playing Firestore's REST API
 (tests/support/scripted.py; the store calls it as it calls the emulator): what an opening
 reads and commits (and on which precondition), a loser reading again, a refusal writing
-nothing, the settle apart, and the day's count. (The same calls against the emulator are
+nothing, the settle apart, and the day's count (an upload's too, through the
+``UploadStore`` built beside it). (The same calls against the emulator are
 tests/integration/test_firestore_rest.py's.)"""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from promptstream import Settings
 from promptstream.store._limits import LimitExceeded
 from promptstream.store._store import Store, auto_id
+from promptstream.store._uploads import UploadStore
 from support.fakes import FakeCredentials
 from support.scripted import ScriptedServer
 
@@ -44,6 +46,12 @@ async def store(firestore: ScriptedServer) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def uploads(store: Store) -> UploadStore:
+    """The uploads' calls, built beside the store as the service builds them."""
+    return UploadStore(Settings(project_id="prod", max_concurrent_streams=1), store)
 
 
 def found(path: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -231,14 +239,14 @@ def lease_held(day: str) -> dict[str, Any]:
 
 
 async def test_settling_an_upload_on_a_new_day_starts_the_count_and_else_increments(
-    store: Store, firestore: ScriptedServer
+    uploads: UploadStore, firestore: ScriptedServer
 ) -> None:
     firestore.post(BATCH_GET, payload=[lease_held("2020-01-01"), missing("documents/doc")])
     firestore.post(COMMIT, payload={})
     firestore.post(BATCH_GET, payload=[lease_held(today()), found("documents/doc", {})])
     firestore.post(COMMIT, payload={})
     for _ in range(2):
-        assert await store.settle_upload(
+        assert await uploads.settle_upload(
             uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
         )
     first, second = (c["writes"][0] for c in sent(firestore, COMMIT))
@@ -258,11 +266,11 @@ async def test_settling_an_upload_on_a_new_day_starts_the_count_and_else_increme
 
 
 async def test_an_upload_settled_already_is_not_debited_twice(
-    store: Store, firestore: ScriptedServer
+    uploads: UploadStore, firestore: ScriptedServer
 ) -> None:
     settled = found("user_limits/alice", {"day": {"stringValue": today()}})
     firestore.post(BATCH_GET, payload=[settled, missing("documents/doc")])
-    assert not await store.settle_upload(
+    assert not await uploads.settle_upload(
         uid="alice", upload_id="u1", document_id="doc", stamp=5, tokens=7
     )
     assert sent(firestore, COMMIT) == []
