@@ -3,13 +3,11 @@
 // sent upstream lives in executions/{id}/input/sent, backend-written and owner-read.
 //
 // Run: npm run test:rules:emulated (with the other rules tests).
-import { readFileSync } from 'node:fs';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 
 import {
   assertFails,
   assertSucceeds,
-  initializeTestEnvironment,
 } from '@firebase/rules-unit-testing';
 import {
   collection,
@@ -24,27 +22,11 @@ import {
   where,
 } from 'firebase/firestore';
 
+import { rulesEnvironment } from './support.mjs';
+
 setLogLevel('silent');
 
-const PROJECT_ID = process.env.GCLOUD_PROJECT || 'demo-rag-prompts';
-const RULES = readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8');
-
-let env;
-
-before(async () => {
-  if (!process.env.FIRESTORE_EMULATOR_HOST) {
-    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run `npm run test:rules:emulated`');
-  }
-  const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
-  env = await initializeTestEnvironment({
-    projectId: PROJECT_ID,
-    firestore: { rules: RULES, host, port: Number(port) },
-  });
-});
-
-after(async () => {
-  await env?.cleanup();
-});
+const testbed = rulesEnvironment();
 
 function turn(owner, id, parent, n) {
   return {
@@ -65,8 +47,8 @@ function sent(owner) {
 }
 
 beforeEach(async () => {
-  await env.clearFirestore();
-  await env.withSecurityRulesDisabled(async (ctx) => {
+  await testbed.env.clearFirestore();
+  await testbed.env.withSecurityRulesDisabled(async (ctx) => {
     const db = ctx.firestore();
     for (const owner of ['alice', 'bob']) {
       await setDoc(doc(db, `executions/${owner}-c1`), turn(owner, `${owner}-c1`, null, 1));
@@ -76,8 +58,8 @@ beforeEach(async () => {
   });
 });
 
-const as = (uid) => env.authenticatedContext(uid).firestore();
-const anonymous = () => env.unauthenticatedContext().firestore();
+const as = (uid) => testbed.env.authenticatedContext(uid).firestore();
+const anonymous = () => testbed.env.unauthenticatedContext().firestore();
 
 describe('conversation turns (execution records)', () => {
   it('owner lists the turns of their conversation', async () => {

@@ -3,10 +3,9 @@
 // ids say nothing of another's and no client can take another user's key.
 //
 // Run: npm run test:rules:emulated (see firestore.rules.test.js).
-import { after, before, beforeEach, describe, it } from 'node:test';
-import { readFileSync } from 'node:fs';
+import { beforeEach, describe, it } from 'node:test';
 
-import { assertFails, assertSucceeds, initializeTestEnvironment } from '@firebase/rules-unit-testing';
+import { assertFails, assertSucceeds } from '@firebase/rules-unit-testing';
 import {
   collection,
   doc,
@@ -19,27 +18,11 @@ import {
   where,
 } from 'firebase/firestore';
 
+import { rulesEnvironment } from './support.mjs';
+
 setLogLevel('silent');
 
-const PROJECT_ID = process.env.GCLOUD_PROJECT || 'demo-rag-prompts';
-const RULES = readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8');
-
-let env;
-
-before(async () => {
-  if (!process.env.FIRESTORE_EMULATOR_HOST) {
-    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run `npm run test:rules:emulated`');
-  }
-  const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
-  env = await initializeTestEnvironment({
-    projectId: `${PROJECT_ID}-ids`,
-    firestore: { rules: RULES, host, port: Number(port) },
-  });
-});
-
-after(async () => {
-  await env?.cleanup();
-});
+const testbed = rulesEnvironment('-ids');
 
 const stored = (owner, documentId) => ({
   owner_uid: owner,
@@ -64,11 +47,11 @@ const described = (owner) => ({
   updated_at: serverTimestamp(),
 });
 
-const as = (uid) => env.authenticatedContext(uid).firestore();
+const as = (uid) => testbed.env.authenticatedContext(uid).firestore();
 
 beforeEach(async () => {
-  await env.clearFirestore();
-  await env.withSecurityRulesDisabled(async (ctx) => {
+  await testbed.env.clearFirestore();
+  await testbed.env.withSecurityRulesDisabled(async (ctx) => {
     const db = ctx.firestore();
     // Two users, one document id each: two documents.
     await setDoc(doc(db, 'documents/handbook~alice'), stored('alice', 'handbook'));

@@ -10,10 +10,10 @@ import { doc, serverTimestamp, writeBatch } from 'firebase/firestore';
 
 /**
  * Registers the suite's setup and teardown: a test environment on the emulator named by
- * FIRESTORE_EMULATOR_HOST with the real rules. The environment is `.env` of the returned
- * object once the suite runs.
+ * FIRESTORE_EMULATOR_HOST with the real rules (in a project of its own when given a
+ * suffix). The environment is `.env` of the returned object once the suite runs.
  */
-export function rulesEnvironment() {
+export function rulesEnvironment(projectSuffix = '') {
   const testbed = { env: undefined };
   before(async () => {
     if (!process.env.FIRESTORE_EMULATOR_HOST) {
@@ -21,7 +21,7 @@ export function rulesEnvironment() {
     }
     const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
     testbed.env = await initializeTestEnvironment({
-      projectId: process.env.GCLOUD_PROJECT || 'demo-rag-prompts',
+      projectId: (process.env.GCLOUD_PROJECT || 'demo-rag-prompts') + projectSuffix,
       firestore: {
         rules: readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8'),
         host,
