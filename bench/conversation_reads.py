@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import aiohttp
 
-import devstack
-from devstack import FirestoreEmulator, free_port
+from devstack import FirestoreEmulator, fake_upstream
 from promptstream import Settings
 from promptstream.run._conversations import load_chain
 from promptstream.run._request import ExecuteRequest
@@ -104,18 +101,8 @@ def main() -> None:
     with FirestoreEmulator(PROJECT) as emulator:
         ids = _chain(emulator.client(), 50)
         asyncio.run(_reads(emulator.host, ids))
-    port = free_port()
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "fake_openrouter", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        devstack.wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, fake)
-        asyncio.run(_upstream(f"http://127.0.0.1:{port}/api/v1/chat/completions"))
-    finally:
-        fake.terminate()
-        fake.wait(10)
+    with fake_upstream() as upstream:
+        asyncio.run(_upstream(f"{upstream}/chat/completions"))
 
 
 if __name__ == "__main__":

@@ -15,15 +15,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import aiohttp
 
 import devstack
-from devstack import FirestoreEmulator, FunctionServer, free_port
+from devstack import FirestoreEmulator, FunctionServer, fake_upstream
 
 PROJECT = "demo-bench-conversations"
 API_KEY = "sk-or-v1-bench-not-a-secret"
@@ -95,14 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
     with FirestoreEmulator(PROJECT) as emulator:
-        port = free_port()
-        fake = subprocess.Popen(
-            [sys.executable, "-m", "fake_openrouter", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            devstack.wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, fake)
+        with fake_upstream() as upstream:
             emulator.client().collection("prompts").document("p1").set(
                 {
                     "owner_uid": "bench",
@@ -114,15 +105,12 @@ def main() -> None:
             with FunctionServer(
                 "execute_prompt_stream",
                 emulator.host,
-                f"http://127.0.0.1:{port}/api/v1",
+                upstream,
                 project=PROJECT,
                 api_key=API_KEY,
                 env={"MAX_CONCURRENT_STREAMS": "100", "OPEN_RATE_PER_MINUTE": "0"},
             ) as server:
                 asyncio.run(_run(server.url + "/", args.samples, depths))
-        finally:
-            fake.terminate()
-            fake.wait(10)
 
 
 if __name__ == "__main__":

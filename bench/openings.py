@@ -18,14 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import time
 
 import aiohttp
 
 import devstack
-from devstack import FirestoreEmulator, FunctionServer, free_port
+from devstack import FirestoreEmulator, FunctionServer, fake_upstream
 
 from ._procs import sample, tree_pids
 
@@ -67,14 +65,7 @@ def main() -> None:
     parser.add_argument("--ask", choices=sorted(ASKS), default="latest")
     args = parser.parse_args()
     with FirestoreEmulator(PROJECT) as emulator:
-        port = free_port()
-        fake = subprocess.Popen(
-            [sys.executable, "-m", "fake_openrouter", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            devstack.wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, fake)
+        with fake_upstream() as upstream:
             db = emulator.client()
             content = f"{{{{topic}}}} [[fake chunks={args.chunks} delay=0.001]]"
             prompt = db.collection("prompts").document("p1")
@@ -93,7 +84,7 @@ def main() -> None:
             with FunctionServer(
                 "execute_prompt_stream",
                 emulator.host,
-                f"http://127.0.0.1:{port}/api/v1",
+                upstream,
                 project=PROJECT,
                 api_key=API_KEY,
                 env={"MAX_CONCURRENT_STREAMS": "100"},
@@ -102,9 +93,6 @@ def main() -> None:
                 pids = tree_pids(server.pid)
                 ms = asyncio.run(_run(server.url + "/", args.executions, pids, args.ask))
                 took = time.monotonic() - started
-        finally:
-            fake.terminate()
-            fake.wait(10)
     print(
         f"{args.executions} executions ({args.ask}) of {args.chunks} chunks in {took:.1f} s: "
         f"{ms:.2f} ms of relay CPU per execution"

@@ -16,14 +16,12 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 
 import aiohttp
 
 import devstack
-from devstack import FirestoreEmulator, FunctionServer, free_port
+from devstack import FirestoreEmulator, FunctionServer, fake_upstream
 from promptstream import SSEDecoder
 
 PROJECT = "demo-bench-resume"
@@ -99,14 +97,7 @@ def main() -> None:
     parser.add_argument("--checkpoint-seconds", default="1.0")
     args = parser.parse_args()
     with FirestoreEmulator(PROJECT) as emulator:
-        port = free_port()
-        fake = subprocess.Popen(
-            [sys.executable, "-m", "fake_openrouter", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            devstack.wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, fake)
+        with fake_upstream() as upstream:
             emulator.client().collection("prompts").document("p1").set(
                 {
                     "owner_uid": "x",
@@ -116,7 +107,6 @@ def main() -> None:
                 }
             )
             env = {"CHECKPOINT_SECONDS": args.checkpoint_seconds}
-            upstream = f"http://127.0.0.1:{port}/api/v1"
             servers = [
                 FunctionServer(
                     "execute_prompt_stream",
@@ -132,9 +122,6 @@ def main() -> None:
                 a, b = (f"http://127.0.0.1:{s.port}/" for s in (one, two))
                 result = asyncio.run(_bench(a, b, args.rounds, args.cut))
             print(json.dumps({"checkpoint_seconds": args.checkpoint_seconds, **result}))
-        finally:
-            fake.terminate()
-            fake.wait(10)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -134,6 +134,25 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
+
+
+@contextlib.contextmanager
+def fake_upstream() -> Iterator[str]:
+    """``python -m fake_openrouter`` on a free port, in its own process group, for as long
+    as the block runs; yields its API base URL (``…/api/v1``)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fake_openrouter", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/_fake/stats", 30, proc)
+        yield f"http://127.0.0.1:{port}/api/v1"
+    finally:
+        stop_group(proc)
 
 
 def id_token(
