@@ -3,13 +3,11 @@
 // Run: npm run test:rules:emulated   (starts a Firestore emulator on free ports via
 //      `python -m devstack exec --only firestore`), or `npm run test:rules` with
 //      FIRESTORE_EMULATOR_HOST pointing at a running emulator.
-import { readFileSync } from 'node:fs';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 
 import {
   assertFails,
   assertSucceeds,
-  initializeTestEnvironment,
 } from '@firebase/rules-unit-testing';
 import {
   Timestamp,
@@ -26,34 +24,16 @@ import {
   where,
 } from 'firebase/firestore';
 
-import { save } from './support.mjs';
+import { rulesEnvironment, save } from './support.mjs';
 
 // Denied requests are the point of half of these tests: keep the SDK quiet about them.
 setLogLevel('silent');
 
-const PROJECT_ID = process.env.GCLOUD_PROJECT || 'demo-rag-prompts';
-const RULES = readFileSync(new URL('../firestore.rules', import.meta.url), 'utf8');
-
-let env;
-
-before(async () => {
-  if (!process.env.FIRESTORE_EMULATOR_HOST) {
-    throw new Error('FIRESTORE_EMULATOR_HOST is not set: run `npm run test:rules:emulated`');
-  }
-  const [host, port] = process.env.FIRESTORE_EMULATOR_HOST.split(':');
-  env = await initializeTestEnvironment({
-    projectId: PROJECT_ID,
-    firestore: { rules: RULES, host, port: Number(port) },
-  });
-});
-
-after(async () => {
-  await env?.cleanup();
-});
+const testbed = rulesEnvironment();
 
 beforeEach(async () => {
-  await env.clearFirestore();
-  await env.withSecurityRulesDisabled(async (ctx) => {
+  await testbed.env.clearFirestore();
+  await testbed.env.withSecurityRulesDisabled(async (ctx) => {
     const db = ctx.firestore();
     await setDoc(doc(db, 'prompts/alice-private'), prompt('alice', { public: false }));
     await setDoc(doc(db, 'prompts/alice-public'), prompt('alice', { public: true }));
@@ -161,8 +141,8 @@ function newKbDocument(owner, overrides = {}) {
   });
 }
 
-const as = (uid) => env.authenticatedContext(uid).firestore();
-const anonymous = () => env.unauthenticatedContext().firestore();
+const as = (uid) => testbed.env.authenticatedContext(uid).firestore();
+const anonymous = () => testbed.env.unauthenticatedContext().firestore();
 const without = (data, field) => {
   const copy = { ...data };
   delete copy[field];
