@@ -25,7 +25,7 @@ from .._sse import encode_comment, encode_event
 from ..run._prepare import Execution, Outcome
 from ..upstream._client import ChatStream
 
-__all__ = ["DONE", "SSE_HEADERS", "EventStream", "error_event", "start_data"]
+__all__ = ["DONE", "SSE_HEADERS", "EventStream", "error_event", "start_data", "start_of_record"]
 
 SSE_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -67,6 +67,24 @@ def start_data(ex: Execution) -> dict[str, Any]:
         "comparison_id": ex.request.comparison_id,
         **ex.conversation,
         "resumable": ex.request.resumable,
+    }
+
+
+def start_of_record(execution_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``start_data``'s fields, from the execution's record (a resume on an instance that
+    does not hold it), with ``"resumed": true``."""
+    return {
+        "execution_id": execution_id,
+        "prompt_id": data.get("prompt_id"),
+        "prompt_version": data.get("prompt_version"),
+        "model": data.get("requested_model"),
+        "models": data.get("models") or [],
+        "comparison_id": data.get("comparison_id"),
+        "conversation_id": data.get("conversation_id"),
+        "parent_execution_id": data.get("parent_execution_id"),
+        "turn": data.get("turn"),
+        "resumable": bool(data.get("resumable")),
+        "resumed": True,
     }
 
 

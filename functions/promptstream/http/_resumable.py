@@ -30,7 +30,7 @@ from ..store._limits import shows_life
 from ..store._segments import read_record, read_segments, request_cancel
 from ..upstream._client import ChatStream
 from ._asgi import DisconnectWatch, header, send_error, send_json
-from ._events import DONE, SSE_HEADERS, EventStream, error_event, start_data
+from ._events import DONE, SSE_HEADERS, EventStream, error_event, start_data, start_of_record
 from ._service import Service, current_service
 
 __all__ = ["cancel", "drain", "generate", "resume"]
@@ -303,19 +303,7 @@ async def follow_checkpoints(
     settings = service.settings
     execution_id = record.path.rsplit("/", 1)[1]
     data = record.data or {}
-    start = {
-        "execution_id": execution_id,
-        "prompt_id": data.get("prompt_id"),
-        "prompt_version": data.get("prompt_version"),
-        "model": data.get("requested_model"),
-        "models": data.get("models") or [],
-        "comparison_id": data.get("comparison_id"),
-        "conversation_id": data.get("conversation_id"),
-        "parent_execution_id": data.get("parent_execution_id"),
-        "turn": data.get("turn"),
-        "resumable": bool(data.get("resumable")),
-        "resumed": True,
-    }
+    start = start_of_record(execution_id, data)
     head = encode_event(dumps(start), event="start")
     if data.get("sources") is not None:
         head += encode_event(dumps(data["sources"]), event="sources")

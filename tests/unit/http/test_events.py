@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from promptstream import MidStreamError, SSEDecoder
-from promptstream.http._events import EventStream
+from promptstream.http._events import EventStream, start_data, start_of_record
 from promptstream.run._prepare import Execution
 from promptstream.run._request import ExecuteRequest
 from promptstream.store._prompts import Prompt
@@ -21,6 +21,22 @@ def execution() -> Execution:
     body = ExecuteRequest(prompt_id="p1")
     prompt = Prompt("p1", "alice", "hi", None, [], False)
     return Execution("alice", body, prompt, ("m",), "hi", None, {}, execution_id="e1")
+
+
+def test_a_start_rebuilt_from_the_record_says_what_the_original_said() -> None:
+    ex = execution()
+    original = start_data(ex)
+    # The record as the opening wrote it: what a resume on another instance reads.
+    record = {
+        "prompt_id": ex.prompt.id,
+        "prompt_version": ex.prompt.version,
+        "requested_model": ex.model,
+        "models": list(ex.models),
+        "comparison_id": ex.request.comparison_id,
+        **ex.conversation,
+        "resumable": ex.request.resumable,
+    }
+    assert start_of_record(ex.execution_id, record) == {**original, "resumed": True}
 
 
 async def relay(stream: FakeStream) -> tuple[list[bytes], EventStream]:
