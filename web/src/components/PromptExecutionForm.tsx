@@ -1,4 +1,4 @@
-import { Fragment, useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from 'react';
 import { availableModels, config } from '../config';
 import { isBusy } from '../hooks/executionState';
 import { useComparison } from '../hooks/useComparison';
@@ -13,11 +13,13 @@ import {
   MIN_COMPARED,
 } from '../services/comparisons';
 import { supportsStreamingBody } from '../services/streaming';
-import { filledVariables, formVariables } from '../services/templates';
+import { buildRequest } from '../services/request';
+import { formVariables } from '../services/templates';
 import { checkRun } from '../services/validation';
 import { autoId, LATEST, promptAt, targetFields, unionPrompt, type RunTarget } from '../services/versions';
 import type { Comparison, ExecuteRequest, ExecutionRecord, Prompt, PromptVersion } from '../types';
 import { LiveComparison, type OnWinner } from './ComparisonView';
+import { DemoModeNote } from './DemoModeNote';
 import { useFieldProblems } from './fieldProblems';
 import { RunFollowUp } from './FollowUpBox';
 import { ModelChecklist } from './ModelChecklist';
@@ -52,42 +54,6 @@ interface Props {
 }
 
 const NO_WINNER: OnWinner = async () => undefined;
-
-/** Builds the request body; snake_case and only the fields the backend accepts. */
-export function buildRequest(
-  prompt: Prompt,
-  values: Record<string, string>,
-  names: string[],
-  model: string,
-  context: string,
-  maxTokens: string,
-  temperature: string,
-): ExecuteRequest {
-  const request: ExecuteRequest = { prompt_id: prompt.id, variables: filledVariables(values, names), model };
-  if (context.trim() !== '') request.context = context;
-  if (maxTokens.trim() !== '') request.max_tokens = Number(maxTokens);
-  if (temperature.trim() !== '') request.temperature = Number(temperature);
-  return request;
-}
-
-/** Says the answers come from the local demo models, and names them. */
-export function DemoModeNote({ models }: { models: readonly string[] }) {
-  return (
-    <div className="alert alert-warning" role="note" data-testid="demo-mode-note">
-      {/* One flex item: in the alert's wrapping flex row, each model would be an item of its own and
-          a line could start with its comma. In one run of text the comma stays after its model. */}
-      <span>
-        Demo mode: no OpenRouter key is set, so answers come from local demo models, not from a real LLM:{' '}
-        {models.map((m, i) => (
-          <Fragment key={m}>
-            <code>{m}</code>
-            {i < models.length - 1 ? ', ' : '.'}
-          </Fragment>
-        ))}
-      </span>
-    </div>
-  );
-}
 
 export function PromptExecutionForm({
   prompt,

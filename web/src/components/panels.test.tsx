@@ -7,7 +7,8 @@ import type { ExecutionRecord, Prompt } from '../types';
 import { ExecutionHistory } from './ExecutionHistory';
 import { StandardExecutionPanel } from './StandardExecutionPanel';
 import { UsageMeterView } from './UsageMeter';
-import { buildRequest, DemoModeNote } from './PromptExecutionForm';
+import { buildRequest } from '../services/request';
+import { DemoModeNote } from './DemoModeNote';
 import { StreamingExecutionPanel } from './StreamingExecutionPanel';
 import { toExecution } from '../services/prompts';
 
