@@ -11,7 +11,7 @@ import re
 import string
 from typing import Any
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -269,6 +269,8 @@ def _fits(doc: dict[str, Any]) -> bool:
     }
     return (
         set(doc) <= _FIELDS
+        # A lone surrogate is no Unicode text: it could not be stored, so it is refused.
+        and _unicode(doc)
         and text(pid, 128)
         and "/" not in pid
         and not (pid in (".", "..") or (pid.startswith("__") and pid.endswith("__")))
@@ -279,6 +281,14 @@ def _fits(doc: dict[str, Any]) -> bool:
         and ("regenerate" not in doc or isinstance(doc["regenerate"], bool))
         and isinstance(doc.get("resumable", False), bool)
     )
+
+
+def _unicode(doc: dict[str, Any]) -> bool:
+    try:
+        json.dumps(doc, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse(raw: bytes | str) -> ExecuteRequest | None:
@@ -310,6 +320,7 @@ def _accepted_exactly_when_it_fits(doc: dict[str, Any]) -> None:
 
 @settings(max_examples=examples(100), deadline=None)
 @given(valid_requests, each_field_around_its_bounds)
+@example({"prompt_id": "\ud800"}, {"message": "\udc00"})
 def test_request_shaped_json_is_accepted_exactly_when_it_fits_the_contract(
     body: dict[str, Any], changes: dict[str, Any]
 ) -> None:
