@@ -140,15 +140,15 @@ class _Embedder:
         return Embeddings([[1.0, 0.0]], 3)
 
 
-async def _search(db: _Db, query: str, top_k: int, candidates: int) -> list[int]:
+async def _ranked(db: Any, query: str, documents: int = 1, **kwargs: Any) -> list[int]:
+    """The positions ``search`` returns from ``documents`` documents served by ``db``."""
     found = await search(
         cast(FirestoreRest, db),
         _Embedder(),
         owner_uid="alice",
-        document_ids=["d"],
+        document_ids=[f"d{i}" for i in range(documents)],
         query=query,
-        top_k=top_k,
-        candidates=candidates,
+        **{"top_k": 3, "candidates": 20, **kwargs},
     )
     return [s.position for s in found.sources]
 
@@ -163,13 +163,13 @@ TEXTS = [
 
 async def test_search_re_ranks_the_vector_candidates_by_their_shared_terms() -> None:
     db = _Db(TEXTS)
-    assert await _search(db, "What is E4?", top_k=3, candidates=20) == [2, 0, 1]
+    assert await _ranked(db, "What is E4?", top_k=3, candidates=20) == [2, 0, 1]
     assert db.limits == [20]
 
 
 async def test_search_with_no_candidates_keeps_the_vector_order() -> None:
     db = _Db(TEXTS)
-    assert await _search(db, "What is E4?", top_k=3, candidates=0) == [0, 1, 2]
+    assert await _ranked(db, "What is E4?", top_k=3, candidates=0) == [0, 1, 2]
     assert db.limits == [3]
 
 
@@ -189,11 +189,11 @@ async def test_scores_stay_cosine_similarity_whatever_the_order() -> None:
 async def test_a_lexical_hit_lifts_a_passage_only_as_far_as_its_similarity_allows() -> None:
     # "note" is in the 17 farthest candidates, "16" in the last: its similarity (0.71 of
     # 0.9) with the best lexical score outweighs the nearest passage, which shares no term.
-    top = await _search(_Db(TEXTS), "What does note 16 say?", top_k=3, candidates=20)
+    top = await _ranked(_Db(TEXTS), "What does note 16 say?", top_k=3, candidates=20)
     assert top[0] == len(TEXTS) - 1
     # Half as similar as the nearest, the best lexical score is not enough.
     far = [*TEXTS[:3], *(["Far away."] * 46), "note 16"]
-    top = await _search(_Db(far), "What does note 16 say?", top_k=3, candidates=60)
+    top = await _ranked(_Db(far), "What does note 16 say?", top_k=3, candidates=60)
     assert top == [0, 1, 2]
 
 
@@ -212,7 +212,7 @@ async def test_the_candidates_are_shared_out_among_the_documents() -> None:
     assert db.limits == [3] * 10
     assert len(found.sources) == 3
     db = _Db(TEXTS)
-    await _search(db, "What is E4?", top_k=3, candidates=0)
+    await _ranked(db, "What is E4?", top_k=3, candidates=0)
     await search(
         cast(FirestoreRest, db),
         _Embedder(),
@@ -254,18 +254,6 @@ class _Stored:
                 fields["terms"] = " ".join(terms(text, self.language))
             hits.append(Document(f"passages/p{i}", fields, "t"))
         return hits
-
-
-async def _ranked(db: _Stored, query: str, documents: int = 1, **kwargs: Any) -> list[int]:
-    found = await search(
-        cast(FirestoreRest, db),
-        _Embedder(),
-        owner_uid="alice",
-        document_ids=[f"d{i}" for i in range(documents)],
-        query=query,
-        **{"top_k": 3, "candidates": 20, **kwargs},
-    )
-    return [s.position for s in found.sources]
 
 
 GERMAN = [
