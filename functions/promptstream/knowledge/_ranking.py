@@ -14,14 +14,14 @@ import re
 from collections import Counter
 from collections.abc import Collection, Sequence
 
-__all__ = ["bm25", "expand", "fuse", "plain_terms"]
+__all__ = ["COMPOUND_CHARS", "bm25", "expand", "fuse", "plain_terms"]
 
 # Okapi BM25's usual constants: term frequency saturation and length normalisation.
 _K1 = 1.2
 _B = 0.75
 _TERM = re.compile(r"\w+")
 # A query word shorter than this is never split as a compound (see ``expand``).
-_COMPOUND = 8
+COMPOUND_CHARS = 8
 _PART = 4
 
 
@@ -44,7 +44,7 @@ def expand(query: Sequence[str], vocabulary: Collection[str]) -> list[str]:
     out: list[str] = []
     for term in query:
         out.append(term)
-        if len(term) < _COMPOUND or term in vocabulary:
+        if len(term) < COMPOUND_CHARS or term in vocabulary:
             continue
         for cut in range(len(term) - _PART, _PART - 1, -1):
             head, tail = term[:cut], term[cut:]
@@ -67,18 +67,23 @@ def bm25(queries: Sequence[Sequence[str]], passages: Sequence[Sequence[str]]) ->
     wanted = {t for query in queries for t in query}
     if not wanted:
         return [0.0] * len(passages)
-    frequency: Counter[str] = Counter()
-    for passage in passages:
-        frequency.update(wanted.intersection(passage))
+    # Counter counts a list in C: the whole read's passages are counted once each.
+    counts = [Counter(passage) for passage in passages]
     n = len(passages)
     average = sum(map(len, passages)) / n or 1.0
-    idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+    idf = {}
+    for t in wanted:
+        f = sum(1 for count in counts if t in count)
+        idf[t] = math.log(1 + (n - f + 0.5) / (f + 0.5))
     scores = []
-    for query, passage in zip(queries, passages, strict=True):
-        own = set(query)
-        count = Counter(t for t in passage if t in own)
+    for query, passage, count in zip(queries, passages, counts, strict=True):
         norm = _K1 * (1 - _B + _B * len(passage) / average)
-        scores.append(sum(idf[t] * c * (_K1 + 1) / (c + norm) for t, c in count.items()))
+        score = 0.0
+        for t in set(query):
+            c = count.get(t, 0)
+            if c:
+                score += idf[t] * c * (_K1 + 1) / (c + norm)
+        scores.append(score)
     return scores
 
 

@@ -17,7 +17,7 @@ from .._config import DEFAULTS
 from ..store._firestore import FirestoreRest
 from ..store._uploads import document_path
 from ._passages import PASSAGES, Embedder, Source, check_document_id, scope_of
-from ._ranking import bm25, expand, fuse, plain_terms
+from ._ranking import COMPOUND_CHARS, bm25, expand, fuse, plain_terms
 from ._terms import terms
 
 __all__ = ["SearchResult", "search"]
@@ -147,12 +147,16 @@ def _lexical(
             [plain_terms(f"{source.heading}\n{source.text}") for _, source, _ in pooled],
         )
     passages = [(stored or "").split() for _, _, stored in pooled]
-    vocabulary = {t for passage in passages for t in passage}
+    vocabulary: set[str] = set()
     by_language: dict[str, list[str]] = {}
     queries = []
     for _, source, _ in pooled:
         language = str(languages[source.document_id])
         if language not in by_language:
-            by_language[language] = expand(terms(query, language), vocabulary)
+            own = terms(query, language)
+            if not vocabulary and any(len(t) >= COMPOUND_CHARS for t in own):
+                # Only a long query word may be a compound to split against the pool.
+                vocabulary.update(*passages)
+            by_language[language] = expand(own, vocabulary) if vocabulary else own
         queries.append(by_language[language])
     return bm25(queries, passages)
