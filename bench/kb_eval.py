@@ -3,8 +3,8 @@ through the product's own ingestion (``ingest``), query choice (``prepare``) and
 (``search``), on the Firestore emulator with the fake's wordllama embeddings.
 
 Run: ``functions/venv/bin/python -m bench.kb_eval tests/data/kb2`` from the repo root
-(``--json FILE`` also writes the figures; settings such as ``PASSAGE_CHARS`` or
-``RETRIEVAL_CANDIDATES`` are read from the environment, as the functions read them). A set is a folder of ``.md``/``.txt`` documents
+(``--json FILE`` also writes the figures; settings such as ``PASSAGE_CHARS``,
+``RETRIEVAL_CANDIDATES`` or ``RETRIEVAL_LEXICAL_PASSAGES`` are read from the environment, as the functions read them). A set is a folder of ``.md``/``.txt`` documents
 (the id is the file's stem) and ``questions.json``: ``question``, ``document``, ``answer``
 (text the passage must contain) and ``kind``. A question counts as found at k when a search
 with ``top_k`` k returns a passage of its document that contains its answer; its "rank" in
@@ -122,6 +122,7 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
                         query=query,
                         top_k=k,
                         candidates=candidates,
+                        lexical_passages=settings.retrieval_lexical_passages,
                     )
                     if any(
                         s.document_id == item["document"] and item["answer"] in s.text
@@ -141,7 +142,7 @@ async def evaluate(folder: Path, modes: tuple[str, ...]) -> dict[str, Any]:
         "questions": len(questions),
         "candidates": candidates,
         "passage_chars": settings.passage_chars,
-        "fusion_k": _search.FUSION_K,
+        "lexical_passages": settings.retrieval_lexical_passages,
         "lexical_weight": _search.LEXICAL_WEIGHT,
         "results": results,
         "misses_at_5": dict(misses),
@@ -161,7 +162,8 @@ def main() -> None:
     print(
         f"{figures['set']}: {figures['documents']} documents, {figures['passages']} passages, "
         f"{figures['questions']} questions; candidates {figures['candidates']}, "
-        f"fusion k {figures['fusion_k']}"
+        f"whole up to {figures['lexical_passages']} passages, "
+        f"lexical weight {figures['lexical_weight']}"
     )
     print(table(figures["results"]))
     if args.misses:

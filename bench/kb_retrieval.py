@@ -37,7 +37,6 @@ sys.path[:0] = [str(ROOT / "functions")]
 
 from devstack import FirestoreEmulator, FunctionServer, id_token  # noqa: E402
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
-from promptstream._config import DEFAULTS  # noqa: E402
 from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
 from promptstream.knowledge._search import search  # noqa: E402
 from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
@@ -181,15 +180,21 @@ async def local_kb(project: str, *, batch_size: int) -> AsyncIterator[LocalKb]:
 async def candidates_pairs(
     db: FirestoreRest, client: EmbeddingsClient, names: list[str], pairs: int
 ) -> None:
-    """Search by vector alone (``candidates=0``, the search before ADR 0800) against the
-    hybrid search (the default candidates), alternating on the same queries, so the
-    difference is the change's and not the machine's."""
+    """Search by vector alone (``candidates=0``, the search before ADR 0800), the hybrid
+    search over the nearest candidates only (``lexical_passages=0``) and the default one
+    (every passage when the documents are few: ADR 0801), in turn on the same queries, so
+    the differences are the changes' and not the machine's."""
     rng = random.Random(13)
-    times: dict[int, list[float]] = {0: [], DEFAULTS.retrieval_candidates: []}
+    shapes = {
+        "vector alone": {"candidates": 0},
+        "hybrid, nearest only": {"lexical_passages": 0},
+        "hybrid, default": {},
+    }
+    times: dict[str, list[float]] = {name: [] for name in shapes}
     for i in range(pairs):
         query = " ".join(rng.choice(_WORDS) for _ in range(8))
-        order = list(times) if i % 2 else list(times)[::-1]
-        for candidates in order:
+        order = list(shapes)[i % 3 :] + list(shapes)[: i % 3]
+        for name in order:
             t0 = time.perf_counter()
             await search(
                 db,
@@ -198,13 +203,17 @@ async def candidates_pairs(
                 document_ids=names,
                 query=query,
                 top_k=5,
-                candidates=candidates,
+                **shapes[name],
             )
-            times[candidates].append(1000 * (time.perf_counter() - t0))
-    for candidates, values in times.items():
-        print(_summary(f"search with candidates={candidates}", values))
-    differences = [b - a for a, b in zip(*times.values(), strict=True)]
-    print(f"hybrid minus vector alone, median of the pairs: {statistics.median(differences):.1f} ms")
+            times[name].append(1000 * (time.perf_counter() - t0))
+    for name, values in times.items():
+        print(_summary(f"search, {name}", values))
+    for name in list(shapes)[1:]:
+        differences = [b - a for a, b in zip(times["vector alone"], times[name], strict=True)]
+        print(
+            f"{name} minus vector alone, median of the differences: "
+            f"{statistics.median(differences):.1f} ms"
+        )
 
 
 async def run(
@@ -270,7 +279,7 @@ def main() -> None:
     parser.add_argument("--ttfb", type=int, default=0, help="runs with and without retrieval")
     parser.add_argument("--documents", type=int, default=1, help="documents the passages span")
     parser.add_argument(
-        "--pairs", type=int, default=0, help="searches by vector alone and hybrid, alternating"
+        "--pairs", type=int, default=0, help="searches by vector alone and hybrid, in turn"
     )
     args = parser.parse_args()
     asyncio.run(run(args.passages, args.queries, args.ttfb, args.documents, args.pairs))

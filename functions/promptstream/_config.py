@@ -190,6 +190,10 @@ class Settings(BaseModel):
     # Passages fetched by vector per document and re-ranked with BM25 (0: vector order
     # alone); more finds more exact tokens at the cost of their text read per search.
     retrieval_candidates: int = Field(default=20, ge=0, le=100)
+    # Named documents of at most this many passages in all are read whole and every passage
+    # re-ranked, with exact BM25 statistics (docs/adr/0801); Firestore's nearest-neighbour
+    # query returns at most 1000.
+    retrieval_lexical_passages: int = Field(default=150, ge=0, le=1000)
     max_documents_per_prompt: int = Field(default=10, ge=1, le=50)
     # Uploads (documents are written by ingestion only: the rules hold no copy of these).
     max_document_bytes: int = Field(default=5 * 1024 * 1024, gt=0)

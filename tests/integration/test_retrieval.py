@@ -19,6 +19,7 @@ from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_pas
 from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
 from promptstream.knowledge._search import search
+from promptstream.knowledge._terms import terms
 from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
 from promptstream.store._uploads import document_path
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
@@ -141,6 +142,9 @@ async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     assert doc["document_id"] == "pond"
     assert first["text"].startswith("Frogs lay their spawn")
     assert isinstance(first["embedding"], Vector) and len(first["embedding"].values) == 256
+    # The lexical score's terms, stemmed in the language guessed for the whole document.
+    assert doc["language"] == "english"
+    assert first["terms"] == " ".join(terms(f"{first['heading']}\n{first['text']}", "english"))
     # Two passages a batch: two calls for three passages.
     assert fake_upstream.stats()["embedding_requests"] == 2
 
@@ -162,6 +166,29 @@ async def test_search_finds_the_passage_that_answers(
     assert "Goldfish" in sources[0].text and sources[0].heading == "Pond guide > Fish"
     assert sources[0].document_id == "pond" and sources[0].title == "Pond"
     assert 1.0 >= sources[0].score > sources[1].score > -1.0
+
+
+async def test_a_document_stored_before_its_terms_is_still_searched_and_re_ranked(
+    rest: FirestoreRest, fake_upstream: FakeOpenRouterThread, session: aiohttp.ClientSession
+) -> None:
+    # As ingestion stored documents before ADR 0801: no language, no passage terms.
+    client = embedder(fake_upstream, session)
+    await ingest_md(rest, client, owner_uid="alice", document_id="pond", data=GUIDE, title="Pond")
+    path = document_path("alice", "pond")
+    writes: list[dict[str, Any]] = [
+        {"update": {"name": rest.name(path)}, "updateMask": {"fieldPaths": ["language"]}}
+    ]
+    for passage in await passages(rest, "pond"):
+        writes.append(
+            {"update": {"name": rest.name(passage["id"])}, "updateMask": {"fieldPaths": ["terms"]}}
+        )
+    await rest.commit(writes)
+    assert "language" not in (await document(rest, "pond") or {})
+    assert all("terms" not in p for p in await passages(rest, "pond"))
+    sources = await search_sources(
+        rest, client, owner_uid="alice", document_ids=["pond"], query="hornwort", top_k=1
+    )
+    assert [s.heading for s in sources] == ["Pond guide > Plants"]
 
 
 async def test_reingesting_replaces_the_passages_and_is_idempotent(

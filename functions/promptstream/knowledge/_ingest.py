@@ -30,6 +30,7 @@ from ._chunking import Passage, split_passages
 from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
 from ._passages import PASSAGES, Embedder, check_document_id, scope_of
 from ._pdfsandbox import PdfLimits, PdfSandbox
+from ._terms import passage_terms
 
 __all__ = [
     "IngestError",
@@ -164,6 +165,10 @@ async def ingest(
                 f"the document makes more than {limits.max_passages} passages",
             )
         texts = [p.embedding_text() for p in passages]
+        # Stored for the lexical score: stemming is pure Python, so off the loop too.
+        language, lexical = await asyncio.to_thread(
+            passage_terms, text.text, [f"{p.heading}\n{p.text}" for p in passages]
+        )
         if before_embedding is not None:
             # The caller's last word before tokens are spent (the upload's reservation).
             await before_embedding(texts)
@@ -176,7 +181,7 @@ async def ingest(
             ) from exc
         spent = int(embedded.tokens)
         writes = []
-        for passage, vector in zip(passages, embedded.vectors, strict=True):
+        for passage, vector, stored in zip(passages, embedded.vectors, lexical, strict=True):
             passage_id = f"{key}-g{generation}-{passage.position}"
             written.append(passage_id)
             writes.append(
@@ -184,7 +189,7 @@ async def ingest(
                     "update": {
                         "name": db.name(f"{PASSAGES}/{passage_id}"),
                         "fields": _passage_fields(
-                            owner_uid, document_id, key, generation, scope, passage, vector
+                            owner_uid, document_id, key, generation, scope, passage, vector, stored
                         ),
                     }
                 }
@@ -194,7 +199,7 @@ async def ingest(
                 await db.commit(writes[start : start + _COMMIT_WRITES])
         except FirestoreError as exc:
             raise IngestError(DocumentReason.STORE_FAILED, "storing the passages failed") from exc
-        await _flip(db, path, generation, claimed_at, len(passages))
+        await _flip(db, path, generation, claimed_at, len(passages), language)
     except BaseException as exc:
         # Also on cancellation and on anything unforeseen (a connection error from
         # Firestore): the document must not stay "indexing" with no one indexing it.
@@ -254,6 +259,7 @@ def _passage_fields(
     scope: str,
     passage: Passage,
     vector: Sequence[float],
+    terms: str,
 ) -> dict[str, Any]:
     return encode_fields(
         {
@@ -265,6 +271,7 @@ def _passage_fields(
             "position": passage.position,
             "heading": passage.heading,
             "text": passage.text,
+            "terms": terms,
             "embedding": Vector(vector),
         }
     )
@@ -331,7 +338,7 @@ async def _claim(
 
 
 async def _flip(
-    db: FirestoreRest, path: str, generation: int, claimed_at: str, count: int
+    db: FirestoreRest, path: str, generation: int, claimed_at: str, count: int, language: str
 ) -> None:
     """Make ``generation`` the one search reads, if nothing touched the document since
     the claim (another upload, a delete)."""
@@ -339,6 +346,7 @@ async def _flip(
         "status": "ready",
         "generation": generation,
         "passage_count": count,
+        "language": language,
         "error_message": None,
         "updated_at": _now(),
     }

@@ -8,11 +8,13 @@ Collections (``docs/adr/0200-retrieval-design.md``):
   are per user, docs/adr/0800-retrieval-quality.md): ``owner_uid``, ``document_id``,
   ``title``, ``filename``, ``content_type``, ``size``, ``status`` (``indexing`` |
   ``ready`` | ``error``), ``error_message``, ``generation`` (the ready one),
-  ``indexing_generation``, ``passage_count``, ``created_at``, ``updated_at``.
+  ``indexing_generation``, ``passage_count``, ``language`` (the ready generation's, for
+  the lexical score), ``created_at``, ``updated_at``.
 - ``passages/{document key}-g{generation}-{position}``: ``owner_uid``, ``document_id``,
   ``document_key`` (the document's Firestore id), ``generation``, ``scope``
   (``"{owner_uid}/{document_id}/{generation}"``), ``position``, ``heading``, ``text``,
-  ``embedding`` (a vector).
+  ``terms`` (its heading's and text's stemmed terms, space-separated:
+  docs/adr/0801-lexical-statistics.md), ``embedding`` (a vector).
 
 Why no passage is ever half-visible (generations and scopes), and why one search stays
 inside one user's documents: docs/adr/0200-retrieval-design.md.

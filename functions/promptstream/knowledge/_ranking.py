@@ -1,10 +1,10 @@
-"""Hybrid ranking: the vector search's candidates re-scored with BM25 over their own text,
-and the two rankings fused by reciprocal rank (docs/adr/0800-retrieval-quality.md).
+"""Hybrid ranking: the pooled passages re-scored with BM25 over their terms, and the two
+scores fused (docs/adr/0800-retrieval-quality.md, docs/adr/0801-lexical-statistics.md).
 
-Pure. The lexical statistics (document frequencies, average length) are those of the
-candidates of one search, computed in memory per query: Firestore has no full-text index,
-and a user's passages are already narrowed to the few nearest the query's vector, so
-nothing is stored and nothing is read beyond the candidates' text.
+Pure. The lexical statistics (document frequencies, average length) are those of the pool
+of one search, computed in memory per query: Firestore has no full-text index. When the
+named documents are few passages in all, the pool is every one of them, and the
+statistics are exact; otherwise it is the passages nearest the query's vector.
 """
 
 from __future__ import annotations
@@ -12,20 +12,23 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-__all__ = ["bm25", "fuse", "terms"]
+__all__ = ["COMPOUND_CHARS", "bm25", "expand", "fuse", "plain_terms"]
 
 # Okapi BM25's usual constants: term frequency saturation and length normalisation.
 _K1 = 1.2
 _B = 0.75
 _TERM = re.compile(r"\w+")
+# A query word shorter than this is never split as a compound (see ``expand``).
+COMPOUND_CHARS = 8
+_PART = 4
 
 
-def terms(text: str) -> list[str]:
-    """``text``'s words and numbers of two characters or more, case-folded (any script:
-    ``\\w`` is Unicode's), a final ``s`` taken off words of four or more, so that a
-    plural meets its singular in English, French, Spanish and German alike."""
+def plain_terms(text: str) -> list[str]:
+    """The terms of a passage stored before its terms were (``_terms.terms`` is the rule
+    now): words and numbers of two characters or more, case-folded, a final ``s`` taken
+    off words of four or more."""
     return [
         t[:-1] if len(t) > 3 and t.endswith("s") else t
         for t in _TERM.findall(text.casefold())
@@ -33,34 +36,66 @@ def terms(text: str) -> list[str]:
     ]
 
 
-def bm25(query: str, texts: Sequence[str]) -> list[float]:
-    """The BM25 score of each of ``texts`` for ``query``, with the statistics of
-    ``texts`` themselves; 0 for a text that shares no term with the query."""
-    wanted = set(terms(query))
-    if not wanted or not texts:
-        return [0.0] * len(texts)
-    counts = [Counter(t for t in terms(text) if t in wanted) for text in texts]
-    lengths = [len(terms(text)) for text in texts]
-    average = sum(lengths) / len(texts) or 1.0
-    frequency = Counter(t for count in counts for t in count)
-    n = len(texts)
-    idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+def expand(query: Sequence[str], vocabulary: Collection[str]) -> list[str]:
+    """``query``'s terms, each long one missing from ``vocabulary`` followed by the two
+    parts it splits into there (a compound: "mittwochnachmittag" finds "mittwoch" and
+    "nachmittag"): the first part a term of the vocabulary, the second starting with one
+    of four characters or more."""
+    out: list[str] = []
+    for term in query:
+        out.append(term)
+        if len(term) < COMPOUND_CHARS or term in vocabulary:
+            continue
+        for cut in range(len(term) - _PART, _PART - 1, -1):
+            head, tail = term[:cut], term[cut:]
+            if head not in vocabulary:
+                continue
+            ends = range(len(tail), _PART - 1, -1)
+            stem = next((tail[:end] for end in ends if tail[:end] in vocabulary), None)
+            if stem is not None:
+                out.extend((head, stem))
+                break
+    return out
+
+
+def bm25(queries: Sequence[Sequence[str]], passages: Sequence[Sequence[str]]) -> list[float]:
+    """The BM25 score of each passage (its terms) for its query (``queries[i]`` the
+    query's terms as ``passages[i]``'s language reads them), with the statistics of
+    ``passages`` themselves; 0 for a passage that shares no term with its query."""
+    if not passages:
+        return []
+    wanted = {t for query in queries for t in query}
+    if not wanted:
+        return [0.0] * len(passages)
+    # Counter counts a list in C: the whole read's passages are counted once each.
+    counts = [Counter(passage) for passage in passages]
+    n = len(passages)
+    average = sum(map(len, passages)) / n or 1.0
+    idf = {}
+    for t in wanted:
+        f = sum(1 for count in counts if t in count)
+        idf[t] = math.log(1 + (n - f + 0.5) / (f + 0.5))
     scores = []
-    for count, length in zip(counts, lengths, strict=True):
-        norm = _K1 * (1 - _B + _B * length / average)
-        scores.append(sum(idf[t] * c * (_K1 + 1) / (c + norm) for t, c in count.items()))
+    for query, passage, count in zip(queries, passages, counts, strict=True):
+        norm = _K1 * (1 - _B + _B * len(passage) / average)
+        score = 0.0
+        for t in set(query):
+            c = count.get(t, 0)
+            if c:
+                score += idf[t] * c * (_K1 + 1) / (c + norm)
+        scores.append(score)
     return scores
 
 
-def fuse(lexical: Sequence[float], *, k: int, weight: float) -> list[int]:
-    """The order (indices) of candidates given nearest first by the vector search, after
-    reciprocal rank fusion with their ``lexical`` scores: the vector ranking gives
-    ``1 / (k + rank)``, the lexical one ``weight / (k + rank)``, and a candidate with no
-    lexical score gets nothing from that ranking. Ties keep the vector order."""
-    by_lexical = sorted(
-        (i for i, score in enumerate(lexical) if score > 0), key=lambda i: -lexical[i]
-    )
-    fused = [1 / (k + rank) for rank in range(1, len(lexical) + 1)]
-    for rank, index in enumerate(by_lexical, start=1):
-        fused[index] += weight / (k + rank)
-    return sorted(range(len(lexical)), key=lambda i: (-fused[i], i))
+def fuse(similarities: Sequence[float], lexical: Sequence[float], *, weight: float) -> list[int]:
+    """The order (indices) of the pool by ``(1 - weight)`` times its vector similarity
+    and ``weight`` times its lexical score, each as a share of the pool's highest (so a
+    small pool's near-equal similarities stay near-equal). Ties keep the given order."""
+    best = max(similarities, default=0.0)
+    best = best if best > 0 else 1.0
+    top = max(lexical, default=0.0) or 1.0
+    fused = [
+        (1 - weight) * s / best + weight * x / top
+        for s, x in zip(similarities, lexical, strict=True)
+    ]
+    return sorted(range(len(fused)), key=lambda i: (-fused[i], i))

@@ -1,8 +1,9 @@
 """Search: the passages nearest a query in the documents a prompt names, one
 ``find_nearest`` per document pre-filtered on its ready generation's scope, so one user's
 search stays inside that user's documents by construction
-(docs/adr/0200-retrieval-design.md); the nearest candidates then re-ranked with BM25 over
-their text (docs/adr/0800-retrieval-quality.md).
+(docs/adr/0200-retrieval-design.md); the pool then re-ranked with BM25 over the terms stored
+with each passage, every passage of the named documents when they are few
+(docs/adr/0800-retrieval-quality.md, docs/adr/0801-lexical-statistics.md).
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from .._config import DEFAULTS
 from ..store._firestore import FirestoreRest
 from ..store._uploads import document_path
 from ._passages import PASSAGES, Embedder, Source, check_document_id, scope_of
-from ._ranking import bm25, fuse
+from ._ranking import COMPOUND_CHARS, bm25, expand, fuse, plain_terms
+from ._terms import terms
 
 __all__ = ["SearchResult", "search"]
 
-_PASSAGE_FIELDS = ("document_id", "position", "heading", "text")
+_PASSAGE_FIELDS = ("document_id", "position", "heading", "text", "terms")
 _DISTANCE = "distance"
-# Reciprocal rank fusion: a small constant keeps the vector order's first places apart (the
-# usual 60 flattens a list of 20 until any lexical hit wins), and the lexical ranking
-# weighs less, lifting an exact token by a place or two (docs/adr/0800-retrieval-quality.md).
-FUSION_K = 5
+# The lexical score's share of the fused one (the vector similarity has the rest), each a
+# share of the pool's best: tuned on kb_tune and kb (docs/adr/0801-lexical-statistics.md).
 LEXICAL_WEIGHT = 0.3
 
 
@@ -45,12 +45,14 @@ async def search(
     query: str,
     top_k: int,
     candidates: int = DEFAULTS.retrieval_candidates,
+    lexical_passages: int = DEFAULTS.retrieval_lexical_passages,
 ) -> SearchResult:
     """The ``top_k`` passages best for ``query`` among ``document_ids`` that belong to
-    ``owner_uid`` and are ``ready``, best first: the ``max(top_k, candidates)`` nearest by
-    vector (each document giving at least ``top_k`` and its share of ``candidates``),
-    re-ranked by fusing that order with their BM25 order (``candidates`` 0: by vector
-    alone).
+    ``owner_uid`` and are ``ready``, best first: a pool of passages by vector, re-ranked
+    by fusing their vector similarity with their BM25 score (``candidates`` 0: by vector
+    alone). The pool is every passage of the documents when they hold at most
+    ``lexical_passages`` in all, else the ``max(top_k, candidates)`` nearest (each
+    document giving at least ``top_k`` and its share of ``candidates``).
 
     Documents that are someone else's, missing, or not ready contribute nothing and are
     listed in ``unavailable`` (one list for all three, so nobody learns that another
@@ -78,7 +80,10 @@ async def search(
         return SearchResult([], 0, unavailable)
     embedded = await embedder.embed([query])
     vector = embedded.vectors[0]
-    pool = max(top_k, candidates)
+    counts = [int(data.get("passage_count") or 0) for _, data in ready]
+    # Few passages in all: every one of them is read, and BM25's statistics are the
+    # documents' own rather than those of the passages nearest the vector.
+    whole = candidates > 0 and 0 < sum(counts) <= lexical_passages
     # The candidates shared out among the documents (each still gives top_k): ten
     # documents read no more passages than a search by vector alone would.
     each = max(top_k, -(-candidates // len(ready)))
@@ -88,35 +93,70 @@ async def search(
                 PASSAGES,
                 "embedding",
                 vector,
-                limit=each,
+                limit=max(each, count) if whole else each,
                 where_equal={"scope": scope_of(owner_uid, document_id, int(data["generation"]))},
                 distance_field=_DISTANCE,
                 select=_PASSAGE_FIELDS,
             )
-            for document_id, data in ready
+            for (document_id, data), count in zip(ready, counts, strict=True)
         )
     )
-    sources: list[tuple[float, Source]] = []
+    pooled: list[tuple[float, Source, str | None]] = []
     for (document_id, data), hits in zip(ready, per_document, strict=True):
         for hit in hits:
             fields = hit.data or {}
             distance = float(fields.get(_DISTANCE, 2.0))
-            sources.append(
-                (
-                    distance,
-                    Source(
-                        document_id=document_id,
-                        title=str(data.get("title") or ""),
-                        position=int(fields.get("position") or 0),
-                        heading=str(fields.get("heading") or ""),
-                        text=str(fields.get("text") or ""),
-                        score=1.0 - distance,
-                    ),
-                )
+            stored = fields.get("terms")
+            source = Source(
+                document_id=document_id,
+                title=str(data.get("title") or ""),
+                position=int(fields.get("position") or 0),
+                heading=str(fields.get("heading") or ""),
+                text=str(fields.get("text") or ""),
+                score=1.0 - distance,
             )
-    sources.sort(key=lambda item: (item[0], item[1].document_id, item[1].position))
-    nearest = [source for _, source in sources[:pool]]
+            pooled.append((distance, source, stored if isinstance(stored, str) else None))
+    pooled.sort(key=lambda item: (item[0], item[1].document_id, item[1].position))
+    if not whole:
+        pooled = pooled[: max(top_k, candidates)]
     if candidates:
-        lexical = bm25(query, [f"{s.heading}\n{s.text}" for s in nearest])
-        nearest = [nearest[i] for i in fuse(lexical, k=FUSION_K, weight=LEXICAL_WEIGHT)]
-    return SearchResult(nearest[:top_k], embedded.tokens, unavailable)
+        languages = {document_id: data.get("language") for document_id, data in ready}
+        order = fuse(
+            [source.score for _, source, _ in pooled],
+            _lexical(query, pooled, languages),
+            weight=LEXICAL_WEIGHT,
+        )
+        pooled = [pooled[i] for i in order]
+    return SearchResult([source for _, source, _ in pooled[:top_k]], embedded.tokens, unavailable)
+
+
+def _lexical(
+    query: str,
+    pooled: Sequence[tuple[float, Source, str | None]],
+    languages: Mapping[str, object],
+) -> list[float]:
+    """The pool's BM25 scores: over the terms ingestion stored, the query stemmed in each
+    passage's document's language; over today's plain terms of the text when a document
+    was stored before its terms were (docs/adr/0801-lexical-statistics.md)."""
+    if any(stored is None for _, _, stored in pooled) or not all(
+        isinstance(languages.get(source.document_id), str) for _, source, _ in pooled
+    ):
+        plain = plain_terms(query)
+        return bm25(
+            [plain] * len(pooled),
+            [plain_terms(f"{source.heading}\n{source.text}") for _, source, _ in pooled],
+        )
+    passages = [(stored or "").split() for _, _, stored in pooled]
+    vocabulary: set[str] = set()
+    by_language: dict[str, list[str]] = {}
+    queries = []
+    for _, source, _ in pooled:
+        language = str(languages[source.document_id])
+        if language not in by_language:
+            own = terms(query, language)
+            if not vocabulary and any(len(t) >= COMPOUND_CHARS for t in own):
+                # Only a long query word may be a compound to split against the pool.
+                vocabulary.update(*passages)
+            by_language[language] = expand(own, vocabulary) if vocabulary else own
+        queries.append(by_language[language])
+    return bm25(queries, passages)

@@ -123,6 +123,7 @@ class Executions:
             query=ex.query,
             top_k=ex.top_k,
             candidates=self._settings.retrieval_candidates,
+            lexical_passages=self._settings.retrieval_lexical_passages,
         )
         ex.sources = found.sources
         ex.retrieval_tokens = found.tokens
