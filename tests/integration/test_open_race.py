@@ -35,6 +35,8 @@ from support.http import Reply, post, request_bytes
 
 # The upstream answers its headers only after this long: the race is lost while it waits.
 SLOW_START = "[[fake first_byte_delay=20 chunks=3]]"
+# Timeouts far beyond the tests' waits: only what a test does may stop the upstream call.
+PATIENT = {"UPSTREAM_FIRST_BYTE_TIMEOUT": "60", "FIRESTORE_TIMEOUT_SECONDS": "60"}
 LONG = "[[fake chunks=200 delay=0.05]]"  # ten seconds of content unless cut short
 
 
@@ -116,7 +118,8 @@ def test_a_lost_race_refused_on_the_read_again_stops_the_upstream_and_sends_only
     db: Any, gate: CommitGate, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     add_prompt(db, content=f"{{{{topic}}}} {SLOW_START}", public=True)
-    with serve(env={"MAX_CONCURRENT_STREAMS": "1"}, firestore_host=gate.host) as server:
+    env = {**PATIENT, "MAX_CONCURRENT_STREAMS": "1"}
+    with serve(env=env, firestore_host=gate.host) as server:
         gate.gate.clear()
         call = Posted(server, body(variables={"topic": "x"}))
         # The read showed room: the upstream works while the commit is held.
@@ -128,7 +131,7 @@ def test_a_lost_race_refused_on_the_read_again_stops_the_upstream_and_sends_only
         call.join(30)
         assert not call.is_alive()
         # The upstream was stopped before anything reached the client.
-        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
         fresh = post(server, body(variables={"topic": "x"}))
     assert call.reply is not None
     refused_as_today(call.reply, fresh)
@@ -144,7 +147,7 @@ def test_a_client_gone_during_the_commit_stops_the_upstream_and_the_record_ends_
     db: Any, gate: CommitGate, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     add_prompt(db, content=f"{{{{topic}}}} {SLOW_START}", public=True)
-    with serve(firestore_host=gate.host) as server:
+    with serve(env=PATIENT, firestore_host=gate.host) as server:
         gate.gate.clear()
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         sock.sendall(request_bytes(body(variables={"topic": "x"}), headers={"Connection": "close"}))
@@ -152,7 +155,7 @@ def test_a_client_gone_during_the_commit_stops_the_upstream_and_the_record_ends_
         assert wait_until(lambda: gate.held_commits == 1)
         sock.close()
         # Stopped at once, while the commit is still held.
-        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
         assert executions(db) == []
         gate.gate.set()
         # The commit was not cut in two: its record is finished, its lease released.
@@ -164,7 +167,8 @@ def test_a_commit_that_fails_otherwise_stops_the_upstream_and_is_503(
     db: Any, gate: CommitGate, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     add_prompt(db, content=f"{{{{topic}}}} {SLOW_START}", public=True)
-    with serve(env={"FIRESTORE_TIMEOUT_SECONDS": "1"}, firestore_host=gate.host) as server:
+    env = {**PATIENT, "FIRESTORE_TIMEOUT_SECONDS": "1"}
+    with serve(env=env, firestore_host=gate.host) as server:
         gate.gate.clear()
         call = Posted(server, body(variables={"topic": "x"}))
         assert wait_until(lambda: fake_upstream.stats()["requests"] == 1, timeout=15)
@@ -212,6 +216,7 @@ def two_instances(serve: Serve) -> Iterator[tuple[Any, Any]]:
         # Neither the rate nor the per-user queue may refuse a racer: only the limits.
         "OPEN_RATE_PER_MINUTE": "0",
         "OPEN_QUEUE_PER_USER": str(RACERS),
+        **PATIENT,
     }
     with serve(env=env) as a, serve(env=env) as b:
         yield a, b
