@@ -269,6 +269,7 @@ def test_the_limits_hold_exactly_with_60_racing_on_two_instances(
         probe.close()
         reserve = executions(db)[0]["tokens_reserved"]
         assert wait_until(lambda: executions(db)[0]["status"] != "streaming")
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
         # Room for exactly three reservations under the rule (ADR 0308): the budget refuses
         # once the tokens used and reserved reach it.
         winners = 3
@@ -296,8 +297,10 @@ def test_the_limits_hold_exactly_with_60_racing_on_two_instances(
         # Every upstream call a lost race started was stopped before its first byte.
         stats = fake_upstream.stats()
         assert stats["requests"] >= winners
-        assert stats["early_closes"] == stats["requests"] - winners
-        assert stats["streams_started"] == winners
+        assert wait_until(
+            lambda: fake_upstream.stats()["early_closes"] == stats["requests"] - winners
+        )
+        assert fake_upstream.stats()["streams_started"] == winners
     finally:
         for sock in socks:
             sock.close()
