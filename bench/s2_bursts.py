@@ -1,8 +1,9 @@
 """How bunched a bench run's chunks were: ``bench`` (the same scenarios, options and JSON),
 then, for each scenario's floor and relay, how many other chunks the fake stamped within
 half a millisecond of each chunk (uniform phases give about 5 for S2's 100 streams at
-20 ms), that count over the run in half-second windows, and the lag's p50 by it. The
-relay handles a burst one chunk after another, so a run's lag follows its bursts.
+20 ms), that count over the run in half-second windows, and the lag's p50 by it; and how
+grouped the streams' first chunks were. The relay handles a burst one chunk after another,
+so a run's lag follows its bursts.
 
     functions/venv/bin/python -m bench.s2_bursts --only S2 --out /tmp/s2
 
@@ -26,6 +27,31 @@ from ._scenarios import Scenario
 _WINDOW_NS = 500_000
 
 
+def _near(ordered: list[int], stamp: int) -> int:
+    """How many of ``ordered`` lie within ``_WINDOW_NS`` of ``stamp``, itself excluded."""
+    return (
+        bisect.bisect_right(ordered, stamp + _WINDOW_NS)
+        - bisect.bisect_left(ordered, stamp - _WINDOW_NS)
+        - 1
+    )
+
+
+def starts(results: Sequence[StreamResult], period_ns: int) -> dict[str, Any]:
+    """How grouped the streams' first chunks were: others within ``_WINDOW_NS`` of each,
+    in time and in phase (modulo ``period_ns``, the fake's delay): a stamped stream keeps
+    its first chunk's phase for the whole run."""
+    firsts = sorted(r.arrivals_ns[0] - r.lags_ns[0] for r in results if r.lags_ns)
+    if not firsts or period_ns <= 0:
+        return {}
+    phases = [t % period_ns for t in firsts]
+    wrapped = sorted([*phases, *(p + period_ns for p in phases), *(p - period_ns for p in phases)])
+    return {
+        "starts_near_mean": round(statistics.mean(_near(firsts, t) for t in firsts), 2),
+        "phases_near_mean": round(statistics.mean(_near(wrapped, p) for p in phases), 2),
+        "starts_spread_ms": round((firsts[-1] - firsts[0]) / 1e6, 1),
+    }
+
+
 def bursts(results: Sequence[StreamResult]) -> dict[str, Any]:
     """For each chunk, the chunks stamped within ``_WINDOW_NS`` of it; their mean over the
     run and per half second, and the lag's percentiles per size of that count."""
@@ -42,11 +68,7 @@ def bursts(results: Sequence[StreamResult]) -> dict[str, Any]:
     by_time: dict[float, list[int]] = {}
     by_size: dict[int, list[float]] = {}
     for stamp, lag in chunks:
-        count = (
-            bisect.bisect_right(stamps, stamp + _WINDOW_NS)
-            - bisect.bisect_left(stamps, stamp - _WINDOW_NS)
-            - 1
-        )
+        count = _near(stamps, stamp)
         near.append(count)
         by_time.setdefault((stamp - start) // 500_000_000 / 2, []).append(count)
         by_size.setdefault(min(count // 10 * 10, 50), []).append(lag / 1e6)
@@ -65,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     def measured(sc: Scenario, results: Sequence[StreamResult]) -> dict[str, Any]:
         # The bench summarises each scenario's floor, then its relay.
         kind = "relay" if len(found) % 2 else "floor"
-        found.append({"scenario": sc.key, "run": kind, **bursts(results)})
+        found.append(
+            {
+                "scenario": sc.key,
+                "run": kind,
+                **bursts(results),
+                **starts(results, round(sc.delay * 1e9)),
+            }
+        )
         return summarize(sc, results)
 
     with mock.patch.object(_run, "summarize", measured):
@@ -78,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
             + ", ".join(f"{k} {v['p50']} ms ({v['n']})" for k, v in sizes.items() if v)
         )
         print("  mean by half second: " + str(run.get("near_by_half_second")))
+        print(
+            f"  first chunks: others within 0.5 ms {run.get('starts_near_mean')}, in phase "
+            f"{run.get('phases_near_mean')}, over {run.get('starts_spread_ms')} ms"
+        )
     return code
 
 
