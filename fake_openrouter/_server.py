@@ -353,6 +353,8 @@ async def _stream(request: web.Request, state: FakeState, plan: _Plan) -> web.St
         truncate_at = at(knobs.truncate_after)
         malformed_at = at(knobs.malformed_after)
         long_line_at = None if knobs.long_line is None else min(1, total)
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         for index in range(total + 1):
             if index == long_line_at:
                 await _endless_line(resp, knobs.long_line or 0)
@@ -388,7 +390,17 @@ async def _stream(request: web.Request, state: FakeState, plan: _Plan) -> web.St
             if index == total:
                 break
             if sent_any:
-                await _wait(resp, knobs.delay, knobs.comment_every)
+                if knobs.stamp:
+                    # The bench's streams keep a schedule (chunk n at the first's time plus n
+                    # delays): sleeps taken after each write merge whenever this loop wakes
+                    # late and never part again, so the streams of a run drift into bursts
+                    # that arrive at once (docs/adr/0602-s2-lag-and-the-fake-s-pacing.md).
+                    due += knobs.delay
+                    await _wait(resp, due - loop.time(), knobs.comment_every)
+                else:
+                    await _wait(resp, knobs.delay, knobs.comment_every)
+            else:
+                due = loop.time()
             reason = plan.finish_reason if index == total - 1 else None
             if knobs.stamp:
                 now = time.monotonic_ns()

@@ -552,6 +552,30 @@ async def test_stamp_carries_send_time(
     assert before <= stamps[0] and stamps == sorted(stamps) and stamps[-1] <= after
 
 
+async def test_stamped_streams_keep_their_schedule_after_a_late_wake(
+    fake: FakeOpenRouter, session: aiohttp.ClientSession
+) -> None:
+    # Two stamped streams half a period apart; the loop (the fake's too) blocked for more
+    # than a period wakes both at once. Each must go back to its own schedule: with a
+    # sleep after each write they would stay merged, one burst for the rest of the run.
+    prompt = "hi [[fake stamp=1 chunks=14 delay=0.04]]"
+
+    async def stamps(after: float) -> list[int]:
+        await asyncio.sleep(after)
+        _, _, raw = await post_raw(session, fake, chat_body(prompt))
+        return [c["x_sent_ns"] for c in chunks_of(raw) if c["choices"]]
+
+    async def block() -> None:
+        await asyncio.sleep(0.2)
+        time.sleep(0.1)  # noqa: ASYNC251  (the late wake under test)
+
+    first, second, _ = await asyncio.gather(stamps(0.0), stamps(0.02), block())
+    assert len(first) == len(second) == 14
+    # Half a period (20 ms) apart again by the end; merged, they would be within a few
+    # hundred microseconds.
+    assert abs(second[-1] - first[-1]) > 8_000_000, (first[-1], second[-1])
+
+
 # --- knob sources -------------------------------------------------------------------------
 
 
