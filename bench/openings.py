@@ -3,6 +3,11 @@ executions of a short answer (chunks 1 ms apart) through the function served as 
 the relay's process tree's CPU divided by N. Loopback only, bounded by N.
 
     functions/venv/bin/python -m bench.openings [--executions 400] [--chunks 10] [--ask latest]
+        [--profile FILE]
+
+With ``--chunks 1`` it also prints the "opened" figure: the relay's CPU per execution
+opened (docs/adr/1002-opening-cpu.md). ``--profile FILE`` records the worker with py-spy
+during the measured executions (collapsed stacks of the thread holding the GIL).
 
 ``--ask`` chooses what the requests run of a prompt at version 2 (issue 27): its
 ``latest`` (the prompt alone), ``version`` 1 (read with the prompt and the limits) or the
@@ -18,7 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -39,7 +48,44 @@ ASKS: dict[str, dict[str, object]] = {
 }
 
 
-async def _run(url: str, executions: int, pids: list[int], ask: str) -> float:
+class _Profile:
+    """py-spy on the worker while the measured executions run: collapsed stacks (raw) of
+    the thread holding the GIL, so an idle loop is not sampled."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "500",
+                "--nonblocking",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(1.0)  # py-spy attaches before the load starts
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+async def _run(
+    url: str, executions: int, pids: list[int], ask: str, profile: tuple[int, Path] | None
+) -> float:
     tokens = [devstack.id_token(f"u{i}", project=PROJECT) for i in range(executions + 20)]
     asked = {"prompt_id": "p1", "variables": {"topic": "x"}, **ASKS[ask]}
     body = json.dumps(asked).encode()
@@ -48,14 +94,21 @@ async def _run(url: str, executions: int, pids: list[int], ask: str) -> float:
         async def one(i: int) -> None:
             headers = {"Authorization": f"Bearer {tokens[i]}"}
             async with session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
+                answer = await resp.read()
+            # A refusal costs far less than an execution: it must not pass for one.
+            if resp.status != 200 or b"event: end" not in answer:
+                raise RuntimeError(f"not an execution: {resp.status} {answer[:300]!r}")
 
         for i in range(20):  # warm-up: the pools and the caches
             await one(i)
+        profiler = _Profile(*profile) if profile is not None else None
         before = sample(pids)
         for i in range(20, 20 + executions):
             await one(i)
-        return sample(pids).cpu_since(before) / executions * 1000
+        cpu = sample(pids).cpu_since(before)
+        if profiler is not None:
+            profiler.stop()
+        return cpu / executions * 1000
 
 
 def main() -> None:
@@ -63,6 +116,13 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=400)
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--ask", choices=sorted(ASKS), default="latest")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="record the worker with py-spy during the measured executions (collapsed "
+        "stacks; the CPU figure then includes py-spy's pauses of the worker)",
+    )
     args = parser.parse_args()
     with FirestoreEmulator(PROJECT) as emulator:
         with fake_upstream() as upstream:
@@ -91,12 +151,16 @@ def main() -> None:
             ) as server:
                 started = time.monotonic()
                 pids = tree_pids(server.pid)
-                ms = asyncio.run(_run(server.url + "/", args.executions, pids, args.ask))
+                profile = (server.worker_pids()[0], args.profile) if args.profile else None
+                ms = asyncio.run(_run(server.url + "/", args.executions, pids, args.ask, profile))
                 took = time.monotonic() - started
     print(
         f"{args.executions} executions ({args.ask}) of {args.chunks} chunks in {took:.1f} s: "
         f"{ms:.2f} ms of relay CPU per execution"
     )
+    if args.chunks == 1:
+        # One chunk leaves little but the opening and the finish: issue 28's figure.
+        print(f"opened: {ms:.2f} ms of relay CPU per execution opened")
 
 
 if __name__ == "__main__":

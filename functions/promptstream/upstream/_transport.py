@@ -32,6 +32,7 @@ from .._errors import (
     StreamInterruptedError,
     status_error_for,
 )
+from .._json import dumps
 from .._redact import Redactor, redact, redact_json
 from .._sanitize import MAX_ID_CHARS, safe_text
 
@@ -90,10 +91,6 @@ class Transport:
             **(headers or {}),
         }
 
-    def headers(self) -> dict[str, str]:
-        """The request's headers, the key's included."""
-        return dict(self._headers)
-
     def post(self, data: str) -> Any:
         """``session.post`` of ``data`` to the URL with the headers (for a caller that
         reads the whole answer under its own timeout)."""
@@ -130,7 +127,7 @@ class Transport:
         with translate_errors(str):
             async with asyncio.timeout(wait):
                 response = await session.post(
-                    self._url, data=json.dumps(body), headers=self.headers()
+                    self._url, data=dumps(body), headers=self._headers
                 )
             if response.status >= 400:
                 async with asyncio.timeout(self._first_byte_timeout):
