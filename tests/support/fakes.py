@@ -165,6 +165,7 @@ class FakeStore:
         version: int | None = None,
         label: str | None = None,
         sent: Callable[[Any], dict[str, Any]] | None = None,
+        admitted: Callable[[str, Any], None] | None = None,
     ) -> tuple[str, Any]:
         if self.fail_open is not None:
             raise self.fail_open
@@ -176,9 +177,10 @@ class FakeStore:
         self._ids += 1
         execution_id = f"e{self._ids}"
         now = dt.datetime.now(dt.UTC)
-        self.limits[uid] = take_lease(
-            self.limits.get(uid), execution_id, now, self.settings, reserve
-        )
+        lease = take_lease(self.limits.get(uid), execution_id, now, self.settings, reserve)
+        if admitted is not None:
+            admitted(execution_id, result)
+        self.limits[uid] = lease
         self.records[execution_id] = {
             "conversation_id": execution_id,
             **record,

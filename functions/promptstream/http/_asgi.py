@@ -100,8 +100,9 @@ class DisconnectWatch:
         self.gone = False
 
     def on_gone(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` the moment the client is known gone (while armed), before the
-        steps' cancellation gets to run: what must stop at once need not wait its turn."""
+        """Call ``callback`` the moment the client is known gone (disarmed too), before
+        the steps' cancellation gets to run: what must stop at once need not wait its
+        turn."""
         self._on_gone = callback
 
     async def run(self, steps: Coroutine[Any, Any, None]) -> None:
@@ -134,9 +135,10 @@ class DisconnectWatch:
     def give_up(self) -> None:
         """Treat the client as gone (it disconnected, or stopped reading)."""
         self.gone = True
+        if self._on_gone is not None:
+            # Disarmed as well: what runs beside a commit stops; the commit goes on.
+            self._on_gone()
         if self._armed and self._target is not None:
-            if self._on_gone is not None:
-                self._on_gone()
             self._target.cancel()
 
     def disarm(self) -> None:

@@ -3,8 +3,11 @@ coroutine. (The plumbing both endpoints share with ``_documents_api`` is in ``_e
 
 Every check happens before the first byte (method, configuration, size, token, the
 user's rate, body, the user's turn to open, prompt, variables, limits, the search of the
-documents it names, and the upstream's own answer to the request). Once the first byte
-has gone out, errors travel as an ``event: error``. A client that disconnects cancels its
+documents it names, and the upstream's own answer to the request). Once the read has
+shown the request admissible, the upstream call (or the search before it) starts beside
+the commit that opens the record, and nothing is sent until that commit has landed
+(``_head_start``, docs/adr/1000-one-round-trip-before-the-upstream.md). Once the first
+byte has gone out, errors travel as an ``event: error``. A client that disconnects cancels its
 request wherever it is: the upstream response is closed and the record ends ``cancelled``
 with the text so far.
 
@@ -27,6 +30,7 @@ from ..run._request import CancelRequest, ExecuteRequest, ResumeRequest, check, 
 from ._asgi import DisconnectWatch, header, send_error, send_json
 from ._endpoint import Handler, endpoint, read_body, too_large
 from ._events import SSE_HEADERS, EventStream, redacted_attempts
+from ._head_start import HeadStart
 from ._resumable import cancel, generate, resume
 from ._service import Service
 
@@ -118,26 +122,33 @@ async def _open(
     watch: DisconnectWatch,
     run: _Run,
     checked: tuple[str, ExecuteRequest],
+    head: HeadStart,
 ) -> Execution | None:
-    """Wait for a turn and open the record. Answers a refusal itself (and returns
-    ``None``); nothing is written then. The commit that opens the record is never cut
-    by a disconnect: the record it creates must be finished."""
+    """Wait for a turn and open the record, ``head`` starting the upstream (or the
+    search) as the commit goes out. Answers a refusal itself (and returns ``None``),
+    everything ``head`` started stopped; nothing is written then. The commit that opens
+    the record is never cut by a disconnect: the record it creates must be finished."""
     try:
         async with service.openings.turn(checked[0]):
             watch.disarm()
-            run.ex = await service.executions.open(*checked)
+            # A client gone during the commit stops the upstream at once; the commit goes on.
+            watch.on_gone(head.abort)
+            run.ex = await service.executions.open(*checked, head.admitted)
         # Its lease is proved alive from now until its finish (or its Live's checkpoints).
         service.checkpoints.hold(run.ex.execution_id)
         watch.arm()
         return run.ex
     except HttpError as exc:
+        # A refusal, or a race lost and refused on the read again: the upstream stops.
+        head.abort()
         await send_error(send, exc)
     except asyncio.CancelledError:
         if run.ex is None:
             logger.info("client left while waiting to start")
         raise
     except Exception:
-        # Firestore unreachable, say: nothing was written, nothing was sent upstream.
+        # Firestore unreachable, say: nothing was written, the upstream call stopped.
+        head.abort()
         service.executions.log_failure("request failed")
         await send_error(
             send, HttpError(ErrorCode.UNAVAILABLE, "The service is unavailable; try again.")
@@ -145,18 +156,24 @@ async def _open(
     return None
 
 
-async def _retrieve(service: Service, send: Send, run: _Run, ex: Execution) -> bool:
-    """When the execution names documents: search them, before the upstream is called
-    (the passages go into its prompt). A failure is answered here, the record finished
-    ``error`` (and ``False`` returned); nothing has been streamed yet."""
+async def _retrieve(
+    service: Service, send: Send, run: _Run, ex: Execution, head: HeadStart
+) -> bool:
+    """When the execution names documents: the search ``head`` started beside the
+    commit, then the upstream call (the passages go into its prompt) beside their write
+    to the record's ``sent``. A failure is answered here, the record finished ``error``
+    (and ``False`` returned); nothing has been streamed yet."""
     if not ex.document_ids:
         return True
     try:
-        await service.executions.retrieve(ex, await service.embeddings())
+        await head.searched()
+        head.dispatch(ex)
+        await service.executions.keep_passages(ex)
     except OpenRouterError as exc:
         await _refuse(send, run, exc)
         return False
     except Exception:
+        head.abort()
         # Firestore unreachable, say: the record says so, the client may try again.
         service.executions.log_failure("retrieval failed", ex)
         run.outcome = Outcome("error", error=(ErrorCode.UNAVAILABLE, "retrieval failed"))
@@ -188,10 +205,12 @@ async def _internal(send: Send, run: _Run, message: str) -> None:
     await send_error(send, HttpError(ErrorCode.INTERNAL, "Internal error."))
 
 
-Steps = Callable[[Service, Send, DisconnectWatch, _Run, Execution], Awaitable[None]]
+Steps = Callable[[Service, Send, DisconnectWatch, _Run, Execution, HeadStart], Awaitable[None]]
 
 
-def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> Handler:
+def _handler(
+    steps: Steps, parse: Callable[[bytes, Settings], Body] = check, *, streaming: bool = False
+) -> Handler:
     """A POST: the checks, then (a disconnect cancelling them) the opening and ``steps``,
     then the record's finish, which nothing cancels. A resume or a cancel (the streaming
     endpoint's ``parse`` gives those) goes to its own steps."""
@@ -212,9 +231,13 @@ def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> 
         opening = (uid, body)
 
         async def opened_then_steps() -> None:
-            ex = await _open(service, send, watch, run, opening)
-            if ex is not None and await _retrieve(service, send, run, ex):
-                await steps(service, send, watch, run, ex)
+            head = HeadStart(service, await service.client(), streaming=streaming)
+            try:
+                ex = await _open(service, send, watch, run, opening, head)
+                if ex is not None and await _retrieve(service, send, run, ex, head):
+                    await steps(service, send, watch, run, ex, head)
+            finally:
+                await head.aclose()
 
         await watch.run(opened_then_steps())
         await run.finish()
@@ -223,17 +246,15 @@ def _handler(steps: Steps, parse: Callable[[bytes, Settings], Body] = check) -> 
 
 
 async def _stream_steps(
-    service: Service, send: Send, watch: DisconnectWatch, run: _Run, ex: Execution
+    service: Service,
+    send: Send,
+    watch: DisconnectWatch,
+    run: _Run,
+    ex: Execution,
+    head: HeadStart,
 ) -> None:
     settings = service.settings
-    stream = (await service.client()).generate_response_stream(
-        ex.upstream_prompt,
-        ex.system_prompt,
-        ex.context,
-        fallbacks=ex.fallbacks,
-        history=ex.history,
-        **ex.overrides(settings.default_max_tokens),
-    )
+    stream, started = head.take_stream()
     watch.on_gone(stream.abort)
     if ex.request.resumable:
 
@@ -246,7 +267,7 @@ async def _stream_steps(
             run.ex = None
             service.checkpoints.release(ex.execution_id)
 
-        await generate(service, send, watch, ex, stream, refuse, hand_over)
+        await generate(service, send, watch, ex, stream, started, refuse, hand_over)
         return
     events = EventStream(
         ex,
@@ -260,7 +281,7 @@ async def _stream_steps(
     opened = False
     try:
         try:
-            await stream.start()
+            await started
         except OpenRouterError as exc:
             await _refuse(send, run, exc)
             return
@@ -284,18 +305,15 @@ async def _stream_steps(
 
 
 async def _execute_steps(
-    service: Service, send: Send, watch: DisconnectWatch, run: _Run, ex: Execution
+    service: Service,
+    send: Send,
+    watch: DisconnectWatch,
+    run: _Run,
+    ex: Execution,
+    head: HeadStart,
 ) -> None:
     try:
-        client = await service.client()
-        result = await client.generate_response(
-            ex.upstream_prompt,
-            ex.system_prompt,
-            ex.context,
-            fallbacks=ex.fallbacks,
-            history=ex.history,
-            **ex.overrides(service.settings.default_max_tokens),
-        )
+        result = await head.answer()
     except OpenRouterError as exc:
         await _refuse(send, run, exc)
         return
@@ -337,5 +355,5 @@ async def _execute_steps(
     )
 
 
-stream_app = endpoint({"POST": _handler(_stream_steps, check_stream)})
+stream_app = endpoint({"POST": _handler(_stream_steps, check_stream, streaming=True)})
 execute_app = endpoint({"POST": _handler(_execute_steps)})

@@ -68,14 +68,16 @@ async def generate(
     watch: DisconnectWatch,
     ex: Execution,
     stream: ChatStream,
+    started: Awaitable[None],
     refuse: Refuse,
     hand_over: Callable[[], None],
 ) -> None:
-    """Start the upstream ``stream`` (a refusal is answered by ``refuse``, as for any
-    stream), then hand the generation to the instance and follow it as its first client."""
+    """Wait for the upstream ``stream`` to have ``started`` (a refusal is answered by
+    ``refuse``, as for any stream), then hand the generation to the instance and follow
+    it as its first client."""
     settings = service.settings
     try:
-        await stream.start()
+        await started
     except OpenRouterError as exc:
         await stream.aclose()
         await refuse(send, exc)

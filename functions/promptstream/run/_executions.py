@@ -45,10 +45,18 @@ class Executions:
         self._store = store
         self._redact = redact
 
-    async def open(self, uid: str, body: ExecuteRequest) -> Execution:
+    async def open(
+        self,
+        uid: str,
+        body: ExecuteRequest,
+        admitted: Callable[[Execution], None] | None = None,
+    ) -> Execution:
         """Load and check the prompt, take a lease and open the record (one read, one
         commit; a follow-up reads its chain first, see ``_conversations``). Raises
-        ``HttpError`` and writes nothing on a refusal."""
+        ``HttpError`` and writes nothing on a refusal. ``admitted`` sees the execution
+        (its id set) once the read has shown it admissible, as its commit is sent: what
+        it starts overlaps the commit, and is the caller's to stop when the commit
+        refuses after all (docs/adr/1000-one-round-trip-before-the-upstream.md)."""
         chain = None
         if body.conversation_id is not None:
             chain = await load_chain(self._store.rest, uid, body, self._settings)
@@ -98,6 +106,11 @@ class Executions:
             )
             return record, reserve, ex
 
+        def told(execution_id: str, ex: Execution) -> None:
+            ex.execution_id = execution_id
+            if admitted is not None:
+                admitted(ex)
+
         execution_id, ex = await self._store.begin_execution(
             uid=uid,
             prompt_id=body.prompt_id,
@@ -105,14 +118,16 @@ class Executions:
             label=body.label,
             build=build,
             sent=sent_fields,
+            admitted=told,
         )
         ex.execution_id = execution_id
         return ex
 
-    async def retrieve(self, ex: Execution, embedder: Embedder) -> None:
+    async def search(self, ex: Execution, embedder: Embedder) -> None:
         """Search the documents ``ex`` names (the caller's own, ready ones only) for its
         query; the passages and the query's embedding tokens go on ``ex``. Raises an
-        ``OpenRouterError`` from the embedding, ``FirestoreError`` from the reads."""
+        ``OpenRouterError`` from the embedding, ``FirestoreError`` from the reads. Needs
+        no record: it may run while the record's commit is in flight."""
         if not ex.document_ids:
             return
         found = await search(
@@ -127,8 +142,11 @@ class Executions:
         ex.sources = found.sources
         ex.retrieval_tokens = found.tokens
         ex.unavailable = found.unavailable
+
+    async def keep_passages(self, ex: Execution) -> None:
+        """Once the record is open and the search done: a later turn sends this turn
+        again as it went, with its passages."""
         if ex.sources:
-            # A later turn sends this turn again as it went: with its passages.
             await self._store.update_sent(
                 execution_id=ex.execution_id, fields={"user": ex.upstream_prompt}
             )

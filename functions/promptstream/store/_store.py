@@ -19,10 +19,11 @@ the same per-user lock (``user_lock``) and with the same conditional write
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -73,6 +74,15 @@ def auto_id() -> str:
     return "".join(chars[:20])
 
 
+class _UserLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        # Holding it or waiting for it: the entry goes when none is left.
+        self.users = 0
+
+
 class Store:
     """The relay's Firestore calls, on the running loop. The HTTP session is made on
     first use (it belongs to the loop that serves the requests)."""
@@ -88,10 +98,11 @@ class Store:
         self._emulator_host = emulator_host
         self._credentials = credentials
         self._rest: FirestoreRest | None = None
-        # One opening per user per instance at a time: concurrent ones would read the
-        # same limits and all but one would have to read again. Striped, so bounded. (The
-        # handlers' turn holds a user to one already; this holds callers without one.)
-        self._user_locks = tuple(asyncio.Lock() for _ in range(64))
+        # One write of a user's limits document per instance at a time (an opening, an
+        # upload): concurrent ones would read the same document and all but one lose the
+        # race, and a lost opening may have its upstream call at work already. One lock per
+        # user while someone holds or waits for it, so bounded and never another user's.
+        self._user_locks: dict[str, _UserLock] = {}
         self._opening_rate = opening_rate(settings)
         # Each open record's update time as this instance last wrote it: its finish
         # commits on that condition without reading the record first.
@@ -116,10 +127,20 @@ class Store:
             )
         return self._rest
 
-    def user_lock(self, uid: str) -> asyncio.Lock:
-        """The lock that holds ``uid``'s openings and uploads on this instance to one at
-        a time (its stripe of them)."""
-        return self._user_locks[hash(uid) % len(self._user_locks)]
+    @contextlib.asynccontextmanager
+    async def user_lock(self, uid: str) -> AsyncIterator[None]:
+        """Hold ``uid``'s openings and uploads on this instance to one at a time."""
+        entry = self._user_locks.get(uid)
+        if entry is None:
+            entry = self._user_locks[uid] = _UserLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._user_locks[uid]
 
     async def close(self) -> None:
         """Close the HTTP session (an instance keeps it for its whole life)."""
@@ -136,6 +157,7 @@ class Store:
         version: int | None = None,
         label: str | None = None,
         sent: Callable[[T], dict[str, Any]] | None = None,
+        admitted: Callable[[str, T], None] | None = None,
     ) -> tuple[str, T]:
         """Read the prompt, check it, take a stream lease and create the execution record
         (one read of both documents, one commit).
@@ -150,6 +172,13 @@ class Store:
         A record without a ``conversation_id`` starts its own: the execution's id. Raises
         ``LimitExceeded`` when the user is over a limit: nothing is written then, but the
         repair of the user's dead executions, if it found any.
+
+        ``admitted`` is called (once, with the execution's id and ``build``'s result) when
+        the read has shown the request admissible, just before its commit is sent: the
+        caller's work overlaps the commit (docs/adr/1000-one-round-trip-before-the-upstream.md).
+        A commit that loses its race reads the limits document alone again and commits
+        again (the prompt and ``build``'s result stay those of the first read); when that
+        read refuses, ``LimitExceeded`` is raised all the same, after ``admitted``.
         """
         db = self._db
         prompt_path = f"{PROMPTS}/{prompt_id}"
@@ -157,70 +186,39 @@ class Store:
         # is stored beside it, for the rules and for people (docs/adr/0303-uid-keys.md).
         limits_path = f"{USER_LIMITS}/{uid_key(uid)}"
         execution_id = auto_id()
-        # Versions never change: one read serves every attempt of the commit below.
-        versions: dict[str, Document | None] = {}
+        built: tuple[dict[str, Any], int, T] | None = None
+        told = False
 
-        async def step() -> tuple[list[dict[str, Any]], tuple[str, T] | LimitExceeded]:
+        async def first_read() -> tuple[dict[str, Any], int, T, Document]:
             paths = [prompt_path, limits_path]
             named = version_path(prompt_path, version) if version is not None else None
-            if named is not None and named not in versions:
+            if named is not None:
                 paths.append(named)
             docs = await db.get_all(paths)
-            if named is not None and named in paths:
-                versions[named] = docs.get(named)
+            versions = {named: docs.get(named)} if named is not None else {}
             prompt = prompt_from(docs.get(prompt_path))
             if prompt is not None and prompt.readable_by(uid):
                 # Only for a prompt the caller may read: another's private prompt is
                 # refused by build, as absent, whatever version it names.
                 prompt = await as_asked(db, prompt_path, prompt, version, label, versions)
-            record, reserve, result = build(prompt)
-            limits = docs.get(limits_path) or Document(limits_path, None, None)
-            now = dt.datetime.now(dt.UTC)
-            data = limits.data
-            repairs: list[dict[str, Any]] = []
-            try:
-                lease = take_lease(data, execution_id, now, self._settings, reserve)
-            except LimitExceeded:
-                # Only now, so that an opening stays one read: some of the leases that
-                # refuse may belong to executions whose instance died.
-                repaired = await repairs_at_admission(db, self._settings, data, now)
-                if repaired is None:
-                    raise
-                data, repairs = repaired
-                try:
-                    lease = take_lease(data, execution_id, now, self._settings, reserve)
-                except LimitExceeded as refused:
-                    # Refused all the same: the repair is committed alone, then the refusal.
-                    kept = {key: data[key] for key in (STREAMS, "reserved", "day", "tokens_today")}
-                    return [*repairs, limits_write(db, limits, kept)], refused
-            # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
-            lease.update(take_rate(data, OPEN_TAT, now, self._opening_rate))
-            fields = {**lease, "uid": uid}
-            writes: list[dict[str, Any]] = [
-                *repairs,
-                # Only these fields: what uploads and their rate keep there stays as it is
-                # (ADR 0308, 0309).
-                limits_write(db, limits, fields),
-                {
-                    "update": {
-                        "name": db.name(f"{EXECUTIONS}/{execution_id}"),
-                        "fields": encode_fields(
-                            {
-                                "conversation_id": execution_id,
-                                **record,
-                                "owner_uid": uid,
-                                "status": "streaming",
-                            }
-                        ),
-                    },
-                    # alive_at: its first sign of life, which checkpoints refresh (ADR 0601).
-                    "updateTransforms": [
-                        {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"},
-                        {"fieldPath": "alive_at", "setToServerValue": "REQUEST_TIME"},
-                    ],
-                    "currentDocument": {"exists": False},
-                },
-            ]
+            return (*build(prompt), docs.get(limits_path) or Document(limits_path, None, None))
+
+        async def step() -> tuple[list[dict[str, Any]], tuple[str, T] | LimitExceeded]:
+            nonlocal built, told
+            if built is None:
+                record, reserve, result, limits = await first_read()
+                built = (record, reserve, result)
+            else:
+                # A lost race: the prompt and the build stand (the upstream may be at work
+                # on them already); only the limits are decided again.
+                record, reserve, result = built
+                limits = (await db.get_all([limits_path])).get(limits_path) or Document(
+                    limits_path, None, None
+                )
+            decided = await self._admit(limits, uid, execution_id, reserve)
+            if isinstance(decided[1], LimitExceeded):
+                return decided[0], decided[1]
+            writes = [*decided[0], self._record_write(execution_id, uid, record)]
             if sent is not None:
                 writes.append(
                     {
@@ -231,6 +229,9 @@ class Store:
                         "currentDocument": {"exists": False},
                     }
                 )
+            if admitted is not None and not told:
+                told = True
+                admitted(execution_id, result)
             return writes, (execution_id, result)
 
         async with self.user_lock(uid):
@@ -240,6 +241,58 @@ class Store:
         if times and times[-1] is not None:
             self._record_times[execution_id] = times[-1]
         return opened
+
+    async def _admit(
+        self, limits: Document, uid: str, execution_id: str, reserve: int
+    ) -> tuple[list[dict[str, Any]], LimitExceeded | None]:
+        """The limits' writes for one more stream lease of ``execution_id`` on ``limits``
+        as read (and the repairs of dead executions that made room), or the refusal and
+        the repairs to commit alone."""
+        db = self._db
+        now = dt.datetime.now(dt.UTC)
+        data = limits.data
+        repairs: list[dict[str, Any]] = []
+        try:
+            lease = take_lease(data, execution_id, now, self._settings, reserve)
+        except LimitExceeded:
+            # Only now, so that an opening stays one read: some of the leases that
+            # refuse may belong to executions whose instance died.
+            repaired = await repairs_at_admission(db, self._settings, data, now)
+            if repaired is None:
+                raise
+            data, repairs = repaired
+            try:
+                lease = take_lease(data, execution_id, now, self._settings, reserve)
+            except LimitExceeded as refused:
+                # Refused all the same: the repair is committed alone, then the refusal.
+                kept = {key: data[key] for key in (STREAMS, "reserved", "day", "tokens_today")}
+                return [*repairs, limits_write(db, limits, kept)], refused
+        # The user's rate, in the same commit (docs/adr/0309-per-user-rates.md).
+        lease.update(take_rate(data, OPEN_TAT, now, self._opening_rate))
+        # Only these fields: what uploads and their rate keep there stays as it is
+        # (ADR 0308, 0309).
+        return [*repairs, limits_write(db, limits, {**lease, "uid": uid})], None
+
+    def _record_write(self, execution_id: str, uid: str, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "update": {
+                "name": self._db.name(f"{EXECUTIONS}/{execution_id}"),
+                "fields": encode_fields(
+                    {
+                        "conversation_id": execution_id,
+                        **record,
+                        "owner_uid": uid,
+                        "status": "streaming",
+                    }
+                ),
+            },
+            # alive_at: its first sign of life, which checkpoints refresh (ADR 0601).
+            "updateTransforms": [
+                {"fieldPath": "created_at", "setToServerValue": "REQUEST_TIME"},
+                {"fieldPath": "alive_at", "setToServerValue": "REQUEST_TIME"},
+            ],
+            "currentDocument": {"exists": False},
+        }
 
     def note_record_time(self, execution_id: str, update_time: str | None) -> None:
         """The record's update time after a write of this instance (a checkpoint), the
