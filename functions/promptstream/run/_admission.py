@@ -133,10 +133,13 @@ class Openings:
                 f"Too many of your requests are waiting to start (at most {self._per_user})",
                 retry_after=1,
             )
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         queue.append(waiter)
         if uid not in self._holding:
             self._ready.setdefault(uid, None)
+            if self._bound is not None and self._bound.limit < self._bound.high:
+                loop.call_soon(self._probe, loop.time())  # a backlog: may the bound grow?
         try:
             async with asyncio.timeout(self._queue_timeout):
                 await waiter

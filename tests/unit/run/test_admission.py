@@ -336,6 +336,28 @@ async def test_a_bound_that_grows_hands_its_new_turns_out_at_once() -> None:
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
 
 
+async def test_requests_that_come_to_wait_later_grow_the_bound_too() -> None:
+    openings = Openings(2, queue_timeout=5, lag_target=10.0, ceiling=6)
+    release = asyncio.Event()
+    inside: list[str] = []
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            inside.append(uid)
+            await release.wait()
+
+    holders = [asyncio.create_task(run(f"holder{n}")) for n in range(2)]
+    for _ in range(5):  # their grants' probes have run, with nobody waiting
+        await asyncio.sleep(0)
+    assert openings.limit == 2
+    later = [asyncio.create_task(run(f"later{n}")) for n in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(inside) == 5  # no turn was given back: each arrival's probe grew the bound
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*holders, *later), 5)
+
+
 async def test_with_a_lag_target_a_busy_loop_keeps_the_floor() -> None:
     openings = Openings(2, queue_timeout=5, lag_target=0.01, ceiling=6)
     loop = asyncio.get_running_loop()
