@@ -10,7 +10,6 @@ that a test writes between an opening's read and its commit.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import socket
 import threading
@@ -22,7 +21,6 @@ import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from support import (
-    FirestoreEmulator,
     Serve,
     TcpProxy,
     add_prompt,
@@ -35,42 +33,10 @@ from support.http import Reply, post, request_bytes
 
 # The upstream answers its headers only after this long: the race is lost while it waits.
 SLOW_START = "[[fake first_byte_delay=20 chunks=3]]"
+# Timeouts far beyond the tests' waits: only what a test does may stop the upstream call.
+COMMIT = b":commit "
+PATIENT = {"UPSTREAM_FIRST_BYTE_TIMEOUT": "60", "FIRESTORE_TIMEOUT_SECONDS": "60"}
 LONG = "[[fake chunks=200 delay=0.05]]"  # ten seconds of content unless cut short
-
-
-class CommitGate(TcpProxy):
-    """A proxy to the emulator that holds the function's commits while shut; reads pass."""
-
-    def __init__(self, target: str) -> None:
-        super().__init__(target)
-        self.gate = threading.Event()
-        self.gate.set()
-        self.held_commits = 0
-
-    def _pipe(self, a: socket.socket, b: socket.socket, from_client: bool) -> None:
-        try:
-            while data := a.recv(65536):
-                if from_client and b":commit " in data and not self.gate.is_set():
-                    self.held_commits += 1
-                    self.gate.wait()
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-
-@pytest.fixture
-def gate(firestore_emulator: FirestoreEmulator) -> Iterator[CommitGate]:
-    proxy = CommitGate(firestore_emulator.host)
-    try:
-        yield proxy
-    finally:
-        # Cut first: a commit still held is dropped, never applied late.
-        proxy.cut()
-        proxy.gate.set()
 
 
 class Posted(threading.Thread):
@@ -84,6 +50,12 @@ class Posted(threading.Thread):
 
     def run(self) -> None:  # threading.Thread's
         self.reply = post(self.server, self.payload)
+
+
+def upstream_at_work_beside_the_commit(proxy: TcpProxy, fake: FakeOpenRouterThread) -> None:
+    """Wait until the one request's upstream call has started and its commit is held."""
+    assert wait_until(lambda: fake.stats()["requests"] == 1, timeout=15)
+    assert wait_until(lambda: proxy.held_requests == 1)
 
 
 def now_ms() -> int:
@@ -113,22 +85,22 @@ def refused_as_today(got: Reply, fresh: Reply) -> None:
 
 
 def test_a_lost_race_refused_on_the_read_again_stops_the_upstream_and_sends_only_the_refusal(
-    db: Any, gate: CommitGate, fake_upstream: FakeOpenRouterThread, serve: Serve
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     add_prompt(db, content=f"{{{{topic}}}} {SLOW_START}", public=True)
-    with serve(env={"MAX_CONCURRENT_STREAMS": "1"}, firestore_host=gate.host) as server:
-        gate.gate.clear()
+    env = {**PATIENT, "MAX_CONCURRENT_STREAMS": "1"}
+    with serve(env=env, firestore_host=proxy.host) as server:
+        proxy.hold(only=COMMIT)
         call = Posted(server, body(variables={"topic": "x"}))
         # The read showed room: the upstream works while the commit is held.
-        assert wait_until(lambda: fake_upstream.stats()["requests"] == 1, timeout=15)
-        assert wait_until(lambda: gate.held_commits == 1)
+        upstream_at_work_beside_the_commit(proxy, fake_upstream)
         # Another instance takes the last lease between the read and the commit.
         another_instances_lease(db)
-        gate.gate.set()
+        proxy.release()
         call.join(30)
         assert not call.is_alive()
         # The upstream was stopped before anything reached the client.
-        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
         fresh = post(server, body(variables={"topic": "x"}))
     assert call.reply is not None
     refused_as_today(call.reply, fresh)
@@ -141,41 +113,39 @@ def test_a_lost_race_refused_on_the_read_again_stops_the_upstream_and_sends_only
 
 
 def test_a_client_gone_during_the_commit_stops_the_upstream_and_the_record_ends_cancelled(
-    db: Any, gate: CommitGate, fake_upstream: FakeOpenRouterThread, serve: Serve
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     add_prompt(db, content=f"{{{{topic}}}} {SLOW_START}", public=True)
-    with serve(firestore_host=gate.host) as server:
-        gate.gate.clear()
+    with serve(env=PATIENT, firestore_host=proxy.host) as server:
+        proxy.hold(only=COMMIT)
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         sock.sendall(request_bytes(body(variables={"topic": "x"}), headers={"Connection": "close"}))
-        assert wait_until(lambda: fake_upstream.stats()["requests"] == 1, timeout=15)
-        assert wait_until(lambda: gate.held_commits == 1)
+        upstream_at_work_beside_the_commit(proxy, fake_upstream)
         sock.close()
         # Stopped at once, while the commit is still held.
-        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1, timeout=5)
         assert executions(db) == []
-        gate.gate.set()
+        proxy.release()
         # The commit was not cut in two: its record is finished, its lease released.
         assert wait_until(lambda: [r["status"] for r in executions(db)] == ["cancelled"])
         assert wait_until(lambda: limits(db)["leases"] == {} and limits(db)["reserved"] == {})
 
 
 def test_a_commit_that_fails_otherwise_stops_the_upstream_and_is_503(
-    db: Any, gate: CommitGate, fake_upstream: FakeOpenRouterThread, serve: Serve
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     add_prompt(db, content=f"{{{{topic}}}} {SLOW_START}", public=True)
-    with serve(env={"FIRESTORE_TIMEOUT_SECONDS": "1"}, firestore_host=gate.host) as server:
-        gate.gate.clear()
+    env = {**PATIENT, "FIRESTORE_TIMEOUT_SECONDS": "1"}
+    with serve(env=env, firestore_host=proxy.host) as server:
+        proxy.hold(only=COMMIT)
         call = Posted(server, body(variables={"topic": "x"}))
-        assert wait_until(lambda: fake_upstream.stats()["requests"] == 1, timeout=15)
-        assert wait_until(lambda: gate.held_commits == 1)
+        upstream_at_work_beside_the_commit(proxy, fake_upstream)
         # Firestore out of reach: the commit never arrives and times out.
         call.join(30)
         assert call.reply is not None
         assert call.reply.status == 503, call.reply.raw
         assert call.reply.error()["code"] == "unavailable"
         assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
-    # The held commit is dropped with the proxy (the fixture cuts it before opening).
 
 
 @pytest.mark.parametrize("limit", ["concurrency_limit", "budget_exceeded"])
@@ -212,6 +182,7 @@ def two_instances(serve: Serve) -> Iterator[tuple[Any, Any]]:
         # Neither the rate nor the per-user queue may refuse a racer: only the limits.
         "OPEN_RATE_PER_MINUTE": "0",
         "OPEN_QUEUE_PER_USER": str(RACERS),
+        **PATIENT,
     }
     with serve(env=env) as a, serve(env=env) as b:
         yield a, b
@@ -264,6 +235,7 @@ def test_the_limits_hold_exactly_with_60_racing_on_two_instances(
         probe.close()
         reserve = executions(db)[0]["tokens_reserved"]
         assert wait_until(lambda: executions(db)[0]["status"] != "streaming")
+        assert wait_until(lambda: fake_upstream.stats()["early_closes"] == 1)
         # Room for exactly three reservations under the rule (ADR 0308): the budget refuses
         # once the tokens used and reserved reach it.
         winners = 3
@@ -291,8 +263,10 @@ def test_the_limits_hold_exactly_with_60_racing_on_two_instances(
         # Every upstream call a lost race started was stopped before its first byte.
         stats = fake_upstream.stats()
         assert stats["requests"] >= winners
-        assert stats["early_closes"] == stats["requests"] - winners
-        assert stats["streams_started"] == winners
+        assert wait_until(
+            lambda: fake_upstream.stats()["early_closes"] == stats["requests"] - winners
+        )
+        assert fake_upstream.stats()["streams_started"] == winners
     finally:
         for sock in socks:
             sock.close()

@@ -121,12 +121,16 @@ class TcpProxy:
         self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
         self.conns: list[socket.socket] = []
         self.held_requests = 0
+        self._only: bytes | None = None
         self._flowing = threading.Event()
         self._flowing.set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def hold(self) -> None:
+    def hold(self, only: bytes | None = None) -> None:
+        """Keep back what clients send from now on; with ``only``, just the chunks that
+        hold it (``b":commit "``: Firestore's commits, the reads passing)."""
+        self._only = only
         self._flowing.clear()
 
     def release(self) -> None:
@@ -146,7 +150,8 @@ class TcpProxy:
     def _pipe(self, a: socket.socket, b: socket.socket, from_client: bool) -> None:
         try:
             while data := a.recv(65536):
-                if from_client and not self._flowing.is_set():
+                held = self._only is None or self._only in data
+                if from_client and held and not self._flowing.is_set():
                     with self._lock:
                         self.held_requests += data.count(b"POST /") + data.count(b"GET /")
                     self._flowing.wait()

@@ -3,9 +3,10 @@
 Opening an execution reads the prompt and the user's limits, then commits the lease and
 the record on condition that the limits document is still the one read (its update
 time): the limits hold across instances without a lock in the database, and a loser
-reads again. Closing an execution releases the lease and debits the tokens in one
-commit, on condition that the record is still ``streaming``. See
-docs/adr/0002-conditional-commits.md.
+reads the limits again. The caller's upstream call starts as the commit goes out
+(docs/adr/1000-one-round-trip-before-the-upstream.md). Closing an execution releases
+the lease and debits the tokens in one commit, on condition that the record is still
+``streaming``. See docs/adr/0002-conditional-commits.md.
 
 A stream lease counts while its execution shows life; when a limit refuses, the silent
 ones are read and the dead ones repaired in the opening's commit, and ``repair_execution``

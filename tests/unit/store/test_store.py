@@ -7,6 +7,7 @@ tests/integration/test_firestore_rest.py's.)"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,12 +104,41 @@ async def test_a_commit_that_loses_reads_again_on_the_new_update_time(
     conflict = {"error": {"status": "FAILED_PRECONDITION", "message": "changed"}}
     firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
     firestore.post(COMMIT, status=400, payload=conflict)
-    firestore.post(BATCH_GET, payload=[PROMPT, limits])
+    firestore.post(BATCH_GET, payload=[limits])
     firestore.post(COMMIT, payload={})
-    await store.begin_execution(uid="alice", prompt_id="p1", build=record)
+    told: list[tuple[str, int]] = []
+
+    def admitted(execution_id: str, _: Any) -> None:
+        told.append((execution_id, len(firestore.sent(COMMIT))))
+
+    execution_id, _ = await store.begin_execution(
+        uid="alice", prompt_id="p1", build=record, admitted=admitted
+    )
     first, second = sent(firestore, COMMIT)
     assert first["writes"][0]["currentDocument"] == {"exists": False}
     assert second["writes"][0]["currentDocument"] == {"updateTime": UPDATED}
+    # The second attempt reads the limits alone; the caller was told once, before the
+    # first commit went out (its upstream call overlaps the commit: ADR 1000).
+    assert [r["documents"] for r in sent(firestore, BATCH_GET)][1] == [f"{ROOT}/user_limits/alice"]
+    assert told == [(execution_id, 0)]
+
+
+async def test_a_lost_race_refused_on_the_read_again_raises_after_the_caller_was_told(
+    store: Store, firestore: ScriptedServer
+) -> None:
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    leases = {"mapValue": {"fields": {"elsewhere": {"integerValue": str(now_ms)}}}}
+    conflict = {"error": {"status": "FAILED_PRECONDITION", "message": "changed"}}
+    firestore.post(BATCH_GET, payload=[PROMPT, missing("user_limits/alice")])
+    firestore.post(COMMIT, status=400, payload=conflict)
+    firestore.post(BATCH_GET, payload=[found("user_limits/alice", {"leases": leases})])
+    told: list[str] = []
+    with pytest.raises(LimitExceeded) as refused:
+        await store.begin_execution(
+            uid="alice", prompt_id="p1", build=record, admitted=lambda i, _: told.append(i)
+        )
+    assert refused.value.code == "concurrency_limit"
+    assert len(told) == 1 and len(sent(firestore, COMMIT)) == 1
 
 
 async def test_a_refusal_writes_nothing(store: Store, firestore: ScriptedServer) -> None:
@@ -131,9 +161,13 @@ async def test_a_user_at_the_cap_is_refused_before_any_commit(
     leases = {"mapValue": {"fields": {"e0": {"integerValue": str(now_ms)}}}}
     limits = found("user_limits/alice", {"leases": leases})
     firestore.post(BATCH_GET, payload=[PROMPT, limits])
+    told: list[str] = []
     with pytest.raises(LimitExceeded):
-        await store.begin_execution(uid="alice", prompt_id="p1", build=record)
-    assert sent(firestore, COMMIT) == []
+        await store.begin_execution(
+            uid="alice", prompt_id="p1", build=record, admitted=lambda i, _: told.append(i)
+        )
+    # Refused on the read: nobody was told, so no upstream call was started.
+    assert sent(firestore, COMMIT) == [] and told == []
 
 
 async def test_a_uid_with_a_slash_is_kept_under_its_key(
@@ -280,3 +314,18 @@ def test_auto_ids_are_twenty_letters_and_digits_and_differ() -> None:
     ids = {auto_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 20 and i.isalnum() and i.isascii() for i in ids)
+
+
+async def test_the_user_lock_holds_one_user_never_another_and_is_dropped_when_free(
+    store: Store,
+) -> None:
+    # A uid that a striping by hash over 64 locks would have put with "a".
+    other = next(u for u in (f"u{i}" for i in range(100_000)) if hash(u) % 64 == hash("a") % 64)
+    async with store.user_lock("a"):
+        async with asyncio.timeout(1), store.user_lock(other):
+            pass  # another user never waits for this one's round trips
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05), store.user_lock("a"):
+                pass
+    # Bounded: a lock lives only while it is held or waited for.
+    assert store._user_locks == {}
