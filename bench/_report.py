@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ._loadgen import StreamResult
 from ._scenarios import Scenario
 
-__all__ = ["added", "close_latency", "percentiles", "summarize", "table"]
+__all__ = ["added", "close_latency", "latency_line", "percentiles", "summarize", "table"]
 
 
 def percentiles(values: Sequence[float] | Iterable[float]) -> dict[str, float] | None:
@@ -134,6 +134,25 @@ def _pct(stats: dict[str, Any] | None, key: str, digits: int = 1) -> str:
     return _fmt(None if not stats else stats.get(key), digits)
 
 
+def latency_line(report: Mapping[str, Any]) -> str:
+    """The latency the run added to loopback (bench --realistic), and the Firestore round
+    trip it measured straight and through the delay; runs from before the option had none."""
+    latency = report.get("latency") or {}
+    delay = latency.get("firestore_delay_ms") or 0
+    first = latency.get("first_token_ms") or 0
+    preset = f" (--{latency['preset']})" if latency.get("preset") else ""
+    text = f"latency: Firestore +{delay:g} ms each way, first token {first:g} ms{preset}"
+    trips = latency.get("firestore_round_trip_ms") or {}
+    measured = [
+        f"{name.replace('_', ' ')} p50 {_pct(trips.get(name), 'p50', 2)} ms"
+        for name in ("direct", "through_delay")
+        if trips.get(name)
+    ]
+    if measured:
+        text += "; a Firestore round trip measured " + ", ".join(measured)
+    return text
+
+
 # Steal above this share of the cores during a scenario makes its timings unreliable.
 STEAL_WARNING = 0.05
 
@@ -228,6 +247,7 @@ def table(report: dict[str, Any]) -> str:
             f"Firestore emulator at nice {priority.get('nice')}{group} "
             "(a stand-in for a remote service: it gets the cores nothing else wants)"
         )
+    lines.append(latency_line(report))
     extra = []
     for key, sc in report["scenarios"].items():
         relay = sc["relay"]

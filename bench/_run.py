@@ -4,6 +4,7 @@ measure the processes, write the report."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -22,8 +23,9 @@ from typing import Any
 import uvloop
 
 import devstack
-from devstack import FunctionServer
+from devstack import DelayProxy, FunctionServer
 
+from . import _latency
 from ._loadgen import Request, StreamResult, run_streams
 from ._procs import (
     FUNCTIONS,
@@ -105,14 +107,15 @@ def seed(emulator: FirestoreEmulator) -> None:
 
 
 def bench_server(
-    emulator: FirestoreEmulator, fake: FakeUpstream, env: dict[str, str], log_dir: Path
+    firestore_host: str, fake: FakeUpstream, env: dict[str, str], log_dir: Path
 ) -> FunctionServer:
-    """The streaming function (not yet started): functions/.env as deployed, with only
+    """The streaming function (not yet started) on the Firestore at ``firestore_host`` (the
+    emulator, or the delay proxy in front of it): functions/.env as deployed, with only
     what must point at local parts overridden, plus ``env``. S6's one user runs its 50
     executions faster than a user's rate allows (ADR 0309): the rate is off here."""
     return FunctionServer(
         "execute_prompt_stream",
-        emulator.host,
+        firestore_host,
         fake.base_url,
         project=PROJECT,
         api_key=API_KEY,
@@ -202,6 +205,17 @@ def _warm_emulator(server: FunctionServer, run_id: str, rounds: int) -> dict[str
         "errors": errors,
         "seconds": round(time.monotonic() - started, 1),
     }
+
+
+def _measure_round_trips(emulator: FirestoreEmulator, proxy: DelayProxy | None) -> dict[str, Any]:
+    """One Firestore call's round trip as the function sees it, straight to the emulator
+    and through the delay proxy: the proof that the proxy adds what it says."""
+    seed(emulator)
+    path = f"/v1/projects/{PROJECT}/databases/(default)/documents/prompts/{PROMPT_ID}"
+    out = {"direct": _latency.round_trips(emulator.host, path)}
+    if proxy is not None:
+        out["through_delay"] = _latency.round_trips(proxy.host, path)
+    return out
 
 
 def _cpu_self() -> float:
@@ -305,9 +319,19 @@ def _finish_run(
     return out, after
 
 
-def run_floor(sc: Scenario, fake: FakeUpstream, emulator: FirestoreEmulator) -> dict[str, Any]:
+def _stand_ins(emulator: FirestoreEmulator, proxy: DelayProxy | None) -> dict[str, list[int]]:
+    """Firestore's parts: the emulator, and the delay proxy in front of it if any."""
+    parts = {"firestore": tree_pids(emulator.pid)}
+    if proxy is not None:
+        parts["delay_proxy"] = [proxy.pid]
+    return parts
+
+
+def run_floor(
+    sc: Scenario, fake: FakeUpstream, emulator: FirestoreEmulator, proxy: DelayProxy | None
+) -> dict[str, Any]:
     fake_reset(fake)
-    meter = _Meter({"fake": [fake.pid], "firestore": tree_pids(emulator.pid)})
+    meter = _Meter({"fake": [fake.pid], **_stand_ins(emulator, proxy)})
     results = _drive(sc, floor_requests(sc, fake))
     out, _ = _finish_run(sc, fake, results, meter)
     return out
@@ -317,6 +341,7 @@ def run_relay(
     sc: Scenario,
     fake: FakeUpstream,
     emulator: FirestoreEmulator,
+    proxy: DelayProxy | None,
     server: FunctionServer,
     run_id: str,
     profile: Path | None,
@@ -330,7 +355,7 @@ def run_relay(
         {
             "relay": tree_pids(server.pid),
             "fake": [fake.pid],
-            "firestore": tree_pids(emulator.pid),
+            **_stand_ins(emulator, proxy),
         }
     )
     results = _drive(sc, requests)
@@ -417,6 +442,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="extra environment for the function (recorded in the JSON)",
     )
+    _latency.add_arguments(parser)
     return parser
 
 
@@ -431,6 +457,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         scenarios = tuple(sc for sc in scenarios if sc.key in only)
     profile_keys = {k.strip().upper() for k in args.profile.split(",") if k.strip()}
+    try:
+        latency = _latency.from_args(args)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    if latency.first_token_ms:
+        scenarios = tuple(
+            dataclasses.replace(sc, first_token=latency.first_token_ms / 1000) for sc in scenarios
+        )
     extra_env = dict(item.split("=", 1) for item in args.env)
     fd_limit = raise_fd_limit()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -445,18 +480,25 @@ def main(argv: list[str] | None = None) -> int:
         "machine": _machine(),
         "fd_limit": fd_limit,
         "logs": str(log_dir),
+        "latency": latency.as_json(),
         "scenarios": {},
     }
     emulator = FirestoreEmulator(PROJECT, log_dir)
     fake = FakeUpstream(log_dir)
+    proxy: DelayProxy | None = None
     try:
         print("starting the Firestore emulator and the fake upstream ...", flush=True)
         emulator.start()
         report["firestore_emulator_priority"] = emulator.priority
         fake.start()
+        firestore_host = emulator.host
+        if latency.firestore_delay_ms:
+            proxy = DelayProxy(emulator.host, latency.firestore_delay_ms, log_dir).start()
+            firestore_host = proxy.host
+        report["latency"]["firestore_round_trip_ms"] = _measure_round_trips(emulator, proxy)
 
         def new_server() -> FunctionServer:
-            return bench_server(emulator, fake, extra_env, log_dir)
+            return bench_server(firestore_host, fake, extra_env, log_dir)
 
         if not args.quick:
             print("warming the Firestore emulator up ...", end=" ", flush=True)
@@ -469,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             print(f"{sc.key}: {sc.load} ...", end=" ", flush=True)
             seed(emulator)
-            floor = run_floor(sc, fake, emulator)
+            floor = run_floor(sc, fake, emulator, proxy)
             server = new_server()
             report.setdefault("function_env", {**server.defaults, **server.overrides})
             report["function_env"].pop("OPENROUTER_API_KEY", None)
@@ -479,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                 profile = (
                     args.out / f"profile-{sc.key}-{stamp}.txt" if sc.key in profile_keys else None
                 )
-                relay = run_relay(sc, fake, emulator, server, run_id, profile)
+                relay = run_relay(sc, fake, emulator, proxy, server, run_id, profile)
             finally:
                 server.stop()
             report["scenarios"][sc.key] = {
@@ -499,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     finally:
+        if proxy is not None:
+            proxy.stop()
         fake.stop()
         emulator.stop()
     report["duration_s"] = round(time.monotonic() - started, 1)

@@ -19,11 +19,14 @@ class Scenario:
     sequential: bool = False
     # Clients leave after this many content chunks (S5).
     close_after: int | None = None
+    # Seconds the upstream takes to its first chunk (bench --first-token), floor and relay.
+    first_token: float = 0.0
 
     @property
     def directive(self) -> str:
         """The fake's knobs for this load, carried in the prompt text."""
-        return f"[[fake chunks={self.chunks} delay={self.delay:g}]]"
+        first = f" first_chunk_delay={self.first_token:g}" if self.first_token else ""
+        return f"[[fake chunks={self.chunks} delay={self.delay:g}{first}]]"
 
     @property
     def expected_chunks(self) -> int:
@@ -39,7 +42,7 @@ class Scenario:
 
     def timeout(self) -> float:
         """Per-stream bound: generous against the ideal duration, never endless."""
-        ideal = self.chunks * max(self.delay, 0.001)
+        ideal = self.first_token + self.chunks * max(self.delay, 0.001)
         return min(300.0, 60.0 + 4 * ideal)
 
 

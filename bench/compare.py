@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator.start()
         fake.start()
         seed(emulator)
-        with bench_server(emulator, fake, env, log_dir) as server:
+        with bench_server(emulator.host, fake, env, log_dir) as server:
             _warm_up(server)
             parts = (fake, emulator, server)
             # Warm the emulator's and the relay's paths before anything is measured.

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._report import latency_line
+
 # (label, path from the scenario's result): the figures bench/README.md explains.
 MEASURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("added TTFB p50 ms", ("added", "ttfb_ms", "p50")),
@@ -73,6 +75,11 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _latency_of(run: Mapping[str, Any]) -> tuple[float, float]:
+    latency = run.get("latency") or {}
+    return (latency.get("firestore_delay_ms") or 0, latency.get("first_token_ms") or 0)
+
+
 def _busy(scenario: Mapping[str, Any]) -> bool:
     other = _get(scenario, ("relay", "cpu_s", "other")) or 0
     steal = _get(scenario, ("relay", "cpu_s", "steal_share")) or 0
@@ -87,10 +94,13 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
         out.append(
             f"{name}: {run.get('started_at', '?')}  {run.get('command', '?')}\n"
             f"   {machine.get('nproc', '?')} CPUs, {machine.get('cpu', '?')}, "
-            f"Python {machine.get('python', '?')}, load at start {machine.get('loadavg_at_start', '?')}"
+            f"Python {machine.get('python', '?')}, load at start {machine.get('loadavg_at_start', '?')}\n"
+            f"   {latency_line(run)}"
         )
     if a.get("machine", {}).get("nproc") != b.get("machine", {}).get("nproc"):
         out.append("!! the two runs were taken on machines with different CPU counts")
+    if _latency_of(a) != _latency_of(b):
+        out.append("!! the two runs added different latencies: compare their TTFB with care")
 
     targets_b = {(t["scenario"], t["target"]): t for t in b.get("targets") or []}
     rows = [["scenario", "target", "A", "B", "B - A"]]

@@ -11,6 +11,7 @@ emulator, a function served by functions-framework on gunicorn, and unsigned ID 
 
 from __future__ import annotations
 
+from ._delay import DelayProxy
 from ._parts import (
     AuthEmulatorStandIn,
     FirestoreEmulator,
@@ -27,6 +28,7 @@ from ._stack import Stack, StackOptions, demo_env
 
 __all__ = [
     "AuthEmulatorStandIn",
+    "DelayProxy",
     "FirestoreEmulator",
     "FunctionServer",
     "Ports",

@@ -83,6 +83,12 @@ class Settings(BaseModel):
     # of new requests then cannot swamp the loop that relays the streams already open.
     # 0 = no bound.
     open_concurrency: int = Field(default=8, ge=0)
+    # With a target (ms > 0), the bound grows past ``open_concurrency`` (its floor), up to
+    # ``open_concurrency_max``, while the loop's measured lag stays under the target, and
+    # halves when it is over: round trips to Firestore vary with the region, and a fixed
+    # bound fits one (docs/adr/1001-realistic-latency-and-the-bound.md). 0 = fixed.
+    open_lag_target_ms: float = Field(default=0.0, ge=0)
+    open_concurrency_max: int = Field(default=64, ge=1)
     open_queue_timeout_seconds: float = Field(default=60.0, gt=0)
     # Each Firestore call (a read of two documents, a commit) gives up after this long.
     firestore_timeout_seconds: float = Field(default=10.0, gt=0)

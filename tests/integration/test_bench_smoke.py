@@ -61,6 +61,27 @@ def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -
     assert {t["scenario"] for t in report["targets"]} == {"S1", "S2", "S3", "S4", "S5", "S6"}
 
 
+def test_a_delayed_firestore_and_a_slow_first_token_are_applied_and_recorded(
+    tmp_path: Path,
+) -> None:
+    run_bench(
+        "bench", "--quick", "--only", "S1", "--firestore-delay", "5", "--first-token", "50",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    report = json.loads((tmp_path / "quick-latest.json").read_text())
+
+    latency = report["latency"]
+    assert (latency["firestore_delay_ms"], latency["first_token_ms"]) == (5, 50)
+    trips = latency["firestore_round_trip_ms"]
+    # Lower bounds only: the proxy adds 5 ms each way, the fake waits 50 ms for both runs.
+    assert trips["through_delay"]["p50"] >= 10
+    s1 = report["scenarios"]["S1"]
+    for run in ("floor", "relay"):
+        assert s1[run]["errors"] == 0, s1[run]["error_samples"]
+        assert s1[run]["ttfb_ms"]["p50"] >= 50
+    assert s1["relay"]["cpu_s"]["delay_proxy"] >= 0  # the proxy's CPU is metered apart
+
+
 def test_compare_bench_runs_both_variants_with_complete_streams(tmp_path: Path) -> None:
     args = ("--rounds", "1", "--batch", "1", "--chunks", "5", "--lag-chunks", "5")
     run_bench("bench.compare", *args, "--out", str(tmp_path))

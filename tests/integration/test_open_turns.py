@@ -62,6 +62,28 @@ def test_at_most_open_concurrency_requests_open_at_once(
     assert sorted(r["status"] for r in executions(db)) == ["completed"] * 6
 
 
+def test_with_a_lag_target_a_quick_loop_opens_up_to_the_ceiling(
+    db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
+) -> None:
+    # Nothing else runs in the instance, so its loop's lag stays far under a second: the
+    # bound grows past OPEN_CONCURRENCY, one turn per grant, to OPEN_CONCURRENCY_MAX.
+    env = dict(OPEN_CONCURRENCY="2", OPEN_LAG_TARGET_MS="1000", OPEN_CONCURRENCY_MAX="4")
+    with serve(env=env, firestore_host=proxy.host) as server:
+        proxy.hold()
+        calls = [Call(server, f"user{i}") for i in range(7)]
+        # Well inside FIRESTORE_TIMEOUT_SECONDS (10 s), after which held reads are retried
+        # and counted again.
+        assert wait_until(lambda: proxy.held_requests >= 4, timeout=5)
+        time.sleep(1.0)  # room for more to arrive, if the ceiling did not hold
+        assert proxy.held_requests == 4
+        assert all(call.is_alive() for call in calls)
+        proxy.release()
+        for call in calls:
+            call.join(30)
+    assert [call.status for call in calls] == [200] * 7
+    assert sorted(r["status"] for r in executions(db)) == ["completed"] * 7
+
+
 def test_a_request_that_waits_too_long_gets_503_and_nothing_is_written(
     db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:

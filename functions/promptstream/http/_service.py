@@ -52,6 +52,8 @@ class Service:
             settings.open_concurrency,
             settings.open_queue_timeout_seconds,
             settings.open_queue_per_user,
+            lag_target=settings.open_lag_target_ms / 1000,
+            ceiling=settings.open_concurrency_max,
         )
         self.rates = Rates(settings)
         self.executions = Executions(settings, store, self.redact)

@@ -30,8 +30,28 @@ from .._config import DEFAULTS
 from .._errors import ErrorCode, HttpError
 from ..store._limits import LimitExceeded
 
-__all__ = ["Openings"]
+__all__ = ["LagBound", "Openings"]
 
+
+class LagBound:
+    """The number of turns, moved by the loop's lag: halved (not below ``low``) when a
+    measured lag is over ``target`` seconds, one more (up to ``high``) when it is under
+    and requests wait for a turn. Below ``low`` it never goes: the fixed bound's
+    protection is the floor (docs/adr/1001-realistic-latency-and-the-bound.md)."""
+
+    __slots__ = ("high", "limit", "low", "target")
+
+    def __init__(self, low: int, high: int, target: float) -> None:
+        self.low = low
+        self.high = high
+        self.target = target
+        self.limit = low
+
+    def observe(self, lag: float, *, backlog: bool) -> None:
+        if lag > self.target:
+            self.limit = max(self.low, self.limit // 2)
+        elif backlog:
+            self.limit = min(self.high, self.limit + 1)
 
 
 class Openings:
@@ -43,10 +63,21 @@ class Openings:
     ``queue_timeout`` is 503. See docs/adr/0309-per-user-rates.md."""
 
     def __init__(
-        self, size: int, queue_timeout: float, per_user: int = DEFAULTS.open_queue_per_user
+        self,
+        size: int,
+        queue_timeout: float,
+        per_user: int = DEFAULTS.open_queue_per_user,
+        *,
+        lag_target: float = 0.0,
+        ceiling: int = 0,
     ) -> None:
         self._size = size
-        self._free = size
+        self._busy = 0
+        # With a lag target, the bound moves between ``size`` and ``ceiling`` with the
+        # loop's lag (docs/adr/1001-realistic-latency-and-the-bound.md); without, it is fixed.
+        self._bound = (
+            LagBound(size, max(size, ceiling), lag_target) if size and lag_target > 0 else None
+        )
         self._queue_timeout = queue_timeout
         self._per_user = per_user
         self._holding: set[str] = set()
@@ -65,12 +96,30 @@ class Openings:
         finally:
             self._give_back(uid)
 
+    @property
+    def limit(self) -> int:
+        """How many turns there are now (0: no bound)."""
+        return self._size if self._bound is None else self._bound.limit
+
     def _has_free(self) -> bool:
-        return self._size == 0 or self._free > 0
+        return self._size == 0 or self._busy < self.limit
 
     def _take(self, uid: str) -> None:
         self._holding.add(uid)
-        self._free -= 1
+        self._busy += 1
+        if self._bound is not None:
+            # Runs once the callbacks ready now have run: how long a chunk arriving now
+            # would wait for the loop.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(self._probe, loop.time())
+
+    def _probe(self, since: float) -> None:
+        assert self._bound is not None
+        lag = asyncio.get_running_loop().time() - since
+        before = self._bound.limit
+        self._bound.observe(lag, backlog=bool(self._ready))
+        if self._bound.limit > before:
+            self._hand_out()
 
     async def _acquire(self, uid: str) -> None:
         if uid not in self._holding and self._has_free():
@@ -84,10 +133,13 @@ class Openings:
                 f"Too many of your requests are waiting to start (at most {self._per_user})",
                 retry_after=1,
             )
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         queue.append(waiter)
         if uid not in self._holding:
             self._ready.setdefault(uid, None)
+            if self._bound is not None and self._bound.limit < self._bound.high:
+                loop.call_soon(self._probe, loop.time())  # a backlog: may the bound grow?
         try:
             async with asyncio.timeout(self._queue_timeout):
                 await waiter
@@ -120,9 +172,12 @@ class Openings:
 
     def _give_back(self, uid: str) -> None:
         self._holding.discard(uid)
-        self._free += 1
+        self._busy -= 1
         if uid in self._waiting:
             self._ready[uid] = None  # behind the users already waiting: round-robin
+        self._hand_out()
+
+    def _hand_out(self) -> None:
         while self._ready and self._has_free():
             user, _ = self._ready.popitem(last=False)
             queue = self._waiting[user]

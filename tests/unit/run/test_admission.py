@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import time
 
 import pytest
 
 from promptstream import HttpError, Settings
-from promptstream.run._admission import Openings
+from promptstream.run._admission import LagBound, Openings
 from promptstream.store._limits import (
     UPLOADS,
     LimitExceeded,
@@ -269,6 +270,117 @@ async def test_a_turn_handed_to_a_waiter_that_leaves_in_the_same_step_comes_back
     async with asyncio.timeout(1):  # the turn bob was handed is back
         async with openings.turn("carol"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("limit", "lag", "backlog", "after"),
+    [
+        (8, 0.001, True, 9),  # under the target with requests waiting: one more
+        (8, 0.001, False, 8),  # nobody waits: no reason to grow
+        (12, 0.001, True, 12),  # at the ceiling
+        (12, 0.009, True, 6),  # over the target: halved
+        (10, 0.009, False, 5),
+        (5, 0.009, True, 4),  # never below the floor
+        (4, 0.009, True, 4),
+    ],
+)
+def test_the_lag_bound_grows_by_one_under_its_target_and_halves_over_it(
+    limit: int, lag: float, backlog: bool, after: int
+) -> None:
+    bound = LagBound(4, 12, target=0.005)
+    bound.limit = limit
+    bound.observe(lag, backlog=backlog)
+    assert bound.limit == after
+
+
+async def _most_at_once(openings: Openings, users: int) -> int:
+    """``users`` requests for a turn, each held for a few loop turns: the most that held
+    one at the same time."""
+    inside = peak = 0
+
+    async def run(uid: str) -> None:
+        nonlocal inside, peak
+        async with openings.turn(uid):
+            inside += 1
+            peak = max(peak, inside)
+            for _ in range(5):  # each grant's probe runs an iteration later
+                await asyncio.sleep(0)
+            inside -= 1
+
+    await asyncio.wait_for(asyncio.gather(*(run(f"user{n}") for n in range(users))), 5)
+    return peak
+
+
+async def test_with_a_lag_target_a_quick_loop_opens_more_at_once_up_to_the_ceiling() -> None:
+    openings = Openings(2, queue_timeout=5, lag_target=10.0, ceiling=6)
+    assert await _most_at_once(openings, 40) == 6
+    assert openings.limit == 6
+
+
+async def test_a_bound_that_grows_hands_its_new_turns_out_at_once() -> None:
+    openings = Openings(2, queue_timeout=5, lag_target=10.0, ceiling=6)
+    release = asyncio.Event()
+    inside: list[str] = []
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            inside.append(uid)
+            await release.wait()
+
+    tasks = [asyncio.create_task(run(f"user{n}")) for n in range(10)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # No turn has been given back, yet the waiters got the turns the bound grew by.
+    assert len(inside) == 6
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+
+async def test_requests_that_come_to_wait_later_grow_the_bound_too() -> None:
+    openings = Openings(2, queue_timeout=5, lag_target=10.0, ceiling=6)
+    release = asyncio.Event()
+    inside: list[str] = []
+
+    async def run(uid: str) -> None:
+        async with openings.turn(uid):
+            inside.append(uid)
+            await release.wait()
+
+    holders = [asyncio.create_task(run(f"holder{n}")) for n in range(2)]
+    for _ in range(5):  # their grants' probes have run, with nobody waiting
+        await asyncio.sleep(0)
+    assert openings.limit == 2
+    later = [asyncio.create_task(run(f"later{n}")) for n in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(inside) == 5  # no turn was given back: each arrival's probe grew the bound
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*holders, *later), 5)
+
+
+async def test_with_a_lag_target_a_busy_loop_keeps_the_floor() -> None:
+    openings = Openings(2, queue_timeout=5, lag_target=0.01, ceiling=6)
+    loop = asyncio.get_running_loop()
+    busy = True
+
+    def hold_the_loop() -> None:
+        # 30 ms of work in every iteration: every probe spans one of them.
+        time.sleep(0.03)
+        if busy:
+            loop.call_soon(hold_the_loop)
+
+    loop.call_soon(hold_the_loop)
+    try:
+        assert await _most_at_once(openings, 8) == 2
+    finally:
+        busy = False
+    assert openings.limit == 2
+
+
+async def test_without_a_lag_target_the_bound_is_fixed() -> None:
+    openings = Openings(2, queue_timeout=5, ceiling=6)
+    assert await _most_at_once(openings, 40) == 2
+    assert openings.limit == 2
 
 
 # -- uploads under the same rule (ADR 0308) ----------------------------------------------
