@@ -14,8 +14,10 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import snowballstemmer
+if TYPE_CHECKING:
+    import snowballstemmer
 
 __all__ = ["LANGUAGES", "guess_language", "passage_terms", "terms"]
 
@@ -69,6 +71,10 @@ def guess_language(texts: Iterable[str]) -> str:
 
 @functools.cache
 def _stemmer(language: str) -> snowballstemmer.Stemmer:
+    # On first use: the package loads every language it has, which an instance that never
+    # searches a document would carry for nothing.
+    import snowballstemmer
+
     return snowballstemmer.stemmer(language if language in _STOPWORDS else _DEFAULT)
 
 

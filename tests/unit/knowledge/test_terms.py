@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from promptstream.knowledge._terms import LANGUAGES, guess_language, passage_terms, terms
@@ -82,3 +86,18 @@ def test_passage_terms_read_every_passage_in_the_documents_language() -> None:
     )
     assert language == "german"
     assert stored == [" ".join(terms("Die Hunde", "german")), "offnungszeit"]
+
+
+def test_the_stemmers_load_on_first_use_not_with_the_functions() -> None:
+    # snowballstemmer loads every language at import: an instance that never searches a
+    # document must not carry them (the relay's memory at rest).
+    functions = Path(__file__).resolve().parents[3] / "functions"
+    code = (
+        "import sys, main; from promptstream.knowledge import _terms; "
+        "before = 'snowballstemmer' in sys.modules; _terms.terms('Öffnungszeiten', 'german'); "
+        "print(before, 'snowballstemmer' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=functions, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "True"]
