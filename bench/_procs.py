@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ __all__ = [
     "FakeUpstream",
     "FirestoreEmulator",
     "ProcSample",
+    "Profiler",
     "dotenv",
     "machine_cpu",
     "raise_fd_limit",
@@ -260,3 +262,39 @@ class FirestoreEmulator(devstack.FirestoreEmulator):
         )
         with urllib.request.urlopen(req, timeout=self.http_timeout) as resp:
             return len(json.loads(resp.read()).get("documents", []))
+
+
+class Profiler:
+    """py-spy record on a process (the gunicorn worker) while the load runs: collapsed
+    stacks (raw text) of the thread holding the GIL, so an idle loop is not sampled."""
+
+    def __init__(self, pid: int, out: Path, rate: int = 200) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--nonblocking",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(1.0)  # py-spy attaches before the load starts
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -10,7 +10,6 @@ import os
 import platform
 import resource
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from ._procs import (
     FakeUpstream,
     FirestoreEmulator,
     ProcSample,
+    Profiler,
     dotenv,
     machine_cpu,
     raise_fd_limit,
@@ -223,42 +223,6 @@ def _cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class _Profiler:
-    """py-spy record on the gunicorn worker for one run (collapsed stacks, text)."""
-
-    def __init__(self, pid: int, out: Path) -> None:
-        self.out = out
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--pid",
-                str(pid),
-                "--rate",
-                "200",
-                "--nonblocking",
-                "--gil",
-                "--format",
-                "raw",
-                "--output",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        time.sleep(1.0)  # py-spy attaches before the load starts
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 # -- one scenario ------------------------------------------------------------------------
 
 
@@ -350,7 +314,7 @@ def run_relay(
     fake_reset(fake)
     # The instance at rest: started and warmed up, nothing in flight.
     rest = sample(tree_pids(server.pid))
-    profiler = _Profiler(server.worker_pids()[0], profile) if profile else None
+    profiler = Profiler(server.worker_pids()[0], profile) if profile else None
     meter = _Meter(
         {
             "relay": tree_pids(server.pid),

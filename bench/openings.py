@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,7 +31,7 @@ import aiohttp
 import devstack
 from devstack import FirestoreEmulator, FunctionServer, fake_upstream
 
-from ._procs import sample, tree_pids
+from ._procs import Profiler, sample, tree_pids
 
 PROJECT = "demo-bench-openings"
 API_KEY = "sk-or-v1-bench-not-a-secret"
@@ -46,41 +43,6 @@ ASKS: dict[str, dict[str, object]] = {
     "version": {"version": 1},
     "label": {"label": "production"},
 }
-
-
-class _Profile:
-    """py-spy on the worker while the measured executions run: collapsed stacks (raw) of
-    the thread holding the GIL, so an idle loop is not sampled."""
-
-    def __init__(self, pid: int, out: Path) -> None:
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--pid",
-                str(pid),
-                "--rate",
-                "500",
-                "--nonblocking",
-                "--gil",
-                "--format",
-                "raw",
-                "--output",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        time.sleep(1.0)  # py-spy attaches before the load starts
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
 
 async def _run(
@@ -101,7 +63,7 @@ async def _run(
 
         for i in range(20):  # warm-up: the pools and the caches
             await one(i)
-        profiler = _Profile(*profile) if profile is not None else None
+        profiler = Profiler(*profile, rate=500) if profile is not None else None
         before = sample(pids)
         for i in range(20, 20 + executions):
             await one(i)
