@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import devstack
-from devstack import firestore_value, stop_group
+from devstack import firestore_value, first_line, stop_group
 
 __all__ = [
     "FUNCTIONS",
@@ -198,17 +197,7 @@ class FakeUpstream:
             stderr=self._log,
             start_new_session=True,
         )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        line = b""
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                piece = os.read(self.proc.stdout.fileno(), 4096)
-                if not piece:
-                    break
-                line += piece
-        text = line.decode(errors="replace").strip()
+        text = first_line(self.proc)
         if "listening on " not in text:
             self.stop()
             raise RuntimeError(f"fake_openrouter did not start: {text!r}")

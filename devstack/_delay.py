@@ -15,16 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Self
 
-from ._parts import stop_group
+from ._parts import first_line, stop_group
 
 __all__ = ["DelayProxy", "serve"]
 
@@ -171,17 +168,7 @@ class DelayProxy:
             stderr=log,
             start_new_session=True,
         )
-        assert self.proc.stdout is not None
-        line = b""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                piece = os.read(self.proc.stdout.fileno(), 4096)
-                if not piece:
-                    break
-                line += piece
-        text = line.decode(errors="replace").strip()
+        text = first_line(self.proc)
         if "listening on " not in text:
             self.stop()
             raise RuntimeError(f"the delay proxy did not start: {text!r}")

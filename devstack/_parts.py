@@ -12,6 +12,7 @@ import contextlib
 import http.server
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -134,6 +135,22 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
+
+
+def first_line(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+    """The first line ``proc`` writes to its stdout (a pipe), stripped: what a child prints
+    once it listens. Shorter when the child closes its stdout or ``timeout`` runs out."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline and not line.endswith(b"\n"):
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            piece = os.read(proc.stdout.fileno(), 4096)
+            if not piece:
+                break
+            line += piece
+    return line.decode(errors="replace").strip()
 
 
 @contextlib.contextmanager
