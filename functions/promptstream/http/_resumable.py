@@ -396,8 +396,11 @@ async def cancel(service: Service, send: Send, uid: str, body: CancelRequest) ->
     if record is None or data.get("owner_uid") != uid:
         await send_error(send, _NOT_FOUND)
         return
-    status = data.get("status")
-    if status == "streaming" and await request_cancel(db, record):
+    status = await request_cancel(db, record)
+    if status is None:
+        await send_error(send, _NOT_FOUND)
+        return
+    if status == "streaming":
         # Its generator notices within a checkpoint interval: wait that long for the end.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 2 * service.settings.checkpoint_seconds + 1

@@ -14,7 +14,6 @@ from typing import Any
 
 from ._firestore import (
     Document,
-    FirestoreError,
     FirestoreRest,
     encode_fields,
     encode_value,
@@ -143,21 +142,32 @@ async def read_segments(db: FirestoreRest, execution_id: str, from_first: int) -
     return await db.run_query(query, parent=f"{EXECUTIONS}/{execution_id}")
 
 
-async def request_cancel(db: FirestoreRest, record: Document) -> bool:
-    """Mark ``record`` ``cancel_requested`` if it is unchanged since read (its generator
-    notices at its next checkpoint). False when it changed meanwhile."""
-    write = {
-        "update": {
-            "name": db.name(record.path),
-            "fields": encode_fields({"cancel_requested": True}),
-        },
-        "updateMask": {"fieldPaths": ["cancel_requested"]},
-        "currentDocument": {"updateTime": record.update_time},
-    }
-    try:
-        await db.commit([write])
-    except FirestoreError as exc:
-        if exc.conflict:
-            return False
-        raise
-    return True
+async def request_cancel(db: FirestoreRest, record: Document) -> str | None:
+    """Mark ``record`` ``cancel_requested`` while it is streaming (its generator notices at
+    its next checkpoint); the status last read: ``"streaming"`` when marked, ``None`` when
+    the record is gone.
+
+    The mark is conditional on the record as read, so an execution that ended meanwhile
+    is never written to. Its own checkpoints change the record every few tenths of a
+    second, so when one lands between the read and the mark, the record is read again and
+    the mark retried."""
+    reads = [record]
+
+    async def step() -> tuple[list[dict[str, Any]], str | None]:
+        found = reads.pop() if reads else (await db.get_all([record.path])).get(record.path)
+        data = found.data if found is not None else None
+        status = data.get("status") if data is not None else None
+        if found is None or status != "streaming":
+            return [], status
+        mark = {
+            "update": {
+                "name": db.name(found.path),
+                "fields": encode_fields({"cancel_requested": True}),
+            },
+            "updateMask": {"fieldPaths": ["cancel_requested"]},
+            "currentDocument": {"updateTime": found.update_time},
+        }
+        return [mark], status
+
+    status, _ = await db.committed(step)
+    return status
