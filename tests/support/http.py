@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ from . import FunctionServer, add_prompt, auth, body
 __all__ = ["JSON", "Call", "Reply", "post", "post_prompt", "request", "request_bytes", "stream"]
 
 JSON = {"Content-Type": "application/json"}
+# After the blank line that ends an event (the server ends lines with LF alone).
+_BOUNDARY = re.compile(rb"(?<=\n\n)")
 
 
 @dataclass
@@ -139,7 +142,8 @@ async def stream(
     timeout: float = 30,
 ) -> Reply:
     """POST and read the answer as it arrives, noting when each event came; hang up after
-    ``stop_after_content`` content events if given."""
+    ``stop_after_content`` content events if given, having seen nothing after the last of
+    them, even what came in the same read."""
     decoder = SSEDecoder()
     raw = b""
     arrivals: list[float] = []
@@ -148,14 +152,22 @@ async def stream(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         async with session.post(url, data=payload, headers=dict(headers)) as resp:
             async for data in resp.content.iter_any():
-                raw += data
                 now = time.monotonic()
-                for ev in decoder.feed(data):
-                    arrivals.append(now)
-                    if ev.event == "message" and ev.data != "[DONE]":
-                        seen_content += 1
-                if stop_after_content is not None and seen_content >= stop_after_content:
-                    break  # leaving the block closes the connection: a browser going away
+                # One event at a time (a read may hold several), as a browser's handler
+                # sees them: the hang-up comes before the next one is looked at.
+                pieces = _BOUNDARY.split(data)
+                if raw.endswith(b"\n") and data.startswith(b"\n") and len(data) > 1:
+                    # A blank line split across two reads ends an event at this byte.
+                    pieces = [b"\n", *_BOUNDARY.split(data[1:])]
+                for piece in pieces:
+                    raw += piece
+                    for ev in decoder.feed(piece):
+                        arrivals.append(now)
+                        if ev.event == "message" and ev.data != "[DONE]":
+                            seen_content += 1
+                    if stop_after_content is not None and seen_content >= stop_after_content:
+                        # Leaving the block closes the connection: a browser going away.
+                        return Reply(resp.status, resp.headers.copy(), raw, now - started, arrivals)
             return Reply(resp.status, resp.headers.copy(), raw, now - started, arrivals)
 
 
