@@ -50,7 +50,8 @@ def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -
             assert r["ttfb_ms"]["n"] == sc.streams, where
             assert r["upstream"]["requests"] == sc.streams, where
         relay = result["relay"]
-        assert relay["relay_cpu_s"] > 0
+        # Read in clock ticks: a scenario this small may spend less than one.
+        assert relay["relay_cpu_s"] >= 0
         assert relay["relay_peak_rss_mb"] > 0
         assert relay["relay_processes"] >= 2  # the functions-framework master and its worker
         if sc.close_after is not None:
@@ -58,6 +59,7 @@ def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -
                 close = result[run]["close"]
                 assert close["clients_left"] == sc.streams
                 assert close["upstream_closes"] == sc.streams, f"{sc.key} {run}: {close}"
+    assert sum(report["scenarios"][sc.key]["relay"]["relay_cpu_s"] for sc in QUICK) > 0
     assert {t["scenario"] for t in report["targets"]} == {"S1", "S2", "S3", "S4", "S5", "S6"}
 
 

@@ -23,8 +23,9 @@ from support.pdf import make_form_bomb_pdf, make_pdf
 
 @pytest.fixture(scope="module")
 def server(serve: Serve) -> Iterator[FunctionServer]:
-    # The PDF limits are the defaults: what is deployed.
-    with serve("ingest_document") as served:
+    # The PDF limits are the defaults: what is deployed. The fake's embedding of a hostile
+    # text is slow on a loaded machine; what is tested is the loop, not that.
+    with serve("ingest_document", env={"UPSTREAM_FIRST_BYTE_TIMEOUT": "30"}) as served:
         yield served
 
 
