@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
-from promptstream.knowledge import _ingest
+from promptstream.knowledge import _generations
 from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_passages, ingest
 from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
@@ -257,7 +257,7 @@ async def test_a_store_fault_midway_deletes_what_was_written(
     session: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_ingest, "_COMMIT_WRITES", 1)
+    monkeypatch.setattr(_generations, "COMMIT_WRITES", 1)
     real_commit = rest.commit
     passage_commits = 0
 

@@ -1,13 +1,12 @@
 """Ingestion: a user's upload to passages with vectors, written under a new generation's
-scope and made visible by one conditional flip; and the deletion of a document and its
-passages. The collections and why a passage is never half-visible: ``_passages`` and
-docs/adr/0200-retrieval-design.md.
+scope and made visible by one conditional flip (the document's record through its
+generations, and deletion: ``_generations``). The collections and why a passage is never
+half-visible: ``_passages`` and docs/adr/0200-retrieval-design.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +21,19 @@ from ..store._firestore import (
     FirestoreRest,
     Vector,
     encode_fields,
-    field_path,
-    structured_query,
 )
 from ..store._uploads import document_path
 from ._chunking import Passage, split_passages
 from ._documents import DocumentError, ExtractedText, check_upload, extract_text, finish_text
+from ._generations import (
+    IngestError,
+    claim,
+    commit_in_batches,
+    delete_document,
+    delete_passages,
+    fail,
+    flip,
+)
 from ._passages import PASSAGES, Embedder, check_document_id, scope_of
 from ._pdfsandbox import PdfLimits, PdfSandbox
 from ._terms import passage_terms
@@ -40,22 +46,6 @@ __all__ = [
     "delete_passages",
     "ingest",
 ]
-
-# Writes per commit (Firestore's limit is 500; a passage with its vector is a few KB).
-_COMMIT_WRITES = 100
-
-
-class IngestError(Exception):
-    """Ingestion or deletion refused or failed; ``code`` is the ``DocumentReason`` (a
-    ``DocumentError``'s, or one of ingestion's own), which names its ``ErrorCode``."""
-
-    def __init__(self, code: DocumentReason, message: str, *, tokens: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        # Embedding tokens already spent when the failure came after the embedding (the
-        # caller's budget should still be charged for them).
-        self.tokens = tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +91,6 @@ class IngestResult:
     tokens: int  # embedding tokens, for the caller's budget
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 async def ingest(
     db: FirestoreRest,
     embedder: Embedder,
@@ -137,7 +123,7 @@ async def ingest(
             DocumentReason.TOO_LARGE, f"the file is larger than {limits.max_bytes} bytes"
         )
     path = document_path(owner_uid, document_id)
-    generation, claimed_at = await _claim(
+    generation, claimed_at = await claim(
         db, path, owner_uid, document_id, title, filename, content_type, len(data)
     )
     scope = scope_of(owner_uid, document_id, generation)
@@ -195,11 +181,10 @@ async def ingest(
                 }
             )
         try:
-            for start in range(0, len(writes), _COMMIT_WRITES):
-                await db.commit(writes[start : start + _COMMIT_WRITES])
+            await commit_in_batches(db, writes)
         except FirestoreError as exc:
             raise IngestError(DocumentReason.STORE_FAILED, "storing the passages failed") from exc
-        await _flip(db, path, generation, claimed_at, len(passages), language)
+        await flip(db, path, generation, claimed_at, len(passages), language)
     except BaseException as exc:
         # Also on cancellation and on anything unforeseen (a connection error from
         # Firestore): the document must not stay "indexing" with no one indexing it.
@@ -209,7 +194,7 @@ async def ingest(
             else IngestError(DocumentReason.STORE_FAILED, "indexing failed")
         )
         reason.tokens = spent
-        await _fail(db, path, generation, reason.message, written)
+        await fail(db, path, generation, reason.message, written)
         try:
             if reason is exc or not isinstance(exc, Exception):
                 raise
@@ -275,177 +260,3 @@ def _passage_fields(
             "embedding": Vector(vector),
         }
     )
-
-
-async def _claim(
-    db: FirestoreRest,
-    path: str,
-    owner_uid: str,
-    document_id: str,
-    title: str,
-    filename: str,
-    content_type: str | None,
-    size: int,
-) -> tuple[int, str]:
-    """Mark the document ``indexing`` under a new generation number (a conditional
-    commit: two ingestions of one document get two numbers). Returns the generation and
-    the document's update time after the claim."""
-    for _ in range(5):
-        found = (await db.get_all([path]))[path]
-        data = found.data
-        if data is not None and data.get("owner_uid") != owner_uid:
-            raise IngestError(DocumentReason.NOT_FOUND, "no such document")
-        previous = max(
-            int((data or {}).get("generation") or 0),
-            int((data or {}).get("indexing_generation") or 0),
-        )
-        generation = previous + 1
-        now = _now()
-        fields: dict[str, Any] = {
-            "owner_uid": owner_uid,
-            "document_id": document_id,
-            "title": title,
-            "filename": filename,
-            "content_type": content_type or "",
-            "size": size,
-            "status": "indexing",
-            "error_message": None,
-            "indexing_generation": generation,
-            "updated_at": now,
-        }
-        if data is None:
-            fields.update(generation=0, passage_count=0, created_at=now)
-            precondition: dict[str, Any] = {"exists": False}
-        else:
-            precondition = {"updateTime": found.update_time}
-        write = {
-            "update": {"name": db.name(path), "fields": encode_fields(fields)},
-            "updateMask": {"fieldPaths": [field_path(k) for k in fields]},
-            "currentDocument": precondition,
-        }
-        try:
-            [claimed_at] = await db.commit([write])
-        except FirestoreError as exc:
-            if exc.conflict:
-                continue
-            raise IngestError(DocumentReason.STORE_FAILED, "claiming the document failed") from exc
-        if claimed_at is None:
-            raise IngestError(
-                DocumentReason.STORE_FAILED, "Firestore gave no update time for the claim"
-            )
-        return generation, claimed_at
-    raise IngestError(DocumentReason.SUPERSEDED, "the document is being changed by another upload")
-
-
-async def _flip(
-    db: FirestoreRest, path: str, generation: int, claimed_at: str, count: int, language: str
-) -> None:
-    """Make ``generation`` the one search reads, if nothing touched the document since
-    the claim (another upload, a delete)."""
-    fields = {
-        "status": "ready",
-        "generation": generation,
-        "passage_count": count,
-        "language": language,
-        "error_message": None,
-        "updated_at": _now(),
-    }
-    write = {
-        "update": {"name": db.name(path), "fields": encode_fields(fields)},
-        "updateMask": {"fieldPaths": list(fields)},
-        "currentDocument": {"updateTime": claimed_at},
-    }
-    try:
-        await db.commit([write])
-    except FirestoreError as exc:
-        if exc.conflict:
-            raise IngestError(
-                DocumentReason.SUPERSEDED, "the document changed while indexing"
-            ) from exc
-        raise IngestError(DocumentReason.STORE_FAILED, "marking the document ready failed") from exc
-
-
-async def _fail(
-    db: FirestoreRest, path: str, generation: int, message: str, written: list[str]
-) -> None:
-    """Best effort: the document ``error`` (unless a newer upload took it over) and the
-    failed generation's passages deleted. Search cannot see them either way."""
-    key = path.rsplit("/", 1)[1]
-    try:
-        found = (await db.get_all([path]))[path]
-        if found.data is not None and found.data.get("indexing_generation") == generation:
-            fields = {"status": "error", "error_message": message[:500], "updated_at": _now()}
-            await db.commit(
-                [
-                    {
-                        "update": {"name": db.name(path), "fields": encode_fields(fields)},
-                        "updateMask": {"fieldPaths": list(fields)},
-                        "currentDocument": {"updateTime": found.update_time},
-                    }
-                ]
-            )
-    except (FirestoreError, aiohttp.ClientError, TimeoutError):
-        _logging.warn("document not marked error", document_key=key)
-    try:
-        for start in range(0, len(written), _COMMIT_WRITES):
-            deletes = [
-                {"delete": db.name(f"{PASSAGES}/{pid}")}
-                for pid in written[start : start + _COMMIT_WRITES]
-            ]
-            await db.commit(deletes)
-    except (FirestoreError, aiohttp.ClientError, TimeoutError):
-        _logging.warn("passages of a failed ingestion not deleted", document_key=key)
-
-
-async def delete_document(db: FirestoreRest, *, owner_uid: str, document_id: str) -> int:
-    """Delete ``owner_uid``'s document ``document_id``, then its passages; the number of
-    passages deleted. ``IngestError`` (``NOT_FOUND``) when there is no such document of
-    theirs (someone else's reads as missing).
-
-    The document goes first (conditional on the version read): from then on search
-    skips its passages, and an ingestion still running fails its flip and deletes
-    its own."""
-    check_document_id(document_id)
-    path = document_path(owner_uid, document_id)
-    for _ in range(5):
-        found = (await db.get_all([path]))[path]
-        if found.data is None or found.data.get("owner_uid") != owner_uid:
-            raise IngestError(DocumentReason.NOT_FOUND, "no such document")
-        try:
-            await db.commit(
-                [{"delete": db.name(path), "currentDocument": {"updateTime": found.update_time}}]
-            )
-            break
-        except FirestoreError as exc:
-            if not exc.conflict:
-                raise
-    else:
-        raise IngestError(
-            DocumentReason.SUPERSEDED, "the document is being changed by another upload"
-        )
-    return await delete_passages(db, owner_uid, document_id)
-
-
-async def delete_passages(
-    db: FirestoreRest, owner_uid: str, document_id: str, *, keep_generation: int | None = None
-) -> int:
-    """Delete ``owner_uid``'s ``document_id``'s passages (all, or all but
-    ``keep_generation``'s); the number deleted. For re-ingestion, and for a document that
-    was deleted."""
-    key = document_path(owner_uid, document_id).rsplit("/", 1)[1]
-    deleted = 0
-    while True:
-        query = structured_query(PASSAGES, {"document_key": key}, select=["generation"])
-        query["limit"] = 300
-        found = await db.run_query(query)
-        doomed = [
-            d.path for d in found if d.data is None or d.data.get("generation") != keep_generation
-        ]
-        if doomed:
-            for start in range(0, len(doomed), _COMMIT_WRITES):
-                await db.commit(
-                    [{"delete": db.name(p)} for p in doomed[start : start + _COMMIT_WRITES]]
-                )
-            deleted += len(doomed)
-        if len(found) < 300 or not doomed:
-            return deleted
