@@ -137,8 +137,7 @@ class ConnectionRules(asyncio.Protocol):
         """The head deadline's close (h11 is told first)."""
         self.transport.close()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         _hook_sigterm(self.loop, self._keep)
         self._raw = transport
         # Bytes dropped since a lingering close began (None: not lingering), and its end.
