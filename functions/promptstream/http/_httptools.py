@@ -171,54 +171,55 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
     def received(self, data: bytes) -> None:
         # The parser is fed a head at a time, up to its blank line, so that its size is
         # known exactly however it arrived (one read, in pieces, behind another request).
-        while data and self._refused is None and not self.transport.is_closing():
+        view = memoryview(data)
+        at, size = 0, len(data)
+        while at < size and self._refused is None and not self.transport.is_closing():
             counting = False
-            if self._in_body and self._body_left is not None:
-                cut = self._body_left
+            if self._in_body and self._body_left:
+                end = min(size, at + self._body_left)
             elif self._in_body or self._counted_head:
                 # A chunked body's end is the parser's to find, so a head behind it in
                 # the same read is measured from the parser's callbacks (_count_head),
                 # and the reads it goes on in are bounded too.
                 counting = True
-                cut = len(data)
+                end = size
                 if not self._in_body:
-                    self._head_later += cut
+                    self._head_later += size - at
                     if self._head_later > self._max_head:
                         self._too_large()
                         return
             else:
-                found = self._head_end(data)
+                found = self._head_end(data, at)
                 if found is None:
                     self._too_large()
                     return
-                cut = found
+                end = found
             self._counting = counting
-            HttpToolsProtocol.data_received(self, data[:cut])
+            HttpToolsProtocol.data_received(self, view[at:end])  # type: ignore[arg-type]
             self._counting = False
-            data = data[cut:]
+            at = end
 
     def _too_large(self) -> None:
         self._refusal = ErrorCode.REQUEST_HEAD_TOO_LARGE
         self.send_400_response("request head too large")
 
-    def _head_end(self, data: bytes) -> int | None:
-        """How much of ``data`` belongs to the head arriving (all of it while it goes on);
-        None once it is over the limit."""
-        start = 0
+    def _head_end(self, data: bytes, at: int) -> int | None:
+        """Where in ``data`` the head arriving from ``at`` ends (its end while it goes
+        on); None once it is over the limit."""
+        start = at
         if self._head == 0:  # blank lines before a request line, skipped by llhttp
-            start = len(data) - len(data.lstrip(b"\r\n"))
+            while start < len(data) and data[start] in b"\r\n":
+                start += 1
             if start == len(data):
                 return start
-        room = self._max_head - self._head
         end = -1
         if self._tail:
-            joined = self._tail + data[:3]
-            at = joined.find(_BLANK_LINE)
-            if at >= 0:
-                end = at + 4 - len(self._tail)
+            found = (self._tail + data[start : start + 3]).find(_BLANK_LINE)
+            if found >= 0:
+                end = start + found + 4 - len(self._tail)
         if end < 0:
-            at = data.find(_BLANK_LINE, start, start + room)
-            end = -1 if at < 0 else at + 4
+            found = data.find(_BLANK_LINE, start, start + self._max_head - self._head)
+            end = -1 if found < 0 else found + 4
         if end < 0:
             self._head += len(data) - start
             if self._head > self._max_head:
@@ -299,24 +300,26 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """The parser's refusal, in our JSON error shape, and the connection closed; after
-        the answers to the requests before it, as h11 gives it."""
+        the answers to the requests before it, as h11 gives it (h11 parses what follows a
+        request only once that request is answered)."""
         status, headers, body = refusal(self._refusal)
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, status_phrase(status))]
         lines += [name + b": " + value + b"\r\n" for name, value in headers]
         self._refused = b"".join([*lines, b"\r\n", body])
-        if self._in_body or self.between_requests():
-            # The request being read is refused (its head, or its body mid-way): now,
-            # and the close immediate (nothing more is read).
-            self._in_body = False
+        queued = bool(self.pipeline) and self.pipeline[0][0] is self.cycle
+        if self._in_body and queued:
+            self.pipeline.popleft()  # a request waiting its turn whose body broke: never run
+        answered = self._in_body and not queued  # the body of the request being answered
+        self._in_body = False  # nothing more is read: the close is immediate
+        if answered or (not self.pipeline and self.between_requests()):
             self._refuse()
         else:
-            # A head behind a request not answered yet: h11 parses it only after that
-            # answer, so its refusal comes after it too.
             self.transport.pause_reading()
 
     def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)
         super().on_response_complete()
-        if self._refused is not None and not self.pipeline:
+        if self._refused is not None and not queued:
             self._refuse()
 
     def _refuse(self) -> None:

@@ -353,6 +353,16 @@ EXCHANGES = {
         sized,
         b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
     ),
+    "two requests, then a malformed head": (
+        sized,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\n"
+        b"Host: x\r\nBad Header\r\n\r\n",
+    ),
+    "a bad chunk behind a request": (
+        answer_after_the_body,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ),
     "a bad chunk": (
         answer_after_the_body,
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -378,8 +388,14 @@ async def test_both_protocols_write_the_same_bytes(name: str) -> None:
     asgi, request = EXCHANGES[name]
     h11_side = await exchange(BoundedH11Protocol, asgi, request)
     httptools_side = await exchange(BoundedHttpToolsProtocol, asgi, request)
-    assert httptools_side == h11_side
+    assert httptools_side[:2] == h11_side[:2]
     assert h11_side[0]  # every row is answered
+    if name == "a bad chunk behind a request":
+        # h11 parses /b's head after /a's answer and calls the app before the body
+        # fails; httptools has already seen the body fail and never calls it.
+        assert (h11_side[2], httptools_side[2]) == (["/a", "/b"], ["/a"])
+    else:
+        assert httptools_side[2] == h11_side[2]
 
 
 async def test_an_http_1_0_stream_is_delimited_by_the_close(kind: type[Protocol]) -> None:
