@@ -67,18 +67,45 @@ class _Cycle(RequestResponseCycle):
     until_close = False
 
     async def send(self, message: ASGISendEvent) -> None:
-        event: Any = message
-        if self.response_started or self.disconnected or event["type"] != "http.response.start":
-            if self.until_close and event["type"] == "http.response.body":
-                if not event.get("more_body", False):
-                    # uvicorn counts a declared length down to zero: the last piece ends it.
-                    self.expected_content_length = len(event.get("body", b""))
-            await super().send(message)
-            return
-        if self.flow.write_paused:
+        # The whole of uvicorn's send, not a wrapper: this is the per-chunk path.
+        if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
-            if self.disconnected:
-                return
+        if self.disconnected:
+            return
+        event: Any = message
+        kind = event["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(
+                    f"Expected ASGI message 'http.response.start', but got '{kind}'."
+                )
+            self._start(event)
+            return
+        if self.response_complete or kind != "http.response.body":
+            raise RuntimeError(f"Unexpected ASGI message '{kind}' sent.")
+        body = event.get("body", b"")
+        more = event.get("more_body", False)
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+        elif self.chunked_encoding:
+            end = b"" if more else b"0\r\n\r\n"
+            self.transport.write(b"%x\r\n%s\r\n%s" % (len(body), body, end) if body else end)
+        else:
+            if len(body) > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            if not self.until_close:
+                self.expected_content_length -= len(body)
+            self.transport.write(body)
+        if not more:
+            if self.expected_content_length != 0 and not self.until_close:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+
+    def _start(self, event: Any) -> None:
         self.response_started = True
         self.waiting_for_100_continue = False
         status: int = event["status"]
