@@ -15,18 +15,28 @@ from http import HTTPStatus
 from types import FrameType
 from typing import Any
 
-from .._config import DEFAULTS
+from uvicorn.config import Config
+
+from .._config import DEFAULTS, Settings
 from .._errors import ErrorCode, HttpError
 from ._asgi import error_body
 from ._resumable import drain
 
-__all__ = ["ClosingTransport", "ConnectionRules", "refusal"]
+__all__ = ["ClosingTransport", "ConnectionRules", "head_limit", "refusal"]
 
 # After an answer given before the whole body the server half-closes, then drops what
 # still arrives for at most this long (and at most the largest body the API accepts,
 # ``ConnectionRules.linger_bytes``) before it closes: a client that reads only once it
 # has sent finds the answer rather than a reset (RFC 9112 9.6).
 LINGER_SECONDS = 2.0
+
+
+def head_limit(config: Config) -> int:
+    """The request head's limit configure_server gave uvicorn's config."""
+    limit = config.h11_max_incomplete_event_size
+    if limit is None:  # not through configure_server (a test's uvicorn.Config)
+        return int(Settings.model_fields["max_request_head_bytes"].default)
+    return limit
 
 
 def refusal(code: ErrorCode) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

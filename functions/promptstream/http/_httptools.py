@@ -24,9 +24,8 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 from uvicorn.server import ServerState
 
-from .._config import Settings
 from .._errors import ErrorCode
-from ._connection import ConnectionRules, refusal, status_phrase
+from ._connection import ConnectionRules, head_limit, refusal, status_phrase
 
 __all__ = ["BoundedHttpToolsProtocol"]
 
@@ -177,10 +176,7 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        max_head = config.h11_max_incomplete_event_size
-        if max_head is None:  # not through configure_server (a test's uvicorn.Config)
-            max_head = Settings.model_fields["max_request_head_bytes"].default
-        self._max_head: int = max_head
+        self._max_head = head_limit(config)
         self._head = 0  # bytes of the current head so far, while one is arriving
         self._tail = b""  # its last three bytes, to find its end across reads
         self._in_body = False

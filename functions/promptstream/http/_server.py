@@ -22,7 +22,7 @@ from uvicorn.server import ServerState
 
 from .._config import Settings
 from .._errors import ErrorCode
-from ._connection import ConnectionRules, refusal
+from ._connection import ConnectionRules, head_limit, refusal
 from ._httptools import BoundedHttpToolsProtocol
 
 __all__ = ["BoundedH11Protocol", "BoundedHttpToolsProtocol", "configure_server"]
@@ -99,10 +99,7 @@ class BoundedH11Protocol(ConnectionRules, H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        max_head = config.h11_max_incomplete_event_size
-        if max_head is None:  # not through configure_server (a test's uvicorn.Config)
-            max_head = Settings.model_fields["max_request_head_bytes"].default
-        self.conn = self._guarded = _GuardedConnection(max_head)
+        self.conn = self._guarded = _GuardedConnection(head_limit(config))
 
     def body_arriving(self) -> bool:
         return self.conn.their_state is h11.SEND_BODY
