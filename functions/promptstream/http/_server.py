@@ -1,11 +1,11 @@
 """The HTTP server's own limits, for the worker functions-framework starts:
 ``configure_server`` sets uvicorn-worker's ``CONFIG_KWARGS`` before gunicorn builds its
-worker. h11 with the request head bounded (``MAX_REQUEST_HEAD_BYTES``, 431) and given a
-deadline (``HEAD_TIMEOUT_SECONDS``); ``Connection: close`` on every refusal of the parser
-and on every answer given before the whole body, then a lingering close; the idle
-keep-alive (``KEEP_ALIVE_SECONDS``). The body's own cap and deadline are
-``_endpoint.read_body``'s. Why each, and what was tried: docs/adr/0306-server-edge.md and
-docs/adr/0005-native-async-path.md.
+worker: the protocol ``HTTP_PARSER`` names (h11's, here, or httptools', ``_httptools``),
+the request head bounded (``MAX_REQUEST_HEAD_BYTES``, 431), the idle keep-alive
+(``KEEP_ALIVE_SECONDS``). What both protocols share (the head deadline, the lingering
+close) is ``_connection``'s. The body's own cap and deadline are ``_endpoint.read_body``'s.
+Why each, and what was tried: docs/adr/0306-server-edge.md,
+docs/adr/1004-the-server-on-httptools.md and docs/adr/0005-native-async-path.md.
 """
 
 from __future__ import annotations
