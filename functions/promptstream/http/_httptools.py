@@ -181,6 +181,7 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
         self._tail = b""  # its last three bytes, to find its end across reads
         self._in_body = False
         self._body_left: int | None = None  # of a declared length; None when chunked
+        self._upgrade_body = False  # a body llhttp skips, handed to the app by us
         self._refusal = ErrorCode.INVALID_REQUEST
         # A refusal that waits for the answer to the requests before it, as h11's does.
         self._refused: bytes | None = None
@@ -200,6 +201,12 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
             counting = False
             if self._in_body and self._body_left:
                 end = min(size, at + self._body_left)
+                if self._upgrade_body:
+                    self.on_body(bytes(view[at:end]))
+                    if not self._body_left:
+                        self.on_message_complete()
+                    at = end
+                    continue
             elif self._in_body or self._counted_head:
                 # A chunked body's end is the parser's to find, so a head behind it in
                 # the same read is measured from the parser's callbacks (_count_head),
@@ -304,6 +311,14 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
                 length = int(value)
         if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
             raise _Refused  # as h11 does (RFC 9112 3.2)
+        # httptools has llhttp end a request that asks for an upgrade (curl's h2c, say)
+        # at its head and parse what follows as the next request; h11 reads its body, as
+        # a server that does not switch must. A declared body is then handed over here
+        # (received); a chunked one, which only llhttp could decode, is refused.
+        upgrade = self.parser.should_upgrade() and not self._should_upgrade()
+        if upgrade and chunked:
+            raise _Refused
+        self._upgrade_body = upgrade and length > 0
         super().on_headers_complete()
         if self.cycle is not None and type(self.cycle) is RequestResponseCycle:
             self.cycle.__class__ = _Cycle
@@ -316,6 +331,9 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._upgrade_body and self._body_left:
+            return  # llhttp's end of an upgrade request's head, not of its body
+        self._upgrade_body = False
         self._in_body = False
         super().on_message_complete()
 

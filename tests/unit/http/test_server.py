@@ -363,6 +363,17 @@ EXCHANGES = {
         b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\n"
         b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
     ),
+    "an upgrade asked, a body, a request behind": (
+        answer_after_the_body,
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+        b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhelloGET /next "
+        b"HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
+    "an upgrade asked, no body": (
+        sized,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+        b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+    ),
     "a bad chunk": (
         answer_after_the_body,
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -467,3 +478,47 @@ async def test_a_head_behind_a_chunked_body_is_bounded(
         await settle(transport)
     assert paths == (["/first"] if over else ["/first", "/"])
     assert transport.written.split(b"HTTP/1.1 ")[-1].startswith(b"431 " if over else b"200 ")
+
+
+@pytest.mark.parametrize("piece", [1 << 20, 3], ids=["one send", "3 B"])
+async def test_the_body_of_a_request_asking_for_an_upgrade_reaches_the_app(
+    kind: type[Protocol], piece: int
+) -> None:
+    bodies: list[bytes] = []
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        bodies.append(body)
+        await sized(scope, receive, send)
+
+    protocol, transport, paths = serving(kind, echo)
+    feed(
+        protocol,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Content-Length: 11\r\n\r\nhello world"
+        b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+        piece,
+    )
+    for _ in range(5):
+        await settle(transport)
+    assert paths == ["/a", "/b"] and bodies == [b"hello world", b"hi"]
+    assert transport.written.count(b"HTTP/1.1 405 ") == 2 and not ended(transport)
+
+
+async def test_a_chunked_body_asking_for_an_upgrade_is_refused_on_httptools() -> None:
+    # The one request h11 serves and ours refuses (ADR 1004): llhttp would skip the body
+    # and parse it as the next request, and only llhttp can decode chunks.
+    request = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+    )
+    h11_side = await exchange(BoundedH11Protocol, answer_after_the_body, request)
+    httptools_side = await exchange(BoundedHttpToolsProtocol, answer_after_the_body, request)
+    assert h11_side[0].startswith(b"HTTP/1.1 200 ") and h11_side[2] == ["/"]
+    assert httptools_side[0].startswith(b"HTTP/1.1 400 ") and httptools_side[2] == []
+    assert httptools_side[1]
