@@ -2,7 +2,8 @@
 where httptools (llhttp) does not apply them itself: the request head bounded
 (``MAX_REQUEST_HEAD_BYTES``, 431) however it arrives, an HTTP/1.0 answer close-delimited
 rather than chunked, ``Connection: close`` on an answer given before the whole body,
-h11's refusals of a head (no Host, a transfer coding other than chunked), and what
+h11's refusals of a head (no Host, a transfer coding other than chunked), h11's response
+head byte for byte, the body of a request asking for an upgrade it does not get, and what
 follows a request parsed only once it is answered. Why httptools:
 docs/adr/1004-the-server-on-httptools.md.
 """
@@ -321,6 +322,9 @@ class BoundedHttpToolsProtocol(ConnectionRules, HttpToolsProtocol):
         self._upgrade_body = upgrade and length > 0
         super().on_headers_complete()
         if self.cycle is not None and type(self.cycle) is RequestResponseCycle:
+            # uvicorn builds its cycle inside this callback, and its task calls ``send``
+            # only once it runs: ours adds methods and a flag with a class default, so
+            # the cycle becomes one here rather than this callback being copied whole.
             self.cycle.__class__ = _Cycle
         self._in_body = chunked or length > 0
         self._body_left = None if chunked else length
