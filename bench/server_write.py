@@ -1,8 +1,10 @@
 """What uvicorn's HTTP/1.1 implementations cost per streamed write, alone.
 
 A bare ASGI app sends N small SSE-sized body messages; a raw socket reads them on
-loopback; the server process's CPU time per write is reported (best of three), once
-with h11 and once with httptools (when installed). Loopback only, bounded.
+loopback; the server process's CPU time per write is reported (best of three), with
+uvicorn's h11 and httptools protocols and with ours on each (``BoundedH11Protocol``,
+``BoundedHttpToolsProtocol``: docs/adr/1004-the-server-on-httptools.md). Loopback only,
+bounded.
 
     functions/venv/bin/python -m bench.server_write [--writes 100000]
 """
@@ -43,14 +45,30 @@ def _port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Ours are classes, which uvicorn's command line does not take.
+OURS = {
+    "ours-h11": "BoundedH11Protocol",
+    "ours-httptools": "BoundedHttpToolsProtocol",
+}
+RUN_OURS = """
+import sys, uvicorn
+from promptstream.http import _server
+uvicorn.run("app:app", http=getattr(_server, sys.argv[1]), loop="uvloop", host="127.0.0.1",
+            port=int(sys.argv[2]), log_level="error")
+"""
+
+
 def one(http: str, writes: int, folder: str) -> float:
     port = _port()
     env = {**os.environ, "WRITES": str(writes)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app:app", "--http", http, "--loop", "uvloop",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error"],
-        cwd=folder, env=env,
-    )
+    if http in OURS:
+        functions = str(Path(__file__).resolve().parents[1] / "functions")
+        env["PYTHONPATH"] = os.pathsep.join([folder, functions])
+        command = [sys.executable, "-c", RUN_OURS, OURS[http], str(port)]
+    else:
+        command = [sys.executable, "-m", "uvicorn", "app:app", "--http", http, "--loop",
+                   "uvloop", "--host", "127.0.0.1", "--port", str(port), "--log-level", "error"]
+    proc = subprocess.Popen(command, cwd=folder, env=env)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -80,9 +98,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "app.py").write_text(APP)
-        for http in ("h11", "httptools"):
+        for http in ("h11", "httptools", *OURS):
             try:
-                __import__(http)
+                __import__(http.removeprefix("ours-"))
             except ImportError:
                 print(f"{http}: not installed")
                 continue

@@ -104,6 +104,9 @@ class Settings(BaseModel):
     # Functions emulator 5 s), so that the proxy, never this server, closes it and no
     # request is sent on a connection being closed (docs/adr/0306-server-edge.md).
     keep_alive_seconds: float = Field(default=620.0, gt=0)
+    # The server's HTTP/1.1 parser, both bounded by the limits above; httptools costs the
+    # loop less per request and per write (docs/adr/1004-the-server-on-httptools.md).
+    http_parser: Literal["h11", "httptools"] = "httptools"
     max_variables: int = Field(default=50, gt=0)
     max_variable_chars: int = Field(default=20_000, gt=0)
     max_context_chars: int = Field(default=100_000, gt=0)

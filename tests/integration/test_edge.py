@@ -1,5 +1,6 @@
 """The connection rules at the server's edge, against the function served as deployed
-(functions-framework, gunicorn, uvicorn's worker with our h11 protocol), on raw sockets:
+(functions-framework, gunicorn, uvicorn's worker with our protocol: ``HTTP_PARSER``'s, h11
+or httptools), on raw sockets:
 an answer given before the body has all arrived closes the connection, a request with
 both lengths is refused and closed, the head limit holds however the head arrives, and an
 idle connection outlives the pools of the proxies in front (docs/adr/0306-server-edge.md).
@@ -283,3 +284,14 @@ def test_the_keep_alive_setting_reaches_the_worker(serve: Serve) -> None:
             idle = time.monotonic()
             assert closed_within(sock, 10)
             assert 3 < time.monotonic() - idle < 7
+
+
+@pytest.mark.parametrize(("parser", "status"), [("h11", b"400"), ("httptools", b"200")])
+def test_the_parser_setting_reaches_the_worker(serve: Serve, parser: str, status: bytes) -> None:
+    # The one head the two parsers answer differently (docs/adr/1004): h11 takes a single
+    # space between the method and the target, llhttp more.
+    with serve("execute_prompt_stream", env={"HTTP_PARSER": parser}) as chosen:
+        with connect(chosen) as sock:
+            sock.sendall(b"GET  /__/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = read_until(sock, lambda r: b"\r\n\r\n" in r, timeout=5)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer
