@@ -25,6 +25,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Self
@@ -64,7 +65,8 @@ async def _report() -> None:
         await asyncio.sleep(1)
         if dict(_counts) != said:
             said = dict(_counts)
-            print("requests " + json.dumps(said, sort_keys=True), file=sys.stderr, flush=True)
+            at = time.strftime("%H:%M:%S", time.gmtime())
+            print(f"{at} requests {json.dumps(said, sort_keys=True)}", file=sys.stderr, flush=True)
 
 
 async def _pipe(
