@@ -5,8 +5,9 @@ waits for the first to come back, and then goes with every other read that waite
 request: a burst of openings makes fewer requests, each costing the relay's loop a
 client request and Firestore its own work, while a lone read is sent at once, with no
 window to wait for. The documents of one ``batchGet`` are read at one time, as each
-caller's were; each caller gets back exactly the documents it named.
-See docs/adr/1003-reads-that-meet.md.
+caller's were; each caller gets back exactly the documents it named. No read waits longer
+than ``patience`` behind the ones out: a read stuck on a dead connection holds the others
+up that long, not for the client's whole timeout. See docs/adr/1003-reads-that-meet.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ __all__ = ["BatchReads"]
 # The most document names one merged request carries; a read naming more goes alone, as
 # it always did (a merged request is never larger than what callers sent before).
 MAX_NAMES = 100
+# How long a read waits behind the reads out before it goes without them: far longer than
+# a round trip to Firestore, far shorter than the client's timeout.
+PATIENCE = 0.5
 
 Send = Callable[[list[str]], Awaitable[list[Any]]]
 Items = dict[str, Any]
@@ -31,11 +35,12 @@ def _shared(exc: Exception) -> Exception:
 
 
 class _Waiting:
-    __slots__ = ("future", "names")
+    __slots__ = ("future", "names", "since")
 
-    def __init__(self, names: Sequence[str], future: asyncio.Future[Items]) -> None:
+    def __init__(self, names: Sequence[str], future: asyncio.Future[Items], since: float) -> None:
         self.names = names
         self.future = future
+        self.since = since
 
 
 class BatchReads:
@@ -53,14 +58,18 @@ class BatchReads:
         in_flight: int,
         *,
         max_names: int = MAX_NAMES,
+        patience: float = PATIENCE,
         own: Callable[[Exception], Exception] = _shared,
     ) -> None:
         self._send = send
         self._own = own
         self._limit = in_flight
         self._max_names = max_names
+        self._patience = patience
         self._busy = 0
         self._queue: collections.deque[_Waiting] = collections.deque()
+        # Due when the read at the head of the queue has waited ``patience``.
+        self._timer: asyncio.TimerHandle | None = None
         # The merged requests, owned here: no caller owns a request others wait on.
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,14 +91,26 @@ class BatchReads:
                 self._busy -= 1
                 self._flush()
             return _pick(_index(items), names)
-        future: asyncio.Future[Items] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(names, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Items] = loop.create_future()
+        self._queue.append(_Waiting(names, future, loop.time()))
+        self._arm()
         # A caller that leaves cancels its future only: the merged request goes on for
         # the others, and a read still queued is left out of it.
         return await future
 
-    def _flush(self) -> None:
-        while self._queue and self._busy < self._limit:
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._queue:
+            due = self._queue[0].since + self._patience
+            self._timer = asyncio.get_running_loop().call_at(due, self._flush, True)
+
+    def _flush(self, overdue: bool = False) -> None:
+        """Send what waits, as one request (or more, past the cap) per free slot; when
+        ``overdue``, all of it whatever is out."""
+        while self._queue and (overdue or self._busy < self._limit):
             batch: list[_Waiting] = []
             names: dict[str, None] = {}
             while self._queue:
@@ -104,11 +125,12 @@ class BatchReads:
                 batch.append(waiting)
                 names.update(dict.fromkeys(fresh))
             if not batch:
-                return
+                break
             self._busy += 1
             task = asyncio.get_running_loop().create_task(self._merged(batch, list(names)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        self._arm()
 
     async def _merged(self, batch: list[_Waiting], names: list[str]) -> None:
         try:
@@ -131,6 +153,9 @@ class BatchReads:
 
     async def aclose(self) -> None:
         """Stop the merged requests still out (their callers see them cancelled)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

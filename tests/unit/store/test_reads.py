@@ -19,9 +19,12 @@ class Requests:
     def __init__(self) -> None:
         self.sent: list[list[str]] = []
         self._pending: list[asyncio.Future[list[Any]]] = []
+        self._arrived = asyncio.Condition()
 
     async def send(self, names: list[str]) -> list[Any]:
         self.sent.append(list(names))
+        async with self._arrived:
+            self._arrived.notify_all()
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._pending.append(future)
         return await future
@@ -36,6 +39,11 @@ class Requests:
             else:
                 items.append({"found": {"name": name, "fields": {}, "updateTime": "u"}})
         self._pending[index].set_result(items)
+
+    async def until(self, count: int) -> None:
+        """Until ``count`` requests were sent (a liveness bound, not a timing)."""
+        async with asyncio.timeout(5), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.sent) >= count)
 
     def fail(self, index: int, exc: Exception) -> None:
         self._pending[index].set_exception(exc)
@@ -206,3 +214,19 @@ async def test_aclose_cancels_the_merged_requests_and_their_callers() -> None:
         await reads.aclose()
     assert await done(first) == [found(["a"])]
     assert waiting.cancelled()
+
+
+async def test_reads_that_waited_past_the_patience_go_without_the_read_still_out() -> None:
+    requests = Requests()
+    reads = BatchReads(requests.send, 1, patience=0.05)
+    stuck = asyncio.create_task(reads.read(["a"]))  # its connection dead: never answered
+    await settle()
+    waiting = [asyncio.create_task(reads.read([name])) for name in ("b", "c")]
+    await requests.until(2)
+    assert requests.sent == [["a"], ["b", "c"]]  # together, beside the stuck one
+    requests.answer(1)
+    assert await done(*waiting) == [found(["b"]), found(["c"])]
+    assert not stuck.done()
+    stuck.cancel()
+    await done(stuck)
+    assert reads.in_flight == 0
