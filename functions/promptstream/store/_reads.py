@@ -26,7 +26,7 @@ MAX_NAMES = 100
 # a round trip to Firestore, far shorter than the client's timeout.
 PATIENCE = 0.5
 
-Send = Callable[[list[str]], Awaitable[list[Any]]]
+BatchGet = Callable[[list[str]], Awaitable[list[Any]]]
 Items = dict[str, Any]
 
 
@@ -54,7 +54,7 @@ class BatchReads:
 
     def __init__(
         self,
-        send: Send,
+        send: BatchGet,
         in_flight: int,
         *,
         max_names: int = MAX_NAMES,
