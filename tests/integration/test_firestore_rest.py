@@ -187,9 +187,9 @@ async def test_many_openings_of_one_user_never_exceed_the_cap(
 async def test_reads_that_meet_reach_the_emulator_as_one_request(
     firestore_emulator: FirestoreEmulator, db: Any
 ) -> None:
-    """Four reads at once with one read in flight at most: the first goes alone, the three
-    that waited as one ``batchGet``; each caller gets exactly the documents it named, a
-    missing one as missing (docs/adr/1003-reads-that-meet.md)."""
+    """Four reads asked for in one turn of the loop go as one ``batchGet``; each caller
+    gets exactly the documents it named, a missing one as missing
+    (docs/adr/1003-reads-that-meet.md)."""
     for name in ("p1", "p2", "p3"):
         add_prompt(db, name, content=f"content of {name}")
     sent: list[str] = []
@@ -201,9 +201,7 @@ async def test_reads_that_meet_reach_the_emulator_as_one_request(
         return await handler(request)
 
     async with aiohttp.ClientSession(middlewares=(count,)) as session:
-        rest = FirestoreRest(
-            PROJECT, session, emulator_host=firestore_emulator.host, reads_in_flight=1
-        )
+        rest = FirestoreRest(PROJECT, session, emulator_host=firestore_emulator.host)
         asked = [
             ["prompts/p1"],
             ["prompts/p2", "prompts/nope"],
@@ -212,7 +210,7 @@ async def test_reads_that_meet_reach_the_emulator_as_one_request(
         ]
         got = await asyncio.gather(*(rest.get_all(paths) for paths in asked))
         await rest.close()
-    assert sent == ["batchGet", "batchGet"]
+    assert sent == ["batchGet"]
     for paths, docs in zip(asked, got, strict=True):
         assert sorted(docs) == sorted(paths)
         for path, doc in docs.items():

@@ -31,7 +31,7 @@ from support.http import Call, request_bytes
 PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
 # The proxy counts requests: each opening's read its own, so that the count is the
 # openings' (reads that meet would go as one: docs/adr/1003-reads-that-meet.md).
-ALONE = {"FIRESTORE_READS_IN_FLIGHT": "0"}
+ALONE = {"FIRESTORE_MERGE_READS": "false"}
 
 
 @pytest.fixture(autouse=True)

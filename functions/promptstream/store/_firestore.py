@@ -238,7 +238,7 @@ class FirestoreRest:
         credentials: Any = None,
         timeout: float = DEFAULTS.firestore_timeout_seconds,
         read_attempts: int = 3,
-        reads_in_flight: int = DEFAULTS.firestore_reads_in_flight,
+        merge_reads: bool = DEFAULTS.firestore_merge_reads,
     ) -> None:
         self.root = f"projects/{project}/databases/(default)/documents"
         base = f"http://{emulator_host}" if emulator_host else _PRODUCTION_URL
@@ -250,7 +250,7 @@ class FirestoreRest:
         self._refresher: ThreadPoolExecutor | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._read_attempts = read_attempts
-        self._reads = BatchReads(self._batch_get, reads_in_flight, own=_again)
+        self._reads = BatchReads(self._batch_get, merge=merge_reads, own=_again)
 
     async def close(self) -> None:
         await self._reads.aclose()

@@ -125,7 +125,7 @@ class Store:
                 emulator_host=self._emulator_host,
                 credentials=self._credentials,
                 timeout=self._settings.firestore_timeout_seconds,
-                reads_in_flight=self._settings.firestore_reads_in_flight,
+                merge_reads=self._settings.firestore_merge_reads,
             )
         return self._rest
 

@@ -19,12 +19,9 @@ class Requests:
     def __init__(self) -> None:
         self.sent: list[list[str]] = []
         self._pending: list[asyncio.Future[list[Any]]] = []
-        self._arrived = asyncio.Condition()
 
     async def send(self, names: list[str]) -> list[Any]:
         self.sent.append(list(names))
-        async with self._arrived:
-            self._arrived.notify_all()
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._pending.append(future)
         return await future
@@ -40,16 +37,15 @@ class Requests:
                 items.append({"found": {"name": name, "fields": {}, "updateTime": "u"}})
         self._pending[index].set_result(items)
 
-    async def until(self, count: int) -> None:
-        """Until ``count`` requests were sent (a liveness bound, not a timing)."""
-        async with asyncio.timeout(5), self._arrived:
-            await self._arrived.wait_for(lambda: len(self.sent) >= count)
+    def cancelled(self, index: int) -> bool:
+        return self._pending[index].cancelled()
 
     def fail(self, index: int, exc: Exception) -> None:
         self._pending[index].set_exception(exc)
 
 
 async def settle() -> None:
+    """A few turns of the loop, and no time: nothing here waits for a timer."""
     for _ in range(5):
         await asyncio.sleep(0)
 
@@ -65,54 +61,58 @@ def found(names: list[str]) -> dict[str, Any]:
     return {n: {"found": {"name": n, "fields": {}, "updateTime": "u"}} for n in names}
 
 
-async def test_a_lone_read_is_sent_at_once() -> None:
+def reads_at_once(reads: BatchReads, *asked: list[str]) -> list[asyncio.Task[Any]]:
+    """Reads asked for in one turn of the loop (the tasks start in the next, together)."""
+    return [asyncio.create_task(reads.read(names)) for names in asked]
+
+
+async def test_a_lone_read_is_sent_at_the_end_of_its_turn_without_a_window() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1)
-    task = asyncio.create_task(reads.read(["a", "b"]))
-    await asyncio.sleep(0)  # the read's first step, no more: no window waited for
+    reads = BatchReads(requests.send)
+    [task] = reads_at_once(reads, ["a", "b"])
+    await settle()  # turns of the loop, no time: a window of any length has not passed
     assert requests.sent == [["a", "b"]]
     requests.answer(0)
     assert await done(task) == [found(["a", "b"])]
 
 
-async def test_reads_that_meet_go_as_one_request_each_getting_its_own_documents() -> None:
+async def test_reads_of_one_turn_go_as_one_request_each_getting_its_own_documents() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1)
-    first = asyncio.create_task(reads.read(["p1", "l1"]))
+    reads = BatchReads(requests.send)
+    tasks = reads_at_once(reads, ["p1", "l1"], ["p2", "l2"], ["p1", "l3"], ["gone"])
     await settle()
-    waiting = [
-        asyncio.create_task(reads.read(names)) for names in (["p2", "l2"], ["p1", "l3"], ["gone"])
-    ]
-    await settle()
-    assert requests.sent == [["p1", "l1"]]  # the others wait for the slot
-    requests.answer(0)
-    await settle()
-    # One request for the three that waited, each name once.
-    assert requests.sent[1:] == [["p2", "l2", "p1", "l3", "gone"]]
-    requests.answer(1, missing=frozenset({"gone", "l3"}))
-    assert await done(first) == [found(["p1", "l1"])]
-    two, three, four = await done(*waiting)
+    assert requests.sent == [["p1", "l1", "p2", "l2", "l3", "gone"]]  # each name once
+    requests.answer(0, missing=frozenset({"gone", "l3"}))
+    one, two, three, four = await done(*tasks)
+    assert one == found(["p1", "l1"])
     assert two == found(["p2", "l2"])
     assert three == {**found(["p1"]), "l3": {"missing": "l3", "readTime": "t"}}
     assert four == {"gone": {"missing": "gone", "readTime": "t"}}
-    assert reads.in_flight == 0
+
+
+async def test_reads_of_later_turns_go_without_waiting_for_the_first() -> None:
+    requests = Requests()
+    reads = BatchReads(requests.send)
+    first = reads_at_once(reads, ["a"], ["b"])
+    await settle()
+    second = reads_at_once(reads, ["c"])
+    await settle()
+    assert requests.sent == [["a", "b"], ["c"]]  # the first still out
+    requests.answer(1)
+    requests.answer(0)
+    assert await done(*first, *second) == [found(["a"]), found(["b"]), found(["c"])]
 
 
 async def test_a_failed_merged_request_reaches_every_caller_as_its_own_error() -> None:
     requests = Requests()
     reads = BatchReads(
-        requests.send, 1, own=lambda e: e.again() if isinstance(e, FirestoreError) else e
+        requests.send, own=lambda e: e.again() if isinstance(e, FirestoreError) else e
     )
-    first = asyncio.create_task(reads.read(["a"]))
-    await settle()
-    waiting = [asyncio.create_task(reads.read([name])) for name in ("b", "c")]
-    await settle()
-    requests.answer(0)
+    tasks = reads_at_once(reads, ["a"], ["b"])
     await settle()
     refusal = FirestoreError(503, "UNAVAILABLE", "try later")
-    requests.fail(1, refusal)
-    await done(first)
-    errors = await done(*waiting)
+    requests.fail(0, refusal)
+    errors = await done(*tasks)
     assert all(isinstance(e, FirestoreError) and e.status == "UNAVAILABLE" for e in errors)
     assert errors[0] is not errors[1]  # each its own
     assert all(e.__cause__ is refusal for e in errors)
@@ -120,80 +120,51 @@ async def test_a_failed_merged_request_reaches_every_caller_as_its_own_error() -
 
 async def test_one_callers_cancellation_does_not_cancel_the_others() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1)
-    first = asyncio.create_task(reads.read(["a"]))
+    reads = BatchReads(requests.send)
+    leaving, staying = reads_at_once(reads, ["b"], ["c"])
     await settle()
-    leaving, staying = (asyncio.create_task(reads.read([name])) for name in ("b", "c"))
-    await settle()
-    requests.answer(0)
-    await settle()
-    assert requests.sent[1] == ["b", "c"]
+    assert requests.sent == [["b", "c"]]
     leaving.cancel()
     await settle()
-    requests.answer(1)
+    requests.answer(0)
     assert await done(staying) == [found(["c"])]
     assert leaving.cancelled()
-    await done(first)
 
 
-async def test_a_read_whose_caller_left_while_it_waited_is_not_sent() -> None:
+async def test_a_read_whose_caller_left_before_it_was_sent_is_left_out() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1)
-    first = asyncio.create_task(reads.read(["a"]))
-    await settle()
-    leaving, staying = (asyncio.create_task(reads.read([name])) for name in ("b", "c"))
-    await settle()
+    reads = BatchReads(requests.send)
+    leaving, staying, other = reads_at_once(reads, ["b"], ["c"], ["d"])
+    await asyncio.sleep(0)  # the three asked; their turn has not ended
     leaving.cancel()
     await settle()
+    assert requests.sent == [["c", "d"]]
     requests.answer(0)
-    await settle()
-    assert requests.sent[1:] == [["c"]]
-    requests.answer(1)
-    assert await done(staying) == [found(["c"])]
-    await done(first)
+    assert await done(staying, other) == [found(["c"]), found(["d"])]
 
 
-async def test_the_first_caller_leaving_still_sends_the_reads_that_waited() -> None:
+async def test_a_merged_request_stays_under_the_cap_and_the_rest_go_beside_it() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1)
-    first = asyncio.create_task(reads.read(["a"]))
+    reads = BatchReads(requests.send, max_names=3)
+    tasks = reads_at_once(reads, ["a"], ["b", "c"], ["d", "e"], ["f"], ["a", "b", "c", "d"])
     await settle()
-    staying = asyncio.create_task(reads.read(["b"]))
-    await settle()
-    first.cancel()  # its own request cancelled; the slot frees for the one waiting
-    await settle()
-    assert requests.sent == [["a"], ["b"]]
-    requests.answer(1)
-    assert await done(staying) == [found(["b"])]
-
-
-async def test_a_merged_request_stays_under_the_cap_and_the_rest_follow() -> None:
-    requests = Requests()
-    reads = BatchReads(requests.send, 1, max_names=3)
-    first = asyncio.create_task(reads.read(["a"]))
-    await settle()
-    waiting = [asyncio.create_task(reads.read(n)) for n in (["b", "c"], ["d", "e"], ["f"])]
-    await settle()
-    requests.answer(0)
-    await settle()
-    assert requests.sent[1:] == [["b", "c"]]  # "d", "e" would make four
-    requests.answer(1)
-    await settle()
-    assert requests.sent[2:] == [["d", "e", "f"]]
-    requests.answer(2)
-    assert await done(first, *waiting) == [
+    # "d", "e" would make four; a read naming four goes alone, as it always did.
+    assert requests.sent == [["a", "b", "c"], ["d", "e", "f"], ["a", "b", "c", "d"]]
+    for index in range(3):
+        requests.answer(index)
+    assert await done(*tasks) == [
         found(["a"]),
         found(["b", "c"]),
         found(["d", "e"]),
         found(["f"]),
+        found(["a", "b", "c", "d"]),
     ]
 
 
-@pytest.mark.parametrize("in_flight", [0, 2])
-async def test_with_free_slots_or_none_reads_go_each_alone(in_flight: int) -> None:
+async def test_without_merging_each_read_goes_alone() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, in_flight)
-    tasks = [asyncio.create_task(reads.read([name])) for name in ("a", "b")]
+    reads = BatchReads(requests.send, merge=False)
+    tasks = reads_at_once(reads, ["a"], ["b"])
     await settle()
     assert requests.sent == [["a"], ["b"]]
     requests.answer(0)
@@ -203,30 +174,22 @@ async def test_with_free_slots_or_none_reads_go_each_alone(in_flight: int) -> No
 
 async def test_aclose_cancels_the_merged_requests_and_their_callers() -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1)
-    first = asyncio.create_task(reads.read(["a"]))
-    await settle()
-    waiting = asyncio.create_task(reads.read(["b"]))
-    await settle()
-    requests.answer(0)
+    reads = BatchReads(requests.send)
+    tasks = reads_at_once(reads, ["a"], ["b"])
     await settle()
     async with asyncio.timeout(5):
         await reads.aclose()
-    assert await done(first) == [found(["a"])]
-    assert waiting.cancelled()
+    await done(*tasks)
+    assert all(task.cancelled() for task in tasks)
 
 
-async def test_reads_that_waited_past_the_patience_go_without_the_read_still_out() -> None:
+@pytest.mark.parametrize("merge", [True, False])
+async def test_a_lone_callers_cancellation_cancels_its_own_request(merge: bool) -> None:
     requests = Requests()
-    reads = BatchReads(requests.send, 1, patience=0.05)
-    stuck = asyncio.create_task(reads.read(["a"]))  # its connection dead: never answered
+    reads = BatchReads(requests.send, merge=merge)
+    [task] = reads_at_once(reads, ["a"])
     await settle()
-    waiting = [asyncio.create_task(reads.read([name])) for name in ("b", "c")]
-    await requests.until(2)
-    assert requests.sent == [["a"], ["b", "c"]]  # together, beside the stuck one
-    requests.answer(1)
-    assert await done(*waiting) == [found(["b"]), found(["c"])]
-    assert not stuck.done()
-    stuck.cancel()
-    await done(stuck)
-    assert reads.in_flight == 0
+    task.cancel()
+    await done(task)
+    assert requests.sent == [["a"]]
+    assert task.cancelled() and requests.cancelled(0)
