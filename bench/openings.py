@@ -3,7 +3,7 @@ executions of a short answer (chunks 1 ms apart) through the function served as 
 the relay's process tree's CPU divided by N. Loopback only, bounded by N.
 
     functions/venv/bin/python -m bench.openings [--executions 400] [--chunks 10] [--ask latest]
-        [--profile FILE]
+        [--concurrency 1] [--env NAME=VALUE] [--profile FILE]
 
 With ``--chunks 1`` it also prints the "opened" figure: the relay's CPU per execution
 opened (docs/adr/1002-opening-cpu.md). ``--profile FILE`` records the worker with py-spy
@@ -16,6 +16,10 @@ during the measured executions (collapsed stacks of the thread holding the GIL).
 Unlike bench S6 (chunks paced at 10 ms, so each is a wake-up of an idle loop), this keeps
 the loop warm: what is left is the opening (token, body, Firestore read and commit, the
 upstream request), the relay and the record's finish.
+
+``--concurrency N`` keeps N executions in flight at once instead of one (a burst, as S2's
+openings are): what an opening costs when others open beside it, where reads that meet go
+as one request (docs/adr/1003-reads-that-meet.md). ``--env`` adds a setting of the function.
 """
 
 from __future__ import annotations
@@ -46,7 +50,12 @@ ASKS: dict[str, dict[str, object]] = {
 
 
 async def _run(
-    url: str, executions: int, pids: list[int], ask: str, profile: tuple[int, Path] | None
+    url: str,
+    executions: int,
+    pids: list[int],
+    ask: str,
+    profile: tuple[int, Path] | None,
+    concurrency: int = 1,
 ) -> float:
     tokens = [devstack.id_token(f"u{i}", project=PROJECT) for i in range(executions + 20)]
     asked = {"prompt_id": "p1", "variables": {"topic": "x"}, **ASKS[ask]}
@@ -65,8 +74,15 @@ async def _run(
             await one(i)
         profiler = Profiler(*profile, rate=500) if profile is not None else None
         before = sample(pids)
-        for i in range(20, 20 + executions):
-            await one(i)
+        numbers = iter(range(20, 20 + executions))
+
+        async def worker() -> None:
+            for i in numbers:
+                await one(i)
+
+        async with asyncio.TaskGroup() as tasks:
+            for _ in range(concurrency):
+                tasks.create_task(worker())
         cpu = sample(pids).cpu_since(before)
         if profiler is not None:
             profiler.stop()
@@ -78,6 +94,10 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=400)
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--ask", choices=sorted(ASKS), default="latest")
+    parser.add_argument("--concurrency", type=int, default=1, help="executions in flight at once")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a function setting"
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -109,15 +129,28 @@ def main() -> None:
                 upstream,
                 project=PROJECT,
                 api_key=API_KEY,
-                env={"MAX_CONCURRENT_STREAMS": "100"},
+                env={
+                    "MAX_CONCURRENT_STREAMS": "100",
+                    **dict(item.split("=", 1) for item in args.env),
+                },
             ) as server:
                 started = time.monotonic()
                 pids = tree_pids(server.pid)
                 profile = (server.worker_pids()[0], args.profile) if args.profile else None
-                ms = asyncio.run(_run(server.url + "/", args.executions, pids, args.ask, profile))
+                ms = asyncio.run(
+                    _run(
+                        server.url + "/",
+                        args.executions,
+                        pids,
+                        args.ask,
+                        profile,
+                        args.concurrency,
+                    )
+                )
                 took = time.monotonic() - started
     print(
-        f"{args.executions} executions ({args.ask}) of {args.chunks} chunks in {took:.1f} s: "
+        f"{args.executions} executions ({args.ask}, {args.concurrency} at once) of "
+        f"{args.chunks} chunks in {took:.1f} s: "
         f"{ms:.2f} ms of relay CPU per execution"
     )
     if args.chunks == 1:

@@ -8,15 +8,24 @@ bytes arrive `delay` late, never reordered. Why hand-written, and the round trip
 as measured: docs/adr/1001-realistic-latency-and-the-bound.md.
 
     python -m devstack._delay --target 127.0.0.1:8080 --delay-ms 5    # prints its address
+
+It also counts the HTTP requests clients send through it, by the last segment of their
+path (``batchGet``, ``commit``...), and writes the totals to stderr (the bench's
+``logs/delay-proxy.log``) each second they moved: Firestore's requests per execution
+(docs/adr/1003-reads-that-meet.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
+import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Self
@@ -27,15 +36,53 @@ __all__ = ["DelayProxy", "serve"]
 
 # Pieces read but not yet due, per direction: past this the reader waits (back-pressure).
 _QUEUE_PIECES = 256
+# A request line, and its verb: the path's last ``:name`` or ``/name``. A line break
+# never appears raw in a JSON body, so only a request line matches.
+_REQUEST = re.compile(rb"[A-Z]+ /[^ \r\n]*?[:/]([A-Za-z_]+) HTTP/1\.[01]\r\n")
+_TAIL = 1024
+_counts: collections.Counter[str] = collections.Counter()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+class _Requests:
+    """Counts the request lines in one connection's client bytes, across pieces."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, data: bytes) -> None:
+        text = self.tail + data
+        for match in _REQUEST.finditer(text):
+            if match.end() > len(self.tail):  # not counted with the pieces before
+                _counts[match.group(1).decode()] += 1
+        self.tail = text[-_TAIL:]
+
+
+async def _report() -> None:
+    said: dict[str, int] = {}
+    while True:
+        await asyncio.sleep(1)
+        if dict(_counts) != said:
+            said = dict(_counts)
+            at = time.strftime("%H:%M:%S", time.gmtime())
+            print(f"{at} requests {json.dumps(said, sort_keys=True)}", file=sys.stderr, flush=True)
+
+
+async def _pipe(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    requests: _Requests | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(_QUEUE_PIECES)
 
     async def read() -> None:
         try:
             while data := await reader.read(65536):
+                if requests is not None:
+                    requests.feed(data)
                 await queue.put((loop.time() + delay, data))
         except OSError:
             pass
@@ -72,7 +119,7 @@ async def _connection(
         return
     try:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(_pipe(client_reader, upstream_writer, delay))
+            tasks.create_task(_pipe(client_reader, upstream_writer, delay, _Requests()))
             tasks.create_task(_pipe(upstream_reader, client_writer, delay))
     except* OSError:
         pass  # a reset on either side ends the connection, as it would on the network
@@ -95,8 +142,12 @@ async def _main(target: str, delay: float, port: int) -> None:
     server = await serve(target, delay, port)
     sockname = server.sockets[0].getsockname()
     print(f"delay proxy listening on 127.0.0.1:{sockname[1]}", flush=True)
-    async with server:
-        await server.serve_forever()
+    report = asyncio.get_running_loop().create_task(_report())
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        report.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
