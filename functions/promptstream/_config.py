@@ -92,10 +92,6 @@ class Settings(BaseModel):
     open_queue_timeout_seconds: float = Field(default=60.0, gt=0)
     # Each Firestore call (a read of two documents, a commit) gives up after this long.
     firestore_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Batch reads asked for in one turn of the loop go as one request: a burst of
-    # openings makes fewer requests, and no read waits for another
-    # (docs/adr/1003-reads-that-meet.md). Off: each read its own request.
-    firestore_merge_reads: bool = True
     # Request limits.
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     # The whole request body must arrive within this long.

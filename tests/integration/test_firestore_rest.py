@@ -14,12 +14,10 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from fake_openrouter import FakeOpenRouterThread
 from promptstream._config import Settings
-from promptstream.store._firestore import FirestoreRest
 from promptstream.store._limits import LimitExceeded
 from promptstream.store._store import Store
 from support import (
@@ -182,56 +180,6 @@ async def test_many_openings_of_one_user_never_exceed_the_cap(
     assert sorted(outcomes) == ["concurrency_limit"] * 4 + ["opened"] * 2
     leases = db.collection("user_limits").document("bob").get().to_dict()["leases"]
     assert sorted(leases) == sorted(d.id for d in db.collection("executions").stream())
-
-
-async def test_reads_that_meet_reach_the_emulator_as_one_request(
-    firestore_emulator: FirestoreEmulator, db: Any
-) -> None:
-    """Four reads asked for in one turn of the loop go as one ``batchGet``; each caller
-    gets exactly the documents it named, a missing one as missing
-    (docs/adr/1003-reads-that-meet.md)."""
-    for name in ("p1", "p2", "p3"):
-        add_prompt(db, name, content=f"content of {name}")
-    sent: list[str] = []
-
-    async def count(
-        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        sent.append(request.url.path.rsplit(":", 1)[-1])
-        return await handler(request)
-
-    async with aiohttp.ClientSession(middlewares=(count,)) as session:
-        rest = FirestoreRest(PROJECT, session, emulator_host=firestore_emulator.host)
-        asked = [
-            ["prompts/p1"],
-            ["prompts/p2", "prompts/nope"],
-            ["prompts/p3", "prompts/p1"],
-            ["prompts/nope"],
-        ]
-        got = await asyncio.gather(*(rest.get_all(paths) for paths in asked))
-        await rest.close()
-    assert sent == ["batchGet"]
-    for paths, docs in zip(asked, got, strict=True):
-        assert sorted(docs) == sorted(paths)
-        for path, doc in docs.items():
-            if path == "prompts/nope":
-                assert (doc.data, doc.update_time) == (None, None)
-            else:
-                assert doc.data is not None and doc.data["content"] == f"content of {path[8:]}"
-
-
-async def test_openings_of_several_users_at_once_each_read_their_own(store: Store, db: Any) -> None:
-    """Eight users open at once through one store, their reads merged: each opening gets
-    its own prompt, and each user's limits hold its own lease."""
-    for i in range(8):
-        add_prompt(db, f"p{i}", content=f"prompt {i}")
-    opened = await asyncio.gather(
-        *(store.begin_execution(uid=f"u{i}", prompt_id=f"p{i}", build=record) for i in range(8))
-    )
-    for i, (execution_id, prompt) in enumerate(opened):
-        assert (prompt.id, prompt.content) == (f"p{i}", f"prompt {i}")
-        limits = db.collection("user_limits").document(f"u{i}").get().to_dict()
-        assert list(limits["leases"]) == [execution_id]
 
 
 # -- the function, when Firestore is not there -------------------------------------------

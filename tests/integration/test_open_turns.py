@@ -29,9 +29,6 @@ from support import (
 from support.http import Call, request_bytes
 
 PROMPT = "Tell me about {{topic}}. [[fake chunks=3 delay=0.01]]"
-# The proxy counts requests: each opening's read its own, so that the count is the
-# openings' (reads that meet would go as one: docs/adr/1003-reads-that-meet.md).
-ALONE = {"FIRESTORE_MERGE_READS": "false"}
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +47,7 @@ def raw_post(server: FunctionServer, uid: str) -> tuple[socket.socket, bytes]:
 def test_at_most_open_concurrency_requests_open_at_once(
     db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
-    with serve(env=dict(OPEN_CONCURRENCY="2", **ALONE), firestore_host=proxy.host) as server:
+    with serve(env=dict(OPEN_CONCURRENCY="2"), firestore_host=proxy.host) as server:
         proxy.hold()
         calls = [Call(server, f"user{i}") for i in range(6)]
         assert wait_until(lambda: proxy.held_requests >= 2, timeout=15)
@@ -70,7 +67,7 @@ def test_with_a_lag_target_a_quick_loop_opens_up_to_the_ceiling(
 ) -> None:
     # Nothing else runs in the instance, so its loop's lag stays far under a second: the
     # bound grows past OPEN_CONCURRENCY, one turn per grant, to OPEN_CONCURRENCY_MAX.
-    env = dict(OPEN_CONCURRENCY="2", OPEN_LAG_TARGET_MS="1000", OPEN_CONCURRENCY_MAX="4", **ALONE)
+    env = dict(OPEN_CONCURRENCY="2", OPEN_LAG_TARGET_MS="1000", OPEN_CONCURRENCY_MAX="4")
     with serve(env=env, firestore_host=proxy.host) as server:
         proxy.hold()
         calls = [Call(server, f"user{i}") for i in range(7)]

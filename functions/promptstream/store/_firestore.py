@@ -29,7 +29,6 @@ import aiohttp
 
 from .._config import DEFAULTS
 from .._json import dumps, loads
-from ._reads import BatchReads
 
 __all__ = [
     "Document",
@@ -64,12 +63,6 @@ class FirestoreError(Exception):
         self.status = status
         self.message = message
 
-    def again(self) -> FirestoreError:
-        """The same refusal for another caller of a merged read (``BatchReads``)."""
-        own = FirestoreError(self.http_status, self.status, self.message)
-        own.__cause__ = self
-        return own
-
     @property
     def conflict(self) -> bool:
         """A precondition failed, so nothing was written: read again and retry."""
@@ -94,10 +87,6 @@ class Vector:
 
     def __init__(self, values: Iterable[float]) -> None:
         object.__setattr__(self, "values", tuple(float(v) for v in values))
-
-
-def _again(exc: Exception) -> Exception:
-    return exc.again() if isinstance(exc, FirestoreError) else exc
 
 
 def field_path(*segments: str) -> str:
@@ -238,7 +227,6 @@ class FirestoreRest:
         credentials: Any = None,
         timeout: float = DEFAULTS.firestore_timeout_seconds,
         read_attempts: int = 3,
-        merge_reads: bool = DEFAULTS.firestore_merge_reads,
     ) -> None:
         self.root = f"projects/{project}/databases/(default)/documents"
         base = f"http://{emulator_host}" if emulator_host else _PRODUCTION_URL
@@ -250,34 +238,31 @@ class FirestoreRest:
         self._refresher: ThreadPoolExecutor | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._read_attempts = read_attempts
-        self._reads = BatchReads(self._batch_get, merge=merge_reads, own=_again)
 
     async def close(self) -> None:
-        await self._reads.aclose()
         await self._session.close()
 
     def name(self, path: str) -> str:
         return f"{self.root}/{path}"
 
     async def get_all(self, paths: Sequence[str]) -> dict[str, Document]:
-        """The documents at ``paths`` (relative, ``collection/id``), read at one time;
-        with other reads that meet it in one request (docs/adr/1003-reads-that-meet.md)."""
+        """The documents at ``paths`` (relative, ``collection/id``), read at one time."""
+        body = {"documents": [self.name(p) for p in paths]}
+        results = await self._post_read(":batchGet", body)
         wanted = {self.name(path): path for path in paths}
-        items = await self._reads.read(list(wanted))
         out: dict[str, Document] = {}
-        for name, item in items.items():
-            path = wanted[name]
+        for item in results:
             found = item.get("found")
+            name = found["name"] if found else item.get("missing")
+            path = wanted.get(name)
+            if path is None:
+                continue  # a read time alone, or a name we did not ask for
             if found:
                 data = decode_fields(found.get("fields") or {})
                 out[path] = Document(path, data, found["updateTime"])
             else:
                 out[path] = Document(path, None, None)
         return out
-
-    async def _batch_get(self, names: list[str]) -> list[Any]:
-        answer = await self._post_read(":batchGet", {"documents": names})
-        return answer if isinstance(answer, list) else []
 
     async def commit(self, writes: Iterable[Mapping[str, Any]]) -> list[str | None]:
         """Apply ``writes`` (REST ``Write`` objects) atomically; each write's update time

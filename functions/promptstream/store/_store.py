@@ -125,7 +125,6 @@ class Store:
                 emulator_host=self._emulator_host,
                 credentials=self._credentials,
                 timeout=self._settings.firestore_timeout_seconds,
-                merge_reads=self._settings.firestore_merge_reads,
             )
         return self._rest
 
