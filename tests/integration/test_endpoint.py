@@ -44,9 +44,11 @@ def test_stream_relays_chunks_incrementally(db: Any, stream_server: FunctionServ
     ]
     assert len(content_times) == 5
     # Arrivals are spread over the upstream's own pacing (4 gaps of 0.25 s), not bunched
-    # at the end, which is what a buffering relay would do.
+    # at the end, which is what a buffering relay would do. The first chunk may wait for
+    # the opening's commit, which the upstream's work overlaps (docs/adr/1000), so on a
+    # busy machine the first gap can be short; the later ones are the relay's alone.
     gaps = [b - a for a, b in itertools.pairwise(content_times)]
-    assert all(gap > 0.1 for gap in gaps), gaps
+    assert all(gap > 0.1 for gap in gaps[1:]), gaps
 
 
 def test_stream_wire_format(
