@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Self
 
-from ._parts import first_line, stop_group
+from ._parts import _Part, first_line
 
 __all__ = ["DelayProxy", "serve"]
 
@@ -162,42 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-class DelayProxy:
+class DelayProxy(_Part):
     """`python -m devstack._delay` in its own process group: ``host`` reaches ``target``
     ``delay_ms`` later each way. Its output goes to ``log_dir/delay-proxy.log``."""
 
     def __init__(self, target: str, delay_ms: float, log_dir: Path | None = None) -> None:
+        super().__init__()
         self.target = target
         self.delay_ms = delay_ms
         self.log_dir = log_dir
         self.host = ""
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_group(self.proc)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-            self.proc = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def start(self) -> Self:
         log: IO[bytes] | int = subprocess.DEVNULL

@@ -239,6 +239,8 @@ class _Part:
     def stop(self) -> None:
         if self.proc is not None:
             stop_group(self.proc)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()  # a part read its first line from it
             self.proc = None
         if self._log is not None:
             self._log.close()
