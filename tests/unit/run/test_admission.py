@@ -317,16 +317,25 @@ async def test_with_a_lag_target_a_quick_loop_opens_more_at_once_up_to_the_ceili
     assert openings.limit == 6
 
 
+class Holders:
+    """Requests that take a turn and hold it until ``release`` is set; ``inside``: the
+    uids that got one."""
+
+    def __init__(self, openings: Openings) -> None:
+        self.openings = openings
+        self.release = asyncio.Event()
+        self.inside: list[str] = []
+
+    async def run(self, uid: str) -> None:
+        async with self.openings.turn(uid):
+            self.inside.append(uid)
+            await self.release.wait()
+
+
 async def test_a_bound_that_grows_hands_its_new_turns_out_at_once() -> None:
     openings = Openings(2, queue_timeout=5, lag_target=10.0, ceiling=6)
-    release = asyncio.Event()
-    inside: list[str] = []
-
-    async def run(uid: str) -> None:
-        async with openings.turn(uid):
-            inside.append(uid)
-            await release.wait()
-
+    held = Holders(openings)
+    release, inside, run = held.release, held.inside, held.run
     tasks = [asyncio.create_task(run(f"user{n}")) for n in range(10)]
     for _ in range(20):
         await asyncio.sleep(0)
@@ -338,14 +347,8 @@ async def test_a_bound_that_grows_hands_its_new_turns_out_at_once() -> None:
 
 async def test_requests_that_come_to_wait_later_grow_the_bound_too() -> None:
     openings = Openings(2, queue_timeout=5, lag_target=10.0, ceiling=6)
-    release = asyncio.Event()
-    inside: list[str] = []
-
-    async def run(uid: str) -> None:
-        async with openings.turn(uid):
-            inside.append(uid)
-            await release.wait()
-
+    held = Holders(openings)
+    release, inside, run = held.release, held.inside, held.run
     holders = [asyncio.create_task(run(f"holder{n}")) for n in range(2)]
     for _ in range(5):  # their grants' probes have run, with nobody waiting
         await asyncio.sleep(0)
