@@ -44,19 +44,29 @@ def raw_post(server: FunctionServer, uid: str) -> tuple[socket.socket, bytes]:
     return conn, payload
 
 
+def held_at_once(
+    server: FunctionServer, proxy: TcpProxy, *, users: int, held: int, timeout: float
+) -> list[Call]:
+    """One request per user with Firestore held: exactly ``held`` of them reach it (their
+    reads wait at the proxy), the rest wait for a turn; then Firestore is let go and every
+    request is waited for."""
+    proxy.hold()
+    calls = [Call(server, f"user{i}") for i in range(users)]
+    assert wait_until(lambda: proxy.held_requests >= held, timeout=timeout)
+    time.sleep(1.0)  # room for more to arrive, if the bound did not hold
+    assert proxy.held_requests == held
+    assert all(call.is_alive() for call in calls)
+    proxy.release()
+    for call in calls:
+        call.join(30)
+    return calls
+
+
 def test_at_most_open_concurrency_requests_open_at_once(
     db: Any, proxy: TcpProxy, fake_upstream: FakeOpenRouterThread, serve: Serve
 ) -> None:
     with serve(env=dict(OPEN_CONCURRENCY="2"), firestore_host=proxy.host) as server:
-        proxy.hold()
-        calls = [Call(server, f"user{i}") for i in range(6)]
-        assert wait_until(lambda: proxy.held_requests >= 2, timeout=15)
-        time.sleep(1.0)  # room for more to arrive, if the bound did not hold
-        assert proxy.held_requests == 2
-        assert all(call.is_alive() for call in calls)
-        proxy.release()
-        for call in calls:
-            call.join(30)
+        calls = held_at_once(server, proxy, users=6, held=2, timeout=15)
     assert [call.status for call in calls] == [200] * 6
     assert all(call.text.endswith("data: [DONE]\n\n") for call in calls)
     assert sorted(r["status"] for r in executions(db)) == ["completed"] * 6
@@ -69,17 +79,9 @@ def test_with_a_lag_target_a_quick_loop_opens_up_to_the_ceiling(
     # bound grows past OPEN_CONCURRENCY, one turn per grant, to OPEN_CONCURRENCY_MAX.
     env = dict(OPEN_CONCURRENCY="2", OPEN_LAG_TARGET_MS="1000", OPEN_CONCURRENCY_MAX="4")
     with serve(env=env, firestore_host=proxy.host) as server:
-        proxy.hold()
-        calls = [Call(server, f"user{i}") for i in range(7)]
         # Well inside FIRESTORE_TIMEOUT_SECONDS (10 s), after which held reads are retried
         # and counted again.
-        assert wait_until(lambda: proxy.held_requests >= 4, timeout=5)
-        time.sleep(1.0)  # room for more to arrive, if the ceiling did not hold
-        assert proxy.held_requests == 4
-        assert all(call.is_alive() for call in calls)
-        proxy.release()
-        for call in calls:
-            call.join(30)
+        calls = held_at_once(server, proxy, users=7, held=4, timeout=5)
     assert [call.status for call in calls] == [200] * 7
     assert sorted(r["status"] for r in executions(db)) == ["completed"] * 7
 
