@@ -51,12 +51,13 @@ _WORDS = (
 
 
 def synthetic_document(passages: int, seed: int = 7) -> bytes:
-    """``passages`` Markdown sections of about 300 characters, each its own passage."""
+    """``passages`` Markdown sections of about 300 characters in four sentences, each
+    section its own passage (and four sentence vectors: ADR 0802)."""
     rng = random.Random(seed)
     parts = []
     for i in range(passages):
-        words = " ".join(rng.choice(_WORDS) for _ in range(45))
-        parts.append(f"## Section {i}\n\nSection {i} is about {words}.")
+        sentences = [" ".join(rng.choice(_WORDS) for _ in range(11)) for _ in range(4)]
+        parts.append(f"## Section {i}\n\nSection {i} is about " + ". ".join(sentences) + ".")
     return ("# Synthetic\n\n" + "\n\n".join(parts)).encode()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouterThread
 from promptstream.knowledge import _generations
+from promptstream.knowledge._chunking import Passage
 from promptstream.knowledge._ingest import IngestError, IngestLimits, delete_passages, ingest
 from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
@@ -145,8 +147,14 @@ async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     # The lexical score's terms, stemmed in the language guessed for the whole document.
     assert doc["language"] == "english"
     assert first["terms"] == " ".join(terms(f"{first['heading']}\n{first['text']}", "english"))
-    # Two passages a batch: two calls for three passages.
-    assert fake_upstream.stats()["embedding_requests"] == 2
+    # The first passage's two sentences have vectors of their own (int8, 256 each); the
+    # others are one sentence, which their own vector stands for (ADR 0802).
+    assert len(first["sentence_vectors"]) == 2 * 256
+    assert all("sentence_vectors" not in p for p in stored[1:])
+    sentences = sum(len(Passage(p["position"], p["heading"], p["text"]).sentences(12)) for p in stored)
+    assert sentences == 2
+    # Two texts a batch, the passages' and then their sentences': three calls for five.
+    assert fake_upstream.stats()["embedding_requests"] == math.ceil((3 + sentences) / 2)
 
 
 async def test_search_finds_the_passage_that_answers(

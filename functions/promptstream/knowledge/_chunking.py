@@ -38,6 +38,9 @@ _SENTENCE_START = re.compile(r"(?<=[.!?;:])\s+|(?<=[。！？])|\n+")
 # A table's rows go in groups of about this share of a passage, each group under the
 # header row: a row among many others embeds as noise (docs/adr/0800-retrieval-quality.md).
 _TABLE_GROUP_SHARE = 4
+# Where a passage's sentences end, for their own vectors: after a sentence end and its
+# blanks, or at a line end (a list item, a table row). Each match consumes what it tried.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])|\n+")
 
 
 
@@ -53,7 +56,35 @@ class Passage:
 
     def embedding_text(self) -> str:
         """What is embedded: the heading path gives a short passage its topic."""
-        return f"{self.heading}\n\n{self.text}" if self.heading else self.text
+        return self._under_heading(self.text)
+
+    def sentences(self, limit: int) -> list[str]:
+        """What is embedded for the passage's sentence vectors, at most ``limit``: each
+        sentence or line of its text (a table row under its header row), under the heading
+        path; consecutive ones joined when there are more; ``[]`` when the passage is one
+        sentence, which its own vector already stands for
+        (docs/adr/0802-sentence-vectors.md)."""
+        if limit <= 0:
+            return []
+        rows = _table_rows(self.text)
+        if rows is not None:
+            header, joiner = rows[0].split("\n", 1)[0], "\n"
+            units = [row.strip() for row in rows[1] if row.strip()]
+        else:
+            header, joiner = "", " "
+            units = [u.strip() for u in _SENTENCE_BREAK.split(self.text)]
+            # A fragment of a few characters (a list's bullet, "Yes.") embeds as noise.
+            units = [u for u in units if len(u) > 3]
+        if len(units) <= 1:
+            return []
+        if len(units) > limit:
+            # In ``limit`` runs of consecutive units, as even as whole units allow.
+            cuts = [len(units) * i // limit for i in range(limit + 1)]
+            units = [joiner.join(units[a:b]) for a, b in itertools.pairwise(cuts)]
+        return [self._under_heading(f"{header}\n{u}" if header else u) for u in units]
+
+    def _under_heading(self, text: str) -> str:
+        return f"{self.heading}\n\n{text}" if self.heading else text
 
 
 def split_passages(

@@ -36,6 +36,7 @@ from ._generations import (
 )
 from ._passages import PASSAGES, Embedder, check_document_id, scope_of
 from ._pdfsandbox import PdfLimits, PdfSandbox
+from ._sentences import pack
 from ._terms import passage_terms
 
 __all__ = [
@@ -59,6 +60,7 @@ class IngestLimits:
     max_passages: int = DEFAULTS.max_passages_per_document
     passage_chars: int = DEFAULTS.passage_chars
     overlap_chars: int = DEFAULTS.passage_overlap_chars
+    sentence_vectors: int = DEFAULTS.passage_sentence_vectors
     # The instance's PDF children (shared by its uploads: their number is bounded).
     pdf: PdfSandbox = field(default_factory=PdfSandbox, compare=False)
 
@@ -71,6 +73,7 @@ class IngestLimits:
             max_passages=settings.max_passages_per_document,
             passage_chars=settings.passage_chars,
             overlap_chars=settings.passage_overlap_chars,
+            sentence_vectors=settings.passage_sentence_vectors,
             pdf=PdfSandbox(
                 PdfLimits(
                     cpu_seconds=settings.pdf_cpu_seconds,
@@ -150,7 +153,10 @@ async def ingest(
                 DocumentReason.TOO_MANY_PASSAGES,
                 f"the document makes more than {limits.max_passages} passages",
             )
+        # Each passage's text, then the sentences of every passage, in one embedding call.
+        sentences = [p.sentences(limits.sentence_vectors) for p in passages]
         texts = [p.embedding_text() for p in passages]
+        texts += [s for group in sentences for s in group]
         # Stored for the lexical score: stemming is pure Python, so off the loop too.
         language, lexical = await asyncio.to_thread(
             passage_terms, text.text, [f"{p.heading}\n{p.text}" for p in passages]
@@ -166,8 +172,14 @@ async def ingest(
                 DocumentReason.EMBEDDING_FAILED, f"embedding failed: {exc.message}"
             ) from exc
         spent = int(embedded.tokens)
+        # Quantising is pure Python over every component: off the loop.
+        packed = await asyncio.to_thread(
+            _pack_sentences, embedded.vectors[len(passages) :], [len(g) for g in sentences]
+        )
         writes = []
-        for passage, vector, stored in zip(passages, embedded.vectors, lexical, strict=True):
+        for passage, vector, stored, vectors in zip(
+            passages, embedded.vectors[: len(passages)], lexical, packed, strict=True
+        ):
             passage_id = f"{key}-g{generation}-{passage.position}"
             written.append(passage_id)
             writes.append(
@@ -175,7 +187,15 @@ async def ingest(
                     "update": {
                         "name": db.name(f"{PASSAGES}/{passage_id}"),
                         "fields": _passage_fields(
-                            owner_uid, document_id, key, generation, scope, passage, vector, stored
+                            owner_uid,
+                            document_id,
+                            key,
+                            generation,
+                            scope,
+                            passage,
+                            vector,
+                            stored,
+                            vectors,
                         ),
                     }
                 }
@@ -236,6 +256,16 @@ async def _extract(
     return await asyncio.to_thread(finish_text, text, kind, pages, max_chars=limits.max_chars)
 
 
+def _pack_sentences(vectors: Sequence[Sequence[float]], sizes: Sequence[int]) -> list[bytes]:
+    """The sentence vectors, in order, packed per passage (``sizes[i]`` for passage i)."""
+    out = []
+    start = 0
+    for size in sizes:
+        out.append(pack(vectors[start : start + size]))
+        start += size
+    return out
+
+
 def _passage_fields(
     owner_uid: str,
     document_id: str,
@@ -245,7 +275,9 @@ def _passage_fields(
     passage: Passage,
     vector: Sequence[float],
     terms: str,
+    sentence_vectors: bytes,
 ) -> dict[str, Any]:
+    optional = {"sentence_vectors": sentence_vectors} if sentence_vectors else {}
     return encode_fields(
         {
             "owner_uid": owner_uid,
@@ -258,5 +290,6 @@ def _passage_fields(
             "text": passage.text,
             "terms": terms,
             "embedding": Vector(vector),
+            **optional,
         }
     )

@@ -3,7 +3,8 @@
 search stays inside that user's documents by construction
 (docs/adr/0200-retrieval-design.md); the pool then re-ranked with BM25 over the terms stored
 with each passage, every passage of the named documents when they are few
-(docs/adr/0800-retrieval-quality.md, docs/adr/0801-lexical-statistics.md).
+(docs/adr/0800-retrieval-quality.md, docs/adr/0801-lexical-statistics.md), and the best
+of them re-scored by their sentences' vectors (docs/adr/0802-sentence-vectors.md).
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ from ..store._firestore import FirestoreRest
 from ..store._uploads import document_path
 from ._passages import PASSAGES, Embedder, Source, check_document_id, scope_of
 from ._ranking import COMPOUND_CHARS, bm25, expand, fuse, plain_terms
+from ._sentences import best_similarity
 from ._terms import terms
 
 __all__ = ["SearchResult", "search"]
 
-_PASSAGE_FIELDS = ("document_id", "position", "heading", "text", "terms")
+_PASSAGE_FIELDS = ("document_id", "position", "heading", "text", "terms", "sentence_vectors")
 _DISTANCE = "distance"
 # The lexical score's share of the fused one (the vector similarity has the rest), each a
 # share of the pool's best: tuned on kb_tune and kb (docs/adr/0801-lexical-statistics.md).
 LEXICAL_WEIGHT = 0.3
+
+# A pooled passage: its distance, the source, its stored terms, its sentence vectors.
+_Pooled = tuple[float, Source, str | None, object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +57,9 @@ async def search(
     by fusing their vector similarity with their BM25 score (``candidates`` 0: by vector
     alone). The pool is every passage of the documents when they hold at most
     ``lexical_passages`` in all, else the ``max(top_k, candidates)`` nearest (each
-    document giving at least ``top_k`` and its share of ``candidates``).
+    document giving at least ``top_k`` and its share of ``candidates``). The first
+    ``max(top_k, candidates)`` of that order are then re-scored by their best sentence
+    vector, where ingestion stored them, and the pool fused again.
 
     Documents that are someone else's, missing, or not ready contribute nothing and are
     listed in ``unavailable`` (one list for all three, so nobody learns that another
@@ -101,7 +108,7 @@ async def search(
             for (document_id, data), count in zip(ready, counts, strict=True)
         )
     )
-    pooled: list[tuple[float, Source, str | None]] = []
+    pooled: list[_Pooled] = []
     for (document_id, data), hits in zip(ready, per_document, strict=True):
         for hit in hits:
             fields = hit.data or {}
@@ -115,42 +122,50 @@ async def search(
                 text=str(fields.get("text") or ""),
                 score=1.0 - distance,
             )
-            pooled.append((distance, source, stored if isinstance(stored, str) else None))
+            stored = stored if isinstance(stored, str) else None
+            pooled.append((distance, source, stored, fields.get("sentence_vectors")))
     pooled.sort(key=lambda item: (item[0], item[1].document_id, item[1].position))
     if not whole:
         pooled = pooled[: max(top_k, candidates)]
     if candidates:
         languages = {document_id: data.get("language") for document_id, data in ready}
-        order = fuse(
-            [source.score for _, source, _ in pooled],
-            _lexical(query, pooled, languages),
-            weight=LEXICAL_WEIGHT,
-        )
+        similarities = [source.score for _, source, _, _ in pooled]
+        lexical = _lexical(query, pooled, languages)
+        order = fuse(similarities, lexical, weight=LEXICAL_WEIGHT)
+        rescored = False
+        for i in order[: max(top_k, candidates)]:
+            sentence = best_similarity(vector, pooled[i][3])
+            if sentence is not None and sentence > similarities[i]:
+                similarities[i], rescored = sentence, True
+        if rescored:
+            order = fuse(similarities, lexical, weight=LEXICAL_WEIGHT)
         pooled = [pooled[i] for i in order]
-    return SearchResult([source for _, source, _ in pooled[:top_k]], embedded.tokens, unavailable)
+    return SearchResult(
+        [source for _, source, _, _ in pooled[:top_k]], embedded.tokens, unavailable
+    )
 
 
 def _lexical(
     query: str,
-    pooled: Sequence[tuple[float, Source, str | None]],
+    pooled: Sequence[_Pooled],
     languages: Mapping[str, object],
 ) -> list[float]:
     """The pool's BM25 scores: over the terms ingestion stored, the query stemmed in each
     passage's document's language; over today's plain terms of the text when a document
     was stored before its terms were (docs/adr/0801-lexical-statistics.md)."""
-    if any(stored is None for _, _, stored in pooled) or not all(
-        isinstance(languages.get(source.document_id), str) for _, source, _ in pooled
+    if any(stored is None for _, _, stored, _ in pooled) or not all(
+        isinstance(languages.get(source.document_id), str) for _, source, _, _ in pooled
     ):
         plain = plain_terms(query)
         return bm25(
             [plain] * len(pooled),
-            [plain_terms(f"{source.heading}\n{source.text}") for _, source, _ in pooled],
+            [plain_terms(f"{source.heading}\n{source.text}") for _, source, _, _ in pooled],
         )
-    passages = [(stored or "").split() for _, _, stored in pooled]
+    passages = [(stored or "").split() for _, _, stored, _ in pooled]
     vocabulary: set[str] = set()
     by_language: dict[str, list[str]] = {}
     queries = []
-    for _, source, _ in pooled:
+    for _, source, _, _ in pooled:
         language = str(languages[source.document_id])
         if language not in by_language:
             own = terms(query, language)

@@ -322,7 +322,9 @@ def _seconds(text: str) -> float:
     for _ in range(3):
         calls, started = 0, time.process_time()
         while True:
-            split_passages(text)
+            # Ingestion also cuts every passage into its sentences (ADR 0802).
+            for passage in split_passages(text):
+                passage.sentences(12)
             calls += 1
             elapsed = time.process_time() - started
             if elapsed >= 0.02:
@@ -338,3 +340,46 @@ def test_chunking_time_grows_linearly_with_adversarial_input(shape: str) -> None
     # wall-clock figure, so a busy machine does not fail it.
     small, large = _SHAPES[shape](_BASE_CHARS), _SHAPES[shape](_BASE_CHARS * 10)
     assert _seconds(large) / _seconds(small) < 35
+
+
+# -- sentences: what each passage's sentence vectors embed (docs/adr/0802) -----------------
+
+
+def test_a_passages_sentences_are_embedded_each_under_its_heading() -> None:
+    passage = Passage(0, "Guide > Fish", "Goldfish eat larvae. They eat tadpoles too!\nKeep them out.")
+    assert passage.sentences(12) == [
+        "Guide > Fish\n\nGoldfish eat larvae.",
+        "Guide > Fish\n\nThey eat tadpoles too!",
+        "Guide > Fish\n\nKeep them out.",
+    ]
+    # A fragment of three characters or fewer is noise.
+    assert Passage(0, "", "- a\n- Two words.\n- More words.").sentences(12) == [
+        "- Two words.",
+        "- More words.",
+    ]
+    assert Passage(0, "", "First one. Second one.").sentences(12) == ["First one.", "Second one."]
+
+
+def test_a_passage_of_one_sentence_or_no_limit_has_none() -> None:
+    # Its own vector is that sentence's already.
+    assert Passage(0, "H", "Only one sentence here.").sentences(12) == []
+    assert Passage(0, "H", "First one. Second one.").sentences(0) == []
+
+
+def test_a_tables_rows_are_embedded_each_under_the_header_row() -> None:
+    text = "| Size | Price |\n|---|---|\n| Small | 5 € |\n| Large | 9 € |"
+    assert Passage(0, "Prices", text).sentences(12) == [
+        "Prices\n\n| Size | Price |\n| Small | 5 € |",
+        "Prices\n\n| Size | Price |\n| Large | 9 € |",
+    ]
+
+
+def test_more_sentences_than_the_limit_are_joined_into_that_many_runs_in_order() -> None:
+    sentences = [f"Sentence number {i}." for i in range(7)]
+    runs = Passage(0, "", " ".join(sentences)).sentences(3)
+    assert len(runs) == 3
+    assert " ".join(runs) == " ".join(sentences)  # consecutive, none lost, none repeated
+    assert [r.count("Sentence") for r in runs] == [2, 2, 3]
+    rows = [f"| r{i} | {i} |" for i in range(5)]
+    table = Passage(0, "", "\n".join(["| k | v |", "|---|---|", *rows])).sentences(2)
+    assert table == ["| k | v |\n" + "\n".join(rows[:2]), "| k | v |\n" + "\n".join(rows[2:])]

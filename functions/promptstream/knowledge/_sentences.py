@@ -1,0 +1,48 @@
+"""Sentence vectors: a passage's sentences (or table rows) embedded too, stored with it as
+int8 in one bytes field, and the pool's best passages re-scored by their best sentence
+(docs/adr/0802-sentence-vectors.md).
+
+Pure. A passage's own vector averages all it says, so a question about one sentence of it
+meets that sentence's vector more closely than the passage's.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from array import array
+from collections.abc import Sequence
+
+__all__ = ["best_similarity", "pack"]
+
+_INT8 = 127
+
+
+def pack(vectors: Sequence[Sequence[float]]) -> bytes:
+    """``vectors`` as signed bytes, each scaled so that its largest component is ±127:
+    its direction, which is all a cosine reads, to within about 1%."""
+    out = array("b")
+    for vector in vectors:
+        top = max(map(abs, vector), default=0.0)
+        scale = _INT8 / top if top > 0 else 0.0
+        out.extend(round(x * scale) for x in vector)
+    return out.tobytes()
+
+
+def best_similarity(query: Sequence[float], packed: object) -> float | None:
+    """The highest cosine similarity between ``query`` and the vectors ``pack`` made of
+    the same dimensions; ``None`` when ``packed`` holds none (missing, empty, not bytes,
+    or not a whole number of vectors of ``query``'s length)."""
+    size = len(query)
+    if not isinstance(packed, bytes) or not packed or not size or len(packed) % size:
+        return None
+    values = array("b", packed)
+    query_norm = math.sqrt(sum(map(operator.mul, query, query))) or 1.0
+    found: float | None = None
+    for start in range(0, len(values), size):
+        vector = values[start : start + size]
+        norm = math.sqrt(sum(map(operator.mul, vector, vector)))
+        if norm:
+            similarity = sum(map(operator.mul, query, vector)) / (norm * query_norm)
+            found = similarity if found is None else max(found, similarity)
+    return found
