@@ -147,9 +147,9 @@ async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     # The lexical score's terms, stemmed in the language guessed for the whole document.
     assert doc["language"] == "english"
     assert first["terms"] == " ".join(terms(f"{first['heading']}\n{first['text']}", "english"))
-    # The first passage's two sentences have vectors of their own (int8, 256 each); the
+    # The first passage's two sentences have vectors of their own (a norm and 256 bytes each); the
     # others are one sentence, which their own vector stands for (ADR 0802).
-    assert len(first["sentence_vectors"]) == 2 * 256
+    assert len(first["sentence_vectors"]) == 2 * (4 + 256)
     assert all("sentence_vectors" not in p for p in stored[1:])
     sentences = sum(len(Passage(p["position"], p["heading"], p["text"]).sentences(12)) for p in stored)
     assert sentences == 2

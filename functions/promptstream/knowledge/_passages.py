@@ -14,7 +14,9 @@ Collections (``docs/adr/0200-retrieval-design.md``):
   ``document_key`` (the document's Firestore id), ``generation``, ``scope``
   (``"{owner_uid}/{document_id}/{generation}"``), ``position``, ``heading``, ``text``,
   ``terms`` (its heading's and text's stemmed terms, space-separated:
-  docs/adr/0801-lexical-statistics.md), ``embedding`` (a vector).
+  docs/adr/0801-lexical-statistics.md), ``embedding`` (a vector), ``sentence_vectors``
+  (its sentences' vectors as int8 bytes, when it has more than one:
+  docs/adr/0802-sentence-vectors.md).
 
 Why no passage is ever half-visible (generations and scopes), and why one search stays
 inside one user's documents: docs/adr/0200-retrieval-design.md.

@@ -10,39 +10,46 @@ from __future__ import annotations
 
 import math
 import operator
+import struct
 from array import array
 from collections.abc import Sequence
 
 __all__ = ["best_similarity", "pack"]
 
 _INT8 = 127
+# Each vector's own norm (after rounding) leads it: search then reads one dot product a
+# sentence instead of two.
+_NORM = struct.Struct("<f")
 
 
 def pack(vectors: Sequence[Sequence[float]]) -> bytes:
-    """``vectors`` as signed bytes, each scaled so that its largest component is ±127:
-    its direction, which is all a cosine reads, to within about 1%."""
-    out = array("b")
+    """``vectors`` one after another, each as its norm (a little-endian float32) and its
+    components as signed bytes, scaled so that the largest is ±127: its direction, which
+    is all a cosine reads, to within about 1%."""
+    out = bytearray()
     for vector in vectors:
         top = max(map(abs, vector), default=0.0)
         scale = _INT8 / top if top > 0 else 0.0
-        out.extend(round(x * scale) for x in vector)
-    return out.tobytes()
+        values = array("b", (round(x * scale) for x in vector))
+        out += _NORM.pack(math.sqrt(sum(map(operator.mul, values, values))))
+        out += values.tobytes()
+    return bytes(out)
 
 
 def best_similarity(query: Sequence[float], packed: object) -> float | None:
     """The highest cosine similarity between ``query`` and the vectors ``pack`` made of
     the same dimensions; ``None`` when ``packed`` holds none (missing, empty, not bytes,
-    or not a whole number of vectors of ``query``'s length)."""
-    size = len(query)
-    if not isinstance(packed, bytes) or not packed or not size or len(packed) % size:
+    not a whole number of vectors of ``query``'s length, or only zero vectors)."""
+    size = _NORM.size + len(query)
+    if not isinstance(packed, bytes) or not packed or not query or len(packed) % size:
         return None
     values = array("b", packed)
     query_norm = math.sqrt(sum(map(operator.mul, query, query))) or 1.0
     found: float | None = None
-    for start in range(0, len(values), size):
-        vector = values[start : start + size]
-        norm = math.sqrt(sum(map(operator.mul, vector, vector)))
-        if norm:
+    for start in range(0, len(packed), size):
+        (norm,) = _NORM.unpack_from(packed, start)
+        if norm > 0 and math.isfinite(norm):
+            vector = values[start + _NORM.size : start + size]
             similarity = sum(map(operator.mul, query, vector)) / (norm * query_norm)
             found = similarity if found is None else max(found, similarity)
     return found
