@@ -22,6 +22,7 @@ from promptstream.knowledge._migrate import migrate_document_ids
 from promptstream.knowledge._passages import Source
 from promptstream.knowledge._search import search
 from promptstream.knowledge._terms import terms
+from promptstream.knowledge._vectors import best_similarity, centroid
 from promptstream.store._firestore import FirestoreError, FirestoreRest, Vector, encode_fields
 from promptstream.store._uploads import document_path
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
@@ -151,6 +152,10 @@ async def test_ingest_writes_passages_with_vectors_and_marks_the_document_ready(
     # others are one sentence, which their own vector stands for (ADR 0802).
     assert len(first["sentence_vectors"]) == 2 * (4 + 256)
     assert all("sentence_vectors" not in p for p in stored[1:])
+    # The document's centroid: the mean of its passages' vectors, packed the same way.
+    mean = centroid([p["embedding"].values for p in stored])
+    assert len(doc["centroid"]) == 4 + 256
+    assert (best_similarity(mean, doc["centroid"]) or 0) > 0.99
     sentences = sum(len(Passage(p["position"], p["heading"], p["text"]).sentences(12)) for p in stored)
     assert sentences == 2
     # Two texts a batch, the passages' and then their sentences': three calls for five.

@@ -123,7 +123,13 @@ async def claim(
 
 
 async def flip(
-    db: FirestoreRest, path: str, generation: int, claimed_at: str, count: int, language: str
+    db: FirestoreRest,
+    path: str,
+    generation: int,
+    claimed_at: str,
+    count: int,
+    language: str,
+    centroid: bytes,
 ) -> None:
     """Make ``generation`` the one search reads, if nothing touched the document since
     the claim (another upload, a delete)."""
@@ -132,6 +138,7 @@ async def flip(
         "generation": generation,
         "passage_count": count,
         "language": language,
+        "centroid": centroid,
         "error_message": None,
         "updated_at": _now(),
     }

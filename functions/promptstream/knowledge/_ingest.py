@@ -36,8 +36,8 @@ from ._generations import (
 )
 from ._passages import PASSAGES, Embedder, check_document_id, scope_of
 from ._pdfsandbox import PdfLimits, PdfSandbox
-from ._sentences import pack
 from ._terms import passage_terms
+from ._vectors import centroid, pack
 
 __all__ = [
     "IngestError",
@@ -173,8 +173,8 @@ async def ingest(
             ) from exc
         spent = int(embedded.tokens)
         # Quantising is pure Python over every component: off the loop.
-        packed = await asyncio.to_thread(
-            _pack_sentences, embedded.vectors[len(passages) :], [len(g) for g in sentences]
+        packed, center = await asyncio.to_thread(
+            _pack_vectors, embedded.vectors, len(passages), [len(g) for g in sentences]
         )
         writes = []
         for passage, vector, stored, vectors in zip(
@@ -204,7 +204,7 @@ async def ingest(
             await commit_in_batches(db, writes)
         except FirestoreError as exc:
             raise IngestError(DocumentReason.STORE_FAILED, "storing the passages failed") from exc
-        await flip(db, path, generation, claimed_at, len(passages), language)
+        await flip(db, path, generation, claimed_at, len(passages), language, center)
     except BaseException as exc:
         # Also on cancellation and on anything unforeseen (a connection error from
         # Firestore): the document must not stay "indexing" with no one indexing it.
@@ -256,14 +256,17 @@ async def _extract(
     return await asyncio.to_thread(finish_text, text, kind, pages, max_chars=limits.max_chars)
 
 
-def _pack_sentences(vectors: Sequence[Sequence[float]], sizes: Sequence[int]) -> list[bytes]:
-    """The sentence vectors, in order, packed per passage (``sizes[i]`` for passage i)."""
+def _pack_vectors(
+    vectors: Sequence[Sequence[float]], passages: int, sizes: Sequence[int]
+) -> tuple[list[bytes], bytes]:
+    """From the ``passages`` passages' vectors and then their sentences': each passage's
+    sentence vectors packed (``sizes[i]`` for passage i), and the passages' centroid."""
     out = []
-    start = 0
+    start = passages
     for size in sizes:
         out.append(pack(vectors[start : start + size]))
         start += size
-    return out
+    return out, pack([centroid(vectors[:passages])])
 
 
 def _passage_fields(

@@ -87,15 +87,32 @@ def bm25(queries: Sequence[Sequence[str]], passages: Sequence[Sequence[str]]) ->
     return scores
 
 
-def fuse(similarities: Sequence[float], lexical: Sequence[float], *, weight: float) -> list[int]:
+def fuse(
+    similarities: Sequence[float],
+    lexical: Sequence[float],
+    *,
+    weight: float,
+    documents: Sequence[float] | None = None,
+    document_weight: float = 0.0,
+) -> list[int]:
     """The order (indices) of the pool by ``(1 - weight)`` times its vector similarity
     and ``weight`` times its lexical score, each as a share of the pool's highest (so a
-    small pool's near-equal similarities stay near-equal). Ties keep the given order."""
-    best = max(similarities, default=0.0)
-    best = best if best > 0 else 1.0
+    small pool's near-equal similarities stay near-equal), plus ``document_weight``
+    times its document's similarity to the query (``documents[i]``), as a share of the
+    highest, when given. Ties keep the given order."""
+    best = _highest(similarities)
     top = max(lexical, default=0.0) or 1.0
     fused = [
         (1 - weight) * s / best + weight * x / top
         for s, x in zip(similarities, lexical, strict=True)
     ]
+    if documents is not None and document_weight:
+        nearest = _highest(documents)
+        fused = [f + document_weight * d / nearest for f, d in zip(fused, documents, strict=True)]
     return sorted(range(len(fused)), key=lambda i: (-fused[i], i))
+
+
+def _highest(values: Sequence[float]) -> float:
+    """The highest of ``values`` when positive, else 1 (a share of it keeps its sign)."""
+    best = max(values, default=0.0)
+    return best if best > 0 else 1.0

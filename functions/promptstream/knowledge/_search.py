@@ -19,8 +19,8 @@ from ..store._firestore import FirestoreRest
 from ..store._uploads import document_path
 from ._passages import PASSAGES, Embedder, Source, check_document_id, scope_of
 from ._ranking import COMPOUND_CHARS, bm25, expand, fuse, plain_terms
-from ._sentences import best_similarity
 from ._terms import terms
+from ._vectors import best_similarity
 
 __all__ = ["SearchResult", "search"]
 
@@ -29,6 +29,9 @@ _DISTANCE = "distance"
 # The lexical score's share of the fused one (the vector similarity has the rest), each a
 # share of the pool's best: tuned on kb_tune and kb (docs/adr/0801-lexical-statistics.md).
 LEXICAL_WEIGHT = 0.3
+# The weight of a passage's document's similarity to the query (its centroid's), as a share
+# of the best document's, when several are searched (docs/adr/0802-sentence-vectors.md).
+DOCUMENT_WEIGHT = 0.1
 
 # A pooled passage: its distance, the source, its stored terms, its sentence vectors.
 _Pooled = tuple[float, Source, str | None, object]
@@ -59,7 +62,8 @@ async def search(
     ``lexical_passages`` in all, else the ``max(top_k, candidates)`` nearest (each
     document giving at least ``top_k`` and its share of ``candidates``). The first
     ``max(top_k, candidates)`` of that order are then re-scored by their best sentence
-    vector, where ingestion stored them, and the pool fused again.
+    vector, where ingestion stored them, and the pool fused again, with each document's
+    similarity to the query (its centroid's) when several documents all have one.
 
     Documents that are someone else's, missing, or not ready contribute nothing and are
     listed in ``unavailable`` (one list for all three, so nobody learns that another
@@ -132,17 +136,39 @@ async def search(
         similarities = [source.score for _, source, _, _ in pooled]
         lexical = _lexical(query, pooled, languages)
         order = fuse(similarities, lexical, weight=LEXICAL_WEIGHT)
-        rescored = False
         for i in order[: max(top_k, candidates)]:
             sentence = best_similarity(vector, pooled[i][3])
             if sentence is not None and sentence > similarities[i]:
-                similarities[i], rescored = sentence, True
-        if rescored:
-            order = fuse(similarities, lexical, weight=LEXICAL_WEIGHT)
+                similarities[i] = sentence
+        near = _documents_near(vector, ready)
+        order = fuse(
+            similarities,
+            lexical,
+            weight=LEXICAL_WEIGHT,
+            documents=None if near is None else [near[s.document_id] for _, s, _, _ in pooled],
+            document_weight=DOCUMENT_WEIGHT,
+        )
         pooled = [pooled[i] for i in order]
     return SearchResult(
         [source for _, source, _, _ in pooled[:top_k]], embedded.tokens, unavailable
     )
+
+
+def _documents_near(
+    vector: Sequence[float], ready: Sequence[tuple[str, Mapping[str, Any]]]
+) -> dict[str, float] | None:
+    """Each searched document's similarity to the query (its centroid's); ``None`` for a
+    single document (it would lift every passage alike) or when one has no centroid
+    (stored before them: every document is then weighed alike)."""
+    if len(ready) < 2:
+        return None
+    near = {}
+    for document_id, data in ready:
+        similarity = best_similarity(vector, data.get("centroid"))
+        if similarity is None:
+            return None
+        near[document_id] = similarity
+    return near
 
 
 def _lexical(

@@ -107,6 +107,17 @@ def test_fuse_weighs_the_two_scores_each_as_a_share_of_the_pools_best() -> None:
     assert fuse(similarities, lexical, weight=0.1) == [0, 1, 2]  # 0.9, 0.725, 0.55
 
 
+def test_fuse_adds_the_documents_similarity_as_a_share_of_the_nearest_documents() -> None:
+    similarities, lexical = [0.9, 0.85, 0.8], [0.0, 0.0, 0.0]
+    # Vector shares 1, 0.944, 0.889 (times 0.7); documents' shares 0.25, 1, 1 (times 0.3).
+    near = [0.1, 0.4, 0.4]
+    assert fuse(similarities, lexical, weight=0.3, documents=near, document_weight=0.3) == [1, 2, 0]
+    # A small weight only breaks near ties; none, or no documents, changes nothing.
+    assert fuse(similarities, lexical, weight=0.3, documents=near, document_weight=0.01) == [0, 1, 2]
+    assert fuse(similarities, lexical, weight=0.3, documents=near) == [0, 1, 2]
+    assert fuse(similarities, lexical, weight=0.3, document_weight=0.3) == [0, 1, 2]
+
+
 def test_fuse_does_not_stretch_near_equal_similarities() -> None:
     # A pool of three almost equally near: the lexical score decides, as in a large pool.
     assert fuse([0.9, 0.89, 0.88], [0.0, 0.0, 1.0], weight=0.3) == [2, 0, 1]

@@ -1,6 +1,6 @@
-"""Sentence vectors: a passage's sentences (or table rows) embedded too, stored with it as
-int8 in one bytes field, and the pool's best passages re-scored by their best sentence
-(docs/adr/0802-sentence-vectors.md).
+"""Vectors stored as bytes: a passage's sentence vectors (its sentences or table rows
+embedded too), by which search re-scores its best passages, and a document's centroid, by
+which it weighs the documents (docs/adr/0802-sentence-vectors.md).
 
 Pure. A passage's own vector averages all it says, so a question about one sentence of it
 meets that sentence's vector more closely than the passage's.
@@ -14,7 +14,7 @@ import struct
 from array import array
 from collections.abc import Sequence
 
-__all__ = ["best_similarity", "pack"]
+__all__ = ["best_similarity", "centroid", "pack"]
 
 _INT8 = 127
 # Each vector's own norm (after rounding) leads it: search then reads one dot product a
@@ -34,6 +34,13 @@ def pack(vectors: Sequence[Sequence[float]]) -> bytes:
         out += _NORM.pack(math.sqrt(sum(map(operator.mul, values, values))))
         out += values.tobytes()
     return bytes(out)
+
+
+def centroid(vectors: Sequence[Sequence[float]]) -> list[float]:
+    """The mean of ``vectors`` (all of one length), component by component."""
+    if not vectors:
+        return []
+    return [sum(column) / len(vectors) for column in zip(*vectors, strict=True)]
 
 
 def best_similarity(query: Sequence[float], packed: object) -> float | None:

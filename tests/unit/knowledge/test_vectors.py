@@ -1,5 +1,6 @@
-"""Sentence vectors (docs/adr/0802-sentence-vectors.md): packed as int8 within about 1% of
-their cosines, and search re-scoring its best candidates by their best sentence."""
+"""Vectors stored as bytes (docs/adr/0802-sentence-vectors.md): packed as int8 within about
+1% of their cosines; search re-scoring its best candidates by their best sentence, and
+weighing the documents by their centroids."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import random
 from typing import Any, cast
 
 from promptstream.knowledge._search import search
-from promptstream.knowledge._sentences import best_similarity, pack
+from promptstream.knowledge._vectors import best_similarity, centroid, pack
 from promptstream.store._firestore import Document, FirestoreRest
 from promptstream.upstream._embeddings import Embeddings
 
@@ -36,6 +37,12 @@ def test_the_best_sentence_wins_whatever_its_place() -> None:
         vectors[place] = [2.0, 0.1, 0.0]  # its length does not matter, its direction does
         found = best_similarity(query, pack(vectors))
         assert found is not None and found > 0.99
+
+
+def test_a_centroid_is_the_mean_of_its_vectors() -> None:
+    assert centroid([[1.0, 0.0, 2.0], [3.0, 4.0, 0.0]]) == [2.0, 2.0, 1.0]
+    assert centroid([[0.5, -0.5]]) == [0.5, -0.5]
+    assert centroid([]) == []
 
 
 def test_nothing_usable_is_no_similarity() -> None:
@@ -116,3 +123,79 @@ async def test_only_the_best_candidates_are_re_scored() -> None:
     assert (await _search(_Db(30, {24: EXACT}), candidates=25))[0] == (24, 0.66)
     # No hybrid ranking (candidates 0): the vector order alone.
     assert (await _search(_Db(30, {7: EXACT}), candidates=0))[0] == (0, 0.9)
+
+
+# -- search: the documents weighed by their centroids ---------------------------------------
+
+
+class _TwoDocs:
+    """Two ready documents of alice's, ``a`` and ``b``, each with the same passages at the
+    same distances, and the centroids given (``None``: stored before them)."""
+
+    def __init__(self, centroids: dict[str, bytes | None]) -> None:
+        self.centroids = centroids
+
+    async def get_all(self, paths: list[str]) -> dict[str, Document]:
+        out = {}
+        for path in paths:
+            document_id = path.rsplit("/", 1)[1].split("~", 1)[0]
+            data: dict[str, Any] = {
+                "owner_uid": "alice",
+                "status": "ready",
+                "generation": 1,
+                "language": "english",
+                "passage_count": 3,
+            }
+            if self.centroids.get(document_id) is not None:
+                data["centroid"] = self.centroids[document_id]
+            out[path] = Document(path, data, "t")
+        return out
+
+    async def find_nearest(self, *args: Any, limit: int, **kwargs: Any) -> list[Document]:
+        document_id = kwargs["where_equal"]["scope"].split("/")[1]
+        return [
+            Document(
+                f"passages/{document_id}{i}",
+                {"position": i, "text": "same", "terms": "same", "distance": 0.1 + i / 100},
+                "t",
+            )
+            for i in range(min(limit, 3))
+        ]
+
+
+async def _documents_of(db: _TwoDocs, ids: list[str]) -> list[str]:
+    found = await search(
+        cast(FirestoreRest, db),
+        _Embedder(),
+        owner_uid="alice",
+        document_ids=ids,
+        query="anything",
+        top_k=4,
+        candidates=20,
+    )
+    return [f"{s.document_id}{s.position}" for s in found.sources]
+
+
+async def test_the_passages_of_the_document_nearer_the_query_come_first_among_equals() -> None:
+    near, far = pack([[1.0, 0.0]]), pack([[0.0, 1.0]])
+    # Equal passages a little apart: the nearer document's all come first, not by id.
+    assert await _documents_of(_TwoDocs({"a": far, "b": near}), ["a", "b"]) == [
+        "b0",
+        "b1",
+        "b2",
+        "a0",
+    ]
+    assert (await _documents_of(_TwoDocs({"a": near, "b": far}), ["a", "b"]))[:3] == [
+        "a0",
+        "a1",
+        "a2",
+    ]
+    # One document searched: nothing to weigh.
+    assert await _documents_of(_TwoDocs({"a": far}), ["a"]) == ["a0", "a1", "a2"]
+    # One document stored before centroids: every document weighed alike (ids break ties).
+    assert await _documents_of(_TwoDocs({"a": None, "b": near}), ["a", "b"]) == [
+        "a0",
+        "b0",
+        "a1",
+        "b1",
+    ]
