@@ -140,7 +140,9 @@ describe('streamExecution', () => {
       );
       expect(posted.length).toBe(ended ? 1 : 2);
     }
-  });
+    // One whole run per byte of the stream: bounded, but it took over vitest's default 5 s
+    // once, beside pytest's workers on two cores.
+  }, 60_000);
 
   it('resumes after the last id it handed on', async () => {
     const { fetchImpl, posted } = scripted([
