@@ -9,7 +9,8 @@ Collections (``docs/adr/0200-retrieval-design.md``):
   ``title``, ``filename``, ``content_type``, ``size``, ``status`` (``indexing`` |
   ``ready`` | ``error``), ``error_message``, ``generation`` (the ready one),
   ``indexing_generation``, ``passage_count``, ``language`` (the ready generation's, for
-  the lexical score), ``created_at``, ``updated_at``.
+  the lexical score), ``centroid`` (its passages' mean vector, packed:
+  docs/adr/0802-sentence-vectors.md), ``created_at``, ``updated_at``.
 - ``passages/{document key}-g{generation}-{position}``: ``owner_uid``, ``document_id``,
   ``document_key`` (the document's Firestore id), ``generation``, ``scope``
   (``"{owner_uid}/{document_id}/{generation}"``), ``position``, ``heading``, ``text``,

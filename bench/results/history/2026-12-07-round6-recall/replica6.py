@@ -29,7 +29,8 @@ from promptstream.knowledge._terms import guess_language, terms  # noqa: E402
 
 EMBEDDER = LocalEmbedder()
 KS = (1, 3, 5, 10)
-SETS = ("kb_tune", "kb", "kb2", "kb3")
+# The tuning sets; ``python replica6.py kb4`` (or any sets, comma-separated) runs others.
+SETS = tuple(sys.argv[1].split(",")) if len(sys.argv) > 1 else ("kb_tune", "kb", "kb2", "kb3")
 _BREAK = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -86,7 +87,7 @@ def windows(p: Passage) -> list[str]:
 
 
 def quantised(m: Any) -> Any:
-    """As ``_sentences.pack`` stores them: int8 scaled to ±127, then unit length."""
+    """As ``_vectors.pack`` stores them: int8 scaled to ±127, then unit length."""
     scaled = np.round(m / (np.abs(m).max(axis=1, keepdims=True) / 127))
     return scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
 
@@ -193,7 +194,10 @@ def main() -> None:
         ("sentences under the last heading only", under(last_heading), 1200, {}),
         ("sentences under no heading", under(no_heading), 1200, {}),
         ("PASSAGE_CHARS 600, no sentence vectors", product_sentences, 600, {"best": 0}),
+        ("a document prior of 0.05 with the chosen rule", product_sentences, 1200, {"prior": 0.05}),
         ("a document prior of 0.1 with the chosen rule", product_sentences, 1200, {"prior": 0.1}),
+        ("a document prior of 0.15 with the chosen rule", product_sentences, 1200, {"prior": 0.15}),
+        ("a document prior of 0.2 with the chosen rule", product_sentences, 1200, {"prior": 0.2}),
     ]
     print("| rule | " + " | ".join(f"{s} @1 @3 @5 @10" for s in SETS) + " |")
     print("|---|" + "---|" * len(SETS))
