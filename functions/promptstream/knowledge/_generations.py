@@ -35,8 +35,11 @@ __all__ = [
     "flip",
 ]
 
-# Writes per commit (Firestore's limit is 500; a passage with its vector is a few KB).
+# Writes per commit (Firestore's limit is 500), and their encoded size: Firestore refuses a
+# request over 10 MiB, and a passage with its vector and sentence vectors at the largest
+# EMBEDDING_DIMENSIONS comes to about a hundred KB.
 COMMIT_WRITES = 100
+COMMIT_BYTES = 4 * 1024 * 1024
 
 
 class IngestError(Exception):
@@ -56,10 +59,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def commit_in_batches(db: FirestoreRest, writes: Sequence[Mapping[str, Any]]) -> None:
-    """``writes`` in commits of at most ``COMMIT_WRITES``, in order (not atomic as a whole)."""
-    for start in range(0, len(writes), COMMIT_WRITES):
-        await db.commit(writes[start : start + COMMIT_WRITES])
+async def commit_in_batches(
+    db: FirestoreRest,
+    writes: Sequence[Mapping[str, Any]],
+    sizes: Sequence[int] | None = None,
+) -> None:
+    """``writes`` in commits of at most ``COMMIT_WRITES``, in order (not atomic as a whole);
+    with ``sizes`` (a bound on each write's encoded bytes), of at most ``COMMIT_BYTES``
+    too (a larger write goes alone)."""
+    batch: list[Mapping[str, Any]] = []
+    held = 0
+    for index, write in enumerate(writes):
+        size = sizes[index] if sizes is not None else 0
+        if batch and (len(batch) == COMMIT_WRITES or held + size > COMMIT_BYTES):
+            await db.commit(batch)
+            batch, held = [], 0
+        batch.append(write)
+        held += size
+    if batch:
+        await db.commit(batch)
 
 
 async def claim(

@@ -177,6 +177,7 @@ async def ingest(
             _pack_vectors, embedded.vectors, len(passages), [len(g) for g in sentences]
         )
         writes = []
+        sizes = []
         for passage, vector, stored, vectors in zip(
             passages, embedded.vectors[: len(passages)], lexical, packed, strict=True
         ):
@@ -200,8 +201,9 @@ async def ingest(
                     }
                 }
             )
+            sizes.append(passage_write_bound(passage, vector, stored, vectors))
         try:
-            await commit_in_batches(db, writes)
+            await commit_in_batches(db, writes, sizes)
         except FirestoreError as exc:
             raise IngestError(DocumentReason.STORE_FAILED, "storing the passages failed") from exc
         await flip(db, path, generation, claimed_at, len(passages), language, center)
@@ -254,6 +256,17 @@ async def _extract(
         data, max_pages=limits.max_pages, max_chars=limits.max_chars
     )
     return await asyncio.to_thread(finish_text, text, kind, pages, max_chars=limits.max_chars)
+
+
+def passage_write_bound(
+    passage: Passage, vector: Sequence[float], terms: str, sentence_vectors: bytes
+) -> int:
+    """A bound on the bytes of a passage's write as the commit's JSON encodes it (orjson,
+    or the standard library's ASCII escapes): twelve for a character (a surrogate pair's
+    escapes), 48 for a number of the vector with its wrapping, base64 for the sentence
+    vectors, and a kilobyte for the names and the other fields."""
+    characters = len(passage.heading) + len(passage.text) + len(terms)
+    return 12 * characters + 48 * len(vector) + 4 * (len(sentence_vectors) + 2) // 3 + 1024
 
 
 def _pack_vectors(
