@@ -219,8 +219,7 @@ class Settings(BaseModel):
     passage_overlap_chars: int = Field(default=150, ge=0)
     # Each passage's sentences (or table rows) are embedded too, in at most this many runs,
     # and stored with it; search re-scores its best candidates by their best sentence
-    # (docs/adr/0802-sentence-vectors.md). 0: none stored, and uploads
-    # embed their passages alone.
+    # (docs/adr/0802-sentence-vectors.md). 0: none, and uploads embed their passages alone.
     passage_sentence_vectors: int = Field(default=12, ge=0, le=64)
 
     # -- CPU bounds on uploads (issue 22, ADR 0307) --------------------------------------

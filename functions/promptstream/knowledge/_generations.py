@@ -37,7 +37,7 @@ __all__ = [
 
 # Writes per commit (Firestore's limit is 500), and their encoded size: Firestore refuses a
 # request over 10 MiB, and a passage with its vector and sentence vectors at the largest
-# EMBEDDING_DIMENSIONS comes to about a hundred KB.
+# EMBEDDING_DIMENSIONS comes to 150-300 KB (docs/adr/0802-sentence-vectors.md).
 COMMIT_WRITES = 100
 COMMIT_BYTES = 4 * 1024 * 1024
 

@@ -3,8 +3,9 @@
 search stays inside that user's documents by construction
 (docs/adr/0200-retrieval-design.md); the pool then re-ranked with BM25 over the terms stored
 with each passage, every passage of the named documents when they are few
-(docs/adr/0800-retrieval-quality.md, docs/adr/0801-lexical-statistics.md), and the best
-of them re-scored by their sentences' vectors (docs/adr/0802-sentence-vectors.md).
+(docs/adr/0800-retrieval-quality.md, docs/adr/0801-lexical-statistics.md), the best of
+them re-scored by their sentences' vectors, and the documents weighed by their centroids
+(docs/adr/0802-sentence-vectors.md).
 """
 
 from __future__ import annotations
