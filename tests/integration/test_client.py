@@ -309,6 +309,25 @@ async def test_retry_stops_after_first_chunk(fake: FakeOpenRouter) -> None:
     assert info.value.code == "upstream_disconnected"
 
 
+async def test_a_drop_keeps_what_arrived_while_the_caller_was_busy(fake: FakeOpenRouter) -> None:
+    # "b" and the drop land while the caller still holds "a"; aiohttp raises a failure
+    # before the bytes it holds, so without the salvage "b" was lost (and with no text
+    # at all, the request was retried as if nothing had been generated).
+    received: list[str] = []
+    async with OpenRouterClient(config(fake, max_retries=3)) as client:
+        with pytest.raises(StreamInterruptedError) as info:
+            async for chunk in client.generate_response_stream(
+                "q [[fake drop_after=2 fail_times=1 delay=0.02 chunks=5 text='a b c d e']]"
+            ):
+                received.append(chunk.content)
+                if len(received) == 1:
+                    await wait_for(lambda: fake.stats()["drops"] == 1)
+                    await asyncio.sleep(0.05)
+    assert fake.stats()["drops"] == 1
+    assert fake.stats()["requests"] == 1
+    assert info.value.partial == "".join(received) == "a b"
+
+
 # -- mid-stream faults ----------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from .._sanitize import safe_usage
 from .._sse import SSEDecoder, SSELimitError
 from .._usage import check_usage, token_cap
 from ._routing import Attempt, Route
-from ._transport import Transport, translate_errors
+from ._transport import Transport, translate_errors, unread
 from ._watchdog import Watchdog
 
 __all__ = ["ChatResponse", "ChatStream", "OnChunk", "StreamChunk"]
@@ -267,14 +267,20 @@ class ChatStream:
         )
         limit = self._tuning.max_message_bytes
         decoder = SSEDecoder(max_line_bytes=limit, max_event_bytes=limit)
+        failure: Exception | None = None
         try:
             while True:
-                try:
-                    data = await reader.readany()
-                except Exception:
+                if failure is not None:
                     # Translated only on the way out: no context manager per read.
                     with translate_errors(lambda: self.content):
-                        raise
+                        raise failure
+                try:
+                    data = await reader.readany()
+                except Exception as exc:
+                    # What arrived before the failure is the upstream's text too.
+                    failure, data = exc, unread(reader)
+                    if not data:
+                        continue
                 if not data:
                     break
                 try:

@@ -44,6 +44,7 @@ __all__ = [
     "read_capped",
     "should_retry",
     "translate_errors",
+    "unread",
 ]
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -218,6 +219,19 @@ def translate_errors(partial: Callable[[], str]) -> Iterator[None]:
         raise APIConnectionError(f"cannot reach upstream: {type(exc).__name__}") from exc
     except aiohttp.ClientError as exc:
         raise APIConnectionError(f"upstream request failed: {type(exc).__name__}") from exc
+
+
+def unread(reader: aiohttp.StreamReader) -> bytes:
+    """The bytes ``reader`` holds that nobody has read, taken out of it. Once a failure
+    is set on an aiohttp reader, every read raises it before returning what it holds
+    (asyncio's own StreamReader is built the same way, CPython gh-75044), so a drop that
+    lands while the caller is busy elsewhere would otherwise lose text that arrived."""
+    buffer = getattr(reader, "_buffer", None)
+    if not buffer:
+        return b""
+    data = b"".join(buffer)
+    buffer.clear()
+    return data
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
