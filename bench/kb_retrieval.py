@@ -7,6 +7,11 @@ from the repo root. It starts its own emulator and fake on loopback and stops th
 ``--documents D`` splits the passages over D documents, all of them named by the search
 and by the prompt (ADR 0800 compares 10 documents and 10,000 passages).
 
+``--uploads N`` first times N uploads of ``--upload-passages`` passages with the embedding
+batches one at a time against the default ``EMBEDDING_CONCURRENCY``, in turn, each
+/embeddings request delayed ``--embed-delay`` seconds (ADR 0803); with ``--passages 0``
+that is all it does.
+
 ``--ttfb N`` then serves execute_prompt_stream as deployed (functions-framework on
 gunicorn) and times N runs of a prompt that names the document against N runs of the
 same prompt without it, alternating: the time to the response head (sent with the
@@ -160,6 +165,7 @@ class LocalKb:
     fake: FakeOpenRouter
     db: FirestoreRest
     client: EmbeddingsClient
+    session: aiohttp.ClientSession
 
 
 @contextlib.asynccontextmanager
@@ -175,7 +181,7 @@ async def local_kb(project: str, *, batch_size: int) -> AsyncIterator[LocalKb]:
                 base_url=fake.base_url,
                 batch_size=batch_size,
             )
-            yield LocalKb(emulator, fake, db, EmbeddingsClient(config, session))
+            yield LocalKb(emulator, fake, db, EmbeddingsClient(config, session), session)
 
 
 async def candidates_pairs(
@@ -217,10 +223,69 @@ async def candidates_pairs(
         )
 
 
+async def uploads(kb: LocalKb, runs: int, passages: int, embed_delay: float) -> None:
+    """``runs`` uploads of a document of ``passages`` passages with its embedding batches
+    one at a time, and as many at the deployed default (``EMBEDDING_CONCURRENCY``), in
+    turn, each request to the fake's /embeddings delayed by ``embed_delay`` seconds (a
+    hosted model's round trip): the wall time of each upload, embedding and storing."""
+    kb.fake.configure(embed_delay=embed_delay)
+    defaults = EmbeddingsConfig(api_key=SecretStr("-"), model="-")
+    shapes = {"one batch at a time": 1, f"{defaults.concurrency} at once": defaults.concurrency}
+    clients = {
+        name: EmbeddingsClient(
+            kb.client.config.model_copy(
+                update={"batch_size": defaults.batch_size, "concurrency": concurrency}
+            ),
+            kb.session,
+        )
+        for name, concurrency in shapes.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in shapes}
+    for i in range(runs):
+        data = synthetic_document(passages, seed=1000 + i)
+        limits = IngestLimits(
+            max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1
+        )
+        order = list(shapes) if i % 2 == 0 else list(reversed(shapes))
+        for name in order:
+            before = kb.fake.stats()["embedding_requests"]
+            t0 = time.perf_counter()
+            await ingest(
+                kb.db,
+                clients[name],
+                owner_uid="u",
+                document_id=f"upload{i}-{shapes[name]}",
+                data=data,
+                title="Synthetic",
+                filename="upload.md",
+                limits=limits,
+            )
+            times[name].append(1000 * (time.perf_counter() - t0))
+            requests = kb.fake.stats()["embedding_requests"] - before
+    print(
+        f"uploads of {passages} passages, {requests} embedding requests each, "
+        f"each request delayed {1000 * embed_delay:.0f} ms:"
+    )
+    for name, values in times.items():
+        print(_summary(f"upload, {name}", values))
+    kb.fake.configure(embed_delay=0.0)
+
+
 async def run(
-    passages: int, queries: int, ttfb_runs: int = 0, documents: int = 1, pairs: int = 0
+    passages: int,
+    queries: int,
+    ttfb_runs: int = 0,
+    documents: int = 1,
+    pairs: int = 0,
+    upload_runs: int = 0,
+    upload_passages: int = 100,
+    embed_delay: float = 0.3,
 ) -> None:
     async with local_kb(PROJECT, batch_size=128) as kb:
+        if upload_runs:
+            await uploads(kb, upload_runs, upload_passages, embed_delay)
+            if not passages:
+                return
         db, client = kb.db, kb.client
         names = ["big"] if documents == 1 else [f"doc{i}" for i in range(documents)]
         started = time.perf_counter()
@@ -282,8 +347,26 @@ def main() -> None:
     parser.add_argument(
         "--pairs", type=int, default=0, help="searches by vector alone and hybrid, in turn"
     )
+    parser.add_argument(
+        "--uploads", type=int, default=0, help="uploads with batches one at a time and at once"
+    )
+    parser.add_argument("--upload-passages", type=int, default=100)
+    parser.add_argument(
+        "--embed-delay", type=float, default=0.3, help="seconds added to each /embeddings"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.passages, args.queries, args.ttfb, args.documents, args.pairs))
+    asyncio.run(
+        run(
+            args.passages,
+            args.queries,
+            args.ttfb,
+            args.documents,
+            args.pairs,
+            args.uploads,
+            args.upload_passages,
+            args.embed_delay,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -192,6 +192,8 @@ class Settings(BaseModel):
     # Must equal the vector index's dimension in firestore.indexes.json.
     embedding_dimensions: int = Field(default=256, ge=1, le=2048)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    # Batches of one upload in flight at once; each still retries on its own.
+    embedding_concurrency: int = Field(default=4, ge=1, le=16)
     # Passages per execution: the prompt's top_k or this default, a request's override
     # capped at the max (the default weighed against its tokens: docs/adr/0800).
     retrieval_top_k_default: int = Field(default=5, ge=1, le=50)

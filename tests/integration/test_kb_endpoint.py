@@ -163,18 +163,25 @@ def test_upload_without_an_id_gets_one(db: Any, ingest_server: FunctionServer) -
 def test_embedding_fault_midway_leaves_the_document_error_without_passages(
     db: Any, ingest_server: FunctionServer, fake_upstream: FakeOpenRouterThread
 ) -> None:
-    # Batches of two passages: the second batch's call fails after the first succeeded.
+    # What a whole upload asks for, in batches of two texts.
+    status, answer = upload(ingest_server, BAKERY, document_id="whole")
+    assert status == 200, answer
+    whole = fake_upstream.stats()["embedding_requests"]
+    spent_before = tokens_today(db)
+    fake_upstream.reset()
+    # The second call fails; others may be in flight then (EMBEDDING_CONCURRENCY), but
+    # no batch starts after the failure is known, so the upload stops well short.
     fake_upstream.configure(embed_status=500, embed_status_at=2)
     status, answer = upload(ingest_server, BAKERY)
     assert status == 502, answer
     assert answer["error"]["code"] == "upstream_error"
     assert answer["error"]["details"]["reason"] == "embedding_failed"
-    assert fake_upstream.stats()["embedding_requests"] == 2
+    assert 2 <= fake_upstream.stats()["embedding_requests"] < whole / 2
     stored = document(db, "bakery")
     assert stored is not None and stored["status"] == "error" and stored["error_message"]
     assert passages_of(db, "bakery") == []
-    # The first batch was billed before the fault: its tokens are debited.
-    assert tokens_today(db) > 0
+    # The batches answered around the fault were billed: their tokens are debited.
+    assert tokens_today(db) > spent_before
 
 
 def test_embedding_rate_limit_is_a_429_with_retry_after(

@@ -155,14 +155,16 @@ def test_the_embeddings_config_comes_from_the_settings() -> None:
                 "EMBEDDINGS_BASE_URL": "http://127.0.0.1:8788/api/v1",
                 "EMBEDDING_MODEL": "fake/demo-embedding",
                 "EMBEDDING_BATCH_SIZE": "16",
+                "EMBEDDING_CONCURRENCY": "2",
             }
         ),
         "sk-key",
     )
-    assert (local.base_url, local.model, local.batch_size) == (
+    assert (local.base_url, local.model, local.batch_size, local.concurrency) == (
         "http://127.0.0.1:8788/api/v1",
         "fake/demo-embedding",
         16,
+        2,
     )
 
 
@@ -234,6 +236,7 @@ def test_defaults_outside_settings_are_the_settings_ones() -> None:
         (BoundedH11Protocol.linger_bytes, settings.max_document_bytes),
         (EmbeddingsConfig.model_fields["dimensions"].default, settings.embedding_dimensions),
         (EmbeddingsConfig.model_fields["batch_size"].default, settings.embedding_batch_size),
+        (EmbeddingsConfig.model_fields["concurrency"].default, settings.embedding_concurrency),
         (EmbeddingsConfig.model_fields["timeout"].default, upstream.first_byte_timeout),
         (EmbeddingsConfig.model_fields["max_retries"].default, upstream.max_retries),
         (EmbeddingsConfig.model_fields["backoff_base"].default, upstream.backoff_base),

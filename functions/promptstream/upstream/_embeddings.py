@@ -1,5 +1,5 @@
 """An async client for an OpenAI-compatible ``POST /embeddings`` (OpenRouter's, or the
-fake's), in batches, on a session it borrows.
+fake's), in batches, a few at once, on a session it borrows.
 
 Errors are the package's one tree: a non-2xx answer is read and raised through
 ``status_error_for`` (the ``Transport``'s, as for chat), an aiohttp or timeout exception
@@ -8,7 +8,7 @@ A batch is retried by the ``Transport``'s one retry rule, as a chat call before 
 chunk (connection errors, 408/409/429/5xx, ``Retry-After``): asking for the same vectors
 twice has no side effect.
 
-See docs/adr/0200-retrieval-design.md.
+See docs/adr/0200-retrieval-design.md and docs/adr/0803-embedding-batches-at-once.md.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class EmbeddingsConfig(BaseModel):
     dimensions: int = Field(default=DEFAULTS.embedding_dimensions, ge=1, le=8192)
     base_url: str = DEFAULT_BASE_URL
     batch_size: int = Field(default=DEFAULTS.embedding_batch_size, ge=1, le=2048)
+    concurrency: int = Field(default=DEFAULTS.embedding_concurrency, ge=1, le=16)
     # The upstream's tuning (UPSTREAM_*), as for chat: one batch's request, answer
     # included, gets the first-byte timeout; a batch is retried by the retry settings.
     timeout: float = Field(default=_TUNING.first_byte_timeout, gt=0)
@@ -64,6 +65,7 @@ class EmbeddingsConfig(BaseModel):
             dimensions=settings.embedding_dimensions,
             base_url=settings.embeddings_base_url or settings.openrouter_base_url,
             batch_size=settings.embedding_batch_size,
+            concurrency=settings.embedding_concurrency,
             timeout=settings.upstream.first_byte_timeout,
             max_retries=settings.upstream.max_retries,
             backoff_base=settings.upstream.backoff_base,
@@ -98,25 +100,46 @@ class EmbeddingsClient:
         )
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
-        """Vectors for ``texts``, ``config.batch_size`` texts per request, batches in order.
+        """Vectors for ``texts``, in their order: ``config.batch_size`` texts per request,
+        at most ``config.concurrency`` requests at once.
 
-        Raises an ``OpenRouterError`` subclass; a failed batch fails the call (nothing
-        partial is returned, but ``tokens_spent`` on the error counts the batches before
-        it).
+        Raises an ``OpenRouterError`` subclass: the first failed batch's, once the batches
+        already in flight have been answered; no batch starts after a failure, and nothing
+        partial is returned. ``tokens_spent`` on the error counts every batch answered
+        (and a failed batch's own, when it was answered with an absurd usage).
         """
-        vectors: list[list[float]] = []
-        tokens = 0
         size = self.config.batch_size
-        for start in range(0, len(texts), size):
-            batch = list(texts[start : start + size])
-            try:
-                found, used = await self._batch_with_retries(batch)
-            except OpenRouterError as error:
-                # Plus the failed batch's own, when it was answered (an absurd usage).
-                error.tokens_spent += tokens
-                raise
-            vectors.extend(found)
-            tokens += used
+        batches = [list(texts[start : start + size]) for start in range(0, len(texts), size)]
+        answered: list[tuple[list[list[float]], int] | None] = [None] * len(batches)
+        failures: dict[int, OpenRouterError] = {}
+        queue = iter(range(len(batches)))
+
+        async def worker() -> None:
+            # In flight batches are let finish, not cancelled: what they cost is billed
+            # either way, and only their answers say how much.
+            for index in queue:
+                if failures:
+                    return
+                try:
+                    answered[index] = await self._batch_with_retries(batches[index])
+                except OpenRouterError as error:
+                    failures[index] = error
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(self.config.concurrency, len(batches))):
+                    group.create_task(worker())
+        except BaseExceptionGroup as escaped:
+            # Only what is not an upstream error gets here (a bug): raised as itself.
+            raise escaped.exceptions[0] from None
+        tokens = sum(found[1] for found in answered if found is not None)
+        if failures:
+            first = failures[min(failures)]
+            first.tokens_spent += tokens + sum(
+                error.tokens_spent for error in failures.values() if error is not first
+            )
+            raise first
+        vectors = [vector for found in answered if found is not None for vector in found[0]]
         return Embeddings(vectors, tokens)
 
     async def _batch_with_retries(self, batch: list[str]) -> tuple[list[list[float]], int]:

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import pytest
+from aiohttp.test_utils import TestServer
 
 from promptstream._config import Settings
 from promptstream._errors import (
@@ -39,6 +41,8 @@ def config(endpoint: ScriptedServer, **overrides: Any) -> EmbeddingsConfig:
         "dimensions": 3,
         "base_url": endpoint.url("/api/v1"),
         "batch_size": 2,
+        # The script answers in arrival order: one batch at a time keeps that the input's.
+        "concurrency": 1,
         "backoff_base": 0.0,
         **overrides,
     }
@@ -273,3 +277,101 @@ async def test_an_impossible_count_fails_the_call_and_counts_the_estimate_as_spe
     assert info.value.code == "upstream_error"
     # The batch before it as counted, the failed one as estimated.
     assert info.value.tokens_spent == 5 + estimate_tokens("b" * 40)
+
+
+# -- batches at once: a server that answers by content -----------------------------------
+
+
+class ByContent:
+    """An /embeddings endpoint on loopback whose answer depends on the texts: "tN" is
+    embedded as [N + 1, 0, 0], each text costs 7 tokens, and ``script`` maps a text to
+    (seconds to wait, status). It counts the requests in flight."""
+
+    def __init__(self, script: dict[str, tuple[float, int]] | None = None) -> None:
+        self.script = script or {}
+        self.inputs: list[list[str]] = []
+        self.in_flight = self.most_in_flight = 0
+        app = aiohttp.web.Application()
+        app.router.add_post(PATH, self._answer)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def _answer(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        texts = (await request.json())["input"]
+        self.inputs.append(texts)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            delay, status = self.script.get(texts[0], (0.0, 200))
+            await asyncio.sleep(delay)
+        finally:
+            self.in_flight -= 1
+        if status != 200:
+            return aiohttp.web.json_response({"error": {"message": "no"}}, status=status)
+        vectors = [[float(text[1:]) + 1, 0.0, 0.0] for text in texts]
+        return aiohttp.web.json_response(
+            {
+                "data": [{"index": i, "embedding": v} for i, v in enumerate(vectors)],
+                "usage": {"prompt_tokens": 7 * len(texts), "total_tokens": 7 * len(texts)},
+            }
+        )
+
+
+@pytest.fixture
+async def by_content() -> AsyncIterator[ByContent]:
+    endpoint = ByContent()
+    await endpoint.server.start_server()
+    yield endpoint
+    await endpoint.server.close()
+
+
+def content_config(endpoint: ByContent, **overrides: Any) -> EmbeddingsConfig:
+    values: dict[str, Any] = {
+        "api_key": SECRET,
+        "model": "test/embed",
+        "dimensions": 3,
+        "base_url": str(endpoint.server.make_url("/api/v1")),
+        "backoff_base": 0.0,
+        **overrides,
+    }
+    return EmbeddingsConfig(**values)
+
+
+async def test_batches_go_a_few_at_once_and_come_back_in_input_order(
+    session: aiohttp.ClientSession, by_content: ByContent
+) -> None:
+    # The earlier batches answer last.
+    by_content.script = {f"t{n}": (0.02 * (10 - n), 200) for n in range(0, 10, 2)}
+    texts = [f"t{n}" for n in range(10)]
+    client = EmbeddingsClient(content_config(by_content, batch_size=2, concurrency=3), session)
+    result = await client.embed(texts)
+    assert [v[0] for v in result.vectors] == [n + 1 for n in range(10)]
+    assert result.tokens == 70
+    assert by_content.most_in_flight == 3
+    assert sorted(by_content.inputs) == [texts[n : n + 2] for n in range(0, 10, 2)]
+
+
+async def test_after_a_failure_no_batch_starts_and_those_in_flight_are_counted(
+    session: aiohttp.ClientSession, by_content: ByContent
+) -> None:
+    # t2 fails at once (401) and t0 a little later (400) while t1 is still being
+    # embedded: t1 is answered and counted though it comes after t0, nothing after t2 is
+    # sent, and the upload's error is the first batch's in input order, not the first to
+    # arrive.
+    by_content.script = {"t0": (0.05, 400), "t1": (0.2, 200), "t2": (0.0, 401)}
+    client = EmbeddingsClient(content_config(by_content, batch_size=1, concurrency=3), session)
+    with pytest.raises(BadRequestError) as raised:
+        await client.embed([f"t{n}" for n in range(6)])
+    assert sorted(by_content.inputs) == [["t0"], ["t1"], ["t2"]]
+    assert raised.value.tokens_spent == 7
+
+
+async def test_what_is_not_an_upstream_error_is_raised_as_itself(
+    session: aiohttp.ClientSession, by_content: ByContent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(EmbeddingsClient, "_parse", broken)
+    client = EmbeddingsClient(content_config(by_content, batch_size=1, concurrency=2), session)
+    with pytest.raises(ZeroDivisionError):
+        await client.embed(["t0", "t1", "t2"])
