@@ -241,7 +241,9 @@ async def test_an_embedding_fault_midway_leaves_error_and_no_passages(
     assert "embedding failed" in doc["error_message"]
     assert doc["generation"] == 0
     assert await passages(rest, "pond") == []
-    assert fake_upstream.stats()["embedding_requests"] == 2
+    # The three batches went at once (EMBEDDING_CONCURRENCY): the second failed, the other
+    # two were answered, and nothing was sent after (ADR 0803).
+    assert fake_upstream.stats()["embedding_requests"] == 3
 
 
 async def test_a_failed_reingest_hides_the_old_passages_too(
