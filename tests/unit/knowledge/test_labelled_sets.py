@@ -16,7 +16,7 @@ KINDS = {"lexical", "paraphrase", "numeric", "table", "non_english"}
 
 
 def test_there_are_labelled_sets() -> None:
-    assert {p.name for p in SETS} >= {"kb", "kb_tune", "kb2", "kb3", "kb4", "kb5"}
+    assert {p.name for p in SETS} >= {"kb", "kb_tune", "kb2", "kb3", "kb4", "kb5", "kb6"}
 
 
 @pytest.mark.parametrize("folder", SETS, ids=lambda p: p.name)
