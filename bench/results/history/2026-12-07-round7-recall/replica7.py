@@ -75,6 +75,22 @@ def unstopped(also_question: bool) -> Expand:
     return rule
 
 
+def common_out(share: float) -> Expand:
+    """The product's query without the terms found in more than ``share`` of the pool's
+    passages (the pool's own stop words, no list)."""
+
+    def rule(question: str, vocabulary: Collection[str], language: str) -> list[str]:
+        frequency = POOL_DF[0]
+        size = POOL_DF[1] or 1
+        query = [t for t in r6.terms(question, language) if frequency.get(t, 0) <= share * size]
+        return list(r6.expand(query, vocabulary))
+
+    return rule
+
+
+POOL_DF: list[Any] = [{}, 0]
+
+
 def parts(min_query: int, min_rest: int, languages: Collection[str] | None, where: str) -> Expand:
     """The product's expansion, plus every vocabulary term that holds a query term of at
     least ``min_query`` characters as a part, the rest at least ``min_rest``: at its start
@@ -119,6 +135,11 @@ def ranked(
     similarities = [s for s, _, _ in pool]
     passages = [corpus[n]["terms"][i] for _, n, i in pool]
     vocabulary = {t for p in passages for t in p}
+    frequency: dict[str, int] = {}
+    for p in passages:
+        for t in set(p):
+            frequency[t] = frequency.get(t, 0) + 1
+    POOL_DF[:] = [frequency, len(passages)]
     by_language: dict[str, list[str]] = {}
     for _, n, _ in pool:
         language = corpus[n]["language"]
@@ -163,6 +184,10 @@ ROWS: list[tuple[str, Expand] | tuple[str, Expand, float]] = [
     ("ADR 0802 (chosen then)", product),
     ("stop words out of the query (the stemming language's)", unstopped(False)),
     ("stop words out of the query (the stemming language's and the question's)", unstopped(True)),
+    ("terms in more than half the pool out of the query", common_out(0.5)),
+    ("terms in more than a third of the pool out of the query", common_out(0.33)),
+    ("terms in more than a fifth of the pool out of the query", common_out(0.2)),
+    ("terms in more than a tenth of the pool out of the query", common_out(0.1)),
     ("the same, lexical weight 0.2", unstopped(True), 0.2),
     ("the same, lexical weight 0.4", unstopped(True), 0.4),
     ("the same, lexical weight 0.5", unstopped(True), 0.5),
