@@ -28,9 +28,9 @@ from .._errors import InvalidResponseError, OpenRouterError
 from .._tokens import estimate_tokens
 from .._usage import token_cap, tokens_reported
 from ._client import DEFAULT_BASE_URL
-from ._transport import Retry, Transport, translate_errors
+from ._transport import Retry, Transport, read_capped, translate_errors
 
-__all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig"]
+__all__ = ["Embeddings", "EmbeddingsClient", "EmbeddingsConfig", "answer_bound"]
 
 _TUNING = DEFAULTS.upstream
 
@@ -160,12 +160,15 @@ class EmbeddingsClient:
             "encoding_format": "float",
         }
         data = json.dumps(body)
+        limit = answer_bound(len(batch), cfg.dimensions)
         with translate_errors(str):
             async with asyncio.timeout(cfg.timeout):
                 async with self._transport.post(data) as response:
-                    raw = await response.read()
+                    raw = await read_capped(response, limit + 1)
                     if response.status >= 400:
                         raise self._transport.status_error(response, raw)
+        if len(raw) > limit:
+            raise InvalidResponseError(f"embeddings answer is larger than {limit} bytes")
         return self._parse(raw, batch, token_cap(len(data.encode()), 0))
 
     def _parse(self, raw: bytes, batch: list[str], cap: int) -> tuple[list[list[float]], int]:
@@ -200,6 +203,14 @@ class EmbeddingsClient:
             # No count, or 0 for texts that are never empty: not free, the estimate.
             tokens = sum(map(estimate_tokens, batch))
         return [v for v in vectors if v is not None], tokens
+
+
+def answer_bound(texts: int, dimensions: int) -> int:
+    """The most bytes an honest answer for ``texts`` vectors of ``dimensions`` numbers
+    takes: 32 a number (the longest float JSON writes, its comma and a blank), 256 an
+    item, and 64 KiB for the rest. A larger answer is refused unread, so that each batch
+    in flight holds a bounded body, whatever the upstream sends."""
+    return texts * (32 * dimensions + 256) + (64 << 10)
 
 
 def _checked_vector(vector: Any, dimensions: int) -> list[float]:

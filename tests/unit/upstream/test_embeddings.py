@@ -6,6 +6,7 @@ the fake's /embeddings is tests/integration/test_fake_embeddings.py's.)"""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,7 @@ from promptstream._errors import (
     RateLimitError,
 )
 from promptstream._tokens import estimate_tokens
-from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig
+from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig, answer_bound
 from support.scripted import ScriptedServer
 
 PATH = "/api/v1/embeddings"
@@ -375,3 +376,33 @@ async def test_what_is_not_an_upstream_error_is_raised_as_itself(
     client = EmbeddingsClient(content_config(by_content, batch_size=1, concurrency=2), session)
     with pytest.raises(ZeroDivisionError):
         await client.embed(["t0", "t1", "t2"])
+
+
+# -- the answer's size -----------------------------------------------------------------
+
+
+async def test_an_answer_larger_than_any_honest_one_is_refused(
+    session: aiohttp.ClientSession, scripted: ScriptedServer
+) -> None:
+    # Valid JSON either way: only its size tells the two apart.
+    bound = answer_bound(1, 3)
+    honest = json.dumps(answer(1))
+    scripted.post(PATH, body=honest + " " * (bound - len(honest)))
+    scripted.post(PATH, body=honest + " " * (bound - len(honest) + 1), repeat=True)
+    client = EmbeddingsClient(config(scripted, batch_size=1), session)
+    assert (await client.embed(["a"])).vectors == [[1.0, 0.0, 0.0]]
+    with pytest.raises(InvalidResponseError) as raised:
+        await client.embed(["a"])
+    assert f"larger than {bound} bytes" in raised.value.message
+
+
+def test_the_bound_holds_the_longest_numbers_json_writes() -> None:
+    dims = 256
+    vector = [-1.2345678901234567e-308] * dims
+    worst = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 2047, "embedding": vector}] * 64,
+        "model": "x" * 200,
+        "usage": {"prompt_tokens": 10**9, "total_tokens": 10**9},
+    }
+    assert len(json.dumps(worst, indent=1)) <= answer_bound(64, dims)
