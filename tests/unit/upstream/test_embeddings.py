@@ -340,8 +340,9 @@ def content_config(endpoint: ByContent, **overrides: Any) -> EmbeddingsConfig:
 async def test_batches_go_a_few_at_once_and_come_back_in_input_order(
     session: aiohttp.ClientSession, by_content: ByContent
 ) -> None:
-    # The earlier batches answer last.
-    by_content.script = {f"t{n}": (0.02 * (10 - n), 200) for n in range(0, 10, 2)}
+    # The earlier batches answer last, and the first three all take long enough to be in
+    # flight together.
+    by_content.script = {f"t{n}": (0.3 - 0.025 * n, 200) for n in range(0, 10, 2)}
     texts = [f"t{n}" for n in range(10)]
     client = EmbeddingsClient(content_config(by_content, batch_size=2, concurrency=3), session)
     result = await client.embed(texts)
