@@ -42,6 +42,7 @@ sys.path[:0] = [str(ROOT / "functions")]
 
 from devstack import FirestoreEmulator, FunctionServer, id_token  # noqa: E402
 from fake_openrouter import EMBEDDING_MODEL, FakeOpenRouter  # noqa: E402
+from promptstream._config import DEFAULTS  # noqa: E402
 from promptstream.knowledge._ingest import IngestLimits, ingest  # noqa: E402
 from promptstream.knowledge._search import search  # noqa: E402
 from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
@@ -223,18 +224,23 @@ async def candidates_pairs(
         )
 
 
+def _limits_for(data: bytes, passages: int) -> IngestLimits:
+    """Limits that let a synthetic document of ``passages`` passages through whole."""
+    return IngestLimits(max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1)
+
+
 async def uploads(kb: LocalKb, runs: int, passages: int, embed_delay: float) -> None:
     """``runs`` uploads of a document of ``passages`` passages with its embedding batches
     one at a time, and as many at the deployed default (``EMBEDDING_CONCURRENCY``), in
     turn, each request to the fake's /embeddings delayed by ``embed_delay`` seconds (a
     hosted model's round trip): the wall time of each upload, embedding and storing."""
     kb.fake.configure(embed_delay=embed_delay)
-    defaults = EmbeddingsConfig(api_key=SecretStr("-"), model="-")
-    shapes = {"one batch at a time": 1, f"{defaults.concurrency} at once": defaults.concurrency}
+    at_once = DEFAULTS.embedding_concurrency
+    shapes = {"one batch at a time": 1, f"{at_once} at once": at_once}
     clients = {
         name: EmbeddingsClient(
             kb.client.config.model_copy(
-                update={"batch_size": defaults.batch_size, "concurrency": concurrency}
+                update={"batch_size": DEFAULTS.embedding_batch_size, "concurrency": concurrency}
             ),
             kb.session,
         )
@@ -243,9 +249,7 @@ async def uploads(kb: LocalKb, runs: int, passages: int, embed_delay: float) -> 
     times: dict[str, list[float]] = {name: [] for name in shapes}
     for i in range(runs):
         data = synthetic_document(passages, seed=1000 + i)
-        limits = IngestLimits(
-            max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1
-        )
+        limits = _limits_for(data, passages)
         order = list(shapes) if i % 2 == 0 else list(reversed(shapes))
         for name in order:
             before = kb.fake.stats()["embedding_requests"]
@@ -292,9 +296,7 @@ async def run(
         count = 0
         for n, name in enumerate(names):
             data = synthetic_document(passages // documents, seed=7 + n)
-            limits = IngestLimits(
-                max_bytes=len(data) + 1, max_chars=len(data) + 1, max_passages=passages + 1
-            )
+            limits = _limits_for(data, passages)
             result = await ingest(
                 db,
                 client,
