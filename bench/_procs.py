@@ -27,6 +27,8 @@ from devstack import firestore_value, first_line, stop_group
 __all__ = [
     "FUNCTIONS",
     "ROOT",
+    "SKELETON",
+    "SKELETON_TARGET",
     "FakeUpstream",
     "FirestoreEmulator",
     "ProcSample",
@@ -40,6 +42,10 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
+# The skeleton function: the stack and an execution's requests, no product logic.
+SKELETON = ROOT / "bench" / "_floor_main.py"
+# Served with ``FunctionServer(SKELETON_TARGET, ..., source=SKELETON)``.
+SKELETON_TARGET = "floor"
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

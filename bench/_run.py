@@ -28,6 +28,8 @@ from . import _latency
 from ._loadgen import Request, StreamResult, run_streams
 from ._procs import (
     FUNCTIONS,
+    SKELETON,
+    SKELETON_TARGET,
     FakeUpstream,
     FirestoreEmulator,
     ProcSample,
@@ -106,23 +108,39 @@ def seed(emulator: FirestoreEmulator) -> None:
     )
 
 
+# The skeleton's shape under ``--skeleton``: every request an execution makes
+# (bench/_floor_main.py); ``--env`` may change it.
+SKELETON_ENV = {
+    "FLOOR_AUTH": "1",
+    "FLOOR_FIRESTORE": "3",
+    "FLOOR_UPSTREAM": "1",
+    "FLOOR_PROMPT": PROMPT_ID,
+}
+
+
 def bench_server(
-    firestore_host: str, fake: FakeUpstream, env: dict[str, str], log_dir: Path
+    firestore_host: str,
+    fake: FakeUpstream,
+    env: dict[str, str],
+    log_dir: Path,
+    skeleton: bool = False,
 ) -> FunctionServer:
     """The streaming function (not yet started) on the Firestore at ``firestore_host`` (the
     emulator, or the delay proxy in front of it): functions/.env as deployed, with only
     what must point at local parts overridden, plus ``env``. S6's one user runs its 50
-    executions faster than a user's rate allows (ADR 0309): the rate is off here."""
+    executions faster than a user's rate allows (ADR 0309): the rate is off here.
+    ``skeleton``: the skeleton function in its place, on the same stack and settings."""
     return FunctionServer(
-        "execute_prompt_stream",
+        SKELETON_TARGET if skeleton else "execute_prompt_stream",
         firestore_host,
         fake.base_url,
         project=PROJECT,
         api_key=API_KEY,
         defaults={**dotenv(FUNCTIONS / ".env"), "OPEN_RATE_PER_MINUTE": "0"},
-        env=env,
+        env={**SKELETON_ENV, **env} if skeleton else env,
         log_dir=log_dir,
         start_timeout=60,
+        source=SKELETON if skeleton else None,
     )
 
 
@@ -164,11 +182,12 @@ def _settle(pids: Sequence[int], timeout: float = 10.0) -> None:
         last = now
 
 
-def _warm_up(server: FunctionServer) -> None:
+def _warm_up(server: FunctionServer, skeleton: bool = False) -> None:
     """One request that builds the service (token check, Firestore read), not the upstream.
 
     An absent prompt answers 404 after the token check and the Firestore read, so the
     instance is warm but its upstream pool is still empty: S6 can count connections.
+    The skeleton reads no prompt: it answers a whole execution.
     """
     body = json.dumps({"prompt_id": "bench-absent", "variables": {}}).encode()
     req = urllib.request.Request(
@@ -180,6 +199,9 @@ def _warm_up(server: FunctionServer) -> None:
             "Content-Type": "application/json",
         },
     )
+    if skeleton:
+        urllib.request.urlopen(req, timeout=60).close()
+        return
     try:
         urllib.request.urlopen(req, timeout=60).close()
     except urllib.error.HTTPError as exc:
@@ -400,6 +422,12 @@ def _parser() -> argparse.ArgumentParser:
         help="scenario keys whose relay run is recorded with py-spy (collapsed stacks)",
     )
     parser.add_argument(
+        "--skeleton",
+        action="store_true",
+        help="serve the skeleton (bench/_floor_main.py: the stack and an execution's "
+        "requests, no product logic) in the product's place",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -445,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         "fd_limit": fd_limit,
         "logs": str(log_dir),
         "latency": latency.as_json(),
+        "skeleton": args.skeleton,
         "scenarios": {},
     }
     emulator = FirestoreEmulator(PROJECT, log_dir)
@@ -462,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         report["latency"]["firestore_round_trip_ms"] = _measure_round_trips(emulator, proxy)
 
         def new_server() -> FunctionServer:
-            return bench_server(firestore_host, fake, extra_env, log_dir)
+            return bench_server(firestore_host, fake, extra_env, log_dir, args.skeleton)
 
         if not args.quick:
             print("warming the Firestore emulator up ...", end=" ", flush=True)
@@ -477,11 +506,12 @@ def main(argv: list[str] | None = None) -> int:
             seed(emulator)
             floor = run_floor(sc, fake, emulator, proxy)
             server = new_server()
+            report.setdefault("function_target", server.target)
             report.setdefault("function_env", {**server.defaults, **server.overrides})
             report["function_env"].pop("OPENROUTER_API_KEY", None)
             server.start()
             try:
-                _warm_up(server)
+                _warm_up(server, args.skeleton)
                 profile = (
                     args.out / f"profile-{sc.key}-{stamp}.txt" if sc.key in profile_keys else None
                 )

@@ -89,6 +89,26 @@ async def _run(
         return cpu / executions * 1000
 
 
+def seed_prompt(emulator: FirestoreEmulator, chunks: int) -> None:
+    """The public prompt ``p1`` at version 2, its label ``production`` naming version 1:
+    a short answer of ``chunks`` chunks 1 ms apart."""
+    db = emulator.client()
+    content = f"{{{{topic}}}} [[fake chunks={chunks} delay=0.001]]"
+    prompt = db.collection("prompts").document("p1")
+    for n in (1, 2):
+        prompt.collection("versions").document(str(n)).set({"content": content})
+    prompt.set(
+        {
+            "owner_uid": "x",
+            "title": "t",
+            "public": True,
+            "content": content,
+            "version": 2,
+            "labels": {"production": 1},
+        }
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--executions", type=int, default=400)
@@ -108,21 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     with FirestoreEmulator(PROJECT) as emulator:
         with fake_upstream() as upstream:
-            db = emulator.client()
-            content = f"{{{{topic}}}} [[fake chunks={args.chunks} delay=0.001]]"
-            prompt = db.collection("prompts").document("p1")
-            for n in (1, 2):
-                prompt.collection("versions").document(str(n)).set({"content": content})
-            prompt.set(
-                {
-                    "owner_uid": "x",
-                    "title": "t",
-                    "public": True,
-                    "content": content,
-                    "version": 2,
-                    "labels": {"production": 1},
-                }
-            )
+            seed_prompt(emulator, args.chunks)
             with FunctionServer(
                 "execute_prompt_stream",
                 emulator.host,

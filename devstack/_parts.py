@@ -342,7 +342,8 @@ class FirestoreEmulator(_Part):
 
 
 class FunctionServer(_Part):
-    """One function of functions/main.py served as deployed: functions-framework on gunicorn.
+    """One function of functions/main.py (or of ``source``) served as deployed:
+    functions-framework on gunicorn.
 
     The environment is ours, then `defaults` (e.g. functions/.env), then `overrides`: what
     must point at local parts (upstream, Firestore emulator, project, API key, unsigned
@@ -362,9 +363,11 @@ class FunctionServer(_Part):
         env: Mapping[str, str] | None = None,
         log_dir: Path | None = None,
         start_timeout: float = 60.0,
+        source: Path | None = None,
     ) -> None:
         super().__init__()
         self.target = target
+        self.source = source if source is not None else FUNCTIONS / "main.py"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         log_dir = log_dir if log_dir is not None else Path(os.environ.get("TMPDIR", "/tmp"))
@@ -387,6 +390,9 @@ class FunctionServer(_Part):
             if k not in ("K_SERVICE", "K_CONFIGURATION", "FUNCTIONS_EMULATOR")
         }
         self.env = {**inherited, "PYTHONUNBUFFERED": "1", **self.defaults, **self.overrides}
+        if source is not None:
+            # A source elsewhere still imports the product's package.
+            self.env["PYTHONPATH"] = str(FUNCTIONS)
 
     def start(self) -> Self:
         self._log = self.log_path.open("wb")
@@ -396,7 +402,7 @@ class FunctionServer(_Part):
                 "--target",
                 self.target,
                 "--source",
-                str(FUNCTIONS / "main.py"),
+                str(self.source),
                 "--host",
                 "127.0.0.1",
                 "--port",

@@ -18,7 +18,8 @@ from bench import QUICK
 from support import ROOT
 
 
-def run_bench(module: str, *args: str) -> None:
+def run_bench(module: str, *args: str) -> str:
+    """Runs ``python -m module args`` to its end; returns what it printed."""
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -28,6 +29,7 @@ def run_bench(module: str, *args: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
 
 
 def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -> None:
@@ -82,6 +84,29 @@ def test_a_delayed_firestore_and_a_slow_first_token_are_applied_and_recorded(
         assert s1[run]["errors"] == 0, s1[run]["error_samples"]
         assert s1[run]["ttfb_ms"]["p50"] >= 50
     assert s1["relay"]["cpu_s"]["delay_proxy"] >= 0  # the proxy's CPU is metered apart
+
+
+def test_the_skeleton_serves_in_the_products_place_with_complete_streams(
+    tmp_path: Path,
+) -> None:
+    run_bench("bench", "--quick", "--only", "S1,S2", "--skeleton", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "quick-latest.json").read_text())
+
+    assert (report["skeleton"], report["function_target"]) == (True, "floor")
+    for key in ("S1", "S2"):
+        relay = report["scenarios"][key]["relay"]
+        streams = report["scenarios"][key]["streams"]
+        assert relay["errors"] == 0, relay["error_samples"]
+        assert relay["complete"] == streams
+        assert relay["upstream"]["requests"] == streams
+
+
+def test_the_opening_floor_measures_every_shape_and_the_product() -> None:
+    printed = run_bench("bench.opening_floor", "--executions", "5", "--rounds", "1")
+    measured = [line.split()[2:-2] for line in printed.splitlines() if line.startswith("round 1:")]
+    assert [" ".join(words) for words in measured] == [
+        "server", "+ token", "+ Firestore", "+ upstream", "product",
+    ]  # fmt: skip
 
 
 def test_compare_bench_runs_both_variants_with_complete_streams(tmp_path: Path) -> None:
