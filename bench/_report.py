@@ -9,7 +9,20 @@ from typing import Any
 from ._loadgen import StreamResult
 from ._scenarios import Scenario
 
-__all__ = ["added", "close_latency", "latency_line", "percentiles", "summarize", "table"]
+__all__ = [
+    "added",
+    "close_latency",
+    "latency_line",
+    "percentile",
+    "percentiles",
+    "summarize",
+    "table",
+]
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0-100, nearest rank) of values sorted ascending."""
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
 def percentiles(values: Sequence[float] | Iterable[float]) -> dict[str, float] | None:
@@ -17,14 +30,10 @@ def percentiles(values: Sequence[float] | Iterable[float]) -> dict[str, float] |
     ordered = sorted(values)
     if not ordered:
         return None
-
-    def rank(p: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
-
     return {
-        "p50": round(rank(50), 3),
-        "p90": round(rank(90), 3),
-        "p99": round(rank(99), 3),
+        "p50": round(percentile(ordered, 50), 3),
+        "p90": round(percentile(ordered, 90), 3),
+        "p99": round(percentile(ordered, 99), 3),
         "max": round(ordered[-1], 3),
         "mean": round(sum(ordered) / len(ordered), 3),
         "n": len(ordered),

@@ -45,6 +45,7 @@ import uvloop
 from devstack import FirestoreEmulator
 
 from ._procs import ROOT, machine_cpu, sample, tree_pids
+from ._report import percentile
 
 sys.path[:0] = [str(ROOT / "functions")]
 
@@ -225,11 +226,6 @@ def _grpc_sync(
 VARIANTS = {"rest": _rest, "async": _grpc_async, "sync": _grpc_sync}
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _all(one: Execution, uids: list[str], concurrency: int) -> None:
     todo = iter(uids)
 
@@ -271,12 +267,12 @@ async def _round(
         "emulator_cpu_ms_per_execution": round(emulator_cpu / n * 1000, 3),
         "wall_ms_per_execution": round(wall / n * 1000, 3),
         "read_ms": {
-            "p50": round(_pct(timed.read_ms, 0.5), 3),
-            "p90": round(_pct(timed.read_ms, 0.9), 3),
+            "p50": round(percentile(sorted(timed.read_ms), 50), 3),
+            "p90": round(percentile(sorted(timed.read_ms), 90), 3),
         },
         "commit_ms": {
-            "p50": round(_pct(timed.commit_ms, 0.5), 3),
-            "p90": round(_pct(timed.commit_ms, 0.9), 3),
+            "p50": round(percentile(sorted(timed.commit_ms), 50), 3),
+            "p90": round(percentile(sorted(timed.commit_ms), 90), 3),
         },
         "machine_busy_s": round(busy, 2),
         "steal_s": round(steal, 2),

@@ -48,6 +48,8 @@ from promptstream.knowledge._search import search  # noqa: E402
 from promptstream.store._firestore import FirestoreRest, encode_fields  # noqa: E402
 from promptstream.upstream._embeddings import EmbeddingsClient, EmbeddingsConfig  # noqa: E402
 
+from ._report import percentile  # noqa: E402
+
 PROJECT = "demo-kb-bench"
 _WORDS = (
     "oven starter flour bicycle brake tyre greenhouse tomato aphid deploy proxy token "
@@ -69,7 +71,7 @@ def synthetic_document(passages: int, seed: int = 7) -> bytes:
 
 def _summary(name: str, values: list[float]) -> str:
     values = sorted(values)
-    p95 = values[max(0, int(0.95 * len(values)) - 1)]
+    p95 = percentile(values, 95)
     return (
         f"{name}: median {statistics.median(values):.1f} ms, p95 {p95:.1f} ms ({len(values)} runs)"
     )

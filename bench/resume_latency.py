@@ -24,6 +24,8 @@ import devstack
 from devstack import FirestoreEmulator, FunctionServer, fake_upstream
 from promptstream import SSEDecoder
 
+from ._report import percentile
+
 PROJECT = "demo-bench-resume"
 API_KEY = "sk-or-v1-bench-not-a-secret"
 
@@ -65,11 +67,6 @@ async def _resume(
     return first
 
 
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
-
-
 async def _bench(a: str, b: str, rounds: int, cut: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     async with aiohttp.ClientSession() as session:
@@ -83,8 +80,8 @@ async def _bench(a: str, b: str, rounds: int, cut: int) -> dict[str, dict[str, f
                     waits.append(wait)
             out[target] = {
                 "rounds": rounds,
-                "p50_ms": round(_pct(waits, 50), 1),
-                "p99_ms": round(_pct(waits, 99), 1),
+                "p50_ms": round(percentile(sorted(waits), 50) * 1000, 1),
+                "p99_ms": round(percentile(sorted(waits), 99) * 1000, 1),
                 "mean_ms": round(statistics.fmean(waits) * 1000, 1),
             }
     return out

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench import QUICK
+from bench._report import percentile
 from support import ROOT
 
 
@@ -30,6 +33,22 @@ def run_bench(module: str, *args: str) -> str:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([1.0, 2.0], 95, 2.0),  # with two runs, p95 is the larger, not the smaller
+        ([1.0, 2.0], 50, 1.0),
+        ([5.0], 99, 5.0),
+        ([float(v) for v in range(1, 101)], 50, 50.0),
+        ([float(v) for v in range(1, 101)], 99, 99.0),
+        ([float(v) for v in range(1, 21)], 95, 19.0),
+        ([float(v) for v in range(1, 21)], 100, 20.0),
+    ],
+)
+def test_a_percentile_is_the_nearest_rank(values: list[float], p: float, expected: float) -> None:
+    assert percentile(values, p) == expected
 
 
 def test_quick_bench_runs_every_scenario_with_complete_streams(tmp_path: Path) -> None:
