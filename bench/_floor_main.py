@@ -6,9 +6,9 @@ deployed.
 
 - ``FLOOR_AUTH=1``: the caller's ID token checked by the product's ``Authenticator``.
 - ``FLOOR_FIRESTORE=N`` (0 to 3): Firestore requests on aiohttp, each answer parsed, in
-  an execution's order: a ``batchGet`` of the prompt (``FLOOR_PROMPT``, default ``p1``), a commit of a small record while
-  the upstream opens (the first byte waits for it), a commit of the record after the
-  stream.
+  an execution's order: a ``batchGet`` of the prompt (``FLOOR_PROMPT``, default ``p1``),
+  a commit of a small record while the upstream opens (the first byte waits for it), a
+  commit of the record after the stream.
 - ``FLOOR_UPSTREAM=1``: a streamed chat completion, its content relayed in the product's
   events (``start``, ``message`` with ids, ``end``, ``[DONE]``) so that ``bench`` can read
   them; the prompt is ``variables.knobs`` of the body when it has one.
@@ -88,6 +88,8 @@ async def _relay(asked: dict[str, Any], send: Any, opening: asyncio.Task[None] |
     n = 0
     async with _session.post(_CHAT_URL, data=body, headers=_CHAT_HEADERS) as resp:
         await _start(send, opening)
+        # Line by line is enough for the fake's short lines (the product reads what arrived
+        # and splits it itself, against an endless line).
         async for line in resp.content:
             if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
                 continue

@@ -73,10 +73,9 @@ def main() -> None:
                 print(f"round {n + 1}: {shape:<14} {ms:.2f} ms", flush=True)
     print(f"\nms of relay CPU per request, {args.executions} sequential requests a run:")
     for shape in shapes:
-        runs = sorted(figures[shape])
-        print(
-            f"{shape:<14} median {runs[len(runs) // 2]:.2f}   runs {', '.join(f'{r:.2f}' for r in figures[shape])}"
-        )
+        median = sorted(figures[shape])[len(figures[shape]) // 2]
+        runs = ", ".join(f"{ms:.2f}" for ms in figures[shape])
+        print(f"{shape:<14} median {median:.2f}   runs {runs}")
 
 
 if __name__ == "__main__":
