@@ -411,7 +411,11 @@ def _parser() -> argparse.ArgumentParser:
             "byte, CPU and memory, for scenarios S1-S6 (issue 6). Loopback only."
         ),
     )
-    parser.add_argument("--quick", action="store_true", help="tiny versions (a smoke check)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny versions (a smoke check; the emulator at normal priority)",
+    )
     parser.add_argument("--only", default="", help="comma-separated scenario keys, e.g. S2,S3")
     parser.add_argument(
         "--out", type=Path, default=RESULTS, help=f"directory for the JSON (default {RESULTS})"
@@ -476,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         "skeleton": args.skeleton,
         "scenarios": {},
     }
-    emulator = FirestoreEmulator(PROJECT, log_dir)
+    emulator = FirestoreEmulator(PROJECT, log_dir, background=not args.quick)
     fake = FakeUpstream(log_dir)
     proxy: DelayProxy | None = None
     try:

@@ -189,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--delay", type=float, default=0.02, help="lag runs: seconds between chunks"
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a smoke check: the emulator at normal priority (its figures are not read)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     rounds_n = max(1, min(args.rounds, 50))
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "lag_run": {"chunks": args.lag_chunks, "delay_s": args.delay},
         "rounds": [],
     }
-    emulator = FirestoreEmulator(PROJECT, log_dir)
+    emulator = FirestoreEmulator(PROJECT, log_dir, background=not args.smoke)
     fake = FakeUpstream(log_dir)
     env = {
         "ALLOWED_MODELS": ",".join(MODELS),
