@@ -1,5 +1,6 @@
-"""`python -m bench --quick` and `python -m bench.compare` at their smallest, as smoke
-checks that the harnesses work end to end.
+"""`python -m bench --quick` (with the product and with the skeleton),
+`python -m bench.compare` and `python -m bench.opening_floor` at their smallest, as smoke
+checks that the harnesses work end to end; and the bench's percentile.
 
 Each starts its own Firestore emulator, fake upstream and function server on free ports.
 No timing is asserted (a timed test is no test): only that every scenario ran against
