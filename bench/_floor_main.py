@@ -4,6 +4,9 @@ plumbing and token check) that makes the requests an execution makes and does no
 else with them. Served by ``bench.opening_floor`` and ``bench --skeleton``; never
 deployed.
 
+The body is read as every endpoint reads it (``read_body``: its size and time bounds), and
+every event goes through the product's one encoder.
+
 - ``FLOOR_AUTH=1``: the caller's ID token checked by the product's ``Authenticator``.
 - ``FLOOR_FIRESTORE=N`` (0 to 3): Firestore requests on aiohttp, each answer parsed, in
   an execution's order: a ``batchGet`` of the prompt (``FLOOR_PROMPT``, default ``p1``),
@@ -27,7 +30,9 @@ import aiohttp
 
 from promptstream import Settings, configure_server, https_endpoint, with_cors
 from promptstream._json import dumps, loads
-from promptstream.http._endpoint import endpoint
+from promptstream._sse import encode_event
+from promptstream.http._asgi import header
+from promptstream.http._endpoint import endpoint, read_body
 from promptstream.http._service import Service
 
 _settings = Settings.from_env()
@@ -62,7 +67,8 @@ def _commit(state: str) -> bytes:
     return dumps({"writes": [{"update": {"name": name, "fields": fields}}]})
 
 
-_START = b"event: start\ndata: {}\n\n"
+_START = encode_event(b"{}", event="start")
+_END = encode_event(b"{}", event="end") + encode_event("[DONE]")
 _HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -101,20 +107,15 @@ async def _relay(asked: dict[str, Any], send: Any, opening: asyncio.Task[None] |
             if content:
                 n += 1
                 data = dumps({"content": content, "finish_reason": choice.get("finish_reason")})
-                event = b"event: message\nid: %d\ndata: %s\n\n" % (n, data)
+                event = encode_event(data, id=n)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
 
 
 async def _handle(service: Service, scope: Any, receive: Any, send: Any) -> None:
     global _session
-    raw = b""
-    while True:
-        message = await receive()
-        raw += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    raw = await read_body(receive, service.settings)
     if _AUTH:
-        await service.auth.uid(dict(scope["headers"]).get(b"authorization", b"").decode())
+        await service.auth.uid(header(scope, b"authorization"))
     if _session is None:
         _session = aiohttp.ClientSession()
     if _FIRESTORE >= 1:
@@ -129,7 +130,7 @@ async def _handle(service: Service, scope: Any, receive: Any, send: Any) -> None
         await _start(send, opening)
     if _FIRESTORE >= 3:
         await _firestore(":commit", _commit("done"))
-    await send({"type": "http.response.body", "body": b"event: end\ndata: {}\n\ndata: [DONE]\n\n"})
+    await send({"type": "http.response.body", "body": _END})
 
 
 floor = https_endpoint("floor", with_cors(endpoint({"POST": _handle}), _settings))
